@@ -1,0 +1,102 @@
+/**
+ * Job requests and results as the engines see them (after the sealed envelope is opened).
+ * Validated at runtime wherever they cross a trust boundary.
+ */
+import * as v from 'valibot';
+import { InvalidInputError } from './errors.ts';
+import { TensorType } from './manifest.ts';
+
+const ModelId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
+const Tokens = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(32768));
+
+export const Sampling = v.strictObject({
+  /** 0 means greedy (argmax). */
+  temperature: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(4)), 0),
+  /** Nucleus mass in (0, 1]; 1 disables top-p. */
+  topP: v.optional(v.pipe(v.number(), v.gtValue(0), v.maxValue(1)), 1),
+  /** Seed of the sampler's PRNG; the same seed gives the same tokens. */
+  seed: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
+});
+export type Sampling = v.InferOutput<typeof Sampling>;
+
+export const Tensor = v.strictObject({
+  type: TensorType,
+  dims: v.array(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  /** Row-major values; int64 values are plain numbers (safe integers). */
+  data: v.array(v.number()),
+});
+export type Tensor = v.InferOutput<typeof Tensor>;
+
+export const ChatMessage = v.strictObject({
+  role: v.picklist(['system', 'user', 'assistant']),
+  content: v.pipe(v.string(), v.maxLength(200_000)),
+});
+export type ChatMessage = v.InferOutput<typeof ChatMessage>;
+
+export const EmbedRequest = v.strictObject({
+  kind: v.literal('embed'),
+  model: ModelId,
+  inputs: v.pipe(v.array(v.pipe(v.string(), v.maxLength(100_000))), v.minLength(1), v.maxLength(256)),
+});
+export const GenerateRequest = v.strictObject({
+  kind: v.literal('generate'),
+  model: ModelId,
+  /** Prompt as text (tokenized by the model's tokenizer) or as token ids. */
+  prompt: v.union([v.pipe(v.string(), v.minLength(1)), v.pipe(v.array(v.pipe(v.number(), v.integer(), v.minValue(0))), v.minLength(1))]),
+  maxTokens: Tokens,
+  sampling: v.optional(Sampling, {}),
+});
+export const InferRequest = v.strictObject({
+  kind: v.literal('infer'),
+  model: ModelId,
+  inputs: v.record(v.string(), Tensor),
+});
+export const ChatRequest = v.strictObject({
+  kind: v.literal('chat'),
+  model: ModelId,
+  messages: v.pipe(v.array(ChatMessage), v.minLength(1)),
+  maxTokens: Tokens,
+  sampling: v.optional(Sampling, {}),
+});
+
+export const JobRequest = v.variant('kind', [EmbedRequest, GenerateRequest, InferRequest, ChatRequest]);
+export type JobRequest = v.InferOutput<typeof JobRequest>;
+export type EmbedRequest = v.InferOutput<typeof EmbedRequest>;
+export type GenerateRequest = v.InferOutput<typeof GenerateRequest>;
+export type InferRequest = v.InferOutput<typeof InferRequest>;
+export type ChatRequest = v.InferOutput<typeof ChatRequest>;
+
+/** Work done, the unit prices are per. */
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export type JobResult =
+  | { kind: 'embed'; embeddings: number[][]; usage: Usage }
+  | { kind: 'generate'; tokens: number[]; text?: string; finishReason: FinishReason; usage: Usage }
+  | { kind: 'infer'; outputs: Record<string, Tensor>; usage: Usage }
+  | { kind: 'chat'; text: string; finishReason: FinishReason; usage: Usage };
+
+/** One streamed piece of a `generate` or `chat` job. */
+export interface StreamChunk {
+  /** Index of the chunk, from 0. */
+  index: number;
+  /** Token ids produced in this chunk (empty for engines that only expose text). */
+  tokens: number[];
+  /** Text produced in this chunk. */
+  text: string;
+}
+
+/** Validates a job request; throws {@link InvalidInputError} saying what is wrong. */
+export function parseJobRequest(data: unknown): JobRequest {
+  const result = v.safeParse(JobRequest, data);
+  if (!result.success) {
+    throw new InvalidInputError(`The job is malformed: ${v.summarize(result.issues)}. Fix the request and send it again.`, {
+      issues: result.issues.map((i) => ({ path: v.getDotPath(i), message: i.message })),
+    });
+  }
+  return result.output;
+}
