@@ -71,12 +71,14 @@ export class ManifestError extends SpinneretError {
 
 /** A downloaded file's SHA-256 differs from the manifest; the file was discarded. */
 export class IntegrityError extends SpinneretError {
-  constructor(url: string, expected: string, actual: string) {
+  /** `found` is the SHA-256 of the bytes received, or words saying what else was wrong (e.g. their length). */
+  constructor(url: string, expected: string, found: string) {
+    const what = /^[0-9a-f]{64}$/.test(found) ? `SHA-256 ${found.slice(0, 12)}…, expected ${expected.slice(0, 12)}…` : found;
     super(
       'INTEGRITY',
-      `Model file ${url} failed its integrity check (SHA-256 ${actual.slice(0, 12)}…, expected ${expected.slice(0, 12)}…). ` +
+      `Model file ${url} failed its integrity check (${what}). ` +
         'The file was discarded and nothing from it was run. Try again later; if it keeps failing, the model host serves a different file than the manifest lists.',
-      { url, expected, actual },
+      { url, expected, found },
     );
   }
 }

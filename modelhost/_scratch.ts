@@ -1,0 +1,13 @@
+import * as ort from 'onnxruntime-web';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { buildTinyEmbed } from './models/tiny-embed.ts';
+const m = buildTinyEmbed();
+const tj = JSON.parse(new TextDecoder().decode(m.files.get('tokenizer.json')!));
+const tc = JSON.parse(new TextDecoder().decode(m.files.get('tokenizer_config.json')!));
+const tok = new Tokenizer(tj, tc);
+const e = tok.encode('Hello, World! The quick brown foxes jumped 42 times.');
+console.log(e.ids, e.tokens, tok.decode(e.ids), tj.model.vocab ? Object.keys(tj.model.vocab).length : 0);
+const s = await ort.InferenceSession.create(m.files.get('onnx/model.onnx')!, { executionProviders: ['wasm'] });
+const n = e.ids.length;
+const r = await s.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(e.ids.map(BigInt)), [1, n]), attention_mask: new ort.Tensor('int64', BigInt64Array.from(e.attention_mask.map(BigInt)), [1, n]) });
+console.log(r.last_hidden_state!.dims, Array.from(r.last_hidden_state!.data as Float32Array).slice(0, 8));

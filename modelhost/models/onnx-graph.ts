@@ -1,0 +1,164 @@
+/**
+ * A small builder for ONNX graphs on top of `onnx-proto`, enough for the test models:
+ * raw little-endian initializers, typed attributes and deterministic node names.
+ */
+import onnxProto from 'onnx-proto';
+import type { onnx as proto } from 'onnx-proto';
+
+const { onnx } = onnxProto;
+const DataType = onnx.TensorProto.DataType;
+const AttrType = onnx.AttributeProto.AttributeType;
+
+export type ElemType = 'float32' | 'int64' | 'uint8' | 'bool';
+
+const ELEM: Record<ElemType, number> = {
+  float32: DataType.FLOAT,
+  int64: DataType.INT64,
+  uint8: DataType.UINT8,
+  bool: DataType.BOOL,
+};
+
+/** An attribute value with its ONNX type spelled out (a bare number would be ambiguous: 1 vs 1.0). */
+export type Attr = { int: number } | { float: number } | { ints: readonly number[] } | { string: string };
+export const int = (value: number): Attr => ({ int: value });
+export const float = (value: number): Attr => ({ float: value });
+export const ints = (value: readonly number[]): Attr => ({ ints: value });
+
+/** Dimensions of a graph input or output; a string is a symbolic dimension. */
+export type Dims = readonly (number | string)[];
+
+export interface NodeOptions {
+  domain?: string;
+  /** Names of the outputs; by default one fresh name. */
+  outputs?: readonly string[];
+}
+
+export interface OpsetImport {
+  domain: string;
+  version: number;
+}
+
+function floatBytes(data: ArrayLike<number>): Uint8Array {
+  const view = new DataView(new ArrayBuffer(data.length * 4));
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i] ?? 0, true);
+  return new Uint8Array(view.buffer);
+}
+
+function int64Bytes(data: readonly number[]): Uint8Array {
+  const view = new DataView(new ArrayBuffer(data.length * 8));
+  for (let i = 0; i < data.length; i++) view.setBigInt64(i * 8, BigInt(data[i] ?? 0), true);
+  return new Uint8Array(view.buffer);
+}
+
+function toAttribute(name: string, value: Attr): proto.IAttributeProto {
+  if ('int' in value) return { name, type: AttrType.INT, i: value.int };
+  if ('float' in value) return { name, type: AttrType.FLOAT, f: value.float };
+  if ('ints' in value) return { name, type: AttrType.INTS, ints: [...value.ints] };
+  return { name, type: AttrType.STRING, s: new TextEncoder().encode(value.string) };
+}
+
+function valueInfo(name: string, type: ElemType, dims: Dims): proto.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: ELEM[type],
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+export class GraphBuilder {
+  private readonly nodes: proto.INodeProto[] = [];
+  private readonly initializers: proto.ITensorProto[] = [];
+  private readonly inputs: proto.IValueInfoProto[] = [];
+  private readonly outputs: proto.IValueInfoProto[] = [];
+  private counter = 0;
+  /** Bytes of the largest initializer, for the manifest's `maxBufferBytes`. */
+  largestInitializerBytes = 0;
+  /** Sum of all initializer bytes. */
+  initializerBytes = 0;
+
+  constructor(private readonly name: string) {}
+
+  input(name: string, type: ElemType, dims: Dims): string {
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  output(name: string, type: ElemType, dims: Dims): string {
+    this.outputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  private addInitializer(name: string, dataType: number, dims: readonly number[], rawData: Uint8Array): string {
+    this.initializers.push({ name, dataType, dims: [...dims], rawData });
+    this.largestInitializerBytes = Math.max(this.largestInitializerBytes, rawData.length);
+    this.initializerBytes += rawData.length;
+    return name;
+  }
+
+  /** A float32 initializer; `dims` [] makes a scalar. */
+  f32(name: string, dims: readonly number[], data: ArrayLike<number>): string {
+    return this.addInitializer(name, DataType.FLOAT, dims, floatBytes(data));
+  }
+
+  i64(name: string, dims: readonly number[], data: readonly number[]): string {
+    return this.addInitializer(name, DataType.INT64, dims, int64Bytes(data));
+  }
+
+  u8(name: string, dims: readonly number[], data: Uint8Array): string {
+    return this.addInitializer(name, DataType.UINT8, dims, data.slice());
+  }
+
+  /** A float scalar constant, named after its value. */
+  scalar(value: number): string {
+    const name = `const_${value}`;
+    if (this.initializers.some((t) => t.name === name)) return name;
+    return this.f32(name, [], [value]);
+  }
+
+  /** A 1-D int64 constant (shapes, axes, perms), named after its values. */
+  shape(values: readonly number[]): string {
+    const name = `shape_${values.join('_').replaceAll('-', 'm')}`;
+    if (this.initializers.some((t) => t.name === name)) return name;
+    return this.i64(name, [values.length], values);
+  }
+
+  /** Adds a node and returns its first output's name. */
+  node(opType: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, options: NodeOptions = {}): string {
+    const id = this.counter++;
+    const outputs = options.outputs ?? [`${opType.toLowerCase()}_${id}`];
+    this.nodes.push({
+      name: `${opType}_${id}`,
+      opType,
+      domain: options.domain ?? '',
+      input: [...inputs],
+      output: [...outputs],
+      attribute: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)),
+    });
+    const first = outputs[0];
+    if (first === undefined) throw new Error(`${opType} node needs an output`);
+    return first;
+  }
+
+  /** Serializes the model (IR version 8: opset 17 needs at least that). */
+  encode(opsets: readonly OpsetImport[], docString = ''): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'spinneret-modelhost',
+      producerVersion: '1',
+      docString,
+      opsetImport: opsets.map((o) => ({ domain: o.domain, version: o.version })),
+      graph: {
+        name: this.name,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The worker's API, a plain typed object exposed to the page with comlink. Long calls take a
+ * call id the page can cancel with {@link WorkerApi.cancel}, since an AbortSignal cannot cross
+ * `postMessage`.
+ */
+import type { StreamChunk } from '../protocol/jobs.ts';
+import type { GpuBenchmark, GpuInfo } from './gpu/types.ts';
+import type { GpuDeviceManager } from './gpu/device.ts';
+import { runGpuBenchmark } from './gpu/bench.ts';
+import { AbortedError, EngineError, WebGPUUnavailableError } from '../protocol/errors.ts';
+import type { LoadProgress } from './engines/types.ts';
+import type { LoadedSummary, ModelSummary, RunOutcome, Runtime, RuntimeStatus } from './runtime.ts';
+
+export interface CallOptions {
+  /** Lets the page cancel this call with `cancel(callId)`. */
+  callId?: string;
+}
+
+/** What the page tells the worker at start. */
+export interface WorkerConfig {
+  /** URL of the model manifest. */
+  manifestUrl: string;
+  /** Forces ONNX models onto one backend (comparisons and tests). */
+  backend?: 'webgpu' | 'wasm';
+  /** GPU memory the contributor allows, MiB. */
+  vramMiB?: number;
+}
+
+export interface RuntimeParts {
+  runtime: Runtime;
+  gpu: GpuDeviceManager | null;
+}
+
+export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
+  let parts: RuntimeParts | null = null;
+  const need = (): RuntimeParts => {
+    if (parts === null) throw new EngineError('The worker is not initialised. Call init(config) first.');
+    return parts;
+  };
+  const calls = new Map<string, AbortController>();
+  const track = <T>(callId: string | undefined, body: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const controller = new AbortController();
+    if (callId !== undefined) calls.set(callId, controller);
+    return body(controller.signal).finally(() => callId !== undefined && calls.delete(callId));
+  };
+
+  return {
+    /** Loads the manifest and probes the GPU. */
+    async init(config: WorkerConfig): Promise<RuntimeStatus> {
+      parts ??= build(config);
+      await parts.runtime.init();
+      return parts.runtime.status();
+    },
+
+    status(): RuntimeStatus {
+      return need().runtime.status();
+    },
+
+    gpuInfo(): GpuInfo | null {
+      return need().runtime.status().gpu;
+    },
+
+    /** Runs the WGSL matmul and copy kernels, each checked against a CPU reference. */
+    async benchmark(options: { matmulSize?: number; copyBytes?: number } = {}): Promise<GpuBenchmark> {
+      const { runtime, gpu } = need();
+      if (gpu === null || runtime.status().gpu === null) throw new WebGPUUnavailableError('no WebGPU adapter to benchmark');
+      return runGpuBenchmark(await gpu.device(), options);
+    },
+
+    models(): Promise<ModelSummary[]> {
+      return need().runtime.models();
+    },
+
+    loaded(): Promise<LoadedSummary[]> {
+      return need().runtime.loadedModels();
+    },
+
+    /** Loads a model; `onProgress` must be wrapped with comlink's `proxy()`. */
+    async load(modelId: string, onProgress?: (p: LoadProgress) => void, options: CallOptions = {}): Promise<LoadedSummary> {
+      return track(options.callId, async (signal) => {
+        const model = await need().runtime.load(modelId, { signal, ...(onProgress ? { onProgress } : {}) });
+        return { modelId: model.modelId, backend: model.backend, memoryBytes: model.memoryBytes() };
+      });
+    },
+
+    /** Validates and runs a job; `onChunk` (a comlink `proxy()`) receives streamed pieces. */
+    run(request: unknown, onChunk?: (chunk: StreamChunk) => void, options: CallOptions = {}): Promise<RunOutcome> {
+      return track(options.callId, (signal) => need().runtime.run(request, { signal, ...(onChunk ? { onChunk } : {}) }));
+    },
+
+    cancel(callId: string): boolean {
+      const controller = calls.get(callId);
+      controller?.abort(new AbortedError(`Call ${callId}`));
+      return controller !== undefined;
+    },
+
+    unload(modelId: string): Promise<void> {
+      return need().runtime.unload(modelId);
+    },
+
+    /** Unloads and removes the cached files; returns the bytes freed. */
+    evict(modelId: string): Promise<number> {
+      return need().runtime.evict(modelId);
+    },
+
+    /**
+     * Destroys the current GPU device, as a driver reset would. The runtime notices the loss,
+     * makes a new device and reloads models on next use. For the recovery test and the
+     * "simulate GPU loss" button.
+     */
+    async loseDevice(): Promise<void> {
+      const { gpu } = need();
+      if (gpu === null) throw new WebGPUUnavailableError('no WebGPU device to lose');
+      (await gpu.device()).destroy();
+    },
+  };
+}
+
+export type WorkerApi = ReturnType<typeof createWorkerApi>;

@@ -1,0 +1,285 @@
+/** The `onnx` engine: onnxruntime-web on WebGPU, with WASM where the model and device call for it. */
+import { Tokenizer } from '@huggingface/tokenizers';
+import { EngineError, InvalidInputError, toSpinneretError } from '../../../protocol/errors.ts';
+import type { ChatRequest, EmbedRequest, GenerateRequest, InferRequest, JobRequest, JobResult, Tensor } from '../../../protocol/jobs.ts';
+import type { ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
+import type { Engine, EngineContext, LoadOptions, LoadedModel, RunOptions } from '../types.ts';
+import { OrtDecoder, presentNames } from './decoder.ts';
+import { generate } from './generate.ts';
+import { checkInferInputs } from './infer.ts';
+import { createSession, float32Tensor, int64Tensor, loadOrt, readFloat32, type OrtModule, type OrtSession, type OrtTensor } from './ort.ts';
+import { l2Normalize, meanPool } from './pooling.ts';
+import { selectOnnxBackend, type BackendChoice } from './select.ts';
+
+export interface OnnxEngineOptions {
+  /** Loads onnxruntime-web; tests inject the Node build. */
+  loadOrt?: () => Promise<OrtModule>;
+  /** GPU memory the contributor allows, bytes. */
+  vramBudgetBytes?: () => number;
+  /** Forces a backend (benchmarks compare WebGPU with WASM). */
+  forceBackend?: () => BackendChoice['backend'] | undefined;
+}
+
+export class OnnxEngine implements Engine {
+  readonly kind = 'onnx' as const;
+  readonly #ctx: EngineContext;
+  readonly #options: Required<Omit<OnnxEngineOptions, 'forceBackend'>> & Pick<OnnxEngineOptions, 'forceBackend'>;
+
+  constructor(ctx: EngineContext, options: OnnxEngineOptions = {}) {
+    this.#ctx = ctx;
+    this.#options = {
+      loadOrt: options.loadOrt ?? loadOrt,
+      vramBudgetBytes: options.vramBudgetBytes ?? (() => 4 * 1024 ** 3),
+      forceBackend: options.forceBackend,
+    };
+  }
+
+  /** Chooses the backend for `model` here; throws the typed reason when it cannot run. */
+  choose(model: OnnxModel): BackendChoice {
+    const force = this.#options.forceBackend?.();
+    return selectOnnxBackend(model, {
+      gpu: this.#ctx.gpu(),
+      gpuUnavailableReason: 'no WebGPU adapter',
+      vramBudgetBytes: this.#options.vramBudgetBytes(),
+      ...(force !== undefined ? { force } : {}),
+    });
+  }
+
+  estimateMemory(model: ModelEntry): number {
+    if (model.engine !== 'onnx') throw new EngineError(`Model "${model.id}" is not an ONNX model.`);
+    return this.choose(model).backend === 'webgpu' ? model.vramBytes : 0;
+  }
+
+  async load(model: ModelEntry, options: LoadOptions = {}): Promise<LoadedModel> {
+    if (model.engine !== 'onnx') throw new EngineError(`Model "${model.id}" is not an ONNX model.`);
+    const choice = this.choose(model);
+    const files = await fetchAll(this.#ctx, model, options);
+    const file = (name: string | undefined): Uint8Array | undefined => (name === undefined ? undefined : files.get(name));
+    options.onProgress?.({ modelId: model.id, phase: 'compile', loadedBytes: 0, totalBytes: 0, text: `Creating ${choice.backend} session` });
+    try {
+      const ort = await this.#options.loadOrt();
+      const device = choice.backend === 'webgpu' ? await this.#ctx.device() : null;
+      const bytes = file(model.onnx.model);
+      if (bytes === undefined) throw new EngineError(`Model "${model.id}" lacks its graph file.`);
+      const session = await createSession(ort, {
+        bytes,
+        backend: choice.backend,
+        device,
+        gpuOutputs: model.onnx.decoder !== undefined ? presentNames(model.onnx.decoder) : [],
+      });
+      const tokenizer = makeTokenizer(file(model.onnx.tokenizer), file(model.onnx.tokenizerConfig));
+      options.onProgress?.({ modelId: model.id, phase: 'ready', loadedBytes: 0, totalBytes: 0 });
+      return new LoadedOnnxModel(ort, model, session, tokenizer, choice);
+    } catch (err) {
+      throw toSpinneretError(err, `Loading model "${model.id}" on ${choice.backend}`);
+    }
+  }
+}
+
+async function fetchAll(ctx: EngineContext, model: OnnxModel, options: LoadOptions): Promise<Map<string, Uint8Array>> {
+  const total = model.files.reduce((sum, f) => sum + f.size, 0);
+  const done = new Map<string, number>();
+  const report = (file: ModelFile, loaded: number): void => {
+    done.set(file.name, loaded);
+    const loadedBytes = [...done.values()].reduce((a, b) => a + b, 0);
+    options.onProgress?.({ modelId: model.id, phase: 'download', loadedBytes, totalBytes: total });
+  };
+  const entries = await Promise.all(
+    model.files.map(async (file) => {
+      const bytes = await ctx.store.getFile(file, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (p) => report(file, p.loadedBytes),
+      });
+      return [file.name, bytes] as const;
+    }),
+  );
+  return new Map(entries);
+}
+
+function makeTokenizer(json: Uint8Array | undefined, config: Uint8Array | undefined): Tokenizer | null {
+  if (json === undefined) return null;
+  const decode = (bytes: Uint8Array): object => JSON.parse(new TextDecoder().decode(bytes)) as object;
+  return new Tokenizer(decode(json), config === undefined ? {} : decode(config));
+}
+
+class LoadedOnnxModel implements LoadedModel {
+  readonly modelId: string;
+  readonly backend: string;
+  readonly fallbackReason: string | undefined;
+  readonly #ort: OrtModule;
+  readonly #model: OnnxModel;
+  readonly #session: OrtSession;
+  readonly #tokenizer: Tokenizer | null;
+  /** One run at a time per session: ORT sessions are not re-entrant. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(ort: OrtModule, model: OnnxModel, session: OrtSession, tokenizer: Tokenizer | null, choice: BackendChoice) {
+    this.modelId = model.id;
+    this.backend = choice.backend;
+    this.fallbackReason = choice.fallbackReason;
+    this.#ort = ort;
+    this.#model = model;
+    this.#session = session;
+    this.#tokenizer = tokenizer;
+  }
+
+  memoryBytes(): number {
+    return this.backend === 'webgpu' ? this.#model.vramBytes : this.#model.files.reduce((sum, f) => sum + f.size, 0);
+  }
+
+  run(request: JobRequest, options: RunOptions = {}): Promise<JobResult> {
+    if (!this.#model.kinds.includes(request.kind)) {
+      return Promise.reject(
+        new InvalidInputError(`Model "${this.modelId}" does not take "${request.kind}" jobs; it takes ${this.#model.kinds.join(', ')}.`),
+      );
+    }
+    const next = this.#queue.then(() => this.#dispatch(request, options));
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async unload(): Promise<void> {
+    await this.#queue;
+    await this.#session.release();
+  }
+
+  async #dispatch(request: JobRequest, options: RunOptions): Promise<JobResult> {
+    try {
+      switch (request.kind) {
+        case 'embed':
+          return await this.#embed(request);
+        case 'generate':
+          return await this.#generate(request, options);
+        case 'chat':
+          return await this.#chat(request, options);
+        case 'infer':
+          return await this.#infer(request);
+      }
+    } catch (err) {
+      throw toSpinneretError(err, `Running a ${request.kind} job on "${this.modelId}"`);
+    }
+  }
+
+  #needTokenizer(): Tokenizer {
+    if (this.#tokenizer === null) throw new EngineError(`Model "${this.modelId}" has no tokenizer.`);
+    return this.#tokenizer;
+  }
+
+  async #embed(request: EmbedRequest): Promise<JobResult> {
+    const spec = this.#model.onnx.embedding;
+    if (spec === undefined) throw new EngineError(`Model "${this.modelId}" has no embedding section.`);
+    const tokenizer = this.#needTokenizer();
+    const encoded = request.inputs.map((text) => tokenizer.encode(text).ids);
+    encoded.forEach((ids, i) => {
+      if (ids.length > spec.maxTokens) {
+        throw new InvalidInputError(
+          `Input ${i} is ${ids.length} tokens; model "${this.modelId}" takes at most ${spec.maxTokens}. Split the text into shorter pieces.`,
+          { input: i, tokens: ids.length, maxTokens: spec.maxTokens },
+        );
+      }
+    });
+    const batch = encoded.length;
+    const seq = Math.max(...encoded.map((ids) => ids.length));
+    const ids = new Array<number>(batch * seq).fill(0);
+    const mask = new Array<number>(batch * seq).fill(0);
+    encoded.forEach((row, b) => row.forEach((id, s) => ((ids[b * seq + s] = id), (mask[b * seq + s] = 1))));
+    const ort = this.#ort;
+    const feeds: Record<string, OrtTensor> = {
+      input_ids: int64Tensor(ort, ids, [batch, seq]),
+      attention_mask: int64Tensor(ort, mask, [batch, seq]),
+    };
+    if (spec.tokenTypeIds) feeds['token_type_ids'] = int64Tensor(ort, new Array<number>(batch * seq).fill(0), [batch, seq]);
+    const out = await this.#session.run(feeds);
+    const hidden = out[spec.output];
+    if (hidden === undefined) throw new EngineError(`Model "${this.modelId}" has no output "${spec.output}".`);
+    const pooled = meanPool(await readFloat32(hidden), mask, batch, seq, spec.dim);
+    const embeddings = pooled.map((v) => Array.from(spec.normalize ? l2Normalize(v) : v));
+    return { kind: 'embed', embeddings, usage: { promptTokens: mask.reduce((a, b) => a + b, 0), completionTokens: 0 } };
+  }
+
+  async #generate(request: GenerateRequest, options: RunOptions): Promise<JobResult> {
+    const prompt = typeof request.prompt === 'string' ? this.#needTokenizer().encode(request.prompt).ids : request.prompt;
+    const { tokens, finishReason } = await this.#decode(prompt, request, options);
+    const text = this.#tokenizer?.decode(tokens, { skip_special_tokens: true });
+    return {
+      kind: 'generate',
+      tokens,
+      ...(text !== undefined ? { text } : {}),
+      finishReason,
+      usage: { promptTokens: prompt.length, completionTokens: tokens.length },
+    };
+  }
+
+  async #chat(request: ChatRequest, options: RunOptions): Promise<JobResult> {
+    const tokenizer = this.#needTokenizer();
+    const template = this.#decoderSpec().chatTemplate;
+    const text =
+      request.messages.map((m) => template.message.replaceAll('{role}', m.role).replaceAll('{content}', m.content)).join('') +
+      template.assistantPrefix;
+    const prompt = tokenizer.encode(text).ids;
+    const { tokens, finishReason } = await this.#decode(prompt, request, options);
+    return {
+      kind: 'chat',
+      text: tokenizer.decode(tokens, { skip_special_tokens: true }),
+      finishReason,
+      usage: { promptTokens: prompt.length, completionTokens: tokens.length },
+    };
+  }
+
+  #decoderSpec() {
+    const spec = this.#model.onnx.decoder;
+    if (spec === undefined) throw new EngineError(`Model "${this.modelId}" has no decoder section.`);
+    return spec;
+  }
+
+  async #decode(prompt: readonly number[], request: GenerateRequest | ChatRequest, options: RunOptions) {
+    const spec = this.#decoderSpec();
+    const bad = prompt.find((id) => id >= spec.vocabSize);
+    if (bad !== undefined) {
+      throw new InvalidInputError(`Token id ${bad} is outside the vocabulary of "${this.modelId}" (${spec.vocabSize} tokens).`);
+    }
+    const decoder = new OrtDecoder(this.#ort, this.#session, spec);
+    const tokenizer = this.#tokenizer;
+    let previousText = '';
+    const emitted: number[] = [];
+    return generate(decoder, prompt, {
+      maxTokens: request.maxTokens,
+      maxContext: spec.maxContext,
+      eosTokenIds: spec.eosTokenIds,
+      sampling: request.sampling,
+      ...(options.signal ? { signal: options.signal } : {}),
+      onToken: (token, index) => {
+        emitted.push(token);
+        // Decode the whole text so far: a token's text can depend on its neighbours.
+        const text = tokenizer?.decode(emitted, { skip_special_tokens: true }) ?? '';
+        options.onChunk?.({ index, tokens: [token], text: text.slice(previousText.length) });
+        previousText = text;
+      },
+    });
+  }
+
+  async #infer(request: InferRequest): Promise<JobResult> {
+    const specs = this.#model.onnx.inputs ?? [];
+    checkInferInputs(this.modelId, specs, request.inputs);
+    const ort = this.#ort;
+    const feeds: Record<string, OrtTensor> = {};
+    for (const spec of specs) {
+      const t = request.inputs[spec.name];
+      if (t === undefined) continue;
+      feeds[spec.name] =
+        t.type === 'float32'
+          ? float32Tensor(ort, t.data, t.dims)
+          : t.type === 'int32'
+            ? new ort.Tensor('int32', Int32Array.from(t.data), t.dims)
+            : int64Tensor(ort, t.data, t.dims);
+    }
+    const out = await this.#session.run(feeds);
+    const outputs: Record<string, Tensor> = {};
+    for (const name of this.#model.onnx.outputs ?? Object.keys(out)) {
+      const tensor = out[name];
+      if (tensor === undefined) throw new EngineError(`Model "${this.modelId}" has no output "${name}".`);
+      outputs[name] = { type: 'float32', dims: [...tensor.dims], data: Array.from(await readFloat32(tensor)) };
+    }
+    return { kind: 'infer', outputs, usage: { promptTokens: 0, completionTokens: 0 } };
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * The contributor runtime: the manifest, the engines, the models they hold, and the GPU
+ * device they share. It survives device loss: loaded WebGPU models are reloaded on the new
+ * device and a job that the loss interrupted runs again, once.
+ */
+import {
+  DeviceLostError,
+  EngineError,
+  ModelUnreachableError,
+  SpinneretError,
+  serializeError,
+  type SerializedError,
+} from '../protocol/errors.ts';
+import { findModel, parseManifest, type EngineKind, type Manifest, type ModelEntry, type TensorSpec } from '../protocol/manifest.ts';
+import { parseJobRequest, type JobResult, type StreamChunk } from '../protocol/jobs.ts';
+import type { GpuDeviceManager } from './gpu/device.ts';
+import type { GpuInfo } from './gpu/types.ts';
+import type { ModelStore } from './models/store.ts';
+import type { Engine, EngineContext, LoadProgress, LoadedModel } from './engines/types.ts';
+
+/** A model as the page lists it. */
+export interface ModelSummary {
+  id: string;
+  name: string;
+  engine: EngineKind;
+  kinds: string[];
+  /** Download size, bytes. */
+  sizeBytes: number;
+  vramBytes: number;
+  /** Every file has a verified cached copy. */
+  cached: boolean;
+  /** Backend it is loaded on, or null. */
+  loadedOn: string | null;
+  /** Why it cannot run here, or null when it can. */
+  blocked: SerializedError | null;
+  /** Declared inputs of an `infer` model. */
+  inputs?: TensorSpec[];
+}
+
+export interface RunOutcome {
+  result: JobResult;
+  backend: string;
+  /** Wall time of the run (not the load), milliseconds. */
+  ms: number;
+  /** Device generation it ran on (bumps after each loss). */
+  deviceGeneration: number;
+}
+
+export interface RuntimeStatus {
+  gpu: GpuInfo | null;
+  gpuError: SerializedError | null;
+  deviceGeneration: number;
+  deviceLosses: number;
+  lastDeviceLoss: { at: number; message: string } | null;
+}
+
+export interface LoadedSummary {
+  modelId: string;
+  backend: string;
+  memoryBytes: number;
+}
+
+export interface RuntimeOptions {
+  manifestUrl: string;
+  store: ModelStore;
+  gpu: GpuDeviceManager | null;
+  /** Builds the engines around the context; the worker passes the onnx and webllm engines. */
+  engines: (ctx: EngineContext) => Engine[];
+  fetch?: typeof fetch;
+}
+
+export class Runtime {
+  readonly #options: RuntimeOptions;
+  readonly #engines = new Map<EngineKind, Engine>();
+  readonly #loaded = new Map<string, Promise<LoadedModel>>();
+  #manifest: Manifest | null = null;
+  #gpuInfo: GpuInfo | null = null;
+  #gpuError: SerializedError | null = null;
+  #losses = 0;
+  #lastLoss: RuntimeStatus['lastDeviceLoss'] = null;
+  #lossListeners = new Set<(status: RuntimeStatus) => void>();
+
+  constructor(options: RuntimeOptions) {
+    this.#options = options;
+    const ctx: EngineContext = {
+      store: options.store,
+      gpu: () => this.#gpuInfo,
+      device: async () => (options.gpu === null || this.#gpuInfo === null ? null : options.gpu.device()),
+    };
+    for (const engine of options.engines(ctx)) this.#engines.set(engine.kind, engine);
+    options.gpu?.onLost((loss) => {
+      this.#losses++;
+      this.#lastLoss = { at: Date.now(), message: loss.message || loss.reason };
+      // Models on the lost device are gone; drop them so the next use reloads them.
+      for (const [id, pending] of this.#loaded) {
+        void pending.then(
+          (m) => m.backend !== 'wasm' && this.#loaded.get(id) === pending && this.#loaded.delete(id),
+          () => undefined,
+        );
+      }
+      for (const listener of this.#lossListeners) listener(this.status());
+    });
+  }
+
+  /** Fetches and validates the manifest, and probes the GPU (a missing GPU is not an error). */
+  async init(): Promise<void> {
+    const url = this.#options.manifestUrl;
+    const doFetch = this.#options.fetch ?? fetch;
+    let data: unknown;
+    try {
+      const response = await doFetch(url, { cache: 'no-store' });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      data = await response.json();
+    } catch (err) {
+      if (err instanceof SpinneretError) throw err;
+      throw new ModelUnreachableError(url, err instanceof Error ? err.message : String(err));
+    }
+    this.#manifest = parseManifest(data, url);
+    await this.#probe();
+  }
+
+  async #probe(): Promise<void> {
+    const gpu = this.#options.gpu;
+    if (gpu === null) {
+      this.#gpuError = serializeError(new SpinneretError('WEBGPU_UNAVAILABLE', 'WebGPU is not available in this browser.'));
+      return;
+    }
+    try {
+      await gpu.device();
+      this.#gpuInfo = gpu.info();
+      this.#gpuError = null;
+    } catch (err) {
+      this.#gpuInfo = null;
+      this.#gpuError = serializeError(err);
+    }
+  }
+
+  manifest(): Manifest {
+    if (this.#manifest === null) throw new EngineError('The runtime is not initialised yet. Call init() first.');
+    return this.#manifest;
+  }
+
+  onDeviceLost(listener: (status: RuntimeStatus) => void): () => void {
+    this.#lossListeners.add(listener);
+    return () => this.#lossListeners.delete(listener);
+  }
+
+  async models(): Promise<ModelSummary[]> {
+    const out: ModelSummary[] = [];
+    for (const model of this.manifest().models) {
+      const cached = (await Promise.all(model.files.map((f) => this.#options.store.has(f)))).every(Boolean);
+      const loaded = await this.#loaded.get(model.id)?.catch(() => undefined);
+      let blocked: SerializedError | null = null;
+      try {
+        this.#engine(model).estimateMemory(model);
+      } catch (err) {
+        blocked = serializeError(err);
+      }
+      out.push({
+        id: model.id,
+        name: model.name,
+        engine: model.engine,
+        kinds: [...model.kinds],
+        sizeBytes: model.files.reduce((sum, f) => sum + f.size, 0),
+        vramBytes: model.vramBytes,
+        cached: cached && model.files.length > 0,
+        loadedOn: loaded?.backend ?? null,
+        blocked,
+        ...(model.engine === 'onnx' && model.onnx.inputs ? { inputs: model.onnx.inputs } : {}),
+      });
+    }
+    return out;
+  }
+
+  /** Loads a model (or returns the one already loaded). */
+  load(modelId: string, options: { signal?: AbortSignal; onProgress?: (p: LoadProgress) => void } = {}): Promise<LoadedModel> {
+    const model = findModel(this.manifest(), modelId);
+    let pending = this.#loaded.get(modelId);
+    if (pending === undefined) {
+      pending = this.#engine(model).load(model, options);
+      this.#loaded.set(modelId, pending);
+      // A failed load is forgotten so that the next call tries again.
+      pending.catch(() => this.#loaded.get(modelId) === pending && this.#loaded.delete(modelId));
+    }
+    return pending;
+  }
+
+  /** Validates and runs one job, loading its model first if needed. */
+  async run(request: unknown, options: { signal?: AbortSignal; onChunk?: (c: StreamChunk) => void } = {}): Promise<RunOutcome> {
+    const job = parseJobRequest(request);
+    findModel(this.manifest(), job.model);
+    for (let attempt = 0; ; attempt++) {
+      const lossesBefore = this.#losses;
+      const model = await this.load(job.model, options.signal ? { signal: options.signal } : {});
+      const started = performance.now();
+      try {
+        const result = await model.run(job, options);
+        // Results computed across a loss are not trusted, even when the engine returned some.
+        if (model.backend !== 'wasm' && this.#losses > lossesBefore) throw new DeviceLostError('lost while the job ran');
+        return { result, backend: model.backend, ms: performance.now() - started, deviceGeneration: this.#options.gpu?.generation ?? 0 };
+      } catch (err) {
+        // A job cut short by a device loss runs again, once, on the new device; other errors are the job's own.
+        if (attempt === 0 && model.backend !== 'wasm' && (await this.#lossSeen(lossesBefore))) {
+          await this.#options.gpu?.device();
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** True when a device loss was reported since `lossesBefore`, giving `device.lost` a moment to settle. */
+  async #lossSeen(lossesBefore: number): Promise<boolean> {
+    if (this.#losses > lossesBefore) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return this.#losses > lossesBefore;
+  }
+
+  async unload(modelId: string): Promise<void> {
+    const pending = this.#loaded.get(modelId);
+    this.#loaded.delete(modelId);
+    await (await pending?.catch(() => undefined))?.unload();
+  }
+
+  /** Unloads the model and removes its cached files; returns the bytes freed. */
+  async evict(modelId: string): Promise<number> {
+    const model = findModel(this.manifest(), modelId);
+    await this.unload(modelId);
+    return this.#options.store.evict(model.files);
+  }
+
+  status(): RuntimeStatus {
+    return {
+      gpu: this.#gpuInfo,
+      gpuError: this.#gpuError,
+      deviceGeneration: this.#options.gpu?.generation ?? 0,
+      deviceLosses: this.#losses,
+      lastDeviceLoss: this.#lastLoss,
+    };
+  }
+
+  async loadedModels(): Promise<LoadedSummary[]> {
+    const out: LoadedSummary[] = [];
+    for (const pending of this.#loaded.values()) {
+      const m = await pending.catch(() => null);
+      if (m !== null) out.push({ modelId: m.modelId, backend: m.backend, memoryBytes: m.memoryBytes() });
+    }
+    return out;
+  }
+
+  #engine(model: ModelEntry): Engine {
+    const engine = this.#engines.get(model.engine);
+    if (engine === undefined) throw new EngineError(`No ${model.engine} engine in this worker.`);
+    return engine;
+  }
+}
