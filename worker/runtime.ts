@@ -73,6 +73,8 @@ export class Runtime {
   readonly #options: RuntimeOptions;
   readonly #engines = new Map<EngineKind, Engine>();
   readonly #loaded = new Map<string, Promise<LoadedModel>>();
+  /** Backend of each settled load, known synchronously (the loss handler needs it). */
+  readonly #backends = new WeakMap<Promise<LoadedModel>, string>();
   #manifest: Manifest | null = null;
   #gpuInfo: GpuInfo | null = null;
   #gpuError: SerializedError | null = null;
@@ -91,12 +93,12 @@ export class Runtime {
     options.gpu?.onLost((loss) => {
       this.#losses++;
       this.#lastLoss = { at: Date.now(), message: loss.message || loss.reason };
-      // Models on the lost device are gone; drop them so the next use reloads them.
+      // Models on the lost device are gone, and so are loads still in progress on it: forget
+      // both now (not in a later microtask) so that the very next job reloads them.
       for (const [id, pending] of this.#loaded) {
-        void pending.then(
-          (m) => m.backend !== 'wasm' && this.#loaded.get(id) === pending && this.#loaded.delete(id),
-          () => undefined,
-        );
+        if (this.#backends.get(pending) === 'wasm') continue;
+        this.#loaded.delete(id);
+        void pending.then((m) => m.unload()).catch(() => undefined);
       }
       for (const listener of this.#lossListeners) listener(this.status());
     });
@@ -177,8 +179,10 @@ export class Runtime {
     const model = findModel(this.manifest(), modelId);
     let pending = this.#loaded.get(modelId);
     if (pending === undefined) {
-      pending = this.#engine(model).load(model, options);
-      this.#loaded.set(modelId, pending);
+      const loading = this.#engine(model).load(model, options);
+      pending = loading;
+      this.#loaded.set(modelId, loading);
+      loading.then((m) => this.#backends.set(loading, m.backend), () => undefined);
       // A failed load is forgotten so that the next call tries again.
       pending.catch(() => this.#loaded.get(modelId) === pending && this.#loaded.delete(modelId));
     }

@@ -14,9 +14,10 @@ const CHAT_TEMPLATE_JINJA =
   "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
 const SPACE = '▁';
-const CHARS = [SPACE, '\n', ...'abcdefghijklmnopqrstuvwxyz0123456789', ...'.,!?\'-:'];
+const CHARS = [SPACE, '\n', ...'abcdefghijklmnopqrstuvwxyz0123456789', ...'.,!?\'-:+()'];
 
 /** Merges in rank order; each part is a character or an earlier merge. */
+// prettier-ignore
 const MERGES: readonly (readonly [string, string])[] = [
   ['▁', 't'], ['h', 'e'], ['▁t', 'he'], ['i', 'n'], ['e', 'r'], ['a', 'n'], ['o', 'n'], ['r', 'e'],
   ['▁', 'a'], ['a', 't'], ['e', 'n'], ['n', 'd'], ['▁', 'w'], ['o', 'u'], ['i', 's'], ['e', 's'],

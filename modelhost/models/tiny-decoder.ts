@@ -54,12 +54,23 @@ export interface TinyDecoderWeights {
   lnF: LayerNorm;
   /** [dim, vocab]. */
   lmHead: Float32Array;
+  /** [vocab, vocab]: row t is added to the logits at a position holding token t (a bigram prior that discourages repeats). */
+  tokenLogitBias: Float32Array;
   /** [maxContext, vocab], added to the logits at each position. */
   posLogitBias: Float32Array;
 }
 
-function randomWeights(vocab: readonly string[]): TinyDecoderWeights {
-  const rng = new Rng(0xdec0_de42);
+export interface DecoderScales {
+  seed: number;
+  posStd: number;
+  lmStd: number;
+  bigramStd: number;
+  repeatPenalty: number;
+}
+export const DEFAULT_SCALES: DecoderScales = { seed: 0xdec0_de42, posStd: 0.5, lmStd: 4, bigramStd: 0, repeatPenalty: 0 };
+
+export function randomWeights(vocab: readonly string[], sc: DecoderScales = DEFAULT_SCALES): TinyDecoderWeights {
+  const rng = new Rng(sc.seed);
   const d = DECODER_DIM;
   const v = vocab.length;
   const kvDim = DECODER_KV_HEADS * DECODER_HEAD_DIM;
@@ -92,12 +103,19 @@ function randomWeights(vocab: readonly string[]): TinyDecoderWeights {
     maxContext: DECODER_MAX_CONTEXT,
     eosTokenId,
     tokEmb: rng.floats(v * d, 1),
-    posEmb: rng.floats(DECODER_MAX_CONTEXT * d, 0.5),
+    posEmb: rng.floats(DECODER_MAX_CONTEXT * d, sc.posStd),
     layers,
     lnF: randomLayerNorm(rng, d),
-    lmHead: rng.floats(d * v, 4 / Math.sqrt(d)),
+    lmHead: rng.floats(d * v, sc.lmStd / Math.sqrt(d)),
+    tokenLogitBias: bigram(rng, v, sc),
     posLogitBias,
   };
+}
+
+function bigram(rng: Rng, v: number, sc: DecoderScales): Float32Array {
+  const table = rng.floats(v * v, sc.bigramStd);
+  for (let t = 0; t < v; t++) table[t * v + t] = -sc.repeatPenalty;
+  return table;
 }
 
 /**
@@ -169,8 +187,9 @@ function buildGraph(w: TinyDecoderWeights): GraphBuilder {
   for (let i = 0; i < w.layers.length; i++) x = emitLayer(g, w, i, x, attnMask);
   const hidden = emitLayerNorm(g, x, w.lnF, 'norm');
   const raw = g.node('MatMul', [hidden, g.f32('lm_head.weight', [w.dim, w.vocabSize], w.lmHead)]);
-  const bias = g.node('Gather', [g.f32('position_logit_bias', [w.maxContext, w.vocabSize], w.posLogitBias), positions], { axis: int(0) });
-  g.node('Add', [raw, bias], {}, { outputs: ['logits'] });
+  const posBias = g.node('Gather', [g.f32('position_logit_bias', [w.maxContext, w.vocabSize], w.posLogitBias), positions], { axis: int(0) });
+  const tokBias = g.node('Gather', [g.f32('token_logit_bias', [w.vocabSize, w.vocabSize], w.tokenLogitBias), ids], { axis: int(0) });
+  g.node('Add', [g.node('Add', [raw, tokBias]), posBias], {}, { outputs: ['logits'] });
   return g;
 }
 
@@ -192,7 +211,7 @@ export function buildTinyDecoder(): BuiltModel<TinyDecoderWeights> {
     entry: {
       id: 'tiny-decoder',
       name: 'Tiny decoder (test)',
-      description: `A two-layer test decoder with random weights: fluent nonsense that ends after ${EOS_AT} tokens.`,
+      description: `A two-layer test decoder with random weights: random-looking text that ends with </s> once the sequence holds ${EOS_AT} tokens.`,
       license: 'MIT',
       kinds: ['generate', 'chat'],
       engine: 'onnx',

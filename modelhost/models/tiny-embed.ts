@@ -3,6 +3,7 @@
  * `tokenizer.json`. Post-LN: LN(tok+pos) → self-attention (padding masked) → residual + LN →
  * GELU MLP → residual + LN → `last_hidden_state`. The host pools and normalizes.
  */
+import { readFileSync } from 'node:fs';
 import { GraphBuilder, int, ints } from './onnx-graph.ts';
 import {
   type BuiltModel,
@@ -17,7 +18,6 @@ import {
   randomLinear,
 } from './layers.ts';
 import { Rng } from './prng.ts';
-import wordList from './tiny-embed-words.json' with { type: 'json' };
 
 export const EMBED_DIM = 32;
 export const EMBED_HEADS = 4;
@@ -50,6 +50,13 @@ const SUFFIXES = ['##s', '##es', '##ed', '##ing', '##ly', '##er', '##est', '##ti
 const LETTERS = [...'abcdefghijklmnopqrstuvwxyz'];
 const DIGITS = [...'0123456789'];
 
+/** Common English words, kept as data in tiny-embed-words.json. */
+function readWords(): string[] {
+  const data = JSON.parse(readFileSync(new URL('./tiny-embed-words.json', import.meta.url), 'utf8')) as { words?: unknown };
+  if (!Array.isArray(data.words) || !data.words.every((w) => typeof w === 'string')) throw new Error('tiny-embed-words.json needs a "words" array of strings');
+  return data.words as string[];
+}
+
 /** WordPiece vocabulary: every lowercase word, number and listed symbol tokenizes without [UNK]. */
 export function embedVocab(): string[] {
   const vocab: string[] = [];
@@ -59,7 +66,7 @@ export function embedVocab(): string[] {
   [...SPECIALS, ...PUNCTUATION, ...LETTERS, ...DIGITS].forEach(add);
   [...LETTERS, ...DIGITS].forEach((c) => add(`##${c}`));
   SUFFIXES.forEach(add);
-  wordList.words.forEach(add);
+  readWords().forEach(add);
   return vocab;
 }
 

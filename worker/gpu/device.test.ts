@@ -51,7 +51,9 @@ describe('GpuDeviceManager', () => {
     const first = await mgr.device();
     first.destroy();
     await settle();
-    expect(lost).toEqual([{ reason: 'destroyed', message: 'Device was destroyed.', generation: 1, recovering: true }]);
+    expect(lost).toEqual([
+      { reason: 'destroyed', message: 'destroy() was called outside dispose()', generation: 1, recovering: true },
+    ]);
     expect(restored).toHaveLength(1);
     expect(restored[0]?.generation).toBe(2);
     expect(restored[0]?.info.vendor).toBe('google');
@@ -62,6 +64,18 @@ describe('GpuDeviceManager', () => {
     // The lost device's adapter cannot make another device: a fresh one was requested.
     expect(gpu.requestAdapterCalls).toBe(2);
     expect(gpu.adapters[1]?.consumed).toBe(true);
+  });
+
+  it('never hands out a device destroyed a moment ago, even before its lost promise settles', async () => {
+    const { gpu, mgr, lost } = setup(new FakeGpu(SWIFTSHADER_LIKE, 10));
+    const first = await mgr.device();
+    first.destroy();
+    const [a, b] = await Promise.all([mgr.device(), mgr.device()]); // same tick as destroy()
+    expect(a).not.toBe(first);
+    expect(a).toBe(b);
+    await settle();
+    expect(lost).toHaveLength(1); // the later `lost` settling is not a second loss
+    expect(gpu.devices).toHaveLength(2);
   });
 
   it('recovers from a driver loss (reason unknown) and keeps the label per generation', async () => {

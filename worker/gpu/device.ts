@@ -26,7 +26,7 @@ export interface GpuDeviceManagerOptions {
 
 /** Passed to `onLost` listeners. */
 export interface DeviceLossInfo {
-  /** `destroyed` when someone other than `dispose()` called `destroy()`; else `unknown`. */
+  /** `destroyed` when something other than `dispose()` called `destroy()`; else `unknown` (driver reset, GPU process crash). */
   reason: GPUDeviceLostReason;
   /** The browser's words; may be empty. */
   message: string;
@@ -152,13 +152,25 @@ export class GpuDeviceManager {
     this.live = device;
     this.gpuInfo = info;
     const generation = this.gen;
-    void device.lost.then((lost) => this.handleLoss(device, generation, lost));
+    this.watch(device, generation);
     // Every device after the first replaces a lost one, also when an earlier try failed.
     if (generation > 1) this.emit(this.restoredListeners, { generation, info });
     return device;
   }
 
-  private handleLoss(device: GPUDevice, generation: number, lost: GPUDeviceLostInfo): void {
+  private watch(device: GPUDevice, generation: number): void {
+    // `lost` settles a task or more after destroy(); without this, device() calls made right
+    // after someone's destroy() would still get the dead device.
+    const destroy = device.destroy.bind(device);
+    device.destroy = () => {
+      destroy();
+      this.handleLoss(device, generation, { reason: 'destroyed', message: 'destroy() was called outside dispose()' });
+    };
+    void device.lost.then((lost) => this.handleLoss(device, generation, lost));
+  }
+
+  /** Runs once per device: for whichever comes first of its `lost` and a foreign destroy(). */
+  private handleLoss(device: GPUDevice, generation: number, lost: Pick<GPUDeviceLostInfo, 'reason' | 'message'>): void {
     if (this.disposed || device !== this.live) return;
     this.live = null;
     const now = this.now();

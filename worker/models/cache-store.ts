@@ -25,6 +25,8 @@ export interface CacheStoreOptions {
   fetch?: typeof fetch;
   /** Smallest progress step reported, bytes. */
   progressStepBytes?: number;
+  /** Told when a verified file could not be cached (storage full or denied); the file is still used. */
+  onStorageError?: (error: StorageError) => void;
 }
 
 /** Header that records the verified hash next to a cached file. */
@@ -34,6 +36,7 @@ export class CacheModelStore implements ModelStore {
   readonly #openCache: () => Promise<CacheLike>;
   readonly #fetch: typeof fetch;
   readonly #step: number;
+  readonly #onStorageError: (error: StorageError) => void;
   #cache: Promise<CacheLike | null> | null = null;
   /** Downloads in flight, so two loads of one file share one download. */
   readonly #inflight = new Map<string, Promise<Uint8Array>>();
@@ -42,6 +45,7 @@ export class CacheModelStore implements ModelStore {
     this.#openCache = options.openCache ?? (() => caches.open('spinneret-models-v1'));
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#step = options.progressStepBytes ?? 256 * 1024;
+    this.#onStorageError = options.onStorageError ?? (() => undefined);
   }
 
   async getFile(file: ModelFile, options: GetFileOptions = {}): Promise<Uint8Array> {
@@ -124,13 +128,15 @@ export class CacheModelStore implements ModelStore {
       );
     } catch (err) {
       // The model still runs from memory; it is downloaded again next time.
-      const name = err instanceof DOMException ? err.name : '';
-      if (name === 'QuotaExceededError') {
-        throw new StorageError(
-          `Browser storage is full, so ${file.url} cannot be cached. Evict models you no longer serve, or allow more storage for this site.`,
+      const full = err instanceof DOMException && err.name === 'QuotaExceededError';
+      this.#onStorageError(
+        new StorageError(
+          full
+            ? `Browser storage is full, so ${file.url} was not cached and will be downloaded again next time. Evict models you no longer serve, or allow more storage for this site.`
+            : `The browser refused to cache ${file.url} (${err instanceof Error ? err.message : String(err)}); it will be downloaded again next time.`,
           { url: file.url },
-        );
-      }
+        ),
+      );
     }
   }
 

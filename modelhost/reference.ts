@@ -1,0 +1,221 @@
+/**
+ * Float64 reference implementations of the test models, written from the weights alone
+ * (no onnxruntime, no ONNX bytes), so they check the graphs and the engines independently.
+ * The decoder reference recomputes the whole sequence at every step: no KV cache.
+ */
+import { Tokenizer } from '@huggingface/tokenizers';
+import { testModels, type TinyDecoderWeights, type TinyEmbedWeights, type TinyQ4Weights } from './models/index.ts';
+import type { LayerNorm, Linear } from './models/layers.ts';
+
+type Vec = Float64Array;
+
+function at<T>(a: ArrayLike<T>, i: number): T {
+  const value = a[i];
+  if (value === undefined) throw new RangeError(`index ${i} outside 0..${a.length - 1}`);
+  return value;
+}
+
+function row(table: Float32Array, index: number, width: number): Vec {
+  if (index < 0 || (index + 1) * width > table.length) throw new RangeError(`row ${index} outside the table`);
+  return Float64Array.from(table.subarray(index * width, (index + 1) * width));
+}
+
+function add(a: Vec, b: Vec): Vec {
+  return a.map((x, i) => x + at(b, i));
+}
+
+function linear(x: Vec, lin: Linear): Vec {
+  const y = Float64Array.from(lin.b);
+  for (let i = 0; i < lin.inDim; i++) {
+    const xi = at(x, i);
+    for (let j = 0; j < lin.outDim; j++) y[j] = at(y, j) + xi * at(lin.w, i * lin.outDim + j);
+  }
+  return y;
+}
+
+function layerNorm(x: Vec, ln: LayerNorm): Vec {
+  const mean = x.reduce((s, v) => s + v, 0) / x.length;
+  const variance = x.reduce((s, v) => s + (v - mean) ** 2, 0) / x.length;
+  const inv = 1 / Math.sqrt(variance + ln.epsilon);
+  return x.map((v, i) => (v - mean) * inv * at(ln.gamma, i) + at(ln.beta, i));
+}
+
+function softmax(scores: readonly number[]): number[] {
+  const max = Math.max(...scores);
+  const exps = scores.map((s) => Math.exp(s - max));
+  const sum = exps.reduce((s, v) => s + v, 0);
+  return exps.map((e) => e / sum);
+}
+
+const geluTanh = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+const silu = (x: number): number => x / (1 + Math.exp(-x));
+
+/**
+ * Multi-head attention of one sequence. `visible(s, t)` says whether query s may see key t;
+ * query head h reads KV head ⌊h / (heads / kvHeads)⌋.
+ */
+function attention(q: Vec[], k: Vec[], v: Vec[], heads: number, kvHeads: number, visible: (s: number, t: number) => boolean): Vec[] {
+  const headDim = at(q, 0).length / heads;
+  const group = heads / kvHeads;
+  return q.map((qs, s) => {
+    const out = new Float64Array(heads * headDim);
+    for (let h = 0; h < heads; h++) {
+      const kvOff = Math.floor(h / group) * headDim;
+      const keys = k.map((_, t) => t).filter((t) => visible(s, t));
+      const scores = keys.map((t) => {
+        let dot = 0;
+        for (let d = 0; d < headDim; d++) dot += at(qs, h * headDim + d) * at(at(k, t), kvOff + d);
+        return dot / Math.sqrt(headDim);
+      });
+      softmax(scores).forEach((p, j) => {
+        const vt = at(v, at(keys, j));
+        for (let d = 0; d < headDim; d++) out[h * headDim + d] = at(out, h * headDim + d) + p * at(vt, kvOff + d);
+      });
+    }
+    return out;
+  });
+}
+
+function tokenizerOf(files: Map<string, Uint8Array>): Tokenizer {
+  const json = (name: string): object => {
+    const bytes = files.get(name);
+    if (bytes === undefined) throw new Error(`model has no ${name}`);
+    return JSON.parse(new TextDecoder().decode(bytes)) as object;
+  };
+  return new Tokenizer(json('tokenizer.json'), json('tokenizer_config.json'));
+}
+
+/** The `tiny-embed` tokenizer, loaded by `@huggingface/tokenizers` from the served tokenizer.json. */
+export function embedTokenizer(): Tokenizer {
+  return tokenizerOf(testModels().embed.files);
+}
+
+/** The `tiny-decoder` tokenizer, loaded from the served tokenizer.json. */
+export function decoderTokenizer(): Tokenizer {
+  return tokenizerOf(testModels().decoder.files);
+}
+
+/** `last_hidden_state` of one unpadded sequence, [seq][dim]. */
+export function referenceEmbedHidden(ids: readonly number[], w: TinyEmbedWeights = testModels().embed.weights): Vec[] {
+  const x0 = ids.map((id, s) => layerNorm(add(row(w.tokEmb, id, w.dim), row(w.posEmb, s, w.dim)), w.ln0));
+  const ctx = attention(
+    x0.map((x) => linear(x, w.q)),
+    x0.map((x) => linear(x, w.k)),
+    x0.map((x) => linear(x, w.v)),
+    w.heads,
+    w.heads,
+    () => true,
+  );
+  return x0.map((x, s) => {
+    const x1 = layerNorm(add(x, linear(at(ctx, s), w.o)), w.ln1);
+    return layerNorm(add(x1, linear(linear(x1, w.ff1).map(geluTanh), w.ff2)), w.ln2);
+  });
+}
+
+/** Embeddings as the host defines them: tokenize, forward, mean over the tokens, L2-normalize. */
+export function referenceEmbed(texts: readonly string[], maxTokens = testModels().embed.entry.onnx.embedding?.maxTokens ?? 0): number[][] {
+  const tokenizer = embedTokenizer();
+  return texts.map((text) => {
+    const { ids } = tokenizer.encode(text);
+    if (ids.length > maxTokens) throw new RangeError(`"${text.slice(0, 20)}…" has ${ids.length} tokens, more than ${maxTokens}`);
+    const hidden = referenceEmbedHidden(ids);
+    const mean = hidden.reduce((sum, h) => add(sum, h)).map((v) => v / hidden.length);
+    const norm = Math.sqrt(mean.reduce((s, v) => s + v * v, 0));
+    return Array.from(mean, (v) => v / norm);
+  });
+}
+
+/** Unpacks W [N][K] from the MatMulNBits initializers (layout in ./models/tiny-q4.ts). */
+export function dequantizeQ4(w: TinyQ4Weights = testModels().q4.weights): Vec[] {
+  const blocks = Math.ceil(w.k / w.blockSize);
+  const blobSize = w.blockSize / 2;
+  const zpBytesPerRow = Math.ceil(blocks / 2);
+  const nibble = (bytes: Uint8Array, index: number): number => (at(bytes, index >> 1) >> ((index & 1) * 4)) & 0x0f;
+  const rows: Vec[] = [];
+  for (let n = 0; n < w.n; n++) {
+    const r = new Float64Array(w.k);
+    for (let k = 0; k < w.k; k++) {
+      const block = Math.floor(k / w.blockSize);
+      const q = nibble(w.packed, 2 * ((n * blocks + block) * blobSize) + (k % w.blockSize));
+      const zp = nibble(w.zeroPoints, 2 * n * zpBytesPerRow + block);
+      r[k] = (q - zp) * at(w.scales, n * blocks + block);
+    }
+    rows.push(r);
+  }
+  return rows;
+}
+
+/** `y` of `tiny-q4` for each row of `x` ([batch][64] → [batch][32]). */
+export function referenceQ4(x: readonly (readonly number[])[], w: TinyQ4Weights = testModels().q4.weights): number[][] {
+  const weight = dequantizeQ4(w);
+  return x.map((xs) => {
+    if (xs.length !== w.k) throw new RangeError(`each row of x needs ${w.k} values, got ${xs.length}`);
+    return weight.map((wn, n) => wn.reduce((s, v, k) => s + v * at(xs, k), at(w.bias, n)));
+  });
+}
+
+/** Logits at every position of one unpadded sequence (positions 0..n−1, causal), [seq][vocab]. */
+export function referenceDecoderForward(ids: readonly number[], w: TinyDecoderWeights = testModels().decoder.weights): number[][] {
+  if (ids.length === 0 || ids.length > w.maxContext) throw new RangeError(`a sequence holds 1..${w.maxContext} tokens, got ${ids.length}`);
+  let x = ids.map((id, s) => add(row(w.tokEmb, id, w.dim), row(w.posEmb, s, w.dim)));
+  for (const layer of w.layers) {
+    const h = x.map((xs) => layerNorm(xs, layer.ln1));
+    const ctx = attention(
+      h.map((hs) => linear(hs, layer.q)),
+      h.map((hs) => linear(hs, layer.k)),
+      h.map((hs) => linear(hs, layer.v)),
+      w.numHeads,
+      w.numKvHeads,
+      (s, t) => t <= s,
+    );
+    x = x.map((xs, s) => {
+      const x1 = add(xs, linear(at(ctx, s), layer.o));
+      return add(x1, linear(linear(layerNorm(x1, layer.ln2), layer.ff1).map(silu), layer.ff2));
+    });
+  }
+  return x.map((xs, s) => {
+    const hidden = layerNorm(xs, w.lnF);
+    const logits = Array.from(add(row(w.posLogitBias, s, w.vocabSize), row(w.tokenLogitBias, at(ids, s), w.vocabSize)));
+    for (let i = 0; i < w.dim; i++) {
+      for (let j = 0; j < w.vocabSize; j++) logits[j] = at(logits, j) + at(hidden, i) * at(w.lmHead, i * w.vocabSize + j);
+    }
+    return logits;
+  });
+}
+
+/** Logits at the last position of `ids`. */
+export function referenceDecoderLogits(ids: readonly number[], w: TinyDecoderWeights = testModels().decoder.weights): number[] {
+  return at(referenceDecoderForward(ids, w), ids.length - 1);
+}
+
+export interface GreedyResult {
+  /** Generated token ids, without the prompt and without the final eos. */
+  tokens: number[];
+  /** `stop`: an eos token came; `length`: `maxTokens` or the context ran out. */
+  finishReason: 'stop' | 'length';
+  /** Smallest gap between the best and second-best logit over the steps: how far from a tie greedy ever was. */
+  minMargin: number;
+}
+
+/** Greedy decoding that recomputes the full sequence at each step (no KV cache). */
+export function referenceGreedy(
+  promptIds: readonly number[],
+  maxTokens: number,
+  eosIds: readonly number[],
+  w: TinyDecoderWeights = testModels().decoder.weights,
+): GreedyResult {
+  const seq = [...promptIds];
+  const tokens: number[] = [];
+  let minMargin = Infinity;
+  while (tokens.length < maxTokens && seq.length < w.maxContext) {
+    const logits = referenceDecoderLogits(seq, w);
+    let best = 0;
+    for (let j = 1; j < logits.length; j++) if (at(logits, j) > at(logits, best)) best = j;
+    const second = Math.max(...logits.filter((_, j) => j !== best));
+    minMargin = Math.min(minMargin, at(logits, best) - second);
+    if (eosIds.includes(best)) return { tokens, finishReason: 'stop', minMargin };
+    tokens.push(best);
+    seq.push(best);
+  }
+  return { tokens, finishReason: 'length', minMargin };
+}
