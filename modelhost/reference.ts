@@ -24,11 +24,17 @@ function add(a: Vec, b: Vec): Vec {
   return a.map((x, i) => x + at(b, i));
 }
 
+// Hot loops read with `?? 0`: the lengths are checked on entry, so it never applies, and it
+// keeps V8 on monomorphic typed-array reads (a generic checked accessor tripled the run time).
+
 function linear(x: Vec, lin: Linear): Vec {
+  if (x.length !== lin.inDim) throw new RangeError(`linear expects ${lin.inDim} inputs, got ${x.length}`);
+  const { inDim, outDim, w } = lin;
   const y = Float64Array.from(lin.b);
-  for (let i = 0; i < lin.inDim; i++) {
-    const xi = at(x, i);
-    for (let j = 0; j < lin.outDim; j++) y[j] = at(y, j) + xi * at(lin.w, i * lin.outDim + j);
+  for (let i = 0; i < inDim; i++) {
+    const xi = x[i] ?? 0;
+    const base = i * outDim;
+    for (let j = 0; j < outDim; j++) y[j] = (y[j] ?? 0) + xi * (w[base + j] ?? 0);
   }
   return y;
 }
@@ -40,13 +46,6 @@ function layerNorm(x: Vec, ln: LayerNorm): Vec {
   return x.map((v, i) => (v - mean) * inv * at(ln.gamma, i) + at(ln.beta, i));
 }
 
-function softmax(scores: readonly number[]): number[] {
-  const max = Math.max(...scores);
-  const exps = scores.map((s) => Math.exp(s - max));
-  const sum = exps.reduce((s, v) => s + v, 0);
-  return exps.map((e) => e / sum);
-}
-
 const geluTanh = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 const silu = (x: number): number => x / (1 + Math.exp(-x));
 
@@ -56,20 +55,36 @@ const silu = (x: number): number => x / (1 + Math.exp(-x));
  */
 function attention(q: Vec[], k: Vec[], v: Vec[], heads: number, kvHeads: number, visible: (s: number, t: number) => boolean): Vec[] {
   const headDim = at(q, 0).length / heads;
+  const kvWidth = kvHeads * headDim;
+  if (k.some((kt) => kt.length !== kvWidth) || v.some((vt) => vt.length !== kvWidth))
+    throw new RangeError('keys and values need kvHeads·headDim values');
   const group = heads / kvHeads;
+  const scale = 1 / Math.sqrt(headDim);
   return q.map((qs, s) => {
+    const keys = k.map((_, t) => t).filter((t) => visible(s, t));
+    const probs = new Float64Array(keys.length);
     const out = new Float64Array(heads * headDim);
     for (let h = 0; h < heads; h++) {
+      const qOff = h * headDim;
       const kvOff = Math.floor(h / group) * headDim;
-      const keys = k.map((_, t) => t).filter((t) => visible(s, t));
-      const scores = keys.map((t) => {
+      let max = -Infinity;
+      keys.forEach((t, j) => {
+        const kt = at(k, t);
         let dot = 0;
-        for (let d = 0; d < headDim; d++) dot += at(qs, h * headDim + d) * at(at(k, t), kvOff + d);
-        return dot / Math.sqrt(headDim);
+        for (let d = 0; d < headDim; d++) dot += (qs[qOff + d] ?? 0) * (kt[kvOff + d] ?? 0);
+        probs[j] = dot * scale;
+        max = Math.max(max, dot * scale);
       });
-      softmax(scores).forEach((p, j) => {
-        const vt = at(v, at(keys, j));
-        for (let d = 0; d < headDim; d++) out[h * headDim + d] = at(out, h * headDim + d) + p * at(vt, kvOff + d);
+      let sum = 0;
+      for (let j = 0; j < probs.length; j++) {
+        const e = Math.exp((probs[j] ?? 0) - max);
+        probs[j] = e;
+        sum += e;
+      }
+      keys.forEach((t, j) => {
+        const vt = at(v, t);
+        const p = (probs[j] ?? 0) / sum;
+        for (let d = 0; d < headDim; d++) out[qOff + d] = (out[qOff + d] ?? 0) + p * (vt[kvOff + d] ?? 0);
       });
     }
     return out;
@@ -93,6 +108,28 @@ export function embedTokenizer(): Tokenizer {
 /** The `tiny-decoder` tokenizer, loaded from the served tokenizer.json. */
 export function decoderTokenizer(): Tokenizer {
   return tokenizerOf(testModels().decoder.files);
+}
+
+/**
+ * Prompts whose greedy continuation never comes within 1e-2 of a tie between the top two
+ * logits (checked by reference.test.ts), so float32 engines must reproduce them exactly.
+ * Chat prompts are already in the manifest's template.
+ */
+export const DECODER_TEST_PROMPTS = [
+  '<|user|>Hello, how are you?\n<|assistant|>',
+  '<|user|>Tell me a story.\n<|assistant|>',
+  '<|user|>hi\n<|assistant|>',
+  'Once upon a time',
+  'The meaning of life is',
+  'Hello',
+] as const;
+
+/** The text a chat job becomes under the manifest's chat template (the reference's own rendering of it). */
+export function referenceChatPrompt(messages: readonly { role: string; content: string }[]): string {
+  const template = testModels().decoder.entry.onnx.decoder?.chatTemplate;
+  if (template === undefined) throw new Error('tiny-decoder has no chat template');
+  const body = messages.map((m) => template.message.split('{role}').join(m.role).split('{content}').join(m.content)).join('');
+  return body + template.assistantPrefix;
 }
 
 /** `last_hidden_state` of one unpadded sequence, [seq][dim]. */
@@ -177,7 +214,8 @@ export function referenceDecoderForward(ids: readonly number[], w: TinyDecoderWe
     const hidden = layerNorm(xs, w.lnF);
     const logits = Array.from(add(row(w.posLogitBias, s, w.vocabSize), row(w.tokenLogitBias, at(ids, s), w.vocabSize)));
     for (let i = 0; i < w.dim; i++) {
-      for (let j = 0; j < w.vocabSize; j++) logits[j] = at(logits, j) + at(hidden, i) * at(w.lmHead, i * w.vocabSize + j);
+      const hi = at(hidden, i);
+      for (let j = 0; j < w.vocabSize; j++) logits[j] = (logits[j] ?? 0) + hi * (w.lmHead[i * w.vocabSize + j] ?? 0);
     }
     return logits;
   });

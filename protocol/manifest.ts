@@ -88,10 +88,10 @@ export const DecoderSpec = v.strictObject({
   /** Whether the graph takes `position_ids`. */
   positionIds: v.optional(v.boolean(), true),
   /** Text put around chat messages: `{role}` and `{content}` are replaced; the prompt ends with `assistantPrefix`. */
-  chatTemplate: v.optional(
-    v.strictObject({ message: v.string(), assistantPrefix: v.string() }),
-    { message: '<|{role}|>{content}\n', assistantPrefix: '<|assistant|>' },
-  ),
+  chatTemplate: v.optional(v.strictObject({ message: v.string(), assistantPrefix: v.string() }), {
+    message: '<|{role}|>{content}\n',
+    assistantPrefix: '<|assistant|>',
+  }),
 });
 export type DecoderSpec = v.InferOutput<typeof DecoderSpec>;
 
@@ -217,6 +217,10 @@ function resolveUrls(model: ModelEntry, baseUrl: string): void {
 /** Finds a model by id or throws {@link UnknownModelError}. */
 export function findModel(manifest: Manifest, id: string): ModelEntry {
   const model = manifest.models.find((m) => m.id === id);
-  if (model === undefined) throw new UnknownModelError(id, manifest.models.map((m) => m.id));
+  if (model === undefined)
+    throw new UnknownModelError(
+      id,
+      manifest.models.map((m) => m.id),
+    );
   return model;
 }

@@ -64,7 +64,12 @@ export async function startAppServer(options: AppServerOptions): Promise<Running
           return;
         }
         const cache = found.path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
-        res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(found.path)] ?? 'application/octet-stream', 'Content-Length': found.size, 'Cache-Control': cache });
+        res.writeHead(200, {
+          ...headers,
+          'Content-Type': TYPES[extname(found.path)] ?? 'application/octet-stream',
+          'Content-Length': found.size,
+          'Cache-Control': cache,
+        });
         if (req.method === 'HEAD') res.end();
         else createReadStream(found.path).pipe(res);
       },

@@ -21,5 +21,9 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 }
 
 export function replace(target: Element, ...children: Child[]): void {
-  target.replaceChildren(...children.filter((c): c is Node | string | number => c !== null && c !== undefined && c !== false).map((c) => (typeof c === 'number' ? String(c) : c)));
+  target.replaceChildren(
+    ...children
+      .filter((c): c is Node | string | number => c !== null && c !== undefined && c !== false)
+      .map((c) => (typeof c === 'number' ? String(c) : c)),
+  );
 }

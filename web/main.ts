@@ -1,9 +1,14 @@
+import { proxy } from 'comlink';
+import { SpinneretError } from '../protocol/errors.ts';
 import { startWorker } from './bridge.ts';
-import { mountProbePage } from './probe-page.ts';
 import { resolveConfig } from './config.ts';
+import { mountProbePage } from './probe-page.ts';
 
 const root = document.getElementById('app');
 if (root !== null) {
-  const config = await resolveConfig(location);
-  void mountProbePage(root, startWorker(), config.manifestUrl);
+  const { manifestUrl } = await resolveConfig(location);
+  const bridge = startWorker();
+  window.spinneret = { bridge, manifestUrl, startWorker, proxy, SpinneretError };
+  await mountProbePage(root, bridge, manifestUrl);
+  root.dataset['ready'] = 'true';
 }

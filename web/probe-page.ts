@@ -1,7 +1,8 @@
 /** The runtime page: the GPU probe and benchmark, the models, and running one on demand. */
 import { proxy } from 'comlink';
 import { formatBytes, SpinneretError } from '../protocol/errors.ts';
-import type { JobRequest } from '../protocol/jobs.ts';
+import type { JobRequest, JobResult, StreamChunk } from '../protocol/jobs.ts';
+import type { LoadProgress } from '../worker/engines/types.ts';
 import type { ModelSummary, RuntimeStatus } from '../worker/runtime.ts';
 import type { WorkerBridge } from './bridge.ts';
 import { h, replace } from './dom.ts';
@@ -62,7 +63,11 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
               'dl',
               {},
               h('dt', {}, 'Matmul'),
-              h('dd', { testid: 'bench-gflops' }, `${b.matmul.gflops.toFixed(2)} GFLOP/s (${b.matmul.m}³, max error ${b.matmul.maxAbsError.toExponential(1)} vs CPU)`),
+              h(
+                'dd',
+                { testid: 'bench-gflops' },
+                `${b.matmul.gflops.toFixed(2)} GFLOP/s (${b.matmul.m}³, max error ${b.matmul.maxAbsError.toExponential(1)} vs CPU)`,
+              ),
               h('dt', {}, 'Copy'),
               h('dd', { testid: 'bench-gbps' }, `${b.copy.gbps.toFixed(2)} GB/s (${formatBytes(b.copy.bytes)}, exact match)`),
             ),
@@ -100,7 +105,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
         h('dt', {}, 'Largest buffer'),
         h('dd', {}, formatBytes(g.limits.maxBufferSize)),
         h('dt', {}, 'Device'),
-        h('dd', { testid: 'device-status' }, `generation ${s.deviceGeneration}, ${s.deviceLosses} loss(es) recovered`),
+        h('dd', { testid: 'device-status' }, deviceLine(s)),
       ),
       h('p', {}, benchButton, loseButton),
       benchOut,
@@ -108,7 +113,12 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
   };
   renderGpu(status);
 
-  const refreshStatus = async (): Promise<void> => renderGpu(await api.status());
+  // Only the device line changes after start; rebuilding the card would drop the benchmark result.
+  const refreshStatus = async (): Promise<void> => {
+    const s = await api.status();
+    const line = gpuBox.querySelector('[data-testid="device-status"]');
+    if (line !== null) line.textContent = deviceLine(s);
+  };
 
   const progress = new Map<string, HTMLProgressElement>();
   const renderModels = async (): Promise<ModelSummary[]> => {
@@ -120,7 +130,10 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
       load.addEventListener('click', () => {
         clearError();
         void api
-          .load(m.id, proxy((p) => p.totalBytes > 0 && ((bar.max = p.totalBytes), (bar.value = p.loadedBytes))))
+          .load(
+            m.id,
+            proxy((p: LoadProgress) => p.totalBytes > 0 && ((bar.max = p.totalBytes), (bar.value = p.loadedBytes))),
+          )
           .then(renderModels, showError);
       });
       const evict = h('button', { testid: `evict-${m.id}`, type: 'button' }, 'Evict');
@@ -131,7 +144,17 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
         h('td', {}, h('strong', {}, m.name), h('br'), h('code', {}, m.id)),
         h('td', {}, m.engine, ' · ', m.kinds.join(', ')),
         h('td', {}, formatBytes(m.sizeBytes)),
-        h('td', { testid: `state-${m.id}` }, m.blocked !== null ? h('span', { class: 'error' }, m.blocked.message) : m.loadedOn !== null ? `loaded on ${m.loadedOn}` : m.cached ? 'cached' : 'not downloaded'),
+        h(
+          'td',
+          { testid: `state-${m.id}` },
+          m.blocked !== null
+            ? h('span', { class: 'error' }, m.blocked.message)
+            : m.loadedOn !== null
+              ? `loaded on ${m.loadedOn}`
+              : m.cached
+                ? 'cached'
+                : 'not downloaded',
+        ),
         h('td', {}, bar, ' ', load, evict),
       );
     });
@@ -139,13 +162,26 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
       modelsBox,
       h('h2', { id: 'models-h' }, 'Models'),
       h('p', { class: 'note' }, 'From ', h('code', {}, manifestUrl)),
-      h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Model'), h('th', {}, 'Engine · jobs'), h('th', {}, 'Size'), h('th', {}, 'State'), h('th', {}, ''))), h('tbody', {}, ...rows)),
+      h(
+        'table',
+        {},
+        h(
+          'thead',
+          {},
+          h('tr', {}, h('th', {}, 'Model'), h('th', {}, 'Engine · jobs'), h('th', {}, 'Size'), h('th', {}, 'State'), h('th', {}, '')),
+        ),
+        h('tbody', {}, ...rows),
+      ),
     );
     return models;
   };
   const models = await renderModels().catch((err: unknown) => (showError(err), [] as ModelSummary[]));
 
-  const select = h('select', { testid: 'run-model', 'aria-label': 'Model' }, ...models.map((m) => h('option', { value: m.id }, `${m.name} (${m.kinds.join(', ')})`)));
+  const select = h(
+    'select',
+    { testid: 'run-model', 'aria-label': 'Model' },
+    ...models.map((m) => h('option', { value: m.id }, `${m.name} (${m.kinds.join(', ')})`)),
+  );
   const input = h('textarea', { testid: 'run-input', rows: 3, 'aria-label': 'Input' }, 'The quick brown fox jumps over the lazy dog.');
   const out = h('pre', { testid: 'run-output', 'aria-live': 'polite' });
   const meta = h('p', { testid: 'run-meta', class: 'note' });
@@ -159,7 +195,10 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
     runButton.disabled = true;
     let streamed = '';
     api
-      .run(jobFor(model, input.value), proxy((chunk) => ((streamed += chunk.text), replace(out, streamed))))
+      .run(
+        jobFor(model, input.value),
+        proxy((chunk: StreamChunk) => ((streamed += chunk.text), replace(out, streamed))),
+      )
       .then(async (o) => {
         replace(out, describeResult(o.result));
         replace(meta, `${o.backend} · ${o.ms.toFixed(1)} ms · device generation ${o.deviceGeneration}`);
@@ -169,40 +208,66 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
       .catch((err: unknown) => (replace(meta), showError(err)))
       .finally(() => (runButton.disabled = false));
   });
-  replace(
-    runBox,
-    h('h2', { id: 'run-h' }, 'Run a model'),
-    h('p', {}, select, ' ', runButton),
-    input,
-    meta,
-    out,
-  );
+  replace(runBox, h('h2', { id: 'run-h' }, 'Run a model'), h('p', {}, select, ' ', runButton), input, meta, out);
   setInterval(() => void refreshStatus().catch(() => undefined), 2000);
+}
+
+function deviceLine(s: RuntimeStatus): string {
+  const loss = s.lastDeviceLoss === null ? '' : ` (last: ${s.lastDeviceLoss.message})`;
+  return `generation ${s.deviceGeneration}, ${s.deviceLosses} loss(es) recovered${loss}`;
 }
 
 function jobFor(model: ModelSummary, text: string): JobRequest {
   if (model.kinds.includes('embed')) return { kind: 'embed', model: model.id, inputs: [text] };
-  if (model.kinds.includes('chat')) return { kind: 'chat', model: model.id, messages: [{ role: 'user', content: text }], maxTokens: 32, sampling: { temperature: 0, topP: 1, seed: 0 } };
-  if (model.kinds.includes('generate')) return { kind: 'generate', model: model.id, prompt: text, maxTokens: 32, sampling: { temperature: 0, topP: 1, seed: 0 } };
+  if (model.kinds.includes('chat'))
+    return {
+      kind: 'chat',
+      model: model.id,
+      messages: [{ role: 'user', content: text }],
+      maxTokens: 32,
+      sampling: { temperature: 0, topP: 1, seed: 0 },
+    };
+  if (model.kinds.includes('generate'))
+    return { kind: 'generate', model: model.id, prompt: text, maxTokens: 32, sampling: { temperature: 0, topP: 1, seed: 0 } };
   // An infer model: a deterministic wave of each declared input's shape (free dimensions as 1).
   const inputs: Record<string, { type: 'float32' | 'int64' | 'int32'; dims: number[]; data: number[] }> = {};
   for (const spec of model.inputs ?? []) {
     const dims = spec.shape.map((d) => (typeof d === 'number' ? d : 1));
     const count = dims.reduce((a, b) => a * b, 1);
-    inputs[spec.name] = { type: spec.type, dims, data: Array.from({ length: count }, (_, i) => (spec.type === 'float32' ? Math.sin(i) : i % 2)) };
+    inputs[spec.name] = {
+      type: spec.type,
+      dims,
+      data: Array.from({ length: count }, (_, i) => (spec.type === 'float32' ? Math.sin(i) : i % 2)),
+    };
   }
   return { kind: 'infer', model: model.id, inputs };
 }
 
-function describeResult(result: import('../protocol/jobs.ts').JobResult): string {
+function describeResult(result: JobResult): string {
   switch (result.kind) {
     case 'embed':
-      return result.embeddings.map((e) => `[${e.slice(0, 6).map((x) => x.toFixed(4)).join(', ')}, …] (${e.length} dims)`).join('\n');
+      return result.embeddings
+        .map(
+          (e) =>
+            `[${e
+              .slice(0, 6)
+              .map((x) => x.toFixed(4))
+              .join(', ')}, …] (${e.length} dims)`,
+        )
+        .join('\n');
     case 'generate':
       return `${result.text ?? ''}\n\ntokens: ${result.tokens.join(' ')}`;
     case 'chat':
       return result.text;
     case 'infer':
-      return Object.entries(result.outputs).map(([name, t]) => `${name} [${t.dims.join('×')}]: ${t.data.slice(0, 8).map((x) => x.toFixed(4)).join(', ')}…`).join('\n');
+      return Object.entries(result.outputs)
+        .map(
+          ([name, t]) =>
+            `${name} [${t.dims.join('×')}]: ${t.data
+              .slice(0, 8)
+              .map((x) => x.toFixed(4))
+              .join(', ')}…`,
+        )
+        .join('\n');
   }
 }

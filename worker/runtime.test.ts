@@ -18,7 +18,12 @@ const manifest = {
       kinds: ['embed'],
       files: [{ name: 'model.onnx', url: 'model.onnx', size: 1, sha256: 'a'.repeat(64) }],
       vramBytes: 10,
-      onnx: { model: 'model.onnx', tokenizer: 'model.onnx', backends: ['webgpu', 'wasm'], embedding: { dim: 1, maxTokens: 8, pooling: 'mean', normalize: false } },
+      onnx: {
+        model: 'model.onnx',
+        tokenizer: 'model.onnx',
+        backends: ['webgpu', 'wasm'],
+        embedding: { dim: 1, maxTokens: 8, pooling: 'mean', normalize: false },
+      },
     },
   ],
 };

@@ -182,7 +182,10 @@ export class Runtime {
       const loading = this.#engine(model).load(model, options);
       pending = loading;
       this.#loaded.set(modelId, loading);
-      loading.then((m) => this.#backends.set(loading, m.backend), () => undefined);
+      loading.then(
+        (m) => this.#backends.set(loading, m.backend),
+        () => undefined,
+      );
       // A failed load is forgotten so that the next call tries again.
       pending.catch(() => this.#loaded.get(modelId) === pending && this.#loaded.delete(modelId));
     }

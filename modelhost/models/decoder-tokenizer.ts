@@ -14,7 +14,7 @@ const CHAT_TEMPLATE_JINJA =
   "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
 const SPACE = '▁';
-const CHARS = [SPACE, '\n', ...'abcdefghijklmnopqrstuvwxyz0123456789', ...'.,!?\'-:+()'];
+const CHARS = [SPACE, '\n', ...'abcdefghijklmnopqrstuvwxyz0123456789', ...".,!?'-:+()"];
 
 /** Merges in rank order; each part is a character or an earlier merge. */
 // prettier-ignore

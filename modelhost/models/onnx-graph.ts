@@ -109,7 +109,7 @@ export class GraphBuilder {
   }
 
   u8(name: string, dims: readonly number[], data: Uint8Array): string {
-    return this.addInitializer(name, DataType.UINT8, dims, data.slice());
+    return this.addInitializer(name, DataType.UINT8, dims, new Uint8Array(data));
   }
 
   /** A float scalar constant, named after its value. */
@@ -159,6 +159,7 @@ export class GraphBuilder {
         output: this.outputs,
       },
     });
-    return onnx.ModelProto.encode(model).finish();
+    // protobufjs returns a Node Buffer here; hand out a plain Uint8Array (Buffer.slice shares memory).
+    return new Uint8Array(onnx.ModelProto.encode(model).finish());
   }
 }

@@ -53,7 +53,8 @@ const DIGITS = [...'0123456789'];
 /** Common English words, kept as data in tiny-embed-words.json. */
 function readWords(): string[] {
   const data = JSON.parse(readFileSync(new URL('./tiny-embed-words.json', import.meta.url), 'utf8')) as { words?: unknown };
-  if (!Array.isArray(data.words) || !data.words.every((w) => typeof w === 'string')) throw new Error('tiny-embed-words.json needs a "words" array of strings');
+  if (!Array.isArray(data.words) || !data.words.every((w) => typeof w === 'string'))
+    throw new Error('tiny-embed-words.json needs a "words" array of strings');
   return data.words as string[];
 }
 
@@ -89,7 +90,11 @@ function tokenizerJson(vocab: readonly string[]): unknown {
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      single: [
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+      ],
       pair: [
         { SpecialToken: { id: '[CLS]', type_id: 0 } },
         { Sequence: { id: 'A', type_id: 0 } },
@@ -167,10 +172,7 @@ function buildGraph(w: TinyEmbedWeights): GraphBuilder {
   const padding = g.node('Mul', [g.node('Sub', [g.scalar(1), g.node('Cast', [mask], { to: int(1) })]), g.scalar(MASK_VALUE)]);
   const masked = g.node('Add', [scores, g.node('Reshape', [padding, g.shape([0, 1, 1, -1])])]);
   const probs = g.node('Softmax', [masked], { axis: int(-1) });
-  const ctx = g.node('Reshape', [
-    g.node('Transpose', [g.node('MatMul', [probs, v])], { perm: ints([0, 2, 1, 3]) }),
-    g.shape([0, 0, d]),
-  ]);
+  const ctx = g.node('Reshape', [g.node('Transpose', [g.node('MatMul', [probs, v])], { perm: ints([0, 2, 1, 3]) }), g.shape([0, 0, d])]);
   const x1 = emitLayerNorm(g, g.node('Add', [x0, emitLinear(g, ctx, w.o, 'attention.output')]), w.ln1, 'attention.norm');
   const ff = emitLinear(g, emitGeluTanh(g, emitLinear(g, x1, w.ff1, 'mlp.fc1')), w.ff2, 'mlp.fc2');
   emitLayerNorm(g, g.node('Add', [x1, ff]), w.ln2, 'mlp.norm', 'last_hidden_state');

@@ -60,9 +60,7 @@ export async function runGpuBenchmark(device: GPUDevice, options: GpuBenchmarkOp
   const matmul = await guarded(device, 'GPU matmul benchmark', options.signal, () =>
     benchMatmul(device, { m, n, k, iterations, seed, relativeTolerance }),
   );
-  const copy = await guarded(device, 'GPU copy benchmark', options.signal, () =>
-    benchCopy(device, { bytes: copyBytes, iterations, seed }),
-  );
+  const copy = await guarded(device, 'GPU copy benchmark', options.signal, () => benchCopy(device, { bytes: copyBytes, iterations, seed }));
   return { matmul, copy, ms: performance.now() - started };
 }
 
@@ -120,10 +118,7 @@ async function benchMatmul(device: GPUDevice, p: MatmulParams): Promise<GpuBench
   }
 }
 
-async function benchCopy(
-  device: GPUDevice,
-  p: { bytes: number; iterations: number; seed: number },
-): Promise<GpuBenchmark['copy']> {
+async function benchCopy(device: GPUDevice, p: { bytes: number; iterations: number; seed: number }): Promise<GpuBenchmark['copy']> {
   const { bytes, iterations } = p;
   const src = seededWords(bytes / 4, p.seed + 2);
   const buffers = new Buffers(device);
@@ -237,12 +232,7 @@ class Buffers {
 }
 
 /** Runs one phase, mapping a device loss to DeviceLostError and anything untyped to EngineError. */
-async function guarded<T>(
-  device: GPUDevice,
-  what: string,
-  signal: AbortSignal | undefined,
-  phase: () => Promise<T>,
-): Promise<T> {
+async function guarded<T>(device: GPUDevice, what: string, signal: AbortSignal | undefined, phase: () => Promise<T>): Promise<T> {
   if (signal?.aborted) throw new AbortedError(what);
   try {
     return await phase();

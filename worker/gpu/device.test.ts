@@ -51,9 +51,7 @@ describe('GpuDeviceManager', () => {
     const first = await mgr.device();
     first.destroy();
     await settle();
-    expect(lost).toEqual([
-      { reason: 'destroyed', message: 'destroy() was called outside dispose()', generation: 1, recovering: true },
-    ]);
+    expect(lost).toEqual([{ reason: 'destroyed', message: 'destroy() was called outside dispose()', generation: 1, recovering: true }]);
     expect(restored).toHaveLength(1);
     expect(restored[0]?.generation).toBe(2);
     expect(restored[0]?.info.vendor).toBe('google');

@@ -26,9 +26,12 @@ export interface GpuDeviceManagerOptions {
 
 /** Passed to `onLost` listeners. */
 export interface DeviceLossInfo {
-  /** `destroyed` when something other than `dispose()` called `destroy()`; else `unknown` (driver reset, GPU process crash). */
+  /**
+   * `destroyed` when something other than `dispose()` called `destroy()`; `unknown` for a
+   * driver reset, a GPU process crash, or the browser reclaiming the GPU.
+   */
   reason: GPUDeviceLostReason;
-  /** The browser's words; may be empty. */
+  /** The browser's words (ours for a foreign `destroy()`); may be empty. */
   message: string;
   /** Generation of the device that was lost. */
   generation: number;

@@ -67,19 +67,12 @@ export function copyGrid(vec4Count: number, maxPerDimension: number): [x: number
   const groups = Math.ceil(vec4Count / COPY_WORKGROUP);
   if (groups <= maxPerDimension) return [groups, 1];
   const y = Math.ceil(groups / maxPerDimension);
-  if (y > maxPerDimension)
-    throw new RangeError(`copy of ${vec4Count} vec4s needs more than ${maxPerDimension}² workgroups`);
+  if (y > maxPerDimension) throw new RangeError(`copy of ${vec4Count} vec4s needs more than ${maxPerDimension}² workgroups`);
   return [maxPerDimension, y];
 }
 
 /** C = A·B in float64, A m×k and B k×n row-major: the reference for the matmul kernel. */
-export function cpuMatmulReference(
-  a: ArrayLike<number>,
-  b: ArrayLike<number>,
-  m: number,
-  n: number,
-  k: number,
-): Float64Array {
+export function cpuMatmulReference(a: ArrayLike<number>, b: ArrayLike<number>, m: number, n: number, k: number): Float64Array {
   if (a.length !== m * k || b.length !== k * n) {
     throw new RangeError(`cpuMatmulReference: A has ${a.length} values (want ${m * k}), B ${b.length} (want ${k * n})`);
   }

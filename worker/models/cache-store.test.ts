@@ -70,7 +70,10 @@ describe('CacheModelStore', () => {
     const file = await fileFor(bytes);
     const down = new CacheModelStore({ openCache: async () => new MemoryCache(), fetch: serving(null) });
     await expect(down.getFile(file)).rejects.toBeInstanceOf(ModelUnreachableError);
-    const missing = new CacheModelStore({ openCache: async () => new MemoryCache(), fetch: async () => new Response('no', { status: 404 }) });
+    const missing = new CacheModelStore({
+      openCache: async () => new MemoryCache(),
+      fetch: async () => new Response('no', { status: 404 }),
+    });
     await expect(missing.getFile(file)).rejects.toThrow(/HTTP 404/);
   });
 
@@ -103,7 +106,10 @@ describe('CacheModelStore', () => {
   });
 
   it('still returns verified bytes when no cache can be opened (storage denied)', async () => {
-    const store = new CacheModelStore({ openCache: () => Promise.reject(new DOMException('denied', 'SecurityError')), fetch: serving(bytes) });
+    const store = new CacheModelStore({
+      openCache: () => Promise.reject(new DOMException('denied', 'SecurityError')),
+      fetch: serving(bytes),
+    });
     expect(await store.getFile(await fileFor(bytes))).toEqual(bytes);
   });
 });

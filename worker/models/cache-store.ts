@@ -2,13 +2,7 @@
  * The ModelStore on the Cache API: downloads with progress, checks size and SHA-256
  * before anything is used, keeps verified copies across reloads, evicts on request.
  */
-import {
-  AbortedError,
-  IntegrityError,
-  ModelUnreachableError,
-  StorageError,
-  SpinneretError,
-} from '../../protocol/errors.ts';
+import { AbortedError, IntegrityError, ModelUnreachableError, StorageError, SpinneretError } from '../../protocol/errors.ts';
 import type { ModelFile } from '../../protocol/manifest.ts';
 import type { GetFileOptions, ModelStore } from './store.ts';
 

@@ -35,7 +35,11 @@ export class OrtDecoder implements DecoderStep<KvCache> {
       attention_mask: int64Tensor(ort, new Array<number>(pastLength + n).fill(1), [1, pastLength + n]),
     };
     if (this.#spec.positionIds) {
-      feeds['position_ids'] = int64Tensor(ort, Array.from({ length: n }, (_, i) => pastLength + i), [1, n]);
+      feeds['position_ids'] = int64Tensor(
+        ort,
+        Array.from({ length: n }, (_, i) => pastLength + i),
+        [1, n],
+      );
     }
     for (let layer = 0; layer < this.#spec.numLayers; layer++) {
       feeds[`past_key_values.${layer}.key`] = cache?.[2 * layer] ?? this.#empty;

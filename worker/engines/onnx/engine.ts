@@ -55,7 +55,13 @@ export class OnnxEngine implements Engine {
     const choice = this.choose(model);
     const files = await fetchAll(this.#ctx, model, options);
     const file = (name: string | undefined): Uint8Array | undefined => (name === undefined ? undefined : files.get(name));
-    options.onProgress?.({ modelId: model.id, phase: 'compile', loadedBytes: 0, totalBytes: 0, text: `Creating ${choice.backend} session` });
+    options.onProgress?.({
+      modelId: model.id,
+      phase: 'compile',
+      loadedBytes: 0,
+      totalBytes: 0,
+      text: `Creating ${choice.backend} session`,
+    });
     try {
       const ort = await this.#options.loadOrt();
       const device = choice.backend === 'webgpu' ? await this.#ctx.device() : null;

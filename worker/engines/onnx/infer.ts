@@ -24,7 +24,7 @@ export function checkInferInputs(modelId: string, specs: readonly TensorSpec[], 
     }
     const fits =
       tensor.dims.length === spec.shape.length &&
-      spec.shape.every((dim, i) => typeof dim === 'string' ? (tensor.dims[i] ?? 0) >= 1 : tensor.dims[i] === dim);
+      spec.shape.every((dim, i) => (typeof dim === 'string' ? (tensor.dims[i] ?? 0) >= 1 : tensor.dims[i] === dim));
     if (!fits) {
       throw new InvalidInputError(
         `Input "${spec.name}" of model "${modelId}" has shape [${tensor.dims.join(', ')}], but the model takes ${describe(spec)}. Reshape the input.`,

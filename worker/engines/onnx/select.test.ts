@@ -59,7 +59,9 @@ describe('selectOnnxBackend', () => {
     expect(() => selectOnnxBackend(model(['webgpu'], { maxBufferBytes: (1 << 27) + 1 }), { gpu, vramBudgetBytes: budget })).toThrow(
       /single GPU buffer/,
     );
-    expect(() => selectOnnxBackend(model(['webgpu'], { vramBytes: budget + 1 }), { gpu, vramBudgetBytes: budget })).toThrow(ModelTooLargeError);
+    expect(() => selectOnnxBackend(model(['webgpu'], { vramBytes: budget + 1 }), { gpu, vramBudgetBytes: budget })).toThrow(
+      ModelTooLargeError,
+    );
   });
 
   it('falls back to WASM when a WebGPU rule fails and WASM is allowed', () => {

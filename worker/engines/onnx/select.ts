@@ -1,9 +1,5 @@
 /** Which backend an ONNX model runs on, on this device. Pure rules, tested in Node. */
-import {
-  FeatureMissingError,
-  ModelTooLargeError,
-  WebGPUUnavailableError,
-} from '../../../protocol/errors.ts';
+import { FeatureMissingError, ModelTooLargeError, WebGPUUnavailableError } from '../../../protocol/errors.ts';
 import type { OnnxBackend, OnnxModel } from '../../../protocol/manifest.ts';
 import type { GpuInfo } from '../../gpu/types.ts';
 

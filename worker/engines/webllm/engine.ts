@@ -71,7 +71,8 @@ export class WebLlmEngine implements Engine {
           caches,
           store: this.#ctx.store,
           ...(signal !== undefined && { signal }),
-          onProgress: (p) => onProgress?.({ modelId: model.id, phase: p.phase, loadedBytes: p.loadedBytes, totalBytes: p.totalBytes, text: p.url }),
+          onProgress: (p) =>
+            onProgress?.({ modelId: model.id, phase: p.phase, loadedBytes: p.loadedBytes, totalBytes: p.totalBytes, text: p.url }),
         });
       }
       const appConfig = toAppConfig(build, {
@@ -136,7 +137,9 @@ class WebLlmLoadedModel implements LoadedModel {
 
   async run(request: JobRequest, options: RunOptions = {}): Promise<JobResult> {
     if (request.kind !== 'chat') {
-      throw new InvalidInputError(`Model "${this.modelId}" runs on web-llm, which takes chat jobs only, not "${request.kind}". Send a chat job.`);
+      throw new InvalidInputError(
+        `Model "${this.modelId}" runs on web-llm, which takes chat jobs only, not "${request.kind}". Send a chat job.`,
+      );
     }
     const engine = this.#engine;
     if (engine === null) throw new EngineError(`Model "${this.modelId}" was unloaded. Load it again, then retry the job.`);
@@ -209,7 +212,8 @@ function aborted(signal: AbortSignal | undefined): boolean {
 }
 
 function asWebLlm(model: ModelEntry): WebLlmModel {
-  if (model.engine !== 'webllm') throw new EngineError(`Model "${model.id}" is an ${model.engine} model; the web-llm engine cannot load it.`);
+  if (model.engine !== 'webllm')
+    throw new EngineError(`Model "${model.id}" is an ${model.engine} model; the web-llm engine cannot load it.`);
   return model;
 }
 

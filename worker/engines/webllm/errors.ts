@@ -55,10 +55,7 @@ const WINDOW_ERRORS = new Set(['WindowSizeConfigurationError', 'AttentionSinkSiz
 
 /** True for the browser's "could not download" errors: `fetch()` and `Cache.add()` throw TypeError. */
 export function isNetworkFailure(err: unknown): boolean {
-  return (
-    err instanceof TypeError &&
-    /Failed to fetch|NetworkError|Load failed|Request failed|network error/i.test(err.message)
-  );
+  return err instanceof TypeError && /Failed to fetch|NetworkError|Load failed|Request failed|network error/i.test(err.message);
 }
 
 /** True when the model library did not compile or link as WebAssembly. */
@@ -122,21 +119,39 @@ export function mapWebLlmError(err: unknown, ctx: ErrorContext): SpinneretError 
     );
   }
   if (name === 'ContextWindowSizeExceededError') {
-    return new InvalidInputError(`The conversation is too long for "${ctx.modelId}": ${firstLine(message)}. Shorten the messages and send the job again.`, details);
+    return new InvalidInputError(
+      `The conversation is too long for "${ctx.modelId}": ${firstLine(message)}. Shorten the messages and send the job again.`,
+      details,
+    );
   }
   if (REQUEST_ERRORS.has(name) || (name === 'RangeError' && message.startsWith('Make sure '))) {
     return new InvalidInputError(`web-llm refused the chat request: ${message} Fix the request and send it again.`, details);
   }
   if (WINDOW_ERRORS.has(name)) {
-    return new ManifestError(`web-llm rejects the context settings of "${ctx.modelId}": ${firstLine(message)}. Fix the build's contextWindow in the manifest.`, details);
+    return new ManifestError(
+      `web-llm rejects the context settings of "${ctx.modelId}": ${firstLine(message)}. Fix the build's contextWindow in the manifest.`,
+      details,
+    );
   }
   if (name === 'UnsupportedTokenizerFilesError') {
-    return new EngineError(`The mlc-chat-config.json of "${ctx.modelId}" names tokenizer files web-llm cannot read (${message}). The model package is incomplete.`, details, opts);
+    return new EngineError(
+      `The mlc-chat-config.json of "${ctx.modelId}" names tokenizer files web-llm cannot read (${message}). The model package is incomplete.`,
+      details,
+      opts,
+    );
   }
   if (name === 'ModelNotLoadedError') {
-    return new EngineError(`Model "${ctx.modelId}" is not loaded in web-llm (it was unloaded). Load it again, then retry the job.`, details, opts);
+    return new EngineError(
+      `Model "${ctx.modelId}" is not loaded in web-llm (it was unloaded). Load it again, then retry the job.`,
+      details,
+      opts,
+    );
   }
-  return new EngineError(`${ctx.action} failed in web-llm: ${message} Retry; if it keeps failing, report it with this message.`, details, opts);
+  return new EngineError(
+    `${ctx.action} failed in web-llm: ${message} Retry; if it keeps failing, report it with this message.`,
+    details,
+    opts,
+  );
 }
 
 function mapArtifactError(message: string, ctx: ErrorContext, details: Record<string, unknown>, opts: ErrorOptions): SpinneretError {
@@ -144,7 +159,12 @@ function mapArtifactError(message: string, ctx: ErrorContext, details: Record<st
   if (feature !== undefined) return new FeatureMissingError(ctx.modelId, [feature]);
   const buffer = /requires maxStorageBufferBindingSize (\d+), but this device exposes (\d+)/.exec(message);
   if (buffer?.[1] !== undefined && buffer[2] !== undefined) {
-    return new ModelTooLargeError(ctx.modelId, Number(buffer[1]), Number(buffer[2]), 'storage buffer binding (maxStorageBufferBindingSize)');
+    return new ModelTooLargeError(
+      ctx.modelId,
+      Number(buffer[1]),
+      Number(buffer[2]),
+      'storage buffer binding (maxStorageBufferBindingSize)',
+    );
   }
   return new EngineError(
     `The model package of "${ctx.modelId}" is inconsistent (${message}). Its files do not belong together; fix the build in the manifest.`,

@@ -12,7 +12,7 @@
  * which web-llm checks after every read, including the model library it fetches past the
  * cache when its URL contains "localhost".
  */
-import { ManifestError } from '../../../protocol/errors.ts';
+import { AbortedError, ManifestError } from '../../../protocol/errors.ts';
 import type { ModelFile, WebLlmBuild } from '../../../protocol/manifest.ts';
 import type { ModelStore } from '../../models/store.ts';
 import { sha256Hex } from './hash.ts';
@@ -84,7 +84,7 @@ export async function seedWebLlmCache(build: WebLlmBuild, plan: readonly SeedEnt
   let doneBytes = 0;
   const listed = new Set(plan.map((e) => e.url));
   for (const entry of plan) {
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted === true) throw new AbortedError('Checking the model files');
     const cache = await options.caches.open(entry.scope);
     let bytes = await verifiedCachedCopy(cache, entry);
     if (bytes !== undefined) {
@@ -95,7 +95,10 @@ export async function seedWebLlmCache(build: WebLlmBuild, plan: readonly SeedEnt
         ...(options.signal !== undefined && { signal: options.signal }),
         onProgress: (p) => options.onProgress?.({ phase: 'download', loadedBytes: base + p.loadedBytes, totalBytes, url: entry.url }),
       });
-      await cache.put(entry.url, new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(bytes.byteLength) } }));
+      await cache.put(
+        entry.url,
+        new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(bytes.byteLength) } }),
+      );
       if (options.keepStoreCopy !== true) await options.store.evict([entry.file]);
     }
     doneBytes += entry.file.size;
@@ -103,10 +106,7 @@ export async function seedWebLlmCache(build: WebLlmBuild, plan: readonly SeedEnt
   }
 }
 
-async function verifiedCachedCopy(
-  cache: Awaited<ReturnType<CachesLike['open']>>,
-  entry: SeedEntry,
-): Promise<Uint8Array | undefined> {
+async function verifiedCachedCopy(cache: Awaited<ReturnType<CachesLike['open']>>, entry: SeedEntry): Promise<Uint8Array | undefined> {
   const hit = await cache.match(entry.url);
   if (hit === undefined) return undefined;
   const bytes = new Uint8Array(await hit.arrayBuffer());
@@ -122,7 +122,9 @@ function checkShardsListed(build: WebLlmBuild, indexUrl: string, bytes: Uint8Arr
   try {
     records = (JSON.parse(new TextDecoder().decode(bytes)) as { records?: unknown }).records;
   } catch {
-    throw new ManifestError(`The tensor-cache.json of "${build.modelId}" (${indexUrl}) is not JSON. The build's files are wrong; fix the manifest.`);
+    throw new ManifestError(
+      `The tensor-cache.json of "${build.modelId}" (${indexUrl}) is not JSON. The build's files are wrong; fix the manifest.`,
+    );
   }
   if (!Array.isArray(records)) return;
   const unlisted: string[] = [];
@@ -140,4 +142,3 @@ function checkShardsListed(build: WebLlmBuild, indexUrl: string, bytes: Uint8Arr
     );
   }
 }
-

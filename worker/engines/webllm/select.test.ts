@@ -46,7 +46,17 @@ function build(quantization: WebLlmBuild['quantization'], over: Partial<WebLlmBu
 }
 
 function model(builds: WebLlmBuild[], over: Partial<WebLlmModel> = {}): WebLlmModel {
-  return { id: 'tiny', name: 'Tiny', kinds: ['chat'], files: [], vramBytes: 600 * MiB, requiredFeatures: [], engine: 'webllm', webllm: { builds }, ...over };
+  return {
+    id: 'tiny',
+    name: 'Tiny',
+    kinds: ['chat'],
+    files: [],
+    vramBytes: 600 * MiB,
+    requiredFeatures: [],
+    engine: 'webllm',
+    webllm: { builds },
+    ...over,
+  };
 }
 
 const both = model([build('q4f32_1'), build('q4f16_1', { vramBytes: 500 * MiB })]);

@@ -95,7 +95,12 @@ export function selectBuild(model: WebLlmModel, gpu: GpuInfo | null, vramBudgetB
   if (model.maxBufferBytes !== undefined) {
     const allowed = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
     if (model.maxBufferBytes > allowed) {
-      throw new ModelTooLargeError(model.id, model.maxBufferBytes, allowed, 'a single GPU buffer (maxStorageBufferBindingSize of the device web-llm creates)');
+      throw new ModelTooLargeError(
+        model.id,
+        model.maxBufferBytes,
+        allowed,
+        'a single GPU buffer (maxStorageBufferBindingSize of the device web-llm creates)',
+      );
     }
   }
 
