@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chromium } from '@playwright/test';
-import { decoderTokenizer, referenceGreedy } from '../modelhost/reference.ts';
+import { DECODER_TEST_PROMPTS, decoderTokenizer, referenceGreedy } from '../modelhost/reference.ts';
 import { testModels } from '../modelhost/models/index.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { CHROMIUM_ARGS, ensureChromium } from '../scripts/chromium.ts';
@@ -18,7 +18,9 @@ function fmt(ms: number): string {
 }
 
 async function runtimeBench(): Promise<void> {
-  const build = spawnSync('node_modules/.bin/vite', ['build', '--config', 'bench/vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
+  const build = spawnSync('node_modules/.bin/vite', ['build', '--config', 'bench/vite.config.ts', '--logLevel', 'warn'], {
+    stdio: 'inherit',
+  });
   if (build.status !== 0) throw new Error('building the benchmark page failed');
   const host = await startModelHost({ port: 0 });
   const app = await startAppServer({ distDir: '.cache/bench-dist', port: 0, config: { manifestUrl: host.manifestUrl } });
@@ -30,7 +32,7 @@ async function runtimeBench(): Promise<void> {
     await page.waitForFunction(() => document.getElementById('state')?.textContent === 'ready');
     const spec = testModels().decoder.entry.onnx.decoder;
     if (spec === undefined) throw new Error('no decoder spec');
-    const prompt = decoderTokenizer().encode('the cat sat on the').ids;
+    const prompt = decoderTokenizer().encode(DECODER_TEST_PROMPTS[4]).ids;
     // Generate exactly as many tokens as greedy makes before its end token, so both loops do the same work.
     const maxTokens = Math.min(24, referenceGreedy(prompt, 24, spec.eosTokenIds).tokens.length);
     const texts = Array.from({ length: 16 }, (_, i) => `sentence ${i}: the quick brown fox jumps over the lazy dog while gpus run models`);
@@ -41,17 +43,24 @@ async function runtimeBench(): Promise<void> {
       },
       { manifestUrl: host.manifestUrl, iterations, texts, prompt, maxTokens },
     );
-    console.log(`\nRuntime: raw onnxruntime-web session vs the whole worker path (median of ${iterations}, Chromium ${browser.version()}, SwiftShader)`);
+    console.log(
+      `\nRuntime: raw onnxruntime-web session vs the whole worker path (median of ${iterations}, Chromium ${browser.version()}, SwiftShader)`,
+    );
     console.log(`${'work'.padEnd(42)} ${'backend'.padEnd(8)} ${'raw'.padStart(11)} ${'worker path'.padStart(11)}  overhead`);
     for (const r of results) {
       const overhead = (r.workerMs / r.rawMs - 1) * 100;
-      console.log(`${r.name.padEnd(42)} ${r.backend.padEnd(8)} ${fmt(r.rawMs)} ${fmt(r.workerMs)}  ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)}% (ratio ${(r.workerMs / r.rawMs).toFixed(3)})`);
+      console.log(
+        `${r.name.padEnd(42)} ${r.backend.padEnd(8)} ${fmt(r.rawMs)} ${fmt(r.workerMs)}  ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)}% (ratio ${(r.workerMs / r.rawMs).toFixed(3)})`,
+      );
     }
     console.log('\nWebGPU vs WASM (raw sessions; SwiftShader runs WebGPU on the CPU, so this says nothing about real GPUs)');
     for (const name of new Set(results.map((r) => r.name))) {
       const gpu = results.find((r) => r.name === name && r.backend === 'webgpu');
       const cpu = results.find((r) => r.name === name && r.backend === 'wasm');
-      if (gpu && cpu) console.log(`${name.padEnd(42)} webgpu ${fmt(gpu.rawMs)}  wasm ${fmt(cpu.rawMs)}  webgpu/wasm time ratio ${(gpu.rawMs / cpu.rawMs).toFixed(2)}`);
+      if (gpu && cpu)
+        console.log(
+          `${name.padEnd(42)} webgpu ${fmt(gpu.rawMs)}  wasm ${fmt(cpu.rawMs)}  webgpu/wasm time ratio ${(gpu.rawMs / cpu.rawMs).toFixed(2)}`,
+        );
     }
   } finally {
     await browser.close();

@@ -28,6 +28,29 @@ export const appUrl = (): string => {
 
 export const manifestUrl = (): string => process.env['SPINNERET_MANIFEST_URL'] ?? '';
 export const modelHostUrl = (): string => process.env['SPINNERET_MODELHOST_URL'] ?? '';
+/** The host with web-llm fixtures and switchable corruption. */
+export const fixturesUrl = (): string => process.env['SPINNERET_FIXTURES_URL'] ?? '';
+
+/** Opens the app on another manifest and waits until it is ready. */
+export async function openWith(page: Page, manifest: string): Promise<void> {
+  await page.goto(`${appUrl()}/?manifest=${encodeURIComponent(manifest)}`);
+  await expect(page.locator('#app[data-ready="true"]')).toBeAttached({ timeout: 120_000 });
+}
+
+/** Loads a model through the worker and returns the typed error, or null when it loaded. */
+export async function loadError(page: Page, modelId: string): Promise<JobError | null> {
+  return page.evaluate(async (id) => {
+    const s = window.spinneret;
+    if (s === undefined) throw new Error('window.spinneret is missing');
+    try {
+      await s.bridge.api.load(id);
+      return null;
+    } catch (e) {
+      const err = e as { code?: string; name?: string; message?: string };
+      return { code: err.code ?? '', name: err.name ?? '', message: err.message ?? String(e), typed: e instanceof s.SpinneretError };
+    }
+  }, modelId);
+}
 
 export const test = base.extend<{ app: Page; consoleErrors: string[] }>({
   consoleErrors: async ({}, use) => {

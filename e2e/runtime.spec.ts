@@ -2,7 +2,7 @@
  * The contributor runtime in real Chromium with real WebGPU (SwiftShader): probe, the three
  * test models against float64 references computed here in Node, and device-loss recovery.
  */
-import { decoderTokenizer, referenceEmbed, referenceGreedy, referenceQ4 } from '../modelhost/reference.ts';
+import { DECODER_TEST_PROMPTS, decoderTokenizer, referenceEmbed, referenceGreedy, referenceQ4 } from '../modelhost/reference.ts';
 import { testModels } from '../modelhost/models/index.ts';
 import { expect, runJob, test, type JobAnswer } from './fixtures.ts';
 
@@ -71,9 +71,11 @@ test('the 4-bit MatMulNBits model runs on WebGPU and matches dequantize-and-mult
 test('greedy generation on the tiny decoder gives the reference tokens, streamed', async ({ app }) => {
   const decoder = testModels().decoder.entry.onnx.decoder;
   if (decoder === undefined) throw new Error('no decoder spec');
-  const prompt = decoderTokenizer().encode('the cat sat on the').ids;
+  const prompt = decoderTokenizer().encode(DECODER_TEST_PROMPTS[4]).ids;
   const expected = referenceGreedy(prompt, 24, decoder.eosTokenIds);
   expect(expected.tokens.length).toBeGreaterThanOrEqual(8);
+  // Exact token equality is fair only away from ties: float32 differs from float64 by ~1e-5.
+  expect(expected.minMargin).toBeGreaterThan(1e-2);
 
   const answer = await runJob(app, {
     kind: 'generate',
@@ -109,6 +111,7 @@ test('chat on the tiny decoder streams the reference answer for the templated pr
   const text =
     decoder.chatTemplate.message.replace('{role}', 'user').replace('{content}', 'the dog ran') + decoder.chatTemplate.assistantPrefix;
   const expected = referenceGreedy(tokenizer.encode(text).ids, 16, decoder.eosTokenIds);
+  expect(expected.minMargin).toBeGreaterThan(1e-2);
   const answer = await runJob(app, {
     kind: 'chat',
     model: 'tiny-decoder',

@@ -75,7 +75,11 @@ const tokenizer = {
   pre_tokenizer: { type: 'Whitespace' },
   post_processor: null,
   decoder: null,
-  model: { type: 'WordLevel', vocab: { '<pad>': 0, '<s>': 1, '</s>': 2, '<unk>': 3, hello: 4, world: 5, '.': 6, '!': 7 }, unk_token: '<unk>' },
+  model: {
+    type: 'WordLevel',
+    vocab: { '<pad>': 0, '<s>': 1, '</s>': 2, '<unk>': 3, hello: 4, world: 5, '.': 6, '!': 7 },
+    unk_token: '<unk>',
+  },
 };
 
 const tensorCache = { metadata: { ParamSize: 0, ParamBytes: 0, BitsPerParam: 0 }, records: [] };

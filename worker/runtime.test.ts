@@ -35,8 +35,8 @@ class DeviceBoundEngine implements Engine {
   readonly kind = 'onnx' as const;
   loads = 0;
   constructor(private readonly ctx: EngineContext) {}
-  estimateMemory(): number {
-    return 10;
+  plan() {
+    return { backend: 'webgpu', memoryBytes: 10 };
   }
   async load(model: ModelEntry): Promise<LoadedModel> {
     this.loads++;

@@ -16,7 +16,7 @@ import { parseJobRequest, type JobResult, type StreamChunk } from '../protocol/j
 import type { GpuDeviceManager } from './gpu/device.ts';
 import type { GpuInfo } from './gpu/types.ts';
 import type { ModelStore } from './models/store.ts';
-import type { Engine, EngineContext, LoadProgress, LoadedModel } from './engines/types.ts';
+import type { Engine, EngineContext, LoadProgress, LoadedModel, RunPlan } from './engines/types.ts';
 
 /** A model as the page lists it. */
 export interface ModelSummary {
@@ -31,6 +31,8 @@ export interface ModelSummary {
   cached: boolean;
   /** Backend it is loaded on, or null. */
   loadedOn: string | null;
+  /** How it would run here, or null when it cannot. */
+  plan: RunPlan | null;
   /** Why it cannot run here, or null when it can. */
   blocked: SerializedError | null;
   /** Declared inputs of an `infer` model. */
@@ -153,8 +155,9 @@ export class Runtime {
       const cached = (await Promise.all(model.files.map((f) => this.#options.store.has(f)))).every(Boolean);
       const loaded = await this.#loaded.get(model.id)?.catch(() => undefined);
       let blocked: SerializedError | null = null;
+      let plan: RunPlan | null = null;
       try {
-        this.#engine(model).estimateMemory(model);
+        plan = this.#engine(model).plan(model);
       } catch (err) {
         blocked = serializeError(err);
       }
@@ -167,6 +170,7 @@ export class Runtime {
         vramBytes: model.vramBytes,
         cached: cached && model.files.length > 0,
         loadedOn: loaded?.backend ?? null,
+        plan,
         blocked,
         ...(model.engine === 'onnx' && model.onnx.inputs ? { inputs: model.onnx.inputs } : {}),
       });

@@ -55,7 +55,13 @@ async function run(config: RuntimeBenchConfig): Promise<Measurement[]> {
     const bridge = startWorker();
     await bridge.api.init({ manifestUrl: config.manifestUrl, backend });
     const embedJob = { kind: 'embed', model: 'tiny-embed', inputs: config.texts };
-    const genJob = { kind: 'generate', model: 'tiny-decoder', prompt: config.prompt, maxTokens: config.maxTokens, sampling: { temperature: 0 } };
+    const genJob = {
+      kind: 'generate',
+      model: 'tiny-decoder',
+      prompt: config.prompt,
+      maxTokens: config.maxTokens,
+      sampling: { temperature: 0 },
+    };
 
     // Warm-up: downloads, session creation and shader compilation are not what is measured.
     for (let i = 0; i < 2; i++) {
@@ -80,8 +86,18 @@ async function run(config: RuntimeBenchConfig): Promise<Measurement[]> {
         throw new Error('the worker path and the raw loop generated different tokens');
       }
     }
-    results.push({ name: `embedding (tiny-embed, ${config.texts.length} texts)`, backend, rawMs: median(e.raw), workerMs: median(e.worker) });
-    results.push({ name: `greedy decode (tiny-decoder, ${config.maxTokens} tokens)`, backend, rawMs: median(g.raw), workerMs: median(g.worker) });
+    results.push({
+      name: `embedding (tiny-embed, ${config.texts.length} texts)`,
+      backend,
+      rawMs: median(e.raw),
+      workerMs: median(e.worker),
+    });
+    results.push({
+      name: `greedy decode (tiny-decoder, ${config.maxTokens} tokens)`,
+      backend,
+      rawMs: median(g.raw),
+      workerMs: median(g.worker),
+    });
     bridge.terminate();
   }
   return results;

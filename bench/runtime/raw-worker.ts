@@ -17,7 +17,11 @@ interface DecoderShape {
 const sessions = new Map<string, ort.InferenceSession>();
 
 function ids(values: readonly number[], dims: number[]): ort.Tensor {
-  return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+  return new ort.Tensor(
+    'int64',
+    BigInt64Array.from(values, (v) => BigInt(v)),
+    dims,
+  );
 }
 
 const api = {
@@ -57,7 +61,10 @@ const api = {
       const feeds: Record<string, ort.Tensor> = {
         input_ids: ids(pending, [1, n]),
         attention_mask: ids(new Array<number>(length + n).fill(1), [1, length + n]),
-        position_ids: ids(Array.from({ length: n }, (_, i) => length + i), [1, n]),
+        position_ids: ids(
+          Array.from({ length: n }, (_, i) => length + i),
+          [1, n],
+        ),
       };
       for (let l = 0; l < shape.numLayers; l++) {
         feeds[`past_key_values.${l}.key`] = past[2 * l] ?? empty;

@@ -85,7 +85,8 @@ export function buildTinyQ4(): BuiltModel<TinyQ4Weights> {
       requiredFeatures: [],
       onnx: {
         model: 'onnx/model_q4.onnx',
-        backends: ['webgpu', 'wasm'],
+        // WebGPU only: it proves the 4-bit GPU kernel, and stands for models too slow for a CPU fallback.
+        backends: ['webgpu'],
         inputs: [{ name: 'x', type: 'float32', shape: ['batch', w.k] }],
         outputs: ['y'],
       },

@@ -49,9 +49,19 @@ export interface EngineContext {
   device(): Promise<GPUDevice | null>;
 }
 
+/** How a model would run on this device, decided before anything is downloaded. */
+export interface RunPlan {
+  /** Where it would run, e.g. `webgpu`, `wasm`, `webllm:q4f32_1`. */
+  backend: string;
+  /** Estimated memory while loaded, bytes (GPU memory, or CPU memory for `wasm`). */
+  memoryBytes: number;
+  /** Why this is not the model's first choice (for example no WebGPU), when it is not. */
+  fallbackReason?: string;
+}
+
 export interface Engine {
   readonly kind: EngineKind;
-  /** Memory the model would need on this device, bytes; throws when it cannot run here. */
-  estimateMemory(model: ModelEntry): number;
+  /** How the model would run here; throws the typed reason when it cannot. */
+  plan(model: ModelEntry): RunPlan;
   load(model: ModelEntry, options?: LoadOptions): Promise<LoadedModel>;
 }

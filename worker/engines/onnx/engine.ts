@@ -3,7 +3,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { EngineError, InvalidInputError, toSpinneretError } from '../../../protocol/errors.ts';
 import type { ChatRequest, EmbedRequest, GenerateRequest, InferRequest, JobRequest, JobResult, Tensor } from '../../../protocol/jobs.ts';
 import type { ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
-import type { Engine, EngineContext, LoadOptions, LoadedModel, RunOptions } from '../types.ts';
+import type { Engine, EngineContext, LoadOptions, LoadedModel, RunOptions, RunPlan } from '../types.ts';
 import { OrtDecoder, presentNames } from './decoder.ts';
 import { generate } from './generate.ts';
 import { checkInferInputs } from './infer.ts';
@@ -45,9 +45,14 @@ export class OnnxEngine implements Engine {
     });
   }
 
-  estimateMemory(model: ModelEntry): number {
+  plan(model: ModelEntry): RunPlan {
     if (model.engine !== 'onnx') throw new EngineError(`Model "${model.id}" is not an ONNX model.`);
-    return this.choose(model).backend === 'webgpu' ? model.vramBytes : 0;
+    const choice = this.choose(model);
+    return {
+      backend: choice.backend,
+      memoryBytes: choice.backend === 'webgpu' ? model.vramBytes : model.files.reduce((sum, f) => sum + f.size, 0),
+      ...(choice.fallbackReason !== undefined ? { fallbackReason: choice.fallbackReason } : {}),
+    };
   }
 
   async load(model: ModelEntry, options: LoadOptions = {}): Promise<LoadedModel> {

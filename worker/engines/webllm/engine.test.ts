@@ -172,7 +172,7 @@ describe('WebLlmEngine.load', () => {
     ]);
     expect(loaded.backend).toBe('webllm:q4f32_1');
     expect(loaded.memoryBytes()).toBe(580 * MiB);
-    expect(engine.estimateMemory(model)).toBe(580 * MiB);
+    expect(engine.plan(model)).toEqual({ backend: 'webllm:q4f32_1', memoryBytes: 580 * MiB });
   });
 
   it('refuses without a GPU before making a web-llm engine', async () => {

@@ -10,7 +10,7 @@ import type { ChatCompletionChunk, ChatCompletionRequestStreaming, MLCEngineConf
 import { AbortedError, EngineError, InvalidInputError, ModelUnreachableError, type SpinneretError } from '../../../protocol/errors.ts';
 import type { ChatRequest, JobRequest, JobResult } from '../../../protocol/jobs.ts';
 import type { ModelEntry, WebLlmBuild, WebLlmModel } from '../../../protocol/manifest.ts';
-import type { Engine, EngineContext, LoadedModel, LoadOptions, RunOptions } from '../types.ts';
+import type { Engine, EngineContext, LoadedModel, LoadOptions, RunOptions, RunPlan } from '../types.ts';
 import { isNetworkFailure, isWasmFailure, mapWebLlmError, type ErrorContext } from './errors.ts';
 import { planSeeding, seedWebLlmCache, type CachesLike } from './integrity.ts';
 import { progressFromReport } from './progress.ts';
@@ -50,8 +50,9 @@ export class WebLlmEngine implements Engine {
     this.#options = options;
   }
 
-  estimateMemory(model: ModelEntry): number {
-    return this.#select(asWebLlm(model)).vramBytes;
+  plan(model: ModelEntry): RunPlan {
+    const build = this.#select(asWebLlm(model));
+    return { backend: `webllm:${build.quantization}`, memoryBytes: build.vramBytes };
   }
 
   async load(entry: ModelEntry, options: LoadOptions = {}): Promise<LoadedModel> {
