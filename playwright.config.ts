@@ -13,7 +13,7 @@ export default defineConfig({
   expect: { timeout: 60_000 },
   retries: 0,
   forbidOnly: true,
-  reporter: [['list'], ['json', { outputFile: 'test-results/e2e.json' }]],
+  reporter: [['list'], ['json', { outputFile: '.cache/results/e2e.json' }]],
   globalSetup: './e2e/global-setup.ts',
   use: {
     browserName: 'chromium',

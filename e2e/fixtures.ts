@@ -53,6 +53,8 @@ export async function loadError(page: Page, modelId: string): Promise<JobError |
 }
 
 export const test = base.extend<{ app: Page; consoleErrors: string[] }>({
+  // Playwright reads a fixture's dependencies from its first parameter's pattern; this one has none.
+  // eslint-disable-next-line no-empty-pattern
   consoleErrors: async ({}, use) => {
     await use([]);
   },

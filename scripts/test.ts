@@ -4,7 +4,7 @@
  * one line: `N passed, N failed`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { ensureChromium } from './chromium.ts';
 
 const bin = (name: string): string => `node_modules/.bin/${name}`;
@@ -27,21 +27,23 @@ function readJson(path: string): unknown {
 }
 
 function unitCounts(): { passed: number; failed: number } {
-  const data = readJson('test-results/unit.json') as { numPassedTests?: number; numFailedTests?: number } | null;
+  const data = readJson('.cache/results/unit.json') as { numPassedTests?: number; numFailedTests?: number } | null;
   return { passed: data?.numPassedTests ?? 0, failed: data?.numFailedTests ?? 0 };
 }
 
 function e2eCounts(): { passed: number; failed: number } {
-  const data = readJson('test-results/e2e.json') as { stats?: { expected?: number; unexpected?: number; flaky?: number } } | null;
+  const data = readJson('.cache/results/e2e.json') as { stats?: { expected?: number; unexpected?: number; flaky?: number } } | null;
   return { passed: data?.stats?.expected ?? 0, failed: (data?.stats?.unexpected ?? 0) + (data?.stats?.flaky ?? 0) };
 }
 
 ensureChromium();
-mkdirSync('test-results', { recursive: true });
+mkdirSync('.cache/results', { recursive: true });
+rmSync('.cache/results/unit.json', { force: true });
+rmSync('.cache/results/e2e.json', { force: true });
 step('format', bin('prettier'), ['--check', '.', '--log-level', 'warn']);
 step('lint', bin('eslint'), ['.']);
 step('types', bin('tsc'), ['-b']);
-step('unit', bin('vitest'), ['run', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json']);
+step('unit', bin('vitest'), ['run', '--reporter=default', '--reporter=json', '--outputFile.json=.cache/results/unit.json']);
 const built = step('build', bin('vite'), ['build', '--logLevel', 'warn']);
 if (built) step('e2e', bin('playwright'), ['test']);
 
