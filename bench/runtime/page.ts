@@ -22,6 +22,9 @@ export interface Measurement {
   name: string;
   backend: 'webgpu' | 'wasm';
   rawMs: number;
+  /** Inside the worker, around the engine's run (tokenize, session, pool, decode). */
+  engineMs: number;
+  /** At the page, around the comlink call: everything. */
   workerMs: number;
 }
 
@@ -70,18 +73,27 @@ async function run(config: RuntimeBenchConfig): Promise<Measurement[]> {
       await raw.generate('decoder', config.prompt, config.maxTokens, shape);
       await bridge.api.run(genJob);
     }
-    const e = { raw: [] as number[], worker: [] as number[] };
-    const g = { raw: [] as number[], worker: [] as number[] };
+    // The transport alone: a call that does no work, page → worker → page.
+    const ping: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      await bridge.api.status();
+      ping.push(performance.now() - t);
+    }
+    results.push({ name: 'comlink round trip (no work)', backend, rawMs: 0, engineMs: 0, workerMs: median(ping) });
+    const e = { raw: [] as number[], engine: [] as number[], worker: [] as number[] };
+    const g = { raw: [] as number[], engine: [] as number[], worker: [] as number[] };
     for (let i = 0; i < config.iterations; i++) {
       e.raw.push(await raw.embed('embed', ids, mask, config.texts.length, seq));
       let t = performance.now();
-      await bridge.api.run(embedJob);
+      e.engine.push((await bridge.api.run(embedJob)).ms);
       e.worker.push(performance.now() - t);
       const r = await raw.generate('decoder', config.prompt, config.maxTokens, shape);
       g.raw.push(r.ms);
       t = performance.now();
       const out = await bridge.api.run(genJob);
       g.worker.push(performance.now() - t);
+      g.engine.push(out.ms);
       if (out.result.kind !== 'generate' || out.result.tokens.join() !== r.tokens.slice(0, out.result.tokens.length).join()) {
         throw new Error('the worker path and the raw loop generated different tokens');
       }
@@ -90,12 +102,14 @@ async function run(config: RuntimeBenchConfig): Promise<Measurement[]> {
       name: `embedding (tiny-embed, ${config.texts.length} texts)`,
       backend,
       rawMs: median(e.raw),
+      engineMs: median(e.engine),
       workerMs: median(e.worker),
     });
     results.push({
       name: `greedy decode (tiny-decoder, ${config.maxTokens} tokens)`,
       backend,
       rawMs: median(g.raw),
+      engineMs: median(g.engine),
       workerMs: median(g.worker),
     });
     bridge.terminate();

@@ -29,6 +29,8 @@ const api = {
     ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const options: ort.InferenceSession.SessionOptions = { executionProviders: [backend], graphOptimizationLevel: 'all' };
+    // The same session settings as the engine, so that the ratio measures only the code around the session.
+    if (backend === 'wasm') options.extra = { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } };
     if (backend === 'webgpu' && gpuOutputs.length > 0) {
       options.preferredOutputLocation = Object.fromEntries(gpuOutputs.map((n) => [n, 'gpu-buffer' as const]));
     }

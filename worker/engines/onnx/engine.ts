@@ -260,6 +260,7 @@ class LoadedOnnxModel implements LoadedModel {
       sampling: request.sampling,
       ...(options.signal ? { signal: options.signal } : {}),
       onToken: (token, index) => {
+        if (options.onChunk === undefined) return;
         emitted.push(token);
         // Decode the whole text so far: a token's text can depend on its neighbours.
         const text = tokenizer?.decode(emitted, { skip_special_tokens: true }) ?? '';

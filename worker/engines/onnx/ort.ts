@@ -42,6 +42,9 @@ export async function createSession(ort: OrtModule, request: SessionRequest): Pr
     }
   } else {
     options.executionProviders = ['wasm'];
+    // ORT's thread pool spins after each run by default, holding cores that the page (and the
+    // contributor's other work) need; on a 2-core machine that stalled the reply by 5–10 ms.
+    options.extra = { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } };
   }
   return ort.InferenceSession.create(bytes, options);
 }
