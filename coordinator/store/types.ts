@@ -1,0 +1,87 @@
+/**
+ * The coordinator's store: one schema and one set of SQL migrations on two backends, PGlite
+ * (embedded, the default) and PostgreSQL (`DATABASE_URL`). It holds what matters for money
+ * and recovery — never a payload or a result: the coordinator only ever sees ciphertext, and
+ * stores none of it.
+ */
+import type { JobKind } from '../../protocol/manifest.ts';
+
+export type JobState = 'waiting' | 'queued' | 'leased' | 'done' | 'failed' | 'cancelled';
+
+/** One job's metadata, as the store keeps it. */
+export interface JobRecord {
+  id: string;
+  /** Id of the API key that created it. */
+  apiKeyId: string;
+  model: string;
+  kind: JobKind;
+  state: JobState;
+  /** 1 for the first contributor, +1 per re-assignment. */
+  attempt: number;
+  /** Contributor of the current attempt, or null while waiting for one. */
+  contributorId: string | null;
+  /** Milliseconds since epoch. */
+  createdAt: number;
+  updatedAt: number;
+  /** Sealed payload size of the current attempt, bytes. */
+  payloadBytes: number;
+  /** Sealed result size, bytes. */
+  resultBytes: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** Error code and message when `failed`. */
+  error: string | null;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  label: string;
+  /** Jobs this key may create per minute. */
+  jobsPerMinute: number;
+  /** Jobs this key may have unfinished at once. */
+  maxInFlight: number;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface ContributorRecord {
+  /** Derived from the identity key (see coordinator/sessions). */
+  id: string;
+  /** Ed25519 public key, base64url. */
+  identityKey: string;
+  /** X25519 public key, base64url. */
+  hpkeKey: string;
+  /** Wallet the contributor earns for, when known. */
+  wallet: string | null;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface Store {
+  /** Applies pending migrations; safe to call on every start. */
+  migrate(): Promise<void>;
+
+  /** Creates an API key and returns its secret once; only its SHA-256 is stored. */
+  createApiKey(input: { label: string; jobsPerMinute: number; maxInFlight: number }): Promise<{ record: ApiKeyRecord; secret: string }>;
+  /** The key whose secret hashes to `secretSha256` (hex), unless revoked. */
+  findApiKey(secretSha256: string): Promise<ApiKeyRecord | null>;
+  revokeApiKey(id: string): Promise<void>;
+
+  upsertContributor(record: ContributorRecord): Promise<void>;
+  getContributor(id: string): Promise<ContributorRecord | null>;
+
+  /**
+   * Records a job's metadata (insert or update by id). Writes are batched (group commit):
+   * call {@link flush} to wait for durability. Never throws synchronously.
+   */
+  putJob(record: JobRecord): void;
+  /** Waits until every earlier putJob is written. */
+  flush(): Promise<void>;
+  getJob(id: string): Promise<JobRecord | null>;
+  /** Jobs not in a final state (for recovery after a restart). */
+  unfinishedJobs(): Promise<JobRecord[]>;
+  /** Counts by state (for /metrics and tests). */
+  countJobs(): Promise<Record<JobState, number>>;
+
+  close(): Promise<void>;
+}

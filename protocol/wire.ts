@@ -1,0 +1,220 @@
+/**
+ * The wire protocol between contributor workers, the coordinator and requesters: one
+ * versioned discriminated union per direction, validated at every trust boundary, with the
+ * TypeScript types derived from the schemas. See docs/protocol.md for the flow.
+ *
+ * Encodings: keys, signatures and ciphertexts are base64url without padding; times are
+ * milliseconds since the Unix epoch; sizes are bytes.
+ */
+import * as v from 'valibot';
+import { ERROR_CODES } from './errors.ts';
+import { JobKind } from './manifest.ts';
+
+/** The protocol version this code speaks; a peer with another gets `PROTOCOL_VERSION` and is closed. */
+export const PROTOCOL_VERSION = 1;
+/** Largest WebSocket frame either side accepts (a sealed job or one result chunk), bytes. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+const B64 = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]*$/, 'base64url without padding'), v.maxLength(6_000_000));
+/** A raw 32-byte public key (Ed25519 or X25519), base64url: 43 characters. */
+const Key32 = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte key in base64url'));
+const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 base64url characters'));
+const Time = v.pipe(v.number(), v.integer(), v.minValue(0));
+const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000));
+
+/** An HPKE-sealed message: `enc` is the encapsulated key (absent on later chunks of a stream). */
+export const Sealed = v.strictObject({ enc: v.optional(B64), ct: B64 });
+export type Sealed = v.InferOutput<typeof Sealed>;
+
+export const WireError = v.strictObject({
+  code: v.picklist([...ERROR_CODES, 'PROTOCOL_VERSION', 'BAD_MESSAGE', 'UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT', 'LEASE_EXPIRED', 'QUOTA', 'DRAINING', 'OPEN_FAILED']),
+  message: v.pipe(v.string(), v.maxLength(2000)),
+});
+export type WireError = v.InferOutput<typeof WireError>;
+export type WireErrorCode = WireError['code'];
+
+export const Usage = v.strictObject({ promptTokens: Count, completionTokens: Count });
+
+const base = { v: v.literal(PROTOCOL_VERSION) };
+
+// ── contributor → coordinator ────────────────────────────────────────────────────────────
+
+/** Proves the device holds its identity key: signs {@link helloMessage} of the server's challenge. */
+export const Hello = v.strictObject({
+  ...base,
+  type: v.literal('hello'),
+  /** Ed25519 public key of the device (its identity). */
+  identityKey: Key32,
+  /** X25519 public key jobs are sealed to. */
+  hpkeKey: Key32,
+  /** The challenge nonce from the server's `challenge`. */
+  nonce: B64,
+  /** Ed25519 signature over helloMessage(nonce, identityKey, hpkeKey). */
+  signature: B64,
+  /** Session token from the wallet or kiosk enrollment (money and trust), if any. */
+  session: v.optional(v.pipe(v.string(), v.maxLength(2048))),
+  client: v.strictObject({ name: v.pipe(v.string(), v.maxLength(64)), version: v.pipe(v.string(), v.maxLength(32)) }),
+});
+
+export const ModelState = v.strictObject({
+  id: v.pipe(v.string(), v.maxLength(128)),
+  /** `loaded`: in memory now; `cached`: files on disk; `available`: can be fetched and fits. */
+  state: v.picklist(['loaded', 'cached', 'available']),
+});
+
+/** What the device can do and what its owner allows. Sent after `welcome` and whenever it changes. */
+export const Capabilities = v.strictObject({
+  ...base,
+  type: v.literal('capabilities'),
+  adapter: v.nullable(
+    v.strictObject({
+      vendor: v.pipe(v.string(), v.maxLength(128)),
+      architecture: v.pipe(v.string(), v.maxLength(128)),
+      isFallbackAdapter: v.boolean(),
+      features: v.pipe(v.array(v.pipe(v.string(), v.maxLength(64))), v.maxLength(64)),
+    }),
+  ),
+  /** Benchmark results, if measured: GFLOP/s and GB/s. */
+  bench: v.optional(v.strictObject({ gflops: v.number(), gbps: v.number() })),
+  models: v.pipe(v.array(ModelState), v.maxLength(256)),
+  /** Job kinds the owner consents to run. */
+  consent: v.pipe(v.array(JobKind), v.maxLength(4)),
+  /** Numerics class for redundancy checks: results are compared only within one class. */
+  engineClass: v.pipe(v.string(), v.maxLength(128)),
+  visibility: v.optional(v.picklist(['visible', 'hidden'])),
+});
+
+/** Asks for work: `slots` is how many more jobs the worker can run now (0 withdraws open slots). */
+export const Lease = v.strictObject({ ...base, type: v.literal('lease'), slots: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(64)) });
+
+/**
+ * One sealed piece of a job's result. Every result is a stream of chunks under one HPKE
+ * context: `seq` counts from 0, `enc` is on chunk 0 only, the last has `final: true` and the usage.
+ */
+export const Chunk = v.strictObject({
+  ...base,
+  type: v.literal('chunk'),
+  jobId: Id,
+  leaseId: Id,
+  seq: Count,
+  final: v.boolean(),
+  sealed: Sealed,
+  usage: v.optional(Usage),
+});
+
+/** The worker could not run the job (engine error, payload failed to open, …). */
+export const Fail = v.strictObject({ ...base, type: v.literal('fail'), jobId: Id, leaseId: Id, error: WireError });
+
+export const Ping = v.strictObject({ ...base, type: v.literal('ping'), t: Time });
+
+export const ContributorMessage = v.variant('type', [Hello, Capabilities, Lease, Chunk, Fail, Ping]);
+export type ContributorMessage = v.InferOutput<typeof ContributorMessage>;
+
+// ── coordinator → contributor ────────────────────────────────────────────────────────────
+
+export const Challenge = v.strictObject({ ...base, type: v.literal('challenge'), nonce: B64, serverTime: Time });
+export const Welcome = v.strictObject({
+  ...base,
+  type: v.literal('welcome'),
+  contributorId: Id,
+  /** Send a `ping` at least this often, ms. */
+  heartbeatMs: Count,
+  maxMessageBytes: Count,
+});
+/** A job for one of the worker's open slots. The payload is sealed to the worker's hpkeKey. */
+export const Job = v.strictObject({
+  ...base,
+  type: v.literal('job'),
+  jobId: Id,
+  leaseId: Id,
+  model: v.pipe(v.string(), v.maxLength(128)),
+  kind: JobKind,
+  /** Which attempt this is (the payload was sealed for it; part of the AAD). */
+  attempt: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  /** The lease ends then: a result after it is refused without credit. */
+  deadline: Time,
+  sealed: Sealed,
+});
+export const Cancel = v.strictObject({ ...base, type: v.literal('cancel'), jobId: Id, leaseId: Id, reason: v.pipe(v.string(), v.maxLength(200)) });
+/** A chunk or fail was taken (`accepted`), or was already taken (`duplicate`). */
+export const Ack = v.strictObject({ ...base, type: v.literal('ack'), jobId: Id, seq: Count, status: v.picklist(['accepted', 'duplicate']) });
+export const Pong = v.strictObject({ ...base, type: v.literal('pong'), t: Time });
+/** The coordinator is shutting down: finish running jobs, take no more, reconnect later. */
+export const Drain = v.strictObject({ ...base, type: v.literal('drain'), reconnectAfterMs: Count });
+/** A refused message. `fatal` errors close the connection after this message. */
+export const ErrorMessage = v.strictObject({
+  ...base,
+  type: v.literal('error'),
+  error: WireError,
+  fatal: v.boolean(),
+  /** The job the error is about, if any. */
+  jobId: v.optional(Id),
+});
+
+export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage]);
+export type CoordinatorMessage = v.InferOutput<typeof CoordinatorMessage>;
+
+// ── requester ↔ coordinator (HTTP) ───────────────────────────────────────────────────────
+
+/** `POST /v1/jobs`: a new job, before its payload exists (the payload is sealed per contributor). */
+export const CreateJob = v.strictObject({
+  model: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  kind: JobKind,
+  /** Ciphertext size the requester will send, bytes; for quotas and scheduling. */
+  sizeBytes: v.optional(Count),
+});
+export type CreateJob = v.InferOutput<typeof CreateJob>;
+
+/** Which contributor to seal for, for one attempt. */
+export const Assignment = v.strictObject({
+  attempt: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  contributorId: Id,
+  hpkeKey: Key32,
+});
+export type Assignment = v.InferOutput<typeof Assignment>;
+
+/** `PUT /v1/jobs/:id/payload`: the payload sealed for the assignment of `attempt`. */
+export const SubmitPayload = v.strictObject({ attempt: v.pipe(v.number(), v.integer(), v.minValue(1)), sealed: Sealed });
+export type SubmitPayload = v.InferOutput<typeof SubmitPayload>;
+
+/** Events on `GET /v1/jobs/:id/events` (newline-delimited JSON), in order. */
+export const JobEvent = v.variant('type', [
+  v.strictObject({ type: v.literal('assigned'), assignment: Assignment }),
+  v.strictObject({ type: v.literal('chunk'), attempt: v.number(), seq: Count, final: v.boolean(), sealed: Sealed, usage: v.optional(Usage) }),
+  v.strictObject({ type: v.literal('failed'), error: WireError }),
+]);
+export type JobEvent = v.InferOutput<typeof JobEvent>;
+
+// ── helpers ──────────────────────────────────────────────────────────────────────────────
+
+/** The bytes a device signs to answer a challenge; binds the nonce to both of its keys. */
+export function helloMessage(nonce: string, identityKey: string, hpkeKey: string): Uint8Array {
+  return new TextEncoder().encode(`spinneret-hello-v1\n${nonce}\n${identityKey}\n${hpkeKey}`);
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: WireError };
+
+/**
+ * Parses one frame. Oversized, non-JSON, wrong-version and malformed frames become typed
+ * errors, never exceptions.
+ */
+export function parseFrame<T>(schema: v.GenericSchema<unknown, T>, frame: string): Parsed<T> {
+  if (frame.length > MAX_MESSAGE_BYTES) {
+    return { ok: false, error: { code: 'BAD_MESSAGE', message: `Message of ${frame.length} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit.` } };
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(frame);
+  } catch {
+    return { ok: false, error: { code: 'BAD_MESSAGE', message: 'Message is not JSON.' } };
+  }
+  if (typeof data === 'object' && data !== null && 'v' in data && (data as { v: unknown }).v !== PROTOCOL_VERSION) {
+    return {
+      ok: false,
+      error: { code: 'PROTOCOL_VERSION', message: `Protocol version ${String((data as { v: unknown }).v)} is not supported; this peer speaks ${PROTOCOL_VERSION}. Update the client.` },
+    };
+  }
+  const result = v.safeParse(schema, data);
+  if (!result.success) return { ok: false, error: { code: 'BAD_MESSAGE', message: `Malformed message: ${v.summarize(result.issues).slice(0, 500)}` } };
+  return { ok: true, value: result.output };
+}
