@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'DEVICE_LOST',
   'ENGINE',
   'STORAGE',
+  'SEAL',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -164,6 +165,22 @@ export class StorageError extends SpinneretError {
   }
 }
 
+/**
+ * A sealed envelope (job payload or result chunk) could not be opened: tampered with, sealed
+ * to another key or for another job, out of order, truncated, or not a valid plaintext.
+ */
+export class SealError extends SpinneretError {
+  /** `what`: which envelope, e.g. "job payload of job abc"; `reason`: what failed. */
+  constructor(what: string, reason: string, options?: ErrorOptions) {
+    super(
+      'SEAL',
+      `Could not open the ${what}: ${reason}. Nothing from it was used. It was altered in transit, sealed to another key or job, or sent out of order; run the job again.`,
+      { what, reason },
+      options,
+    );
+  }
+}
+
 const NAMES: Record<ErrorCode, string> = {
   UNKNOWN_MODEL: 'UnknownModelError',
   MANIFEST_INVALID: 'ManifestError',
@@ -177,6 +194,7 @@ const NAMES: Record<ErrorCode, string> = {
   DEVICE_LOST: 'DeviceLostError',
   ENGINE: 'EngineError',
   STORAGE: 'StorageError',
+  SEAL: 'SealError',
   INTERNAL: 'SpinneretError',
 };
 
@@ -193,6 +211,7 @@ const PROTOTYPES: Record<ErrorCode, object> = {
   DEVICE_LOST: DeviceLostError.prototype,
   ENGINE: EngineError.prototype,
   STORAGE: StorageError.prototype,
+  SEAL: SealError.prototype,
   INTERNAL: SpinneretError.prototype,
 };
 

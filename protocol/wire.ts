@@ -27,7 +27,18 @@ export const Sealed = v.strictObject({ enc: v.optional(B64), ct: B64 });
 export type Sealed = v.InferOutput<typeof Sealed>;
 
 export const WireError = v.strictObject({
-  code: v.picklist([...ERROR_CODES, 'PROTOCOL_VERSION', 'BAD_MESSAGE', 'UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT', 'LEASE_EXPIRED', 'QUOTA', 'DRAINING', 'OPEN_FAILED']),
+  code: v.picklist([
+    ...ERROR_CODES,
+    'PROTOCOL_VERSION',
+    'BAD_MESSAGE',
+    'UNAUTHORIZED',
+    'NOT_FOUND',
+    'CONFLICT',
+    'LEASE_EXPIRED',
+    'QUOTA',
+    'DRAINING',
+    'OPEN_FAILED',
+  ]),
   message: v.pipe(v.string(), v.maxLength(2000)),
 });
 export type WireError = v.InferOutput<typeof WireError>;
@@ -85,7 +96,11 @@ export const Capabilities = v.strictObject({
 });
 
 /** Asks for work: `slots` is how many more jobs the worker can run now (0 withdraws open slots). */
-export const Lease = v.strictObject({ ...base, type: v.literal('lease'), slots: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(64)) });
+export const Lease = v.strictObject({
+  ...base,
+  type: v.literal('lease'),
+  slots: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(64)),
+});
 
 /**
  * One sealed piece of a job's result. Every result is a stream of chunks under one HPKE
@@ -135,9 +150,21 @@ export const Job = v.strictObject({
   deadline: Time,
   sealed: Sealed,
 });
-export const Cancel = v.strictObject({ ...base, type: v.literal('cancel'), jobId: Id, leaseId: Id, reason: v.pipe(v.string(), v.maxLength(200)) });
+export const Cancel = v.strictObject({
+  ...base,
+  type: v.literal('cancel'),
+  jobId: Id,
+  leaseId: Id,
+  reason: v.pipe(v.string(), v.maxLength(200)),
+});
 /** A chunk or fail was taken (`accepted`), or was already taken (`duplicate`). */
-export const Ack = v.strictObject({ ...base, type: v.literal('ack'), jobId: Id, seq: Count, status: v.picklist(['accepted', 'duplicate']) });
+export const Ack = v.strictObject({
+  ...base,
+  type: v.literal('ack'),
+  jobId: Id,
+  seq: Count,
+  status: v.picklist(['accepted', 'duplicate']),
+});
 export const Pong = v.strictObject({ ...base, type: v.literal('pong'), t: Time });
 /** The coordinator is shutting down: finish running jobs, take no more, reconnect later. */
 export const Drain = v.strictObject({ ...base, type: v.literal('drain'), reconnectAfterMs: Count });
@@ -180,7 +207,14 @@ export type SubmitPayload = v.InferOutput<typeof SubmitPayload>;
 /** Events on `GET /v1/jobs/:id/events` (newline-delimited JSON), in order. */
 export const JobEvent = v.variant('type', [
   v.strictObject({ type: v.literal('assigned'), assignment: Assignment }),
-  v.strictObject({ type: v.literal('chunk'), attempt: v.number(), seq: Count, final: v.boolean(), sealed: Sealed, usage: v.optional(Usage) }),
+  v.strictObject({
+    type: v.literal('chunk'),
+    attempt: v.number(),
+    seq: Count,
+    final: v.boolean(),
+    sealed: Sealed,
+    usage: v.optional(Usage),
+  }),
   v.strictObject({ type: v.literal('failed'), error: WireError }),
 ]);
 export type JobEvent = v.InferOutput<typeof JobEvent>;
@@ -200,7 +234,10 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; error: WireError }
  */
 export function parseFrame<T>(schema: v.GenericSchema<unknown, T>, frame: string): Parsed<T> {
   if (frame.length > MAX_MESSAGE_BYTES) {
-    return { ok: false, error: { code: 'BAD_MESSAGE', message: `Message of ${frame.length} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit.` } };
+    return {
+      ok: false,
+      error: { code: 'BAD_MESSAGE', message: `Message of ${frame.length} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit.` },
+    };
   }
   let data: unknown;
   try {
@@ -211,10 +248,14 @@ export function parseFrame<T>(schema: v.GenericSchema<unknown, T>, frame: string
   if (typeof data === 'object' && data !== null && 'v' in data && (data as { v: unknown }).v !== PROTOCOL_VERSION) {
     return {
       ok: false,
-      error: { code: 'PROTOCOL_VERSION', message: `Protocol version ${String((data as { v: unknown }).v)} is not supported; this peer speaks ${PROTOCOL_VERSION}. Update the client.` },
+      error: {
+        code: 'PROTOCOL_VERSION',
+        message: `Protocol version ${String((data as { v: unknown }).v)} is not supported; this peer speaks ${PROTOCOL_VERSION}. Update the client.`,
+      },
     };
   }
   const result = v.safeParse(schema, data);
-  if (!result.success) return { ok: false, error: { code: 'BAD_MESSAGE', message: `Malformed message: ${v.summarize(result.issues).slice(0, 500)}` } };
+  if (!result.success)
+    return { ok: false, error: { code: 'BAD_MESSAGE', message: `Malformed message: ${v.summarize(result.issues).slice(0, 500)}` } };
   return { ok: true, value: result.output };
 }

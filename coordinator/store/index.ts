@@ -1,0 +1,35 @@
+/** Opens the coordinator's store: PostgreSQL when a database URL is given, else embedded PGlite. */
+import { openPgliteStore } from './pglite.ts';
+import { openPostgresStore } from './postgres.ts';
+import type { SqlStoreOptions } from './sql-store.ts';
+import type { Store } from './types.ts';
+
+export type { ApiKeyRecord, ContributorRecord, JobRecord, JobState, Store } from './types.ts';
+export { API_KEY_PREFIX, hashApiKeySecret, SqlStore, type SqlStoreOptions } from './sql-store.ts';
+export { openPgliteStore } from './pglite.ts';
+export { openPostgresStore, type PostgresOptions } from './postgres.ts';
+
+/** Which database {@link openStore} uses. */
+export interface OpenStoreOptions extends SqlStoreOptions {
+  /** PostgreSQL URL. Default: env DATABASE_URL; when neither is set, PGlite. */
+  databaseUrl?: string;
+  /** PostgreSQL only: schema to keep the tables in (created if missing). */
+  schema?: string;
+  /** PGlite only: folder for the database; in memory when absent. */
+  dataDir?: string;
+}
+
+/** Opens and migrates the store. */
+export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
+  const { databaseUrl = process.env.DATABASE_URL || undefined, schema, dataDir, ...storeOptions } = options;
+  const store = databaseUrl
+    ? await openPostgresStore({ url: databaseUrl, schema, ...storeOptions })
+    : await openPgliteStore({ dataDir, ...storeOptions });
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return store;
+}

@@ -1,0 +1,88 @@
+/** The server backend: PostgreSQL through a `pg.Pool`, optionally confined to one schema. */
+import pg from 'pg';
+import { SqlStore, type SqlStoreOptions } from './sql-store.ts';
+import type { SqlClient, SqlDb } from './sql.ts';
+
+/** Where and how to connect. */
+export interface PostgresOptions {
+  /** `postgres://user@host:port/database`. */
+  url: string;
+  /**
+   * Schema for every table, created if missing and set as `search_path` on each connection
+   * (tests use a fresh one per run). Letters, digits and `_` only. Default: the server's.
+   */
+  schema?: string;
+  /** Connections in the pool. Default 10. */
+  maxConnections?: number;
+}
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+function client(pgClient: pg.Pool | pg.PoolClient): SqlClient {
+  return {
+    async query<T>(sql: string, params?: readonly unknown[]) {
+      const result = await pgClient.query(sql, params ? [...params] : undefined);
+      return { rows: result.rows as T[] };
+    },
+    async exec(sql: string) {
+      // Without parameters pg uses the simple protocol, which accepts several statements.
+      await pgClient.query(sql);
+    },
+  };
+}
+
+/** Opens a pool, creating `schema` first when given. */
+export async function openPostgresDb(options: PostgresOptions): Promise<SqlDb> {
+  const { url, schema } = options;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new Error(`schema ${JSON.stringify(schema)} must be letters, digits and _ (at most 63)`);
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: 10_000,
+    // Surfaces a silently dead server as an error (and a retried batch) instead of a hung flush.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(schema === undefined ? {} : { options: `-c search_path="${schema}"` }),
+  });
+  // An idle client's connection error would otherwise crash the process; the next query reports it.
+  pool.on('error', (err) => console.error('store: idle PostgreSQL connection failed', err));
+  const db: SqlDb = {
+    ...client(pool),
+    async transaction(fn) {
+      const conn = await pool.connect();
+      try {
+        await conn.query('BEGIN');
+        const result = await fn(client(conn));
+        await conn.query('COMMIT');
+        return result;
+      } catch (err) {
+        await conn.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        conn.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+  if (schema !== undefined) {
+    try {
+      // Two replicas creating the schema at once would otherwise race on the catalog.
+      await db.transaction(async (tx) => {
+        await tx.query(`SELECT pg_advisory_xact_lock(hashtext('spinneret.schema'), hashtext($1))`, [schema]);
+        await tx.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      });
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+  }
+  return db;
+}
+
+/** Opens a PostgreSQL store. Does not migrate; {@link openStore} does. */
+export async function openPostgresStore(options: PostgresOptions & SqlStoreOptions): Promise<SqlStore> {
+  const { url, schema, maxConnections, ...storeOptions } = options;
+  return new SqlStore(await openPostgresDb({ url, schema, maxConnections }), storeOptions);
+}

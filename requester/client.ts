@@ -1,0 +1,237 @@
+/**
+ * The requester SDK: runs one job through the coordinator's HTTP API (docs/protocol.md,
+ * "Requester ↔ coordinator"). The request is sealed here to the assigned contributor and the
+ * result is opened here; only sealed envelopes go over the wire.
+ */
+import * as v from 'valibot';
+import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../protocol/envelope.ts';
+import { AbortedError, EngineError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
+import { parseJobRequest, type JobRequest, type JobResult } from '../protocol/jobs.ts';
+import { JobKind } from '../protocol/manifest.ts';
+import { Assignment, JobEvent, MAX_MESSAGE_BYTES, parseFrame, type SubmitPayload } from '../protocol/wire.ts';
+import { CoordinatorError, failedJobError, httpError, networkError } from './errors.ts';
+
+export interface RequesterClientOptions {
+  /** Base URL of the coordinator, e.g. `https://coordinator.example` (no trailing `/v1`). */
+  coordinatorUrl: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey: string;
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface RunOptions {
+  /** Aborting cancels the job at the coordinator (DELETE) and rejects with AbortedError. */
+  signal?: AbortSignal;
+  /** Streamed text and tokens of `chat`/`generate` jobs, in order, each piece once (also across re-assignments). */
+  onDelta?: (piece: { text: string; tokens: number[] }) => void;
+}
+
+/** A model that connected contributors can serve. */
+export interface ModelListing {
+  id: string;
+  /** Job kinds it serves. */
+  kinds: JobKind[];
+}
+
+const CreatedJob = v.object({ jobId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)), assignment: v.nullable(Assignment) });
+const ModelEntry = v.object({ id: v.string(), kinds: v.array(JobKind) });
+const ModelList = v.union([v.object({ models: v.array(ModelEntry) }), v.object({ data: v.array(ModelEntry) })]);
+
+/** One attempt: the contributor it was sealed for and the opener of its result stream. */
+interface Attempt {
+  attempt: number;
+  opener: ResultOpener;
+  /** Chunks opened so far; a chunk below it is a duplicate and skipped. */
+  opened: number;
+  text: string;
+  tokens: number[];
+}
+
+export class RequesterClient {
+  readonly #url: string;
+  readonly #apiKey: string;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: RequesterClientOptions) {
+    this.#url = options.coordinatorUrl.replace(/\/+$/, '');
+    this.#apiKey = options.apiKey;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  /** Models the network can serve now (`GET /v1/models`). */
+  async models(): Promise<ModelListing[]> {
+    const response = await this.#call('GET', '/v1/models', undefined, 'listing models');
+    const body = v.safeParse(ModelList, await response.json().catch(() => null));
+    if (!body.success)
+      throw new CoordinatorError(`The coordinator's model list is malformed: ${v.summarize(body.issues)}`, response.status);
+    return 'models' in body.output ? body.output.models : body.output.data;
+  }
+
+  /**
+   * Runs one job to its result. Seals the request for each contributor the coordinator
+   * assigns (again after one drops), streams deltas to `onDelta`, and resolves with the
+   * result and the attempt that produced it.
+   */
+  async run(request: JobRequest, options: RunOptions = {}): Promise<JobResult & { attempts: number }> {
+    const job = parseJobRequest(request);
+    const { signal } = options;
+    if (signal?.aborted) throw new AbortedError(`The ${job.kind} job`);
+    // The ciphertext is the JSON plaintext (a 43-character result key) plus the 16-byte AES-GCM tag.
+    const sizeBytes = new TextEncoder().encode(JSON.stringify({ request: job, resultKey: 'k'.repeat(43) })).length + 16;
+    // Base64url grows the ciphertext by 4/3 on its way into a contributor's frame.
+    if ((sizeBytes * 4) / 3 > MAX_MESSAGE_BYTES) {
+      throw new InvalidInputError(
+        `The job is too large to send: ${sizeBytes} bytes sealed, over the ${MAX_MESSAGE_BYTES}-byte message limit. Split it into smaller jobs.`,
+      );
+    }
+    // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
+    const create = sizeBytes <= 1_000_000 ? { model: job.model, kind: job.kind, sizeBytes } : { model: job.model, kind: job.kind };
+    const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
+    const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
+    if (!created.success)
+      throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
+    const { jobId, assignment } = created.output;
+    try {
+      return await this.#follow(jobId, job, assignment, options);
+    } catch (err) {
+      if (err instanceof JobFailed) throw err.error;
+      // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
+      await this.#cancel(jobId);
+      if (signal?.aborted) throw new AbortedError(`Job ${jobId}`);
+      throw err instanceof SpinneretError ? err : networkError(err, this.#url, `following job ${jobId}`);
+    }
+  }
+
+  async #follow(
+    jobId: string,
+    job: JobRequest,
+    inline: Assignment | null,
+    { signal, onDelta }: RunOptions,
+  ): Promise<JobResult & { attempts: number }> {
+    const events = await this.#call('GET', `/v1/jobs/${jobId}/events`, undefined, 'opening the event stream', signal);
+    if (events.body === null) throw new CoordinatorError(`The event stream of job ${jobId} has no body.`, events.status);
+    const emitted = { text: '', tokens: [] as number[] };
+    // An object, not a `let`: TypeScript does not see the closure below assigning it.
+    const state: { current: Attempt | null } = { current: null };
+
+    const submit = async (assignment: Assignment): Promise<void> => {
+      if (state.current !== null && assignment.attempt <= state.current.attempt) return;
+      // A fresh result key per attempt: a contributor that dropped cannot write into a later attempt's stream.
+      const keys = await generateHpkeKeyPair();
+      const resultKey = await exportPublicKey(keys.publicKey);
+      const aad = { jobId, attempt: assignment.attempt, model: job.model, kind: job.kind };
+      const sealed = await sealJob(assignment.hpkeKey, { request: job, resultKey }, aad);
+      state.current = { attempt: assignment.attempt, opener: createResultOpener(keys, jobId), opened: 0, text: '', tokens: [] };
+      const body: SubmitPayload = { attempt: assignment.attempt, sealed };
+      const put = await this.#call('PUT', `/v1/jobs/${jobId}/payload`, body, 'sending the payload', signal, [409]);
+      // 409: this attempt is already superseded; the next `assigned` event follows.
+      if (put.status === 409) await put.body?.cancel();
+    };
+
+    if (inline !== null) await submit(inline);
+    for await (const line of ndjsonLines(events.body)) {
+      const parsed = parseFrame(JobEvent, line);
+      if (!parsed.ok) throw new CoordinatorError(`The coordinator sent a malformed event for job ${jobId}: ${parsed.error.message}`, 0);
+      const event = parsed.value;
+      if (event.type === 'failed') throw new JobFailed(failedJobError(event.error, jobId));
+      if (event.type === 'assigned') {
+        await submit(event.assignment);
+        continue;
+      }
+      const attempt = state.current;
+      if (attempt === null || event.attempt !== attempt.attempt || event.seq < attempt.opened) continue;
+      const piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
+      attempt.opened++;
+      if (piece.type === 'result') return { ...piece.result, attempts: attempt.attempt };
+      attempt.text += piece.text;
+      attempt.tokens.push(...piece.tokens);
+      const fresh = unseen(emitted, attempt, jobId);
+      if (fresh !== null && onDelta !== undefined) onDelta(fresh);
+    }
+    throw new CoordinatorError(`The coordinator closed the event stream of job ${jobId} before the result arrived.`, 0);
+  }
+
+  async #cancel(jobId: string): Promise<void> {
+    try {
+      const response = await this.#fetch(`${this.#url}/v1/jobs/${jobId}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${this.#apiKey}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      await response.body?.cancel();
+    } catch {
+      // Best effort: the coordinator's lease expiry ends the job anyway.
+    }
+  }
+
+  async #call(method: string, path: string, body: unknown, what: string, signal?: AbortSignal, allowed: number[] = []): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#apiKey}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      const init: RequestInit = { method, headers, body: body === undefined ? null : JSON.stringify(body) };
+      if (signal !== undefined) init.signal = signal;
+      response = await this.#fetch(`${this.#url}${path}`, init);
+    } catch (err) {
+      throw networkError(err, this.#url, what);
+    }
+    if (!response.ok && !allowed.includes(response.status)) throw await httpError(response, what, this.#url);
+    return response;
+  }
+}
+
+/** A `failed` event: the coordinator already ended the job, so it is not cancelled again. */
+class JobFailed extends Error {
+  constructor(readonly error: SpinneretError) {
+    super(error.message);
+  }
+}
+
+/**
+ * The part of an attempt's stream the caller has not seen. After a re-assignment the new
+ * contributor regenerates text already streamed from the dropped one; that prefix is
+ * skipped. If it differs (another numerics class), the streamed text cannot be taken back.
+ */
+function unseen(emitted: { text: string; tokens: number[] }, attempt: Attempt, jobId: string): { text: string; tokens: number[] } | null {
+  const sameText = attempt.text.startsWith(emitted.text) || emitted.text.startsWith(attempt.text);
+  const n = Math.min(attempt.tokens.length, emitted.tokens.length);
+  const sameTokens = attempt.tokens.slice(0, n).every((t, i) => t === emitted.tokens[i]);
+  if (!sameText || !sameTokens) {
+    throw new EngineError(
+      `The contributor that took over job ${jobId} produced different text than the one that dropped, after part of it was streamed. Run the job again; with temperature 0 and a seed, retries agree more often.`,
+      { jobId, attempt: attempt.attempt },
+    );
+  }
+  if (attempt.text.length <= emitted.text.length && attempt.tokens.length <= emitted.tokens.length) return null;
+  const fresh = { text: attempt.text.slice(emitted.text.length), tokens: attempt.tokens.slice(emitted.tokens.length) };
+  emitted.text += fresh.text;
+  emitted.tokens.push(...fresh.tokens);
+  return fresh;
+}
+
+/** Lines of a newline-delimited JSON body; cancels the body when the consumer stops early. */
+async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, end).trim();
+        buffer = buffer.slice(end + 1);
+        if (line !== '') yield line;
+      }
+      if (done) break;
+      // A line over the frame limit is refused like an oversized frame; don't buffer it forever.
+      if (buffer.length > MAX_MESSAGE_BYTES * 2)
+        throw new CoordinatorError('An event of the job stream is larger than any valid event.', 0);
+    }
+    if (buffer.trim() !== '') yield buffer.trim();
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Errors of the requester SDK talking to the coordinator over HTTP. They stay in the
+ * requester's process (they never cross a worker boundary), so they extend SpinneretError
+ * with code `INTERNAL` and are told apart by class and `status`.
+ */
+import * as v from 'valibot';
+import { AbortedError, ERROR_CODES, reviveError, SpinneretError, type ErrorCode } from '../protocol/errors.ts';
+import type { WireError } from '../protocol/wire.ts';
+
+/** The coordinator answered with an error the caller cannot fix by changing the request. */
+export class CoordinatorError extends SpinneretError {
+  /** HTTP status of the answer; 0 when there was none (unreachable, or a broken event stream). */
+  readonly status: number;
+
+  constructor(message: string, status: number, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super('INTERNAL', message, { ...details, status }, options);
+    this.status = status;
+    this.name = 'CoordinatorError';
+  }
+}
+
+/** The coordinator refused the API key (HTTP 401/403). */
+export class ApiKeyRefusedError extends CoordinatorError {
+  constructor(status: number, message: string) {
+    super(`API key refused by the coordinator (${message}). Check the key you configured, or ask the operator for a new one.`, status);
+    this.name = 'ApiKeyRefusedError';
+  }
+}
+
+/** The API key is over its rate or in-flight limit (HTTP 429/402). */
+export class QuotaExceededError extends CoordinatorError {
+  /** How long the coordinator asked to wait, ms; undefined when it did not say. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(status: number, message: string, retryAfterMs: number | undefined) {
+    const wait = retryAfterMs === undefined ? 'a moment' : `${Math.ceil(retryAfterMs / 1000)} s`;
+    super(`The API key is over its quota (${message}). Wait ${wait} and try again, or ask the operator to raise the limit.`, status, {
+      retryAfterMs,
+    });
+    this.retryAfterMs = retryAfterMs;
+    this.name = 'QuotaExceededError';
+  }
+}
+
+/** The coordinator could not be reached or is failing (network error, HTTP 5xx). Retrying later may work. */
+export class CoordinatorUnavailableError extends CoordinatorError {
+  constructor(coordinatorUrl: string, reason: string, status = 0, options?: ErrorOptions) {
+    super(
+      `The coordinator at ${coordinatorUrl} is unavailable (${reason}). Check the URL and the network, then try again.`,
+      status,
+      { reason },
+      options,
+    );
+    this.name = 'CoordinatorUnavailableError';
+  }
+}
+
+const ErrorBody = v.object({ error: v.object({ code: v.optional(v.string()), message: v.string() }) });
+
+/** Turns a non-2xx answer into the error a caller handles. `what` names the request, e.g. "creating the job". */
+export async function httpError(response: Response, what: string, coordinatorUrl: string): Promise<SpinneretError> {
+  const text = await response.text().catch(() => '');
+  let parsed: { code?: string; message: string } | undefined;
+  try {
+    const body = v.safeParse(ErrorBody, JSON.parse(text));
+    if (body.success) parsed = body.output.error;
+  } catch {
+    // Not JSON: keep the status text.
+  }
+  const message = parsed?.message ?? (text.slice(0, 200) || response.statusText || `HTTP ${response.status}`);
+  const status = response.status;
+  if (status === 401 || status === 403) return new ApiKeyRefusedError(status, message);
+  if (status === 429 || status === 402) return new QuotaExceededError(status, message, retryAfterMs(response.headers.get('retry-after')));
+  if (status >= 500) return new CoordinatorUnavailableError(coordinatorUrl, `HTTP ${status} while ${what}: ${message}`, status);
+  if (parsed?.code !== undefined && isErrorCode(parsed.code)) return reviveError({ name: '', code: parsed.code, message });
+  if (status === 400 || status === 413 || status === 422)
+    return reviveError({ name: '', code: 'INVALID_INPUT', message: `The coordinator refused ${what}: ${message}` });
+  return new CoordinatorError(`The coordinator answered HTTP ${status} while ${what}: ${message}`, status, { wireCode: parsed?.code });
+}
+
+/**
+ * The error for a job's `failed` event. Codes shared with the engines keep their class;
+ * `OPEN_FAILED` (the contributor could not open the payload) becomes a SealError; other wire
+ * codes are INTERNAL with the coordinator's message.
+ */
+export function failedJobError(error: WireError, jobId: string): SpinneretError {
+  const code = error.code === 'OPEN_FAILED' ? 'SEAL' : error.code;
+  if (isErrorCode(code)) return reviveError({ name: '', code, message: error.message, details: { jobId } });
+  if (code === 'UNAUTHORIZED') return new ApiKeyRefusedError(0, error.message);
+  if (code === 'QUOTA') return new QuotaExceededError(0, error.message, undefined);
+  return new SpinneretError('INTERNAL', `Job ${jobId} failed (${code}): ${error.message}`, { jobId, wireCode: code });
+}
+
+/** Normalizes what fetch throws: aborts stay aborts, everything else means the coordinator is unreachable. */
+export function networkError(err: unknown, coordinatorUrl: string, what: string): SpinneretError {
+  if (err instanceof SpinneretError) return err;
+  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) return new AbortedError(what);
+  const reason = err instanceof Error ? err.message : String(err);
+  return new CoordinatorUnavailableError(coordinatorUrl, `${what}: ${reason}`, 0, { cause: err });
+}
+
+function isErrorCode(code: string): code is ErrorCode {
+  return (ERROR_CODES as readonly string[]).includes(code);
+}
+
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

@@ -1,0 +1,302 @@
+/**
+ * A local OpenAI-compatible gateway: existing OpenAI clients and tools send embeddings and
+ * chat completions here, and each becomes a Spinneret job that is sealed on this machine and
+ * run by a contributor. Only this process sees plaintext; listen on loopback unless you mean it.
+ */
+import { serve } from '@hono/node-server';
+import { Hono, type Context } from 'hono';
+import type { AddressInfo } from 'node:net';
+import { InvalidInputError, UnknownModelError } from '../protocol/errors.ts';
+import type { JobRequest, JobResult } from '../protocol/jobs.ts';
+import type { JobKind } from '../protocol/manifest.ts';
+import { RequesterClient, type ModelListing, type RunOptions } from './client.ts';
+import {
+  ChatBody,
+  DEFAULT_MAX_TOKENS,
+  EmbeddingsBody,
+  float32Base64,
+  parseBody,
+  toChatRequest,
+  toEmbedRequest,
+  toOpenAIError,
+  type OpenAIError,
+} from './openai.ts';
+
+/** Extra facts about a model for OpenAI clients. */
+export interface GatewayModelInfo {
+  /** Unix time, seconds; default 0. */
+  created?: number;
+  /** Default `spinneret`. */
+  ownedBy?: string;
+  /** Completion length when a chat request gives none; default {@link DEFAULT_MAX_TOKENS}. */
+  maxTokens?: number;
+}
+
+export interface GatewayOptions {
+  client: Pick<RequesterClient, 'run' | 'models'>;
+  /** Keyed by model id. */
+  modelsInfo?: Record<string, GatewayModelInfo>;
+  /** How long a model list is reused to check requests, ms; default 5000. */
+  modelsCacheMs?: number;
+}
+
+type Piece = { type: 'delta'; text: string } | { type: 'result'; result: JobResult } | { type: 'error'; error: unknown };
+
+export function createGateway(options: GatewayOptions): Hono {
+  const { client, modelsInfo = {} } = options;
+  const cacheMs = options.modelsCacheMs ?? 5000;
+  let cached: { at: number; models: Promise<ModelListing[]> } | null = null;
+
+  const listModels = (): Promise<ModelListing[]> => {
+    if (cached === null || Date.now() - cached.at > cacheMs) {
+      const models = client.models();
+      cached = { at: Date.now(), models };
+      // A failed listing is not reused.
+      models.catch(() => {
+        if (cached?.models === models) cached = null;
+      });
+    }
+    return cached.models;
+  };
+  // A job for a model nobody serves would wait in the queue; refuse it up front instead.
+  const checkModel = async (model: string, kind: JobKind, endpoint: string): Promise<void> => {
+    const models = await listModels();
+    const found = models.find((m) => m.id === model);
+    if (found === undefined) {
+      throw new UnknownModelError(
+        model,
+        models.map((m) => m.id),
+      );
+    }
+    if (!found.kinds.includes(kind))
+      throw new InvalidInputError(`Model "${model}" does not serve ${endpoint}; it serves ${found.kinds.join(', ')} jobs.`);
+  };
+  const fail = (c: Context, err: unknown): Response => {
+    const { status, body } = toOpenAIError(err);
+    if (status === 500) console.error('gateway:', err);
+    return c.json(body, status);
+  };
+  const readJson = async (c: Context): Promise<unknown> => {
+    try {
+      return await c.req.json();
+    } catch {
+      throw new InvalidInputError('Invalid request: the body is not JSON.');
+    }
+  };
+  const run = (request: JobRequest, c: Context, onDelta?: RunOptions['onDelta']): Promise<JobResult> =>
+    client.run(request, onDelta === undefined ? { signal: c.req.raw.signal } : { signal: c.req.raw.signal, onDelta });
+
+  const app = new Hono();
+
+  app.get('/v1/models', async (c) => {
+    try {
+      const models = await listModels();
+      return c.json({ object: 'list', data: models.map((m) => modelObject(m, modelsInfo[m.id])) });
+    } catch (err) {
+      return fail(c, err);
+    }
+  });
+
+  app.get('/v1/models/:id{.+}', async (c) => {
+    try {
+      const models = await listModels();
+      const found = models.find((m) => m.id === c.req.param('id'));
+      if (found === undefined)
+        throw new UnknownModelError(
+          c.req.param('id'),
+          models.map((m) => m.id),
+        );
+      return c.json(modelObject(found, modelsInfo[found.id]));
+    } catch (err) {
+      return fail(c, err);
+    }
+  });
+
+  app.post('/v1/embeddings', async (c) => {
+    try {
+      const body = parseBody(EmbeddingsBody, await readJson(c));
+      const request = toEmbedRequest(body);
+      await checkModel(request.model, 'embed', 'embeddings');
+      const result = await run(request, c);
+      if (result.kind !== 'embed')
+        throw new InvalidInputError(`Model "${request.model}" answered with a ${result.kind} result, not embeddings.`);
+      const base64 = body.encoding_format === 'base64';
+      return c.json({
+        object: 'list',
+        data: result.embeddings.map((embedding, index) => ({
+          object: 'embedding',
+          index,
+          embedding: base64 ? float32Base64(embedding) : embedding,
+        })),
+        model: request.model,
+        usage: { prompt_tokens: result.usage.promptTokens, total_tokens: result.usage.promptTokens },
+      });
+    } catch (err) {
+      return fail(c, err);
+    }
+  });
+
+  app.post('/v1/chat/completions', async (c) => {
+    try {
+      const body = parseBody(ChatBody, await readJson(c));
+      const request = toChatRequest(body, modelsInfo[body.model]?.maxTokens ?? DEFAULT_MAX_TOKENS);
+      await checkModel(request.model, 'chat', 'chat completions');
+      const meta = {
+        id: `chatcmpl-${crypto.randomUUID().replace(/-/g, '')}`,
+        created: Math.floor(Date.now() / 1000),
+        model: request.model,
+      };
+      if (body.stream !== true) {
+        const result = await run(request, c);
+        if (result.kind !== 'chat')
+          throw new InvalidInputError(`Model "${request.model}" answered with a ${result.kind} result, not a chat message.`);
+        return c.json({
+          ...meta,
+          object: 'chat.completion',
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: result.text, refusal: null },
+              finish_reason: result.finishReason,
+              logprobs: null,
+            },
+          ],
+          usage: usageObject(result),
+        });
+      }
+      return await streamChat(request, meta, body.stream_options?.include_usage === true, run, c, fail);
+    } catch (err) {
+      return fail(c, err);
+    }
+  });
+
+  app.notFound((c) =>
+    c.json(
+      { error: { message: `No route ${c.req.method} ${c.req.path}.`, type: 'invalid_request_error', param: null, code: 'not_found' } },
+      404,
+    ),
+  );
+  return app;
+}
+
+function modelObject(model: ModelListing, info: GatewayModelInfo | undefined): Record<string, unknown> {
+  return { id: model.id, object: 'model', created: info?.created ?? 0, owned_by: info?.ownedBy ?? 'spinneret', kinds: model.kinds };
+}
+
+function usageObject(result: JobResult): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  const { promptTokens, completionTokens } = result.usage;
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+/**
+ * Streams a chat job as `chat.completion.chunk` server-sent events. The status is chosen
+ * when the first piece arrives, so a job that fails before any text gets a real HTTP error.
+ */
+async function streamChat(
+  request: JobRequest,
+  meta: { id: string; created: number; model: string },
+  includeUsage: boolean,
+  run: (request: JobRequest, c: Context, onDelta?: RunOptions['onDelta']) => Promise<JobResult>,
+  c: Context,
+  fail: (c: Context, err: unknown) => Response,
+): Promise<Response> {
+  const pieces: Piece[] = [];
+  let wake: (() => void) | null = null;
+  const push = (piece: Piece): void => {
+    pieces.push(piece);
+    wake?.();
+  };
+  const next = async (): Promise<Piece> => {
+    while (pieces.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    return pieces.shift() as Piece;
+  };
+  run(request, c, (d) => d.text !== '' && push({ type: 'delta', text: d.text })).then(
+    (result) => push({ type: 'result', result }),
+    (error: unknown) => push({ type: 'error', error }),
+  );
+
+  const first = await next();
+  if (first.type === 'error') return fail(c, first.error);
+  const encoder = new TextEncoder();
+  const event = (data: unknown): Uint8Array => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
+  const chunk = (delta: Record<string, string>, finish: string | null, usage?: unknown): Uint8Array =>
+    event({
+      ...meta,
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+      ...(usage === undefined ? {} : { usage }),
+    });
+  let streamed = '';
+  let piece: Piece | null = first;
+
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(chunk({ role: 'assistant', content: '' }, null, includeUsage ? null : undefined));
+    },
+    async pull(controller) {
+      const current = piece ?? (await next());
+      piece = null;
+      if (current.type === 'delta') {
+        streamed += current.text;
+        controller.enqueue(chunk({ content: current.text }, null, includeUsage ? null : undefined));
+      } else if (current.type === 'error') {
+        // Mid-stream the status is already sent; OpenAI clients raise an `error` event as an APIError.
+        controller.enqueue(event(toOpenAIError(current.error).body satisfies OpenAIError['body']));
+        controller.close();
+      } else if (current.result.kind !== 'chat') {
+        controller.enqueue(event(toOpenAIError(new InvalidInputError(`Model answered with a ${current.result.kind} result.`)).body));
+        controller.close();
+      } else {
+        const { text, finishReason } = current.result;
+        // Engines that stream less than the whole text: send the rest before finishing.
+        if (text.length > streamed.length && text.startsWith(streamed))
+          controller.enqueue(chunk({ content: text.slice(streamed.length) }, null, includeUsage ? null : undefined));
+        const usage = usageObject(current.result);
+        controller.enqueue(chunk({}, finishReason, includeUsage ? null : usage));
+        if (includeUsage) controller.enqueue(event({ ...meta, object: 'chat.completion.chunk', choices: [], usage }));
+        controller.enqueue(encoder.encode('data: [DONE]\n\n'));
+        controller.close();
+      }
+    },
+  });
+  return new Response(stream, {
+    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' },
+  });
+}
+
+export interface StartGatewayOptions {
+  /** 0 picks a free port. */
+  port: number;
+  /** Default `127.0.0.1`: the gateway holds plaintext and uses your API key, so keep it local. */
+  host?: string;
+  coordinatorUrl: string;
+  apiKey: string;
+  modelsInfo?: Record<string, GatewayModelInfo>;
+}
+
+/** Starts the gateway on a socket; `url` has no trailing slash (OpenAI clients use `${url}/v1`). */
+export async function startGateway(options: StartGatewayOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const client = new RequesterClient({ coordinatorUrl: options.coordinatorUrl, apiKey: options.apiKey });
+  const app = createGateway(options.modelsInfo === undefined ? { client } : { client, modelsInfo: options.modelsInfo });
+  return listen(app, options.port, options.host ?? '127.0.0.1');
+}
+
+/** Serves a Hono app with @hono/node-server; exported for tests that use a test-double client. */
+export async function listen(app: Hono, port: number, host: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = serve({ fetch: app.fetch, port, hostname: host });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${shown}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Open streams would hold close() until their jobs end.
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      }),
+  };
+}
