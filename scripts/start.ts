@@ -1,15 +1,23 @@
 /**
- * `npm start`: builds the app and runs Spinneret locally — the model host (serving the
- * project's own test models the way a model hub serves real ones) and the app — then prints
- * the URL to open. Ports: SPINNERET_PORT (default 5173), SPINNERET_MODELHOST_PORT (8090).
+ * `npm start`: the whole local network on embedded defaults, on this machine only —
+ * the model host, the coordinator (PGlite in `.spinneret/`), a demo requester sending a
+ * trickle of jobs, the OpenAI-compatible gateway, and the app — then prints where to look.
+ *
+ * Ports: SPINNERET_PORT (app, 5173), SPINNERET_MODELHOST_PORT (8090),
+ * SPINNERET_COORDINATOR_PORT (8787), SPINNERET_GATEWAY_PORT (8788).
+ * DATABASE_URL puts the coordinator on PostgreSQL instead of PGlite.
  */
 import { spawnSync } from 'node:child_process';
+import { createCoordinator } from '../coordinator/app.ts';
+import { openStore } from '../coordinator/store/index.ts';
 import { startModelHost } from '../modelhost/server.ts';
+import { RequesterClient } from '../requester/client.ts';
+import { startDemoRequester } from '../requester/demo.ts';
+import { startGateway } from '../requester/gateway.ts';
 import { startAppServer } from './serve.ts';
 
 const host = process.env['SPINNERET_HOST'] ?? '127.0.0.1';
-const appPort = Number(process.env['SPINNERET_PORT'] ?? 5173);
-const modelPort = Number(process.env['SPINNERET_MODELHOST_PORT'] ?? 8090);
+const port = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
 console.log('Building the app…');
 const build = spawnSync('node_modules/.bin/vite', ['build', '--logLevel', 'warn'], { stdio: 'inherit' });
@@ -18,20 +26,46 @@ if (build.status !== 0) {
   process.exit(1);
 }
 
-const models = await startModelHost({ port: modelPort, host });
-const app = await startAppServer({ distDir: 'dist', port: appPort, host, config: { manifestUrl: models.manifestUrl } });
+const models = await startModelHost({ port: port('SPINNERET_MODELHOST_PORT', 8090), host });
+const store = await openStore({ dataDir: process.env['SPINNERET_DATA_DIR'] ?? '.spinneret/coordinator' });
+const coordinator = createCoordinator({ store });
+const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });
+const demoKey = await coordinator.createApiKey('demo requester', { jobsPerMinute: 600, maxInFlight: 8 });
+const gatewayKey = await coordinator.createApiKey('local gateway', { jobsPerMinute: 600, maxInFlight: 16 });
+const gateway = await startGateway({ port: port('SPINNERET_GATEWAY_PORT', 8788), host, coordinatorUrl: network.url, apiKey: gatewayKey.secret });
+const stopDemo = startDemoRequester({
+  client: new RequesterClient({ coordinatorUrl: network.url, apiKey: demoKey.secret }),
+  intervalMs: 3000,
+  embedModel: 'tiny-embed',
+  chatModel: 'tiny-decoder',
+  log: (line) => console.log(line),
+});
+const app = await startAppServer({
+  distDir: 'dist',
+  port: port('SPINNERET_PORT', 5173),
+  host,
+  config: { manifestUrl: models.manifestUrl, coordinatorUrl: network.url },
+});
 
 console.log(`
-Spinneret is running.
-  Open:        ${app.url}/
-  Model host:  ${models.manifestUrl}
+Spinneret is running (everything on this machine).
+  Open:          ${app.url}/  and click Start under "Contribute"
+  Coordinator:   ${network.url}  (metrics: ${network.url}/metrics)
+  Model host:    ${models.manifestUrl}
+  OpenAI API:    ${gateway.url}/v1  (any API key; the gateway seals jobs before they leave)
+  Demo requester: a job every 3 s (embeddings and chat) from requester/corpus.json
 
 WebGPU needs a recent Chrome or Edge (on Linux start it with --enable-unsafe-webgpu).
-Press Ctrl+C to stop.`);
+Your machine can see the jobs it runs. Press Ctrl+C to stop.`);
 
+let stopping = false;
 const stop = async (): Promise<void> => {
-  await app.close();
-  await models.close();
+  if (stopping) return;
+  stopping = true;
+  stopDemo();
+  await coordinator.drain(5000);
+  await Promise.allSettled([app.close(), gateway.close(), network.close(), models.close()]);
+  await store.close();
   process.exit(0);
 };
 process.on('SIGINT', () => void stop());

@@ -1,0 +1,231 @@
+/**
+ * The coordinator: a blind relay between requesters (HTTP) and contributor workers
+ * (WebSocket), per docs/protocol.md. It sees only metadata; payloads and results pass
+ * through sealed. This module wires the slices together:
+ *
+ * - `sessions/`: the contributor WebSocket (challenge, hello, heartbeats, replacement);
+ * - `leases/`: jobs in flight, their leases, results, expiry and re-queueing;
+ * - `scheduler/`: which contributor gets which job;
+ * - `requesters/`: the HTTP API, API keys and quotas;
+ * - `metrics/`: `/metrics` in the Prometheus text format.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import { Hono } from 'hono';
+import { type Clock, consoleLogger, errorText, type Logger, systemClock } from './deps.ts';
+import { Relay } from './leases/relay.ts';
+import { type Gauges, Metrics } from './metrics/metrics.ts';
+import { ApiKeys, Quotas } from './requesters/keys.ts';
+import { requesterRoutes } from './requesters/routes.ts';
+import type { SchedulerHooks } from './scheduler/scheduler.ts';
+import { ContributorGateway } from './sessions/gateway.ts';
+import { NonceBook } from './sessions/hello.ts';
+import type { Store } from './store/types.ts';
+
+export type { Clock, Logger } from './deps.ts';
+export type { ContributorView, JobView, SchedulerHooks } from './scheduler/scheduler.ts';
+
+export interface CoordinatorOptions {
+  store: Store;
+  /** Time source for leases, heartbeats and quotas; default `Date.now`. */
+  clock?: Clock;
+  /** How long a contributor has to finish a job (and a requester to send its payload), ms. Default 60 000. */
+  leaseMs?: number;
+  /** Attempts per job, re-assignments included. Default 3. */
+  maxAttempts?: number;
+  /** Workers ping at least this often; one silent for twice as long is dropped, ms. Default 15 000. */
+  heartbeatMs?: number;
+  /** How long a job may wait for a free contributor before it fails, ms. Default 2 × leaseMs. */
+  maxWaitMs?: number;
+  /** Most jobs waiting or queued at once; more are refused with 503. Default 10 000. */
+  maxQueued?: number;
+  /** How long a finished job's events stay for late subscribers, ms. Default 60 000. */
+  retainMs?: number;
+  /** Largest sealed result of one job, bytes. Default 64 MiB. */
+  maxResultBytes?: number;
+  /** How often leases and heartbeats are checked, real-time ms. Default 250. */
+  sweepMs?: number;
+  /** What `drain` tells workers to wait before reconnecting, ms. Default 5 000. */
+  reconnectAfterMs?: number;
+  /** Default: JSON lines on the console. Only unexpected errors are logged. */
+  logger?: Logger;
+  /** Extra scheduling rules (reputation, replication). */
+  scheduler?: SchedulerHooks;
+}
+
+/** Counts for tests and health checks. */
+export interface CoordinatorStats {
+  contributors: number;
+  /** Jobs waiting for a contributor or for their payload. */
+  queued: number;
+  running: number;
+  jobs: { done: number; failed: number; cancelled: number };
+  leaseExpiries: number;
+  duplicates: number;
+  /** Refused contributor messages by error code. */
+  protocolErrors: Record<string, number>;
+}
+
+export interface Coordinator {
+  /** Requester routes (`/v1/...`), `/healthz` and `/metrics`. */
+  readonly app: Hono;
+  /** Accepts a contributor WebSocket on `/v1/contributor`; false for other paths (the socket is left alone). */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Serves contributor WebSockets on an existing HTTP server's upgrades. */
+  attach(server: Server): void;
+  /** Serves the app and the WebSocket endpoint. Port 0 picks a free one; host defaults to 127.0.0.1. */
+  listen(options?: { port?: number; host?: string }): Promise<{ url: string; close(): Promise<void> }>;
+  /** Sends `drain`, stops assigning, waits up to `timeoutMs` for running jobs, then fails the rest and closes. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Fails unfinished jobs, closes sockets and servers, flushes the store (the caller closes it). */
+  close(): Promise<void>;
+  /** Creates a requester API key; the secret is shown only here. */
+  createApiKey(label: string, limits?: { jobsPerMinute?: number; maxInFlight?: number }): Promise<{ id: string; secret: string }>;
+  /** Runs one expiry and heartbeat check now, instead of waiting for the timer. */
+  sweep(): void;
+  stats(): CoordinatorStats;
+}
+
+/** Builds a coordinator on `store`; its sweep timer starts now (unref'd), its servers on `listen`/`attach`. */
+export function createCoordinator(options: CoordinatorOptions): Coordinator {
+  const { store } = options;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? consoleLogger;
+  const leaseMs = options.leaseMs ?? 60_000;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+
+  const gauges: Gauges = {
+    contributorsConnected: () => gateway.connected,
+    jobsQueued: () => relay.queuedCount,
+    jobsRunning: () => relay.runningCount,
+  };
+  const metrics = new Metrics(gauges);
+  const relay = new Relay({
+    store,
+    clock,
+    metrics,
+    hooks: options.scheduler ?? {},
+    leaseMs,
+    maxAttempts: options.maxAttempts ?? 3,
+    maxWaitMs: options.maxWaitMs ?? 2 * leaseMs,
+    maxQueued: options.maxQueued ?? 10_000,
+    retainMs: options.retainMs ?? 60_000,
+    maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
+  });
+  const gateway = new ContributorGateway({ relay, store, clock, logger, metrics, heartbeatMs, nonces: new NonceBook() });
+
+  const app = new Hono();
+  app.get('/healthz', (c) =>
+    c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
+  );
+  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  app.route('/v1', requesterRoutes({ relay, store, keys: new ApiKeys(store, clock), quotas: new Quotas(clock) }));
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
+  app.onError((err, c) => {
+    logger.error('request failed', { method: c.req.method, path: c.req.path, error: errorText(err) });
+    return c.json({ error: { code: 'INTERNAL', message: 'The coordinator failed on this request; try again.' } }, 500);
+  });
+
+  const sweep = (): void => {
+    try {
+      relay.sweep();
+      gateway.sweep(clock.now());
+    } catch (err) {
+      logger.error('sweep failed', { error: errorText(err) });
+    }
+  };
+  const timer = setInterval(sweep, options.sweepMs ?? 250);
+  timer.unref();
+
+  const servers = new Set<Server>();
+  let closed: Promise<void> | null = null;
+
+  const attach = (server: Server): void => {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (gateway.handleUpgrade(request, socket, head)) return;
+      // Someone else may serve other upgrade paths on a shared server.
+      if (server.listenerCount('upgrade') === 1) socket.destroy();
+    });
+  };
+
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      clearInterval(timer);
+      relay.stopAll();
+      gateway.closeAll();
+      await Promise.all([...servers].map(stopServer));
+      await store.flush();
+    })();
+    return closed;
+  };
+
+  return {
+    app,
+    handleUpgrade: (request, socket, head) => gateway.handleUpgrade(request, socket, head),
+    attach,
+    async listen({ port = 0, host = '127.0.0.1' } = {}) {
+      const listener = getRequestListener(app.fetch);
+      const server = createServer((req, res) => void listener(req, res));
+      attach(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      servers.add(server);
+      const address = server.address() as AddressInfo;
+      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return {
+        url: `http://${shown}:${address.port}`,
+        close: async () => {
+          servers.delete(server);
+          await stopServer(server);
+        },
+      };
+    },
+    async drain(timeoutMs) {
+      relay.startDrain();
+      gateway.drain(options.reconnectAfterMs ?? 5_000);
+      const until = Date.now() + timeoutMs;
+      while (relay.runningCount > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+      await close();
+    },
+    close,
+    async createApiKey(label, limits = {}) {
+      const { record, secret } = await store.createApiKey({
+        label,
+        jobsPerMinute: limits.jobsPerMinute ?? 600,
+        maxInFlight: limits.maxInFlight ?? 32,
+      });
+      return { id: record.id, secret };
+    },
+    sweep,
+    stats() {
+      const snapshot = metrics.snapshot();
+      return {
+        contributors: gateway.connected,
+        queued: relay.queuedCount,
+        running: relay.runningCount,
+        jobs: snapshot.jobs,
+        leaseExpiries: snapshot.leaseExpiries,
+        duplicates: snapshot.duplicates,
+        protocolErrors: snapshot.protocolErrors,
+      };
+    },
+  };
+}
+
+/** Stops accepting, lets responses in progress finish for a second, then cuts the rest. */
+async function stopServer(server: Server): Promise<void> {
+  if (!server.listening) return;
+  const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+  // Keep-alive connections turn idle as their last response ends; close them as they do.
+  const idle = setInterval(() => server.closeIdleConnections(), 25);
+  const cut = setTimeout(() => server.closeAllConnections(), 1_000);
+  server.closeIdleConnections();
+  await stopped;
+  clearInterval(idle);
+  clearTimeout(cut);
+}

@@ -1,0 +1,117 @@
+/**
+ * One job in flight: its metadata (what the store keeps) and its event log (what the
+ * requester's event stream replays). Payload and result bytes pass through; none is kept
+ * beyond the event log of a job in flight.
+ */
+import type { JobKind } from '../../protocol/manifest.ts';
+import type { Assignment, JobEvent, WireError } from '../../protocol/wire.ts';
+import type { JobRecord, JobState } from '../store/types.ts';
+
+/** Receives a job's events as they happen; `end` after the last one. */
+export interface JobListener {
+  event(event: JobEvent): void;
+  end(): void;
+}
+
+const FINAL_STATES: ReadonlySet<JobState> = new Set(['done', 'failed', 'cancelled']);
+
+export class Job {
+  readonly id: string;
+  readonly apiKeyId: string;
+  readonly model: string;
+  readonly kind: JobKind;
+  readonly createdAt: number;
+  state: JobState = 'waiting';
+  /** The current attempt: 1 for the first contributor, +1 per re-assignment. */
+  attempt = 1;
+  contributorId: string | null = null;
+  /** Lease of the current attempt, while one is reserved or running. */
+  leaseId: string | null = null;
+  /** Contributors that had an earlier attempt; a re-queued job goes to someone else. */
+  readonly triedBy = new Set<string>();
+  /** When the job last started waiting for a contributor, ms. */
+  waitingSince: number;
+  /** When it reached a final state, ms. */
+  finishedAt: number | null = null;
+  updatedAt: number;
+  payloadBytes = 0;
+  resultBytes = 0;
+  promptTokens = 0;
+  completionTokens = 0;
+  error: WireError | null = null;
+  #events: JobEvent[] = [];
+  readonly #listeners = new Set<JobListener>();
+
+  constructor(init: { id: string; apiKeyId: string; model: string; kind: JobKind; now: number }) {
+    this.id = init.id;
+    this.apiKeyId = init.apiKeyId;
+    this.model = init.model;
+    this.kind = init.kind;
+    this.createdAt = init.now;
+    this.updatedAt = init.now;
+    this.waitingSince = init.now;
+  }
+
+  get finished(): boolean {
+    return FINAL_STATES.has(this.state);
+  }
+
+  /** Appends an event and delivers it to every subscriber. */
+  emit(event: JobEvent): void {
+    this.#events.push(event);
+    for (const listener of this.#listeners) listener.event(event);
+  }
+
+  /** Ends every subscriber's stream; later subscribers get the log replayed and then the end. */
+  end(): void {
+    for (const listener of this.#listeners) listener.end();
+    this.#listeners.clear();
+  }
+
+  /** Drops result chunks of earlier attempts: a new attempt's stream starts again at seq 0. */
+  dropStaleChunks(): void {
+    this.#events = this.#events.filter((event) => event.type !== 'chunk' || event.attempt === this.attempt);
+  }
+
+  /** Replays the events so far, then delivers new ones. Returns the unsubscribe function. */
+  subscribe(listener: JobListener): () => void {
+    for (const event of this.#events) listener.event(event);
+    if (this.finished) {
+      listener.end();
+      return () => {};
+    }
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The assignment of the current attempt, once there is one. */
+  get assignment(): Assignment | null {
+    if (this.state !== 'queued' && this.state !== 'leased') return null;
+    const last = this.#events.findLast((event) => event.type === 'assigned');
+    return last?.type === 'assigned' ? last.assignment : null;
+  }
+
+  get events(): readonly JobEvent[] {
+    return this.#events;
+  }
+
+  /** The metadata the store keeps (no payload, no result). */
+  toRecord(): JobRecord {
+    return {
+      id: this.id,
+      apiKeyId: this.apiKeyId,
+      model: this.model,
+      kind: this.kind,
+      state: this.state,
+      attempt: this.attempt,
+      contributorId: this.contributorId,
+      createdAt: this.createdAt,
+      updatedAt: this.updatedAt,
+      payloadBytes: this.payloadBytes,
+      resultBytes: this.resultBytes,
+      promptTokens: this.promptTokens,
+      completionTokens: this.completionTokens,
+      error: this.error === null ? null : `${this.error.code}: ${this.error.message}`,
+    };
+  }
+}

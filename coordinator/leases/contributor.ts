@@ -1,0 +1,33 @@
+/**
+ * A connected, welcomed contributor as the relay tracks it: its offer (capabilities and
+ * open slots) and the leases it holds.
+ */
+import type * as v from 'valibot';
+import type { Capabilities, CoordinatorMessage } from '../../protocol/wire.ts';
+import type { ContributorView } from '../scheduler/scheduler.ts';
+
+export class ConnectedContributor implements ContributorView {
+  readonly id: string;
+  readonly hpkeKey: string;
+  capabilities: v.InferOutput<typeof Capabilities> | null = null;
+  /**
+   * Slots offered by the last `lease` and not used yet; each assignment uses one. Negative
+   * while more assignments are pending than the worker last offered.
+   */
+  openSlots = 0;
+  lastAssignedAt = 0;
+  /** Ids of the leases reserved for or running on it. */
+  readonly leases = new Set<string>();
+  /** Sends a message on its socket (a no-op once the socket closed). */
+  readonly send: (message: CoordinatorMessage) => void;
+
+  constructor(init: { id: string; hpkeKey: string; send: (message: CoordinatorMessage) => void }) {
+    this.id = init.id;
+    this.hpkeKey = init.hpkeKey;
+    this.send = init.send;
+  }
+
+  get inFlight(): number {
+    return this.leases.size;
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * The relay: every job in flight, the leases that carry them to contributors, and the
+ * waiting queue. It owns the job state machine (docs/protocol.md):
+ *
+ *   waiting ──assign──▶ queued ──payload──▶ leased ──final──▶ done
+ *      ▲                  │                   │
+ *      └──── re-queue (attempt + 1) ◀─────────┘  expiry, fail, disconnect
+ *
+ * A job is assigned (and a slot reserved) before its payload exists, because the requester
+ * seals the payload to that one contributor's key. All in-flight state is in memory; the
+ * store gets the metadata on every change.
+ */
+import type * as v from 'valibot';
+import type { JobKind } from '../../protocol/manifest.ts';
+import type { Chunk, CoordinatorMessage, Fail, Sealed, WireError } from '../../protocol/wire.ts';
+import { base64urlBytes, type Clock, randomId } from '../deps.ts';
+import { Job } from '../jobs/job.ts';
+import { JobTable } from '../jobs/job-table.ts';
+import type { FinalState, Metrics } from '../metrics/metrics.ts';
+import { chooseContributor, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
+import type { Store } from '../store/types.ts';
+import type { ConnectedContributor } from './contributor.ts';
+import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
+
+export interface RelayOptions {
+  store: Store;
+  clock: Clock;
+  metrics: Metrics;
+  hooks: SchedulerHooks;
+  /** How long a contributor has for a job, and a requester for its payload, ms. */
+  leaseMs: number;
+  /** Attempts per job, counting re-assignments. */
+  maxAttempts: number;
+  /** How long a job may wait for a contributor before it fails, ms. */
+  maxWaitMs: number;
+  /** Most jobs waiting or queued at once; more are refused. */
+  maxQueued: number;
+  /** How long a finished job's event log stays for late subscribers, ms. */
+  retainMs: number;
+  /** Largest sealed result per job, bytes. */
+  maxResultBytes: number;
+}
+
+/** A refused requester action: the HTTP status and the error body. */
+export interface Refusal {
+  status: 404 | 409 | 413 | 503;
+  error: WireError;
+}
+
+type ResultMessage = v.InferOutput<typeof Chunk> | v.InferOutput<typeof Fail>;
+
+export class Relay {
+  readonly #o: RelayOptions;
+  readonly #contributors = new Map<string, ConnectedContributor>();
+  readonly #jobs = new JobTable();
+  /** Jobs waiting for a contributor, oldest first (re-queued jobs wait again from now). */
+  readonly #waiting = new Map<string, Job>();
+  readonly #leases: LeaseBook;
+  #draining = false;
+
+  constructor(options: RelayOptions) {
+    this.#o = options;
+    this.#leases = new LeaseBook(options.clock);
+  }
+
+  join(contributor: ConnectedContributor): void {
+    this.#contributors.set(contributor.id, contributor);
+  }
+
+  /** The contributor is gone (socket closed, silent, or replaced): its jobs are re-queued. */
+  leave(contributor: ConnectedContributor, why: string): void {
+    if (this.#contributors.get(contributor.id) === contributor) this.#contributors.delete(contributor.id);
+    for (const leaseId of [...contributor.leases]) {
+      const lease = this.#leases.active(leaseId);
+      if (lease !== undefined) this.#retry(lease, 'dropped', { code: 'LEASE_EXPIRED', message: `the contributor left (${why})` });
+    }
+    this.schedule();
+  }
+
+  /**
+   * The worker's `lease {slots}`: it can start `slots` more jobs now. Assignments it has not
+   * seen a job frame for yet are invisible to it, so they still take from that count.
+   */
+  offer(contributor: ConnectedContributor, slots: number): void {
+    let unseen = 0;
+    for (const id of contributor.leases) if (this.#leases.active(id)?.phase === 'reserved') unseen++;
+    contributor.openSlots = slots - unseen;
+    this.schedule();
+  }
+
+  get contributors(): ReadonlyMap<string, ConnectedContributor> {
+    return this.#contributors;
+  }
+
+  createJob(apiKeyId: string, model: string, kind: JobKind): Job | Refusal {
+    if (this.#draining) return refusal(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
+    if (this.queuedCount >= this.#o.maxQueued) {
+      return refusal(503, 'QUOTA', `The network has ${this.#o.maxQueued} jobs queued, its limit; try again shortly.`);
+    }
+    const job = new Job({ id: randomId(), apiKeyId, model, kind, now: this.#o.clock.now() });
+    this.#jobs.add(job);
+    this.#waiting.set(job.id, job);
+    this.#put(job);
+    this.schedule();
+    return job;
+  }
+
+  /** A job in flight or recently finished, if the key owns it. */
+  job(id: string, apiKeyId: string): Job | undefined {
+    const job = this.#jobs.get(id);
+    return job?.apiKeyId === apiKeyId ? job : undefined;
+  }
+
+  /** Unfinished jobs of one API key. */
+  inFlightFor(apiKeyId: string): number {
+    return this.#jobs.unfinishedFor(apiKeyId);
+  }
+
+  /** Sends the payload, sealed for the current attempt's contributor, on its reserved slot. */
+  submitPayload(job: Job, attempt: number, sealed: Sealed): Refusal | null {
+    if (job.finished) return refusal(409, 'CONFLICT', `The job is ${job.state}; it takes no payload.`);
+    if (attempt !== job.attempt) {
+      return refusal(
+        409,
+        'CONFLICT',
+        `The payload is sealed for attempt ${attempt}, but the job is on attempt ${job.attempt}; seal it for the latest \`assigned\` event.`,
+      );
+    }
+    const lease = job.leaseId === null ? undefined : this.#leases.active(job.leaseId);
+    if (job.state === 'waiting' || lease === undefined) {
+      return refusal(409, 'CONFLICT', 'No contributor is assigned yet; wait for the `assigned` event and seal the payload for it.');
+    }
+    if (lease.phase === 'running') return refusal(409, 'CONFLICT', `The payload of attempt ${attempt} was already submitted.`);
+    const started = performance.now();
+    this.#leases.start(lease, this.#o.clock.now() + this.#o.leaseMs);
+    job.state = 'leased';
+    job.payloadBytes = base64urlBytes(sealed.ct) + base64urlBytes(sealed.enc ?? '');
+    lease.holder.send({
+      v: 1,
+      type: 'job',
+      jobId: job.id,
+      leaseId: lease.id,
+      model: job.model,
+      kind: job.kind,
+      attempt: job.attempt,
+      deadline: lease.expiresAt,
+      sealed,
+    });
+    this.#o.metrics.dispatchLatency((performance.now() - started) / 1000);
+    this.#put(job);
+    return null;
+  }
+
+  cancel(job: Job): Refusal | null {
+    if (job.state === 'cancelled') return null;
+    if (job.finished) return refusal(409, 'CONFLICT', `The job is already ${job.state}.`);
+    const lease = job.leaseId === null ? undefined : this.#leases.active(job.leaseId);
+    if (lease !== undefined) this.#release(lease, 'cancelled', 'cancelled by the requester');
+    this.#finish(job, 'cancelled', { code: 'ABORTED', message: 'The requester cancelled the job.' });
+    this.schedule();
+    return null;
+  }
+
+  /** Handles a `chunk` or `fail` from a contributor and returns the answer to send back. */
+  result(contributor: ConnectedContributor, message: ResultMessage): CoordinatorMessage {
+    const { jobId } = message;
+    const lease = this.#leases.get(message.leaseId);
+    const seq = message.type === 'chunk' ? message.seq : (lease?.nextSeq ?? 0);
+    const verdict = judgeResult(lease, contributor.id, message, this.#o.clock.now());
+    const job = this.#jobs.get(jobId);
+    const refuse = (error: WireError): CoordinatorMessage => ({ v: 1, type: 'error', error, fatal: false, jobId });
+    if (verdict.action === 'duplicate') {
+      this.#o.metrics.duplicateResult();
+      return { v: 1, type: 'ack', jobId, seq, status: 'duplicate' };
+    }
+    if (verdict.action === 'refuse') {
+      if (verdict.expire === true && lease !== undefined) this.#expire(lease);
+      return refuse(verdict.error);
+    }
+    if (lease === undefined || job === undefined) return refuse({ code: 'NOT_FOUND', message: `No job ${jobId}.` });
+    if (message.type === 'fail') {
+      // Bad input fails everywhere; anything else may be this device's fault.
+      if (message.error.code === 'INVALID_INPUT') {
+        this.#leases.end(lease, 'failed');
+        this.#finish(job, 'failed', message.error);
+      } else {
+        this.#retry(lease, 'failed', message.error);
+      }
+      return { v: 1, type: 'ack', jobId, seq, status: 'accepted' };
+    }
+    lease.nextSeq++;
+    job.resultBytes += base64urlBytes(message.sealed.ct) + base64urlBytes(message.sealed.enc ?? '');
+    if (job.resultBytes > this.#o.maxResultBytes) {
+      this.#release(lease, 'failed', 'result too large');
+      this.#finish(job, 'failed', { code: 'BAD_MESSAGE', message: `The result exceeds ${this.#o.maxResultBytes} bytes, the limit.` });
+      return refuse({ code: 'BAD_MESSAGE', message: 'The result exceeds the size limit; the job was stopped.' });
+    }
+    const { sealed, final, usage } = message;
+    const event = { type: 'chunk' as const, attempt: job.attempt, seq, final, sealed };
+    job.emit(usage === undefined ? event : { ...event, usage });
+    if (final) {
+      this.#leases.end(lease, 'done');
+      job.promptTokens = usage?.promptTokens ?? 0;
+      job.completionTokens = usage?.completionTokens ?? 0;
+      this.#finish(job, 'done', null);
+    }
+    return { v: 1, type: 'ack', jobId, seq, status: 'accepted' };
+  }
+
+  /** Expires leases, unanswered assignments and jobs that waited too long; forgets old logs. */
+  sweep(): void {
+    const now = this.#o.clock.now();
+    for (const lease of this.#leases.overdue(now)) {
+      if (lease.phase === 'running') {
+        this.#expire(lease);
+        continue;
+      }
+      const job = this.#jobs.get(lease.jobId);
+      this.#release(lease, 'expired', 'no payload');
+      if (job !== undefined) {
+        const seconds = Math.round(this.#o.leaseMs / 1000);
+        this.#finish(job, 'failed', {
+          code: 'LEASE_EXPIRED',
+          message: `No sealed payload arrived within ${seconds} s of the assignment; submit the job again.`,
+        });
+      }
+    }
+    for (const job of this.#waiting.values()) {
+      if (now - job.waitingSince <= this.#o.maxWaitMs) break;
+      this.#finish(job, 'failed', noContributorError(this.#contributors.values(), job, this.#o.maxWaitMs));
+    }
+    this.#jobs.forget(now - this.#o.retainMs);
+    this.#leases.forget(now - Math.max(this.#o.retainMs, this.#o.leaseMs));
+    this.schedule();
+  }
+
+  /** Assigns waiting jobs, oldest first, to contributors with open slots. */
+  schedule(): void {
+    if (this.#draining || this.#waiting.size === 0) return;
+    let free = [...this.#contributors.values()].filter((c) => c.openSlots > 0 && c.capabilities !== null);
+    for (const job of this.#waiting.values()) {
+      if (free.length === 0) return;
+      const chosen = chooseContributor(free, job, this.#o.hooks);
+      if (chosen === undefined) continue;
+      this.#assign(job, chosen);
+      if (chosen.openSlots === 0) free = free.filter((c) => c !== chosen);
+    }
+  }
+
+  #assign(job: Job, contributor: ConnectedContributor): void {
+    const now = this.#o.clock.now();
+    const lease = this.#leases.reserve({
+      id: randomId(12),
+      jobId: job.id,
+      attempt: job.attempt,
+      holder: contributor,
+      expiresAt: now + this.#o.leaseMs,
+    });
+    contributor.openSlots--;
+    contributor.lastAssignedAt = now;
+    this.#waiting.delete(job.id);
+    job.state = 'queued';
+    job.contributorId = contributor.id;
+    job.leaseId = lease.id;
+    job.emit({ type: 'assigned', assignment: { attempt: job.attempt, contributorId: contributor.id, hpkeKey: contributor.hpkeKey } });
+    this.#put(job);
+  }
+
+  /** Stops assigning; fails jobs that have not started, so their requesters hear at once. */
+  startDrain(): void {
+    this.#draining = true;
+    for (const job of this.#jobs.unfinished()) if (job.state !== 'leased') this.#stop(job);
+  }
+
+  /** Fails every unfinished job (telling workers to stop). */
+  stopAll(): void {
+    this.#draining = true;
+    for (const job of this.#jobs.unfinished()) this.#stop(job);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Jobs waiting for a contributor or for their payload. */
+  get queuedCount(): number {
+    return this.#leases.reservedCount + this.#waiting.size;
+  }
+
+  get runningCount(): number {
+    return this.#leases.runningCount;
+  }
+
+  #stop(job: Job): void {
+    const lease = job.leaseId === null ? undefined : this.#leases.active(job.leaseId);
+    if (lease !== undefined) this.#release(lease, 'cancelled', 'the coordinator is shutting down');
+    this.#finish(job, 'failed', { code: 'DRAINING', message: 'The coordinator is shutting down; submit the job again.' });
+  }
+
+  #expire(lease: Lease): void {
+    this.#o.metrics.leaseExpired();
+    lease.holder.send({ v: 1, type: 'cancel', jobId: lease.jobId, leaseId: lease.id, reason: 'lease expired' });
+    const seconds = Math.round(this.#o.leaseMs / 1000);
+    this.#retry(lease, 'expired', { code: 'LEASE_EXPIRED', message: `the lease expired after ${seconds} s` });
+  }
+
+  /** Ends a lease the worker did not finish: a running job is cancelled, an unused slot given back. */
+  #release(lease: Lease, outcome: LeaseOutcome, reason: string): void {
+    if (lease.phase === 'running') lease.holder.send({ v: 1, type: 'cancel', jobId: lease.jobId, leaseId: lease.id, reason });
+    else lease.holder.openSlots++;
+    this.#leases.end(lease, outcome);
+  }
+
+  /** Ends the attempt; the job waits for another contributor, or fails when out of attempts. */
+  #retry(lease: Lease, outcome: LeaseOutcome, reason: WireError): void {
+    this.#leases.end(lease, outcome);
+    const job = this.#jobs.get(lease.jobId);
+    if (job === undefined || job.finished) return;
+    job.triedBy.add(lease.holder.id);
+    if (this.#draining) return this.#stop(job);
+    if (job.attempt >= this.#o.maxAttempts) {
+      const message = `Attempt ${job.attempt} of ${this.#o.maxAttempts} failed (${reason.code}: ${reason.message}); no attempts are left. Submit the job again.`;
+      return this.#finish(job, 'failed', { code: reason.code, message });
+    }
+    const now = this.#o.clock.now();
+    job.attempt++;
+    job.state = 'waiting';
+    job.contributorId = null;
+    job.leaseId = null;
+    job.waitingSince = now;
+    job.dropStaleChunks();
+    this.#waiting.set(job.id, job);
+    this.#put(job);
+    this.schedule();
+  }
+
+  #finish(job: Job, state: FinalState, error: WireError | null): void {
+    const now = this.#o.clock.now();
+    this.#waiting.delete(job.id);
+    job.state = state;
+    job.finishedAt = now;
+    job.error = error;
+    job.leaseId = null;
+    if (error !== null) job.emit({ type: 'failed', error });
+    job.end();
+    this.#jobs.finished(job, now);
+    this.#o.metrics.jobFinished(state);
+    this.#put(job, now);
+  }
+
+  #put(job: Job, now = this.#o.clock.now()): void {
+    job.updatedAt = now;
+    this.#o.store.putJob(job.toRecord());
+  }
+}
+
+function refusal(status: Refusal['status'], code: WireError['code'], message: string): Refusal {
+  return { status, error: { code, message } };
+}

@@ -1,0 +1,75 @@
+/**
+ * Requester authentication and quotas. API keys are looked up by the SHA-256 of the secret
+ * and cached briefly, so a busy requester does not cost a database query per request
+ * (a revoked key keeps working for at most {@link KEY_CACHE_MS}).
+ */
+import { type Clock, sha256Hex } from '../deps.ts';
+import type { ApiKeyRecord, Store } from '../store/types.ts';
+
+/** How long a found key is cached, ms. */
+export const KEY_CACHE_MS = 30_000;
+/** How long an unknown secret is remembered as unknown, ms. */
+const MISS_CACHE_MS = 5_000;
+const MAX_CACHED = 10_000;
+const MINUTE_MS = 60_000;
+
+export class ApiKeys {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #cache = new Map<string, { key: ApiKeyRecord | null; until: number }>();
+
+  constructor(store: Store, clock: Clock) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  /** The live key whose secret this is, or null. */
+  async find(secret: string): Promise<ApiKeyRecord | null> {
+    const hash = sha256Hex(secret);
+    const now = this.#clock.now();
+    const cached = this.#cache.get(hash);
+    if (cached !== undefined && cached.until > now) return cached.key;
+    const key = await this.#store.findApiKey(hash);
+    if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
+    this.#cache.set(hash, { key, until: now + (key === null ? MISS_CACHE_MS : KEY_CACHE_MS) });
+    return key;
+  }
+}
+
+/** A refused job creation: why, and when to try again (seconds). */
+export interface QuotaRefusal {
+  message: string;
+  retryAfterS: number;
+}
+
+/** Per-key limits: jobs created per minute (sliding window) and jobs unfinished at once. */
+export class Quotas {
+  readonly #clock: Clock;
+  /** Creation times within the last minute, per key id, oldest first. */
+  readonly #recent = new Map<string, number[]>();
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  /** Null when the key may create a job now. */
+  check(key: ApiKeyRecord, inFlight: number): QuotaRefusal | null {
+    if (inFlight >= key.maxInFlight) {
+      return { message: `This key has ${inFlight} unfinished jobs, its limit; wait for one to finish.`, retryAfterS: 1 };
+    }
+    const now = this.#clock.now();
+    const recent = (this.#recent.get(key.id) ?? []).filter((t) => now - t < MINUTE_MS);
+    this.#recent.set(key.id, recent);
+    if (recent.length >= key.jobsPerMinute) {
+      const retryAfterS = Math.max(1, Math.ceil(((recent[0] ?? now) + MINUTE_MS - now) / 1000));
+      return { message: `This key created ${recent.length} jobs in the last minute, its limit; retry in ${retryAfterS} s.`, retryAfterS };
+    }
+    return null;
+  }
+
+  record(keyId: string): void {
+    const recent = this.#recent.get(keyId) ?? [];
+    recent.push(this.#clock.now());
+    this.#recent.set(keyId, recent);
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * One contributor's WebSocket: challenge, hello, then the worker's offers and results
+ * (docs/protocol.md). Frames are handled one at a time, in order, and a bad one never
+ * escapes as an exception: it is answered with a typed error and counted.
+ */
+import type * as v from 'valibot';
+import { type WebSocket, type RawData } from 'ws';
+import {
+  type Capabilities,
+  ContributorMessage,
+  type CoordinatorMessage,
+  type Hello,
+  MAX_MESSAGE_BYTES,
+  parseFrame,
+  type Parsed,
+  PROTOCOL_VERSION,
+  type WireError,
+} from '../../protocol/wire.ts';
+import { type Clock, errorText, type Logger } from '../deps.ts';
+import { ConnectedContributor } from '../leases/contributor.ts';
+import type { Relay } from '../leases/relay.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { Store } from '../store/types.ts';
+import { contributorIdOf, type NonceBook, verifyHello } from './hello.ts';
+
+/** What a session needs from the coordinator around it. */
+export interface SessionHost {
+  relay: Relay;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  nonces: NonceBook;
+  heartbeatMs: number;
+  /** Makes `session` the one for its contributor id; an older one is dropped. */
+  claim(session: ContributorSession): void;
+  /** The session's socket closed. */
+  closed(session: ContributorSession): void;
+}
+
+/** WebSocket close codes: policy violation (fatal errors), going away, normal. */
+export const CLOSE_POLICY = 1008;
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_NORMAL = 1000;
+
+export class ContributorSession {
+  readonly #ws: WebSocket;
+  readonly #host: SessionHost;
+  readonly #nonce: string;
+  #phase: 'challenged' | 'verifying' | 'ready' | 'closed' = 'challenged';
+  #queue: Promise<void> = Promise.resolve();
+  /** Set once welcomed; null again once it left. */
+  contributor: ConnectedContributor | null = null;
+  /** The contributor id, from the welcome on (kept after the socket closed). */
+  contributorId: string | null = null;
+  /** When the worker last sent anything, ms. */
+  lastSeen: number;
+
+  constructor(ws: WebSocket, host: SessionHost) {
+    this.#ws = ws;
+    this.#host = host;
+    const now = host.clock.now();
+    this.lastSeen = now;
+    this.#nonce = host.nonces.issue(now);
+    ws.on('message', (data, isBinary) => {
+      this.lastSeen = host.clock.now();
+      this.#queue = this.#queue.then(() => this.#handle(data, isBinary)).catch((err: unknown) => this.#unexpected(err));
+    });
+    ws.on('close', () => {
+      this.#phase = 'closed';
+      this.#leave('disconnected');
+      host.closed(this);
+    });
+    // A reset connection is normal for browser tabs; 'close' follows and cleans up.
+    ws.on('error', () => {});
+    this.send({ v: PROTOCOL_VERSION, type: 'challenge', nonce: this.#nonce, serverTime: now });
+  }
+
+  /** Sends a message if the socket is open; errors sent are counted by code. */
+  send(message: CoordinatorMessage): void {
+    if (message.type === 'error') this.#host.metrics.protocolError(message.error.code);
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    try {
+      this.#ws.send(JSON.stringify(message));
+    } catch (err) {
+      this.#unexpected(err);
+    }
+  }
+
+  /** Re-queues its jobs and closes the socket. */
+  close(code: number, reason: string): void {
+    this.#phase = 'closed';
+    this.#leave(reason);
+    this.#ws.close(code, reason.slice(0, 120));
+  }
+
+  /** Closes at once, without the closing handshake (for sockets that stopped answering). */
+  terminate(reason: string): void {
+    this.#phase = 'closed';
+    this.#leave(reason);
+    this.#ws.terminate();
+  }
+
+  get welcomed(): boolean {
+    return this.contributor !== null && this.#phase === 'ready';
+  }
+
+  async #handle(data: RawData, isBinary: boolean): Promise<void> {
+    if (this.#phase === 'closed') return;
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    const parsed: Parsed<ContributorMessage> = isBinary
+      ? { ok: false, error: { code: 'BAD_MESSAGE', message: 'Binary frames are not part of the protocol; send JSON text.' } }
+      : size > MAX_MESSAGE_BYTES
+        ? { ok: false, error: { code: 'BAD_MESSAGE', message: `Message of ${size} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit.` } }
+        : parseFrame(ContributorMessage, rawText(data));
+    if (this.#phase === 'challenged') {
+      if (!parsed.ok) return this.#fatal(parsed.error);
+      if (parsed.value.type !== 'hello')
+        return this.#fatal({ code: 'UNAUTHORIZED', message: 'Send `hello` first, answering the challenge.' });
+      return this.#hello(parsed.value);
+    }
+    if (!parsed.ok) {
+      if (parsed.error.code === 'PROTOCOL_VERSION') return this.#fatal(parsed.error);
+      return this.send({ v: PROTOCOL_VERSION, type: 'error', error: parsed.error, fatal: false });
+    }
+    const contributor = this.contributor;
+    if (contributor === null) return;
+    const message = parsed.value;
+    switch (message.type) {
+      case 'hello':
+        return this.send({
+          v: PROTOCOL_VERSION,
+          type: 'error',
+          error: { code: 'BAD_MESSAGE', message: 'Already welcomed; `hello` is sent once per connection.' },
+          fatal: false,
+        });
+      case 'capabilities':
+        return this.#capabilities(contributor, message);
+      case 'lease':
+        return this.#host.relay.offer(contributor, message.slots);
+      case 'chunk':
+      case 'fail':
+        return this.send(this.#host.relay.result(contributor, message));
+      case 'ping':
+        return this.send({ v: PROTOCOL_VERSION, type: 'pong', t: message.t });
+    }
+  }
+
+  async #hello(hello: v.InferOutput<typeof Hello>): Promise<void> {
+    const host = this.#host;
+    this.#phase = 'verifying';
+    // Consumed before the signature check: a failed hello burns the nonce too.
+    const fresh = hello.nonce === this.#nonce && host.nonces.consume(hello.nonce, host.clock.now());
+    if (!fresh)
+      return this.#fatal({
+        code: 'UNAUTHORIZED',
+        message: 'The hello answers no open challenge of this connection (replayed, expired or foreign nonce); reconnect.',
+      });
+    if (!(await verifyHello(hello))) {
+      return this.#fatal({
+        code: 'UNAUTHORIZED',
+        message: 'The hello signature does not verify against the identity key; sign helloMessage(nonce, identityKey, hpkeKey).',
+      });
+    }
+    const id = contributorIdOf(hello.identityKey);
+    const now = host.clock.now();
+    try {
+      const known = await host.store.getContributor(id);
+      await host.store.upsertContributor({
+        id,
+        identityKey: hello.identityKey,
+        hpkeKey: hello.hpkeKey,
+        wallet: known?.wallet ?? null,
+        firstSeen: known?.firstSeen ?? now,
+        lastSeen: now,
+      });
+    } catch (err) {
+      host.logger.error('could not record a contributor', { contributorId: id, error: errorText(err) });
+      return this.#fatal({ code: 'STORAGE', message: 'The coordinator could not record this contributor; reconnect in a minute.' });
+    }
+    if (this.#phase !== 'verifying') return;
+    this.contributor = new ConnectedContributor({ id, hpkeKey: hello.hpkeKey, send: (message) => this.send(message) });
+    this.contributorId = id;
+    this.#phase = 'ready';
+    host.claim(this);
+    host.relay.join(this.contributor);
+    this.send({
+      v: PROTOCOL_VERSION,
+      type: 'welcome',
+      contributorId: id,
+      heartbeatMs: host.heartbeatMs,
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    });
+  }
+
+  #capabilities(contributor: ConnectedContributor, message: v.InferOutput<typeof Capabilities>): void {
+    contributor.capabilities = message;
+    this.#host.relay.schedule();
+  }
+
+  #fatal(error: WireError): void {
+    this.send({ v: PROTOCOL_VERSION, type: 'error', error, fatal: true });
+    this.close(CLOSE_POLICY, error.code);
+  }
+
+  #leave(why: string): void {
+    const contributor = this.contributor;
+    if (contributor === null) return;
+    this.contributor = null;
+    this.#host.relay.leave(contributor, why);
+  }
+
+  #unexpected(err: unknown): void {
+    this.#host.logger.error('contributor message handler failed', { contributorId: this.contributor?.id, error: errorText(err) });
+    this.send({
+      v: PROTOCOL_VERSION,
+      type: 'error',
+      error: { code: 'INTERNAL', message: 'The coordinator failed on this message; it was dropped.' },
+      fatal: false,
+    });
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}
