@@ -3,7 +3,11 @@
  * web-llm fixtures and switchable corruption (so those tests cannot disturb the others), and
  * the built app. Their URLs reach the tests through the environment.
  */
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createCoordinator, type Logger } from '../coordinator/app.ts';
+import { openStore } from '../coordinator/store/index.ts';
 import type { WebLlmModel } from '../protocol/manifest.ts';
+import { startGateway } from '../requester/gateway.ts';
 import { mlcFixtureFiles, mlcManifestEntries } from '../modelhost/mlc.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { startAppServer } from '../scripts/serve.ts';
@@ -24,14 +28,43 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     extraFiles: mlcFixtureFiles(),
     extraEntries: (base) => [...mlcManifestEntries(base), twoBuilds(base)],
   });
-  const app = await startAppServer({ distDir: 'dist', port: 0, config: { manifestUrl: host.manifestUrl } });
+  // The coordinator on PostgreSQL, in a schema of its own, logging everything to a file: the
+  // confidentiality test reads both to check that no plaintext ever reached them.
+  const databaseUrl = process.env['TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `e2e_${Date.now().toString(36)}`;
+  const logFile = '.cache/e2e/coordinator.log';
+  mkdirSync('.cache/e2e', { recursive: true });
+  writeFileSync(logFile, '');
+  const line = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    appendFileSync(logFile, JSON.stringify({ level, message, ...fields }) + '\n');
+  const logger: Logger = { info: line('info'), warn: line('warn'), error: line('error') };
+  const store = await openStore({ databaseUrl, schema });
+  const coordinator = createCoordinator({ store, logger, leaseMs: 30_000, heartbeatMs: 5_000 });
+  const network = await coordinator.listen({ port: 0 });
+  const testKey = await coordinator.createApiKey('e2e tests', { jobsPerMinute: 1000, maxInFlight: 16 });
+  const gatewayKey = await coordinator.createApiKey('e2e gateway', { jobsPerMinute: 1000, maxInFlight: 16 });
+  const gateway = await startGateway({ port: 0, coordinatorUrl: network.url, apiKey: gatewayKey.secret });
+  const app = await startAppServer({ distDir: 'dist', port: 0, config: { manifestUrl: host.manifestUrl, coordinatorUrl: network.url } });
+  process.env['SPINNERET_COORDINATOR_URL'] = network.url;
+  process.env['SPINNERET_GATEWAY_URL'] = gateway.url;
+  process.env['SPINNERET_E2E_API_KEY'] = testKey.secret;
+  process.env['SPINNERET_E2E_DATABASE_URL'] = databaseUrl;
+  process.env['SPINNERET_E2E_SCHEMA'] = schema;
+  process.env['SPINNERET_E2E_LOG'] = logFile;
   process.env['SPINNERET_APP_URL'] = app.url;
   process.env['SPINNERET_MODELHOST_URL'] = host.url;
   process.env['SPINNERET_MANIFEST_URL'] = host.manifestUrl;
   process.env['SPINNERET_FIXTURES_URL'] = fixtures.url;
   return async () => {
-    await app.close();
-    await host.close();
-    await fixtures.close();
+    await Promise.allSettled([app.close(), gateway.close(), host.close(), fixtures.close()]);
+    await coordinator.close();
+    await network.close().catch(() => undefined);
+    await store.close();
+    // The schema goes with the run.
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
   };
 }

@@ -134,7 +134,7 @@ export const Welcome = v.strictObject({
   contributorId: Id,
   /** Send a `ping` at least this often, ms. */
   heartbeatMs: Count,
-  maxMessageBytes: Count,
+  maxMessageBytes: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_MESSAGE_BYTES)),
 });
 /** A job for one of the worker's open slots. The payload is sealed to the worker's hpkeKey. */
 export const Job = v.strictObject({
@@ -188,7 +188,7 @@ export const CreateJob = v.strictObject({
   model: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
   kind: JobKind,
   /** Ciphertext size the requester will send, bytes; for quotas and scheduling. */
-  sizeBytes: v.optional(Count),
+  sizeBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_MESSAGE_BYTES))),
 });
 export type CreateJob = v.InferOutput<typeof CreateJob>;
 

@@ -29,7 +29,7 @@ export interface AppServerOptions {
   port?: number;
   host?: string;
   /** Served as `/spinneret.json`. */
-  config: { manifestUrl: string };
+  config: { manifestUrl: string; coordinatorUrl?: string };
 }
 
 export interface RunningServer {

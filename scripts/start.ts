@@ -32,7 +32,12 @@ const coordinator = createCoordinator({ store });
 const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });
 const demoKey = await coordinator.createApiKey('demo requester', { jobsPerMinute: 600, maxInFlight: 8 });
 const gatewayKey = await coordinator.createApiKey('local gateway', { jobsPerMinute: 600, maxInFlight: 16 });
-const gateway = await startGateway({ port: port('SPINNERET_GATEWAY_PORT', 8788), host, coordinatorUrl: network.url, apiKey: gatewayKey.secret });
+const gateway = await startGateway({
+  port: port('SPINNERET_GATEWAY_PORT', 8788),
+  host,
+  coordinatorUrl: network.url,
+  apiKey: gatewayKey.secret,
+});
 const stopDemo = startDemoRequester({
   client: new RequesterClient({ coordinatorUrl: network.url, apiKey: demoKey.secret }),
   intervalMs: 3000,

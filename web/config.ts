@@ -1,19 +1,28 @@
-/** Where the page finds its model manifest: `?manifest=` in the URL, else the served `spinneret.json`. */
+/**
+ * Where the page finds the model manifest and the network: `?manifest=` and `?coordinator=`
+ * in the URL, else the served `spinneret.json`, else the app's own origin.
+ */
 export interface PageConfig {
   manifestUrl: string;
+  /** Base URL of the coordinator (http or https), or null when none is configured. */
+  coordinatorUrl: string | null;
 }
 
 export async function resolveConfig(location: Location, doFetch: typeof fetch = fetch): Promise<PageConfig> {
-  const fromUrl = new URLSearchParams(location.search).get('manifest');
-  if (fromUrl !== null) return { manifestUrl: new URL(fromUrl, location.href).href };
+  const params = new URLSearchParams(location.search);
+  let served: { manifestUrl?: unknown; coordinatorUrl?: unknown } = {};
   try {
     const response = await doFetch(new URL('/spinneret.json', location.href), { cache: 'no-store' });
-    if (response.ok) {
-      const data = (await response.json()) as { manifestUrl?: unknown };
-      if (typeof data.manifestUrl === 'string') return { manifestUrl: new URL(data.manifestUrl, location.href).href };
-    }
+    if (response.ok) served = (await response.json()) as typeof served;
   } catch {
-    // No served config: fall back to the manifest next to the app.
+    // No served config: the defaults below apply.
   }
-  return { manifestUrl: new URL('/models/manifest.json', location.href).href };
+  const pick = (fromUrl: string | null, fromFile: unknown, fallback: string | null): string | null => {
+    const value = fromUrl ?? (typeof fromFile === 'string' ? fromFile : fallback);
+    return value === null ? null : new URL(value, location.href).href;
+  };
+  return {
+    manifestUrl: pick(params.get('manifest'), served.manifestUrl, '/models/manifest.json') ?? '',
+    coordinatorUrl: pick(params.get('coordinator'), served.coordinatorUrl, null),
+  };
 }

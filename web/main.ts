@@ -6,9 +6,9 @@ import { mountProbePage } from './probe-page.ts';
 
 const root = document.getElementById('app');
 if (root !== null) {
-  const { manifestUrl } = await resolveConfig(location);
+  const config = await resolveConfig(location);
   const bridge = startWorker();
-  window.spinneret = { bridge, manifestUrl, startWorker, proxy, SpinneretError };
-  await mountProbePage(root, bridge, manifestUrl);
+  window.spinneret = { bridge, manifestUrl: config.manifestUrl, startWorker, proxy, SpinneretError };
+  await mountProbePage(root, bridge, config);
   root.dataset['ready'] = 'true';
 }

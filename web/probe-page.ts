@@ -5,10 +5,14 @@ import type { JobRequest, JobResult, StreamChunk } from '../protocol/jobs.ts';
 import type { LoadProgress } from '../worker/engines/types.ts';
 import type { ModelSummary, RuntimeStatus } from '../worker/runtime.ts';
 import type { WorkerBridge } from './bridge.ts';
+import type { PageConfig } from './config.ts';
+import { mountContribute } from './contribute.ts';
 import { h, replace } from './dom.ts';
 
-export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, manifestUrl: string): Promise<void> {
+export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, config: PageConfig): Promise<void> {
   const { api } = bridge;
+  const { manifestUrl } = config;
+  const contribBox = h('section', { testid: 'contribute', 'aria-labelledby': 'contrib-h' });
   const gpuBox = h('section', { testid: 'gpu', 'aria-labelledby': 'gpu-h' });
   const modelsBox = h('section', { testid: 'models', 'aria-labelledby': 'models-h' });
   const runBox = h('section', { testid: 'run', 'aria-labelledby': 'run-h' });
@@ -23,6 +27,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
       'When you later contribute to the network, your machine runs other people\u2019s jobs and can see their contents: a browser is not a sealed enclave.',
     ),
     errorBox,
+    contribBox,
     gpuBox,
     modelsBox,
     runBox,
@@ -112,6 +117,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, ma
     );
   };
   renderGpu(status);
+  mountContribute(contribBox, bridge, config.coordinatorUrl, showError);
 
   // Only the device line changes after start; rebuilding the card would drop the benchmark result.
   const refreshStatus = async (): Promise<void> => {

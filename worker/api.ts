@@ -10,6 +10,30 @@ import { runGpuBenchmark } from './gpu/bench.ts';
 import { AbortedError, EngineError, WebGPUUnavailableError } from '../protocol/errors.ts';
 import type { LoadProgress } from './engines/types.ts';
 import type { LoadedSummary, ModelSummary, RunOutcome, Runtime, RuntimeStatus } from './runtime.ts';
+import type { JobKind } from '../protocol/manifest.ts';
+import { Contributor, type ContributorStatus } from './network/contributor.ts';
+import { IndexedDbKeyStore, loadOrCreateIdentity } from './network/identity.ts';
+
+/** How the worker takes part in the network. */
+export interface ContributeOptions {
+  /** Base URL of the coordinator (http or https); the WebSocket goes to `/v1/contributor`. */
+  coordinatorUrl: string;
+  /** Jobs run at once. */
+  slots?: number;
+  /** Job kinds the contributor allows; all by default. */
+  consent?: JobKind[];
+}
+
+const CLIENT = { name: 'spinneret-web', version: '0.1.0' };
+const ALL_KINDS: JobKind[] = ['embed', 'generate', 'chat', 'infer'];
+
+/** `http(s)://host/base` → `ws(s)://host/base/v1/contributor`. */
+export function contributorSocketUrl(coordinatorUrl: string): string {
+  const url = new URL(coordinatorUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : url.protocol === 'http:' ? 'ws:' : url.protocol;
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/contributor`;
+  return url.href;
+}
 
 export interface CallOptions {
   /** Lets the page cancel this call with `cancel(callId)`. */
@@ -33,6 +57,7 @@ export interface RuntimeParts {
 
 export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
   let parts: RuntimeParts | null = null;
+  let contributor: Contributor | null = null;
   const need = (): RuntimeParts => {
     if (parts === null) throw new EngineError('The worker is not initialised. Call init(config) first.');
     return parts;
@@ -101,6 +126,38 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
     /** Unloads and removes the cached files; returns the bytes freed. */
     evict(modelId: string): Promise<number> {
       return need().runtime.evict(modelId);
+    },
+
+    /**
+     * Starts serving the network from this worker (the job loop lives here, not on the page,
+     * so a hidden tab keeps working). `onStatus` (a comlink `proxy()`) hears every change.
+     */
+    async startContributing(options: ContributeOptions, onStatus?: (status: ContributorStatus) => void): Promise<ContributorStatus> {
+      const { runtime } = need();
+      if (contributor !== null) await contributor.stop({ drain: false });
+      const identity = await loadOrCreateIdentity(new IndexedDbKeyStore());
+      contributor = new Contributor({
+        coordinatorUrl: contributorSocketUrl(options.coordinatorUrl),
+        runtime,
+        identity,
+        slots: options.slots ?? 1,
+        consent: options.consent ?? ALL_KINDS,
+        client: CLIENT,
+      });
+      if (onStatus !== undefined) contributor.onStatus(onStatus);
+      contributor.start();
+      return contributor.status();
+    },
+
+    /** Stops taking jobs; with `drain` (the default) running jobs finish first. */
+    async stopContributing(drain = true): Promise<ContributorStatus | null> {
+      if (contributor === null) return null;
+      await contributor.stop({ drain });
+      return contributor.status();
+    },
+
+    contributorStatus(): ContributorStatus | null {
+      return contributor?.status() ?? null;
     },
 
     /**

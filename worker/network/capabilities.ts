@@ -1,0 +1,62 @@
+/**
+ * The `capabilities` message: what this device can run, from the runtime's GPU probe and
+ * model list, and what its owner consents to.
+ */
+import type * as v from 'valibot';
+import type { JobKind } from '../../protocol/manifest.ts';
+import { PROTOCOL_VERSION, type Capabilities } from '../../protocol/wire.ts';
+import type { ModelSummary, RuntimeStatus } from '../runtime.ts';
+
+/** The part of the runtime the capabilities come from; `Runtime` fits. */
+export interface CapabilitySource {
+  models(): Promise<Array<Pick<ModelSummary, 'id' | 'engine' | 'cached' | 'loadedOn' | 'plan' | 'blocked'>>>;
+  status(): Pick<RuntimeStatus, 'gpu'>;
+}
+
+export type CapabilitiesMessage = v.InferOutput<typeof Capabilities>;
+
+/** GFLOP/s and GB/s from the GPU benchmark. */
+export interface BenchScore {
+  gflops: number;
+  gbps: number;
+}
+
+const MAX_MODELS = 256;
+const MAX_FEATURES = 64;
+const MAX_TEXT = 128;
+
+/** Builds the `capabilities` message. Models that cannot run here are left out. */
+export async function describeCapabilities(
+  runtime: CapabilitySource,
+  consent: readonly JobKind[],
+  bench?: BenchScore,
+): Promise<CapabilitiesMessage> {
+  const gpu = runtime.status().gpu;
+  const summaries = await runtime.models();
+  const models: CapabilitiesMessage['models'] = [];
+  const engines = new Set<string>();
+  for (const model of summaries) {
+    if (model.loadedOn === null && (model.plan === null || model.blocked !== null)) continue;
+    const backend = model.loadedOn ?? model.plan?.backend ?? 'unknown';
+    engines.add(backend.startsWith(`${model.engine}:`) ? backend : `${model.engine}:${backend}`);
+    models.push({ id: model.id.slice(0, MAX_TEXT), state: model.loadedOn !== null ? 'loaded' : model.cached ? 'cached' : 'available' });
+  }
+  const device = gpu === null ? 'cpu' : `${gpu.vendor || 'unknown'}/${gpu.architecture || 'unknown'}`;
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'capabilities',
+    adapter:
+      gpu === null
+        ? null
+        : {
+            vendor: gpu.vendor.slice(0, MAX_TEXT),
+            architecture: gpu.architecture.slice(0, MAX_TEXT),
+            isFallbackAdapter: gpu.isFallbackAdapter,
+            features: gpu.features.slice(0, MAX_FEATURES).map((f) => f.slice(0, 64)),
+          },
+    ...(bench === undefined ? {} : { bench: { gflops: bench.gflops, gbps: bench.gbps } }),
+    models: models.slice(0, MAX_MODELS),
+    consent: [...new Set(consent)],
+    engineClass: `${[...engines].sort().join('+') || 'none'}|${device}`.slice(0, MAX_TEXT),
+  };
+}

@@ -1,0 +1,321 @@
+/**
+ * The contributor loop: one connection to the coordinator, the handshake (challenge → signed
+ * hello → welcome → capabilities → lease), and up to `slots` jobs at a time, each re-leased
+ * when it ends. See docs/protocol.md for the messages.
+ */
+import { InvalidInputError, serializeError } from '../../protocol/errors.ts';
+import type { JobKind } from '../../protocol/manifest.ts';
+import { PROTOCOL_VERSION, type ContributorMessage, type CoordinatorMessage, type WireError } from '../../protocol/wire.ts';
+import { describeCapabilities, type BenchScore, type CapabilitySource } from './capabilities.ts';
+import { Connection, systemClock, type Clock, type CloseInfo, type ConnectionOptions } from './connection.ts';
+import { answerChallenge, type DeviceIdentity } from './identity.ts';
+import { runJob, type JobMessage, type JobRunner } from './job.ts';
+import { RunningJobs } from './running-jobs.ts';
+import { Session } from './session.ts';
+import type { ContributorState, ContributorStatus } from './status.ts';
+
+/** What the contributor needs from the runtime; `Runtime` fits. */
+export type ContributorRuntime = JobRunner & CapabilitySource;
+
+export type { ContributorState, ContributorStatus };
+
+export interface ContributorOptions extends Pick<ConnectionOptions, 'webSocket' | 'clock' | 'random' | 'backoff'> {
+  /** `wss://…/v1/contributor`. */
+  coordinatorUrl: string;
+  runtime: ContributorRuntime;
+  identity: DeviceIdentity;
+  /** Jobs run at once; 1 by default. */
+  slots?: number;
+  /** Job kinds the owner allows. */
+  consent: readonly JobKind[];
+  client: { name: string; version: string };
+  /** Session token from wallet or kiosk enrollment. */
+  session?: string;
+  bench?: BenchScore;
+  /** Reconnect when no `welcome` came this long after the socket opened, ms; 15 000 by default. */
+  handshakeTimeoutMs?: number;
+}
+
+const MAX_SLOTS = 64;
+
+/** Leases jobs from the coordinator and runs them on the runtime. */
+export class Contributor {
+  readonly #options: ContributorOptions;
+  readonly #clock: Clock;
+  readonly #listeners = new Set<(status: ContributorStatus) => void>();
+  readonly #jobs: RunningJobs;
+  #connection: Connection | null = null;
+  #session: Session | null = null;
+  #slots: number;
+  #consent: JobKind[];
+  /** Set from the moment stop() is called: no more slots are offered. */
+  #leaving = false;
+  #stopping: Promise<void> | null = null;
+  #failing = false;
+  #lastError: string | null = null;
+  #contributorId: string | null = null;
+  #nextAttemptAt: number | null = null;
+  #bench: BenchScore | undefined;
+
+  constructor(options: ContributorOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#jobs = new RunningJobs(this.#clock, () => {
+      this.#lease();
+      this.#emit();
+    });
+    this.#slots = checkSlots(options.slots ?? 1);
+    this.#consent = [...new Set(options.consent)];
+    this.#bench = options.bench;
+  }
+
+  /** Connects and starts taking jobs; does nothing when already started. */
+  start(): void {
+    if (this.#connection !== null) return;
+    const o = this.#options;
+    this.#connection = new Connection(
+      { url: o.coordinatorUrl, webSocket: o.webSocket, clock: this.#clock, random: o.random, backoff: o.backoff },
+      {
+        onOpen: () => this.#onOpen(),
+        onMessage: (message) => this.#onMessage(message),
+        onInvalid: (error) => this.#note(`The coordinator sent a message this worker cannot read: ${error.message}`),
+        onClose: (info) => this.#onClose(info),
+        onError: (err) => this.#note(`Internal error: ${serializeError(err).message}`),
+      },
+    );
+    this.#connection.start();
+    this.#emit();
+  }
+
+  /**
+   * Stops taking jobs and closes. With `drain`, running jobs finish and send their results
+   * first; without, they are aborted and reported as failed (`ABORTED`) so they are re-queued at once.
+   * A call while stopping returns the first call's promise.
+   */
+  stop(options: { drain: boolean }): Promise<void> {
+    if (this.#connection === null) return Promise.resolve();
+    this.#leaving = true;
+    this.#stopping ??= this.#stop(options.drain);
+    return this.#stopping;
+  }
+
+  async #stop(drain: boolean): Promise<void> {
+    this.#lease();
+    this.#emit();
+    if (!drain) {
+      this.#jobs.abortAll(', stopped by the contributor,', (jobId, leaseId) => {
+        const error = { code: 'ABORTED', message: 'The contributor stopped before the job ended.' } as const;
+        this.#send({ v: PROTOCOL_VERSION, type: 'fail', jobId, leaseId, error });
+      });
+    }
+    await this.#jobs.settled();
+    this.#endSession();
+    this.#connection?.stop();
+    this.#connection = null;
+    this.#stopping = null;
+    this.#leaving = false;
+    this.#nextAttemptAt = null;
+    this.#emit();
+  }
+
+  /** Sets how many jobs may run at once (0–64); running jobs above the new number finish. */
+  setSlots(slots: number): void {
+    this.#slots = checkSlots(slots);
+    this.#lease();
+    this.#emit();
+  }
+
+  /** Sets the job kinds the owner allows, and tells the coordinator. */
+  setConsent(kinds: readonly JobKind[]): void {
+    this.#consent = [...new Set(kinds)];
+    this.announce();
+    this.#emit();
+  }
+
+  /** Sends the capabilities again: call after a model was loaded, cached or evicted, or with a new benchmark. */
+  announce(update: { bench?: BenchScore } = {}): void {
+    if (update.bench !== undefined) this.#bench = update.bench;
+    if (this.#session?.welcomed) this.#offer(this.#session);
+  }
+
+  status(): ContributorStatus {
+    return {
+      state: this.#state(),
+      lastError: this.#lastError,
+      contributorId: this.#contributorId,
+      jobsDone: this.#jobs.counts.done,
+      jobsFailed: this.#jobs.counts.failed,
+      jobsStopped: this.#jobs.counts.stopped,
+      running: this.#jobs.size,
+      slots: this.#slots,
+      consent: [...this.#consent],
+      lastJobAt: this.#jobs.lastEndedAt,
+      reconnectAttempts: this.#connection?.attempts ?? 0,
+      nextAttemptAt: this.#nextAttemptAt,
+    };
+  }
+
+  /** Calls `listener` with the new status after every change; returns the unsubscribe function. */
+  onStatus(listener: (status: ContributorStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #state(): ContributorState {
+    if (this.#connection === null) return 'idle';
+    if (this.#session?.welcomed) return this.#jobs.size > 0 ? 'working' : this.#free() === 0 ? 'paused' : 'connected';
+    return this.#failing ? 'error' : 'connecting';
+  }
+
+  #onOpen(): void {
+    this.#session = new Session(this.#clock, this.#options.handshakeTimeoutMs ?? 15_000, {
+      onStalled: () => {
+        this.#failing = true;
+        this.#lastError = 'The coordinator did not finish the handshake; reconnecting.';
+        this.#connection?.reconnect('handshake timed out');
+      },
+      onPing: (t) => this.#send({ v: PROTOCOL_VERSION, type: 'ping', t }),
+      onSilent: () => {
+        this.#lastError = 'The coordinator stopped answering; reconnecting.';
+        this.#connection?.reconnect('coordinator silent');
+      },
+    });
+    this.#nextAttemptAt = null;
+    this.#emit();
+  }
+
+  #onMessage(message: CoordinatorMessage): void {
+    const session = this.#session;
+    if (session === null) return;
+    session.heard();
+    switch (message.type) {
+      case 'challenge':
+        session.clockOffset = message.serverTime - this.#clock.now();
+        this.#hello(session, message.nonce).catch((err: unknown) => this.#note(`Could not sign the hello: ${serializeError(err).message}`));
+        return;
+      case 'welcome':
+        session.welcome(message.heartbeatMs);
+        this.#failing = false;
+        this.#contributorId = message.contributorId;
+        if (this.#connection !== null && message.maxMessageBytes > 0) this.#connection.maxMessageBytes = message.maxMessageBytes;
+        this.#offer(session);
+        this.#emit();
+        return;
+      case 'job':
+        this.#accept(session, message);
+        return;
+      case 'cancel':
+        this.#jobs.abort(message.jobId, ', cancelled by the coordinator,', message.leaseId);
+        return;
+      case 'drain':
+        session.draining = true;
+        this.#connection?.delayNextConnect(message.reconnectAfterMs);
+        this.#emit();
+        return;
+      case 'error':
+        this.#lastError = `The coordinator refused a message (${message.error.code}): ${message.error.message}`;
+        session.refused ||= message.fatal;
+        this.#failing ||= message.fatal;
+        // An error about a job (late chunk, lease gone) means the coordinator no longer takes its result.
+        if (message.jobId !== undefined) this.#jobs.abort(message.jobId, ', refused by the coordinator,');
+        this.#emit();
+        return;
+      case 'ack':
+      case 'pong':
+        return;
+    }
+  }
+
+  async #hello(session: Session, nonce: string): Promise<void> {
+    const proof = await answerChallenge(this.#options.identity, nonce);
+    const { client, session: token } = this.#options;
+    if (session === this.#session) this.#send({ v: PROTOCOL_VERSION, type: 'hello', ...proof, client, ...(token && { session: token }) });
+  }
+
+  #offer(session: Session): void {
+    describeCapabilities(this.#options.runtime, this.#consent, this.#bench)
+      .then((capabilities) => {
+        if (session !== this.#session) return;
+        this.#send(capabilities);
+        this.#lease();
+      })
+      .catch((err: unknown) => this.#note(`Could not list this device's capabilities: ${serializeError(err).message}`));
+  }
+
+  /** Free slots offered to the coordinator: 0 while draining, stopping or without consent. */
+  #free(): number {
+    const closed = this.#session?.draining === true || this.#leaving || this.#consent.length === 0;
+    return closed ? 0 : Math.max(0, this.#slots - this.#jobs.size);
+  }
+
+  #lease(): void {
+    if (this.#session?.welcomed) this.#send({ v: PROTOCOL_VERSION, type: 'lease', slots: this.#free() });
+  }
+
+  #accept(session: Session, job: JobMessage): void {
+    if (!session.welcomed || this.#jobs.has(job.leaseId)) return;
+    const refusal: WireError | null =
+      this.#free() === 0
+        ? { code: 'QUOTA', message: 'No free slot: this worker did not offer one for the job.' }
+        : !this.#consent.includes(job.kind)
+          ? { code: 'CONFLICT', message: `The contributor does not allow ${job.kind} jobs.` }
+          : null;
+    if (refusal !== null) {
+      this.#send({ v: PROTOCOL_VERSION, type: 'fail', jobId: job.jobId, leaseId: job.leaseId, error: refusal });
+      this.#lease();
+      return;
+    }
+    const context = { runtime: this.#options.runtime, hpke: this.#options.identity.hpke, send: (m: ContributorMessage) => this.#send(m) };
+    this.#jobs.start(job.jobId, job.leaseId, session.toLocal(job.deadline), (signal) => runJob(job, context, signal));
+    this.#emit();
+  }
+
+  #onClose(info: CloseInfo): void {
+    const session = this.#session;
+    this.#endSession();
+    if (session?.refused) {
+      this.#failing = true;
+    } else if (session === null || !session.welcomed) {
+      this.#failing = true;
+      this.#lastError = `Could not connect to the coordinator (close code ${info.code}${info.reason ? `: ${info.reason}` : ''}).`;
+    } else if (!session.draining && !this.#failing) {
+      this.#lastError = `The connection to the coordinator closed (code ${info.code}); reconnecting.`;
+    }
+    if (this.#leaving) this.#connection?.stop();
+    this.#nextAttemptAt = info.retryInMs === null || this.#leaving ? null : this.#clock.now() + info.retryInMs;
+    this.#emit();
+  }
+
+  /** Forgets the session; its running jobs are aborted (the coordinator re-queues their leases). */
+  #endSession(): void {
+    this.#session?.end();
+    this.#session = null;
+    this.#jobs.abortAll(', cut off by the lost connection,');
+  }
+
+  #send(message: ContributorMessage): ReturnType<Connection['send']> {
+    return this.#connection?.send(message) ?? 'closed';
+  }
+
+  #note(error: string): void {
+    this.#lastError = error;
+    this.#emit();
+  }
+
+  #emit(): void {
+    const status = this.status();
+    for (const listener of this.#listeners) {
+      try {
+        listener(status);
+      } catch {
+        // A broken listener must not stop the job loop.
+      }
+    }
+  }
+}
+
+function checkSlots(slots: number): number {
+  if (!Number.isInteger(slots) || slots < 0 || slots > MAX_SLOTS)
+    throw new InvalidInputError(`Slots must be a whole number from 0 to ${MAX_SLOTS}; got ${slots}.`);
+  return slots;
+}

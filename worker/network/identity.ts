@@ -1,0 +1,160 @@
+/**
+ * The device's keys, made once and kept: an Ed25519 identity key (signs the coordinator's
+ * challenge) and an X25519 HPKE key (jobs are sealed to it). Both private keys are
+ * non-extractable WebCrypto keys; IndexedDB stores them as CryptoKeys, so their bytes never
+ * reach JavaScript.
+ */
+import { exportPublicKey, generateHpkeKeyPair, toB64url } from '../../protocol/envelope.ts';
+import { StorageError } from '../../protocol/errors.ts';
+import { helloMessage } from '../../protocol/wire.ts';
+
+/** The two key pairs as stored. */
+export interface DeviceKeys {
+  /** Ed25519, `sign`/`verify`. */
+  identity: CryptoKeyPair;
+  /** X25519, `deriveBits`. */
+  hpke: CryptoKeyPair;
+}
+
+/** Where the device keys live between sessions. */
+export interface KeyStore {
+  /** The stored keys, or undefined when there are none (or they are unusable). */
+  load(): Promise<DeviceKeys | undefined>;
+  /**
+   * Stores `keys` unless keys are already there, and returns the keys stored: two workers
+   * that start at once end up with one identity.
+   */
+  saveIfAbsent(keys: DeviceKeys): Promise<DeviceKeys>;
+}
+
+/** What the rest of the worker needs from the device's keys. */
+export interface DeviceIdentity {
+  /** Ed25519 raw public key, base64url (43 characters). */
+  identityKey: string;
+  /** X25519 raw public key, base64url (43 characters). */
+  hpkeKey: string;
+  /** Ed25519 signature of `bytes` with the identity key (64 bytes). */
+  sign(bytes: Uint8Array): Promise<Uint8Array>;
+  /** The HPKE pair, for opening job payloads. */
+  hpke: CryptoKeyPair;
+}
+
+/** Loads the device's keys from `store`, creating and storing them on first use. */
+export async function loadOrCreateIdentity(store: KeyStore): Promise<DeviceIdentity> {
+  let keys = await store.load();
+  if (keys === undefined) {
+    const identity = (await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])) as CryptoKeyPair;
+    keys = await store.saveIfAbsent({ identity, hpke: await generateHpkeKeyPair(false) });
+  }
+  const { identity, hpke } = keys;
+  return {
+    identityKey: await exportPublicKey(identity.publicKey),
+    hpkeKey: await exportPublicKey(hpke.publicKey),
+    hpke,
+    // Copied: WebCrypto's types take only ArrayBuffer-backed views, not SharedArrayBuffer ones.
+    sign: async (bytes) => new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, new Uint8Array(bytes))),
+  };
+}
+
+/** The `hello` fields that answer a challenge: both public keys, and the identity key's signature over {@link helloMessage}. */
+export async function answerChallenge(
+  identity: DeviceIdentity,
+  nonce: string,
+): Promise<{ identityKey: string; hpkeKey: string; nonce: string; signature: string }> {
+  const { identityKey, hpkeKey } = identity;
+  return { identityKey, hpkeKey, nonce, signature: toB64url(await identity.sign(helloMessage(nonce, identityKey, hpkeKey))) };
+}
+
+/** True when `value` holds both pairs with the expected algorithms and private keys that cannot be exported. */
+export function isDeviceKeys(value: unknown): value is DeviceKeys {
+  if (typeof value !== 'object' || value === null) return false;
+  const { identity, hpke } = value as Partial<Record<keyof DeviceKeys, unknown>>;
+  return isPair(identity, 'Ed25519') && isPair(hpke, 'X25519');
+}
+
+function isPair(value: unknown, algorithm: string): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const { publicKey, privateKey } = value as Partial<Record<keyof CryptoKeyPair, unknown>>;
+  return (
+    publicKey instanceof CryptoKey &&
+    privateKey instanceof CryptoKey &&
+    publicKey.algorithm.name === algorithm &&
+    privateKey.algorithm.name === algorithm &&
+    !privateKey.extractable
+  );
+}
+
+/** Keeps the keys in memory only: for tests and for browsers without IndexedDB (a new identity per session). */
+export class MemoryKeyStore implements KeyStore {
+  #keys: DeviceKeys | undefined;
+
+  async load(): Promise<DeviceKeys | undefined> {
+    return this.#keys;
+  }
+
+  async saveIfAbsent(keys: DeviceKeys): Promise<DeviceKeys> {
+    this.#keys ??= keys;
+    return this.#keys;
+  }
+}
+
+const STORE = 'keys';
+const RECORD = 'device';
+
+/** Keeps the keys in IndexedDB (database `spinneret-device`, one record). */
+export class IndexedDbKeyStore implements KeyStore {
+  readonly #factory: IDBFactory;
+  readonly #name: string;
+  #db: Promise<IDBDatabase> | null = null;
+
+  constructor(options: { indexedDB?: IDBFactory; databaseName?: string } = {}) {
+    this.#factory = options.indexedDB ?? indexedDB;
+    this.#name = options.databaseName ?? 'spinneret-device';
+  }
+
+  async load(): Promise<DeviceKeys | undefined> {
+    const db = await this.#open();
+    const value = await settle(db.transaction(STORE, 'readonly').objectStore(STORE).get(RECORD), 'read the device keys');
+    return isDeviceKeys(value) ? value : undefined;
+  }
+
+  async saveIfAbsent(keys: DeviceKeys): Promise<DeviceKeys> {
+    const db = await this.#open();
+    return new Promise<DeviceKeys>((resolve, reject) => {
+      const tx = db.transaction(STORE, 'readwrite');
+      const store = tx.objectStore(STORE);
+      let kept = keys;
+      // Read and write in one transaction, so a second worker's keys cannot slip in between.
+      const read = store.get(RECORD);
+      read.onsuccess = () => {
+        if (isDeviceKeys(read.result)) kept = read.result;
+        else store.put(keys, RECORD);
+      };
+      tx.oncomplete = () => resolve(kept);
+      tx.onabort = tx.onerror = () => reject(storageError('save the device keys', tx.error));
+    });
+  }
+
+  #open(): Promise<IDBDatabase> {
+    if (this.#db === null) {
+      const request = this.#factory.open(this.#name, 1);
+      request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+      this.#db = settle(request, 'open the key database');
+      this.#db.catch(() => (this.#db = null));
+    }
+    return this.#db;
+  }
+}
+
+function settle<T>(request: IDBRequest<T>, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(storageError(what, request.error));
+  });
+}
+
+function storageError(what: string, cause: DOMException | null): StorageError {
+  return new StorageError(
+    `Could not ${what} in IndexedDB (${cause?.message ?? 'unknown error'}). Allow site storage for this page, or leave private browsing, and reload.`,
+  );
+}
