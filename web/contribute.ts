@@ -18,14 +18,21 @@ export function mountContribute(
   bridge: WorkerBridge,
   coordinatorUrl: string | null,
   onError: (err: unknown) => void,
+  /** Called when a job finishes, so other cards can refresh (jobs load models). */
+  onJobDone: () => void = () => undefined,
 ): void {
   const { api } = bridge;
   const status = h('p', { testid: 'contrib-state', role: 'status' }, STATE_WORDS.idle);
   const counts = h('p', { testid: 'contrib-counts', class: 'note' });
   const start = h('button', { testid: 'contrib-start', type: 'button' }, 'Start');
   const stop = h('button', { testid: 'contrib-stop', type: 'button', disabled: true }, 'Stop');
+  let done = 0;
   const render = (s: ContributorStatus): void => {
     box.dataset['state'] = s.state;
+    if (s.jobsDone + s.jobsFailed !== done) {
+      done = s.jobsDone + s.jobsFailed;
+      onJobDone();
+    }
     const words = s.state === 'error' ? `${STATE_WORDS.error}: ${s.lastError ?? 'unknown'}` : STATE_WORDS[s.state];
     replace(status, words);
     replace(

@@ -23,8 +23,8 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
     h(
       'p',
       { class: 'note' },
-      'This page runs AI models on your GPU with WebGPU, inside a Web Worker in this tab. Models download from the model host listed below and are checked (SHA-256) before use. ',
-      'When you later contribute to the network, your machine runs other people\u2019s jobs and can see their contents: a browser is not a sealed enclave.',
+      'Spinneret runs AI models on your GPU with WebGPU, inside a Web Worker in this tab. Models download from the model host listed below and are checked (SHA-256) before use. ',
+      'When you contribute, your machine runs other people\u2019s jobs and can see their contents: a browser is not a sealed enclave.',
     ),
     errorBox,
     contribBox,
@@ -117,7 +117,6 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
     );
   };
   renderGpu(status);
-  mountContribute(contribBox, bridge, config.coordinatorUrl, showError);
 
   // Only the device line changes after start; rebuilding the card would drop the benchmark result.
   const refreshStatus = async (): Promise<void> => {
@@ -182,6 +181,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
     return models;
   };
   const models = await renderModels().catch((err: unknown) => (showError(err), [] as ModelSummary[]));
+  mountContribute(contribBox, bridge, config.coordinatorUrl, showError, () => void renderModels().catch(() => undefined));
 
   const select = h(
     'select',

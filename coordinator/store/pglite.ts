@@ -1,4 +1,5 @@
 /** The embedded backend: PostgreSQL in WASM (PGlite), in memory or in a folder on disk. */
+import { mkdirSync } from 'node:fs';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { SqlStore, type SqlStoreOptions } from './sql-store.ts';
 import type { SqlClient, SqlDb } from './sql.ts';
@@ -17,6 +18,8 @@ function client(pg: PGlite | Transaction): SqlClient {
 
 /** Starts PGlite (about 4 s) and wraps it as a {@link SqlDb}. */
 export async function openPgliteDb(options: { dataDir?: string } = {}): Promise<SqlDb> {
+  // PGlite creates only the last folder of the path.
+  if (options.dataDir !== undefined) mkdirSync(options.dataDir, { recursive: true });
   const pg = await PGlite.create(options.dataDir);
   return {
     ...client(pg),

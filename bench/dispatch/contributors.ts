@@ -1,0 +1,224 @@
+/**
+ * Simulated contributor workers for the dispatch benchmark: one `ws` client each, with its
+ * own Ed25519 identity made with WebCrypto, a real signed `hello`, `capabilities` listing
+ * one model, and `lease {slots}`. Their job is empty: on `job` a worker sends at once one
+ * final `chunk` carrying an opaque blob as large as the payload, then leases the slot again.
+ *
+ * The job frame's payload is the requester's blob, whose first bytes carry the time the
+ * requester sent the `PUT`; the worker records payload-sent → job-frame-received.
+ */
+import WebSocket, { type RawData } from 'ws';
+import { type CoordinatorMessage, helloMessage, PROTOCOL_VERSION } from '../../protocol/wire.ts';
+import { epochMs, filler, pool, readStamp, Samples, withTimeout } from './stats.ts';
+
+export interface ContributorPoolOptions {
+  /** The coordinator's base URL (http://127.0.0.1:port). */
+  url: string;
+  count: number;
+  /** Slots each worker offers. */
+  slots: number;
+  model: string;
+  /** Size of the result blob each worker sends back, bytes. */
+  resultBytes: number;
+  /** Handshakes in progress at once. Default 64. */
+  connectParallel?: number;
+  /** How often each worker pings, ms. Default 5 000 (the coordinator's default heartbeat is 15 000). */
+  pingEveryMs?: number;
+}
+
+/** What the workers saw while recording. */
+export interface Recording {
+  /** Payload `PUT` sent (requester clock) → job frame received (this process), ms. */
+  dispatch: Samples;
+  /** Jobs received while recording. */
+  jobs: number;
+}
+
+const b64 = (bytes: ArrayBuffer | Uint8Array): string =>
+  Buffer.from(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)).toString('base64url');
+
+function text(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}
+
+/** One simulated worker. */
+class Contributor {
+  readonly ws: WebSocket;
+  contributorId = '';
+  #waiting: { type: CoordinatorMessage['type']; resolve: (m: CoordinatorMessage) => void } | null = null;
+
+  constructor(
+    url: string,
+    private readonly pool: ContributorPool,
+  ) {
+    this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/contributor`, { perMessageDeflate: false });
+    this.ws.on('message', (data) => this.#onMessage(data));
+    this.ws.on('error', () => {});
+  }
+
+  /** Resolves with the next message of `type` (only one wait at a time; used during the handshake). */
+  next(type: CoordinatorMessage['type'], timeoutMs: number): Promise<CoordinatorMessage> {
+    const promise = new Promise<CoordinatorMessage>((resolve) => {
+      this.#waiting = { type, resolve };
+    });
+    return withTimeout(promise, timeoutMs, `waiting for ${type}`);
+  }
+
+  send(message: unknown): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  #onMessage(data: RawData): void {
+    const receivedAt = epochMs();
+    const message = JSON.parse(text(data)) as CoordinatorMessage;
+    if (message.type === 'job') return this.pool.onJob(this, message, receivedAt);
+    if (message.type === 'ack') return;
+    if (message.type === 'error') this.pool.count(`error ${message.error.code}`);
+    else if (message.type === 'cancel' || message.type === 'drain') this.pool.count(message.type);
+    const waiting = this.#waiting;
+    if (waiting !== null && waiting.type === message.type) {
+      this.#waiting = null;
+      waiting.resolve(message);
+    }
+  }
+}
+
+/** N connected, welcomed workers offering slots; see the module comment. */
+export class ContributorPool {
+  readonly #o: Required<ContributorPoolOptions>;
+  readonly #workers: Contributor[] = [];
+  readonly #resultCt: string;
+  readonly #resultEnc: string;
+  #recording: (Recording & { offsetMs: number }) | null = null;
+  #ping: NodeJS.Timeout | undefined;
+  /** Jobs received since connecting. */
+  jobs = 0;
+  /** Unusual messages by kind (`error CODE`, `cancel`, `drain`). */
+  readonly unusual = new Map<string, number>();
+
+  private constructor(options: ContributorPoolOptions) {
+    this.#o = { connectParallel: 64, pingEveryMs: 5_000, ...options };
+    this.#resultCt = filler(options.resultBytes).subarray(0, options.resultBytes).toString('base64url');
+    this.#resultEnc = b64(crypto.getRandomValues(new Uint8Array(32)));
+  }
+
+  /** Connects `count` workers (each: key, hello, welcome, capabilities, lease, ping/pong), at most `connectParallel` at once. */
+  static async connect(options: ContributorPoolOptions): Promise<ContributorPool> {
+    const pool = new ContributorPool(options);
+    await pool.#connectAll();
+    pool.#ping = setInterval(() => {
+      for (const w of pool.#workers) w.send({ v: PROTOCOL_VERSION, type: 'ping', t: Date.now() });
+    }, pool.#o.pingEveryMs);
+    pool.#ping.unref();
+    return pool;
+  }
+
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /** Starts recording dispatch latencies; `offsetMs` is the requester's clock minus this process's. */
+  record(offsetMs = 0): void {
+    this.#recording = { dispatch: new Samples(), jobs: 0, offsetMs };
+  }
+
+  /** Stops recording and returns what was recorded. */
+  stop(): Recording {
+    const recording = this.#recording ?? { dispatch: new Samples(), jobs: 0 };
+    this.#recording = null;
+    return recording;
+  }
+
+  count(what: string): void {
+    this.unusual.set(what, (this.unusual.get(what) ?? 0) + 1);
+  }
+
+  /** @internal A job frame arrived: answer with one final chunk at once, then lease the slot again. */
+  onJob(worker: Contributor, job: Extract<CoordinatorMessage, { type: 'job' }>, receivedAt: number): void {
+    this.jobs++;
+    const recording = this.#recording;
+    if (recording !== null) {
+      recording.jobs++;
+      const sentAt = readStamp(job.sealed.ct) - recording.offsetMs;
+      if (Number.isFinite(sentAt)) recording.dispatch.add(receivedAt - sentAt);
+    }
+    worker.send({
+      v: PROTOCOL_VERSION,
+      type: 'chunk',
+      jobId: job.jobId,
+      leaseId: job.leaseId,
+      seq: 0,
+      final: true,
+      sealed: { enc: this.#resultEnc, ct: this.#resultCt },
+      usage: { promptTokens: 1, completionTokens: 1 },
+    });
+    worker.send({ v: PROTOCOL_VERSION, type: 'lease', slots: this.#o.slots });
+  }
+
+  /** Closes every socket and waits (bounded) for the closes. */
+  async close(timeoutMs = 5_000): Promise<void> {
+    clearInterval(this.#ping);
+    const closed = this.#workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.ws.readyState === WebSocket.CLOSED) return resolve();
+          w.ws.once('close', () => resolve());
+          w.ws.close();
+        }),
+    );
+    await withTimeout(Promise.all(closed), timeoutMs, 'closing contributor sockets').catch(() => {
+      for (const w of this.#workers) w.ws.terminate();
+    });
+    this.#workers.length = 0;
+  }
+
+  async #connectAll(): Promise<void> {
+    const { url, count, connectParallel, model, slots } = this.#o;
+    await pool(count, connectParallel, async () => {
+      const identity = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const identityKey = b64(await crypto.subtle.exportKey('raw', identity.publicKey));
+      const hpkeKey = b64(crypto.getRandomValues(new Uint8Array(32)));
+      const worker = new Contributor(url, this);
+      this.#workers.push(worker);
+      const challenge = worker.next('challenge', 10_000);
+      await withTimeout(
+        new Promise<void>((resolve, reject) => worker.ws.once('open', () => resolve()).once('error', reject)),
+        10_000,
+        'opening a contributor socket',
+      );
+      const c = await challenge;
+      if (c.type !== 'challenge') throw new Error('expected a challenge');
+      const signature = b64(
+        await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, new Uint8Array(helloMessage(c.nonce, identityKey, hpkeKey))),
+      );
+      const welcome = worker.next('welcome', 10_000);
+      worker.send({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        identityKey,
+        hpkeKey,
+        nonce: c.nonce,
+        signature,
+        client: { name: 'bench-dispatch', version: '0' },
+      });
+      const w = await welcome;
+      if (w.type !== 'welcome') throw new Error('expected a welcome');
+      worker.contributorId = w.contributorId;
+      const pong = worker.next('pong', 10_000);
+      worker.send({
+        v: PROTOCOL_VERSION,
+        type: 'capabilities',
+        adapter: null,
+        models: [{ id: model, state: 'loaded' }],
+        consent: ['chat'],
+        engineClass: 'bench',
+      });
+      worker.send({ v: PROTOCOL_VERSION, type: 'lease', slots });
+      // Frames are handled in order: the pong means capabilities and lease were taken.
+      worker.send({ v: PROTOCOL_VERSION, type: 'ping', t: 0 });
+      await pong;
+    });
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * Simulated requesters for the dispatch benchmark: closed-loop lanes, each running one job
+ * at a time through the requester API the way the SDK does (docs/protocol.md): `POST
+ * /v1/jobs`, the NDJSON event stream, `PUT …/payload` for the assignment, and the events up
+ * to the final chunk. Two transports carry the same requests:
+ *
+ * - {@link httpTransport}: real HTTP/1.1 over loopback with keep-alive sockets (`node:http`);
+ * - {@link fetchTransport}: a `fetch`-shaped function, e.g. the coordinator's own
+ *   `app.fetch` in its process (the same routes, without sockets or HTTP parsing).
+ */
+import http from 'node:http';
+import { type Assignment, type JobEvent } from '../../protocol/wire.ts';
+import { epochMs, filler, type LatencySummary, Samples, sleep, stampedBlob, withTimeout } from './stats.ts';
+
+/** Reads a job's NDJSON event stream. */
+export interface EventStream {
+  /** The next event; null at the end of the stream. Rejects after `timeoutMs`. */
+  next(timeoutMs: number): Promise<JobEvent | null>;
+  /** Stops reading (the rest of the stream is discarded). */
+  cancel(): void;
+}
+
+/** How requests reach the coordinator. */
+export interface Transport {
+  request(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; body: unknown }>;
+  /** Opens `GET path` as an event stream (the request starts now; `next` waits for data). */
+  events(path: string, key: string): EventStream;
+  close(): void;
+}
+
+/** Splits NDJSON text into events and hands them to readers as they ask. */
+class LineQueue implements EventStream {
+  #buffer = '';
+  readonly #events: JobEvent[] = [];
+  #ended = false;
+  #failed: Error | null = null;
+  #wake: (() => void) | null = null;
+
+  constructor(private readonly onCancel: () => void) {}
+
+  push(text: string): void {
+    this.#buffer += text;
+    for (let nl = this.#buffer.indexOf('\n'); nl >= 0; nl = this.#buffer.indexOf('\n')) {
+      this.#events.push(JSON.parse(this.#buffer.slice(0, nl)) as JobEvent);
+      this.#buffer = this.#buffer.slice(nl + 1);
+    }
+    this.#notify();
+  }
+
+  end(error: Error | null = null): void {
+    this.#ended = true;
+    this.#failed = error;
+    this.#notify();
+  }
+
+  async next(timeoutMs: number): Promise<JobEvent | null> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const event = this.#events.shift();
+      if (event !== undefined) return event;
+      if (this.#failed !== null) throw this.#failed;
+      if (this.#ended) return null;
+      const left = until - Date.now();
+      if (left <= 0) throw new Error(`no event within ${timeoutMs} ms`);
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        }),
+        left,
+        'reading job events',
+      ).catch(() => undefined);
+    }
+  }
+
+  cancel(): void {
+    this.onCancel();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+}
+
+/** HTTP/1.1 to `baseUrl` over keep-alive sockets (at most `maxSockets`). */
+export function httpTransport(baseUrl: string, maxSockets: number): Transport {
+  const url = new URL(baseUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
+  const base = { host: url.hostname, port: Number(url.port), agent };
+  return {
+    request(method, path, key, body) {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      return new Promise((resolve, reject) => {
+        const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${key}` };
+        if (payload !== undefined) {
+          headers['content-type'] = 'application/json';
+          headers['content-length'] = Buffer.byteLength(payload);
+        }
+        const req = http.request({ ...base, method, path, headers }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (part: Buffer) => parts.push(part));
+          res.on('end', () => {
+            const text = Buffer.concat(parts).toString('utf8');
+            try {
+              resolve({ status: res.statusCode ?? 0, body: text === '' ? null : (JSON.parse(text) as unknown) });
+            } catch (err) {
+              reject(err instanceof Error ? err : new Error(String(err)));
+            }
+          });
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(payload);
+      });
+    },
+    events(path, key) {
+      const req = http.request({ ...base, method: 'GET', path, headers: { authorization: `Bearer ${key}` } });
+      const queue = new LineQueue(() => req.destroy());
+      req.on('response', (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          queue.end(new Error(`events: HTTP ${res.statusCode ?? 0}`));
+          return;
+        }
+        res.setEncoding('utf8');
+        res.on('data', (text: string) => queue.push(text));
+        res.on('end', () => queue.end());
+        res.on('error', (err) => queue.end(err));
+      });
+      req.on('error', (err) => queue.end(err));
+      req.end();
+      return queue;
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+/** Requests through a `fetch`-shaped function (for example `coordinator.app.fetch`), with no sockets. */
+export function fetchTransport(fetchFn: (request: Request) => Response | Promise<Response>, baseUrl = 'http://coordinator.local'): Transport {
+  const call = async (method: string, path: string, key: string, body?: unknown): Promise<Response> => {
+    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return fetchFn(new Request(baseUrl + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }));
+  };
+  return {
+    async request(method, path, key, body) {
+      const res = await call(method, path, key, body);
+      const text = await res.text();
+      return { status: res.status, body: text === '' ? null : (JSON.parse(text) as unknown) };
+    },
+    events(path, key) {
+      let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+      let cancelled = false;
+      const queue = new LineQueue(() => {
+        cancelled = true;
+        void reader?.cancel().catch(() => undefined);
+      });
+      void (async () => {
+        const res = await call('GET', path, key);
+        if (res.status !== 200 || res.body === null) {
+          await res.body?.cancel();
+          return queue.end(new Error(`events: HTTP ${res.status}`));
+        }
+        reader = res.body.getReader();
+        if (cancelled) return void reader.cancel().catch(() => undefined);
+        const decoder = new TextDecoder();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return queue.end();
+          queue.push(decoder.decode(value, { stream: true }));
+        }
+      })().catch((err: unknown) => queue.end(err instanceof Error ? err : new Error(String(err))));
+      return queue;
+    },
+    close: () => {},
+  };
+}
+
+export interface LoadOptions {
+  transport: Transport;
+  /** API key secrets; lane i uses keys[i % keys.length]. */
+  keys: readonly string[];
+  /** Jobs in flight at once (closed loop: each lane starts its next job when one ends). */
+  lanes: number;
+  model: string;
+  /** Sealed payload size, bytes. */
+  payloadBytes: number;
+  warmupMs: number;
+  windowMs: number;
+  /** Hard cap on jobs started, all lanes together. */
+  maxJobs: number;
+  /** Longest wait for any one response or event, ms. */
+  stepTimeoutMs?: number;
+}
+
+export interface LoadResult {
+  lanes: number;
+  windowMs: number;
+  /** Jobs whose final chunk event arrived inside the window. */
+  completed: number;
+  jobsPerSecond: number;
+  /** `POST` sent → final chunk event received, ms (jobs finished inside the window). */
+  endToEnd: LatencySummary;
+  /** `PUT …/payload` sent → its `202` received, ms. */
+  putRoundTrip: LatencySummary;
+  /** Jobs started in total, warm-up and drain included. */
+  started: number;
+  /** Jobs that did not end with a final chunk, by reason. */
+  failures: Record<string, number>;
+  /** Epoch ms of the window, this process's clock. */
+  windowStart: number;
+  windowEnd: number;
+}
+
+interface Created {
+  jobId: string;
+  assignment: Assignment | null;
+}
+
+/** Runs closed-loop requester lanes for warm-up + window (+ drain of jobs in flight) and measures the window. */
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const stepMs = o.stepTimeoutMs ?? 15_000;
+  const blobFiller = filler(o.payloadBytes);
+  const enc = filler(32).subarray(0, 32).toString('base64url');
+  const windowStart = epochMs() + o.warmupMs;
+  const windowEnd = windowStart + o.windowMs;
+  const endToEnd = new Samples();
+  const putRoundTrip = new Samples();
+  const failures: Record<string, number> = {};
+  const fail = (why: string): void => {
+    failures[why] = (failures[why] ?? 0) + 1;
+  };
+  let started = 0;
+  let completed = 0;
+
+  const oneJob = async (key: string): Promise<void> => {
+    const t0 = epochMs();
+    const created = await o.transport.request('POST', '/v1/jobs', key, { model: o.model, kind: 'chat', sizeBytes: o.payloadBytes });
+    if (created.status !== 201) {
+      fail(`create ${created.status} ${errorCode(created.body)}`);
+      await sleep(5);
+      return;
+    }
+    const { jobId, assignment } = created.body as Created;
+    const events = o.transport.events(`/v1/jobs/${jobId}/events`, key);
+    const puts: Promise<void>[] = [];
+    let attempt = 0;
+    const submit = (a: Assignment): void => {
+      if (a.attempt <= attempt) return;
+      attempt = a.attempt;
+      const sentAt = epochMs();
+      const sealed = { enc, ct: stampedBlob(o.payloadBytes, sentAt, blobFiller) };
+      puts.push(
+        o.transport.request('PUT', `/v1/jobs/${jobId}/payload`, key, { attempt: a.attempt, sealed }).then((put) => {
+          if (put.status === 202) putRoundTrip.add(epochMs() - sentAt);
+          else fail(`payload ${put.status} ${errorCode(put.body)}`);
+        }),
+      );
+    };
+    try {
+      if (assignment !== null) submit(assignment);
+      for (let i = 0; i < 64; i++) {
+        const event = await events.next(stepMs);
+        if (event === null) return fail('events ended without a final chunk');
+        if (event.type === 'failed') return fail(`failed ${event.error.code}`);
+        if (event.type === 'assigned') submit(event.assignment);
+        else if (event.final && event.attempt === attempt) {
+          const t1 = epochMs();
+          if (t1 >= windowStart && t1 < windowEnd) {
+            completed++;
+            endToEnd.add(t1 - t0);
+          }
+          return;
+        }
+      }
+      fail('too many events');
+    } finally {
+      await Promise.all(puts);
+    }
+  };
+
+  const lane = async (i: number): Promise<void> => {
+    const key = o.keys[i % o.keys.length] ?? '';
+    while (epochMs() < windowEnd && started < o.maxJobs) {
+      started++;
+      await oneJob(key).catch((err: unknown) => fail(`error ${err instanceof Error ? err.message.slice(0, 80) : String(err)}`));
+    }
+  };
+  await Promise.all(Array.from({ length: o.lanes }, (_, i) => lane(i)));
+  return {
+    lanes: o.lanes,
+    windowMs: o.windowMs,
+    completed,
+    jobsPerSecond: completed / (o.windowMs / 1000),
+    endToEnd: endToEnd.summary(),
+    putRoundTrip: putRoundTrip.summary(),
+    started,
+    failures,
+    windowStart,
+    windowEnd,
+  };
+}
+
+function errorCode(body: unknown): string {
+  if (typeof body === 'object' && body !== null && 'error' in body) {
+    const error = (body as { error: unknown }).error;
+    if (typeof error === 'object' && error !== null && 'code' in error) return String((error as { code: unknown }).code);
+  }
+  return '';
+}
