@@ -186,6 +186,8 @@ export interface LoadOptions {
   model: string;
   /** Sealed payload size, bytes. */
   payloadBytes: number;
+  /** When the warm-up starts, epoch ms of this process's clock; default now. */
+  startAt?: number;
   warmupMs: number;
   windowMs: number;
   /** Hard cap on jobs started, all lanes together. */
@@ -223,7 +225,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const stepMs = o.stepTimeoutMs ?? 15_000;
   const blobFiller = filler(o.payloadBytes);
   const enc = filler(32).subarray(0, 32).toString('base64url');
-  const windowStart = epochMs() + o.warmupMs;
+  const windowStart = (o.startAt ?? epochMs()) + o.warmupMs;
   const windowEnd = windowStart + o.windowMs;
   const endToEnd = new Samples();
   const putRoundTrip = new Samples();
@@ -246,6 +248,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const events = o.transport.events(`/v1/jobs/${jobId}/events`, key);
     const puts: Promise<void>[] = [];
     let attempt = 0;
+    let settled = false;
     const submit = (a: Assignment): void => {
       if (a.attempt <= attempt) return;
       attempt = a.attempt;
@@ -262,10 +265,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       if (assignment !== null) submit(assignment);
       for (let i = 0; i < 64; i++) {
         const event = await events.next(stepMs);
+        settled = event === null || event.type === 'failed' || (event.type === 'chunk' && event.final && event.attempt === attempt);
         if (event === null) return fail('events ended without a final chunk');
         if (event.type === 'failed') return fail(`failed ${event.error.code}`);
         if (event.type === 'assigned') submit(event.assignment);
-        else if (event.final && event.attempt === attempt) {
+        else if (settled) {
           const t1 = epochMs();
           if (t1 >= windowStart && t1 < windowEnd) {
             completed++;
@@ -276,6 +280,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       }
       fail('too many events');
     } finally {
+      // A stream that did not end by itself would hold its socket: drop it.
+      if (!settled) events.cancel();
       await Promise.all(puts);
     }
   };
