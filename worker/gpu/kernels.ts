@@ -1,4 +1,5 @@
 /** WGSL kernels of the GPU benchmark, and the CPU references they are checked against. */
+import { mulberry32 } from '../../protocol/random.ts';
 
 /** Side of the square tile each 16×16 workgroup computes; also the workgroup shape. */
 export const MATMUL_TILE = 16;
@@ -130,15 +131,4 @@ export function firstMismatch(actual: Uint32Array, expected: Uint32Array): numbe
   const n = Math.min(actual.length, expected.length);
   for (let i = 0; i < n; i++) if (actual[i] !== expected[i]) return i;
   return actual.length === expected.length ? -1 : n;
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
 }

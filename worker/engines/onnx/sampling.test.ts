@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { argmax, createSampler, sampleTopP, seededRandom } from './sampling.ts';
+import { seededRandom } from '../../../protocol/random.ts';
+import { argmax, createSampler, sampleTopP } from './sampling.ts';
 
 describe('sampling', () => {
   it('greedy picks the largest logit, the first on a tie', () => {

@@ -1,17 +1,6 @@
 /** Token sampling: greedy argmax, or temperature + nucleus (top-p) with a seeded PRNG. */
 import type { Sampling } from '../../../protocol/jobs.ts';
-
-/** mulberry32: a small, fast 32-bit PRNG; the same seed gives the same stream everywhere. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../../protocol/random.ts';
 
 /** Index of the largest value; the lowest index wins a tie. */
 export function argmax(values: ArrayLike<number>): number {
