@@ -1,0 +1,93 @@
+/**
+ * The nonces the coordinator hands out as TON Connect `ton_proof` payloads.
+ *
+ * A payload is base64url(32 random bytes ‖ first 16 bytes of sha256(device key)), so the
+ * wallet's signature covers the device it enrolls. The coordinator also remembers each
+ * payload (in memory), which makes it single use and lets it tell "expired" and "replayed"
+ * apart from "never issued".
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { systemClock, type Clock } from '../deps.ts';
+import { PayloadDeviceMismatchError, PayloadExpiredError, PayloadReplayedError, PayloadUnknownError } from './errors.ts';
+
+/** A payload to put in the TON Connect `tonProof` request. */
+export interface IssuedPayload {
+  /** base64url, 64 characters. */
+  payload: string;
+  /** Milliseconds since the epoch; a proof must be verified before this. */
+  expiresAt: number;
+}
+
+/** Issues payloads and checks them off; what {@link verifyTonProof} needs. */
+export interface ProofPayloads {
+  /** A fresh payload bound to `deviceKey` (the device's Ed25519 public key, base64url). */
+  issuePayload(deviceKey: string): IssuedPayload;
+  /** Throws the payload's refusal, without using it up. */
+  check(payload: string, deviceKey: string): void;
+  /** Like {@link check}, then marks the payload used; call only once the whole proof verified. */
+  consume(payload: string, deviceKey: string): void;
+}
+
+/** Options of {@link createProofPayloads}. */
+export interface ProofPayloadsOptions {
+  clock?: Clock;
+  /** How long a payload stays valid, in milliseconds (default 15 minutes). */
+  ttlMs?: number;
+}
+
+interface Entry {
+  deviceKey: string;
+  expiresAt: number;
+  used: boolean;
+}
+
+const NONCE_BYTES = 32;
+const DEVICE_TAG_BYTES = 16;
+
+/** The in-memory payload issuer. One per coordinator process. */
+export function createProofPayloads(options: ProofPayloadsOptions = {}): ProofPayloads {
+  const clock = options.clock ?? systemClock;
+  const ttlMs = options.ttlMs ?? 15 * 60_000;
+  // Insertion order is expiry order (fixed ttl), so forgetting stops at the first live entry.
+  const entries = new Map<string, Entry>();
+
+  function forgetOld(now: number): void {
+    for (const [payload, entry] of entries) {
+      // Kept one more ttl after expiry so a late proof reads "expired", not "unknown".
+      if (entry.expiresAt + ttlMs > now) break;
+      entries.delete(payload);
+    }
+  }
+
+  function find(payload: string, deviceKey: string): Entry {
+    const entry = entries.get(payload);
+    if (entry === undefined) throw new PayloadUnknownError();
+    if (entry.used) throw new PayloadReplayedError();
+    if (clock.now() >= entry.expiresAt) throw new PayloadExpiredError();
+    if (entry.deviceKey !== deviceKey) throw new PayloadDeviceMismatchError();
+    return entry;
+  }
+
+  return {
+    issuePayload(deviceKey) {
+      const now = clock.now();
+      forgetOld(now);
+      const bytes = Buffer.concat([randomBytes(NONCE_BYTES), deviceTag(deviceKey)]);
+      const payload = bytes.toString('base64url');
+      const expiresAt = now + ttlMs;
+      entries.set(payload, { deviceKey, expiresAt, used: false });
+      return { payload, expiresAt };
+    },
+    check(payload, deviceKey) {
+      find(payload, deviceKey);
+    },
+    consume(payload, deviceKey) {
+      find(payload, deviceKey).used = true;
+    },
+  };
+}
+
+/** The part of a payload that names the device: the first 16 bytes of sha256(device key). */
+export function deviceTag(deviceKey: string): Buffer {
+  return createHash('sha256').update(deviceKey).digest().subarray(0, DEVICE_TAG_BYTES);
+}
