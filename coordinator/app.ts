@@ -24,6 +24,9 @@ import type { SchedulerHooks } from './scheduler/scheduler.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
 import type { Store } from './store/types.ts';
+import { createProofPayloads } from './wallets/proof-payloads.ts';
+import { walletRoutes } from './wallets/routes.ts';
+import { WalletSessions } from './wallets/wallet-sessions.ts';
 
 export type { Clock, Logger } from './deps.ts';
 export type { ContributorView, JobView, SchedulerHooks } from './scheduler/scheduler.ts';
@@ -54,6 +57,13 @@ export interface CoordinatorOptions {
   logger?: Logger;
   /** Extra scheduling rules (reputation, replication). */
   scheduler?: SchedulerHooks;
+  /**
+   * Hosts a wallet's `ton_proof` may name (host, or host:port); a host listed without a port
+   * matches any port. Default `['127.0.0.1', 'localhost']`, plus the host of `appUrl`.
+   */
+  walletDomains?: readonly string[];
+  /** Where the contributor page is served; its host is allowed in wallet proofs. */
+  appUrl?: string;
 }
 
 /** Counts for tests and health checks. */
@@ -115,13 +125,29 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     retainMs: options.retainMs ?? 60_000,
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
   });
-  const gateway = new ContributorGateway({ relay, store, clock, logger, metrics, heartbeatMs, nonces: new NonceBook() });
+  const walletSessions = new WalletSessions({ clock });
+  const walletDomains = [
+    ...(options.walletDomains ?? ['127.0.0.1', 'localhost']),
+    ...(options.appUrl === undefined ? [] : [new URL(options.appUrl).host]),
+  ];
+  const gateway = new ContributorGateway({
+    relay,
+    store,
+    clock,
+    logger,
+    metrics,
+    heartbeatMs,
+    nonces: new NonceBook(),
+    walletSessions,
+  });
 
   const app = new Hono();
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  // Before the requester routes, whose API-key check covers all of `/v1`.
+  app.route('/v1', walletRoutes({ payloads: createProofPayloads({ clock }), sessions: walletSessions, store, clock, walletDomains }));
   app.route('/v1', requesterRoutes({ relay, store, keys: new ApiKeys(store, clock), quotas: new Quotas(clock) }));
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
   app.onError((err, c) => {

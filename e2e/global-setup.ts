@@ -44,7 +44,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const testKey = await coordinator.createApiKey('e2e tests', { jobsPerMinute: 1000, maxInFlight: 16 });
   const gatewayKey = await coordinator.createApiKey('e2e gateway', { jobsPerMinute: 1000, maxInFlight: 16 });
   const gateway = await startGateway({ port: 0, coordinatorUrl: network.url, apiKey: gatewayKey.secret });
-  const app = await startAppServer({ distDir: 'dist', port: 0, config: { manifestUrl: host.manifestUrl, coordinatorUrl: network.url } });
+  // An empty TON Connect wallets list keeps every page off the public list (injected wallets still show).
+  const pageConfig = { manifestUrl: host.manifestUrl, coordinatorUrl: network.url, walletsListUrl: 'data:application/json,[]' };
+  const app = await startAppServer({ distDir: 'dist', port: 0, config: pageConfig });
   process.env['SPINNERET_COORDINATOR_URL'] = network.url;
   process.env['SPINNERET_GATEWAY_URL'] = gateway.url;
   process.env['SPINNERET_E2E_API_KEY'] = testKey.secret;

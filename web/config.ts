@@ -1,16 +1,22 @@
 /**
- * Where the page finds the model manifest and the network: `?manifest=` and `?coordinator=`
- * in the URL, else the served `spinneret.json`, else the app's own origin.
+ * Where the page finds the model manifest, the network and the wallets list: `?manifest=`,
+ * `?coordinator=` and `?wallets=` in the URL, else the served `spinneret.json`, else the
+ * app's own origin.
  */
 export interface PageConfig {
   manifestUrl: string;
   /** Base URL of the coordinator (http or https), or null when none is configured. */
   coordinatorUrl: string | null;
+  /**
+   * TON Connect wallets list (`?wallets=`, or `walletsListUrl` in spinneret.json); null: the
+   * SDK's public list. Tests and kiosks point it at a local list.
+   */
+  walletsListUrl: string | null;
 }
 
 export async function resolveConfig(location: Location, doFetch: typeof fetch = fetch): Promise<PageConfig> {
   const params = new URLSearchParams(location.search);
-  let served: { manifestUrl?: unknown; coordinatorUrl?: unknown } = {};
+  let served: { manifestUrl?: unknown; coordinatorUrl?: unknown; walletsListUrl?: unknown } = {};
   try {
     const response = await doFetch(new URL('/spinneret.json', location.href), { cache: 'no-store' });
     if (response.ok) served = (await response.json()) as typeof served;
@@ -24,5 +30,6 @@ export async function resolveConfig(location: Location, doFetch: typeof fetch = 
   return {
     manifestUrl: pick(params.get('manifest'), served.manifestUrl, '/models/manifest.json') ?? '',
     coordinatorUrl: pick(params.get('coordinator'), served.coordinatorUrl, null),
+    walletsListUrl: pick(params.get('wallets'), served.walletsListUrl, null),
   };
 }

@@ -20,6 +20,8 @@ export function mountContribute(
   onError: (err: unknown) => void,
   /** Called when a job finishes, so other cards can refresh (jobs load models). */
   onJobDone: () => void = () => undefined,
+  /** The wallet session token to send in the hello, if a wallet is proven. */
+  walletSession: () => string | undefined = () => undefined,
 ): void {
   const { api } = bridge;
   const status = h('p', { testid: 'contrib-state', role: 'status' }, STATE_WORDS.idle);
@@ -47,7 +49,8 @@ export function mountContribute(
   start.addEventListener('click', () => {
     if (coordinatorUrl === null) return;
     start.disabled = true;
-    api.startContributing({ coordinatorUrl }, proxy(render)).then(render, (err: unknown) => {
+    const session = walletSession();
+    api.startContributing({ coordinatorUrl, ...(session !== undefined && { session }) }, proxy(render)).then(render, (err: unknown) => {
       start.disabled = false;
       onError(err);
     });

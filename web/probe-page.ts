@@ -8,11 +8,13 @@ import type { WorkerBridge } from './bridge.ts';
 import type { PageConfig } from './config.ts';
 import { mountContribute } from './contribute.ts';
 import { h, replace } from './dom.ts';
+import { mountWallet, type WalletCard } from './wallet.ts';
 
 export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, config: PageConfig): Promise<void> {
   const { api } = bridge;
   const { manifestUrl } = config;
   const contribBox = h('section', { testid: 'contribute', 'aria-labelledby': 'contrib-h' });
+  const walletBox = h('section', { testid: 'wallet', 'aria-labelledby': 'wallet-h' });
   const gpuBox = h('section', { testid: 'gpu', 'aria-labelledby': 'gpu-h' });
   const modelsBox = h('section', { testid: 'models', 'aria-labelledby': 'models-h' });
   const runBox = h('section', { testid: 'run', 'aria-labelledby': 'run-h' });
@@ -28,6 +30,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
     ),
     errorBox,
     contribBox,
+    config.coordinatorUrl === null ? null : walletBox,
     gpuBox,
     modelsBox,
     runBox,
@@ -181,7 +184,22 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
     return models;
   };
   const models = await renderModels().catch((err: unknown) => (showError(err), [] as ModelSummary[]));
-  mountContribute(contribBox, bridge, config.coordinatorUrl, showError, () => void renderModels().catch(() => undefined));
+  let wallet: WalletCard | null = null;
+  if (config.coordinatorUrl !== null) {
+    const { coordinatorUrl, walletsListUrl } = config;
+    mountWallet(walletBox, { coordinatorUrl, walletsListUrl, deviceKey: () => api.deviceKey(), onError: showError }).then(
+      (card) => (wallet = card),
+      showError,
+    );
+  }
+  mountContribute(
+    contribBox,
+    bridge,
+    config.coordinatorUrl,
+    showError,
+    () => void renderModels().catch(() => undefined),
+    () => wallet?.session(),
+  );
 
   const select = h(
     'select',

@@ -22,6 +22,8 @@ export interface ContributeOptions {
   slots?: number;
   /** Job kinds the contributor allows; all by default. */
   consent?: JobKind[];
+  /** Wallet session token from `POST /v1/wallet/proof`, sent in `hello.session`. */
+  session?: string;
 }
 
 const CLIENT = { name: 'spinneret-web', version: '0.1.0' };
@@ -143,10 +145,16 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
         slots: options.slots ?? 1,
         consent: options.consent ?? ALL_KINDS,
         client: CLIENT,
+        ...(options.session !== undefined && { session: options.session }),
       });
       if (onStatus !== undefined) contributor.onStatus(onStatus);
       contributor.start();
       return contributor.status();
+    },
+
+    /** This device's identity key (Ed25519, base64url): what wallet proof payloads are bound to. */
+    async deviceKey(): Promise<string> {
+      return (await loadOrCreateIdentity(new IndexedDbKeyStore())).identityKey;
     },
 
     /** Stops taking jobs; with `drain` (the default) running jobs finish first. */

@@ -21,6 +21,7 @@ import { ConnectedContributor } from '../leases/contributor.ts';
 import type { Relay } from '../leases/relay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Store } from '../store/types.ts';
+import type { WalletSessionLookup } from '../wallets/wallet-sessions.ts';
 import { contributorIdOf, type NonceBook, verifyHello } from './hello.ts';
 
 /** What a session needs from the coordinator around it. */
@@ -32,6 +33,8 @@ export interface SessionHost {
   metrics: Metrics;
   nonces: NonceBook;
   heartbeatMs: number;
+  /** Resolves `hello.session` to the wallet the device proved; without it the token is ignored. */
+  walletSessions?: WalletSessionLookup;
   /** Makes `session` the one for its contributor id; an older one is dropped. */
   claim(session: ContributorSession): void;
   /** The session's socket closed. */
@@ -164,13 +167,18 @@ export class ContributorSession {
     }
     const id = contributorIdOf(hello.identityKey);
     const now = host.clock.now();
+    // A bad wallet token is not fatal: the device still contributes, without (a new) wallet.
+    const walletSession =
+      hello.session === undefined || host.walletSessions === undefined
+        ? undefined
+        : host.walletSessions.find(hello.session, hello.identityKey);
     try {
       const known = await host.store.getContributor(id);
       await host.store.upsertContributor({
         id,
         identityKey: hello.identityKey,
         hpkeKey: hello.hpkeKey,
-        wallet: known?.wallet ?? null,
+        wallet: walletSession?.wallet ?? known?.wallet ?? null,
         firstSeen: known?.firstSeen ?? now,
         lastSeen: now,
       });
@@ -191,6 +199,17 @@ export class ContributorSession {
       heartbeatMs: host.heartbeatMs,
       maxMessageBytes: MAX_MESSAGE_BYTES,
     });
+    if (walletSession === null) {
+      this.send({
+        v: PROTOCOL_VERSION,
+        type: 'error',
+        error: {
+          code: 'UNAUTHORIZED',
+          message: 'The wallet session is unknown, expired or for another device; contributing without it. Reconnect the wallet.',
+        },
+        fatal: false,
+      });
+    }
   }
 
   #capabilities(contributor: ConnectedContributor, message: v.InferOutput<typeof Capabilities>): void {

@@ -1,0 +1,124 @@
+/**
+ * The wallet routes under `/v1`, called by the contributor page (another origin, hence CORS):
+ *
+ * - `POST /wallet/payload {deviceKey}` → `{payload, expiresAt}`: the `ton_proof` payload to
+ *   ask the wallet to sign, bound to the device;
+ * - `POST /wallet/proof {deviceKey, address, network, publicKey?, proof}` → `{session,
+ *   expiresAt, wallet}`: verifies the proof and issues the token the worker sends in
+ *   `hello.session`; refusals are `{error: {code, message, reason}}` (400 malformed, 401 else);
+ * - `GET /contributors/:id` → `{id, wallet, firstSeen, lastSeen}`: public, read-only.
+ */
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import * as v from 'valibot';
+import type { Clock } from '../deps.ts';
+import type { Store } from '../store/types.ts';
+import { WalletAuthError } from './errors.ts';
+import type { ProofPayloads } from './proof-payloads.ts';
+import { verifyTonProof } from './ton-proof.ts';
+import type { WalletSessions } from './wallet-sessions.ts';
+
+export interface WalletRouteDeps {
+  payloads: ProofPayloads;
+  sessions: WalletSessions;
+  store: Store;
+  clock: Clock;
+  /**
+   * Hosts a proof may name. An entry without a port also allows that host on any port (a
+   * dev server or test app on 127.0.0.1:PORT).
+   */
+  walletDomains: readonly string[];
+}
+
+/** An Ed25519 public key, base64url without padding (32 bytes). */
+const DeviceKey = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url Ed25519 public key'));
+const PayloadRequest = v.strictObject({ deviceKey: DeviceKey });
+const ProofRequest = v.strictObject({
+  deviceKey: DeviceKey,
+  address: v.pipe(v.string(), v.maxLength(100)),
+  network: v.picklist(['-239', '-3']),
+  publicKey: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
+  proof: v.strictObject({
+    timestamp: v.number(),
+    domain: v.strictObject({ lengthBytes: v.number(), value: v.pipe(v.string(), v.maxLength(256)) }),
+    signature: v.pipe(v.string(), v.maxLength(200)),
+    payload: v.pipe(v.string(), v.maxLength(200)),
+    stateInit: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+  }),
+});
+
+/** True when `domain` (host[:port]) is listed, or its host is listed without a port. */
+export function domainAllowed(domain: string, allowed: readonly string[]): boolean {
+  if (allowed.includes(domain)) return true;
+  const host = /^(.+):\d{1,5}$/.exec(domain)?.[1];
+  return host !== undefined && allowed.includes(host);
+}
+
+export function walletRoutes(deps: WalletRouteDeps): Hono {
+  const app = new Hono();
+  const open = cors({ origin: '*', allowMethods: ['GET', 'POST'], allowHeaders: ['Content-Type'] });
+  app.use('/wallet/*', open);
+  app.use('/contributors/*', open);
+  app.use('/wallet/*', bodyLimit({ maxSize: 16 * 1024, onError: (c) => problem(c, 413, 'BAD_MESSAGE', 'The body exceeds 16 KiB.') }));
+
+  app.post('/wallet/payload', async (c) => {
+    const body = await readBody(c, PayloadRequest);
+    if (!body.ok) return body.response;
+    return c.json(deps.payloads.issuePayload(body.value.deviceKey));
+  });
+
+  app.post('/wallet/proof', async (c) => {
+    const body = await readBody(c, ProofRequest);
+    if (!body.ok) return body.response;
+    const { deviceKey, proof, publicKey, ...account } = body.value;
+    const domain = proof.domain.value;
+    try {
+      const wallet = await verifyTonProof(
+        { ...account, proof, ...(publicKey !== undefined && { publicKey }) },
+        {
+          // The verifier matches exactly; a listed host on another port passes as itself.
+          allowedDomains: domainAllowed(domain, deps.walletDomains) ? [domain] : deps.walletDomains,
+          payloads: deps.payloads,
+          expectedDeviceKey: deviceKey,
+          clock: deps.clock,
+        },
+      );
+      const raw = wallet.address.toRawString();
+      const { token, expiresAt } = deps.sessions.issue(raw, deviceKey);
+      return c.json({ session: token, expiresAt, wallet: raw });
+    } catch (err) {
+      if (!(err instanceof WalletAuthError)) throw err;
+      const status = err.reason === 'malformed' ? 400 : 401;
+      return c.json({ error: { code: err.code, message: err.message, reason: err.reason } }, status);
+    }
+  });
+
+  app.get('/contributors/:id', async (c) => {
+    const id = c.req.param('id');
+    const record = await deps.store.getContributor(id);
+    if (record === null) return problem(c, 404, 'NOT_FOUND', `No contributor ${id}.`);
+    return c.json({ id: record.id, wallet: record.wallet, firstSeen: record.firstSeen, lastSeen: record.lastSeen });
+  });
+
+  return app;
+}
+
+async function readBody<T>(
+  c: Context,
+  schema: v.GenericSchema<unknown, T>,
+): Promise<{ ok: true; value: T } | { ok: false; response: Response }> {
+  let data: unknown;
+  try {
+    data = JSON.parse(await c.req.text());
+  } catch {
+    return { ok: false, response: problem(c, 400, 'BAD_MESSAGE', 'The body is not JSON.') };
+  }
+  const result = v.safeParse(schema, data);
+  if (result.success) return { ok: true, value: result.output };
+  return { ok: false, response: problem(c, 400, 'BAD_MESSAGE', `Invalid body: ${v.summarize(result.issues).slice(0, 1000)}`) };
+}
+
+function problem(c: Context, status: 400 | 404 | 413, code: 'BAD_MESSAGE' | 'NOT_FOUND', message: string): Response {
+  return c.json({ error: { code, message } }, status);
+}

@@ -1,0 +1,50 @@
+/**
+ * A TON wallet for tests: a v4R2 contract from a fixed seed that signs `ton_proof`s the way a
+ * TON Connect wallet does (spec "Address proof signature"), written apart from the verifier.
+ * Used by the route tests and, through `page.exposeFunction`, by the browser's test wallet.
+ */
+import { createHash } from 'node:crypto';
+import { beginCell, storeStateInit } from '@ton/core';
+import { keyPairFromSeed, sign } from '@ton/crypto';
+import { WalletContractV4 } from '@ton/ton';
+
+/** What a wallet's `connect` reply carries, plus a signer for its `ton_proof`. */
+export interface TestWallet {
+  /** Raw form, "0:hex". */
+  address: string;
+  /** User-friendly, non-bounceable, testnet form (what the page shows for network -3). */
+  friendlyTestnet: string;
+  /** Hex, 32 bytes. */
+  publicKey: string;
+  /** base64 BoC of the StateInit. */
+  stateInit: string;
+  /** base64 Ed25519 signature of the proof message for `domain`, `timestamp` (s) and `payload`. */
+  signProof(domain: string, timestamp: number, payload: string): string;
+}
+
+const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+
+/** The wallet made from a 32-byte seed derived from `label`. */
+export function testWallet(label = 'spinneret test wallet'): TestWallet {
+  const keys = keyPairFromSeed(sha256(Buffer.from(label)));
+  const contract = WalletContractV4.create({ workchain: 0, publicKey: keys.publicKey });
+  const address = contract.address;
+  return {
+    address: address.toRawString(),
+    friendlyTestnet: address.toString({ bounceable: false, testOnly: true }),
+    publicKey: keys.publicKey.toString('hex'),
+    stateInit: beginCell().store(storeStateInit(contract.init)).endCell().toBoc().toString('base64'),
+    signProof(domain, timestamp, payload) {
+      const d = Buffer.from(domain);
+      const head = Buffer.alloc(4 + 32 + 4);
+      head.writeInt32BE(address.workChain, 0);
+      address.hash.copy(head, 4);
+      head.writeUInt32LE(d.length, 36);
+      const ts = Buffer.alloc(8);
+      ts.writeBigUInt64LE(BigInt(timestamp));
+      const message = Buffer.concat([Buffer.from('ton-proof-item-v2/'), head, d, ts, Buffer.from(payload)]);
+      const full = Buffer.concat([Buffer.from('ffff', 'hex'), Buffer.from('ton-connect'), sha256(message)]);
+      return sign(sha256(full), keys.secretKey).toString('base64');
+    },
+  };
+}
