@@ -16,7 +16,7 @@ import type { IncomingMessage } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
 import { type Clock, consoleLogger, errorText, type Logger, systemClock } from './deps.ts';
-import { Relay } from './leases/relay.ts';
+import { Relay, type JobDone } from './leases/relay.ts';
 import { type Gauges, Metrics } from './metrics/metrics.ts';
 import { ApiKeys, Quotas } from './requesters/keys.ts';
 import { requesterRoutes } from './requesters/routes.ts';
@@ -30,6 +30,7 @@ import { WalletSessions } from './wallets/wallet-sessions.ts';
 
 export type { Clock, Logger } from './deps.ts';
 export type { ContributorView, JobView, SchedulerHooks } from './scheduler/scheduler.ts';
+export type { JobDone } from './leases/relay.ts';
 
 export interface CoordinatorOptions {
   store: Store;
@@ -57,6 +58,10 @@ export interface CoordinatorOptions {
   logger?: Logger;
   /** Extra scheduling rules (reputation, replication). */
   scheduler?: SchedulerHooks;
+  /** Told of each job that ends with a final result (the ledger credits it); must not throw. */
+  onJobDone?: (done: JobDone) => void;
+  /** More routes under `/v1` that need no API key (e.g. a contributor's earnings). */
+  publicRoutes?: Hono[];
   /**
    * Hosts a wallet's `ton_proof` may name (host, or host:port); a host listed without a port
    * matches any port. Default `['127.0.0.1', 'localhost']`, plus the host of `appUrl`.
@@ -124,6 +129,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     maxQueued: options.maxQueued ?? 10_000,
     retainMs: options.retainMs ?? 60_000,
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
+    ...(options.onJobDone !== undefined ? { onJobDone: options.onJobDone } : {}),
   });
   const walletSessions = new WalletSessions({ clock });
   const walletDomains = [
@@ -148,6 +154,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
   // Before the requester routes, whose API-key check covers all of `/v1`.
   app.route('/v1', walletRoutes({ payloads: createProofPayloads({ clock }), sessions: walletSessions, store, clock, walletDomains }));
+  for (const routes of options.publicRoutes ?? []) app.route('/v1', routes);
   app.route('/v1', requesterRoutes({ relay, store, keys: new ApiKeys(store, clock), quotas: new Quotas(clock) }));
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
   app.onError((err, c) => {

@@ -5,6 +5,7 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createCoordinator, type Logger } from '../coordinator/app.ts';
+import { startMoney } from '../coordinator/earnings/local.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import type { WebLlmModel } from '../protocol/manifest.ts';
 import { startGateway } from '../requester/gateway.ts';
@@ -39,7 +40,16 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     appendFileSync(logFile, JSON.stringify({ level, message, ...fields }) + '\n');
   const logger: Logger = { info: line('info'), warn: line('warn'), error: line('error') };
   const store = await openStore({ databaseUrl, schema });
-  const coordinator = createCoordinator({ store, logger, leaseMs: 30_000, heartbeatMs: 5_000 });
+  // Money on the sandbox chain with a short window and frequent payouts, so the earnings test sees it all.
+  const money = await startMoney({ store, threshold: 1n, windowMs: 8_000, payoutIntervalMs: 3_000, settleIntervalMs: 500, env: {} });
+  const coordinator = createCoordinator({
+    store,
+    logger,
+    leaseMs: 30_000,
+    heartbeatMs: 5_000,
+    onJobDone: money.onJobDone,
+    publicRoutes: [money.routes],
+  });
   const network = await coordinator.listen({ port: 0 });
   const testKey = await coordinator.createApiKey('e2e tests', { jobsPerMinute: 1000, maxInFlight: 16 });
   const gatewayKey = await coordinator.createApiKey('e2e gateway', { jobsPerMinute: 1000, maxInFlight: 16 });
@@ -59,6 +69,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   process.env['SPINNERET_FIXTURES_URL'] = fixtures.url;
   return async () => {
     await Promise.allSettled([app.close(), gateway.close(), host.close(), fixtures.close()]);
+    money.earnings.stop();
     await coordinator.close();
     await network.close().catch(() => undefined);
     await store.close();

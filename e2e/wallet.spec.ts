@@ -6,6 +6,7 @@
  */
 import type { Page } from '@playwright/test';
 import { testWallet } from '../coordinator/wallets/test-wallet.ts';
+import { RequesterClient } from '../requester/client.ts';
 import { appUrl, expect, test } from './fixtures.ts';
 
 const KEY = 'spinneretTestWallet';
@@ -145,4 +146,27 @@ test('a proof signed for another site is refused with a clear error and the wall
   await expect(error).toHaveAttribute('data-reason', 'domain-not-allowed');
   await expect(error).toContainText('evil.example');
   await expect(page.getByTestId('wallet')).toHaveAttribute('data-state', 'disconnected');
+});
+
+test('earnings go from pending to paid on the local TON chain, and the page shows the payout transaction', async ({ page }) => {
+  await openWithWallet(page);
+  await page.getByTestId('wallet-connect').click();
+  await expect(page.getByTestId('wallet')).toHaveAttribute('data-state', 'proven');
+  await page.getByTestId('contrib-start').click();
+  await expect(page.getByTestId('contrib-state')).toContainText(/Connected|Working/);
+
+  const apiKey = process.env['SPINNERET_E2E_API_KEY'] ?? '';
+  const client = new RequesterClient({ coordinatorUrl: coordinatorUrl(), apiKey });
+  for (const text of ['the first paid job', 'and the second one']) {
+    expect((await client.run({ kind: 'embed', model: 'tiny-embed', inputs: [text] })).kind).toBe('embed');
+  }
+  const nano = async (id: string): Promise<bigint> => BigInt((await page.getByTestId(id).getAttribute('data-nano')) ?? '0');
+  // Inside the verification window the credit is pending…
+  await expect.poll(() => nano('earn-pending'), { timeout: 20_000 }).toBeGreaterThan(0n);
+  const earned = (await nano('earn-pending')) + (await nano('earn-settled'));
+  // …then settled, then paid from the hot wallet on the sandbox chain.
+  await expect.poll(() => nano('earn-paid'), { timeout: 60_000 }).toBe(earned);
+  expect(await nano('earn-pending')).toBe(0n);
+  await expect(page.getByTestId('earn-tx').first()).toHaveText(/^[0-9a-f]{64}$/);
+  await page.getByTestId('contrib-stop').click();
 });

@@ -9,6 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createCoordinator } from '../coordinator/app.ts';
+import { startMoney } from '../coordinator/earnings/local.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';
@@ -28,7 +29,17 @@ if (build.status !== 0) {
 
 const models = await startModelHost({ port: port('SPINNERET_MODELHOST_PORT', 8090), host });
 const store = await openStore({ dataDir: process.env['SPINNERET_DATA_DIR'] ?? '.spinneret/coordinator' });
-const coordinator = createCoordinator({ store });
+// Local defaults: a 30 s verification window and payouts every 30 s from 0.001 TON, so a
+// newcomer sees pending → settled → paid within a minute or two.
+const money = await startMoney({
+  store,
+  threshold: 1_000_000n,
+  windowMs: 30_000,
+  payoutIntervalMs: 30_000,
+  settleIntervalMs: 5_000,
+  log: (line) => console.log(line),
+});
+const coordinator = createCoordinator({ store, onJobDone: money.onJobDone, publicRoutes: [money.routes] });
 const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });
 const demoKey = await coordinator.createApiKey('demo requester', { jobsPerMinute: 600, maxInFlight: 8 });
 const gatewayKey = await coordinator.createApiKey('local gateway', { jobsPerMinute: 600, maxInFlight: 16 });
@@ -59,6 +70,7 @@ Spinneret is running (everything on this machine).
   Model host:    ${models.manifestUrl}
   OpenAI API:    ${gateway.url}/v1  (any API key; the gateway seals jobs before they leave)
   Demo requester: a job every 3 s (embeddings and chat) from requester/corpus.json
+  Payouts:       ${money.chainName}, hot wallet ${money.hotWalletAddress}
 
 WebGPU needs a recent Chrome or Edge (on Linux start it with --enable-unsafe-webgpu).
 Your machine can see the jobs it runs. Press Ctrl+C to stop.`);
@@ -68,6 +80,7 @@ const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
   stopDemo();
+  money.earnings.stop();
   await coordinator.drain(5000);
   await Promise.allSettled([app.close(), gateway.close(), network.close(), models.close()]);
   await store.close();

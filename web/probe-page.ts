@@ -8,6 +8,7 @@ import type { WorkerBridge } from './bridge.ts';
 import type { PageConfig } from './config.ts';
 import { mountContribute } from './contribute.ts';
 import { h, replace } from './dom.ts';
+import { mountEarnings } from './earnings.ts';
 import { mountWallet, type WalletCard } from './wallet.ts';
 
 export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, config: PageConfig): Promise<void> {
@@ -15,6 +16,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
   const { manifestUrl } = config;
   const contribBox = h('section', { testid: 'contribute', 'aria-labelledby': 'contrib-h' });
   const walletBox = h('section', { testid: 'wallet', 'aria-labelledby': 'wallet-h' });
+  const earnBox = h('section', { testid: 'earnings', 'aria-labelledby': 'earn-h' });
   const gpuBox = h('section', { testid: 'gpu', 'aria-labelledby': 'gpu-h' });
   const modelsBox = h('section', { testid: 'models', 'aria-labelledby': 'models-h' });
   const runBox = h('section', { testid: 'run', 'aria-labelledby': 'run-h' });
@@ -31,6 +33,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
     errorBox,
     contribBox,
     config.coordinatorUrl === null ? null : walletBox,
+    config.coordinatorUrl === null ? null : earnBox,
     gpuBox,
     modelsBox,
     runBox,
@@ -191,6 +194,7 @@ export async function mountProbePage(root: HTMLElement, bridge: WorkerBridge, co
       (card) => (wallet = card),
       showError,
     );
+    mountEarnings(earnBox, coordinatorUrl, () => wallet?.wallet());
   }
   mountContribute(
     contribBox,

@@ -20,6 +20,8 @@ export interface WalletCardOptions {
 export interface WalletCard {
   /** The proven wallet's session token, if any. */
   session(): string | undefined;
+  /** The proven wallet's raw address (`0:<hex>`), if any. */
+  wallet(): string | undefined;
 }
 
 /** A refusal from the coordinator's wallet routes. */
@@ -68,6 +70,7 @@ export async function mountWallet(box: HTMLElement, options: WalletCardOptions):
     return raw === null ? null : (JSON.parse(raw) as { wallet: string; token: string });
   };
   let token: string | undefined;
+  let address: string | undefined;
   const connector = new TonConnect({
     manifestUrl: new URL('/tonconnect-manifest.json', location.href).href,
     analytics: { mode: 'off' },
@@ -108,6 +111,7 @@ export async function mountWallet(box: HTMLElement, options: WalletCardOptions):
       // A connection restored after a reload: reuse this tab's token, else ask for a new proof.
       if (kept !== null && kept.wallet === wallet.account.address) {
         token = kept.token;
+        address = kept.wallet;
         render(wallet, true);
         return;
       }
@@ -123,6 +127,7 @@ export async function mountWallet(box: HTMLElement, options: WalletCardOptions):
     };
     const answer = await post<{ session: string; wallet: string }>(options.coordinatorUrl, '/v1/wallet/proof', body);
     token = answer.session;
+    address = answer.wallet;
     sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ wallet: answer.wallet, token }));
     render(wallet, true);
   };
@@ -132,6 +137,7 @@ export async function mountWallet(box: HTMLElement, options: WalletCardOptions):
       render(wallet, false);
       if (wallet === null) {
         token = undefined;
+        address = undefined;
         sessionStorage.removeItem(TOKEN_KEY);
         return;
       }
@@ -164,7 +170,7 @@ export async function mountWallet(box: HTMLElement, options: WalletCardOptions):
 
   await ui.connectionRestored;
   if (!ui.connected) render(null, false);
-  return { session: () => token };
+  return { session: () => token, wallet: () => address };
 }
 
 async function post<T>(base: string, path: string, body: unknown): Promise<T> {

@@ -39,6 +39,18 @@ export interface RelayOptions {
   retainMs: number;
   /** Largest sealed result per job, bytes. */
   maxResultBytes: number;
+  /** Told of each job that ends with a final result (for the ledger); must not throw. */
+  onJobDone?: (done: JobDone) => void;
+}
+
+/** A job that ended with a final result: what money and trust need, and nothing sealed. */
+export interface JobDone {
+  jobId: string;
+  apiKeyId: string;
+  contributorId: string;
+  model: string;
+  kind: JobKind;
+  usage: { promptTokens: number; completionTokens: number };
 }
 
 /** A refused requester action: the HTTP status and the error body. */
@@ -202,7 +214,18 @@ export class Relay {
       this.#leases.end(lease, 'done');
       job.promptTokens = usage?.promptTokens ?? 0;
       job.completionTokens = usage?.completionTokens ?? 0;
+      const contributorId = job.contributorId;
       this.#finish(job, 'done', null);
+      if (contributorId !== null) {
+        this.#o.onJobDone?.({
+          jobId: job.id,
+          apiKeyId: job.apiKeyId,
+          contributorId,
+          model: job.model,
+          kind: job.kind,
+          usage: { promptTokens: job.promptTokens, completionTokens: job.completionTokens },
+        });
+      }
     }
     return { v: 1, type: 'ack', jobId, seq, status: 'accepted' };
   }

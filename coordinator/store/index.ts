@@ -1,8 +1,7 @@
 /** Opens the coordinator's store: PostgreSQL when a database URL is given, else embedded PGlite. */
 import { openPgliteStore } from './pglite.ts';
 import { openPostgresStore } from './postgres.ts';
-import type { SqlStoreOptions } from './sql-store.ts';
-import type { Store } from './types.ts';
+import type { SqlStore, SqlStoreOptions } from './sql-store.ts';
 
 export type { ApiKeyRecord, ContributorRecord, JobRecord, JobState, Store } from './types.ts';
 export { API_KEY_PREFIX, hashApiKeySecret, SqlStore, type SqlStoreOptions } from './sql-store.ts';
@@ -20,7 +19,7 @@ export interface OpenStoreOptions extends SqlStoreOptions {
 }
 
 /** Opens and migrates the store. */
-export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(options: OpenStoreOptions = {}): Promise<SqlStore> {
   const { databaseUrl = process.env.DATABASE_URL || undefined, schema, dataDir, ...storeOptions } = options;
   const store = databaseUrl
     ? await openPostgresStore({ url: databaseUrl, schema, ...storeOptions })

@@ -144,7 +144,8 @@ export class SqlStore implements Store {
   private readonly log: (message: string, err?: unknown) => void;
 
   constructor(
-    private readonly db: SqlDb,
+    /** The underlying database, for modules that keep their own tables in it (the ledger). */
+    readonly db: SqlDb,
     options: SqlStoreOptions = {},
   ) {
     this.now = options.now ?? Date.now;
