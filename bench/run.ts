@@ -9,6 +9,7 @@ import { testModels } from '../modelhost/models/index.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { CHROMIUM_ARGS, ensureChromium } from '../scripts/chromium.ts';
 import { startAppServer } from '../scripts/serve.ts';
+import { runDispatchBench } from './dispatch/index.ts';
 import type { Measurement } from './runtime/page.ts';
 
 const iterations = Number(process.env['BENCH_ITERATIONS'] ?? 15);
@@ -75,4 +76,8 @@ async function runtimeBench(): Promise<void> {
   }
 }
 
-await runtimeBench();
+// BENCH_ONLY=runtime|dispatch runs one of them; by default both, the browser runtime first.
+const only = process.env['BENCH_ONLY'] ?? '';
+if (only !== '' && only !== 'runtime' && only !== 'dispatch') throw new Error(`BENCH_ONLY must be runtime or dispatch, got ${only}`);
+if (only !== 'dispatch') await runtimeBench();
+if (only !== 'runtime') await runDispatchBench();

@@ -91,7 +91,7 @@ export class ContributorPool {
   readonly #workers: Contributor[] = [];
   readonly #resultCt: string;
   readonly #resultEnc: string;
-  #recording: (Recording & { offsetMs: number }) | null = null;
+  #recording: (Recording & { offsetMs: number; from: number; to: number }) | null = null;
   #ping: NodeJS.Timeout | undefined;
   /** Jobs received since connecting. */
   jobs = 0;
@@ -119,9 +119,12 @@ export class ContributorPool {
     return this.#workers.length;
   }
 
-  /** Starts recording dispatch latencies; `offsetMs` is the requester's clock minus this process's. */
-  record(offsetMs = 0): void {
-    this.#recording = { dispatch: new Samples(), jobs: 0, offsetMs };
+  /**
+   * Records dispatch latencies of job frames received from `from` to `to` (epoch ms, this
+   * process's clock); `offsetMs` is the requester's clock minus this process's.
+   */
+  record(offsetMs: number, from: number, to: number): void {
+    this.#recording = { dispatch: new Samples(), jobs: 0, offsetMs, from, to };
   }
 
   /** Stops recording and returns what was recorded. */
@@ -139,7 +142,7 @@ export class ContributorPool {
   onJob(worker: Contributor, job: Extract<CoordinatorMessage, { type: 'job' }>, receivedAt: number): void {
     this.jobs++;
     const recording = this.#recording;
-    if (recording !== null) {
+    if (recording !== null && receivedAt >= recording.from && receivedAt < recording.to) {
       recording.jobs++;
       const sentAt = readStamp(job.sealed.ct) - recording.offsetMs;
       if (Number.isFinite(sentAt)) recording.dispatch.add(receivedAt - sentAt);

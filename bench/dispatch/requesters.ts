@@ -10,7 +10,7 @@
  */
 import http from 'node:http';
 import { type Assignment, type JobEvent } from '../../protocol/wire.ts';
-import { epochMs, filler, type LatencySummary, Samples, sleep, stampedBlob, withTimeout } from './stats.ts';
+import { epochMs, filler, type LatencySummary, pool, Samples, sleep, stampedBlob, withTimeout } from './stats.ts';
 
 /** Reads a job's NDJSON event stream. */
 export interface EventStream {
@@ -20,11 +20,18 @@ export interface EventStream {
   cancel(): void;
 }
 
-/** How requests reach the coordinator. */
-export interface Transport {
+/** How one requester lane reaches the coordinator. */
+export interface LaneTransport {
   request(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   /** Opens `GET path` as an event stream (the request starts now; `next` waits for data). */
   events(path: string, key: string): EventStream;
+}
+
+/** How requests reach the coordinator: one {@link LaneTransport} per lane. */
+export interface Transport {
+  lane(i: number): LaneTransport;
+  /** Opens the connections of lanes [0, lanes) ahead of a run. */
+  prepare(lanes: number): Promise<void>;
   close(): void;
 }
 
@@ -83,67 +90,117 @@ class LineQueue implements EventStream {
   }
 }
 
-/** HTTP/1.1 to `baseUrl` over keep-alive sockets (at most `maxSockets`). */
-export function httpTransport(baseUrl: string, maxSockets: number): Transport {
+/** Keep-alive sockets per lane: a `POST` or `PUT`, the event stream, and the previous job's stream while it closes. */
+const SOCKETS_PER_LANE = 3;
+/** Client-side idle timeout of keep-alive sockets, ms: below Node's server default of 5 s. */
+const IDLE_SOCKET_MS = 4_000;
+
+/** A keep-alive socket the server closed just as it was reused: the request never reached it and may be sent again. */
+function staleSocket(req: http.ClientRequest, err: unknown): boolean {
+  return req.reusedSocket && err instanceof Error && 'code' in err && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+}
+
+/**
+ * HTTP/1.1 to `baseUrl` over keep-alive sockets: each lane has an agent of its own with
+ * {@link SOCKETS_PER_LANE} sockets, opened by {@link Transport.prepare} before the run, so no
+ * connection is opened while measuring (on some machines a fresh loopback connection waits
+ * for a TCP retransmission, hundreds of milliseconds).
+ */
+export function httpTransport(baseUrl: string): Transport {
   const url = new URL(baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
-  const base = { host: url.hostname, port: Number(url.port), agent };
-  return {
-    request(method, path, key, body) {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      return new Promise((resolve, reject) => {
-        const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${key}` };
-        if (payload !== undefined) {
-          headers['content-type'] = 'application/json';
-          headers['content-length'] = Buffer.byteLength(payload);
-        }
-        const req = http.request({ ...base, method, path, headers }, (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (part: Buffer) => parts.push(part));
-          res.on('end', () => {
-            const text = Buffer.concat(parts).toString('utf8');
-            try {
-              resolve({ status: res.statusCode ?? 0, body: text === '' ? null : (JSON.parse(text) as unknown) });
-            } catch (err) {
-              reject(err instanceof Error ? err : new Error(String(err)));
+  const agents: http.Agent[] = [];
+  const agentOf = (i: number): http.Agent => {
+    for (let a = agents.length; a <= i; a++) {
+      // Idle sockets are dropped here before the server's keep-alive timeout (5 s) drops them.
+      const options = { keepAlive: true, maxSockets: SOCKETS_PER_LANE, maxFreeSockets: SOCKETS_PER_LANE, scheduling: 'lifo' as const };
+      agents.push(new http.Agent({ ...options, timeout: IDLE_SOCKET_MS }));
+    }
+    return agents[i] as http.Agent;
+  };
+  const lane = (i: number): LaneTransport => {
+    const base = { host: url.hostname, port: Number(url.port), agent: agentOf(i) };
+    return {
+      request(method, path, key, body) {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const send = (retry: boolean): Promise<{ status: number; body: unknown }> =>
+          new Promise((resolve, reject) => {
+            const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${key}` };
+            if (payload !== undefined) {
+              headers['content-type'] = 'application/json';
+              headers['content-length'] = Buffer.byteLength(payload);
             }
+            const req = http.request({ ...base, method, path, headers }, (res) => {
+              const parts: Buffer[] = [];
+              res.on('data', (part: Buffer) => parts.push(part));
+              res.on('end', () => {
+                const text = Buffer.concat(parts).toString('utf8');
+                try {
+                  resolve({ status: res.statusCode ?? 0, body: text === '' ? null : (JSON.parse(text) as unknown) });
+                } catch (err) {
+                  reject(err instanceof Error ? err : new Error(String(err)));
+                }
+              });
+              res.on('error', reject);
+            });
+            req.on('error', (err) => (retry && staleSocket(req, err) ? resolve(send(false)) : reject(err)));
+            req.end(payload);
           });
-          res.on('error', reject);
-        });
-        req.on('error', reject);
-        req.end(payload);
+        return send(true);
+      },
+      events(path, key) {
+        let req: http.ClientRequest;
+        const queue = new LineQueue(() => req.destroy());
+        const open = (retry: boolean): void => {
+          req = http.request({ ...base, method: 'GET', path, headers: { authorization: `Bearer ${key}` } });
+          let responded = false;
+          req.on('response', (res) => {
+            responded = true;
+            if (res.statusCode !== 200) {
+              res.resume();
+              queue.end(new Error(`events: HTTP ${res.statusCode ?? 0}`));
+              return;
+            }
+            res.setEncoding('utf8');
+            res.on('data', (text: string) => queue.push(text));
+            res.on('end', () => queue.end());
+            res.on('error', (err) => queue.end(err));
+          });
+          req.on('error', (err) => (retry && !responded && staleSocket(req, err) ? open(false) : queue.end(err)));
+          req.end();
+        };
+        open(true);
+        return queue;
+      },
+    };
+  };
+  return {
+    lane,
+    async prepare(lanes) {
+      // A few lanes at a time, each opening all of its sockets at once (concurrent health checks).
+      // Only a warm-up: a socket that fails to open here is opened again by the run.
+      await pool(lanes, 8, async (i) => {
+        const l = lane(i);
+        const open = (): Promise<unknown> => withTimeout(l.request('GET', '/healthz', ''), 15_000, 'opening a socket').catch(() => null);
+        await Promise.all(Array.from({ length: SOCKETS_PER_LANE }, open));
       });
     },
-    events(path, key) {
-      const req = http.request({ ...base, method: 'GET', path, headers: { authorization: `Bearer ${key}` } });
-      const queue = new LineQueue(() => req.destroy());
-      req.on('response', (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          queue.end(new Error(`events: HTTP ${res.statusCode ?? 0}`));
-          return;
-        }
-        res.setEncoding('utf8');
-        res.on('data', (text: string) => queue.push(text));
-        res.on('end', () => queue.end());
-        res.on('error', (err) => queue.end(err));
-      });
-      req.on('error', (err) => queue.end(err));
-      req.end();
-      return queue;
+    close: () => {
+      for (const agent of agents) agent.destroy();
     },
-    close: () => agent.destroy(),
   };
 }
 
 /** Requests through a `fetch`-shaped function (for example `coordinator.app.fetch`), with no sockets. */
-export function fetchTransport(fetchFn: (request: Request) => Response | Promise<Response>, baseUrl = 'http://coordinator.local'): Transport {
+export function fetchTransport(
+  fetchFn: (request: Request) => Response | Promise<Response>,
+  baseUrl = 'http://coordinator.local',
+): Transport {
   const call = async (method: string, path: string, key: string, body?: unknown): Promise<Response> => {
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     return fetchFn(new Request(baseUrl + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }));
   };
-  return {
+  const lane: LaneTransport = {
     async request(method, path, key, body) {
       const res = await call(method, path, key, body);
       const text = await res.text();
@@ -173,8 +230,8 @@ export function fetchTransport(fetchFn: (request: Request) => Response | Promise
       })().catch((err: unknown) => queue.end(err instanceof Error ? err : new Error(String(err))));
       return queue;
     },
-    close: () => {},
   };
+  return { lane: () => lane, prepare: async () => {}, close: () => {} };
 }
 
 export interface LoadOptions {
@@ -236,16 +293,18 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let started = 0;
   let completed = 0;
 
-  const oneJob = async (key: string): Promise<void> => {
+  const call = (transport: LaneTransport, method: string, path: string, key: string, body: unknown) =>
+    withTimeout(transport.request(method, path, key, body), stepMs, `${method} ${path.replace(/\/jobs\/[^/]+/, '/jobs/:id')}`);
+  const oneJob = async (transport: LaneTransport, key: string): Promise<void> => {
     const t0 = epochMs();
-    const created = await o.transport.request('POST', '/v1/jobs', key, { model: o.model, kind: 'chat', sizeBytes: o.payloadBytes });
+    const created = await call(transport, 'POST', '/v1/jobs', key, { model: o.model, kind: 'chat', sizeBytes: o.payloadBytes });
     if (created.status !== 201) {
       fail(`create ${created.status} ${errorCode(created.body)}`);
       await sleep(5);
       return;
     }
     const { jobId, assignment } = created.body as Created;
-    const events = o.transport.events(`/v1/jobs/${jobId}/events`, key);
+    const events = transport.events(`/v1/jobs/${jobId}/events`, key);
     const puts: Promise<void>[] = [];
     let attempt = 0;
     let settled = false;
@@ -255,10 +314,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       const sentAt = epochMs();
       const sealed = { enc, ct: stampedBlob(o.payloadBytes, sentAt, blobFiller) };
       puts.push(
-        o.transport.request('PUT', `/v1/jobs/${jobId}/payload`, key, { attempt: a.attempt, sealed }).then((put) => {
-          if (put.status === 202) putRoundTrip.add(epochMs() - sentAt);
-          else fail(`payload ${put.status} ${errorCode(put.body)}`);
-        }),
+        call(transport, 'PUT', `/v1/jobs/${jobId}/payload`, key, { attempt: a.attempt, sealed }).then(
+          (put) => {
+            if (put.status === 202) putRoundTrip.add(epochMs() - sentAt);
+            else fail(`payload ${put.status} ${errorCode(put.body)}`);
+          },
+          (err: unknown) => fail(`payload: ${err instanceof Error ? err.message.slice(0, 80) : String(err)}`),
+        ),
       );
     };
     try {
@@ -288,9 +350,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   const lane = async (i: number): Promise<void> => {
     const key = o.keys[i % o.keys.length] ?? '';
+    const transport = o.transport.lane(i);
     while (epochMs() < windowEnd && started < o.maxJobs) {
       started++;
-      await oneJob(key).catch((err: unknown) => fail(`error ${err instanceof Error ? err.message.slice(0, 80) : String(err)}`));
+      await oneJob(transport, key).catch((err: unknown) => fail(`error ${err instanceof Error ? err.message.slice(0, 80) : String(err)}`));
     }
   };
   await Promise.all(Array.from({ length: o.lanes }, (_, i) => lane(i)));

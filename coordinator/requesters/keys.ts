@@ -45,8 +45,13 @@ export interface QuotaRefusal {
 /** Per-key limits: jobs created per minute (sliding window) and jobs unfinished at once. */
 export class Quotas {
   readonly #clock: Clock;
-  /** Creation times within the last minute, per key id, oldest first. */
-  readonly #recent = new Map<string, number[]>();
+  /**
+   * Creation times within the last minute, per key id, oldest first: `times[head..]` are live.
+   * Expired ones are skipped by moving `head` (O(1) per job); the array is compacted only
+   * when half of it is dead, since filtering it on every request cost milliseconds per job
+   * at thousands of jobs a minute.
+   */
+  readonly #recent = new Map<string, { times: number[]; head: number }>();
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -58,18 +63,31 @@ export class Quotas {
       return { message: `This key has ${inFlight} unfinished jobs, its limit; wait for one to finish.`, retryAfterS: 1 };
     }
     const now = this.#clock.now();
-    const recent = (this.#recent.get(key.id) ?? []).filter((t) => now - t < MINUTE_MS);
-    this.#recent.set(key.id, recent);
-    if (recent.length >= key.jobsPerMinute) {
-      const retryAfterS = Math.max(1, Math.ceil(((recent[0] ?? now) + MINUTE_MS - now) / 1000));
-      return { message: `This key created ${recent.length} jobs in the last minute, its limit; retry in ${retryAfterS} s.`, retryAfterS };
+    const recent = this.#window(key.id, now);
+    const count = recent.times.length - recent.head;
+    if (count >= key.jobsPerMinute) {
+      const retryAfterS = Math.max(1, Math.ceil(((recent.times[recent.head] ?? now) + MINUTE_MS - now) / 1000));
+      return { message: `This key created ${count} jobs in the last minute, its limit; retry in ${retryAfterS} s.`, retryAfterS };
     }
     return null;
   }
 
   record(keyId: string): void {
-    const recent = this.#recent.get(keyId) ?? [];
-    recent.push(this.#clock.now());
-    this.#recent.set(keyId, recent);
+    const now = this.#clock.now();
+    this.#window(keyId, now).times.push(now);
+  }
+
+  #window(keyId: string, now: number): { times: number[]; head: number } {
+    let recent = this.#recent.get(keyId);
+    if (recent === undefined) {
+      recent = { times: [], head: 0 };
+      this.#recent.set(keyId, recent);
+    }
+    while (recent.head < recent.times.length && now - (recent.times[recent.head] ?? now) >= MINUTE_MS) recent.head++;
+    if (recent.head > 1024 && recent.head * 2 > recent.times.length) {
+      recent.times = recent.times.slice(recent.head);
+      recent.head = 0;
+    }
+    return recent;
   }
 }
