@@ -16,11 +16,8 @@
  * of the server processes).
  */
 import os from 'node:os';
-import { ConnectedContributor } from '../../coordinator/leases/contributor.ts';
-import { Quotas } from '../../coordinator/requesters/keys.ts';
-import { chooseContributor } from '../../coordinator/scheduler/scheduler.ts';
-import type { ApiKeyRecord } from '../../coordinator/store/types.ts';
 import { ContributorPool } from './contributors.ts';
+import { hotPaths } from './hot-paths.ts';
 import { EchoClients, type EchoResult } from './echo.ts';
 import { Child, type CoordinatorReport, type CpuSample, type MemorySample } from './ipc.ts';
 import { httpTransport, type LoadResult, runLoad, type Transport } from './requesters.ts';
@@ -311,63 +308,6 @@ async function runSize(n: number, cfg: Config): Promise<SizeResult> {
     await pool?.close();
     await child.close();
   }
-}
-
-/**
- * Direct timings of two per-job code paths of the coordinator, outside any server: the
- * scheduling pass for one waiting job over N idle contributors (what `Relay.schedule` does
- * on every `createJob`), and the per-key quota check with a minute's worth of history.
- */
-function hotPaths(sizes: readonly number[]): string[] {
-  const lines: string[] = [];
-  const job = { id: 'j', apiKeyId: 'k', model: MODEL, kind: 'chat' as const, attempt: 1, triedBy: new Set<string>() };
-  let sink = 0;
-  for (const n of [...new Set([...sizes, 1_000])].sort((a, b) => a - b)) {
-    const contributors = new Map<string, ConnectedContributor>();
-    for (let i = 0; i < n; i++) {
-      const c = new ConnectedContributor({ id: `c${i}`, hpkeKey: 'k'.repeat(43), send: () => {} });
-      const models = [{ id: MODEL, state: 'loaded' as const }];
-      c.capabilities = { v: 1, type: 'capabilities', adapter: null, models, consent: ['chat'], engineClass: 'bench' };
-      c.openSlots = 1;
-      c.lastAssignedAt = i;
-      contributors.set(c.id, c);
-    }
-    const rounds = Math.max(200, Math.min(20_000, Math.floor(2_000_000 / n)));
-    const t0 = performance.now();
-    for (let r = 0; r < rounds; r++) {
-      // Relay.schedule: copy and filter the contributors, then chooseContributor over the free ones.
-      const free = [...contributors.values()].filter((c) => c.openSlots > 0 && c.capabilities !== null);
-      sink += chooseContributor(free, job)?.lastAssignedAt ?? 0;
-    }
-    const us = ((performance.now() - t0) / rounds) * 1000;
-    lines.push(
-      `Relay.schedule + chooseContributor for one new job, ${String(n).padStart(4)} idle contributors: ${us.toFixed(1).padStart(6)} µs ` +
-        `(${((us * 5_000) / 10_000).toFixed(0)}% of a core at 5,000 jobs/s)`,
-    );
-  }
-  for (const perSecond of [100, 1_000, 5_000]) {
-    const clock = { t: 1_000_000_000 };
-    const quotas = new Quotas({ now: () => clock.t });
-    const key: ApiKeyRecord = { id: 'k', label: 'k', jobsPerMinute: 2_000_000_000, maxInFlight: 1_000_000, createdAt: 0, revokedAt: null };
-    const history = perSecond * 60;
-    for (let i = 0; i < history; i++) {
-      clock.t += 1000 / perSecond;
-      quotas.record('k');
-    }
-    const rounds = 100;
-    const t0 = performance.now();
-    for (let r = 0; r < rounds; r++) {
-      clock.t += 1000 / perSecond;
-      sink += quotas.check(key, 0) === null ? 1 : 0;
-      quotas.record('k');
-    }
-    const us = ((performance.now() - t0) / rounds) * 1000;
-    lines.push(
-      `Quotas.check for one key at ${int(perSecond).padStart(5)} jobs/s (${int(history).padStart(7)} creations kept for the minute): ${int(us).padStart(6)} µs per job`,
-    );
-  }
-  if (sink < 0) lines.push('');
-  return lines;
 }
 
 function ratio(x: number): string {
