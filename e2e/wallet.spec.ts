@@ -6,6 +6,8 @@
  */
 import type { Page } from '@playwright/test';
 import { testWallet } from '../coordinator/wallets/test-wallet.ts';
+import { price } from '../coordinator/ledger/prices.ts';
+import { embedTokenizer } from '../modelhost/reference.ts';
 import { RequesterClient } from '../requester/client.ts';
 import { appUrl, expect, test } from './fixtures.ts';
 
@@ -157,15 +159,23 @@ test('earnings go from pending to paid on the local TON chain, and the page show
 
   const apiKey = process.env['SPINNERET_E2E_API_KEY'] ?? '';
   const client = new RequesterClient({ coordinatorUrl: coordinatorUrl(), apiKey });
-  for (const text of ['the first paid job', 'and the second one']) {
+  const texts = ['the first paid job', 'and the second one'];
+  for (const text of texts) {
     expect((await client.run({ kind: 'embed', model: 'tiny-embed', inputs: [text] })).kind).toBe('embed');
   }
+  // What the price list owes for these two jobs, computed here from the tokens, independently of the ledger.
+  const owed = texts
+    .map((text) => price('tiny-embed', { promptTokens: embedTokenizer().encode(text).ids.length, completionTokens: 0 }).contributorShare)
+    .reduce((a, b) => a + b, 0n);
+  expect(owed).toBeGreaterThan(0n);
   const nano = async (id: string): Promise<bigint> => BigInt((await page.getByTestId(id).getAttribute('data-nano')) ?? '0');
+  const total = async (): Promise<bigint> =>
+    (await nano('earn-pending')) + (await nano('earn-settled')) + (await nano('earn-inflight')) + (await nano('earn-paid'));
   // Inside the verification window the credit is pending…
   await expect.poll(() => nano('earn-pending'), { timeout: 20_000 }).toBeGreaterThan(0n);
-  const earned = (await nano('earn-pending')) + (await nano('earn-settled'));
+  await expect.poll(total, { timeout: 20_000 }).toBe(owed);
   // …then settled, then paid from the hot wallet on the sandbox chain.
-  await expect.poll(() => nano('earn-paid'), { timeout: 60_000 }).toBe(earned);
+  await expect.poll(() => nano('earn-paid'), { timeout: 60_000 }).toBe(owed);
   expect(await nano('earn-pending')).toBe(0n);
   await expect(page.getByTestId('earn-tx').first()).toHaveText(/^[0-9a-f]{64}$/);
   await page.getByTestId('contrib-stop').click();
