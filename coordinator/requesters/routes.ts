@@ -6,8 +6,8 @@
  */
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import * as v from 'valibot';
+import { problem, readBody } from '../http.ts';
 import {
   CreateJob,
   type JobEvent,
@@ -193,23 +193,4 @@ function recordedError(text: string | null): WireError {
 
 function limit(maxSize: number) {
   return bodyLimit({ maxSize, onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${maxSize} bytes, the limit.`) });
-}
-
-async function readBody<T>(
-  c: Context,
-  schema: v.GenericSchema<unknown, T>,
-): Promise<{ ok: true; value: T } | { ok: false; response: Response }> {
-  let data: unknown;
-  try {
-    data = JSON.parse(await c.req.text());
-  } catch {
-    return { ok: false, response: problem(c, 400, 'BAD_MESSAGE', 'The body is not JSON.') };
-  }
-  const result = v.safeParse(schema, data);
-  if (result.success) return { ok: true, value: result.output };
-  return { ok: false, response: problem(c, 400, 'BAD_MESSAGE', `Invalid body: ${v.summarize(result.issues).slice(0, 1000)}`) };
-}
-
-function problem(c: Context, status: ContentfulStatusCode, code: WireError['code'], message: string): Response {
-  return c.json({ error: { code, message } }, status);
 }

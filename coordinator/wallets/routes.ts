@@ -8,10 +8,11 @@
  *   `hello.session`; refusals are `{error: {code, message, reason}}` (400 malformed, 401 else);
  * - `GET /contributors/:id` → `{id, wallet, firstSeen, lastSeen}`: public, read-only.
  */
-import { type Context, Hono } from 'hono';
+import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import * as v from 'valibot';
+import { problem, readBody } from '../http.ts';
 import type { Clock } from '../deps.ts';
 import type { Store } from '../store/types.ts';
 import { WalletAuthError } from './errors.ts';
@@ -102,23 +103,4 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   });
 
   return app;
-}
-
-async function readBody<T>(
-  c: Context,
-  schema: v.GenericSchema<unknown, T>,
-): Promise<{ ok: true; value: T } | { ok: false; response: Response }> {
-  let data: unknown;
-  try {
-    data = JSON.parse(await c.req.text());
-  } catch {
-    return { ok: false, response: problem(c, 400, 'BAD_MESSAGE', 'The body is not JSON.') };
-  }
-  const result = v.safeParse(schema, data);
-  if (result.success) return { ok: true, value: result.output };
-  return { ok: false, response: problem(c, 400, 'BAD_MESSAGE', `Invalid body: ${v.summarize(result.issues).slice(0, 1000)}`) };
-}
-
-function problem(c: Context, status: 400 | 404 | 413, code: 'BAD_MESSAGE' | 'NOT_FOUND', message: string): Response {
-  return c.json({ error: { code, message } }, status);
 }

@@ -4,7 +4,7 @@
  * Used by the route tests and, through `page.exposeFunction`, by the browser's test wallet.
  */
 import { createHash } from 'node:crypto';
-import { beginCell, storeStateInit } from '@ton/core';
+import { type Address, beginCell, storeStateInit } from '@ton/core';
 import { keyPairFromSeed, sign } from '@ton/crypto';
 import { WalletContractV4 } from '@ton/ton';
 
@@ -24,6 +24,24 @@ export interface TestWallet {
 
 const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
 
+/**
+ * Signs a `ton_proof` the way a TON Connect wallet does: Ed25519 over
+ * sha256(0xffff ‖ "ton-connect" ‖ sha256("ton-proof-item-v2/" ‖ workchain int32 BE ‖ address
+ * hash ‖ domain length uint32 LE ‖ domain ‖ timestamp uint64 LE ‖ payload)), base64.
+ */
+export function signTonProof(secretKey: Buffer, address: Address, domain: string, timestamp: number, payload: string): string {
+  const d = Buffer.from(domain);
+  const head = Buffer.alloc(4 + 32 + 4);
+  head.writeInt32BE(address.workChain, 0);
+  address.hash.copy(head, 4);
+  head.writeUInt32LE(d.length, 36);
+  const ts = Buffer.alloc(8);
+  ts.writeBigUInt64LE(BigInt(timestamp));
+  const message = Buffer.concat([Buffer.from('ton-proof-item-v2/'), head, d, ts, Buffer.from(payload)]);
+  const full = Buffer.concat([Buffer.from('ffff', 'hex'), Buffer.from('ton-connect'), sha256(message)]);
+  return sign(sha256(full), secretKey).toString('base64');
+}
+
 /** The wallet made from a 32-byte seed derived from `label`. */
 export function testWallet(label = 'spinneret test wallet'): TestWallet {
   const keys = keyPairFromSeed(sha256(Buffer.from(label)));
@@ -34,17 +52,6 @@ export function testWallet(label = 'spinneret test wallet'): TestWallet {
     friendlyTestnet: address.toString({ bounceable: false, testOnly: true }),
     publicKey: keys.publicKey.toString('hex'),
     stateInit: beginCell().store(storeStateInit(contract.init)).endCell().toBoc().toString('base64'),
-    signProof(domain, timestamp, payload) {
-      const d = Buffer.from(domain);
-      const head = Buffer.alloc(4 + 32 + 4);
-      head.writeInt32BE(address.workChain, 0);
-      address.hash.copy(head, 4);
-      head.writeUInt32LE(d.length, 36);
-      const ts = Buffer.alloc(8);
-      ts.writeBigUInt64LE(BigInt(timestamp));
-      const message = Buffer.concat([Buffer.from('ton-proof-item-v2/'), head, d, ts, Buffer.from(payload)]);
-      const full = Buffer.concat([Buffer.from('ffff', 'hex'), Buffer.from('ton-connect'), sha256(message)]);
-      return sign(sha256(full), keys.secretKey).toString('base64');
-    },
+    signProof: (domain, timestamp, payload) => signTonProof(keys.secretKey, address, domain, timestamp, payload),
   };
 }

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { beginCell, contractAddress, storeStateInit, type Address, type StateInit } from '@ton/core';
-import { keyPairFromSeed, sign, type KeyPair } from '@ton/crypto';
+import { keyPairFromSeed, type KeyPair } from '@ton/crypto';
 import { WalletContractV3R2, WalletContractV4, WalletContractV5R1 } from '@ton/ton';
 import { describe, expect, it } from 'vitest';
+import { signTonProof } from './test-wallet.ts';
 import {
   PayloadDeviceMismatchError,
   PayloadExpiredError,
@@ -43,20 +44,9 @@ function bocOf(init: StateInit): string {
   return beginCell().store(storeStateInit(init)).endCell().toBoc().toString('base64');
 }
 
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest();
-
-/** Signs the way a TON Connect wallet does (spec "Address proof signature"), written apart from the verifier. */
+/** Signs the way a TON Connect wallet does (the test wallet's signer, written apart from the verifier). */
 function walletSign(keys: KeyPair, address: Address, domain: string, timestamp: number, payload: string): string {
-  const d = Buffer.from(domain);
-  const head = Buffer.alloc(4 + 32 + 4);
-  head.writeInt32BE(address.workChain, 0);
-  address.hash.copy(head, 4);
-  head.writeUInt32LE(d.length, 36);
-  const ts = Buffer.alloc(8);
-  ts.writeBigUInt64LE(BigInt(timestamp));
-  const message = Buffer.concat([Buffer.from('ton-proof-item-v2/'), head, d, ts, Buffer.from(payload)]);
-  const full = Buffer.concat([Buffer.from('ffff', 'hex'), Buffer.from('ton-connect'), sha256(message)]);
-  return sign(sha256(full), keys.secretKey).toString('base64');
+  return signTonProof(keys.secretKey, address, domain, timestamp, payload);
 }
 
 function setup(kind: WalletKind = 'v4R2') {
