@@ -122,7 +122,31 @@ export const Fail = v.strictObject({ ...base, type: v.literal('fail'), jobId: Id
 
 export const Ping = v.strictObject({ ...base, type: v.literal('ping'), t: Time });
 
-export const ContributorMessage = v.variant('type', [Hello, Capabilities, Lease, Chunk, Fail, Ping]);
+/** Why a worker takes no jobs although connected: a rule its owner set, or a remote pause. */
+export const PauseRule = v.picklist(['user', 'remote', 'duty-cycle', 'battery', 'idle', 'schedule', 'consent', 'device']);
+export type PauseRule = v.InferOutput<typeof PauseRule>;
+
+/**
+ * What the tab can do now, sent after `welcome` and whenever it changes: whether it is
+ * visible, which rule pauses it (if any), and its measured pace, so leases fit the tab.
+ */
+export const Status = v.strictObject({
+  ...base,
+  type: v.literal('status'),
+  visibility: v.picklist(['visible', 'hidden']),
+  pausedBy: v.nullable(PauseRule),
+  /** Measured over the last minutes: finished jobs per minute and the share of time spent running jobs. */
+  pace: v.optional(
+    v.strictObject({
+      jobsPerMinute: v.pipe(v.number(), v.minValue(0), v.maxValue(1_000_000)),
+      busyFraction: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
+    }),
+  ),
+  /** The device label its owner gave it (kiosk and lab fleets). */
+  label: v.optional(v.pipe(v.string(), v.maxLength(64))),
+});
+
+export const ContributorMessage = v.variant('type', [Hello, Capabilities, Lease, Chunk, Fail, Ping, Status]);
 export type ContributorMessage = v.InferOutput<typeof ContributorMessage>;
 
 // ── coordinator → contributor ────────────────────────────────────────────────────────────
@@ -178,7 +202,16 @@ export const ErrorMessage = v.strictObject({
   jobId: v.optional(Id),
 });
 
-export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage]);
+/** The owner of a fleet device asks it to pause, resume, or show a message (fleet page). */
+export const Control = v.strictObject({
+  ...base,
+  type: v.literal('control'),
+  action: v.picklist(['pause', 'resume', 'message']),
+  /** For `message`: the words to show on the device. */
+  text: v.optional(v.pipe(v.string(), v.maxLength(500))),
+});
+
+export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage, Control]);
 export type CoordinatorMessage = v.InferOutput<typeof CoordinatorMessage>;
 
 // ── requester ↔ coordinator (HTTP) ───────────────────────────────────────────────────────

@@ -3,7 +3,7 @@
  * open slots) and the leases it holds.
  */
 import type * as v from 'valibot';
-import type { Capabilities, CoordinatorMessage } from '../../protocol/wire.ts';
+import type { Capabilities, CoordinatorMessage, PauseRule } from '../../protocol/wire.ts';
 import type { ContributorView } from '../scheduler/scheduler.ts';
 
 export class ConnectedContributor implements ContributorView {
@@ -16,6 +16,8 @@ export class ConnectedContributor implements ContributorView {
    */
   openSlots = 0;
   lastAssignedAt = 0;
+  /** The worker's last `status`: visibility, the rule pausing it, its pace (null until it sends one). */
+  status: ContributorStatusReport | null = null;
   /** Ids of the leases reserved for or running on it. */
   readonly leases = new Set<string>();
   /** Sends a message on its socket (a no-op once the socket closed). */
@@ -30,4 +32,13 @@ export class ConnectedContributor implements ContributorView {
   get inFlight(): number {
     return this.leases.size;
   }
+}
+
+/** A worker's last `status` message, and when it came (coordinator ms). */
+export interface ContributorStatusReport {
+  visibility: 'visible' | 'hidden';
+  pausedBy: PauseRule | null;
+  pace: { jobsPerMinute: number; busyFraction: number } | undefined;
+  label: string | undefined;
+  at: number;
 }

@@ -146,6 +146,15 @@ export class ContributorSession {
         return this.send(this.#host.relay.result(contributor, message));
       case 'ping':
         return this.send({ v: PROTOCOL_VERSION, type: 'pong', t: message.t });
+      case 'status':
+        contributor.status = {
+          visibility: message.visibility,
+          pausedBy: message.pausedBy,
+          pace: message.pace,
+          label: message.label,
+          at: this.#host.clock.now(),
+        };
+        return;
     }
   }
 

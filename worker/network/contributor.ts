@@ -220,6 +220,9 @@ export class Contributor {
         if (message.jobId !== undefined) this.#jobs.abort(message.jobId, ', refused by the coordinator,');
         this.#emit();
         return;
+      case 'control':
+        // Fleet controls are handled by the owner rules (worker/controls); until then, ignored.
+        return;
       case 'ack':
       case 'pong':
         return;
