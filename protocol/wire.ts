@@ -222,6 +222,11 @@ export const CreateJob = v.strictObject({
   kind: JobKind,
   /** Ciphertext size the requester will send, bytes; for quotas and scheduling. */
   sizeBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_MESSAGE_BYTES))),
+  /**
+   * The requester can check replicas: the coordinator may run the job again on another
+   * contributor (a `replica-assigned` event) and expects a verdict. Absent: never replicated.
+   */
+  replicas: v.optional(v.boolean()),
 });
 export type CreateJob = v.InferOutput<typeof CreateJob>;
 
@@ -249,8 +254,47 @@ export const JobEvent = v.variant('type', [
     usage: v.optional(Usage),
   }),
   v.strictObject({ type: v.literal('failed'), error: WireError }),
+  /**
+   * Sent before the final chunk when the job was sampled for a check (only to requesters that
+   * asked for `replicas`): `jobId` is a job of the same key that must get the same request,
+   * sealed for its own `assigned` events; then `POST /v1/jobs/:id/verdict`.
+   */
+  v.strictObject({ type: v.literal('replica-assigned'), jobId: Id, role: v.picklist(['replica', 'tie-break']) }),
 ]);
 export type JobEvent = v.InferOutput<typeof JobEvent>;
+
+/**
+ * `POST /v1/jobs/:id/verdict` (`:id` the primary job): the requester compared the results it
+ * opened. Stage `replica`: primary against replica. Stage `tie-break`: the third run against each.
+ */
+export const Verdict = v.variant('stage', [
+  v.strictObject({
+    stage: v.literal('replica'),
+    replicaJobId: Id,
+    agree: v.boolean(),
+    score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
+    reason: v.pipe(v.string(), v.maxLength(500)),
+  }),
+  v.strictObject({
+    stage: v.literal('tie-break'),
+    tieBreakJobId: Id,
+    withPrimary: v.strictObject({
+      agree: v.boolean(),
+      score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
+      reason: v.pipe(v.string(), v.maxLength(500)),
+    }),
+    withReplica: v.strictObject({
+      agree: v.boolean(),
+      score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
+      reason: v.pipe(v.string(), v.maxLength(500)),
+    }),
+  }),
+]);
+export type Verdict = v.InferOutput<typeof Verdict>;
+
+/** The answer to a verdict: a tie-break job to run as well, or none. */
+export const VerdictAnswer = v.strictObject({ tieBreak: v.nullable(v.strictObject({ jobId: Id })) });
+export type VerdictAnswer = v.InferOutput<typeof VerdictAnswer>;
 
 // ── helpers ──────────────────────────────────────────────────────────────────────────────
 

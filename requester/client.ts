@@ -4,11 +4,12 @@
  * result is opened here; only sealed envelopes go over the wire.
  */
 import * as v from 'valibot';
+import { compareResults, type CompareOptions } from '../protocol/compare.ts';
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../protocol/envelope.ts';
 import { AbortedError, EngineError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
 import { parseJobRequest, type JobRequest, type JobResult } from '../protocol/jobs.ts';
 import { JobKind } from '../protocol/manifest.ts';
-import { Assignment, JobEvent, MAX_MESSAGE_BYTES, parseFrame, type SubmitPayload } from '../protocol/wire.ts';
+import { Assignment, JobEvent, MAX_MESSAGE_BYTES, parseFrame, type SubmitPayload, type Verdict, VerdictAnswer } from '../protocol/wire.ts';
 import { CoordinatorError, failedJobError, httpError, networkError } from './errors.ts';
 
 export interface RequesterClientOptions {
@@ -18,6 +19,28 @@ export interface RequesterClientOptions {
   apiKey: string;
   /** Defaults to the global fetch. */
   fetch?: typeof fetch;
+  /**
+   * Check replicas when the coordinator asks (default true): it may run a job again on
+   * another contributor; this client seals the same request for it, compares both results
+   * and posts the verdict. Your result never waits for the check.
+   */
+  checkReplicas?: boolean;
+  /** Told of each finished replica check (or one that could not finish). */
+  onCheck?: (check: ReplicaCheck) => void;
+  /** Tolerances for comparing results; the defaults of protocol/compare.ts. */
+  compare?: CompareOptions;
+}
+
+/** What came of a replica check of one job. */
+export interface ReplicaCheck {
+  jobId: string;
+  replicaJobId: string;
+  /** Null when the check could not finish (`error` says why). */
+  agree: boolean | null;
+  reason: string;
+  /** The third run when the first two disagreed and the coordinator found a tie-breaker. */
+  tieBreak?: { jobId: string; withPrimary: boolean; withReplica: boolean };
+  error?: string;
 }
 
 export interface RunOptions {
@@ -52,11 +75,19 @@ export class RequesterClient {
   readonly #url: string;
   readonly #apiKey: string;
   readonly #fetch: typeof fetch;
+  readonly #options: RequesterClientOptions;
+  readonly #checks = new Set<Promise<void>>();
 
   constructor(options: RequesterClientOptions) {
     this.#url = options.coordinatorUrl.replace(/\/+$/, '');
     this.#apiKey = options.apiKey;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#options = options;
+  }
+
+  /** Resolves when every replica check started so far has posted its verdict (or given up). */
+  async idle(): Promise<void> {
+    while (this.#checks.size > 0) await Promise.allSettled([...this.#checks]);
   }
 
   /** Models the network can serve now (`GET /v1/models`). */
@@ -86,15 +117,24 @@ export class RequesterClient {
       );
     }
     // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
-    const create = sizeBytes <= 1_000_000 ? { model: job.model, kind: job.kind, sizeBytes } : { model: job.model, kind: job.kind };
+    const replicas = this.#options.checkReplicas !== false;
+    const create = { model: job.model, kind: job.kind, ...(sizeBytes <= 1_000_000 && { sizeBytes }), ...(replicas && { replicas }) };
     const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
     const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
     if (!created.success)
       throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
     const { jobId, assignment } = created.output;
+    const primary = deferred<JobResult | null>();
+    const onReplica = (replicaJobId: string): void => {
+      const check = this.#check(jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
+      this.#checks.add(check);
+    };
     try {
-      return await this.#follow(jobId, job, assignment, options);
+      const result = await this.#follow(jobId, job, assignment, options, onReplica);
+      primary.resolve(result);
+      return result;
     } catch (err) {
+      primary.resolve(null);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
       await this.#cancel(jobId);
@@ -108,6 +148,7 @@ export class RequesterClient {
     job: JobRequest,
     inline: Assignment | null,
     { signal, onDelta }: RunOptions,
+    onReplica?: (replicaJobId: string) => void,
   ): Promise<JobResult & { attempts: number }> {
     const events = await this.#call('GET', `/v1/jobs/${jobId}/events`, undefined, 'opening the event stream', signal);
     if (events.body === null) throw new CoordinatorError(`The event stream of job ${jobId} has no body.`, events.status);
@@ -139,6 +180,10 @@ export class RequesterClient {
         await submit(event.assignment);
         continue;
       }
+      if (event.type === 'replica-assigned') {
+        onReplica?.(event.jobId);
+        continue;
+      }
       const attempt = state.current;
       if (attempt === null || event.attempt !== attempt.attempt || event.seq < attempt.opened) continue;
       const piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
@@ -150,6 +195,49 @@ export class RequesterClient {
       if (fresh !== null && onDelta !== undefined) onDelta(fresh);
     }
     throw new CoordinatorError(`The coordinator closed the event stream of job ${jobId} before the result arrived.`, 0);
+  }
+
+  /**
+   * Runs the replica of `jobId` (the same request, sealed for its own contributor), compares
+   * its result with the primary's and posts the verdict; then the tie-break, if one is asked.
+   */
+  async #check(jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
+    const report = (check: ReplicaCheck): void => this.#options.onCheck?.(check);
+    try {
+      const replica = await this.#follow(replicaJobId, job, null, {});
+      const first = await primary;
+      if (first === null) {
+        await this.#cancel(replicaJobId);
+        return report({ jobId, replicaJobId, agree: null, reason: 'The job failed, so there is nothing to compare.' });
+      }
+      const a = compareResults(first, replica, this.#options.compare);
+      const verdict: Verdict = { stage: 'replica', replicaJobId, agree: a.agree, score: a.score, reason: a.reason.slice(0, 500) };
+      const answer = await this.#verdict(jobId, verdict);
+      if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
+      const tieBreakJobId = answer.tieBreak.jobId;
+      const third = await this.#follow(tieBreakJobId, job, null, {});
+      const withPrimary = compareResults(third, first, this.#options.compare);
+      const withReplica = compareResults(third, replica, this.#options.compare);
+      const said = (x: typeof a) => ({ agree: x.agree, score: x.score, reason: x.reason.slice(0, 500) });
+      await this.#verdict(jobId, { stage: 'tie-break', tieBreakJobId, withPrimary: said(withPrimary), withReplica: said(withReplica) });
+      report({
+        jobId,
+        replicaJobId,
+        agree: false,
+        reason: a.reason,
+        tieBreak: { jobId: tieBreakJobId, withPrimary: withPrimary.agree, withReplica: withReplica.agree },
+      });
+    } catch (err) {
+      const error = err instanceof JobFailed ? err.error.message : err instanceof Error ? err.message : String(err);
+      report({ jobId, replicaJobId, agree: null, reason: 'The check could not finish.', error });
+    }
+  }
+
+  async #verdict(jobId: string, verdict: Verdict): Promise<VerdictAnswer> {
+    const response = await this.#call('POST', `/v1/jobs/${jobId}/verdict`, verdict, 'posting a replica verdict');
+    const answer = v.safeParse(VerdictAnswer, await response.json().catch(() => null));
+    if (!answer.success) throw new CoordinatorError(`The answer to a verdict is malformed: ${v.summarize(answer.issues)}`, response.status);
+    return answer.output;
   }
 
   async #cancel(jobId: string): Promise<void> {
@@ -179,6 +267,12 @@ export class RequesterClient {
     if (!response.ok && !allowed.includes(response.status)) throw await httpError(response, what, this.#url);
     return response;
   }
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 /** A `failed` event: the coordinator already ended the job, so it is not cancelled again. */

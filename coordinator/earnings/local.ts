@@ -8,9 +8,12 @@ import { mnemonicNew } from '@ton/crypto';
 import type { Hono } from 'hono';
 import type { JobDone } from '../leases/relay.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { createPayoutChain, payoutChainConfigFromEnv } from '../payouts/config.ts';
+import { createPayoutChain, payoutChainConfigFromEnv, publicKeyLookupFor } from '../payouts/config.ts';
 import { HotWallet, loadHotWallet } from '../payouts/hot-wallet.ts';
 import type { SqlStore } from '../store/sql-store.ts';
+import type { PublicKeyLookup } from '../wallets/public-key-lookup.ts';
+import { NETWORK_CHECKS } from '../verification/canary-runner.ts';
+import type { Verification } from '../verification/service.ts';
 import { createEarnings, type Earnings } from './service.ts';
 
 export interface MoneyOptions {
@@ -23,6 +26,13 @@ export interface MoneyOptions {
   settleIntervalMs: number;
   env?: Readonly<Record<string, string | undefined>>;
   log?: (line: string) => void;
+  /**
+   * Verified work: credits wait for its verdict, failed checks void them, and every credit
+   * gets a signed receipt. Check jobs (canaries, replicas, tie-breaks) are credited like any
+   * job, so a contributor cannot tell them apart, and billed to the network's own requester
+   * account `requester:network:checks`, which the network's commission pays for.
+   */
+  verification?: Verification;
 }
 
 export interface Money {
@@ -34,6 +44,8 @@ export interface Money {
   /** Which chain payouts go to, in words. */
   chainName: string;
   hotWalletAddress: string;
+  /** For `createCoordinator({ walletPublicKeys })`: wallet keys read from the payout chain. */
+  publicKeys: PublicKeyLookup | undefined;
 }
 
 export async function startMoney(options: MoneyOptions): Promise<Money> {
@@ -60,24 +72,41 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
     windowMs: options.windowMs,
     payoutIntervalMs: options.payoutIntervalMs,
     settleIntervalMs: options.settleIntervalMs,
+    ...(options.verification === undefined ? {} : { isVerified: options.verification.isVerified }),
   });
+  const { verification } = options;
+  verification?.setVoider(async (jobId, reason) => void (await earnings.voidNow(jobId, reason)));
   earnings.start();
+  const chainName = config.kind === 'sandbox' ? 'the local @ton/sandbox chain (emulated TON)' : config.endpoint;
   return {
     earnings,
     routes: earnings.routes(),
-    chainName: config.kind === 'sandbox' ? 'the local @ton/sandbox chain (emulated TON)' : config.endpoint,
+    chainName,
+    publicKeys: publicKeyLookupFor(chain, config.kind === 'sandbox' ? 'the local sandbox chain' : `TON ${env['SPINNERET_TON_NETWORK']}`),
     hotWalletAddress: hotWallet.address.toString(),
     onJobDone(done) {
       void (async () => {
         const contributor = await store.getContributor(done.contributorId);
+        const wallet = contributor?.wallet ?? null;
         const outcome = await earnings.onJobDone({
           jobId: done.jobId,
-          apiKeyId: done.apiKeyId,
-          wallet: contributor?.wallet ?? null,
+          apiKeyId: done.role === 'job' ? done.apiKeyId : NETWORK_CHECKS,
+          wallet,
           model: done.model,
           usage: done.usage,
         });
         if (!outcome.credited && outcome.reason !== 'no-wallet') log(`earnings: job ${done.jobId} not credited: ${outcome.message}`);
+        if (outcome.credited && !outcome.replayed && verification !== undefined && wallet !== null) {
+          await verification.receipt({
+            jobId: done.jobId,
+            contributorId: done.contributorId,
+            wallet,
+            model: done.model,
+            usage: done.usage,
+            amountNano: outcome.amount,
+            at: Date.now(),
+          });
+        }
       })().catch((err: unknown) =>
         log(`earnings: crediting job ${done.jobId} failed: ${err instanceof Error ? err.message : String(err)}`),
       );

@@ -87,6 +87,11 @@ export interface Earnings {
   readonly book: LedgerPayoutBook;
   onJobDone(job: JobDone): Promise<CreditOutcome>;
   settleDue(): Promise<SettleReport>;
+  /**
+   * Takes a pending credit back now (a failed check or a quarantine). A credit not in the
+   * ledger yet is left alone: verification says `void` when its window ends.
+   */
+  voidNow(jobId: string, reason: string): Promise<'voided' | 'not-credited' | 'already-settled'>;
   runPayouts(): Promise<RunReport>;
   start(): void;
   stop(): void;
@@ -187,6 +192,18 @@ export function createEarnings(options: EarningsOptions): Earnings {
     return settleRun;
   }
 
+  async function voidNow(jobId: string, reason: string): Promise<'voided' | 'not-credited' | 'already-settled'> {
+    try {
+      await ledger.voidJob(jobId, reason.slice(0, 500));
+    } catch (err) {
+      if (err instanceof UnknownJobError) return 'not-credited';
+      if (err instanceof JobStateError && err.state === 'settled') return 'already-settled';
+      throw err;
+    }
+    await markJob(jobId, 'voided');
+    return 'voided';
+  }
+
   function runPayouts(): Promise<RunReport> {
     payoutRun ??= runner.runOnce().finally(() => (payoutRun = null));
     return payoutRun;
@@ -223,6 +240,7 @@ export function createEarnings(options: EarningsOptions): Earnings {
     book,
     onJobDone,
     settleDue,
+    voidNow,
     runPayouts,
     summary,
     start() {

@@ -20,7 +20,10 @@ import type { FinalState, Metrics } from '../metrics/metrics.ts';
 import { chooseContributor, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
 import type { Store } from '../store/types.ts';
 import type { ConnectedContributor } from './contributor.ts';
+import { type CheckJobSpec, hasPeer, hooksFor, type JobMeta, type JobRole, meta, type RelayChecks } from './check-jobs.ts';
 import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
+
+export type { CheckJobSpec, JobRole, RelayChecks } from './check-jobs.ts';
 
 export interface RelayOptions {
   store: Store;
@@ -41,6 +44,8 @@ export interface RelayOptions {
   maxResultBytes: number;
   /** Told of each job that ends with a final result (for the ledger); must not throw. */
   onJobDone?: (done: JobDone) => void;
+  /** Verification's view into the job flow; must not throw. */
+  checks?: RelayChecks;
 }
 
 /** A job that ended with a final result: what money and trust need, and nothing sealed. */
@@ -48,6 +53,12 @@ export interface JobDone {
   jobId: string;
   apiKeyId: string;
   contributorId: string;
+  /** `job` is billed to its requester; checks are paid by the network. */
+  role: JobRole;
+  /** The requester job a replica or tie-break checks. */
+  primaryJobId?: string;
+  /** The contributor's numerics class when it finished. */
+  engineClass: string;
   model: string;
   kind: JobKind;
   usage: { promptTokens: number; completionTokens: number };
@@ -68,6 +79,10 @@ export class Relay {
   /** Jobs waiting for a contributor, oldest first (re-queued jobs wait again from now). */
   readonly #waiting = new Map<string, Job>();
   readonly #leases: LeaseBook;
+  /** Role and placement rules of jobs that are not plain requester jobs, or that allow replicas. */
+  readonly #meta = new Map<string, JobMeta>();
+  /** Unfinished check jobs per API key: they do not count against the key's in-flight limit. */
+  readonly #checksByKey = new Map<string, number>();
   #draining = false;
 
   constructor(options: RelayOptions) {
@@ -104,12 +119,43 @@ export class Relay {
     return this.#contributors;
   }
 
-  createJob(apiKeyId: string, model: string, kind: JobKind): Job | Refusal {
+  createJob(apiKeyId: string, model: string, kind: JobKind, options: { replicas?: boolean } = {}): Job | Refusal {
+    return this.#create(apiKeyId, model, kind, options.replicas === true ? meta('job', { replicas: true }) : undefined);
+  }
+
+  /** A check job (canary, replica, tie-break) with its placement rules; a replica is announced on the primary's stream. */
+  createCheckJob(spec: CheckJobSpec): Job | Refusal {
+    const m = meta(spec.role, {
+      target: spec.target,
+      engineClass: spec.engineClass,
+      exclude: new Set(spec.exclude ?? []),
+      primaryJobId: spec.primaryJobId,
+    });
+    const job = this.#create(spec.apiKeyId, spec.model, spec.kind, m);
+    if (job instanceof Job) {
+      this.#checksByKey.set(spec.apiKeyId, (this.#checksByKey.get(spec.apiKeyId) ?? 0) + 1);
+      if (spec.role === 'replica') spec.announceOn?.emit({ type: 'replica-assigned', jobId: job.id, role: 'replica' });
+    }
+    return job;
+  }
+
+  /** Whether any connected contributor other than `exclude` could run a check job of this model, kind and engine class. */
+  hasPeer(model: string, kind: JobKind, engineClass: string, exclude: readonly string[]): boolean {
+    return hasPeer(this.#contributors.values(), this.#o.checks, { model, kind, engineClass, exclude });
+  }
+
+  /** Any job this coordinator holds, whoever owns it. */
+  jobById(id: string): Job | undefined {
+    return this.#jobs.get(id);
+  }
+
+  #create(apiKeyId: string, model: string, kind: JobKind, m: JobMeta | undefined): Job | Refusal {
     if (this.#draining) return refusal(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
     if (this.queuedCount >= this.#o.maxQueued) {
       return refusal(503, 'QUOTA', `The network has ${this.#o.maxQueued} jobs queued, its limit; try again shortly.`);
     }
     const job = new Job({ id: randomId(), apiKeyId, model, kind, now: this.#o.clock.now() });
+    if (m !== undefined) this.#meta.set(job.id, m);
     this.#jobs.add(job);
     this.#waiting.set(job.id, job);
     this.#put(job);
@@ -125,7 +171,7 @@ export class Relay {
 
   /** Unfinished jobs of one API key. */
   inFlightFor(apiKeyId: string): number {
-    return this.#jobs.unfinishedFor(apiKeyId);
+    return this.#jobs.unfinishedFor(apiKeyId) - (this.#checksByKey.get(apiKeyId) ?? 0);
   }
 
   /** Sends the payload, sealed for the current attempt's contributor, on its reserved slot. */
@@ -208,6 +254,9 @@ export class Relay {
       return refuse({ code: 'BAD_MESSAGE', message: 'The result exceeds the size limit; the job was stopped.' });
     }
     const { sealed, final, usage } = message;
+    const m = this.#meta.get(job.id);
+    const role = m?.role ?? 'job';
+    if (final && role === 'job') this.#o.checks?.beforeFinal?.(job, contributor, m?.replicas === true);
     const event = { type: 'chunk' as const, attempt: job.attempt, seq, final, sealed };
     job.emit(usage === undefined ? event : { ...event, usage });
     if (final) {
@@ -217,14 +266,19 @@ export class Relay {
       const contributorId = job.contributorId;
       this.#finish(job, 'done', null);
       if (contributorId !== null) {
-        this.#o.onJobDone?.({
+        const done: JobDone = {
           jobId: job.id,
           apiKeyId: job.apiKeyId,
           contributorId,
+          role,
+          ...(m?.primaryJobId === undefined ? {} : { primaryJobId: m.primaryJobId }),
+          engineClass: contributor.capabilities?.engineClass ?? '',
           model: job.model,
           kind: job.kind,
           usage: { promptTokens: job.promptTokens, completionTokens: job.completionTokens },
-        });
+        };
+        this.#o.checks?.onDone?.(done);
+        this.#o.onJobDone?.(done);
       }
     }
     return { v: 1, type: 'ack', jobId, seq, status: 'accepted' };
@@ -263,7 +317,7 @@ export class Relay {
     let free = [...this.#contributors.values()].filter((c) => c.openSlots > 0 && c.capabilities !== null);
     for (const job of this.#waiting.values()) {
       if (free.length === 0) return;
-      const chosen = chooseContributor(free, job, this.#o.hooks);
+      const chosen = chooseContributor(free, job, hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id)));
       if (chosen === undefined) continue;
       this.#assign(job, chosen);
       if (chosen.openSlots === 0) free = free.filter((c) => c !== chosen);
@@ -341,6 +395,9 @@ export class Relay {
     if (job === undefined || job.finished) return;
     job.triedBy.add(lease.holder.id);
     if (this.#draining) return this.#stop(job);
+    // A targeted job has nobody else to go to.
+    const gone = `The contributor it was meant for did not finish it (${reason.message}).`;
+    if (this.#meta.get(job.id)?.target !== undefined) return this.#finish(job, 'failed', { code: reason.code, message: gone });
     if (job.attempt >= this.#o.maxAttempts) {
       const message = `Attempt ${job.attempt} of ${this.#o.maxAttempts} failed (${reason.code}: ${reason.message}); no attempts are left. Submit the job again.`;
       return this.#finish(job, 'failed', { code: reason.code, message });
@@ -367,6 +424,14 @@ export class Relay {
     if (error !== null) job.emit({ type: 'failed', error });
     job.end();
     this.#jobs.finished(job, now);
+    const m = this.#meta.get(job.id);
+    if (m !== undefined) {
+      this.#meta.delete(job.id);
+      if (m.role !== 'job') {
+        this.#checksByKey.set(job.apiKeyId, (this.#checksByKey.get(job.apiKeyId) ?? 1) - 1);
+        if (state !== 'done') this.#o.checks?.onCheckEnded?.(job.id, m.role, m.primaryJobId);
+      }
+    }
     this.#o.metrics.jobFinished(state);
     this.#put(job, now);
   }

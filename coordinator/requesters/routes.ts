@@ -67,7 +67,7 @@ export function requesterRoutes(deps: RequesterDeps): Hono<Env> {
       c.header('Retry-After', String(refused.retryAfterS));
       return problem(c, 429, 'QUOTA', refused.message);
     }
-    const job = relay.createJob(key.id, body.value.model, body.value.kind);
+    const job = relay.createJob(key.id, body.value.model, body.value.kind, { replicas: body.value.replicas === true });
     if (!(job instanceof Job)) return c.json({ error: job.error }, job.status);
     quotas.record(key.id);
     return c.json({ jobId: job.id, assignment: job.assignment }, 201);

@@ -4,7 +4,7 @@
  * reputation and quarantine.
  */
 import type { JobResult } from '../../protocol/jobs.ts';
-import { type Agreement, type CompareOptions, compareResults } from './compare.ts';
+import { type Agreement, type CompareOptions, compareResults } from '../../protocol/compare.ts';
 
 /** What the ledger does with one contributor's credit for the job. */
 export type LedgerAction =
@@ -62,67 +62,125 @@ export interface Judgement {
   readonly needsTieBreak: boolean;
 }
 
+/**
+ * What a requester reports of a replicated job: with end-to-end sealing only it can read both
+ * results, so the coordinator judges from its comparison, not from the results.
+ */
+export type ReportedCheck =
+  | {
+      readonly jobId: string;
+      readonly check: 'replica';
+      readonly primary: string;
+      readonly replica: string;
+      readonly agreement: Agreement;
+    }
+  | {
+      readonly jobId: string;
+      readonly check: 'tie-break';
+      readonly primary: string;
+      readonly replica: string;
+      readonly tieBreaker: string;
+      /** The third run against the primary's. */
+      readonly withPrimary: Agreement;
+      /** The third run against the replica's. */
+      readonly withReplica: Agreement;
+    };
+
 /** Judges a job from its runs; `compare` sets the tolerances. */
 export function judge(input: JudgeInput, compare: CompareOptions = {}): Judgement {
-  const { jobId, check } = input;
-  const done = (findings: Finding[], needsTieBreak = false): Judgement => ({ jobId, check, findings, needsTieBreak });
-  const finding = (run: Run, kind: FindingKind, standing: Standing, ledger: LedgerAction, reason: string): Finding => ({
-    contributorId: run.contributorId,
-    kind,
-    standing,
-    ledger,
-    reason,
-  });
+  const { jobId } = input;
   switch (input.check) {
     case 'none':
-      return done([finding(input.primary, 'unchecked', 'unchecked', 'settle', `Job ${jobId} was not sampled for a check.`)]);
+      return {
+        jobId,
+        check: 'none',
+        findings: [finding(input.primary.contributorId, 'unchecked', 'unchecked', 'settle', `Job ${jobId} was not sampled for a check.`)],
+        needsTieBreak: false,
+      };
     case 'canary': {
       const a = compareResults(input.primary.result, input.expected, compare);
-      return done([
-        a.agree
-          ? finding(input.primary, 'canary-pass', 'clean', 'settle', `Job ${jobId} had a known answer and yours matched it. ${a.reason}`)
-          : finding(
-              input.primary,
-              'canary-fail',
-              'failed',
-              'void',
-              `Job ${jobId} had a known answer and yours did not match it. ${a.reason}`,
-            ),
-      ]);
-    }
-    case 'replica': {
-      const a = compareResults(input.primary.result, input.replica.result, compare);
-      if (a.agree) {
-        const why = `Job ${jobId} was also run by another contributor and the results agree. ${a.reason}`;
-        return done([
-          finding(input.primary, 'replica-agree', 'clean', 'settle', why),
-          finding(input.replica, 'replica-agree', 'clean', 'settle', why),
-        ]);
-      }
-      const why = `Job ${jobId} was also run by another contributor and the results disagree (${a.reason}). A third run decides which is right; the credit waits until then.`;
-      return done(
-        [
-          finding(input.primary, 'replica-disagree', 'suspect', 'hold', why),
-          finding(input.replica, 'replica-disagree', 'suspect', 'hold', why),
+      const who = input.primary.contributorId;
+      return {
+        jobId,
+        check: 'canary',
+        findings: [
+          a.agree
+            ? finding(who, 'canary-pass', 'clean', 'settle', `Job ${jobId} had a known answer and yours matched it. ${a.reason}`)
+            : finding(who, 'canary-fail', 'failed', 'void', `Job ${jobId} had a known answer and yours did not match it. ${a.reason}`),
         ],
-        true,
-      );
+        needsTieBreak: false,
+      };
     }
+    case 'replica':
+      return judgeReported({
+        jobId,
+        check: 'replica',
+        primary: input.primary.contributorId,
+        replica: input.replica.contributorId,
+        agreement: compareResults(input.primary.result, input.replica.result, compare),
+      });
     case 'tie-break':
-      return done(tieBreak(jobId, input.primary, input.replica, input.tieBreaker, compare, finding));
+      return judgeReported({
+        jobId,
+        check: 'tie-break',
+        primary: input.primary.contributorId,
+        replica: input.replica.contributorId,
+        tieBreaker: input.tieBreaker.contributorId,
+        withPrimary: compareResults(input.tieBreaker.result, input.primary.result, compare),
+        withReplica: compareResults(input.tieBreaker.result, input.replica.result, compare),
+      });
   }
 }
 
-type MakeFinding = (run: Run, kind: FindingKind, standing: Standing, ledger: LedgerAction, reason: string) => Finding;
+/** Judges a replicated job from the comparisons of its results. */
+export function judgeReported(input: ReportedCheck): Judgement {
+  const { jobId } = input;
+  if (input.check === 'tie-break') {
+    const findings = tieBreak(jobId, input.primary, input.replica, input.tieBreaker, input.withPrimary, input.withReplica);
+    return { jobId, check: 'tie-break', findings, needsTieBreak: false };
+  }
+  const a = input.agreement;
+  if (a.agree) {
+    const why = `Job ${jobId} was also run by another contributor and the results agree. ${a.reason}`;
+    return {
+      jobId,
+      check: 'replica',
+      findings: [
+        finding(input.primary, 'replica-agree', 'clean', 'settle', why),
+        finding(input.replica, 'replica-agree', 'clean', 'settle', why),
+      ],
+      needsTieBreak: false,
+    };
+  }
+  const why = `Job ${jobId} was also run by another contributor and the results disagree (${a.reason}). A third run decides which is right; the credit waits until then.`;
+  return {
+    jobId,
+    check: 'replica',
+    findings: [
+      finding(input.primary, 'replica-disagree', 'suspect', 'hold', why),
+      finding(input.replica, 'replica-disagree', 'suspect', 'hold', why),
+    ],
+    needsTieBreak: true,
+  };
+}
 
-function tieBreak(jobId: string, primary: Run, replica: Run, third: Run, compare: CompareOptions, finding: MakeFinding): Finding[] {
-  const withPrimary = compareResults(third.result, primary.result, compare);
-  const withReplica = compareResults(third.result, replica.result, compare);
-  const pass = (run: Run, a: Agreement): Finding =>
-    finding(run, 'tie-break-pass', 'clean', 'settle', `A third run of job ${jobId} agrees with yours. ${a.reason}`);
-  const fail = (run: Run, a: Agreement): Finding =>
+function finding(contributorId: string, kind: FindingKind, standing: Standing, ledger: LedgerAction, reason: string): Finding {
+  return { contributorId, kind, standing, ledger, reason };
+}
+
+function tieBreak(
+  jobId: string,
+  primary: string,
+  replica: string,
+  third: string,
+  withPrimary: Agreement,
+  withReplica: Agreement,
+): Finding[] {
+  const pass = (who: string, a: Agreement): Finding =>
+    finding(who, 'tie-break-pass', 'clean', 'settle', `A third run of job ${jobId} agrees with yours. ${a.reason}`);
+  const fail = (who: string, a: Agreement): Finding =>
     finding(
-      run,
+      who,
       'tie-break-fail',
       'failed',
       'void',
@@ -135,5 +193,5 @@ function tieBreak(jobId: string, primary: Run, replica: Run, third: Run, compare
     return [pass(primary, withPrimary), pass(replica, withReplica), pass(third, withPrimary)];
   }
   const why = `No two of three runs of job ${jobId} agree, so it cannot be verified: no one is paid for it and no one is blamed.`;
-  return [primary, replica, third].map((run) => finding(run, 'tie-break-inconclusive', 'suspect', 'void', why));
+  return [primary, replica, third].map((who) => finding(who, 'tie-break-inconclusive', 'suspect', 'void', why));
 }

@@ -185,6 +185,27 @@ export class VerificationPolicy {
     return this.#record(state, { at: this.#config.clock.now(), contributorId, jobId: undefined, kind: 'released', reason });
   }
 
+  /** Puts back a contributor's counts and quarantine as the store kept them (after a restart). */
+  restore(contributorId: string, saved: { clean: number; failed: number; quarantinedUntil: number | null }): void {
+    const state = this.#state(contributorId);
+    state.clean = saved.clean;
+    state.failed = saved.failed;
+    state.quarantinedUntil = saved.quarantinedUntil;
+  }
+
+  /** When the contributor's quarantine ends (ms; Infinity: until released), or null when it is not quarantined. */
+  quarantinedUntil(contributorId: string): number | null {
+    return this.isQuarantined(contributorId) ? (this.#contributors.get(contributorId)?.quarantinedUntil ?? null) : null;
+  }
+
+  /** The highest replication rate over the contributor's (model, engine class) records; the base rate without any. */
+  contributorRate(contributorId: string): number {
+    const prefix = JSON.stringify([contributorId]).slice(0, -1) + ',';
+    let highest = -1;
+    for (const [key, rate] of this.#rates) if (key.startsWith(prefix)) highest = Math.max(highest, rate);
+    return highest < 0 ? this.#config.baseReplicationRate : highest;
+  }
+
   /** Reputation of a contributor over all its models. */
   reputation(contributorId: string): Reputation {
     const s = this.#contributors.get(contributorId);

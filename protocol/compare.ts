@@ -3,7 +3,7 @@
  * vector for embeddings and tensors, token agreement for greedy generation. Callers compare
  * only results from one engine class, where numerics are expected to match this closely.
  */
-import type { JobResult, Tensor } from '../../protocol/jobs.ts';
+import type { JobResult, Tensor } from './jobs.ts';
 
 /** The outcome of one comparison. */
 export interface Agreement {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { JobResult } from '../../protocol/jobs.ts';
+import type { JobResult } from './jobs.ts';
 import { compareResults, compareTokens, cosineSimilarity } from './compare.ts';
 
 const usage = { promptTokens: 1, completionTokens: 0 };

@@ -1,0 +1,101 @@
+/**
+ * Check jobs in the relay: known-answer canaries sent to one contributor, and replica and
+ * tie-break runs of a requester's job on other contributors of the same engine class.
+ */
+import type { JobKind } from '../../protocol/manifest.ts';
+import type { Job } from '../jobs/job.ts';
+import type { ContributorView, JobView, SchedulerHooks } from '../scheduler/scheduler.ts';
+import type { ConnectedContributor } from './contributor.ts';
+import type { JobDone } from './relay.ts';
+
+/**
+ * Why a job runs: a requester's `job`, or a check of one: a known-answer `canary` (the
+ * coordinator is its requester), or a `replica` / `tie-break` run of a requester's job.
+ */
+export type JobRole = 'job' | 'canary' | 'replica' | 'tie-break';
+
+/** Hooks verification places in the job flow. */
+export interface RelayChecks {
+  /** An extra rule for every job (quarantine); default: all eligible. */
+  eligible?(contributor: ContributorView): boolean;
+  /**
+   * A requester job's final chunk is about to be delivered: the last moment a replica can be
+   * announced on its event stream. `replicas`: its requester asked to check replicas.
+   */
+  beforeFinal?(job: Job, contributor: ConnectedContributor, replicas: boolean): void;
+  /** Any job ended with a final result, before the ledger hears of it. */
+  onDone?(done: JobDone): void;
+  /** A check job ended without a result (no contributor took it, it failed, or it was cancelled). */
+  onCheckEnded?(jobId: string, role: Exclude<JobRole, 'job'>, primaryJobId: string | undefined): void;
+}
+
+/** What {@link Relay.createCheckJob} makes. */
+export interface CheckJobSpec {
+  role: Exclude<JobRole, 'job'>;
+  /** Who may read and feed it: the requester's key for replicas, an internal id for canaries. */
+  apiKeyId: string;
+  model: string;
+  kind: JobKind;
+  /** Only this contributor may run it (canaries). */
+  target?: string;
+  /** Only contributors of this engine class may run it (replicas compare within one class). */
+  engineClass?: string;
+  /** These contributors may not run it. */
+  exclude?: readonly string[];
+  /** The requester job it checks. */
+  primaryJobId?: string;
+  /** The requester job's live object: a `replica` is announced on its event stream. */
+  announceOn?: Job;
+}
+
+export interface JobMeta {
+  role: JobRole;
+  replicas: boolean;
+  target: string | undefined;
+  engineClass: string | undefined;
+  exclude: ReadonlySet<string>;
+  primaryJobId: string | undefined;
+}
+
+export function meta(role: JobRole, rules: Partial<Omit<JobMeta, 'role'>>): JobMeta {
+  return {
+    role,
+    replicas: rules.replicas ?? false,
+    target: rules.target,
+    engineClass: rules.engineClass,
+    exclude: rules.exclude ?? new Set(),
+    primaryJobId: rules.primaryJobId,
+  };
+}
+
+export function fits(m: JobMeta, c: ContributorView): boolean {
+  if (m.target !== undefined && c.id !== m.target) return false;
+  if (m.exclude.has(c.id)) return false;
+  return m.engineClass === undefined || c.capabilities?.engineClass === m.engineClass;
+}
+
+/** Whether a connected contributor outside `exclude` could run a check job of this model, kind and engine class. */
+export function hasPeer(
+  contributors: Iterable<ConnectedContributor>,
+  checks: RelayChecks | undefined,
+  want: { model: string; kind: JobKind; engineClass: string; exclude: readonly string[] },
+): boolean {
+  for (const c of contributors) {
+    const caps = c.capabilities;
+    if (caps === null || want.exclude.includes(c.id) || caps.engineClass !== want.engineClass) continue;
+    if (!caps.consent.includes(want.kind) || !caps.models.some((m) => m.id === want.model)) continue;
+    if (checks?.eligible?.(c) === false) continue;
+    return true;
+  }
+  return false;
+}
+
+/** The scheduler hooks with verification's rule and the job's placement rules on top. */
+export function hooksFor(base: SchedulerHooks, checks: RelayChecks | undefined, m: JobMeta | undefined): SchedulerHooks {
+  if (checks?.eligible === undefined && (m === undefined || m.role === 'job')) return base;
+  return {
+    ...base,
+    eligible: (c: ContributorView, j: JobView) =>
+      (checks?.eligible?.(c) ?? true) && (m === undefined || fits(m, c)) && (base.eligible?.(c, j) ?? true),
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * Sends a known-answer job to one contributor as a requester would: the coordinator seals
+ * the request to the contributor's hpkeKey for each assignment and opens the result with a
+ * fresh result key, exactly as the requester SDK does, so the worker cannot tell it apart.
+ */
+import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../../protocol/envelope.ts';
+import type { JobResult } from '../../protocol/jobs.ts';
+import type { JobEvent } from '../../protocol/wire.ts';
+import { Job } from '../jobs/job.ts';
+import type { Relay } from '../leases/relay.ts';
+import type { Canary } from './canaries.ts';
+
+/** The ledger's requester for check jobs: the network pays for its own checks. */
+export const NETWORK_CHECKS = 'network:checks';
+
+/** What a canary came to. */
+export type CanaryOutcome =
+  | { readonly jobId: string; readonly result: JobResult }
+  /** It never produced a readable result (the contributor left, failed the job, or sealed garbage). */
+  | { readonly jobId: string; readonly result: null; readonly why: string };
+
+/**
+ * Starts `canary` on `contributorId` and reports its outcome once; returns the job id, or null
+ * when the relay refused the job (full or draining).
+ */
+export function sendCanary(relay: Relay, contributorId: string, canary: Canary, report: (outcome: CanaryOutcome) => void): string | null {
+  const { request } = canary;
+  const job = relay.createCheckJob({
+    role: 'canary',
+    apiKeyId: NETWORK_CHECKS,
+    model: request.model,
+    kind: request.kind,
+    target: contributorId,
+  });
+  if (!(job instanceof Job)) return null;
+  let opener: { attempt: number; opener: ResultOpener } | null = null;
+  let reported = false;
+  const done = (outcome: CanaryOutcome): void => {
+    if (reported) return;
+    reported = true;
+    report(outcome);
+  };
+  // Events are handled one after another: sealing and opening are asynchronous, chunks must open in order.
+  let chain: Promise<void> = Promise.resolve();
+  const handle = async (event: JobEvent): Promise<void> => {
+    if (event.type === 'assigned') {
+      const keys = await generateHpkeKeyPair();
+      const resultKey = await exportPublicKey(keys.publicKey);
+      const { attempt, hpkeKey } = event.assignment;
+      const sealed = await sealJob(hpkeKey, { request, resultKey }, { jobId: job.id, attempt, model: request.model, kind: request.kind });
+      opener = { attempt, opener: createResultOpener(keys, job.id) };
+      const refused = relay.submitPayload(job, attempt, sealed);
+      if (refused !== null && !job.finished) done({ jobId: job.id, result: null, why: refused.error.message });
+      return;
+    }
+    if (event.type === 'failed') return done({ jobId: job.id, result: null, why: event.error.message });
+    if (event.type !== 'chunk' || opener === null || event.attempt !== opener.attempt) return;
+    const piece = await opener.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
+    if (piece.type === 'result') done({ jobId: job.id, result: piece.result });
+  };
+  job.subscribe({
+    event: (event) => {
+      chain = chain
+        .then(() => handle(event))
+        .catch((err: unknown) => done({ jobId: job.id, result: null, why: err instanceof Error ? err.message : String(err) }));
+    },
+    end: () => {
+      chain = chain.then(() => done({ jobId: job.id, result: null, why: `the job ended ${job.state} without a result` }));
+    },
+  });
+  return job.id;
+}

@@ -1,0 +1,51 @@
+/**
+ * Verification of a coordinator, wired from a few settings: the policy with a secure random
+ * source, known-answer canaries for the test models (drawn from a secret seed, so they
+ * cannot be read off the source), and the receipt key kept in the coordinator's database.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { systemClock } from '../deps.ts';
+import type { SqlStore } from '../store/sql-store.ts';
+import { KnownAnswerCanaries } from './canaries.ts';
+import { tinyEmbedKnownAnswers } from './known-answers.ts';
+import { type VerificationConfig, VerificationPolicy } from './policy.ts';
+import { createVerification, type Verification } from './service.ts';
+
+export interface LocalVerificationOptions {
+  store: SqlStore;
+  /** Policy settings; the rest keep the defaults below. */
+  policy?: Partial<Omit<VerificationConfig, 'random' | 'clock'>>;
+  /** How long a replicated job waits for its replica and the requester's verdict, ms. Default 10 min. */
+  verdictWindowMs?: number;
+  /** Known-answer jobs to draw canaries from. Default 256. */
+  canaryCount?: number;
+}
+
+/** Defaults: 5 % canaries, replication from 10 % down to 1 %, quarantine after 3 failed checks in a day, for a day. */
+export const DEFAULT_POLICY: Omit<VerificationConfig, 'random' | 'clock'> = {
+  canaryRate: 0.05,
+  baseReplicationRate: 0.1,
+  minReplicationRate: 0.01,
+  decayPerCleanJob: 0.97,
+  failureBoost: 3,
+  quarantineAfter: 3,
+  windowMs: 24 * 3_600_000,
+  quarantineMs: 24 * 3_600_000,
+};
+
+/** Floats in [0, 1) from 48 secure random bits. */
+export const secureUniform = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
+
+export async function startVerification(options: LocalVerificationOptions): Promise<Verification> {
+  const policy = new VerificationPolicy({ ...DEFAULT_POLICY, ...options.policy, random: secureUniform, clock: systemClock });
+  const answers = tinyEmbedKnownAnswers(options.canaryCount ?? 256, randomInt(2 ** 31));
+  const verification = createVerification({
+    db: options.store.db,
+    policy,
+    canaries: new KnownAnswerCanaries(answers, secureUniform),
+    clock: systemClock,
+    verdictWindowMs: options.verdictWindowMs ?? 600_000,
+  });
+  await verification.start();
+  return verification;
+}

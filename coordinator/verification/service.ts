@@ -1,0 +1,393 @@
+/**
+ * Verified work in the running coordinator: after each requester job it asks the policy
+ * whether to send the contributor a canary and whether to replicate the job, runs canaries
+ * itself, takes replication verdicts from the requester, and turns judgements into ledger
+ * effects (settle, void, hold), quarantines and persisted decision records. It also signs
+ * a receipt for every credited job.
+ */
+import type { Agreement, CompareOptions } from '../../protocol/compare.ts';
+import type { Verdict, VerdictAnswer } from '../../protocol/wire.ts';
+import type { Clock } from '../deps.ts';
+import type { Verdict as LedgerVerdict } from '../earnings/service.ts';
+import { Job } from '../jobs/job.ts';
+import type { ConnectedContributor } from '../leases/contributor.ts';
+import type { Relay, RelayChecks } from '../leases/relay.ts';
+import type { SqlDb } from '../store/sql.ts';
+import type { CanarySource } from './canaries.ts';
+import { type CanaryOutcome, sendCanary } from './canary-runner.ts';
+import { judge, judgeReported, type Judgement } from './outcome.ts';
+import type { VerificationPolicy } from './policy.ts';
+import { issueReceipt, type ReceiptInput, type SignedReceipt } from './receipts.ts';
+import { type JobRow, VerificationStore } from './verification-store.ts';
+
+/** Settings of {@link createVerification}. */
+export interface VerificationOptions {
+  readonly db: SqlDb;
+  readonly policy: VerificationPolicy;
+  readonly canaries: CanarySource;
+  readonly clock: Clock;
+  /** How long a replicated job waits for its replica and the requester's verdict before it counts as unchecked, ms. */
+  readonly verdictWindowMs: number;
+  readonly compare?: CompareOptions;
+  /** The receipt signing key; default: the one stored in the database, made on first start. */
+  readonly receiptKey?: CryptoKeyPair;
+  /** Where unexpected failures go; default console.error. */
+  readonly log?: (message: string, err?: unknown) => void;
+}
+
+/** How often the policy said yes, for checking the rates. */
+export interface DecisionCounts {
+  /** Requester jobs the policy decided on. */
+  readonly decided: number;
+  readonly canaryDrawn: number;
+  readonly canarySent: number;
+  readonly replicaDrawn: number;
+  readonly replicaSent: number;
+}
+
+/** A contributor's verification page (`GET /v1/contributors/:id/verification`). */
+export interface VerificationReport {
+  readonly reputation: { readonly score: number; readonly clean: number; readonly failed: number };
+  readonly quarantined: boolean;
+  readonly canaries: { readonly passed: number; readonly failed: number };
+  readonly replication: { readonly checked: number; readonly agreed: number; readonly rate: number };
+  readonly records: readonly { readonly at: number; readonly jobId: string | null; readonly kind: string; readonly reason: string }[];
+}
+
+/** The answer to a verdict, or why it was refused. */
+export type VerdictOutcome =
+  | { readonly ok: true; readonly answer: VerdictAnswer }
+  | { readonly ok: false; readonly status: 404 | 409; readonly code: 'NOT_FOUND' | 'CONFLICT'; readonly message: string };
+
+export interface Verification {
+  /** For the relay (`createCoordinator({ verification })`). */
+  readonly relayChecks: RelayChecks;
+  /** Connects to the coordinator's relay; canaries and replicas need it. */
+  attach(relay: Relay): void;
+  /** Loads the receipt key and restores quarantines and counts; call once before serving. */
+  start(): Promise<void>;
+  /** The earnings service's question at the end of a credit's window. */
+  isVerified(jobId: string): Promise<LedgerVerdict>;
+  /** Takes back a credit at once (the earnings service); set by the money wiring. */
+  setVoider(voider: (jobId: string, reason: string) => Promise<void>): void;
+  /** Signs and stores a receipt for a credited job. */
+  receipt(input: ReceiptInput): Promise<SignedReceipt>;
+  /** A requester's verdict on its job `jobId`, posted by the SDK of the job's own key. */
+  verdict(jobId: string, apiKeyId: string, verdict: Verdict): Promise<VerdictOutcome>;
+  report(contributorId: string): Promise<VerificationReport>;
+  receipts(contributorId: string, limit: number): Promise<{ publicKey: string; receipts: SignedReceipt[] }>;
+  readonly counts: DecisionCounts;
+  /** Resolves when the work started so far is written. */
+  idle(): Promise<void>;
+}
+
+const KEY_NAME = 'receipts';
+
+/** Builds the verification service over the coordinator's database. */
+export function createVerification(options: VerificationOptions): Verification {
+  const { policy, canaries, clock } = options;
+  const log = options.log ?? ((message: string, err?: unknown) => console.error(`[verification] ${message}`, err ?? ''));
+  const store = new VerificationStore(options.db);
+  const counts = { decided: 0, canaryDrawn: 0, canarySent: 0, replicaDrawn: 0, replicaSent: 0 };
+  /** Canaries in flight: job id → what it must answer. */
+  const expected = new Map<string, { contributorId: string; canary: NonNullable<ReturnType<CanarySource['next']>> }>();
+  /** Replicas announced but not yet finished: primary job id → replica job id. */
+  const replicaOf = new Map<string, string>();
+  let relay: Relay | null = null;
+  let voider: ((jobId: string, reason: string) => Promise<void>) | null = null;
+  let keys: { pair: CryptoKeyPair; raw: string } | null = null;
+  let work: Promise<void> = Promise.resolve();
+
+  /** Runs `fn` after the work before it; failures are logged, never thrown into the relay. */
+  const enqueue = (what: string, fn: () => Promise<void>): void => {
+    work = work.then(fn).catch((err: unknown) => log(`${what} failed`, err));
+  };
+
+  const voidCredit = async (jobId: string, reason: string): Promise<void> => {
+    if (voider !== null) await voider(jobId, reason);
+  };
+
+  /** Writes a judgement's findings, records and quarantines, and voids what it voids. */
+  const apply = async (judgement: Judgement, context: { model: string; engineClass: string }, primaryJobId: string): Promise<void> => {
+    const effects = policy.apply(judgement, context);
+    const now = clock.now();
+    await store.addRecords(effects.records);
+    for (const f of judgement.findings) {
+      const status = f.ledger === 'void' ? 'void' : f.ledger === 'hold' ? 'awaiting' : 'settle';
+      const ids = await store.setStatus(
+        primaryJobId,
+        f.contributorId,
+        status,
+        status === 'awaiting' ? now + options.verdictWindowMs : null,
+        now,
+      );
+      if (f.ledger === 'void') for (const id of ids) await voidCredit(id, f.reason);
+    }
+    for (const contributorId of effects.quarantined) {
+      const until = policy.quarantinedUntil(contributorId);
+      await store.quarantine(contributorId, until === null || until === Number.POSITIVE_INFINITY ? null : until, now);
+      for (const jobId of await store.voidUnjudged(contributorId, now)) {
+        await voidCredit(jobId, `Job ${jobId} was never checked and you were quarantined for failed checks, so its credit is voided.`);
+      }
+    }
+  };
+
+  const onCanary = (outcome: CanaryOutcome): void => {
+    const sent = expected.get(outcome.jobId);
+    expected.delete(outcome.jobId);
+    if (sent === undefined) return;
+    enqueue('judging a canary', async () => {
+      if (outcome.result === null) {
+        // The contributor left or failed the job: nothing to judge, nothing to pay.
+        await store.uncheck(outcome.jobId, clock.now());
+        return;
+      }
+      const judgement = judge(
+        {
+          jobId: outcome.jobId,
+          check: 'canary',
+          primary: { contributorId: sent.contributorId, result: outcome.result },
+          expected: sent.canary.expected,
+        },
+        options.compare,
+      );
+      const row = await store.job(outcome.jobId);
+      await apply(judgement, { model: sent.canary.request.model, engineClass: row?.engineClass ?? '' }, outcome.jobId);
+    });
+  };
+
+  /** After a requester job: a canary for its contributor, a replica on another, as the policy draws. */
+  const decideChecks = (job: Job, contributor: ConnectedContributor, replicas: boolean): void => {
+    if (relay === null) return;
+    const engineClass = contributor.capabilities?.engineClass ?? '';
+    const decision = policy.decide(job, { id: contributor.id, engineClass });
+    counts.decided++;
+    if (decision.canary) {
+      counts.canaryDrawn++;
+      const canary = canaries.next(job.model, job.kind, engineClass);
+      const id = canary === null ? null : sendCanary(relay, contributor.id, canary, onCanary);
+      if (canary !== null && id !== null) {
+        counts.canarySent++;
+        expected.set(id, { contributorId: contributor.id, canary });
+      }
+    }
+    if (!decision.replicate) return;
+    counts.replicaDrawn++;
+    const exclude = [contributor.id, ...job.triedBy];
+    if (!replicas || !relay.hasPeer(job.model, job.kind, engineClass, exclude)) return;
+    const replica = relay.createCheckJob({
+      role: 'replica',
+      apiKeyId: job.apiKeyId,
+      model: job.model,
+      kind: job.kind,
+      engineClass,
+      exclude,
+      primaryJobId: job.id,
+      announceOn: job,
+    });
+    if (!(replica instanceof Job)) return;
+    counts.replicaSent++;
+    replicaOf.set(job.id, replica.id);
+  };
+
+  const relayChecks: RelayChecks = {
+    eligible: (contributor) => !policy.isQuarantined(contributor.id),
+    beforeFinal(job, contributor, replicas) {
+      try {
+        decideChecks(job, contributor, replicas);
+      } catch (err) {
+        // The requester's result must go out whatever happens to its checks.
+        log(`deciding the checks of job ${job.id} failed`, err);
+      }
+    },
+    onDone(done) {
+      const replicaJobId = done.role === 'job' ? replicaOf.get(done.jobId) : undefined;
+      replicaOf.delete(done.jobId);
+      const now = clock.now();
+      const primaryJobId = done.role === 'job' || done.role === 'canary' ? done.jobId : (done.primaryJobId ?? done.jobId);
+      const awaiting = replicaJobId !== undefined || done.role !== 'job';
+      const row: JobRow = {
+        jobId: done.jobId,
+        contributorId: done.contributorId,
+        role: done.role,
+        primaryJobId,
+        apiKeyId: done.apiKeyId,
+        model: done.model,
+        kind: done.kind,
+        engineClass: done.engineClass,
+        status: awaiting ? 'awaiting' : 'unchecked',
+        replicaJobId: replicaJobId ?? null,
+        tieBreakJobId: null,
+        replicaVerdictAt: null,
+        tieBreakVerdictAt: null,
+        awaitingUntil: awaiting ? now + options.verdictWindowMs : null,
+      };
+      enqueue('recording a finished job', () => store.insertJob(row, now));
+    },
+    onCheckEnded(jobId, role, primaryJobId) {
+      if (role === 'canary' || primaryJobId === undefined) return;
+      // The replica or tie-break never ran: the primary's credit stops waiting for it.
+      enqueue('ending a check', () => store.uncheck(primaryJobId, clock.now()));
+      void jobId;
+    },
+  };
+
+  async function verdict(jobId: string, apiKeyId: string, body: Verdict): Promise<VerdictOutcome> {
+    const refuse = (status: 404 | 409, message: string): VerdictOutcome => ({
+      ok: false,
+      status,
+      code: status === 404 ? 'NOT_FOUND' : 'CONFLICT',
+      message,
+    });
+    await work;
+    const primary = await store.job(jobId);
+    if (primary === null || primary.role !== 'job' || primary.apiKeyId !== apiKeyId) {
+      return refuse(404, `No finished job ${jobId} of this API key awaits a verdict.`);
+    }
+    const now = clock.now();
+    const context = { model: primary.model, engineClass: primary.engineClass };
+    if (body.stage === 'replica') {
+      if (primary.replicaJobId !== body.replicaJobId) return refuse(409, `Job ${body.replicaJobId} is not the replica of job ${jobId}.`);
+      if (primary.replicaVerdictAt !== null) return refuse(409, `Job ${jobId} already has its replica verdict; one is taken per job.`);
+      const replica = await store.job(body.replicaJobId);
+      if (replica === null) return refuse(409, `The replica ${body.replicaJobId} has not finished; post the verdict after its result.`);
+      if (!(await store.claimVerdict(jobId, 'replica', now))) return refuse(409, `Job ${jobId} already has its replica verdict.`);
+      const agreement: Agreement = { agree: body.agree, score: body.score, reason: `The requester reports: ${body.reason}` };
+      const judgement = judgeReported({
+        jobId,
+        check: 'replica',
+        primary: primary.contributorId,
+        replica: replica.contributorId,
+        agreement,
+      });
+      await apply(judgement, context, jobId);
+      if (!judgement.needsTieBreak) return { ok: true, answer: { tieBreak: null } };
+      const exclude = [primary.contributorId, replica.contributorId];
+      const tie =
+        relay !== null && relay.hasPeer(primary.model, primary.kind, primary.engineClass, exclude)
+          ? relay.createCheckJob({
+              role: 'tie-break',
+              apiKeyId,
+              model: primary.model,
+              kind: primary.kind,
+              engineClass: primary.engineClass,
+              exclude,
+              primaryJobId: jobId,
+            })
+          : null;
+      if (tie instanceof Job) {
+        await store.update(jobId, { tieBreakJobId: tie.id });
+        return { ok: true, answer: { tieBreak: { jobId: tie.id } } };
+      }
+      const why = `No third contributor of engine class "${primary.engineClass}" could run job ${jobId} to break the tie, so both credits are held until the verification window ends and then settle unverified; both are checked more often from now on.`;
+      await store.addRecords(
+        exclude.map((contributorId) => ({ at: now, contributorId, jobId, kind: 'replica-disagree' as const, reason: why })),
+      );
+      return { ok: true, answer: { tieBreak: null } };
+    }
+    if (primary.tieBreakJobId !== body.tieBreakJobId) return refuse(409, `Job ${body.tieBreakJobId} is not the tie-break of job ${jobId}.`);
+    if (primary.tieBreakVerdictAt !== null) return refuse(409, `Job ${jobId} already has its tie-break verdict.`);
+    const [replica, third] = await Promise.all([store.job(primary.replicaJobId ?? ''), store.job(body.tieBreakJobId)]);
+    if (replica === null || third === null)
+      return refuse(409, `The tie-break ${body.tieBreakJobId} has not finished; post the verdict after its result.`);
+    if (!(await store.claimVerdict(jobId, 'tie-break', now))) return refuse(409, `Job ${jobId} already has its tie-break verdict.`);
+    const said = (a: Verdict & { stage: 'tie-break' }, which: 'withPrimary' | 'withReplica'): Agreement => ({
+      ...a[which],
+      reason: `The requester reports: ${a[which].reason}`,
+    });
+    const judgement = judgeReported({
+      jobId,
+      check: 'tie-break',
+      primary: primary.contributorId,
+      replica: replica.contributorId,
+      tieBreaker: third.contributorId,
+      withPrimary: said(body, 'withPrimary'),
+      withReplica: said(body, 'withReplica'),
+    });
+    await apply(judgement, context, jobId);
+    return { ok: true, answer: { tieBreak: null } };
+  }
+
+  return {
+    relayChecks,
+    counts,
+    attach(r) {
+      relay = r;
+    },
+    async start() {
+      const now = clock.now();
+      if (options.receiptKey !== undefined) {
+        const raw = new Uint8Array(await crypto.subtle.exportKey('raw', options.receiptKey.publicKey));
+        keys = { pair: options.receiptKey, raw: Buffer.from(raw).toString('base64url') };
+      } else {
+        const stored = await store.key(KEY_NAME, freshKey, now);
+        const privateKey = await crypto.subtle.importKey('pkcs8', Buffer.from(stored.pkcs8, 'base64url'), { name: 'Ed25519' }, false, [
+          'sign',
+        ]);
+        const publicKey = await crypto.subtle.importKey('raw', Buffer.from(stored.raw, 'base64url'), { name: 'Ed25519' }, true, ['verify']);
+        keys = { pair: { privateKey, publicKey }, raw: stored.raw };
+      }
+      const quarantines = await store.quarantines(now);
+      for (const contributorId of new Set([...(await store.contributors()), ...quarantines.keys()])) {
+        const k = await store.kindCounts(contributorId);
+        const until = quarantines.get(contributorId);
+        policy.restore(contributorId, {
+          clean: (k['canary-pass'] ?? 0) + (k['replica-agree'] ?? 0) + (k['tie-break-pass'] ?? 0),
+          failed: (k['canary-fail'] ?? 0) + (k['tie-break-fail'] ?? 0),
+          quarantinedUntil: until === undefined ? null : (until ?? Number.POSITIVE_INFINITY),
+        });
+      }
+    },
+    async isVerified(jobId) {
+      const row = await store.job(jobId);
+      if (row === null) return 'ok';
+      if (row.status === 'void') return 'void';
+      if (row.status === 'settle') return 'ok';
+      if (policy.isQuarantined(row.contributorId)) {
+        await store.setStatus(row.primaryJobId, row.contributorId, 'void', null, clock.now());
+        return 'void';
+      }
+      if (row.status === 'awaiting' && row.awaitingUntil !== null && clock.now() < row.awaitingUntil) return 'hold';
+      return 'ok';
+    },
+    setVoider(v) {
+      voider = v;
+    },
+    async receipt(input) {
+      if (keys === null) throw new Error('Verification is not started; call start() before crediting jobs.');
+      const signed = await issueReceipt(input, keys.pair.privateKey);
+      await store.addReceipt(signed);
+      return signed;
+    },
+    verdict,
+    async report(contributorId) {
+      const [k, records] = await Promise.all([store.kindCounts(contributorId), store.records(contributorId, 50)]);
+      const rep = policy.reputation(contributorId);
+      const checked = (k['replica-agree'] ?? 0) + (k['replica-disagree'] ?? 0);
+      return {
+        reputation: { score: rep.score, clean: rep.clean, failed: rep.failed },
+        quarantined: rep.quarantined,
+        canaries: { passed: k['canary-pass'] ?? 0, failed: k['canary-fail'] ?? 0 },
+        replication: { checked, agreed: k['replica-agree'] ?? 0, rate: policy.contributorRate(contributorId) },
+        records: records.map((r) => ({ at: r.at, jobId: r.jobId ?? null, kind: r.kind, reason: r.reason })),
+      };
+    },
+    async receipts(contributorId, limit) {
+      if (keys === null) throw new Error('Verification is not started; call start() first.');
+      return { publicKey: keys.raw, receipts: await store.receipts(contributorId, limit) };
+    },
+    idle: async () => {
+      for (let last = work; ; last = work) {
+        await last;
+        if (last === work) return;
+      }
+    },
+  };
+}
+
+async function freshKey(): Promise<{ pkcs8: string; raw: string }> {
+  const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
+  const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
+  return { pkcs8: Buffer.from(pkcs8).toString('base64url'), raw: Buffer.from(raw).toString('base64url') };
+}
