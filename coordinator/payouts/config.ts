@@ -1,5 +1,6 @@
 /** Picks the payout chain from configuration: the sandbox by default, TON by endpoint. */
 import { toNano } from '@ton/core';
+import { tonClientPublicKeyLookup, type PublicKeyLookup } from '../wallets/public-key-lookup.ts';
 import type { Chain } from './chain.ts';
 import type { HotWallet } from './hot-wallet.ts';
 import { SandboxChain } from './sandbox-chain.ts';
@@ -46,4 +47,14 @@ export async function createPayoutChain(config: PayoutChainConfig, hotWallet: Ho
     case 'ton':
       return new TonClientChain(config);
   }
+}
+
+/**
+ * Where `ton_proof` verification reads the keys of wallets it does not know: the chain payouts
+ * go to, so a wallet is proven on the network it is paid on. Undefined for any other `Chain`.
+ */
+export function publicKeyLookupFor(chain: Chain, chainName: string): PublicKeyLookup | undefined {
+  if (chain instanceof SandboxChain) return chain.publicKeys(chainName);
+  if (chain instanceof TonClientChain) return tonClientPublicKeyLookup(chain.client, chainName);
+  return undefined;
 }

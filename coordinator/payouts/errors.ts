@@ -10,14 +10,19 @@ export class HotWalletConfigError extends PayoutError {
   override readonly name = 'HotWalletConfigError';
 }
 
-/** A contributor's payout address does not parse; its balance stays settled. */
+/** A contributor's payout address does not parse or names no workchain; its balance stays settled. */
 export class InvalidPayoutAddressError extends PayoutError {
   override readonly name = 'InvalidPayoutAddressError';
   constructor(
     readonly wallet: string,
     reason: string,
+    /** Settled nanoTON kept for it (0 when unknown). */
+    readonly amount: bigint = 0n,
   ) {
-    super(`payout address ${JSON.stringify(wallet)} is not a TON address (${reason}); the contributor must set a valid one`);
+    super(
+      `payout address ${JSON.stringify(wallet)} cannot be paid (${reason}); nothing is sent and its balance stays settled: ` +
+        'wallets enter the ledger only through a verified ton_proof, so find how this one did and correct it',
+    );
   }
 }
 

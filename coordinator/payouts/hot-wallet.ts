@@ -53,6 +53,11 @@ export class HotWallet {
    * Signs one external message sending `transfers` as non-bounceable messages with the
    * payout id in the comment. `expiresAt` (ms since epoch) becomes the wallet's
    * `valid_until`. Includes the wallet's StateInit while it is undeployed (seqno 0).
+   *
+   * Non-bounceable whatever form the address was given in: a contributor's wallet is often
+   * not deployed yet, and a bounceable transfer to it would come back to the hot wallet
+   * while the payout, already sent, counts as paid. Non-bounceable, the money waits on
+   * the contributor's address until their wallet deploys.
    */
   signBatch(args: { seqno: number; expiresAt: number; transfers: readonly Transfer[] }): Cell {
     if (args.transfers.length > MAX_TRANSFERS_PER_MESSAGE) {

@@ -5,10 +5,11 @@
  * out is decided by the hot wallet's transactions for its seqno, never by memory.
  */
 import { randomUUID } from 'node:crypto';
-import { Address } from '@ton/core';
+import { Address, fromNano } from '@ton/core';
+import { consoleLogger, type Logger } from '../deps.ts';
 import type { Chain, HotWalletTx } from './chain.ts';
 import type { BatchIntent, PayoutBook, PayoutIntent } from './book.ts';
-import { InsufficientHotWalletBalanceError, InvalidPayoutAddressError } from './errors.ts';
+import { ChainTimeoutError, InsufficientHotWalletBalanceError, InvalidPayoutAddressError } from './errors.ts';
 import { MAX_TRANSFERS_PER_MESSAGE, type HotWallet } from './hot-wallet.ts';
 import { retrying, sleep, withTimeout, type RetryPolicy } from './retry.ts';
 
@@ -36,6 +37,12 @@ export interface PayoutRunnerOptions {
   readonly newId?: () => string;
   /** Called after a batch's message went to the chain and before reconciliation. */
   readonly onSent?: (batch: BatchIntent) => void | Promise<void>;
+  /**
+   * Where the operator is told what needs them: refused addresses, a hot wallet too poor for
+   * the next batch, chain calls retried or given up, batches left unresolved. Default: JSON
+   * lines on the console.
+   */
+  readonly logger?: Logger;
 }
 
 /** What happened to one batch in a run. */
@@ -85,13 +92,32 @@ export class PayoutRunner {
       pollIntervalMs: 1_000,
       now: Date.now,
       newId: randomUUID,
+      logger: consoleLogger,
       ...options,
     };
     this.policy = { timeoutMs: 10_000, retries: 4, backoffMs: 500, sleep, ...options.retry };
   }
 
-  /** Reconciles pending batches, then pays every wallet at or above the threshold. */
+  /**
+   * Reconciles pending batches, then pays every wallet at or above the threshold. Rejects with
+   * {@link ChainTimeoutError} when the chain does not answer before anything is sent.
+   */
   async runOnce(): Promise<RunReport> {
+    try {
+      const report = await this.round();
+      this.tell(report);
+      return report;
+    } catch (err) {
+      if (err instanceof ChainTimeoutError) {
+        this.o.logger.error('payout round stopped: the chain endpoint did not answer; nothing was lost, payouts wait for the next round', {
+          error: err.message,
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async round(): Promise<RunReport> {
     const report: RunReport = { batches: [], refused: [], blocked: null, heldBack: false };
     for (const batch of await this.o.book.pendingBatches()) {
       report.batches.push(await this.reconcile(batch, this.o.now()));
@@ -100,11 +126,9 @@ export class PayoutRunner {
 
     const due: { wallet: string; to: Address; amount: bigint }[] = [];
     for (const { wallet, amount } of await this.o.book.listPayable(this.o.threshold)) {
-      try {
-        due.push({ wallet, to: Address.parse(wallet), amount });
-      } catch (err) {
-        report.refused.push(new InvalidPayoutAddressError(wallet, err instanceof Error ? err.message : String(err)));
-      }
+      const to = payoutAddress(wallet, amount);
+      if (to instanceof InvalidPayoutAddressError) report.refused.push(to);
+      else due.push({ wallet, to, amount });
     }
     for (let i = 0; i < due.length; i += this.o.batchSize) {
       const chunk = due.slice(i, i + this.o.batchSize);
@@ -235,6 +259,55 @@ export class PayoutRunner {
   }
 
   private call<T>(label: string, fn: () => Promise<T>): Promise<T> {
-    return retrying(this.policy, label, fn);
+    return retrying(this.policy, label, fn, ({ attempt, error, backoffMs }) =>
+      this.o.logger.warn('payout chain call failed; retrying', {
+        call: label,
+        attempt: attempt + 1,
+        retryInMs: backoffMs,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    );
   }
+
+  /** Logs what the operator must act on or know about. */
+  private tell(report: RunReport): void {
+    const { logger } = this.o;
+    for (const err of report.refused) {
+      logger.warn('payout refused: invalid address', { wallet: err.wallet, amountTon: fromNano(err.amount), error: err.message });
+    }
+    if (report.blocked !== null) {
+      const { needed, available } = report.blocked;
+      logger.error('payouts wait: the hot wallet cannot cover the next batch; top it up', {
+        hotWallet: this.o.wallet.address.toString({ bounceable: false }),
+        neededTon: fromNano(needed),
+        availableTon: fromNano(available),
+        shortTon: fromNano(needed - available),
+      });
+    }
+    for (const b of report.batches) {
+      if (b.pending > 0) logger.warn('payout batch not yet found on chain; reconciled next round', { batchId: b.batchId, seqno: b.seqno });
+      if (b.failed > 0) logger.warn('payouts failed and went back to settled balances', { batchId: b.batchId, failed: b.failed });
+    }
+    if (report.heldBack) logger.warn('new payouts held back until the unresolved batch is settled on chain');
+  }
+}
+
+/** Workchains a payout may go to: basechain and masterchain. Others do not exist. */
+const PAYABLE_WORKCHAINS = new Set([0, -1]);
+
+/**
+ * The destination of a payout, or the refusal. The user-friendly form's bounceable and
+ * test-only flags are ignored: every payout is sent non-bounceable (see `HotWallet.signBatch`).
+ */
+export function payoutAddress(wallet: string, amount: bigint): Address | InvalidPayoutAddressError {
+  let to: Address;
+  try {
+    to = Address.parse(wallet);
+  } catch (err) {
+    return new InvalidPayoutAddressError(wallet, err instanceof Error ? err.message : String(err), amount);
+  }
+  if (!PAYABLE_WORKCHAINS.has(to.workChain)) {
+    return new InvalidPayoutAddressError(wallet, `workchain ${to.workChain} does not exist; only 0 and -1 do`, amount);
+  }
+  return to;
 }

@@ -25,17 +25,28 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, label: str
   }
 }
 
+/** Told before each retry: the attempt that failed (0 = the first), why, and the wait before the next. */
+export type OnRetry = (retry: { label: string; attempt: number; error: unknown; backoffMs: number }) => void;
+
 /**
  * Runs `fn` with a timeout, retrying with exponential backoff. Only for calls that are
- * safe to repeat (reads, or resending the very same signed message).
+ * safe to repeat (reads, or resending the very same signed message). When the last attempt
+ * times out it rejects with a {@link ChainTimeoutError} that counts the attempts.
  */
-export async function retrying<T>(policy: RetryPolicy, label: string, fn: () => Promise<T>): Promise<T> {
+export async function retrying<T>(policy: RetryPolicy, label: string, fn: () => Promise<T>, onRetry?: OnRetry): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await withTimeout(fn(), policy.timeoutMs, label);
     } catch (err) {
-      if (attempt >= policy.retries) throw err;
-      await policy.sleep(policy.backoffMs * 2 ** attempt);
+      if (attempt >= policy.retries) {
+        if (!(err instanceof ChainTimeoutError)) throw err;
+        throw new ChainTimeoutError(
+          `${label} did not answer within ${policy.timeoutMs} ms in ${attempt + 1} attempt(s); check the TON endpoint`,
+        );
+      }
+      const backoffMs = policy.backoffMs * 2 ** attempt;
+      onRetry?.({ label, attempt, error: err, backoffMs });
+      await policy.sleep(backoffMs);
     }
   }
 }

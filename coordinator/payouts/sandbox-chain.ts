@@ -2,8 +2,9 @@
  * `Chain` on an in-process `@ton/sandbox` blockchain: the default for local runs and tests.
  * Messages execute synchronously inside `send`, so the seqno has advanced when it returns.
  */
-import { Blockchain } from '@ton/sandbox';
+import { Blockchain, GetMethodError } from '@ton/sandbox';
 import { type Address, type Cell } from '@ton/core';
+import { noGetPublicKey, notActive, publicKeyFromStack, type PublicKeyLookup } from '../wallets/public-key-lookup.ts';
 import { parseHotWalletTx, type Chain, type HotWalletTx } from './chain.ts';
 
 /** Options for {@link SandboxChain.create}. */
@@ -46,6 +47,25 @@ export class SandboxChain implements Chain {
 
   async send(external: Cell): Promise<void> {
     await this.blockchain.sendMessage(external);
+  }
+
+  /** Runs wallets' `get_public_key` on this chain, for `ton_proof`s of wallets the verifier does not know. */
+  publicKeys(chainName = 'the local sandbox chain'): PublicKeyLookup {
+    const { blockchain } = this;
+    return {
+      chainName,
+      async getPublicKey(address) {
+        const contract = await blockchain.getContract(address);
+        const state = contract.accountState?.type ?? 'uninit';
+        if (state !== 'active') return notActive(state, chainName);
+        try {
+          return publicKeyFromStack((await blockchain.runGetMethod(address, 'get_public_key')).stackReader);
+        } catch (err) {
+          if (err instanceof GetMethodError) return noGetPublicKey(err.exitCode);
+          throw err;
+        }
+      },
+    };
   }
 
   async findTransfers(hotWallet: Address, sinceLt = 0n): Promise<HotWalletTx[]> {

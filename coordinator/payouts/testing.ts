@@ -1,6 +1,6 @@
 /** Test fixtures for the payout slice: a fresh hot wallet, a sandbox, recipients. */
 import { randomBytes } from 'node:crypto';
-import { Address, toNano } from '@ton/core';
+import { Address, toNano, type Cell } from '@ton/core';
 import { mnemonicNew } from '@ton/crypto';
 import type { Chain, HotWalletTx } from './chain.ts';
 import { MemoryPayoutBook } from './book.ts';
@@ -43,6 +43,38 @@ export function hangingChain(inner: Chain, hang: { method: keyof Chain; times: n
     // afterInner: the call reaches the chain but its answer is lost.
     if (hang.afterInner === true) await call();
     return new Promise<T>(() => {});
+  }
+  return wrapper;
+}
+
+/**
+ * Wraps a chain whose endpoint the test takes down and brings back. While `down` is set every
+ * call hangs without reaching the chain; with `dropAnswerOfNextSend` the next send reaches it
+ * and then the endpoint goes down before answering. `delivered` holds each message that
+ * reached the chain.
+ */
+export function outageChain(inner: Chain): Chain & { down: boolean; dropAnswerOfNextSend: boolean; delivered: Cell[] } {
+  const wrapper = {
+    down: false,
+    dropAnswerOfNextSend: false,
+    delivered: [] as Cell[],
+    getSeqno: (a: Address) => gate(() => inner.getSeqno(a)),
+    getBalance: (a: Address) => gate(() => inner.getBalance(a)),
+    getLastLt: (a: Address) => gate(() => inner.getLastLt(a)),
+    findTransfers: (a: Address, lt?: bigint) => gate(() => inner.findTransfers(a, lt)),
+    send: (external: Cell) =>
+      gate(async () => {
+        await inner.send(external);
+        wrapper.delivered.push(external);
+        if (wrapper.dropAnswerOfNextSend) {
+          wrapper.dropAnswerOfNextSend = false;
+          wrapper.down = true;
+          return new Promise<void>(() => {});
+        }
+      }),
+  };
+  function gate<T>(call: () => Promise<T>): Promise<T> {
+    return wrapper.down ? new Promise<T>(() => {}) : call();
   }
   return wrapper;
 }

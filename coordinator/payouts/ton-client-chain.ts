@@ -1,6 +1,7 @@
 /**
- * `Chain` on testnet or mainnet through `@ton/ton`'s `TonClient` (toncenter HTTP API v2).
- * Not exercised by the tests (no network there); chosen by configuration.
+ * `Chain` on testnet or mainnet through `@ton/ton`'s `TonClient` (toncenter HTTP API v2),
+ * chosen by configuration. The tests check its requests against a local stand-in for the
+ * endpoint (`ton-client-chain.test.ts`), not against testnet: `findTransfers` is unchecked.
  */
 import { TonClient } from '@ton/ton';
 import { type Address, type Cell } from '@ton/core';

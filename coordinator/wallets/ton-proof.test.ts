@@ -20,6 +20,7 @@ import {
   WalletAuthError,
 } from './errors.ts';
 import { createProofPayloads, deviceTag } from './proof-payloads.ts';
+import type { PublicKeyLookup } from './public-key-lookup.ts';
 import { publicKeyFromStateInit, verifyTonProof, type TonProofInput, type TonProofOptions } from './ton-proof.ts';
 
 const DOMAIN = 'spinneret.test';
@@ -197,19 +198,31 @@ describe('verifyTonProof refuses', () => {
       await expect(verifyTonProof({ ...base, proof }, options)).rejects.toThrow(PublicKeyUnavailableError);
     });
 
-    it('is accepted with a chain lookup that returns its key, refused when it returns null', async () => {
+    it('is accepted with a chain lookup that returns its key, refused when it finds none', async () => {
       const { input, options, keys } = setup();
       const { init, address } = unknownWallet(keys);
       const p = input.proof;
       const proof = { ...p, stateInit: bocOf(init), signature: walletSign(keys, address, DOMAIN, p.timestamp, p.payload) };
       const asked: string[] = [];
-      const lookup = async (a: Address) => (asked.push(a.toRawString()), null);
+      const none: PublicKeyLookup = {
+        chainName: 'a test chain',
+        getPublicKey: async (a: Address) => (asked.push(a.toRawString()), { kind: 'none', why: 'not deployed' }),
+      };
       const request = { ...input, address: address.toRawString(), proof };
-      await expect(verifyTonProof(request, { ...options, getPublicKeyFromChain: lookup })).rejects.toThrow(PublicKeyUnavailableError);
-      const wallet = await verifyTonProof(request, { ...options, getPublicKeyFromChain: async () => keys.publicKey });
+      await expect(verifyTonProof(request, { ...options, publicKeys: none })).rejects.toThrow(/not deployed/);
+      const found: PublicKeyLookup = { chainName: 'a test chain', getPublicKey: async () => ({ kind: 'key', publicKey: keys.publicKey }) };
+      const wallet = await verifyTonProof(request, { ...options, publicKeys: found });
       expect(wallet.publicKey.equals(keys.publicKey)).toBe(true);
       expect(asked).toEqual([address.toRawString()]);
     });
+  });
+
+  it('an address on a workchain that does not exist, even with a matching stateInit and signature', async () => {
+    const { input, options, keys, init } = setup();
+    const address = contractAddress(7, init);
+    const p = input.proof;
+    const proof = { ...p, signature: walletSign(keys, address, DOMAIN, p.timestamp, p.payload) };
+    await expect(verifyTonProof({ ...input, address: address.toRawString(), proof }, options)).rejects.toThrow(/workchain 7/);
   });
 
   it('a stateInit that is not a BoC', async () => {

@@ -22,6 +22,7 @@ import {
   TonProofSignatureError,
 } from './errors.ts';
 import type { ProofPayloads } from './proof-payloads.ts';
+import { askForPublicKey, PUBLIC_KEY_LOOKUP_TIMEOUT_MS, type PublicKeyLookup } from './public-key-lookup.ts';
 
 /** What TON Connect's `connect` event carries for the account and its `ton_proof` item. */
 export interface TonProofInput {
@@ -53,8 +54,13 @@ export interface TonProofOptions {
   payloads: ProofPayloads;
   /** The device key (base64url) of the session asking; the payload must have been issued to it. */
   expectedDeviceKey: string;
-  /** Runs the wallet's `get_public_key` get-method; null when the wallet has none or is not deployed. */
-  getPublicKeyFromChain?: (address: Address) => Promise<Buffer | null>;
+  /**
+   * Asks the chain for the key of a wallet whose stateInit is not a v3R2, v4R2 or v5R1 wallet
+   * (or that sent none). Without it such wallets are refused.
+   */
+  publicKeys?: PublicKeyLookup;
+  /** Limit for one chain lookup, ms (default {@link PUBLIC_KEY_LOOKUP_TIMEOUT_MS}). */
+  lookupTimeoutMs?: number;
 }
 
 /** A wallet that proved control of `address`. */
@@ -83,7 +89,8 @@ const KNOWN_WALLETS: ReadonlyArray<{ name: string; codeHash: Buffer; keyOffsetBi
 
 /**
  * Checks a `ton_proof` and uses up its payload. Resolves with the wallet, or rejects with one
- * {@link WalletAuthError} subclass per reason (see `errors.ts`).
+ * {@link WalletAuthError} subclass per reason (see `errors.ts`; a chain lookup that times out
+ * or fails rejects with a `PublicKeyLookupError`).
  */
 export async function verifyTonProof(input: TonProofInput, options: TonProofOptions): Promise<VerifiedWallet> {
   const { proof } = input;
@@ -113,9 +120,13 @@ export async function verifyTonProof(input: TonProofInput, options: TonProofOpti
     publicKey = publicKeyFromStateInit(init);
   }
   if (publicKey === null) {
-    if (options.getPublicKeyFromChain === undefined) throw new PublicKeyUnavailableError(shown, 'unknown wallet contract');
-    publicKey = await options.getPublicKeyFromChain(address);
-    if (publicKey === null || publicKey.length !== 32) throw new PublicKeyUnavailableError(shown, 'no get_public_key on chain');
+    if (options.publicKeys === undefined) {
+      throw new PublicKeyUnavailableError(shown, proof.stateInit === undefined ? 'no stateInit sent' : 'unknown wallet contract');
+    }
+    // With a stateInit, it hashes to the address (checked above), so the chain runs that very code.
+    const answer = await askForPublicKey(options.publicKeys, address, options.lookupTimeoutMs ?? PUBLIC_KEY_LOOKUP_TIMEOUT_MS);
+    if (answer.kind === 'none') throw new PublicKeyUnavailableError(shown, answer.why);
+    publicKey = answer.publicKey;
   }
   if (input.publicKey !== undefined && input.publicKey.toLowerCase() !== publicKey.toString('hex')) {
     throw new PublicKeyMismatchError(shown);
@@ -159,12 +170,16 @@ function sha256(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
+/** The claimed address; only basechain (0) and masterchain (-1) exist, and payouts go to nothing else. */
 function parseAddress(text: string): Address {
+  let address: Address;
   try {
-    return Address.parse(text);
+    address = Address.parse(text);
   } catch {
     throw new TonProofMalformedError('address');
   }
+  if (address.workChain !== 0 && address.workChain !== -1) throw new TonProofMalformedError(`address on workchain ${address.workChain}`);
+  return address;
 }
 
 function parseStateInit(base64: string): StateInit {
