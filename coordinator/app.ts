@@ -23,10 +23,17 @@ import { requesterRoutes } from './requesters/routes.ts';
 import type { SchedulerHooks } from './scheduler/scheduler.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
+import { firstResolver } from './sessions/bindings.ts';
+import { createFleetService, type FleetService } from './fleet/index.ts';
+import { SqlStore } from './store/sql-store.ts';
+import type { SqlDb } from './store/sql.ts';
 import type { Store } from './store/types.ts';
 import { createProofPayloads } from './wallets/proof-payloads.ts';
+import type { PublicKeyLookup } from './wallets/public-key-lookup.ts';
 import { walletRoutes } from './wallets/routes.ts';
 import { WalletSessions } from './wallets/wallet-sessions.ts';
+import { verdictRoutes, verificationRoutes } from './verification/routes.ts';
+import type { Verification } from './verification/service.ts';
 
 export type { Clock, Logger } from './deps.ts';
 export type { ContributorView, JobView, SchedulerHooks } from './scheduler/scheduler.ts';
@@ -60,6 +67,8 @@ export interface CoordinatorOptions {
   scheduler?: SchedulerHooks;
   /** Told of each job that ends with a final result (the ledger credits it); must not throw. */
   onJobDone?: (done: JobDone) => void;
+  /** Verified work: canaries, replicas, verdicts, quarantine and receipts (`createVerification`, started). */
+  verification?: Verification;
   /** More routes under `/v1` that need no API key (e.g. a contributor's earnings). */
   publicRoutes?: Hono[];
   /**
@@ -69,6 +78,13 @@ export interface CoordinatorOptions {
   walletDomains?: readonly string[];
   /** Where the contributor page is served; its host is allowed in wallet proofs. */
   appUrl?: string;
+  /**
+   * Database for kiosk and lab fleets (enrollment tokens, `/v1/enroll`, `/v1/fleet`). Default:
+   * the store's own when it is SQL; without one the fleet routes are not served.
+   */
+  fleetDb?: SqlDb;
+  /** Reads wallet keys from the chain for `ton_proof`s of wallets other than v3R2/v4R2/v5R1 (e.g. `Money.publicKeys`). */
+  walletPublicKeys?: PublicKeyLookup;
 }
 
 /** Counts for tests and health checks. */
@@ -130,13 +146,18 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     retainMs: options.retainMs ?? 60_000,
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
     ...(options.onJobDone !== undefined ? { onJobDone: options.onJobDone } : {}),
+    ...(options.verification !== undefined ? { checks: options.verification.relayChecks } : {}),
   });
+  options.verification?.attach(relay);
   const walletSessions = new WalletSessions({ clock });
   const walletDomains = [
     ...(options.walletDomains ?? ['127.0.0.1', 'localhost']),
     ...(options.appUrl === undefined ? [] : [new URL(options.appUrl).host]),
   ];
-  const gateway = new ContributorGateway({
+  const fleetDb = options.fleetDb ?? (store instanceof SqlStore ? store.db : undefined);
+  const fleet: FleetService | undefined =
+    fleetDb === undefined ? undefined : createFleetService({ db: fleetDb, clock, logger, walletSessions, live: (id) => gateway.find(id) });
+  const gateway: ContributorGateway = new ContributorGateway({
     relay,
     store,
     clock,
@@ -144,7 +165,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     metrics,
     heartbeatMs,
     nonces: new NonceBook(),
-    walletSessions,
+    walletSessions: fleet === undefined ? walletSessions : firstResolver([walletSessions, fleet.resolver]),
+    ...(fleet !== undefined && { welcomed: (contributor) => fleet.welcomed(contributor) }),
   });
 
   const app = new Hono();
@@ -153,7 +175,23 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   );
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
   // Before the requester routes, whose API-key check covers all of `/v1`.
-  app.route('/v1', walletRoutes({ payloads: createProofPayloads({ clock }), sessions: walletSessions, store, clock, walletDomains }));
+  const publicKeys = options.walletPublicKeys;
+  app.route(
+    '/v1',
+    walletRoutes({
+      payloads: createProofPayloads({ clock }),
+      sessions: walletSessions,
+      store,
+      clock,
+      walletDomains,
+      ...(publicKeys !== undefined && { publicKeys }),
+    }),
+  );
+  if (fleet !== undefined) app.route('/v1', fleet.routes);
+  if (options.verification !== undefined) {
+    app.route('/v1', verificationRoutes(options.verification));
+    app.route('/v1', verdictRoutes(options.verification, new ApiKeys(store, clock)));
+  }
   for (const routes of options.publicRoutes ?? []) app.route('/v1', routes);
   app.route('/v1', requesterRoutes({ relay, store, keys: new ApiKeys(store, clock), quotas: new Quotas(clock) }));
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../protocol/wire.ts';
+import type { ConnectedContributor } from '../leases/contributor.ts';
 import { CLOSE_GOING_AWAY, CLOSE_NORMAL, ContributorSession, type SessionHost } from './session.ts';
 
 /** The path contributor workers connect to. */
@@ -78,6 +79,12 @@ export class ContributorGateway {
     this.#sessions.clear();
     this.#byContributor.clear();
     this.#wss.close();
+  }
+
+  /** The welcomed, connected contributor with this id, if any. */
+  find(contributorId: string): ConnectedContributor | undefined {
+    const session = this.#byContributor.get(contributorId);
+    return session?.welcomed === true ? (session.contributor ?? undefined) : undefined;
   }
 
   /** Welcomed sessions. */

@@ -21,7 +21,7 @@ import { ConnectedContributor } from '../leases/contributor.ts';
 import type { Relay } from '../leases/relay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Store } from '../store/types.ts';
-import type { WalletSessionLookup } from '../wallets/wallet-sessions.ts';
+import type { SessionBinding, SessionResolver } from './bindings.ts';
 import { contributorIdOf, type NonceBook, verifyHello } from './hello.ts';
 
 /** What a session needs from the coordinator around it. */
@@ -33,8 +33,10 @@ export interface SessionHost {
   metrics: Metrics;
   nonces: NonceBook;
   heartbeatMs: number;
-  /** Resolves `hello.session` to the wallet the device proved; without it the token is ignored. */
-  walletSessions?: WalletSessionLookup;
+  /** Resolves `hello.session` to the wallet the device earns for; without it the token is ignored. */
+  walletSessions?: SessionResolver;
+  /** Told of each welcomed contributor (the fleet re-sends its owner's remote pause); must not throw. */
+  welcomed?: (contributor: ConnectedContributor) => void;
   /** Makes `session` the one for its contributor id; an older one is dropped. */
   claim(session: ContributorSession): void;
   /** The session's socket closed. */
@@ -177,17 +179,21 @@ export class ContributorSession {
     const id = contributorIdOf(hello.identityKey);
     const now = host.clock.now();
     // A bad wallet token is not fatal: the device still contributes, without (a new) wallet.
-    const walletSession =
-      hello.session === undefined || host.walletSessions === undefined
-        ? undefined
-        : host.walletSessions.find(hello.session, hello.identityKey);
+    let binding: SessionBinding | undefined;
     try {
+      binding =
+        hello.session === undefined || host.walletSessions === undefined
+          ? undefined
+          : await host.walletSessions.resolve(hello.session, hello.identityKey);
       const known = await host.store.getContributor(id);
+      const kept = known?.wallet ?? null;
+      // An ended enrollment stops the device earning for that owner from this connection on.
+      const wallet = binding?.ok ? binding.wallet : binding?.endedWallet !== undefined && binding.endedWallet === kept ? null : kept;
       await host.store.upsertContributor({
         id,
         identityKey: hello.identityKey,
         hpkeKey: hello.hpkeKey,
-        wallet: walletSession?.wallet ?? known?.wallet ?? null,
+        wallet,
         firstSeen: known?.firstSeen ?? now,
         lastSeen: now,
       });
@@ -208,17 +214,10 @@ export class ContributorSession {
       heartbeatMs: host.heartbeatMs,
       maxMessageBytes: MAX_MESSAGE_BYTES,
     });
-    if (walletSession === null) {
-      this.send({
-        v: PROTOCOL_VERSION,
-        type: 'error',
-        error: {
-          code: 'UNAUTHORIZED',
-          message: 'The wallet session is unknown, expired or for another device; contributing without it. Reconnect the wallet.',
-        },
-        fatal: false,
-      });
+    if (binding !== undefined && !binding.ok) {
+      this.send({ v: PROTOCOL_VERSION, type: 'error', error: { code: 'UNAUTHORIZED', message: binding.message }, fatal: false });
     }
+    host.welcomed?.(this.contributor);
   }
 
   #capabilities(contributor: ConnectedContributor, message: v.InferOutput<typeof Capabilities>): void {

@@ -12,13 +12,18 @@ import { InvalidInputError } from '../../protocol/errors.ts';
 import { randomId, sha256Hex, systemClock, type Clock } from '../deps.ts';
 import {
   EnrollmentDeviceLimitError,
+  EnrollmentScopeError,
   EnrollmentTokenExpiredError,
   EnrollmentTokenRevokedError,
   EnrollmentTokenUnknownError,
 } from './errors.ts';
 
-/** What an enrolled device may do. Only contributing, for now. */
-export type EnrollmentScope = 'contribute';
+/**
+ * What a token allows: `contribute` enrolls machines that earn for the owner and obey the
+ * owner's remote controls; `monitor` only reads the owner's fleet (a lab's status screen).
+ */
+export type EnrollmentScope = 'contribute' | 'monitor';
+export const ENROLLMENT_SCOPES: readonly EnrollmentScope[] = ['contribute', 'monitor'];
 
 /** A token as stored, without its secret. */
 export interface EnrollmentToken {
@@ -67,6 +72,8 @@ export interface IssueTokenRequest {
 export interface Redemption {
   owner: Address;
   tokenId: string;
+  /** The token's label. */
+  label: string;
   scope: EnrollmentScope;
 }
 
@@ -74,8 +81,13 @@ export interface Redemption {
 export interface Enrollment {
   /** Returns the secret to show the owner once, and the token's id for revoking it. */
   issueToken(request: IssueTokenRequest): Promise<{ id: string; secret: string }>;
-  /** The owner the device earns for; binds `deviceKey` to the token on its first use. */
-  redeem(secret: string, deviceKey: string): Promise<Redemption>;
+  /**
+   * The owner the device earns for; binds `deviceKey` to the token on its first use. `scope`
+   * is what the caller needs, default `contribute`.
+   */
+  redeem(secret: string, deviceKey: string, scope?: EnrollmentScope): Promise<Redemption>;
+  /** The live token behind `secret` for a read-only use (no device bound); throws like {@link redeem}. */
+  check(secret: string, scope: EnrollmentScope): Promise<EnrollmentToken>;
   /** Revokes token `id` of `owner`; false when the owner has no such token in force. */
   revoke(id: string, owner: Address): Promise<boolean>;
   listByOwner(owner: Address): Promise<EnrollmentToken[]>;
@@ -118,13 +130,23 @@ export function createEnrollment(options: EnrollmentOptions = {}): Enrollment {
       return { id: token.id, secret };
     },
 
-    async redeem(secret, deviceKey) {
+    async redeem(secret, deviceKey, scope = 'contribute') {
       const token = await store.findBySecretHash(sha256Hex(secret));
       if (token === null) throw new EnrollmentTokenUnknownError();
       if (token.revokedAt !== null) throw new EnrollmentTokenRevokedError(token.id);
+      if (token.scope !== scope) throw new EnrollmentScopeError(token.id, token.scope, scope);
       if (clock.now() >= token.expiresAt) throw new EnrollmentTokenExpiredError(token.id);
       if (!(await store.bindDevice(token.id, deviceKey))) throw new EnrollmentDeviceLimitError(token.id, token.maxDevices);
-      return { owner: Address.parseRaw(token.owner), tokenId: token.id, scope: token.scope };
+      return { owner: Address.parseRaw(token.owner), tokenId: token.id, label: token.label, scope: token.scope };
+    },
+
+    async check(secret, scope) {
+      const token = await store.findBySecretHash(sha256Hex(secret));
+      if (token === null) throw new EnrollmentTokenUnknownError();
+      if (token.revokedAt !== null) throw new EnrollmentTokenRevokedError(token.id);
+      if (token.scope !== scope) throw new EnrollmentScopeError(token.id, token.scope, scope);
+      if (clock.now() >= token.expiresAt) throw new EnrollmentTokenExpiredError(token.id);
+      return token;
     },
 
     revoke(id, owner) {

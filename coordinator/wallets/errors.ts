@@ -19,12 +19,15 @@ export type WalletAuthReason =
   | 'payload-other-device'
   | 'state-init-mismatch'
   | 'public-key-unavailable'
+  | 'public-key-lookup-timeout'
+  | 'public-key-lookup-failed'
   | 'public-key-mismatch'
   | 'signature-invalid'
   | 'token-unknown'
   | 'token-expired'
   | 'token-revoked'
-  | 'token-device-limit';
+  | 'token-device-limit'
+  | 'token-wrong-scope';
 
 /** Base of every refusal in `coordinator/wallets/`. */
 export abstract class WalletAuthError extends SpinneretError {
@@ -113,10 +116,14 @@ export class StateInitMismatchError extends WalletAuthError {
 /** The wallet's public key could not be read from its stateInit nor from the chain. */
 export class PublicKeyUnavailableError extends WalletAuthError {
   constructor(address: string, why: string) {
-    super('public-key-unavailable', `Could not find the public key of wallet ${address} (${why}). Use a v3R2, v4R2 or v5R1 wallet.`, {
-      address,
-      why,
-    });
+    super(
+      'public-key-unavailable',
+      `Could not find the public key of wallet ${address} (${why}). Use a v3R2, v4R2 or v5R1 wallet, or a deployed wallet with get_public_key.`,
+      {
+        address,
+        why,
+      },
+    );
   }
 }
 
@@ -168,5 +175,16 @@ export class EnrollmentDeviceLimitError extends WalletAuthError {
         maxDevices,
       },
     );
+  }
+}
+
+/** The token was issued for something else (e.g. a read-only `monitor` token used to enroll). */
+export class EnrollmentScopeError extends WalletAuthError {
+  constructor(id: string, scope: string, needed: string) {
+    super('token-wrong-scope', `This token is for "${scope}", not "${needed}". Ask the owner for a "${needed}" token.`, {
+      id,
+      scope,
+      needed,
+    });
   }
 }

@@ -5,7 +5,8 @@
  *   ask the wallet to sign, bound to the device;
  * - `POST /wallet/proof {deviceKey, address, network, publicKey?, proof}` → `{session,
  *   expiresAt, wallet}`: verifies the proof and issues the token the worker sends in
- *   `hello.session`; refusals are `{error: {code, message, reason}}` (400 malformed, 401 else);
+ *   `hello.session`; refusals are `{error: {code, message, reason}}` (400 malformed, 503 when
+ *   the chain did not answer a key lookup, 401 else);
  * - `GET /contributors/:id` → `{id, wallet, firstSeen, lastSeen}`: public, read-only.
  */
 import { Hono } from 'hono';
@@ -17,6 +18,7 @@ import type { Clock } from '../deps.ts';
 import type { Store } from '../store/types.ts';
 import { WalletAuthError } from './errors.ts';
 import type { ProofPayloads } from './proof-payloads.ts';
+import { PublicKeyLookupError, type PublicKeyLookup } from './public-key-lookup.ts';
 import { verifyTonProof } from './ton-proof.ts';
 import type { WalletSessions } from './wallet-sessions.ts';
 
@@ -30,6 +32,8 @@ export interface WalletRouteDeps {
    * dev server or test app on 127.0.0.1:PORT).
    */
   walletDomains: readonly string[];
+  /** Reads the keys of wallets the verifier does not know from the chain; without it they are refused. */
+  publicKeys?: PublicKeyLookup;
 }
 
 /** An Ed25519 public key, base64url without padding (32 bytes). */
@@ -83,6 +87,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
           payloads: deps.payloads,
           expectedDeviceKey: deviceKey,
           clock: deps.clock,
+          ...(deps.publicKeys !== undefined && { publicKeys: deps.publicKeys }),
         },
       );
       const raw = wallet.address.toRawString();
@@ -90,7 +95,8 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
       return c.json({ session: token, expiresAt, wallet: raw });
     } catch (err) {
       if (!(err instanceof WalletAuthError)) throw err;
-      const status = err.reason === 'malformed' ? 400 : 401;
+      // A chain that did not answer is the coordinator's trouble, not the wallet's: 503, try again.
+      const status = err.reason === 'malformed' ? 400 : err instanceof PublicKeyLookupError ? 503 : 401;
       return c.json({ error: { code: err.code, message: err.message, reason: err.reason } }, status);
     }
   });

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../deps.ts';
+import { type SessionBinding, type SessionResolver, UNKNOWN_SESSION } from '../sessions/bindings.ts';
 
 /** What a token stands for. */
 export interface WalletSession {
@@ -22,7 +23,7 @@ export interface WalletSessionLookup {
   find(token: string, deviceKey: string): WalletSession | null;
 }
 
-export class WalletSessions implements WalletSessionLookup {
+export class WalletSessions implements WalletSessionLookup, SessionResolver {
   readonly #clock: Clock;
   readonly #ttlMs: number;
   readonly #byToken = new Map<string, WalletSession>();
@@ -46,6 +47,17 @@ export class WalletSessions implements WalletSessionLookup {
     const session = this.#byToken.get(token);
     if (session === undefined || session.deviceKey !== deviceKey || this.#clock.now() >= session.expiresAt) return null;
     return session;
+  }
+
+  /** The live session behind `token`, whatever device holds it (an owner's Bearer token). */
+  findByToken(token: string): WalletSession | null {
+    const session = this.#byToken.get(token);
+    return session === undefined || this.#clock.now() >= session.expiresAt ? null : session;
+  }
+
+  async resolve(token: string, deviceKey: string): Promise<SessionBinding> {
+    const session = this.find(token, deviceKey);
+    return session === null ? UNKNOWN_SESSION : { ok: true, wallet: session.wallet };
   }
 
   #forget(now: number): void {

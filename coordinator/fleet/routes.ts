@@ -1,0 +1,189 @@
+/**
+ * The fleet routes under `/v1`, called by the fleet page and kiosk pages (other origins,
+ * hence CORS). The owner authenticates with the wallet session from `POST /v1/wallet/proof`
+ * as `Authorization: Bearer <session>`.
+ *
+ * - `POST /enrollment-tokens {label, ttlMs, scope?, maxDevices?}` → `{id, secret, expiresAt, ...}`
+ *   (the secret is shown once); `GET /enrollment-tokens` → `{tokens}`;
+ *   `DELETE /enrollment-tokens/:id` → `{revoked: true, devices}` (owner);
+ * - `POST /enroll {token, identityKey, label?}` → `{session, expiresAt, wallet, label, contributorId}`
+ *   (a device; no owner session): refusals are `{error: {code, message, reason}}`;
+ * - `GET /fleet` → {@link FleetView} (owner, or a `monitor` token as Bearer);
+ * - `POST /fleet/:contributorId/control {action, text?}` → `{delivered}` (owner).
+ */
+import { Address } from '@ton/core';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import * as v from 'valibot';
+import { problem, readBody } from '../http.ts';
+import type { Clock } from '../deps.ts';
+import { WalletAuthError } from '../wallets/errors.ts';
+import { ENROLLMENT_SCOPES, type Enrollment, type EnrollmentToken } from '../wallets/enrollment.ts';
+import type { WalletSessions } from '../wallets/wallet-sessions.ts';
+import type { EnrollmentSessions } from './enrollment-sessions.ts';
+import type { Fleet } from './fleet.ts';
+
+export interface FleetRouteDeps {
+  enrollment: Enrollment;
+  enrollmentSessions: EnrollmentSessions;
+  walletSessions: WalletSessions;
+  fleet: Fleet;
+  clock: Clock;
+}
+
+/** Longest enrollment token lifetime: one year. */
+const MAX_TTL_MS = 365 * 24 * 60 * 60_000;
+const Label = v.pipe(v.string(), v.trim(), v.minLength(1, 'a label is required'), v.maxLength(64));
+const IssueRequest = v.strictObject({
+  label: Label,
+  /** How long the token can enroll devices, ms. */
+  ttlMs: v.pipe(v.number(), v.integer(), v.minValue(60_000, 'at least one minute'), v.maxValue(MAX_TTL_MS, 'at most one year')),
+  scope: v.optional(v.picklist(ENROLLMENT_SCOPES), 'contribute'),
+  maxDevices: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1),
+});
+const EnrollRequest = v.strictObject({
+  token: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
+  identityKey: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url Ed25519 public key')),
+  /** This machine's name; default the token's label. */
+  label: v.optional(Label),
+});
+const ControlRequest = v.strictObject({
+  action: v.picklist(['pause', 'resume', 'message']),
+  text: v.optional(v.pipe(v.string(), v.maxLength(500))),
+});
+
+/** A token as the owner sees it (never its secret). */
+function tokenView(token: EnrollmentToken, now: number) {
+  return {
+    id: token.id,
+    label: token.label,
+    scope: token.scope,
+    createdAt: token.createdAt,
+    expiresAt: token.expiresAt,
+    maxDevices: token.maxDevices,
+    devices: token.devices.length,
+    revokedAt: token.revokedAt,
+    state: token.revokedAt !== null ? 'revoked' : now >= token.expiresAt ? 'expired' : 'active',
+  };
+}
+
+function bearer(c: Context): string | null {
+  const match = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
+  return match?.[1] ?? null;
+}
+
+const refused = (c: Context, err: WalletAuthError): Response => {
+  const status = err.reason === 'token-unknown' ? 401 : err.reason === 'token-device-limit' ? 409 : 403;
+  return c.json({ error: { code: err.code, message: err.message, reason: err.reason } }, status);
+};
+
+export function fleetRoutes(deps: FleetRouteDeps): Hono {
+  const app = new Hono();
+  const open = cors({ origin: '*', allowMethods: ['GET', 'POST', 'DELETE'], allowHeaders: ['Content-Type', 'Authorization'] });
+  for (const path of ['/enrollment-tokens', '/enrollment-tokens/*', '/enroll', '/fleet', '/fleet/*']) app.use(path, open);
+  app.use('/enroll', bodyLimit({ maxSize: 4 * 1024, onError: (c) => problem(c, 413, 'BAD_MESSAGE', 'The body exceeds 4 KiB.') }));
+
+  /** The owner's wallet from the Bearer wallet session, or a 401 that says what to do. */
+  const owner = (c: Context): string | Response => {
+    const token = bearer(c);
+    const session = token === null ? null : deps.walletSessions.findByToken(token);
+    if (session === null) {
+      return problem(
+        c,
+        401,
+        'UNAUTHORIZED',
+        token === null
+          ? 'Send the wallet session from POST /v1/wallet/proof as "Authorization: Bearer <session>".'
+          : 'The wallet session is unknown or expired. Connect and prove the wallet again.',
+      );
+    }
+    return session.wallet;
+  };
+
+  app.post('/enrollment-tokens', async (c) => {
+    const wallet = owner(c);
+    if (wallet instanceof Response) return wallet;
+    const body = await readBody(c, IssueRequest);
+    if (!body.ok) return body.response;
+    const { label, ttlMs, scope, maxDevices } = body.value;
+    const expiresAt = deps.clock.now() + ttlMs;
+    const { id, secret } = await deps.enrollment.issueToken({ owner: Address.parseRaw(wallet), label, scope, expiresAt, maxDevices });
+    return c.json({ id, secret, label, scope, maxDevices, expiresAt }, 201);
+  });
+
+  app.get('/enrollment-tokens', async (c) => {
+    const wallet = owner(c);
+    if (wallet instanceof Response) return wallet;
+    const now = deps.clock.now();
+    const tokens = await deps.enrollment.listByOwner(Address.parseRaw(wallet));
+    return c.json({ tokens: tokens.map((t) => tokenView(t, now)) });
+  });
+
+  app.delete('/enrollment-tokens/:id', async (c) => {
+    const wallet = owner(c);
+    if (wallet instanceof Response) return wallet;
+    const id = c.req.param('id');
+    if (!(await deps.enrollment.revoke(id, Address.parseRaw(wallet)))) {
+      return problem(c, 404, 'NOT_FOUND', `You have no enrollment token ${id} in force. List yours with GET /v1/enrollment-tokens.`);
+    }
+    const devices = await deps.enrollmentSessions.endToken(id, wallet);
+    // Connected machines say so on their screen now; their next hello is refused the session.
+    deps.fleet.tell(
+      devices,
+      'The owner revoked this machine’s enrollment: it no longer earns for them. Ask the owner for a new kiosk address.',
+    );
+    return c.json({ revoked: true, devices });
+  });
+
+  app.post('/enroll', async (c) => {
+    const body = await readBody(c, EnrollRequest);
+    if (!body.ok) return body.response;
+    const { token, identityKey } = body.value;
+    try {
+      const redemption = await deps.enrollment.redeem(token, identityKey, 'contribute');
+      const label = body.value.label ?? redemption.label;
+      const issued = await deps.enrollmentSessions.issue({ tokenId: redemption.tokenId, deviceKey: identityKey, label });
+      return c.json({ ...issued, wallet: redemption.owner.toRawString(), label });
+    } catch (err) {
+      if (err instanceof WalletAuthError) return refused(c, err);
+      throw err;
+    }
+  });
+
+  app.get('/fleet', async (c) => {
+    const token = bearer(c);
+    const session = token === null ? null : deps.walletSessions.findByToken(token);
+    if (session !== null) return c.json(await deps.fleet.list(session.wallet));
+    if (token !== null) {
+      // A read-only `monitor` token (a lab's status screen) also lists its owner's fleet.
+      try {
+        const monitor = await deps.enrollment.check(token, 'monitor');
+        return c.json(await deps.fleet.list(monitor.owner));
+      } catch (err) {
+        if (!(err instanceof WalletAuthError)) throw err;
+        if (err.reason !== 'token-unknown') return refused(c, err);
+      }
+    }
+    const refusal = owner(c);
+    return refusal instanceof Response ? refusal : problem(c, 401, 'UNAUTHORIZED', 'Prove the wallet again.');
+  });
+
+  app.post('/fleet/:contributorId/control', async (c) => {
+    const wallet = owner(c);
+    if (wallet instanceof Response) return wallet;
+    const body = await readBody(c, ControlRequest);
+    if (!body.ok) return body.response;
+    if (body.value.action === 'message' && (body.value.text ?? '').trim() === '') {
+      return problem(c, 400, 'BAD_MESSAGE', 'A message needs some text to show on the device.');
+    }
+    const id = c.req.param('contributorId');
+    const outcome = await deps.fleet.control(wallet, id, body.value);
+    if (outcome.ok) return c.json({ delivered: outcome.delivered });
+    return outcome.reason === 'not-found'
+      ? problem(c, 404, 'NOT_FOUND', `No device ${id} is known. Check the id on your fleet page.`)
+      : problem(c, 403, 'UNAUTHORIZED', `Device ${id} does not earn for your wallet; only its owner can control it.`);
+  });
+
+  return app;
+}
