@@ -77,7 +77,14 @@ async function runtimeBench(): Promise<void> {
 }
 
 // BENCH_ONLY=runtime|dispatch runs one of them; by default both, the browser runtime first.
+// BENCH_ONLY=background (hidden vs visible tab, minutes long, needs PostgreSQL) runs only when asked for.
 const only = process.env['BENCH_ONLY'] ?? '';
-if (only !== '' && only !== 'runtime' && only !== 'dispatch') throw new Error(`BENCH_ONLY must be runtime or dispatch, got ${only}`);
-if (only !== 'dispatch') await runtimeBench();
-if (only !== 'runtime') await runDispatchBench();
+if (only === 'background') {
+  const { runBackgroundBench } = await import('./background/index.ts');
+  await runBackgroundBench();
+} else {
+  if (only !== '' && only !== 'runtime' && only !== 'dispatch')
+    throw new Error(`BENCH_ONLY must be runtime, dispatch or background, got ${only}`);
+  if (only !== 'dispatch') await runtimeBench();
+  if (only !== 'runtime') await runDispatchBench();
+}

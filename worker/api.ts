@@ -13,6 +13,8 @@ import type { LoadedSummary, ModelSummary, RunOutcome, Runtime, RuntimeStatus } 
 import type { JobKind } from '../protocol/manifest.ts';
 import { Contributor, type ContributorStatus } from './network/contributor.ts';
 import { IndexedDbKeyStore, loadOrCreateIdentity } from './network/identity.ts';
+import { parseControls, parseSignals, type Controls, type Signals } from './controls/rules.ts';
+import { DEFAULT_SAVED, IndexedDbControlsStore, type ControlsStore, type SavedControls } from './controls/store.ts';
 
 /** How the worker takes part in the network. */
 export interface ContributeOptions {
@@ -20,14 +22,26 @@ export interface ContributeOptions {
   coordinatorUrl: string;
   /** Jobs run at once. */
   slots?: number;
-  /** Job kinds the contributor allows; all by default. */
+  /** Job kinds the contributor allows; by default the saved controls' consent (all kinds until the owner changes it). */
   consent?: JobKind[];
   /** Wallet session token from `POST /v1/wallet/proof`, sent in `hello.session`. */
   session?: string;
+  /** The device label its owner gave it (kiosk and lab fleets), sent in `status`. */
+  label?: string;
 }
 
+/** Platform parts the API uses, replaceable in tests. */
+export interface WorkerApiDeps {
+  /** Where the owner's rules and the wish to contribute are kept; IndexedDB by default. */
+  controlsStore?: () => ControlsStore;
+  /** Web Locks; `navigator.locks` by default, null where missing. */
+  locks?: () => LockManager | null;
+}
+
+/** Held while contributing: Chrome does not freeze a hidden tab that holds a Web Lock. */
+export const CONTRIBUTING_LOCK = 'spinneret-contributing';
+
 const CLIENT = { name: 'spinneret-web', version: '0.1.0' };
-const ALL_KINDS: JobKind[] = ['embed', 'generate', 'chat', 'infer'];
 
 /** `http(s)://host/base` → `ws(s)://host/base/v1/contributor`. */
 export function contributorSocketUrl(coordinatorUrl: string): string {
@@ -57,9 +71,41 @@ export interface RuntimeParts {
   gpu: GpuDeviceManager | null;
 }
 
-export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
+export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, deps: WorkerApiDeps = {}) {
   let parts: RuntimeParts | null = null;
   let contributor: Contributor | null = null;
+  /** The config the runtime was built with; its `vramMiB` follows the owner's GPU memory cap. */
+  let runtimeConfig: WorkerConfig | null = null;
+  let store: ControlsStore | null = null;
+  let saved: Promise<SavedControls> | null = null;
+  let signals: Signals = parseSignals({});
+  const watchers = new Set<(status: ContributorStatus) => void>();
+  let releaseLock: (() => void) | null = null;
+  const controlsStore = (): ControlsStore => (store ??= deps.controlsStore?.() ?? new IndexedDbControlsStore());
+  // Storage denied (private browsing): the defaults hold for this page.
+  const loadSaved = (): Promise<SavedControls> =>
+    (saved ??= controlsStore()
+      .load()
+      .catch(() => DEFAULT_SAVED));
+  const save = async (change: Partial<SavedControls>): Promise<SavedControls> => {
+    const next = { ...(await loadSaved()), ...change };
+    saved = Promise.resolve(next);
+    await controlsStore().save(next);
+    return next;
+  };
+  const applyVramCap = (controls: Controls): void => {
+    if (runtimeConfig !== null) runtimeConfig.vramMiB = controls.maxVramMiB ?? undefined;
+  };
+  const holdLock = (): void => {
+    const locks = deps.locks ? deps.locks() : typeof navigator !== 'undefined' && 'locks' in navigator ? navigator.locks : null;
+    if (locks === null || releaseLock !== null) return;
+    const held = new Promise<void>((resolve) => (releaseLock = resolve));
+    locks.request(CONTRIBUTING_LOCK, { mode: 'shared' }, () => held).catch(() => undefined);
+  };
+  const dropLock = (): void => {
+    releaseLock?.();
+    releaseLock = null;
+  };
   const need = (): RuntimeParts => {
     if (parts === null) throw new EngineError('The worker is not initialised. Call init(config) first.');
     return parts;
@@ -71,10 +117,15 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
     return body(controller.signal).finally(() => callId !== undefined && calls.delete(callId));
   };
 
-  return {
+  const api = {
     /** Loads the manifest and probes the GPU. */
     async init(config: WorkerConfig): Promise<RuntimeStatus> {
-      parts ??= build(config);
+      if (parts === null) {
+        runtimeConfig = { ...config };
+        const { controls } = await loadSaved().catch(() => ({ controls: null }));
+        if (controls?.maxVramMiB != null) runtimeConfig.vramMiB = controls.maxVramMiB;
+        parts = build(runtimeConfig);
+      }
       await parts.runtime.init();
       return parts.runtime.status();
     },
@@ -138,18 +189,79 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
       const { runtime } = need();
       if (contributor !== null) await contributor.stop({ drain: false });
       const identity = await loadOrCreateIdentity(new IndexedDbKeyStore());
+      // Not saved (storage denied): contributing still starts, it just will not resume after a reload.
+      const { controls, remotePaused } = await save({ contributing: true }).catch(() => loadSaved());
       contributor = new Contributor({
         coordinatorUrl: contributorSocketUrl(options.coordinatorUrl),
         runtime,
         identity,
         slots: options.slots ?? 1,
-        consent: options.consent ?? ALL_KINDS,
+        controls: options.consent === undefined ? controls : { ...controls, consent: options.consent },
+        signals,
+        remotePaused,
+        onRemotePause: (paused) => void save({ remotePaused: paused }).catch(() => undefined),
         client: CLIENT,
         ...(options.session !== undefined && { session: options.session }),
+        ...(options.label !== undefined && { label: options.label }),
       });
       if (onStatus !== undefined) contributor.onStatus(onStatus);
+      for (const watcher of watchers) contributor.onStatus(watcher);
+      holdLock();
       contributor.start();
       return contributor.status();
+    },
+
+    /**
+     * Starts contributing when the owner had started and not explicitly stopped (a reloaded,
+     * discarded or restored tab); otherwise does nothing. Returns the status, or null when not contributing.
+     */
+    async resumeContributing(
+      options: ContributeOptions,
+      onStatus?: (status: ContributorStatus) => void,
+    ): Promise<ContributorStatus | null> {
+      if (contributor !== null) return contributor.status();
+      if (!(await loadSaved()).contributing) return null;
+      return api.startContributing(options, onStatus);
+    },
+
+    /** Whether the owner wants this device to contribute (Start pressed, no Stop since). */
+    async wantsToContribute(): Promise<boolean> {
+      return (await loadSaved()).contributing;
+    },
+
+    /**
+     * Calls `onStatus` (a comlink `proxy()`) with every status of the contributor running now
+     * and of any started later (also by {@link resumeContributing}); returns the status now.
+     */
+    watchContributor(onStatus: (status: ContributorStatus) => void): ContributorStatus | null {
+      watchers.add(onStatus);
+      contributor?.onStatus(onStatus);
+      return contributor?.status() ?? null;
+    },
+
+    /** The owner's saved rules. */
+    async controls(): Promise<Controls> {
+      return (await loadSaved()).controls;
+    },
+
+    /**
+     * Changes and saves the owner's rules (a partial update, checked: bad values throw
+     * InvalidInputError). A running contributor applies them at once.
+     */
+    async setControls(update: Partial<Controls>): Promise<Controls> {
+      const controls = parseControls(update, (await loadSaved()).controls);
+      const written = save({ controls });
+      // Applied even when it cannot be saved; the StorageError then tells the owner it will not last.
+      applyVramCap(controls);
+      contributor?.setControls(controls);
+      await written;
+      return controls;
+    },
+
+    /** What the page knows and the worker cannot see: visibility, battery, idle (a partial update). */
+    setSignals(update: Partial<Signals>): void {
+      signals = parseSignals(update, signals);
+      contributor?.setSignals(signals);
     },
 
     /** This device's identity key (Ed25519, base64url): what wallet proof payloads are bound to. */
@@ -157,8 +269,13 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
       return (await loadOrCreateIdentity(new IndexedDbKeyStore())).identityKey;
     },
 
-    /** Stops taking jobs; with `drain` (the default) running jobs finish first. */
+    /**
+     * The owner's explicit Stop: takes no more jobs, forgets the wish to contribute (a reload no
+     * longer resumes) and lets go of the Web Lock; with `drain` (the default) running jobs finish first.
+     */
     async stopContributing(drain = true): Promise<ContributorStatus | null> {
+      await save({ contributing: false }).catch(() => undefined);
+      dropLock();
       if (contributor === null) return null;
       await contributor.stop({ drain });
       return contributor.status();
@@ -179,6 +296,7 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts) {
       (await gpu.device()).destroy();
     },
   };
+  return api;
 }
 
 export type WorkerApi = ReturnType<typeof createWorkerApi>;

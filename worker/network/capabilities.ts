@@ -9,7 +9,7 @@ import type { ModelSummary, RuntimeStatus } from '../runtime.ts';
 
 /** The part of the runtime the capabilities come from; `Runtime` fits. */
 export interface CapabilitySource {
-  models(): Promise<Array<Pick<ModelSummary, 'id' | 'engine' | 'cached' | 'loadedOn' | 'plan' | 'blocked'>>>;
+  models(): Promise<Array<Pick<ModelSummary, 'id' | 'engine' | 'cached' | 'loadedOn' | 'plan' | 'blocked' | 'sizeBytes' | 'vramBytes'>>>;
   status(): Pick<RuntimeStatus, 'gpu'>;
 }
 
@@ -25,11 +25,32 @@ const MAX_MODELS = 256;
 const MAX_FEATURES = 64;
 const MAX_TEXT = 128;
 
-/** Builds the `capabilities` message. Models that cannot run here are left out. */
+/** The owner's caps on what a model may cost, bytes; null: no cap. */
+export interface ModelCaps {
+  maxDownloadBytes: number | null;
+  maxVramBytes: number | null;
+}
+
+type CapSubject = Pick<ModelSummary, 'cached' | 'sizeBytes' | 'vramBytes' | 'plan'>;
+
+/**
+ * Whether the owner's caps allow a model: its download (unless already cached, which costs
+ * nothing more) and the GPU memory of the build that would run (or the manifest's figure).
+ */
+export function withinCaps(model: CapSubject, caps: ModelCaps): boolean {
+  if (caps.maxDownloadBytes !== null && !model.cached && model.sizeBytes > caps.maxDownloadBytes) return false;
+  const vram = model.plan?.memoryBytes ?? model.vramBytes;
+  return caps.maxVramBytes === null || model.plan?.backend === 'wasm' || vram <= caps.maxVramBytes;
+}
+
+export const NO_CAPS: ModelCaps = { maxDownloadBytes: null, maxVramBytes: null };
+
+/** Builds the `capabilities` message. Models that cannot run here, or that the owner's caps rule out, are left out. */
 export async function describeCapabilities(
   runtime: CapabilitySource,
   consent: readonly JobKind[],
   bench?: BenchScore,
+  caps: ModelCaps = NO_CAPS,
 ): Promise<CapabilitiesMessage> {
   const gpu = runtime.status().gpu;
   const summaries = await runtime.models();
@@ -37,6 +58,7 @@ export async function describeCapabilities(
   const engines = new Set<string>();
   for (const model of summaries) {
     if (model.loadedOn === null && (model.plan === null || model.blocked !== null)) continue;
+    if (!withinCaps(model, caps)) continue;
     const backend = model.loadedOn ?? model.plan?.backend ?? 'unknown';
     engines.add(backend.startsWith(`${model.engine}:`) ? backend : `${model.engine}:${backend}`);
     models.push({ id: model.id.slice(0, MAX_TEXT), state: model.loadedOn !== null ? 'loaded' : model.cached ? 'cached' : 'available' });

@@ -61,4 +61,14 @@ describe('Contributor with the real coordinator and requester SDK', () => {
     await expect(requester.run(embed())).rejects.toMatchObject({ code: 'MODEL_TOO_LARGE' });
     expect(contributor.status()).toMatchObject({ jobsFailed: 1 });
   });
+
+  it('a paused contributor gets no job; on resume the waiting job is leased to it', async () => {
+    const { requester, contributor } = await setup();
+    contributor.setControls({ paused: true });
+    const answer = requester.run(chat());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(contributor.status()).toMatchObject({ jobsDone: 0, state: 'paused', pausedBy: 'user' });
+    contributor.setControls({ paused: false });
+    expect(await answer).toMatchObject({ text: 'Hello!', attempts: 1 });
+  });
 });

@@ -6,7 +6,10 @@
 import { InvalidInputError, serializeError } from '../../protocol/errors.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import { PROTOCOL_VERSION, type ContributorMessage, type CoordinatorMessage, type WireError } from '../../protocol/wire.ts';
-import { describeCapabilities, type BenchScore, type CapabilitySource } from './capabilities.ts';
+import { Gate } from '../controls/gate.ts';
+import { PaceMeter, type JobSpan } from '../controls/pace.ts';
+import { parseControls, parseSignals, type Controls, type Signals } from '../controls/rules.ts';
+import { describeCapabilities, withinCaps, type BenchScore, type CapabilitySource, type ModelCaps } from './capabilities.ts';
 import { Connection, systemClock, type Clock, type CloseInfo, type ConnectionOptions } from './connection.ts';
 import { answerChallenge, type DeviceIdentity } from './identity.ts';
 import { runJob, type JobMessage, type JobRunner } from './job.ts';
@@ -14,8 +17,14 @@ import { RunningJobs } from './running-jobs.ts';
 import { Session } from './session.ts';
 import type { ContributorState, ContributorStatus } from './status.ts';
 
+/** A GPU device loss the runtime recovered from, as `Runtime#onDeviceLost` reports it. */
+export interface DeviceLossReport {
+  deviceLosses: number;
+  lastDeviceLoss: { at: number; message: string } | null;
+}
+
 /** What the contributor needs from the runtime; `Runtime` fits. */
-export type ContributorRuntime = JobRunner & CapabilitySource;
+export type ContributorRuntime = JobRunner & CapabilitySource & { onDeviceLost?(listener: (report: DeviceLossReport) => void): () => void };
 
 export type { ContributorState, ContributorStatus };
 
@@ -26,8 +35,18 @@ export interface ContributorOptions extends Pick<ConnectionOptions, 'webSocket' 
   identity: DeviceIdentity;
   /** Jobs run at once; 1 by default. */
   slots?: number;
-  /** Job kinds the owner allows. */
-  consent: readonly JobKind[];
+  /** Job kinds the owner allows; when given, overrides `controls.consent`. */
+  consent?: readonly JobKind[];
+  /** The owner's rules (worker/controls/rules.ts); defaults where missing. */
+  controls?: Partial<Controls>;
+  /** What the page knows: visibility, battery, idle. */
+  signals?: Partial<Signals>;
+  /** A remote pause saved from an earlier session: it lasts until the coordinator sends `resume`. */
+  remotePaused?: boolean;
+  /** Hears each remote pause (true) and resume (false), so the caller can save it. */
+  onRemotePause?: (paused: boolean) => void;
+  /** The device label its owner gave it, sent in `status` (kiosk and lab fleets). */
+  label?: string;
   client: { name: string; version: string };
   /** Session token from wallet or kiosk enrollment. */
   session?: string;
@@ -37,6 +56,9 @@ export interface ContributorOptions extends Pick<ConnectionOptions, 'webSocket' 
 }
 
 const MAX_SLOTS = 64;
+/** Resend `status` with a fresh pace at least this often while jobs end, ms. */
+const PACE_EVERY_MS = 15_000;
+const MIB = 1024 * 1024;
 
 /** Leases jobs from the coordinator and runs them on the runtime. */
 export class Contributor {
@@ -47,7 +69,13 @@ export class Contributor {
   #connection: Connection | null = null;
   #session: Session | null = null;
   #slots: number;
-  #consent: JobKind[];
+  readonly #gate: Gate;
+  readonly #pace = new PaceMeter();
+  #ownerMessage: { text: string; at: number } | null = null;
+  #device: ContributorStatus['device'] = { losses: 0, lastLoss: null };
+  /** Models the owner's caps rule out, from the last capabilities. */
+  #capped = new Set<string>();
+  #statusSent: { key: string; at: number } | null = null;
   /** Set from the moment stop() is called: no more slots are offered. */
   #leaving = false;
   #stopping: Promise<void> | null = null;
@@ -60,13 +88,18 @@ export class Contributor {
   constructor(options: ContributorOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
-    this.#jobs = new RunningJobs(this.#clock, () => {
-      this.#lease();
+    this.#jobs = new RunningJobs(this.#clock, (span) => this.#jobEnded(span));
+    this.#slots = checkSlots(options.slots ?? 1);
+    const controls = parseControls({ ...options.controls, ...(options.consent !== undefined && { consent: [...options.consent] }) });
+    this.#gate = new Gate(
+      { clock: this.#clock, controls, signals: parseSignals(options.signals ?? {}), remotePaused: options.remotePaused ?? false },
+      () => this.#verdictChanged(),
+    );
+    this.#bench = options.bench;
+    options.runtime.onDeviceLost?.((report) => {
+      this.#device = { losses: report.deviceLosses, lastLoss: report.lastDeviceLoss };
       this.#emit();
     });
-    this.#slots = checkSlots(options.slots ?? 1);
-    this.#consent = [...new Set(options.consent)];
-    this.#bench = options.bench;
   }
 
   /** Connects and starts taking jobs; does nothing when already started. */
@@ -83,6 +116,8 @@ export class Contributor {
         onError: (err) => this.#note(`Internal error: ${serializeError(err).message}`),
       },
     );
+    this.#pace.begin(this.#clock.now());
+    this.#gate.start();
     this.#connection.start();
     this.#emit();
   }
@@ -115,6 +150,7 @@ export class Contributor {
     this.#stopping = null;
     this.#leaving = false;
     this.#nextAttemptAt = null;
+    this.#gate.stop();
     this.#emit();
   }
 
@@ -127,8 +163,35 @@ export class Contributor {
 
   /** Sets the job kinds the owner allows, and tells the coordinator. */
   setConsent(kinds: readonly JobKind[]): void {
-    this.#consent = [...new Set(kinds)];
-    this.announce();
+    this.setControls({ consent: [...kinds] });
+  }
+
+  /**
+   * Changes the owner's rules (a partial update). New consent or caps are announced to the
+   * coordinator; a pause takes effect for new jobs at once, and a running job finishes.
+   */
+  setControls(update: Partial<Controls>): Controls {
+    const before = this.#gate.controls;
+    const controls = parseControls(update, before);
+    this.#gate.setControls(controls);
+    const offerChanged =
+      before.consent.join() !== controls.consent.join() ||
+      before.maxDownloadMiB !== controls.maxDownloadMiB ||
+      before.maxVramMiB !== controls.maxVramMiB;
+    if (offerChanged) this.announce();
+    this.#lease();
+    this.#emit();
+    return controls;
+  }
+
+  controls(): Controls {
+    return this.#gate.controls;
+  }
+
+  /** What the page knows now (a partial update): visibility, battery, idle. */
+  setSignals(update: Partial<Signals>): void {
+    this.#gate.setSignals(parseSignals(update, this.#gate.signals));
+    this.#sendStatus();
     this.#emit();
   }
 
@@ -139,6 +202,9 @@ export class Contributor {
   }
 
   status(): ContributorStatus {
+    const verdict = this.#gate.verdict();
+    const now = this.#clock.now();
+    const resumeAt = verdict.pausedBy === 'duty-cycle' || verdict.pausedBy === 'schedule' ? verdict.recheckAt : null;
     return {
       state: this.#state(),
       lastError: this.#lastError,
@@ -148,10 +214,18 @@ export class Contributor {
       jobsStopped: this.#jobs.counts.stopped,
       running: this.#jobs.size,
       slots: this.#slots,
-      consent: [...this.#consent],
+      consent: [...this.#gate.controls.consent],
       lastJobAt: this.#jobs.lastEndedAt,
       reconnectAttempts: this.#connection?.attempts ?? 0,
       nextAttemptAt: this.#nextAttemptAt,
+      pausedBy: verdict.pausedBy,
+      resumeAt,
+      unusable: verdict.unusable.map((u) => ({ ...u })),
+      ownerMessage: this.#ownerMessage,
+      visibility: this.#gate.signals.visibility,
+      pace: this.#connection === null ? undefined : this.#pace.pace(now, this.#jobs.startTimes()),
+      recentJobs: this.#pace.spans(),
+      device: { ...this.#device },
     };
   }
 
@@ -221,7 +295,13 @@ export class Contributor {
         this.#emit();
         return;
       case 'control':
-        // Fleet controls are handled by the owner rules (worker/controls); until then, ignored.
+        if (message.action === 'message') {
+          this.#ownerMessage = { text: message.text ?? '', at: this.#clock.now() };
+          this.#emit();
+          return;
+        }
+        this.#options.onRemotePause?.(message.action === 'pause');
+        this.#gate.setRemotePaused(message.action === 'pause');
         return;
       case 'ack':
       case 'pong':
@@ -236,18 +316,25 @@ export class Contributor {
   }
 
   #offer(session: Session): void {
-    describeCapabilities(this.#options.runtime, this.#consent, this.#bench)
-      .then((capabilities) => {
+    const { consent, maxDownloadMiB, maxVramMiB } = this.#gate.controls;
+    const caps: ModelCaps = {
+      maxDownloadBytes: maxDownloadMiB === null ? null : maxDownloadMiB * MIB,
+      maxVramBytes: maxVramMiB === null ? null : maxVramMiB * MIB,
+    };
+    Promise.all([describeCapabilities(this.#options.runtime, consent, this.#bench, caps), this.#options.runtime.models()])
+      .then(([capabilities, models]) => {
         if (session !== this.#session) return;
-        this.#send(capabilities);
+        this.#capped = new Set(models.filter((m) => !withinCaps(m, caps)).map((m) => m.id));
+        this.#send({ ...capabilities, visibility: this.#gate.signals.visibility });
         this.#lease();
+        this.#sendStatus(true);
       })
       .catch((err: unknown) => this.#note(`Could not list this device's capabilities: ${serializeError(err).message}`));
   }
 
-  /** Free slots offered to the coordinator: 0 while draining, stopping or without consent. */
+  /** Free slots offered to the coordinator: 0 while draining, stopping, or paused by a rule. */
   #free(): number {
-    const closed = this.#session?.draining === true || this.#leaving || this.#consent.length === 0;
+    const closed = this.#session?.draining === true || this.#leaving || this.#gate.verdict().pausedBy !== null;
     return closed ? 0 : Math.max(0, this.#slots - this.#jobs.size);
   }
 
@@ -260,9 +347,11 @@ export class Contributor {
     const refusal: WireError | null =
       this.#free() === 0
         ? { code: 'QUOTA', message: 'No free slot: this worker did not offer one for the job.' }
-        : !this.#consent.includes(job.kind)
+        : !this.#gate.controls.consent.includes(job.kind)
           ? { code: 'CONFLICT', message: `The contributor does not allow ${job.kind} jobs.` }
-          : null;
+          : this.#capped.has(job.model)
+            ? { code: 'CONFLICT', message: `Model ${job.model} is over this contributor's download or GPU memory cap.` }
+            : null;
     if (refusal !== null) {
       this.#send({ v: PROTOCOL_VERSION, type: 'fail', jobId: job.jobId, leaseId: job.leaseId, error: refusal });
       this.#lease();
@@ -294,6 +383,37 @@ export class Contributor {
     this.#session?.end();
     this.#session = null;
     this.#jobs.abortAll(', cut off by the lost connection,');
+  }
+
+  #jobEnded(span: JobSpan): void {
+    this.#pace.record(span);
+    // A duty-cycle rest that starts now changes the verdict, which leases and reports by itself.
+    if (!this.#gate.jobEnded(span)) {
+      this.#lease();
+      this.#sendStatus();
+      this.#emit();
+    }
+  }
+
+  #verdictChanged(): void {
+    this.#lease();
+    this.#sendStatus();
+    this.#emit();
+  }
+
+  /** Tells the coordinator what the tab can do: when `force`d, when it changed, or with a fresh pace now and then. */
+  #sendStatus(force = false): void {
+    if (this.#session?.welcomed !== true) return;
+    const visibility = this.#gate.signals.visibility;
+    const pausedBy = this.#gate.verdict().pausedBy;
+    const label = this.#options.label?.slice(0, 64);
+    const now = this.#clock.now();
+    const key = `${visibility}|${pausedBy}|${label}`;
+    const sent = this.#statusSent;
+    if (!force && sent !== null && sent.key === key && now - sent.at < PACE_EVERY_MS) return;
+    const pace = this.#pace.pace(now, this.#jobs.startTimes());
+    this.#statusSent = { key, at: now };
+    this.#send({ v: PROTOCOL_VERSION, type: 'status', visibility, pausedBy, ...(pace && { pace }), ...(label !== undefined && { label }) });
   }
 
   #send(message: ContributorMessage): ReturnType<Connection['send']> {

@@ -14,6 +14,12 @@ export class FakeRuntime implements ContributorRuntime {
   running = 0;
   maxRunning = 0;
   readonly aborted: string[] = [];
+  /** Whether `embed-model` has its files on disk (a cached model costs no download). */
+  embedCached = true;
+  /** Each `chat` job also waits this long, ms (for pace and duty-cycle tests). */
+  chatDelayMs = 0;
+  readonly #lossListeners = new Set<(s: { deviceLosses: number; lastDeviceLoss: { at: number; message: string } | null }) => void>();
+  #losses = 0;
   #held: Array<() => void> = [];
 
   async run(
@@ -31,6 +37,7 @@ export class FakeRuntime implements ContributorRuntime {
         await new Promise((resolve) => setTimeout(resolve, 5));
         options.onChunk?.({ index, text, tokens: [index + 1] });
       }
+      if (this.chatDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.chatDelayMs));
       if (job.messages.at(-1)?.content === 'hold') await this.#hold(job.model, options.signal);
       options.signal?.throwIfAborted();
       const text = job.messages.at(-1)?.content === 'big' ? 'x'.repeat(10_000) : texts.join('');
@@ -38,6 +45,17 @@ export class FakeRuntime implements ContributorRuntime {
     } finally {
       this.running--;
     }
+  }
+
+  /** Reports a GPU device loss, as the runtime does after a driver reset. */
+  loseDevice(message = 'device destroyed'): void {
+    this.#losses++;
+    for (const listener of this.#lossListeners) listener({ deviceLosses: this.#losses, lastDeviceLoss: { at: Date.now(), message } });
+  }
+
+  onDeviceLost(listener: (s: { deviceLosses: number; lastDeviceLoss: { at: number; message: string } | null }) => void): () => void {
+    this.#lossListeners.add(listener);
+    return () => this.#lossListeners.delete(listener);
   }
 
   /** Lets every held job answer. */
@@ -52,10 +70,21 @@ export class FakeRuntime implements ContributorRuntime {
         engine: 'webllm',
         cached: true,
         loadedOn: 'webllm:q4f32_1',
-        plan: { backend: 'webllm:q4f32_1', memoryBytes: 1 },
+        plan: { backend: 'webllm:q4f32_1', memoryBytes: 600 * MIB },
         blocked: null,
+        sizeBytes: 300 * MIB,
+        vramBytes: 700 * MIB,
       },
-      { id: 'embed-model', engine: 'onnx', cached: true, loadedOn: null, plan: { backend: 'webgpu', memoryBytes: 1 }, blocked: null },
+      {
+        id: 'embed-model',
+        engine: 'onnx',
+        cached: this.embedCached,
+        loadedOn: null,
+        plan: { backend: 'webgpu', memoryBytes: 40 * MIB },
+        blocked: null,
+        sizeBytes: 20 * MIB,
+        vramBytes: 40 * MIB,
+      },
       {
         id: 'big-model',
         engine: 'onnx',
@@ -63,6 +92,8 @@ export class FakeRuntime implements ContributorRuntime {
         loadedOn: null,
         plan: null,
         blocked: { name: 'ModelTooLargeError', code: 'MODEL_TOO_LARGE', message: 'too large' },
+        sizeBytes: 9000 * MIB,
+        vramBytes: 9000 * MIB,
       },
     ];
   }
@@ -96,6 +127,8 @@ export class FakeRuntime implements ContributorRuntime {
     });
   }
 }
+
+const MIB = 1024 * 1024;
 
 const LIMITS = {
   maxBufferSize: 1 << 30,

@@ -10,6 +10,8 @@ interface Entry {
   jobId: string;
   controller: AbortController;
   ended: Promise<void>;
+  /** When it started, local ms since the epoch. */
+  startedAt: number;
 }
 
 /**
@@ -19,20 +21,25 @@ interface Entry {
 export class RunningJobs {
   readonly #jobs = new Map<string, Entry>();
   readonly #clock: Clock;
-  readonly #onEnd: () => void;
+  readonly #onEnd: (span: { start: number; end: number }, outcome: JobOutcome) => void;
   /** How the jobs that ended so far ended. */
   readonly counts: Record<JobOutcome, number> = { done: 0, failed: 0, stopped: 0 };
   /** When the last job ended, ms since the epoch. */
   lastEndedAt: number | null = null;
 
-  /** `onEnd` runs after each job ends and is counted. */
-  constructor(clock: Clock, onEnd: () => void) {
+  /** `onEnd` runs after each job ends and is counted, with when it ran (local ms). */
+  constructor(clock: Clock, onEnd: (span: { start: number; end: number }, outcome: JobOutcome) => void) {
     this.#clock = clock;
     this.#onEnd = onEnd;
   }
 
   get size(): number {
     return this.#jobs.size;
+  }
+
+  /** When each running job started, local ms since the epoch. */
+  startTimes(): number[] {
+    return [...this.#jobs.values()].map((job) => job.startedAt);
   }
 
   has(leaseId: string): boolean {
@@ -42,6 +49,7 @@ export class RunningJobs {
   /** Runs a job; its signal aborts at `deadline` (local ms since the epoch) at the latest. */
   start(jobId: string, leaseId: string, deadline: number, run: (signal: AbortSignal) => Promise<JobOutcome>): void {
     const controller = new AbortController();
+    const startedAt = this.#clock.now();
     const timer = this.#clock.setTimeout(
       () => controller.abort(new AbortedError(`Job ${jobId}, at its deadline,`)),
       Math.max(0, deadline - this.#clock.now()),
@@ -53,9 +61,9 @@ export class RunningJobs {
         this.#jobs.delete(leaseId);
         this.counts[outcome]++;
         this.lastEndedAt = this.#clock.now();
-        this.#onEnd();
+        this.#onEnd({ start: startedAt, end: this.lastEndedAt }, outcome);
       });
-    this.#jobs.set(leaseId, { jobId, controller, ended });
+    this.#jobs.set(leaseId, { jobId, controller, ended, startedAt });
   }
 
   /** Aborts the job under `leaseId`, or under any lease when `leaseId` is undefined. */

@@ -1,10 +1,13 @@
 /** What a {@link Contributor} reports about itself, for the page. Plain data: it crosses the worker boundary. */
 import type { JobKind } from '../../protocol/manifest.ts';
+import type { PauseRule } from '../../protocol/wire.ts';
+import type { JobSpan, Pace } from '../controls/pace.ts';
+import type { UnusableRule } from '../controls/rules.ts';
 
 /**
  * `idle`: not started (or stopped); `connecting`: opening the socket or in the handshake, or
  * waiting to retry; `connected`: slots open, no job; `working`: running a job; `paused`:
- * connected but taking no jobs (no slots, no consent, draining or stopping); `error`: the last
+ * connected but taking no jobs (a rule in `pausedBy`, no slots, draining or stopping); `error`: the last
  * attempt failed or was refused, retrying.
  */
 export type ContributorState = 'idle' | 'connecting' | 'connected' | 'working' | 'paused' | 'error';
@@ -28,4 +31,20 @@ export interface ContributorStatus {
   reconnectAttempts: number;
   /** When the next connection attempt is due, ms since the epoch; null unless waiting for one. */
   nextAttemptAt: number | null;
+  /** The owner's rule (or the remote pause) that stops new jobs now; null when none does. A running job still finishes. */
+  pausedBy: PauseRule | null;
+  /** When a time-based pause (duty-cycle rest, schedule) ends, ms since the epoch; null otherwise. */
+  resumeAt: number | null;
+  /** Rules that are set but cannot work in this browser, and why: they do not pause anything. */
+  unusable: UnusableRule[];
+  /** The last `message` from the fleet owner, and when it came (ms since the epoch). */
+  ownerMessage: { text: string; at: number } | null;
+  /** Whether the page is visible, as the page last said. */
+  visibility: 'visible' | 'hidden';
+  /** Measured over the last five minutes (undefined in the first second): what `status` tells the coordinator. */
+  pace: Pace | undefined;
+  /** The last jobs' runs (local ms since the epoch), oldest first. */
+  recentJobs: JobSpan[];
+  /** GPU device losses the runtime recovered from, and the last one; shown, never hidden. */
+  device: { losses: number; lastLoss: { at: number; message: string } | null };
 }
