@@ -7,6 +7,8 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createCoordinator, type Logger } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { openStore } from '../coordinator/store/index.ts';
+import { startVerification } from '../coordinator/verification/local.ts';
+import { priceRoutes } from '../coordinator/prices/routes.ts';
 import type { WebLlmModel } from '../protocol/manifest.ts';
 import { startGateway } from '../requester/gateway.ts';
 import { mlcFixtureFiles, mlcManifestEntries } from '../modelhost/mlc.ts';
@@ -41,14 +43,27 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const logger: Logger = { info: line('info'), warn: line('warn'), error: line('error') };
   const store = await openStore({ databaseUrl, schema });
   // Money on the sandbox chain with a short window and frequent payouts, so the earnings test sees it all.
-  const money = await startMoney({ store, threshold: 1n, windowMs: 8_000, payoutIntervalMs: 3_000, settleIntervalMs: 500, env: {} });
+  // Verified work with replication on; no canaries, since the earnings test checks the exact amount two requester jobs earn
+  // (a canary is credited like any job). A replica needs a second contributor of the same engine class, so one tab gets none.
+  const verification = await startVerification({ store, policy: { canaryRate: 0 }, verdictWindowMs: 6_000 });
+  const money = await startMoney({
+    store,
+    threshold: 1n,
+    windowMs: 8_000,
+    payoutIntervalMs: 3_000,
+    settleIntervalMs: 500,
+    env: {},
+    verification,
+  });
   const coordinator = createCoordinator({
     store,
     logger,
     leaseMs: 30_000,
     heartbeatMs: 5_000,
     onJobDone: money.onJobDone,
-    publicRoutes: [money.routes],
+    verification,
+    publicRoutes: [money.routes, priceRoutes()],
+    ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
   });
   const network = await coordinator.listen({ port: 0 });
   const testKey = await coordinator.createApiKey('e2e tests', { jobsPerMinute: 1000, maxInFlight: 16 });
@@ -56,7 +71,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const gateway = await startGateway({ port: 0, coordinatorUrl: network.url, apiKey: gatewayKey.secret });
   // An empty TON Connect wallets list keeps every page off the public list (injected wallets still show).
   const pageConfig = { manifestUrl: host.manifestUrl, coordinatorUrl: network.url, walletsListUrl: 'data:application/json,[]' };
-  const app = await startAppServer({ distDir: 'dist', port: 0, config: pageConfig });
+  // The fixtures host is a second model host that tests open with `?manifest=`: the page's CSP must allow it.
+  const app = await startAppServer({ distDir: 'dist', port: 0, config: pageConfig, connectSources: [fixtures.url] });
   process.env['SPINNERET_COORDINATOR_URL'] = network.url;
   process.env['SPINNERET_GATEWAY_URL'] = gateway.url;
   process.env['SPINNERET_E2E_API_KEY'] = testKey.secret;

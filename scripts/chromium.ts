@@ -14,6 +14,41 @@ export function findChromium(): string | null {
   return CANDIDATES.find((p) => existsSync(p)) ?? null;
 }
 
+/** True when fontconfig knows a font with Korean glyphs (the dashboard's screenshots are in Korean too). */
+function hasKoreanFont(): boolean {
+  const result = spawnSync('fc-list', [':lang=ko', 'family'], { encoding: 'utf8' });
+  return result.status === 0 && result.stdout.trim() !== '';
+}
+
+/** Installs Debian packages as root; false (after saying why) when that is not possible. */
+function aptInstall(packages: string[]): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', ...packages],
+  ]) {
+    const result = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (result.status !== 0) {
+      console.error(`apt-get ${args.join(' ')} failed (exit ${result.status}).`);
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Korean text renders as empty boxes without a CJK font; the Russian and English ones come
+ * with Chromium's dependencies. Installs Debian's fonts-nanum as root, else says how.
+ */
+export function ensureFonts(): void {
+  if (hasKoreanFont()) return;
+  console.log('No Korean font found: installing Debian’s fonts-nanum package…');
+  if (!aptInstall(['fonts-nanum']) || !hasKoreanFont()) {
+    console.error('Korean text in the screenshots will show as boxes; install a Korean font: sudo apt-get install -y fonts-nanum');
+  }
+}
+
 /** The path to Chromium; installs Debian's package as root, else explains how and exits. */
 export function ensureChromium(): string {
   const found = findChromium();
@@ -27,17 +62,10 @@ export function ensureChromium(): string {
     );
     process.exit(1);
   }
-  console.log('No Chromium found: installing Debian\u2019s chromium package (about a minute)…');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [
-    ['update', '-qq'],
-    ['install', '-y', '-qq', 'chromium'],
-  ]) {
-    const result = spawnSync('apt-get', args, { stdio: 'inherit', env });
-    if (result.status !== 0) {
-      console.error(`apt-get ${args.join(' ')} failed (exit ${result.status}). Install chromium by hand, then rerun.`);
-      process.exit(1);
-    }
+  console.log('No Chromium found: installing Debian\u2019s chromium and fonts-nanum packages (about a minute)…');
+  if (!aptInstall(['chromium', 'fonts-nanum'])) {
+    console.error('Install chromium by hand, then rerun.');
+    process.exit(1);
   }
   const installed = findChromium();
   if (installed === null) {

@@ -29,7 +29,75 @@ export interface AppServerOptions {
   port?: number;
   host?: string;
   /** Served as `/spinneret.json`. */
-  config: { manifestUrl: string; coordinatorUrl?: string };
+  config: { manifestUrl: string; coordinatorUrl?: string; walletsListUrl?: string };
+  /** More origins the page and its worker may fetch from (model hosts named by `?manifest=`, mirrors). */
+  connectSources?: string[];
+}
+
+/**
+ * TON Connect's wallets lists and the HTTP bridges of the wallets it lists by default. A wallet
+ * whose bridge is not here cannot connect: add its origin through `connectSources`.
+ */
+export const TON_CONNECT_ORIGINS = [
+  'https://config.ton.org',
+  'https://raw.githubusercontent.com',
+  'https://bridge.tonapi.io',
+  'https://tonconnectbridge.mytonwallet.org',
+  'https://ton-connect-bridge.bgwapi.io',
+  'https://bridge.dewallet.pro',
+  'https://bridge.mirai.app',
+  'https://bridge.uxuy.me',
+  'https://go-bridge.tomo.inc',
+  'https://sse-bridge.hot-labs.org',
+  'https://ton-bridge.safepal.com',
+  'https://ton-connect-bridge.echooo.link',
+  'https://wallet-bridge.fintopio.com',
+  'https://web3-bridge.kolo.in',
+];
+
+/** An http(s) URL's origin, and its ws(s) twin; nothing for relative URLs (this origin) and other schemes. */
+function origins(url: string | undefined): string[] {
+  if (url === undefined || !URL.canParse(url)) return [];
+  const u = new URL(url);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return [];
+  return [u.origin, `${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}`];
+}
+
+/**
+ * The Content Security Policy: scripts only from this origin, plus WebAssembly compilation
+ * ('wasm-unsafe-eval', for onnxruntime-web and web-llm) and empty inline handlers; workers from this origin and `blob:`
+ * (onnxruntime-web starts its thread workers from a blob); fetches and sockets only to this
+ * origin, the coordinator, the model manifest's host, the wallets list and TON Connect's
+ * bridges. Styles allow inline (TON Connect's modal injects its styles; the chart sets sizes);
+ * images allow https (wallet icons come from each wallet's site).
+ */
+export function contentSecurityPolicy(options: Pick<AppServerOptions, 'config' | 'connectSources'>): string {
+  const { config } = options;
+  const connect = new Set([
+    "'self'",
+    ...origins(config.coordinatorUrl),
+    ...origins(config.manifestUrl),
+    ...origins(config.walletsListUrl),
+    ...(options.connectSources ?? []).flatMap(origins),
+    ...TON_CONNECT_ORIGINS,
+  ]);
+  // A wallets list given inline (tests and kiosks keep pages off the public list this way).
+  if (config.walletsListUrl?.startsWith('data:') === true) connect.add('data:');
+  return [
+    "default-src 'self'",
+    // TON Connect's UI sets an empty `ontouchstart` on <body> (an iOS :hover fix): the hash of "" allows exactly that.
+    "script-src 'self' 'wasm-unsafe-eval' 'unsafe-hashes' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+    "worker-src 'self' blob:",
+    `connect-src ${[...connect].join(' ')}`,
+    "img-src 'self' data: https:",
+    "style-src 'self' 'unsafe-inline'",
+    "font-src 'self'",
+    "manifest-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; ');
 }
 
 export interface RunningServer {
@@ -39,12 +107,14 @@ export interface RunningServer {
 
 export async function startAppServer(options: AppServerOptions): Promise<RunningServer> {
   const root = resolve(options.distDir);
+  const csp = contentSecurityPolicy(options);
   const server = createServer((req, res) => {
     const headers = {
       'Cross-Origin-Opener-Policy': 'same-origin',
       'Cross-Origin-Embedder-Policy': 'require-corp',
       'Cross-Origin-Resource-Policy': 'same-origin',
       'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': csp,
     };
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     if (path === '/spinneret.json') {
@@ -63,6 +133,7 @@ export async function startAppServer(options: AppServerOptions): Promise<Running
           res.writeHead(404, { ...headers, 'Content-Type': TYPES['.txt'] }).end(`Not found: ${path}`);
           return;
         }
+        // Hashed assets never change; the service worker script must be checked on every visit so updates arrive.
         const cache = found.path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
         res.writeHead(200, {
           ...headers,

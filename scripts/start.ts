@@ -11,6 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { createCoordinator } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { openStore } from '../coordinator/store/index.ts';
+import { startVerification } from '../coordinator/verification/local.ts';
+import { priceRoutes } from '../coordinator/prices/routes.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';
 import { startDemoRequester } from '../requester/demo.ts';
@@ -29,6 +31,9 @@ if (build.status !== 0) {
 
 const models = await startModelHost({ port: port('SPINNERET_MODELHOST_PORT', 8090), host });
 const store = await openStore({ dataDir: process.env['SPINNERET_DATA_DIR'] ?? '.spinneret/coordinator' });
+// Verified work on the default policy (5 % canaries, 10 % → 1 % replication, quarantine after
+// 3 failed checks); a replicated job's verdict is awaited within the settlement window.
+const verification = await startVerification({ store, verdictWindowMs: 25_000 });
 // Local defaults: a 30 s verification window and payouts every 30 s from 0.001 TON, so a
 // newcomer sees pending → settled → paid within a minute or two.
 const money = await startMoney({
@@ -38,8 +43,15 @@ const money = await startMoney({
   payoutIntervalMs: 30_000,
   settleIntervalMs: 5_000,
   log: (line) => console.log(line),
+  verification,
 });
-const coordinator = createCoordinator({ store, onJobDone: money.onJobDone, publicRoutes: [money.routes] });
+const coordinator = createCoordinator({
+  store,
+  verification,
+  onJobDone: money.onJobDone,
+  publicRoutes: [money.routes, priceRoutes()],
+  ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
+});
 const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });
 const demoKey = await coordinator.createApiKey('demo requester', { jobsPerMinute: 600, maxInFlight: 8 });
 const gatewayKey = await coordinator.createApiKey('local gateway', { jobsPerMinute: 600, maxInFlight: 16 });
@@ -66,6 +78,7 @@ const app = await startAppServer({
 console.log(`
 Spinneret is running (everything on this machine).
   Open:          ${app.url}/  and click Start under "Contribute"
+  Fleet:         ${app.url}/fleet.html  (enroll kiosk and lab machines; docs/kiosk.md)
   Coordinator:   ${network.url}  (metrics: ${network.url}/metrics)
   Model host:    ${models.manifestUrl}
   OpenAI API:    ${gateway.url}/v1  (any API key; the gateway seals jobs before they leave)

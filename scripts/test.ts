@@ -1,11 +1,11 @@
 /**
- * `npm test`: formatting, lint, types, unit tests (Node), the production build, and the
- * browser tests (Playwright + Debian's Chromium with real WebGPU on SwiftShader). Ends with
- * one line: `N passed, N failed`.
+ * `npm test`: formatting, lint, types, unit tests (Node), the production build, its size
+ * budget (scripts/budget.ts), and the browser tests (Playwright + Debian's Chromium with real
+ * WebGPU on SwiftShader). Ends with one line: `N passed, N failed`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { ensureChromium } from './chromium.ts';
+import { ensureChromium, ensureFonts } from './chromium.ts';
 
 const bin = (name: string): string => `node_modules/.bin/${name}`;
 const failures: string[] = [];
@@ -37,6 +37,7 @@ function e2eCounts(): { passed: number; failed: number } {
 }
 
 ensureChromium();
+ensureFonts();
 mkdirSync('.cache/results', { recursive: true });
 rmSync('.cache/results/unit.json', { force: true });
 rmSync('.cache/results/e2e.json', { force: true });
@@ -45,6 +46,7 @@ step('lint', bin('eslint'), ['.']);
 step('types', bin('tsc'), ['-b']);
 step('unit', bin('vitest'), ['run', '--reporter=default', '--reporter=json', '--outputFile.json=.cache/results/unit.json']);
 const built = step('build', bin('vite'), ['build', '--logLevel', 'warn']);
+if (built) step('size budget', bin('tsx'), ['scripts/budget.ts']);
 if (built) step('e2e', bin('playwright'), ['test']);
 
 const unit = unitCounts();

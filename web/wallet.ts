@@ -4,7 +4,8 @@
  * @ton/core load only when the card mounts, to keep them out of the first bundle.
  */
 import type { ConnectedWallet, TonConnectUI } from '@tonconnect/ui';
-import { h, replace } from './dom.ts';
+import { h, replace, tr } from './dom.ts';
+import { t } from './i18n/index.ts';
 
 export interface WalletCardOptions {
   /** Base URL of the coordinator that issues payloads and checks proofs. */
@@ -40,19 +41,15 @@ const NETWORKS: Record<string, string> = { '-239': 'mainnet', '-3': 'testnet' };
 const TOKEN_KEY = 'spinneret.walletSession';
 
 export async function mountWallet(box: HTMLElement, options: WalletCardOptions): Promise<WalletCard> {
-  const state = h('p', { testid: 'wallet-state', role: 'status' }, 'Loading TON Connect…');
+  const state = h('p', { testid: 'wallet-state', role: 'status' }, tr('wallet.loading'));
   const details = h('dl', { testid: 'wallet-details' });
   const error = h('p', { testid: 'wallet-error', class: 'error', role: 'alert' });
-  const connect = h('button', { testid: 'wallet-connect', type: 'button', disabled: true }, 'Connect wallet');
-  const disconnect = h('button', { testid: 'wallet-disconnect', type: 'button', disabled: true }, 'Disconnect');
+  const connect = h('button', { testid: 'wallet-connect', type: 'button', disabled: true }, tr('wallet.connect'));
+  const disconnect = h('button', { testid: 'wallet-disconnect', type: 'button', disabled: true }, tr('wallet.disconnect'));
   replace(
     box,
-    h('h2', { id: 'wallet-h' }, 'Wallet'),
-    h(
-      'p',
-      { class: 'note' },
-      'Connect a TON wallet to be paid for the jobs this device runs. The wallet signs a proof; it never sends funds.',
-    ),
+    h('h2', { id: 'wallet-h' }, tr('wallet.title')),
+    h('p', { class: 'note' }, tr('wallet.explain')),
     h('p', {}, connect, disconnect),
     state,
     details,
@@ -89,17 +86,17 @@ export async function mountWallet(box: HTMLElement, options: WalletCardOptions):
     disconnect.disabled = wallet === null;
     box.dataset['state'] = wallet === null ? 'disconnected' : proven ? 'proven' : 'connected';
     if (wallet === null) {
-      replace(state, 'No wallet connected.');
+      replace(state, tr('wallet.none'));
       replace(details);
       return;
     }
     const { address, chain } = wallet.account;
-    replace(state, proven ? 'Wallet verified: jobs this device runs are credited to it.' : 'Verifying the wallet…');
+    replace(state, tr(proven ? 'wallet.proven' : 'wallet.verifying'));
     replace(
       details,
-      h('dt', {}, 'Address'),
+      h('dt', {}, tr('wallet.address')),
       h('dd', { testid: 'wallet-address' }, Address.parse(address).toString({ bounceable: false, testOnly: chain === '-3' })),
-      h('dt', {}, 'Network'),
+      h('dt', {}, tr('wallet.network')),
       h('dd', { testid: 'wallet-network' }, NETWORKS[chain] ?? chain),
     );
   };
@@ -181,7 +178,7 @@ async function post<T>(base: string, path: string, body: unknown): Promise<T> {
   });
   const data = (await response.json()) as T & { error?: { message?: string; reason?: string } };
   if (!response.ok) {
-    const message = data.error?.message ?? `The coordinator answered ${response.status}.`;
+    const message = data.error?.message ?? t('wallet.httpError', { status: response.status });
     throw new WalletProofError(message, data.error?.reason ?? `http-${response.status}`);
   }
   return data;
