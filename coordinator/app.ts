@@ -45,6 +45,11 @@ export interface CoordinatorOptions {
   clock?: Clock;
   /** How long a contributor has to finish a job (and a requester to send its payload), ms. Default 60 000. */
   leaseMs?: number;
+  /**
+   * Extra lease time for a job whose model is not yet in the contributor's memory: its first
+   * job downloads and compiles the model. Default: leaseMs.
+   */
+  loadAllowanceMs?: number;
   /** Attempts per job, re-assignments included. Default 3. */
   maxAttempts?: number;
   /** Workers ping at least this often; one silent for twice as long is dropped, ms. Default 15 000. */
@@ -140,6 +145,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     metrics,
     hooks: options.scheduler ?? {},
     leaseMs,
+    loadAllowanceMs: options.loadAllowanceMs ?? leaseMs,
     maxAttempts: options.maxAttempts ?? 3,
     maxWaitMs: options.maxWaitMs ?? 2 * leaseMs,
     maxQueued: options.maxQueued ?? 10_000,

@@ -61,11 +61,18 @@ export class FakeWorker {
   /** Connects, answers the challenge, offers `models` and `slots`. */
   static async ready(
     url: string,
-    options: { models?: string[]; consent?: JobKind[]; slots?: number; identity?: CryptoKeyPair } = {},
+    options: {
+      models?: string[];
+      consent?: JobKind[];
+      slots?: number;
+      identity?: CryptoKeyPair;
+      /** The state its models are in; `loaded` by default. */
+      modelState?: 'loaded' | 'cached' | 'available';
+    } = {},
   ): Promise<FakeWorker> {
     const worker = await FakeWorker.connect(url, options.identity);
     await worker.hello();
-    worker.capabilities(options.models ?? ['m'], options.consent ?? ['chat']);
+    worker.capabilities(options.models ?? ['m'], options.consent ?? ['chat'], options.modelState);
     if (options.slots !== undefined) worker.lease(options.slots);
     await worker.sync();
     return worker;
@@ -134,12 +141,12 @@ export class FakeWorker {
     };
   }
 
-  capabilities(models: string[], consent: JobKind[]): void {
+  capabilities(models: string[], consent: JobKind[], state: 'loaded' | 'cached' | 'available' = 'loaded'): void {
     this.send({
       v: 1,
       type: 'capabilities',
       adapter: null,
-      models: models.map((id) => ({ id, state: 'cached' })),
+      models: models.map((id) => ({ id, state })),
       consent,
       engineClass: 'test',
     });

@@ -33,6 +33,7 @@ function relay(checks: RelayChecks = {}): { relay: Relay; done: JobDone[]; ended
     metrics: new Metrics({ contributorsConnected: () => 0, jobsQueued: () => 0, jobsRunning: () => 0 }),
     hooks: {},
     leaseMs: 60_000,
+    loadAllowanceMs: 60_000,
     maxAttempts: 3,
     maxWaitMs: 120_000,
     maxQueued: 100,

@@ -44,6 +44,22 @@ describe('jobs over leases', () => {
     expect((await worker.take('job')).jobId).toBe(third);
   });
 
+  it('gives a job whose model is not in memory yet the load allowance on top of its lease', async () => {
+    const c = await start({ leaseMs: 10_000, loadAllowanceMs: 50_000, heartbeatMs: 600_000 });
+    const cold = await c.worker({ slots: 1, modelState: 'cached' });
+    const { jobId } = await c.createJob();
+    await c.submit(jobId, 1);
+    const job = await cold.take('job');
+    expect(job.deadline).toBe(c.clock.now() + 60_000);
+    // Within the allowance the lease holds; after it, the job is taken back.
+    c.clock.advance(59_000);
+    c.coordinator.sweep();
+    expect(await cold.none('cancel')).toBe(true);
+    c.clock.advance(2_000);
+    c.coordinator.sweep();
+    expect((await cold.take('cancel')).jobId).toBe(jobId);
+  });
+
   it('counts assignments the worker has not seen yet against a repeated offer', async () => {
     const c = await start();
     const worker = await c.worker({ slots: 1 });
@@ -274,8 +290,8 @@ describe('jobs over leases', () => {
       models: { id: string; kinds: string[]; contributors: number }[];
     };
     expect(models.sort((x, y) => x.id.localeCompare(y.id))).toEqual([
-      { id: 'e', kinds: ['chat', 'embed'], contributors: 1, loaded: 0 },
-      { id: 'm', kinds: ['chat', 'embed'], contributors: 2, loaded: 0 },
+      { id: 'e', kinds: ['chat', 'embed'], contributors: 1, loaded: 1 },
+      { id: 'm', kinds: ['chat', 'embed'], contributors: 2, loaded: 2 },
     ]);
   });
 });

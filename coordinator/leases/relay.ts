@@ -6,9 +6,8 @@
  *      ▲                  │                   │
  *      └──── re-queue (attempt + 1) ◀─────────┘  expiry, fail, disconnect
  *
- * A job is assigned (and a slot reserved) before its payload exists, because the requester
- * seals the payload to that one contributor's key. All in-flight state is in memory; the
- * store gets the metadata on every change.
+ * A job is assigned (and a slot reserved) before its payload exists, because the requester seals the payload to that
+ * one contributor's key. All in-flight state is in memory; the store gets the metadata on every change.
  */
 import type * as v from 'valibot';
 import type { JobKind } from '../../protocol/manifest.ts';
@@ -17,7 +16,7 @@ import { base64urlBytes, type Clock, randomId } from '../deps.ts';
 import { Job } from '../jobs/job.ts';
 import { JobTable } from '../jobs/job-table.ts';
 import type { FinalState, Metrics } from '../metrics/metrics.ts';
-import { chooseContributor, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
+import { chooseContributor, modelAvailability, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
 import type { Store } from '../store/types.ts';
 import type { ConnectedContributor } from './contributor.ts';
 import { type CheckJobSpec, hasPeer, hooksFor, type JobMeta, type JobRole, meta, type RelayChecks } from './check-jobs.ts';
@@ -32,6 +31,8 @@ export interface RelayOptions {
   hooks: SchedulerHooks;
   /** How long a contributor has for a job, and a requester for its payload, ms. */
   leaseMs: number;
+  /** Extra time on a job's lease when its model is not in the contributor's memory yet (download, compile), ms. */
+  loadAllowanceMs: number;
   /** Attempts per job, counting re-assignments. */
   maxAttempts: number;
   /** How long a job may wait for a contributor before it fails, ms. */
@@ -190,7 +191,8 @@ export class Relay {
     }
     if (lease.phase === 'running') return refusal(409, 'CONFLICT', `The payload of attempt ${attempt} was already submitted.`);
     const started = performance.now();
-    this.#leases.start(lease, this.#o.clock.now() + this.#o.leaseMs);
+    const allowance = modelAvailability(lease.holder, job.model) === 'loaded' ? 0 : this.#o.loadAllowanceMs;
+    this.#leases.start(lease, this.#o.clock.now() + this.#o.leaseMs + allowance);
     job.state = 'leased';
     job.payloadBytes = base64urlBytes(sealed.ct) + base64urlBytes(sealed.enc ?? '');
     lease.holder.send({

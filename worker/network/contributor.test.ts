@@ -84,6 +84,21 @@ describe('Contributor', () => {
     expect(contributor.status()).toMatchObject({ jobsDone: 1, jobsFailed: 0, lastJobAt: expect.any(Number), state: 'connected' });
   });
 
+  it('sends its capabilities again when a job changed the models it holds, and only then', async () => {
+    const { session, runtime } = await setup();
+    await session.readResult(await session.sendJob(chat()));
+    runtime.embedCached = false;
+    await session.readResult(await session.sendJob(chat()));
+    expect(await session.next('capabilities')).toMatchObject({
+      models: [
+        { id: 'chat-model', state: 'loaded' },
+        { id: 'embed-model', state: 'available' },
+      ],
+    });
+    // The first job changed nothing, so only the handshake's and this one were sent.
+    expect(session.received.filter((m) => m.type === 'capabilities')).toHaveLength(2);
+  });
+
   it('reports an engine error with its typed code and goes on', async () => {
     const { session, contributor } = await setup();
     const job = await session.sendJob(embed());

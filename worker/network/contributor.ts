@@ -84,6 +84,7 @@ export class Contributor {
   #contributorId: string | null = null;
   #nextAttemptAt: number | null = null;
   #bench: BenchScore | undefined;
+  #sentModels = ''; // the model states last sent in `capabilities`
 
   constructor(options: ContributorOptions) {
     this.#options = options;
@@ -315,7 +316,8 @@ export class Contributor {
     if (session === this.#session) this.#send({ v: PROTOCOL_VERSION, type: 'hello', ...proof, client, ...(token && { session: token }) });
   }
 
-  #offer(session: Session): void {
+  /** Sends the capabilities (with `ifChanged`, only when the model states changed, e.g. after a job loaded one). */
+  #offer(session: Session, ifChanged = false): void {
     const { consent, maxDownloadMiB, maxVramMiB } = this.#gate.controls;
     const caps: ModelCaps = {
       maxDownloadBytes: maxDownloadMiB === null ? null : maxDownloadMiB * MIB,
@@ -323,7 +325,9 @@ export class Contributor {
     };
     Promise.all([describeCapabilities(this.#options.runtime, consent, this.#bench, caps), this.#options.runtime.models()])
       .then(([capabilities, models]) => {
-        if (session !== this.#session) return;
+        const states = JSON.stringify(capabilities.models);
+        if (session !== this.#session || (ifChanged && states === this.#sentModels)) return;
+        this.#sentModels = states;
         this.#capped = new Set(models.filter((m) => !withinCaps(m, caps)).map((m) => m.id));
         this.#send({ ...capabilities, visibility: this.#gate.signals.visibility });
         this.#lease();
@@ -387,6 +391,7 @@ export class Contributor {
 
   #jobEnded(span: JobSpan): void {
     this.#pace.record(span);
+    if (this.#session?.welcomed) this.#offer(this.#session, true);
     // A duty-cycle rest that starts now changes the verdict, which leases and reports by itself.
     if (!this.#gate.jobEnded(span)) {
       this.#lease();
