@@ -4,7 +4,7 @@
  * remote pause (it lasts until the fleet owner resumes). IndexedDB in the worker, so the rules
  * are there before the page has drawn anything.
  */
-import { StorageError } from '../../protocol/errors.ts';
+import { IdbStore } from '../storage/idb.ts';
 import { DEFAULT_CONTROLS, parseControls, type Controls } from './rules.ts';
 
 export interface SavedControls {
@@ -50,50 +50,20 @@ const STORE = 'controls';
 const RECORD = 'current';
 
 export class IndexedDbControlsStore implements ControlsStore {
-  readonly #factory: IDBFactory;
-  readonly #name: string;
-  #db: Promise<IDBDatabase> | null = null;
+  readonly #db: IdbStore;
 
   constructor(options: { indexedDB?: IDBFactory; databaseName?: string } = {}) {
-    this.#factory = options.indexedDB ?? indexedDB;
-    this.#name = options.databaseName ?? 'spinneret-controls';
+    this.#db = new IdbStore({ ...options, databaseName: options.databaseName ?? 'spinneret-controls', store: STORE });
   }
 
   async load(): Promise<SavedControls> {
-    const db = await this.#open();
-    return readSaved(await settle(db.transaction(STORE, 'readonly').objectStore(STORE).get(RECORD), 'read the contributor controls'));
+    return readSaved(await this.#db.get(RECORD, 'read the contributor controls'));
   }
 
-  async save(saved: SavedControls): Promise<void> {
-    const db = await this.#open();
-    await new Promise<void>((resolve, reject) => {
-      const tx = db.transaction(STORE, 'readwrite');
-      tx.objectStore(STORE).put(saved, RECORD);
-      tx.oncomplete = () => resolve();
-      tx.onabort = tx.onerror = () => reject(storageError('save the contributor controls', tx.error));
+  save(saved: SavedControls): Promise<void> {
+    return this.#db.write('save the contributor controls', (store) => {
+      store.put(saved, RECORD);
+      return () => undefined;
     });
   }
-
-  #open(): Promise<IDBDatabase> {
-    if (this.#db === null) {
-      const request = this.#factory.open(this.#name, 1);
-      request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-      this.#db = settle(request, 'open the controls database');
-      this.#db.catch(() => (this.#db = null));
-    }
-    return this.#db;
-  }
-}
-
-function settle<T>(request: IDBRequest<T>, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(storageError(what, request.error));
-  });
-}
-
-function storageError(what: string, cause: DOMException | null): StorageError {
-  return new StorageError(
-    `Could not ${what} in IndexedDB (${cause?.message ?? 'unknown error'}). Allow site storage for this page, or leave private browsing, and reload.`,
-  );
 }

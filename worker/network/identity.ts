@@ -5,7 +5,7 @@
  * reach JavaScript.
  */
 import { exportPublicKey, generateHpkeKeyPair, toB64url } from '../../protocol/envelope.ts';
-import { StorageError } from '../../protocol/errors.ts';
+import { IdbStore } from '../storage/idb.ts';
 import { helloMessage } from '../../protocol/wire.ts';
 
 /** The two key pairs as stored. */
@@ -103,26 +103,19 @@ const RECORD = 'device';
 
 /** Keeps the keys in IndexedDB (database `spinneret-device`, one record). */
 export class IndexedDbKeyStore implements KeyStore {
-  readonly #factory: IDBFactory;
-  readonly #name: string;
-  #db: Promise<IDBDatabase> | null = null;
+  readonly #db: IdbStore;
 
   constructor(options: { indexedDB?: IDBFactory; databaseName?: string } = {}) {
-    this.#factory = options.indexedDB ?? indexedDB;
-    this.#name = options.databaseName ?? 'spinneret-device';
+    this.#db = new IdbStore({ ...options, databaseName: options.databaseName ?? 'spinneret-device', store: STORE });
   }
 
   async load(): Promise<DeviceKeys | undefined> {
-    const db = await this.#open();
-    const value = await settle(db.transaction(STORE, 'readonly').objectStore(STORE).get(RECORD), 'read the device keys');
+    const value = await this.#db.get(RECORD, 'read the device keys');
     return isDeviceKeys(value) ? value : undefined;
   }
 
-  async saveIfAbsent(keys: DeviceKeys): Promise<DeviceKeys> {
-    const db = await this.#open();
-    return new Promise<DeviceKeys>((resolve, reject) => {
-      const tx = db.transaction(STORE, 'readwrite');
-      const store = tx.objectStore(STORE);
+  saveIfAbsent(keys: DeviceKeys): Promise<DeviceKeys> {
+    return this.#db.write('save the device keys', (store) => {
       let kept = keys;
       // Read and write in one transaction, so a second worker's keys cannot slip in between.
       const read = store.get(RECORD);
@@ -130,31 +123,7 @@ export class IndexedDbKeyStore implements KeyStore {
         if (isDeviceKeys(read.result)) kept = read.result;
         else store.put(keys, RECORD);
       };
-      tx.oncomplete = () => resolve(kept);
-      tx.onabort = tx.onerror = () => reject(storageError('save the device keys', tx.error));
+      return () => kept;
     });
   }
-
-  #open(): Promise<IDBDatabase> {
-    if (this.#db === null) {
-      const request = this.#factory.open(this.#name, 1);
-      request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-      this.#db = settle(request, 'open the key database');
-      this.#db.catch(() => (this.#db = null));
-    }
-    return this.#db;
-  }
-}
-
-function settle<T>(request: IDBRequest<T>, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(storageError(what, request.error));
-  });
-}
-
-function storageError(what: string, cause: DOMException | null): StorageError {
-  return new StorageError(
-    `Could not ${what} in IndexedDB (${cause?.message ?? 'unknown error'}). Allow site storage for this page, or leave private browsing, and reload.`,
-  );
 }
