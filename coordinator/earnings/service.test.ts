@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Address, fromNano, toNano } from '@ton/core';
 import { keyPairFromSeed, mnemonicNew } from '@ton/crypto';
 import { WalletContractV4 } from '@ton/ton';
@@ -9,9 +9,8 @@ import { parsePriceList } from '../ledger/prices.ts';
 import { HotWallet } from '../payouts/hot-wallet.ts';
 import { SandboxChain } from '../payouts/sandbox-chain.ts';
 import { outgoingByPayoutId } from '../payouts/testing.ts';
-import { migrate, readMigrations } from '../store/migrate.ts';
 import type { SqlDb } from '../store/sql.ts';
-import { BACKENDS } from '../store/testing.ts';
+import { BACKENDS, useMigratedBackend } from '../store/testing.ts';
 import { createEarnings, type EarningsOptions, type EarningsSummary, type Verdict } from './service.ts';
 
 // 1 TON per 1k prompt tokens, 2 TON per 1k completion tokens, 10 % commission.
@@ -32,16 +31,7 @@ function contributorWallet(): string {
 
 describe.each(BACKENDS)('earnings on $name with a sandbox chain', (backend) => {
   let db: SqlDb;
-  let dispose: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, dispose } = await backend.open());
-    await migrate(db, await readMigrations());
-  }, 60_000);
-  afterAll(async () => dispose?.());
-  beforeEach(async () => {
-    await db.exec('TRUNCATE ledger_entries, ledger_txns, payouts, payout_batches, earnings_jobs RESTART IDENTITY');
-  });
+  useMigratedBackend(backend, (opened) => (db = opened), 'ledger_entries, ledger_txns, payouts, payout_batches, earnings_jobs');
 
   async function setup(extra: Partial<EarningsOptions> = {}) {
     let now = Date.now();

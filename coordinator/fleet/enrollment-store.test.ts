@@ -1,9 +1,8 @@
 /** The enrollment library on its SQL store, on PGlite and on PostgreSQL. */
 import { Address } from '@ton/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, readMigrations } from '../store/migrate.ts';
+import { describe, expect, it } from 'vitest';
 import type { SqlDb } from '../store/sql.ts';
-import { BACKENDS } from '../store/testing.ts';
+import { BACKENDS, useMigratedBackend } from '../store/testing.ts';
 import { createEnrollment } from '../wallets/enrollment.ts';
 import {
   EnrollmentDeviceLimitError,
@@ -19,12 +18,7 @@ const HOUR = 3_600_000;
 
 describe.each(BACKENDS)('enrollment tokens on $name', (backend) => {
   let db: SqlDb;
-  let dispose: () => Promise<void>;
-  beforeAll(async () => {
-    ({ db, dispose } = await backend.open());
-    await migrate(db, await readMigrations());
-  }, 60_000);
-  afterAll(() => dispose());
+  useMigratedBackend(backend, (opened) => (db = opened));
 
   it('issue, bind up to maxDevices, list, revoke and expire', async () => {
     let now = Date.UTC(2026, 0, 1);

@@ -2,10 +2,9 @@
  * Seeded random sequences of credits, settles, voids and payouts, with replays and
  * conflicting duplicates mixed in, checked after every step against an in-memory model.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../protocol/random.ts';
-import { BACKENDS } from '../store/testing.ts';
-import { migrate, readMigrations } from '../store/migrate.ts';
+import { BACKENDS, useMigratedBackend } from '../store/testing.ts';
 import type { SqlDb } from '../store/sql.ts';
 import { CHAIN_FEES, FEES_NETWORK, HOT_WALLET, keys, requesterAccount } from './accounts.ts';
 import {
@@ -35,16 +34,7 @@ type Expect = { new: string } | { replay: string } | { error: ErrorClass };
 
 describe.each(BACKENDS)('Ledger properties on $name', (backend) => {
   let db: SqlDb;
-  let dispose: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, dispose } = await backend.open());
-    await migrate(db, await readMigrations());
-  }, 60_000);
-  afterAll(async () => dispose?.());
-  beforeEach(async () => {
-    await db.exec('TRUNCATE ledger_entries, ledger_txns RESTART IDENTITY');
-  });
+  useMigratedBackend(backend, (opened) => (db = opened), 'ledger_entries, ledger_txns');
 
   it.each(SEEDS)('seed %i: books balance and balances match the model', async (seed) => {
     const rand = mulberry32(seed);

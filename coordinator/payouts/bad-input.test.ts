@@ -6,15 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Address, toNano, type Cell } from '@ton/core';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LedgerPayoutBook } from '../earnings/payout-book.ts';
 import { HOT_WALLET } from '../ledger/accounts.ts';
 import { checkBooks } from '../ledger/books.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { parsePriceList } from '../ledger/prices.ts';
-import { migrate, readMigrations } from '../store/migrate.ts';
 import type { SqlDb } from '../store/sql.ts';
-import { BACKENDS } from '../store/testing.ts';
+import { BACKENDS, useMigratedBackend } from '../store/testing.ts';
 import { ChainTimeoutError, InsufficientHotWalletBalanceError, InvalidPayoutAddressError } from './errors.ts';
 import { PayoutRunner, type PayoutRunnerOptions } from './payouts.ts';
 import { outageChain, outgoingByPayoutId, payoutFixture, randomRecipient } from './testing.ts';
@@ -35,16 +34,7 @@ interface LogLine {
 
 describe.each(BACKENDS)('payout bad input on $name and the sandbox chain', (backend) => {
   let db: SqlDb;
-  let dispose: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, dispose } = await backend.open());
-    await migrate(db, await readMigrations());
-  }, 60_000);
-  afterAll(async () => dispose?.());
-  beforeEach(async () => {
-    await db.exec('TRUNCATE ledger_entries, ledger_txns, payouts, payout_batches, earnings_jobs RESTART IDENTITY');
-  });
+  useMigratedBackend(backend, (opened) => (db = opened), 'ledger_entries, ledger_txns, payouts, payout_batches, earnings_jobs');
 
   async function setup(hotWalletFunding = toNano('100')) {
     const f = await payoutFixture(hotWalletFunding);

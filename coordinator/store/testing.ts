@@ -1,4 +1,6 @@
 /** Shared by the store tests: backends to run the suite on, and wrappers that count or fail queries. */
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { migrate, readMigrations } from './migrate.ts';
 import { openPgliteDb } from './pglite.ts';
 import { openPostgresDb } from './postgres.ts';
 import type { SqlDb } from './sql.ts';
@@ -11,6 +13,22 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://po
 export interface TestBackend {
   name: string;
   open(): Promise<{ db: SqlDb; dispose(): Promise<void> }>;
+}
+
+/**
+ * For a suite: opens `backend` and migrates it before the tests (handing the database to
+ * `use`), empties `truncate` (a comma-separated table list) before each test, and disposes
+ * of the database after.
+ */
+export function useMigratedBackend(backend: TestBackend, use: (db: SqlDb) => void, truncate?: string): void {
+  let opened: { db: SqlDb; dispose(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    opened = await backend.open();
+    await migrate(opened.db, await readMigrations());
+    use(opened.db);
+  }, 60_000);
+  afterAll(async () => opened?.dispose());
+  if (truncate !== undefined) beforeEach(async () => void (await opened?.db.exec(`TRUNCATE ${truncate} RESTART IDENTITY`)));
 }
 
 /** A schema name no other run uses. */
