@@ -1,30 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { ContributorStatus } from '../worker/network/contributor.ts';
+import { idleStatus } from '../worker/network/status.ts';
 import { statusWords } from './contribute.ts';
 import { setLanguage, t } from './i18n/index.ts';
 
-const base: ContributorStatus = {
-  state: 'idle',
-  lastError: null,
-  contributorId: null,
-  jobsDone: 0,
-  jobsFailed: 0,
-  jobsStopped: 0,
-  running: 0,
-  slots: 1,
-  consent: ['embed'],
-  lastJobAt: null,
-  reconnectAttempts: 0,
-  nextAttemptAt: null,
-  pausedBy: null,
-  resumeAt: null,
-  unusable: [],
-  ownerMessage: null,
-  visibility: 'visible',
-  pace: undefined,
-  recentJobs: [],
-  device: { losses: 0, lastLoss: null },
-};
+const base: ContributorStatus = { ...idleStatus(), slots: 1, consent: ['embed'] };
 
 const words = (s: Partial<ContributorStatus>, now = 0): string => {
   const w = statusWords({ ...base, ...s }, now);

@@ -8,6 +8,7 @@ import { proxy } from 'comlink';
 import type { JobKind } from '../protocol/manifest.ts';
 import type { Controls, TimeWindow } from '../worker/controls/rules.ts';
 import type { ContributorStatus } from '../worker/network/contributor.ts';
+import { idleStatus } from '../worker/network/status.ts';
 import type { WorkerBridge } from './bridge.ts';
 import { h, replace, tr } from './dom.ts';
 import { formatNumber } from './i18n/index.ts';
@@ -234,29 +235,4 @@ export async function mountControls(box: HTMLElement, bridge: WorkerBridge, opti
       .catch(options.onError);
   }
   return { signals };
-}
-
-function idleStatus(): ContributorStatus {
-  return {
-    state: 'idle',
-    lastError: null,
-    contributorId: null,
-    jobsDone: 0,
-    jobsFailed: 0,
-    jobsStopped: 0,
-    running: 0,
-    slots: 0,
-    consent: [],
-    lastJobAt: null,
-    reconnectAttempts: 0,
-    nextAttemptAt: null,
-    pausedBy: null,
-    resumeAt: null,
-    unusable: [],
-    ownerMessage: null,
-    visibility: 'visible',
-    pace: undefined,
-    recentJobs: [],
-    device: { losses: 0, lastLoss: null },
-  };
 }
