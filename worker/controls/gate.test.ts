@@ -1,47 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Clock } from '../network/connection.ts';
 import { Gate } from './gate.ts';
 import { PaceMeter } from './pace.ts';
 import { DEFAULT_SIGNALS, parseControls } from './rules.ts';
 import { MemoryControlsStore, readSaved } from './store.ts';
+import { ManualClock } from '../network/manual-clock.ts';
 
-/** Timers that fire only when the test moves time on. */
-class ManualClock implements Clock {
-  t = Date.UTC(2026, 10, 28, 21, 59);
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-  #id = 0;
-
-  now(): number {
-    return this.t;
-  }
-
-  setTimeout(fn: () => void, ms: number): number {
-    this.#timers.set(++this.#id, { at: this.t + ms, fn });
-    return this.#id;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-
-  get pending(): number {
-    return this.#timers.size;
-  }
-
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.#timers.entries()].filter(([, timer]) => timer.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (due === undefined) break;
-      this.#timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
-
-function gate(controls = {}, clock = new ManualClock()) {
+function gate(controls = {}, clock = new ManualClock(Date.UTC(2026, 10, 28, 21, 59))) {
   const changes: Array<string | null> = [];
   const g = new Gate(
     {

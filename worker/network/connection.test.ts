@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { backoffDelay, Connection, type Clock, type ConnectionEvents, type SocketLike } from './connection.ts';
+import { backoffDelay, Connection, type ConnectionEvents, type SocketLike } from './connection.ts';
+import { ManualClock } from './manual-clock.ts';
 
 type Listener = (event: unknown) => void;
 
@@ -38,37 +39,6 @@ class FakeSocket implements SocketLike {
 
   fire(type: string, event: unknown): void {
     for (const listener of this.#listeners.get(type) ?? []) listener(event);
-  }
-}
-
-class ManualClock implements Clock {
-  t = 1_000_000;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-  #id = 0;
-
-  now(): number {
-    return this.t;
-  }
-
-  setTimeout(fn: () => void, ms: number): number {
-    this.#timers.set(++this.#id, { at: this.t + ms, fn });
-    return this.#id;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.#timers.entries()].filter(([, timer]) => timer.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (due === undefined) break;
-      this.#timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
   }
 }
 
