@@ -17,6 +17,7 @@ describe('contributor status in words', () => {
     expect(words({ state: 'idle' })).toBe('Not contributing. Press Start to serve the network.');
     expect(words({ state: 'connected' })).toBe('Connected, waiting for jobs (no demand right now).');
     expect(words({ state: 'working', running: 1 })).toContain('Working on a job (1 running)');
+    expect(words({ state: 'working', running: 1, loading: ['tiny-embed'] })).toContain('Loading a model for a job: tiny-embed');
     expect(words({ state: 'connecting', reconnectAttempts: 2, nextAttemptAt: 4_500 }, 1_000)).toBe(
       'Could not reach the network; trying again in 4 s (attempt 2).',
     );

@@ -43,6 +43,7 @@ export function statusWords(s: ContributorStatus, now = Date.now()): { key: stri
     case 'connected':
       return { key: 'contrib.connected', params: {} };
     case 'working':
+      if (s.loading.length > 0) return { key: 'contrib.loading', params: { model: s.loading.join(', ') } };
       return { key: 'contrib.working', params: { running: s.running } };
     case 'paused':
       return s.pausedBy === null

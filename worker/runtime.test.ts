@@ -82,6 +82,19 @@ describe('Runtime', () => {
     expect(runtime.status().gpu?.architecture).toBe('swiftshader');
   });
 
+  it('says which models are loading while they load, and when they are done', async () => {
+    const { runtime } = await setup();
+    const seen: string[][] = [];
+    runtime.onLoadingChange(() => seen.push(runtime.loadingModels()));
+    expect(runtime.loadingModels()).toEqual([]);
+    const running = runtime.run(job);
+    expect(runtime.loadingModels()).toEqual(['echo']);
+    await running;
+    expect(seen).toEqual([['echo'], []]);
+    await runtime.run(job);
+    expect(seen).toHaveLength(2);
+  });
+
   it('survives device loss: new device, model reloaded, the job runs again', async () => {
     const { runtime, gpu, engine } = await setup();
     expect((await runtime.run(job)).deviceGeneration).toBe(1);

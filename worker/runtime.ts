@@ -83,6 +83,8 @@ export class Runtime {
   #losses = 0;
   #lastLoss: RuntimeStatus['lastDeviceLoss'] = null;
   #lossListeners = new Set<(status: RuntimeStatus) => void>();
+  readonly #loading = new Set<string>();
+  readonly #loadingListeners = new Set<() => void>();
 
   constructor(options: RuntimeOptions) {
     this.#options = options;
@@ -144,6 +146,23 @@ export class Runtime {
     return this.#manifest;
   }
 
+  /** Models being loaded now (downloaded, checked, compiled), for the contributor's status. */
+  loadingModels(): string[] {
+    return [...this.#loading];
+  }
+
+  #loadingChanged(modelId: string, loading: boolean): void {
+    if (loading) this.#loading.add(modelId);
+    else this.#loading.delete(modelId);
+    for (const listener of this.#loadingListeners) listener();
+  }
+
+  /** Calls `listener` when a load starts or ends; returns the unsubscribe function. */
+  onLoadingChange(listener: () => void): () => void {
+    this.#loadingListeners.add(listener);
+    return () => this.#loadingListeners.delete(listener);
+  }
+
   onDeviceLost(listener: (status: RuntimeStatus) => void): () => void {
     this.#lossListeners.add(listener);
     return () => this.#lossListeners.delete(listener);
@@ -186,6 +205,11 @@ export class Runtime {
       const loading = this.#engine(model).load(model, options);
       pending = loading;
       this.#loaded.set(modelId, loading);
+      this.#loadingChanged(modelId, true);
+      void loading.then(
+        () => this.#loadingChanged(modelId, false),
+        () => this.#loadingChanged(modelId, false),
+      );
       loading.then(
         (m) => this.#backends.set(loading, m.backend),
         () => undefined,

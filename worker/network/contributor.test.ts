@@ -84,6 +84,16 @@ describe('Contributor', () => {
     expect(contributor.status()).toMatchObject({ jobsDone: 1, jobsFailed: 0, lastJobAt: expect.any(Number), state: 'connected' });
   });
 
+  it('reports the models the runtime is loading in its status, as loads start and end', async () => {
+    const { contributor, runtime } = await setup();
+    const seen: string[][] = [];
+    contributor.onStatus((s) => seen.push(s.loading));
+    runtime.setLoading(['chat-model']);
+    expect(contributor.status().loading).toEqual(['chat-model']);
+    runtime.setLoading([]);
+    expect(seen).toEqual([['chat-model'], []]);
+  });
+
   it('sends its capabilities again when a job changed the models it holds, and only then', async () => {
     const { session, runtime } = await setup();
     await session.readResult(await session.sendJob(chat()));

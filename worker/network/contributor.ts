@@ -3,7 +3,7 @@
  * hello → welcome → capabilities → lease), and up to `slots` jobs at a time, each re-leased
  * when it ends. See docs/protocol.md for the messages.
  */
-import { InvalidInputError, serializeError } from '../../protocol/errors.ts';
+import { serializeError } from '../../protocol/errors.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import { PROTOCOL_VERSION, type ContributorMessage, type CoordinatorMessage, type WireError } from '../../protocol/wire.ts';
 import { Gate } from '../controls/gate.ts';
@@ -15,16 +15,16 @@ import { answerChallenge, type DeviceIdentity } from './identity.ts';
 import { runJob, type JobMessage, type JobRunner } from './job.ts';
 import { RunningJobs } from './running-jobs.ts';
 import { Session } from './session.ts';
-import type { ContributorState, ContributorStatus } from './status.ts';
-
-/** A GPU device loss the runtime recovered from, as `Runtime#onDeviceLost` reports it. */
-export interface DeviceLossReport {
-  deviceLosses: number;
-  lastDeviceLoss: { at: number; message: string } | null;
-}
+import { checkSlots } from './slots.ts';
+import type { ContributorState, ContributorStatus, DeviceLossReport } from './status.ts';
 
 /** What the contributor needs from the runtime; `Runtime` fits. */
-export type ContributorRuntime = JobRunner & CapabilitySource & { onDeviceLost?(listener: (report: DeviceLossReport) => void): () => void };
+export type ContributorRuntime = JobRunner &
+  CapabilitySource & {
+    onDeviceLost?(listener: (report: DeviceLossReport) => void): () => void;
+    loadingModels?(): string[];
+    onLoadingChange?(listener: () => void): () => void;
+  };
 
 export type { ContributorState, ContributorStatus };
 
@@ -55,7 +55,6 @@ export interface ContributorOptions extends Pick<ConnectionOptions, 'webSocket' 
   handshakeTimeoutMs?: number;
 }
 
-const MAX_SLOTS = 64;
 /** Resend `status` with a fresh pace at least this often while jobs end, ms. */
 const PACE_EVERY_MS = 15_000;
 const MIB = 1024 * 1024;
@@ -97,6 +96,7 @@ export class Contributor {
       () => this.#verdictChanged(),
     );
     this.#bench = options.bench;
+    options.runtime.onLoadingChange?.(() => this.#emit());
     options.runtime.onDeviceLost?.((report) => {
       this.#device = { losses: report.deviceLosses, lastLoss: report.lastDeviceLoss };
       this.#emit();
@@ -227,6 +227,7 @@ export class Contributor {
       pace: this.#connection === null ? undefined : this.#pace.pace(now, this.#jobs.startTimes()),
       recentJobs: this.#pace.spans(),
       device: { ...this.#device },
+      loading: this.#options.runtime.loadingModels?.() ?? [],
     };
   }
 
@@ -440,10 +441,4 @@ export class Contributor {
       }
     }
   }
-}
-
-function checkSlots(slots: number): number {
-  if (!Number.isInteger(slots) || slots < 0 || slots > MAX_SLOTS)
-    throw new InvalidInputError(`Slots must be a whole number from 0 to ${MAX_SLOTS}; got ${slots}.`);
-  return slots;
 }

@@ -20,6 +20,8 @@ export class FakeRuntime implements ContributorRuntime {
   chatDelayMs = 0;
   readonly #lossListeners = new Set<(s: { deviceLosses: number; lastDeviceLoss: { at: number; message: string } | null }) => void>();
   #losses = 0;
+  #loading: string[] = [];
+  readonly #loadingListeners = new Set<() => void>();
   #held: Array<() => void> = [];
 
   async run(
@@ -56,6 +58,21 @@ export class FakeRuntime implements ContributorRuntime {
   onDeviceLost(listener: (s: { deviceLosses: number; lastDeviceLoss: { at: number; message: string } | null }) => void): () => void {
     this.#lossListeners.add(listener);
     return () => this.#lossListeners.delete(listener);
+  }
+
+  loadingModels(): string[] {
+    return [...this.#loading];
+  }
+
+  onLoadingChange(listener: () => void): () => void {
+    this.#loadingListeners.add(listener);
+    return () => this.#loadingListeners.delete(listener);
+  }
+
+  /** Pretends these models are loading now. */
+  setLoading(ids: string[]): void {
+    this.#loading = [...ids];
+    for (const listener of this.#loadingListeners) listener();
   }
 
   /** Lets every held job answer. */

@@ -47,6 +47,8 @@ export interface ContributorStatus {
   recentJobs: JobSpan[];
   /** GPU device losses the runtime recovered from, and the last one; shown, never hidden. */
   device: { losses: number; lastLoss: { at: number; message: string } | null };
+  /** Models being loaded for a job now (downloaded, checked, compiled). */
+  loading: string[];
 }
 
 /** The status of a contributor not started: what the page shows before the worker reports. */
@@ -72,5 +74,12 @@ export function idleStatus(): ContributorStatus {
     pace: undefined,
     recentJobs: [],
     device: { losses: 0, lastLoss: null },
+    loading: [],
   };
+}
+
+/** A GPU device loss the runtime recovered from, as `Runtime#onDeviceLost` reports it. */
+export interface DeviceLossReport {
+  deviceLosses: number;
+  lastDeviceLoss: { at: number; message: string } | null;
 }
