@@ -7,7 +7,7 @@
 import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256, type RecipientContext, type SenderContext } from '@hpke/core';
 import * as v from 'valibot';
 import { InvalidInputError, SealError, SpinneretError } from './errors.ts';
-import { JobRequest, Tensor, type JobResult } from './jobs.ts';
+import { JobRequest, Tensor, type JobResult, wireKindOf } from './jobs.ts';
 import type { JobKind } from './manifest.ts';
 import type { Sealed } from './wire.ts';
 
@@ -67,7 +67,8 @@ const JobResultSchema = v.variant('kind', [
   v.object({ kind: v.literal('embed'), embeddings: v.array(v.array(v.number())), usage: Usage }),
   v.object({ kind: v.literal('generate'), tokens: v.array(Count), text: v.optional(v.string()), finishReason: Finish, usage: Usage }),
   v.object({ kind: v.literal('infer'), outputs: v.record(v.string(), Tensor), usage: Usage }),
-  v.object({ kind: v.literal('chat'), text: v.string(), finishReason: Finish, usage: Usage }),
+  v.object({ kind: v.literal('chat'), text: v.string(), tokens: v.optional(v.array(Count)), finishReason: Finish, usage: Usage }),
+  v.object({ kind: v.literal('score'), positions: Count, inTopK: Count, usage: Usage }),
 ]);
 const JobPayloadSchema = v.strictObject({ request: JobRequest, resultKey: Key32 });
 const ResultPieceSchema = v.variant('type', [
@@ -125,8 +126,8 @@ function jobAadBytes(aad: JobAad): Uint8Array {
 }
 
 function checkBinding(request: JobRequest, aad: JobAad): string | null {
-  if (request.model !== aad.model || request.kind !== aad.kind) {
-    return `the request is a ${request.kind} job on "${request.model}", but the job is a ${aad.kind} job on "${aad.model}"`;
+  if (request.model !== aad.model || wireKindOf(request) !== aad.kind) {
+    return `the request is a ${wireKindOf(request)} job on "${request.model}", but the job is a ${aad.kind} job on "${aad.model}"`;
   }
   return null;
 }

@@ -4,7 +4,7 @@
  */
 import * as v from 'valibot';
 import { InvalidInputError } from './errors.ts';
-import { TensorType } from './manifest.ts';
+import { type JobKind, TensorType } from './manifest.ts';
 
 const ModelId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
 const Tokens = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(32768));
@@ -59,12 +59,37 @@ export const ChatRequest = v.strictObject({
   sampling: v.optional(Sampling, {}),
 });
 
-export const JobRequest = v.variant('kind', [EmbedRequest, GenerateRequest, InferRequest, ChatRequest]);
+/**
+ * A teacher-forced check of a generation (docs/protocol.md, "Verified work"): the checker
+ * renders and tokenizes `target`'s prompt exactly as for a run, appends `output`, runs the
+ * whole sequence in one forward pass, and counts the output positions whose token is among
+ * its own `topK` most likely. It travels inside a job of the target's kind, so a contributor
+ * cannot tell a check from paid work before opening it.
+ */
+export const ScoreRequest = v.strictObject({
+  kind: v.literal('score'),
+  model: ModelId,
+  target: v.variant('kind', [GenerateRequest, ChatRequest]),
+  /** The checked run's token ids, its end-of-sequence token left out. */
+  output: v.pipe(v.array(v.pipe(v.number(), v.integer(), v.minValue(0))), v.maxLength(32768)),
+  /** The checked run stopped on an end-of-sequence token: one more position is scored, where an end token must rank. */
+  stopped: v.boolean(),
+  /** How many of the checker's most likely tokens count as agreeing. */
+  topK: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(64)),
+});
+
+export const JobRequest = v.variant('kind', [EmbedRequest, GenerateRequest, InferRequest, ChatRequest, ScoreRequest]);
 export type JobRequest = v.InferOutput<typeof JobRequest>;
 export type EmbedRequest = v.InferOutput<typeof EmbedRequest>;
 export type GenerateRequest = v.InferOutput<typeof GenerateRequest>;
 export type InferRequest = v.InferOutput<typeof InferRequest>;
 export type ChatRequest = v.InferOutput<typeof ChatRequest>;
+export type ScoreRequest = v.InferOutput<typeof ScoreRequest>;
+
+/** The job kind a request runs as on the wire and in consent: a score runs as its target's kind. */
+export function wireKindOf(request: JobRequest): JobKind {
+  return request.kind === 'score' ? request.target.kind : request.kind;
+}
 
 /** Work done, the unit prices are per. */
 export interface Usage {
@@ -78,7 +103,10 @@ export type JobResult =
   | { kind: 'embed'; embeddings: number[][]; usage: Usage }
   | { kind: 'generate'; tokens: number[]; text?: string; finishReason: FinishReason; usage: Usage }
   | { kind: 'infer'; outputs: Record<string, Tensor>; usage: Usage }
-  | { kind: 'chat'; text: string; finishReason: FinishReason; usage: Usage };
+  /** `tokens`: the generated token ids, where the engine exposes them (onnx does, web-llm does not). */
+  | { kind: 'chat'; text: string; tokens?: number[]; finishReason: FinishReason; usage: Usage }
+  /** Of `positions` scored output positions, `inTopK` held a token among the checker's top k. */
+  | { kind: 'score'; positions: number; inTopK: number; usage: Usage };
 
 /** One streamed piece of a `generate` or `chat` job. */
 export interface StreamChunk {

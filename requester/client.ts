@@ -7,7 +7,7 @@ import * as v from 'valibot';
 import { compareResults, type CompareOptions } from '../protocol/compare.ts';
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../protocol/envelope.ts';
 import { AbortedError, EngineError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
-import { parseJobRequest, type JobRequest, type JobResult } from '../protocol/jobs.ts';
+import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
 import { JobKind } from '../protocol/manifest.ts';
 import { Assignment, JobEvent, MAX_MESSAGE_BYTES, parseFrame, type SubmitPayload, type Verdict, VerdictAnswer } from '../protocol/wire.ts';
 import { CoordinatorError, failedJobError, httpError, networkError } from './errors.ts';
@@ -161,7 +161,7 @@ export class RequesterClient {
       // A fresh result key per attempt: a contributor that dropped cannot write into a later attempt's stream.
       const keys = await generateHpkeKeyPair();
       const resultKey = await exportPublicKey(keys.publicKey);
-      const aad = { jobId, attempt: assignment.attempt, model: job.model, kind: job.kind };
+      const aad = { jobId, attempt: assignment.attempt, model: job.model, kind: wireKindOf(job) };
       const sealed = await sealJob(assignment.hpkeKey, { request: job, resultKey }, aad);
       state.current = { attempt: assignment.attempt, opener: createResultOpener(keys, jobId), opened: 0, text: '', tokens: [] };
       const body: SubmitPayload = { attempt: assignment.attempt, sealed };

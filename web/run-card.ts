@@ -102,6 +102,8 @@ function describeResult(result: JobResult): string {
       return `${result.text ?? ''}\n\n${result.tokens.join(' ')}`;
     case 'chat':
       return result.text;
+    case 'score':
+      return `${result.inTopK} / ${result.positions}`;
     case 'infer':
       return Object.entries(result.outputs)
         .map(

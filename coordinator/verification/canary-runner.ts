@@ -4,7 +4,7 @@
  * fresh result key, exactly as the requester SDK does, so the worker cannot tell it apart.
  */
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../../protocol/envelope.ts';
-import type { JobResult } from '../../protocol/jobs.ts';
+import { type JobResult, wireKindOf } from '../../protocol/jobs.ts';
 import type { JobEvent } from '../../protocol/wire.ts';
 import { Job } from '../jobs/job.ts';
 import type { Relay } from '../leases/relay.ts';
@@ -29,7 +29,7 @@ export function sendCanary(relay: Relay, contributorId: string, canary: Canary, 
     role: 'canary',
     apiKeyId: NETWORK_CHECKS,
     model: request.model,
-    kind: request.kind,
+    kind: wireKindOf(request),
     target: contributorId,
   });
   if (!(job instanceof Job)) return null;
@@ -47,7 +47,11 @@ export function sendCanary(relay: Relay, contributorId: string, canary: Canary, 
       const keys = await generateHpkeKeyPair();
       const resultKey = await exportPublicKey(keys.publicKey);
       const { attempt, hpkeKey } = event.assignment;
-      const sealed = await sealJob(hpkeKey, { request, resultKey }, { jobId: job.id, attempt, model: request.model, kind: request.kind });
+      const sealed = await sealJob(
+        hpkeKey,
+        { request, resultKey },
+        { jobId: job.id, attempt, model: request.model, kind: wireKindOf(request) },
+      );
       opener = { attempt, opener: createResultOpener(keys, job.id) };
       const refused = relay.submitPayload(job, attempt, sealed);
       if (refused !== null && !job.finished) done({ jobId: job.id, result: null, why: refused.error.message });

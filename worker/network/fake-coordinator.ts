@@ -12,7 +12,7 @@ import {
   toB64url,
   type ResultPiece,
 } from '../../protocol/envelope.ts';
-import type { JobRequest, JobResult, Usage } from '../../protocol/jobs.ts';
+import { type JobRequest, type JobResult, type Usage, wireKindOf } from '../../protocol/jobs.ts';
 import { ContributorMessage, helloMessage, parseFrame, PROTOCOL_VERSION, type CoordinatorMessage } from '../../protocol/wire.ts';
 
 /** The server end of one WebSocket. */
@@ -104,11 +104,21 @@ export class FakeSession {
     const jobId = options.jobId ?? `job${++this.#jobs}`;
     const requester = await generateHpkeKeyPair(false);
     const attempt = options.attempt ?? 1;
-    const aad = { jobId, attempt: options.sealedAttempt ?? attempt, model: request.model, kind: request.kind };
+    const aad = { jobId, attempt: options.sealedAttempt ?? attempt, model: request.model, kind: wireKindOf(request) };
     const sealed = await sealJob(this.hpkeKey, { request, resultKey: await exportPublicKey(requester.publicKey) }, aad);
     const leaseId = `lease-${jobId}`;
     const deadline = options.deadline ?? Date.now() + 60_000;
-    this.send({ v: PROTOCOL_VERSION, type: 'job', jobId, leaseId, model: request.model, kind: request.kind, attempt, deadline, sealed });
+    this.send({
+      v: PROTOCOL_VERSION,
+      type: 'job',
+      jobId,
+      leaseId,
+      model: request.model,
+      kind: wireKindOf(request),
+      attempt,
+      deadline,
+      sealed,
+    });
     return { jobId, leaseId, requester };
   }
 

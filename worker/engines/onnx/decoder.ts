@@ -28,6 +28,12 @@ export class OrtDecoder implements DecoderStep<KvCache> {
   }
 
   async step(tokens: readonly number[], pastLength: number, cache: KvCache | null): Promise<{ logits: Float32Array; cache: KvCache }> {
+    const { all, cache: next } = await this.#run(tokens, pastLength, cache);
+    const vocab = this.#spec.vocabSize;
+    return { logits: all.slice((tokens.length - 1) * vocab, tokens.length * vocab), cache: next };
+  }
+
+  async #run(tokens: readonly number[], pastLength: number, cache: KvCache | null): Promise<{ all: Float32Array; cache: KvCache }> {
     const ort = this.#ort;
     const n = tokens.length;
     const feeds: Record<string, OrtTensor> = {
@@ -49,8 +55,6 @@ export class OrtDecoder implements DecoderStep<KvCache> {
     const logitsTensor = out['logits'];
     if (logitsTensor === undefined) throw new TypeError('the decoder has no "logits" output');
     const all = await readFloat32(logitsTensor);
-    const vocab = this.#spec.vocabSize;
-    const logits = all.slice((n - 1) * vocab, n * vocab);
     logitsTensor.dispose();
     const next: KvCache = [];
     for (const name of presentNames(this.#spec)) {
@@ -58,7 +62,13 @@ export class OrtDecoder implements DecoderStep<KvCache> {
       if (tensor === undefined) throw new TypeError(`the decoder has no "${name}" output`);
       next.push(tensor);
     }
-    return { logits, cache: next };
+    return { all, cache: next };
+  }
+
+  /** One pass over `tokens` with no past: the logits of every position, `[tokens.length × vocab]`. */
+  async all(tokens: readonly number[]): Promise<{ logits: Float32Array; cache: KvCache }> {
+    const { all, cache } = await this.#run(tokens, 0, null);
+    return { logits: all, cache };
   }
 
   release(cache: KvCache): void {

@@ -1,7 +1,17 @@
 /** The `onnx` engine: onnxruntime-web on WebGPU, with WASM where the model and device call for it. */
 import { Tokenizer } from '@huggingface/tokenizers';
 import { EngineError, InvalidInputError, toSpinneretError } from '../../../protocol/errors.ts';
-import type { ChatRequest, EmbedRequest, GenerateRequest, InferRequest, JobRequest, JobResult, Tensor } from '../../../protocol/jobs.ts';
+import {
+  type ChatRequest,
+  type EmbedRequest,
+  type GenerateRequest,
+  type InferRequest,
+  type JobRequest,
+  type JobResult,
+  type ScoreRequest,
+  type Tensor,
+  wireKindOf,
+} from '../../../protocol/jobs.ts';
 import type { ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
 import type { Engine, EngineContext, LoadOptions, LoadedModel, RunOptions, RunPlan } from '../types.ts';
 import { OrtDecoder, presentNames } from './decoder.ts';
@@ -139,9 +149,11 @@ class LoadedOnnxModel implements LoadedModel {
   }
 
   run(request: JobRequest, options: RunOptions = {}): Promise<JobResult> {
-    if (!this.#model.kinds.includes(request.kind)) {
+    if (!this.#model.kinds.includes(wireKindOf(request))) {
       return Promise.reject(
-        new InvalidInputError(`Model "${this.modelId}" does not take "${request.kind}" jobs; it takes ${this.#model.kinds.join(', ')}.`),
+        new InvalidInputError(
+          `Model "${this.modelId}" does not take "${wireKindOf(request)}" jobs; it takes ${this.#model.kinds.join(', ')}.`,
+        ),
       );
     }
     const next = this.#queue.then(() => this.#dispatch(request, options));
@@ -165,6 +177,8 @@ class LoadedOnnxModel implements LoadedModel {
           return await this.#chat(request, options);
         case 'infer':
           return await this.#infer(request);
+        case 'score':
+          return await this.#score(request);
       }
     } catch (err) {
       throw toSpinneretError(err, `Running a ${request.kind} job on "${this.modelId}"`);
@@ -209,7 +223,7 @@ class LoadedOnnxModel implements LoadedModel {
   }
 
   async #generate(request: GenerateRequest, options: RunOptions): Promise<JobResult> {
-    const prompt = typeof request.prompt === 'string' ? this.#needTokenizer().encode(request.prompt).ids : request.prompt;
+    const prompt = this.#promptOf(request);
     const { tokens, finishReason } = await this.#decode(prompt, request, options);
     const text = this.#tokenizer?.decode(tokens, { skip_special_tokens: true });
     return {
@@ -223,18 +237,60 @@ class LoadedOnnxModel implements LoadedModel {
 
   async #chat(request: ChatRequest, options: RunOptions): Promise<JobResult> {
     const tokenizer = this.#needTokenizer();
-    const template = this.#decoderSpec().chatTemplate;
-    const text =
-      request.messages.map((m) => template.message.replaceAll('{role}', m.role).replaceAll('{content}', m.content)).join('') +
-      template.assistantPrefix;
-    const prompt = tokenizer.encode(text).ids;
+    const prompt = this.#promptOf(request);
     const { tokens, finishReason } = await this.#decode(prompt, request, options);
     return {
       kind: 'chat',
       text: tokenizer.decode(tokens, { skip_special_tokens: true }),
+      tokens,
       finishReason,
       usage: { promptTokens: prompt.length, completionTokens: tokens.length },
     };
+  }
+
+  /** The prompt's token ids, exactly as a run of the request feeds them. */
+  #promptOf(request: GenerateRequest | ChatRequest): readonly number[] {
+    if (request.kind === 'generate')
+      return typeof request.prompt === 'string' ? this.#needTokenizer().encode(request.prompt).ids : request.prompt;
+    const template = this.#decoderSpec().chatTemplate;
+    const text =
+      request.messages.map((m) => template.message.replaceAll('{role}', m.role).replaceAll('{content}', m.content)).join('') +
+      template.assistantPrefix;
+    return this.#needTokenizer().encode(text).ids;
+  }
+
+  /**
+   * One teacher-forced pass over prompt + output: the logits at each output position (and at
+   * the end, when the checked run stopped) are ranked, and a position agrees when its token is
+   * among the top k. The decoder returns logits for every position of the pass.
+   */
+  async #score(request: ScoreRequest): Promise<JobResult> {
+    const spec = this.#decoderSpec();
+    const prompt = this.#promptOf(request.target);
+    const sequence = [...prompt, ...request.output];
+    if (sequence.length > spec.maxContext) {
+      throw new InvalidInputError(`The prompt and output are ${sequence.length} tokens; this model's context holds ${spec.maxContext}.`);
+    }
+    const bad = sequence.find((id) => id >= spec.vocabSize);
+    if (bad !== undefined) throw new InvalidInputError(`Token id ${bad} is outside the vocabulary of "${this.modelId}".`);
+    const decoder = new OrtDecoder(this.#ort, this.#session, spec);
+    const { logits, cache } = await decoder.all(sequence);
+    decoder.release(cache);
+    // Position p's logits predict the token at p + 1.
+    const expected: { at: number; ok: (token: number) => boolean }[] = request.output.map((token, i) => ({
+      at: prompt.length - 1 + i,
+      ok: (t: number) => t === token,
+    }));
+    if (request.stopped) {
+      const eos = new Set(spec.eosTokenIds);
+      expected.push({ at: sequence.length - 1, ok: (t: number) => eos.has(t) });
+    }
+    let inTopK = 0;
+    for (const { at, ok } of expected) {
+      const row = logits.subarray(at * spec.vocabSize, (at + 1) * spec.vocabSize);
+      if (topK(row, request.topK).some(ok)) inTopK++;
+    }
+    return { kind: 'score', positions: expected.length, inTopK, usage: { promptTokens: sequence.length, completionTokens: 0 } };
   }
 
   #decoderSpec() {
@@ -294,4 +350,18 @@ class LoadedOnnxModel implements LoadedModel {
     }
     return { kind: 'infer', outputs, usage: { promptTokens: 0, completionTokens: 0 } };
   }
+}
+
+/** Indices of the `k` largest values, largest first (ties: lower index first). */
+export function topK(values: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i] ?? Number.NEGATIVE_INFINITY;
+    if (best.length === k && x <= (values[best[k - 1] ?? 0] ?? Number.NEGATIVE_INFINITY)) continue;
+    let at = best.length;
+    while (at > 0 && (values[best[at - 1] ?? 0] ?? Number.NEGATIVE_INFINITY) < x) at--;
+    best.splice(at, 0, i);
+    if (best.length > k) best.pop();
+  }
+  return best;
 }
