@@ -25,6 +25,7 @@ import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
 import { createFleetService, type FleetService } from './fleet/index.ts';
+import type { ModelCatalog } from './models/catalog.ts';
 import { SqlStore } from './store/sql-store.ts';
 import type { SqlDb } from './store/sql.ts';
 import type { Store } from './store/types.ts';
@@ -88,6 +89,11 @@ export interface CoordinatorOptions {
    * the store's own when it is SQL; without one the fleet routes are not served.
    */
   fleetDb?: SqlDb;
+  /**
+   * The models this network serves (the model host's manifest). Model facts (engine, builds,
+   * files, tokenizer) are read here, never taken from a contributor's or requester's word.
+   */
+  catalog?: ModelCatalog;
   /** Reads wallet keys from the chain for `ton_proof`s of wallets other than v3R2/v4R2/v5R1 (e.g. `Money.publicKeys`). */
   walletPublicKeys?: PublicKeyLookup;
 }

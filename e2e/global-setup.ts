@@ -6,6 +6,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createCoordinator, type Logger } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
+import { ModelCatalog } from '../coordinator/models/catalog.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
 import { priceRoutes } from '../coordinator/prices/routes.ts';
@@ -57,6 +58,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   });
   const coordinator = createCoordinator({
     store,
+    catalog: await ModelCatalog.load(host.manifestUrl),
     logger,
     leaseMs: 30_000,
     heartbeatMs: 5_000,

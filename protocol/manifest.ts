@@ -3,7 +3,7 @@
  * their files live and what each file's SHA-256 must be. Data, never code.
  */
 import * as v from 'valibot';
-import { ManifestError, UnknownModelError } from './errors.ts';
+import { ManifestError, ModelUnreachableError, SpinneretError, UnknownModelError } from './errors.ts';
 
 const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'an id is 1–128 letters, digits, ".", "_" or "-"'));
 const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'sha256 is 64 lowercase hex digits'));
@@ -223,4 +223,18 @@ export function findModel(manifest: Manifest, id: string): ModelEntry {
       manifest.models.map((m) => m.id),
     );
   return model;
+}
+
+/** Downloads and validates the manifest at `url`; an unreachable host is {@link ModelUnreachableError}. */
+export async function fetchManifest(url: string, fetchImpl: typeof fetch = fetch): Promise<Manifest> {
+  let data: unknown;
+  try {
+    const response = await fetchImpl(url, { cache: 'no-store' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    data = await response.json();
+  } catch (err) {
+    if (err instanceof SpinneretError) throw err;
+    throw new ModelUnreachableError(url, err instanceof Error ? err.message : String(err));
+  }
+  return parseManifest(data, url);
 }

@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { createCoordinator } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
+import { ModelCatalog } from '../coordinator/models/catalog.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
 import { priceRoutes } from '../coordinator/prices/routes.ts';
@@ -30,6 +31,7 @@ if (build.status !== 0) {
 }
 
 const models = await startModelHost({ port: port('SPINNERET_MODELHOST_PORT', 8090), host });
+const catalog = await ModelCatalog.load(models.manifestUrl);
 const store = await openStore({ dataDir: process.env['SPINNERET_DATA_DIR'] ?? '.spinneret/coordinator' });
 // Verified work on the default policy (5 % canaries, 10 % → 1 % replication, quarantine after
 // 3 failed checks); a replicated job's verdict is awaited within the settlement window.
@@ -47,6 +49,7 @@ const money = await startMoney({
 });
 const coordinator = createCoordinator({
   store,
+  catalog,
   verification,
   onJobDone: money.onJobDone,
   publicRoutes: [money.routes, priceRoutes()],

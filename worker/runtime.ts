@@ -3,15 +3,8 @@
  * device they share. It survives device loss: loaded WebGPU models are reloaded on the new
  * device and a job that the loss interrupted runs again, once.
  */
-import {
-  DeviceLostError,
-  EngineError,
-  ModelUnreachableError,
-  SpinneretError,
-  serializeError,
-  type SerializedError,
-} from '../protocol/errors.ts';
-import { findModel, parseManifest, type EngineKind, type Manifest, type ModelEntry, type TensorSpec } from '../protocol/manifest.ts';
+import { DeviceLostError, EngineError, SpinneretError, serializeError, type SerializedError } from '../protocol/errors.ts';
+import { fetchManifest, findModel, type EngineKind, type Manifest, type ModelEntry, type TensorSpec } from '../protocol/manifest.ts';
 import { parseJobRequest, type JobResult, type StreamChunk } from '../protocol/jobs.ts';
 import type { GpuDeviceManager } from './gpu/device.ts';
 import type { GpuInfo } from './gpu/types.ts';
@@ -110,18 +103,7 @@ export class Runtime {
 
   /** Fetches and validates the manifest, and probes the GPU (a missing GPU is not an error). */
   async init(): Promise<void> {
-    const url = this.#options.manifestUrl;
-    const doFetch = this.#options.fetch ?? fetch;
-    let data: unknown;
-    try {
-      const response = await doFetch(url, { cache: 'no-store' });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      data = await response.json();
-    } catch (err) {
-      if (err instanceof SpinneretError) throw err;
-      throw new ModelUnreachableError(url, err instanceof Error ? err.message : String(err));
-    }
-    this.#manifest = parseManifest(data, url);
+    this.#manifest = await fetchManifest(this.#options.manifestUrl, this.#options.fetch ?? fetch);
     await this.#probe();
   }
 

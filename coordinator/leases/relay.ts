@@ -62,7 +62,10 @@ export interface JobDone {
   engineClass: string;
   model: string;
   kind: JobKind;
+  /** What is billed and credited. */
   usage: { promptTokens: number; completionTokens: number };
+  /** What the contributor reported in its final chunk (its word; canaries check it against the known usage). */
+  claimed: { promptTokens: number; completionTokens: number };
 }
 
 /** A refused requester action: the HTTP status and the error body. */
@@ -278,6 +281,7 @@ export class Relay {
           model: job.model,
           kind: job.kind,
           usage: { promptTokens: job.promptTokens, completionTokens: job.completionTokens },
+          claimed: { promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0 },
         };
         this.#o.checks?.onDone?.(done);
         this.#o.onJobDone?.(done);

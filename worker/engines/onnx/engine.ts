@@ -13,6 +13,7 @@ import {
   wireKindOf,
 } from '../../../protocol/jobs.ts';
 import type { ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
+import { promptTokenIds } from '../../../protocol/prompt.ts';
 import type { Engine, EngineContext, LoadOptions, LoadedModel, RunOptions, RunPlan } from '../types.ts';
 import { OrtDecoder, presentNames } from './decoder.ts';
 import { generate } from './generate.ts';
@@ -250,13 +251,7 @@ class LoadedOnnxModel implements LoadedModel {
 
   /** The prompt's token ids, exactly as a run of the request feeds them. */
   #promptOf(request: GenerateRequest | ChatRequest): readonly number[] {
-    if (request.kind === 'generate')
-      return typeof request.prompt === 'string' ? this.#needTokenizer().encode(request.prompt).ids : request.prompt;
-    const template = this.#decoderSpec().chatTemplate;
-    const text =
-      request.messages.map((m) => template.message.replaceAll('{role}', m.role).replaceAll('{content}', m.content)).join('') +
-      template.assistantPrefix;
-    return this.#needTokenizer().encode(text).ids;
+    return promptTokenIds(this.#tokenizer, this.#decoderSpec(), request);
   }
 
   /**
