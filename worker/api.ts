@@ -230,6 +230,14 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, d
     },
 
     /**
+     * A wallet proven (or disconnected: undefined) while contributing: the running contributor
+     * says hello again with it at once (after the jobs running now), with no restart.
+     */
+    setSession(session: string | undefined): void {
+      contributor?.setSession(session);
+    },
+
+    /**
      * Calls `onStatus` (a comlink `proxy()`) with every status of the contributor running now
      * and of any started later (also by {@link resumeContributing}); returns the status now.
      */
