@@ -7,6 +7,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createCoordinator, type Logger } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { ModelCatalog } from '../coordinator/models/catalog.ts';
+import { createNetworkInfo } from '../coordinator/network/network.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
 import { priceRoutes } from '../coordinator/prices/routes.ts';
@@ -56,15 +57,18 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     env: {},
     verification,
   });
+  const networkInfo = createNetworkInfo({
+    payouts: { thresholdNano: '1', verificationWindowMs: 8_000, intervalMs: 3_000, chain: 'sandbox', firstAt: Date.now() + 3_000 },
+  });
   const coordinator = createCoordinator({
     store,
     catalog: await ModelCatalog.load(host.manifestUrl),
     logger,
     leaseMs: 30_000,
     heartbeatMs: 5_000,
-    onJobDone: money.onJobDone,
+    onJobDone: (done) => (money.onJobDone(done), networkInfo.record(done)),
     verification,
-    publicRoutes: [money.routes, priceRoutes()],
+    publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
     ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
   });
   const network = await coordinator.listen({ port: 0 });
