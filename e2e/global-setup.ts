@@ -58,6 +58,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     verification,
   });
   const networkInfo = createNetworkInfo({
+    db: store.db,
     payouts: { thresholdNano: '1', verificationWindowMs: 8_000, intervalMs: 3_000, chain: 'sandbox', firstAt: Date.now() + 3_000 },
   });
   const coordinator = createCoordinator({
@@ -66,7 +67,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     logger,
     leaseMs: 30_000,
     heartbeatMs: 5_000,
-    onJobDone: (done) => (money.onJobDone(done), networkInfo.record(done)),
+    onJobDone: money.onJobDone,
     verification,
     publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
     ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),

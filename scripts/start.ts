@@ -51,6 +51,7 @@ const money = await startMoney({
 });
 // Demand per model and the payout rules, published for the dashboard's earnings estimate.
 const networkInfo = createNetworkInfo({
+  db: store.db,
   payouts: {
     thresholdNano: payouts.threshold.toString(),
     verificationWindowMs: payouts.windowMs,
@@ -63,7 +64,7 @@ const coordinator = createCoordinator({
   store,
   catalog,
   verification,
-  onJobDone: (done) => (money.onJobDone(done), networkInfo.record(done)),
+  onJobDone: money.onJobDone,
   publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
   ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
 });

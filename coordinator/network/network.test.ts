@@ -1,62 +1,73 @@
 import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { NetworkInfo } from '../../protocol/network.ts';
+import type { SqlDb } from '../store/sql.ts';
+import { BACKENDS, useMigratedBackend } from '../store/testing.ts';
 import { createNetworkInfo } from './network.ts';
 
 const MINUTE = 60_000;
+const T0 = 1_700_000_000_000;
 
 function manualClock(start: number) {
   let now = start;
   return { now: () => now, advance: (ms: number) => (now += ms) };
 }
 
-const done = (model: string, contributorId: string, promptTokens: number, completionTokens = 0) => ({
-  model,
-  contributorId,
-  usage: { promptTokens, completionTokens },
-});
+let db: SqlDb;
+useMigratedBackend(BACKENDS[0]!, (opened) => (db = opened), 'jobs');
+
+let seq = 0;
+async function job(model: string, at: number, state: string, contributor: string | null, prompt = 0, completion = 0): Promise<void> {
+  await db.query(
+    `INSERT INTO jobs (id, api_key_id, model, kind, state, attempt, contributor_id, created_at, updated_at, payload_bytes, result_bytes, prompt_tokens, completion_tokens)
+     VALUES ($1, 'k', $2, 'embed', $3, 1, $4, $5, $5, 100, 100, $6, $7)`,
+    [`job${++seq}`, model, state, contributor, at, prompt, completion],
+  );
+}
 
 describe('GET /v1/network', () => {
-  it('measures demand per model over the window: jobs per minute, tokens per job, contributors', async () => {
-    const clock = manualClock(1_000_000);
-    const network = createNetworkInfo({ clock, windowMs: 10 * MINUTE });
-    clock.advance(2 * MINUTE);
-    // 6 embedding jobs of 10 tokens by two contributors, and one chat job of 5 + 15 tokens.
-    for (let i = 0; i < 6; i++) network.record(done('tiny-embed', i % 2 === 0 ? 'a' : 'b', 10));
-    network.record(done('tiny-decoder', 'a', 5, 15));
-    clock.advance(2 * MINUTE);
+  it('counts every job created in the window as demand, waiting ones too, with the tokens of finished ones', async () => {
+    const clock = manualClock(T0);
+    const network = createNetworkInfo({ db, clock, windowMs: 10 * MINUTE });
+    clock.advance(4 * MINUTE);
+    // Six embedding jobs: four done by two contributors (10 tokens each), two still waiting for one.
+    for (const [i, c] of ['a', 'b', 'a', 'b'].entries()) await job('tiny-embed', T0 + MINUTE + i, 'done', c, 10);
+    await job('tiny-embed', T0 + 2 * MINUTE, 'waiting', null);
+    await job('tiny-embed', T0 + 3 * MINUTE, 'failed', null);
+    await job('tiny-decoder', T0 + 3 * MINUTE, 'done', 'a', 5, 15);
     const res = await network.routes().request('/network', { headers: { origin: 'http://app.example' } });
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
     const body = v.parse(NetworkInfo, await res.json());
     // Up for 4 minutes: the rate is over 4 minutes, not the 10-minute window.
     expect(body.windowMs).toBe(4 * MINUTE);
-    expect(body.demand['tiny-embed']).toEqual({ jobsPerMinute: 1.5, tokensPerJob: 10, contributors: 2 });
-    expect(body.demand['tiny-decoder']).toEqual({ jobsPerMinute: 0.25, tokensPerJob: 20, contributors: 1 });
+    expect(body.demand['tiny-embed']).toEqual({ jobsPerMinute: 1.5, promptTokensPerJob: 10, completionTokensPerJob: 0, contributors: 2 });
+    expect(body.demand['tiny-decoder']).toEqual({ jobsPerMinute: 0.25, promptTokensPerJob: 5, completionTokensPerJob: 15, contributors: 1 });
     expect(body.payouts).toBeNull();
   });
 
-  it('forgets jobs older than the window', () => {
-    const clock = manualClock(0);
-    const network = createNetworkInfo({ clock, windowMs: 5 * MINUTE });
-    network.record(done('m', 'a', 1));
-    clock.advance(20 * MINUTE);
-    network.record(done('m', 'a', 3));
-    network.record(done('m', 'b', 3));
-    const info = network.info();
+  it('forgets jobs older than the window, but keeps a day of finished jobs for their token counts', async () => {
+    const clock = manualClock(T0);
+    const network = createNetworkInfo({ db, clock, windowMs: 5 * MINUTE });
+    clock.advance(60 * MINUTE);
+    await job('m', T0, 'done', 'a', 7);
+    await job('m', T0 + 57 * MINUTE, 'waiting', null);
+    await job('m', T0 + 58 * MINUTE, 'waiting', null);
+    const info = await network.info();
     expect(info.windowMs).toBe(5 * MINUTE);
-    expect(info.demand['m']).toEqual({ jobsPerMinute: 0.4, tokensPerJob: 3, contributors: 2 });
+    expect(info.demand['m']).toEqual({ jobsPerMinute: 0.4, promptTokensPerJob: 7, completionTokensPerJob: 0, contributors: 0 });
     clock.advance(6 * MINUTE);
-    expect(network.info().demand).toEqual({});
+    expect((await network.info()).demand).toEqual({});
   });
 
-  it('says when the next payout round is due, from the first round and the interval', () => {
+  it('says when the next payout round is due, from the first round and the interval', async () => {
     const clock = manualClock(100_000);
     const network = createNetworkInfo({
+      db,
       clock,
       payouts: { thresholdNano: '1000000', verificationWindowMs: 30_000, intervalMs: 30_000, chain: 'sandbox', firstAt: 130_000 },
     });
-    expect(network.info().payouts).toEqual({
+    expect((await network.info()).payouts).toEqual({
       thresholdNano: '1000000',
       verificationWindowMs: 30_000,
       intervalMs: 30_000,
@@ -64,9 +75,9 @@ describe('GET /v1/network', () => {
       nextAt: 130_000,
     });
     clock.advance(45_000); // 145 000: the round at 130 000 has run, the next is at 160 000.
-    expect(network.info().payouts?.nextAt).toBe(160_000);
+    expect((await network.info()).payouts?.nextAt).toBe(160_000);
     clock.advance(15_000); // exactly at a round
-    expect(network.info().payouts?.nextAt).toBe(160_000);
-    expect(v.safeParse(NetworkInfo, network.info()).success).toBe(true);
+    expect((await network.info()).payouts?.nextAt).toBe(160_000);
+    expect(v.safeParse(NetworkInfo, await network.info()).success).toBe(true);
   });
 });

@@ -1,15 +1,19 @@
 /**
- * `GET /v1/network` (protocol/network.ts): recent demand per model, measured from the jobs that
- * finished, and the payout rules. Public and open to other origins: the dashboard estimates
- * earnings from it before a device has done any work.
+ * `GET /v1/network` (protocol/network.ts): recent demand per model and the payout rules, public
+ * and open to other origins; the dashboard estimates earnings from it before a device has done
+ * any work. Demand is every job requesters created in the window, finished or still waiting for
+ * a contributor (a network with no contributor still has demand), read from the store's `jobs`
+ * table; the tokens per job are the means of the model's finished jobs over the last day.
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { NetworkInfo, PayoutRules } from '../../protocol/network.ts';
 import { type Clock, systemClock } from '../deps.ts';
-import type { JobDone } from '../leases/relay.ts';
+import type { SqlClient } from '../store/sql.ts';
 
 export interface NetworkInfoOptions {
+  /** The coordinator's database (the store's `jobs` table). */
+  db: SqlClient;
   clock?: Clock;
   /** Demand is measured over this span, ms. Default 10 minutes. */
   windowMs?: number;
@@ -21,53 +25,55 @@ export interface NetworkInfoOptions {
 }
 
 export interface NetworkInfoService {
-  /** Counts a finished job (give it to `createCoordinator({ onJobDone })`). */
-  record(done: Pick<JobDone, 'model' | 'usage' | 'contributorId'>): void;
-  info(): NetworkInfo;
+  info(): Promise<NetworkInfo>;
   /** `GET /network`; the coordinator mounts it under `/v1`. */
   routes(): Hono;
 }
 
-interface Finished {
-  at: number;
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+/** Models listed at most. */
+const MAX_MODELS = 1000;
+
+interface Row {
   model: string;
-  tokens: number;
-  contributorId: string;
+  jobs: unknown;
+  contributors: unknown;
+  prompt: unknown;
+  completion: unknown;
 }
 
-/** Jobs kept for the window; beyond this the oldest are dropped first (the rates then cover a shorter span). */
-const MAX_EVENTS = 200_000;
-const MINUTE = 60_000;
-
-export function createNetworkInfo(options: NetworkInfoOptions = {}): NetworkInfoService {
+export function createNetworkInfo(options: NetworkInfoOptions): NetworkInfoService {
   const clock = options.clock ?? systemClock;
   const windowMs = options.windowMs ?? 10 * MINUTE;
   const startedAt = clock.now();
-  let events: Finished[] = [];
 
-  const prune = (now: number): void => {
-    const from = now - windowMs;
-    if (events.length > MAX_EVENTS) events = events.slice(-MAX_EVENTS);
-    const first = events.findIndex((e) => e.at >= from);
-    if (first !== 0) events = first < 0 ? [] : events.slice(first);
-  };
-
-  const info = (): NetworkInfo => {
+  const info = async (): Promise<NetworkInfo> => {
     const now = clock.now();
-    prune(now);
     // A coordinator up for less than the window measures over the time it has run, at least a minute.
     const span = Math.max(MINUTE, Math.min(windowMs, now - startedAt));
-    const byModel = new Map<string, { jobs: number; tokens: number; contributors: Set<string> }>();
-    for (const e of events) {
-      const m = byModel.get(e.model) ?? { jobs: 0, tokens: 0, contributors: new Set<string>() };
-      m.jobs += 1;
-      m.tokens += e.tokens;
-      m.contributors.add(e.contributorId);
-      byModel.set(e.model, m);
-    }
+    const { rows } = await options.db.query<Row>(
+      `SELECT model,
+              count(*) FILTER (WHERE created_at >= $1) AS jobs,
+              count(DISTINCT contributor_id) FILTER (WHERE created_at >= $1 AND state = 'done') AS contributors,
+              coalesce(avg(prompt_tokens) FILTER (WHERE state = 'done'), 0) AS prompt,
+              coalesce(avg(completion_tokens) FILTER (WHERE state = 'done'), 0) AS completion
+         FROM jobs
+        WHERE created_at >= $2
+        GROUP BY model
+       HAVING count(*) FILTER (WHERE created_at >= $1) > 0
+        ORDER BY model
+        LIMIT ${MAX_MODELS}`,
+      [now - span, now - DAY],
+    );
     const demand: NetworkInfo['demand'] = {};
-    for (const [model, m] of byModel) {
-      demand[model] = { jobsPerMinute: (m.jobs * MINUTE) / span, tokensPerJob: m.tokens / m.jobs, contributors: m.contributors.size };
+    for (const row of rows) {
+      demand[row.model] = {
+        jobsPerMinute: (Number(row.jobs) * MINUTE) / span,
+        promptTokensPerJob: Number(row.prompt),
+        completionTokensPerJob: Number(row.completion),
+        contributors: Number(row.contributors),
+      };
     }
     const p = options.payouts;
     const payouts =
@@ -84,15 +90,11 @@ export function createNetworkInfo(options: NetworkInfoOptions = {}): NetworkInfo
   };
 
   return {
-    record(done) {
-      const tokens = done.usage.promptTokens + done.usage.completionTokens;
-      events.push({ at: clock.now(), model: done.model, tokens, contributorId: done.contributorId });
-    },
     info,
     routes() {
       const app = new Hono();
       app.use('/network', cors({ origin: '*', allowMethods: ['GET'] }));
-      app.get('/network', (c) => c.json(info(), 200, { 'cache-control': 'no-store' }));
+      app.get('/network', async (c) => c.json(await info(), 200, { 'cache-control': 'no-store' }));
       return app;
     },
   };
