@@ -13,8 +13,10 @@ const Rate = v.pipe(v.number(), v.minValue(0), v.maxValue(1e9));
 export const ModelDemand = v.strictObject({
   /** Jobs finished per minute, by all contributors together. */
   jobsPerMinute: Rate,
-  /** Mean tokens billed per job (prompt and completion together). */
-  tokensPerJob: Rate,
+  /** Mean prompt (input) tokens billed per job. */
+  promptTokensPerJob: Rate,
+  /** Mean completion (output) tokens billed per job; 0 for embeddings. */
+  completionTokensPerJob: Rate,
   /** Contributors that finished at least one job of this model in the window. */
   contributors: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10_000_000)),
 });
@@ -41,7 +43,10 @@ export const NetworkInfo = v.strictObject({
   at: Ms,
   /** The span demand is measured over, ms (shorter while the coordinator has run for less). */
   windowMs: Ms,
-  demand: v.pipe(v.record(ModelId, ModelDemand), v.check((r) => Object.keys(r).length <= 1000, 'at most 1000 models')),
+  demand: v.pipe(
+    v.record(ModelId, ModelDemand),
+    v.check((r) => Object.keys(r).length <= 1000, 'at most 1000 models'),
+  ),
   /** Null when this network pays nothing (no payout chain configured). */
   payouts: v.nullable(PayoutRules),
 });

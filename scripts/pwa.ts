@@ -37,7 +37,16 @@ export function pwaOptions(outDir = 'dist'): Partial<VitePWAOptions> {
     },
     workbox: {
       globPatterns: ['**/*.{html,js,css,svg,png,webmanifest}'],
-      globIgnores: ['**/*.map', '**/*.wasm', '**/ort*', '**/node_modules/**', 'manifest.webmanifest'],
+      // The large icons are for installing, which fetches them itself: not precached on every first visit.
+      globIgnores: [
+        '**/*.map',
+        '**/*.wasm',
+        '**/ort*',
+        '**/node_modules/**',
+        'manifest.webmanifest',
+        'icon-512.png',
+        'icon-maskable-512.png',
+      ],
       maximumFileSizeToCacheInBytes: PRECACHE_MAX_BYTES,
       navigateFallback: '/index.html',
       // `/spinneret.json` and the coordinator's routes are live data, never served from cache.

@@ -176,9 +176,9 @@ export async function startAppServer(options: AppServerOptions): Promise<Running
         });
       })
       .catch(() => {
-      if (!res.headersSent) res.writeHead(500, headers);
-      res.end('Internal error');
-    });
+        if (!res.headersSent) res.writeHead(500, headers);
+        res.end('Internal error');
+      });
   });
   return listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
 }

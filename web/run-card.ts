@@ -49,7 +49,6 @@ export function mountRunCard(box: HTMLElement, bridge: WorkerBridge, options: Ru
   });
   replace(
     box,
-    h('h2', { id: 'run-h' }, tr('run.title')),
     h('p', {}, h('label', { for: 'run-model' }, tr('run.model')), ' ', select, ' ', runButton),
     h('p', {}, h('label', { for: 'run-input' }, tr('run.input'))),
     input,

@@ -42,7 +42,12 @@ describe('GET /v1/network', () => {
     // Up for 4 minutes: the rate is over 4 minutes, not the 10-minute window.
     expect(body.windowMs).toBe(4 * MINUTE);
     expect(body.demand['tiny-embed']).toEqual({ jobsPerMinute: 1.5, promptTokensPerJob: 10, completionTokensPerJob: 0, contributors: 2 });
-    expect(body.demand['tiny-decoder']).toEqual({ jobsPerMinute: 0.25, promptTokensPerJob: 5, completionTokensPerJob: 15, contributors: 1 });
+    expect(body.demand['tiny-decoder']).toEqual({
+      jobsPerMinute: 0.25,
+      promptTokensPerJob: 5,
+      completionTokensPerJob: 15,
+      contributors: 1,
+    });
     expect(body.payouts).toBeNull();
   });
 

@@ -84,7 +84,8 @@ export function createNetworkInfo(options: NetworkInfoOptions): NetworkInfoServi
             verificationWindowMs: p.verificationWindowMs,
             intervalMs: p.intervalMs,
             chain: p.chain,
-            nextAt: now <= p.firstAt || p.intervalMs <= 0 ? p.firstAt : p.firstAt + Math.ceil((now - p.firstAt) / p.intervalMs) * p.intervalMs,
+            nextAt:
+              now <= p.firstAt || p.intervalMs <= 0 ? p.firstAt : p.firstAt + Math.ceil((now - p.firstAt) / p.intervalMs) * p.intervalMs,
           };
     return { at: now, windowMs: span, demand, payouts };
   };

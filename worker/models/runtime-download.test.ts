@@ -31,7 +31,12 @@ describe('the runtime download', () => {
   });
 
   it('costs nothing once the browser holds it, and falls back to the raw size without a Content-Length', async () => {
-    const list = { onnx: [{ url: '/assets/ort-a.wasm', bytes: 100 }, { url: '/assets/ort-b.wasm', bytes: 50 }] };
+    const list = {
+      onnx: [
+        { url: '/assets/ort-a.wasm', bytes: 100 },
+        { url: '/assets/ort-b.wasm', bytes: 50 },
+      ],
+    };
     const f = fakeFetch({ list, cached: ['/assets/ort-a.wasm'] });
     expect(await measureRuntimeDownload('http://app.test', f.fetch)).toEqual({ bytes: 50, rawBytes: 150 });
   });

@@ -3,7 +3,10 @@ import { downloadBytes, withinCaps } from './capabilities.ts';
 
 const MiB = 1024 * 1024;
 const model = { cached: false, sizeBytes: 4 * MiB, vramBytes: 10 * MiB, plan: null, runtimeBytes: 5 * MiB };
-const caps = (maxDownloadMiB: number | null) => ({ maxDownloadBytes: maxDownloadMiB === null ? null : maxDownloadMiB * MiB, maxVramBytes: null });
+const caps = (maxDownloadMiB: number | null) => ({
+  maxDownloadBytes: maxDownloadMiB === null ? null : maxDownloadMiB * MiB,
+  maxVramBytes: null,
+});
 
 describe('the download cap', () => {
   it('counts the engine runtime a first job downloads, not only the model files', () => {
