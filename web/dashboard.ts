@@ -154,6 +154,8 @@ export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, co
       history.addJobs(s.jobsDone - lastDone, Date.now());
       lastDone = s.jobsDone;
     }
+    band.dataset['state'] = s.state;
+    band.dataset['pausedBy'] = s.pausedBy ?? '';
     store.set({ status: s, runStartedAt });
     // Jobs load models: the list follows.
     if (s.jobsDone + s.jobsFailed !== lastEnded) {

@@ -41,9 +41,19 @@ export function mountWalletChip(slot: HTMLElement, wallet: Wallet, options: Wall
     slot.dataset['state'] =
       view.phase === 'proven' ? 'proven' : view.phase === 'verifying' ? 'connected' : view.phase === 'none' ? 'disconnected' : 'connecting';
     slot.dataset['phase'] = view.phase;
+    const offered = wallet.offered();
+    if (offered !== null) {
+      slot.dataset['offered'] = offered.offered.join(' ');
+      slot.dataset['leftOut'] = offered.leftOut.join(' ');
+    }
     if (view.phase !== 'proven') {
       connect.disabled = view.phase !== 'none';
-      replace(connect, tr(`wallet.button_${view.phase}`));
+      // A phone's header shows the short word.
+      replace(
+        connect,
+        h('span', { class: 'long' }, tr(`wallet.button_${view.phase}`)),
+        h('span', { class: 'short' }, tr(view.phase === 'none' ? 'wallet.buttonShort' : `wallet.button_${view.phase}`)),
+      );
       replace(slot, connect);
       return;
     }

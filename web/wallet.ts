@@ -73,6 +73,7 @@ export class Wallet {
   #token: string | undefined;
   #ui: TonConnectUI | null = null;
   #friendlyOf: ((raw: string, chain: string) => string) | null = null;
+  #offered: { offered: string[]; leftOut: string[] } | null = null;
 
   constructor(options: WalletOptions) {
     this.#options = options;
@@ -89,6 +90,11 @@ export class Wallet {
 
   view(): WalletView {
     return { ...this.#view };
+  }
+
+  /** The wallets TON Connect's window offers (`app_name`s) and those left out for an unreachable bridge; null before the list is loaded. */
+  offered(): { offered: string[]; leftOut: string[] } | null {
+    return this.#offered;
   }
 
   /** The proven wallet's session token, if any. */
@@ -161,6 +167,7 @@ export class Wallet {
       return Promise.all([import('@tonconnect/ui'), import('@ton/core')]);
     });
     const [offered, [{ TonConnect, TonConnectUI }, { Address }]] = await Promise.all([list, modules]);
+    this.#offered = { offered: offered.offered, leftOut: offered.leftOut };
     this.#friendlyOf = (raw, chain) => Address.parse(raw).toString({ bounceable: false, testOnly: chain === '-3' });
     const connector = new TonConnect({
       manifestUrl: new URL('/tonconnect-manifest.json', location.href).href,
