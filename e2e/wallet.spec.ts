@@ -17,7 +17,8 @@ import { coordinatorUrl, nanoOf, openWithWallet, owedForEmbeddings, wallet } fro
 const outside: string[] = [];
 test.afterEach(() => expect(outside.splice(0)).toEqual([]));
 
-const requester = (): RequesterClient => new RequesterClient({ coordinatorUrl: coordinatorUrl(), apiKey: process.env['SPINNERET_E2E_API_KEY'] ?? '' });
+const requester = (): RequesterClient =>
+  new RequesterClient({ coordinatorUrl: coordinatorUrl(), apiKey: process.env['SPINNERET_E2E_API_KEY'] ?? '' });
 
 async function contributorWallet(page: Page): Promise<string | null> {
   const id = (await page.getByTestId('contrib-counts').getAttribute('data-contributor')) ?? '';
@@ -150,7 +151,11 @@ test('nothing leaves for another host before the first click; TON Connect loads 
   await openWithList(page, [local]);
   await page.waitForTimeout(3000);
   const beforeClick = seen.splice(0);
-  expect(beforeClick.filter((u) => !u.startsWith(appUrl()) && !u.startsWith(coordinatorUrl()) && !u.startsWith(process.env['SPINNERET_MODELHOST_URL'] ?? '-'))).toEqual([]);
+  expect(
+    beforeClick.filter(
+      (u) => !u.startsWith(appUrl()) && !u.startsWith(coordinatorUrl()) && !u.startsWith(process.env['SPINNERET_MODELHOST_URL'] ?? '-'),
+    ),
+  ).toEqual([]);
   // Neither TON Connect nor the wallets list came before the click.
   expect(beforeClick.filter((u) => /listed-wallets|tonconnect|\/(lib|dist|buffer)-/.test(new URL(u).pathname))).toEqual([]);
 
@@ -173,7 +178,12 @@ test('nothing leaves for another host before the first click; TON Connect loads 
 
 test('every wallet offered can reach its bridge under the CSP; a wallet whose bridge is not admitted is not offered', async ({ page }) => {
   const csp = (await fetch(appUrl())).headers.get('content-security-policy') ?? '';
-  const connectSrc = csp.split('; ').find((d) => d.startsWith('connect-src '))?.split(' ').slice(1) ?? [];
+  const connectSrc =
+    csp
+      .split('; ')
+      .find((d) => d.startsWith('connect-src '))
+      ?.split(' ')
+      .slice(1) ?? [];
   const list = [
     remoteWallet('telegram-wallet', 'Wallet', 'https://walletbot.me/tonconnect-bridge/bridge'),
     ...TON_CONNECT_BRIDGES.map((origin, i) => remoteWallet(`listed-${i}`, `Listed ${i}`, `${origin}/bridge`)),

@@ -49,6 +49,9 @@ export function pwaOptions(outDir = 'dist'): Partial<VitePWAOptions> {
       ],
       maximumFileSizeToCacheInBytes: PRECACHE_MAX_BYTES,
       navigateFallback: '/index.html',
+      // The pages read their settings from the address (`?coordinator=`, `?wallets=`, kiosk links):
+      // fleet.html with a query is still fleet.html, not the fallback.
+      ignoreURLParametersMatching: [/.*/],
       // `/spinneret.json` and the coordinator's routes are live data, never served from cache.
       navigateFallbackDenylist: [/^\/spinneret\.json$/, /^\/v1\//],
       cleanupOutdatedCaches: true,

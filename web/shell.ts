@@ -27,8 +27,8 @@ export function mountHeader(header: HTMLElement, page: 'dashboard' | 'fleet'): H
   const walletSlot = h('div', { class: 'wallet-slot', testid: 'wallet' });
   const other =
     page === 'dashboard'
-      ? h('a', { href: '/fleet.html', testid: 'fleet-link', class: 'top-link' }, tr('app.fleetLink'))
-      : h('a', { href: '/', testid: 'dashboard-link', class: 'top-link' }, tr('app.dashboardLink'));
+      ? h('a', { href: withConfig('/fleet.html'), testid: 'fleet-link', class: 'top-link' }, tr('app.fleetLink'))
+      : h('a', { href: withConfig('/'), testid: 'dashboard-link', class: 'top-link' }, tr('app.dashboardLink'));
   replace(
     header,
     h(
@@ -50,6 +50,18 @@ export function mountHeader(header: HTMLElement, page: 'dashboard' | 'fleet'): H
   mountOfflineNotice(offline);
   registerUpdates(update);
   return { walletSlot };
+}
+
+/** `path` with the page settings given in this page's address (`?coordinator=`, `?manifest=`, `?wallets=`), so the other page uses the same network. */
+export function withConfig(path: string, search = location.search): string {
+  const from = new URLSearchParams(search);
+  const kept = new URLSearchParams();
+  for (const key of ['coordinator', 'manifest', 'wallets']) {
+    const value = from.get(key);
+    if (value !== null) kept.set(key, value);
+  }
+  const query = kept.toString();
+  return query === '' ? path : `${path}?${query}`;
 }
 
 /** Says what needs the network while the browser is offline. */
