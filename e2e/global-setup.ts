@@ -59,6 +59,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   });
   const networkInfo = createNetworkInfo({
     db: store.db,
+    connected: () => coordinator.stats().contributors,
     payouts: { thresholdNano: '1', verificationWindowMs: 8_000, intervalMs: 3_000, chain: 'sandbox', firstAt: Date.now() + 3_000 },
   });
   const coordinator = createCoordinator({

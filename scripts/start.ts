@@ -52,6 +52,7 @@ const money = await startMoney({
 // Demand per model and the payout rules, published for the dashboard's earnings estimate.
 const networkInfo = createNetworkInfo({
   db: store.db,
+  connected: () => coordinator.stats().contributors,
   payouts: {
     thresholdNano: payouts.threshold.toString(),
     verificationWindowMs: payouts.windowMs,
@@ -93,7 +94,7 @@ const app = await startAppServer({
 
 console.log(`
 Spinneret is running (everything on this machine).
-  Open:          ${app.url}/  and click Start under "Contribute"
+  Open:          ${app.url}/  and click Start
   Fleet:         ${app.url}/fleet.html  (enroll kiosk and lab machines; docs/kiosk.md)
   Coordinator:   ${network.url}  (metrics: ${network.url}/metrics)
   Model host:    ${models.manifestUrl}

@@ -120,6 +120,10 @@ export function mountEstimateAnswer(box: HTMLElement, options: MoneyOptions): vo
       replace(big, tr('gpu.estimateUnknown'));
       return replace(sub, tr('gpu.estimateNone'));
     }
+    if (estimate.high === 0n && estimate.unknownSize.length > 0) {
+      replace(big, tr('gpu.estimateUnknown'));
+      return replace(sub, tr('gpu.unknownSize'));
+    }
     if (state.gpu?.isFallbackAdapter === true) {
       replace(big, tr('gpu.closeToNothing'));
       return replace(sub, estimate.high === 0n ? tr('gpu.softwareNoDemand') : tr('gpu.softwareRange', { range: range ?? '' }));

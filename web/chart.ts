@@ -77,7 +77,15 @@ export function mountChart(box: HTMLElement, store: Store<PageState>, history: H
         },
         series: [
           {},
-          { label: t('chart.ton'), scale: 'ton', stroke: '#16a34a', fill: 'rgba(22,163,74,0.12)', width: 2, points: { show: false } },
+          {
+            label: t('chart.ton'),
+            scale: 'ton',
+            stroke: '#16a34a',
+            fill: 'rgba(22,163,74,0.12)',
+            width: 2,
+            // A lone minute has no line to draw: its point shows it.
+            points: { show: (u: uPlot) => (u.data[1] ?? []).filter((v) => v != null).length < 3, size: 6 },
+          },
           {
             label: t('chart.partial'),
             scale: 'ton',

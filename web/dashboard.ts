@@ -36,9 +36,17 @@ const TICK_MS = 5_000;
 /** How often the network's demand and payout rules are read again, ms. */
 const NETWORK_MS = 20_000;
 
-export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, config: PageConfig, header: Header): Promise<void> {
+/**
+ * Draws the first screen at once (its button included) and fills it in as the page's settings
+ * (`configured`), the worker and the network answer.
+ */
+export async function mountDashboard(
+  root: HTMLElement,
+  bridge: WorkerBridge,
+  configured: Promise<PageConfig>,
+  header: Header,
+): Promise<void> {
   const { api } = bridge;
-  const { manifestUrl, coordinatorUrl } = config;
   const store = createStore(initialPageState());
   const history = new History(browserStorage());
 
@@ -55,16 +63,7 @@ export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, co
     replace(errorBox);
   };
 
-  const wallet =
-    coordinatorUrl === null
-      ? null
-      : new Wallet({
-          coordinatorUrl,
-          walletsListUrl: config.walletsListUrl,
-          bridgeOrigins: config.bridgeOrigins,
-          deviceKey: () => api.deviceKey(),
-        });
-  if (wallet !== null) mountWalletChip(header.walletSlot, wallet, { errorBox: walletError });
+  let wallet: Wallet | null = null;
 
   // The first screen.
   const stateBox = h('div', { class: 'answer', testid: 'answer-state' });
@@ -90,6 +89,7 @@ export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, co
   const runBody = h('div', { testid: 'run' });
   const settings = section('settings', 'controls.title', settingsBody);
   const about = section('about', 'app.introTitle', h('div', { testid: 'intro' }, ...introParts()));
+  const activity = section('activity', 'earn.title', activityBody);
   replace(
     root,
     h('p', { class: 'tagline' }, tr('app.tagline')),
@@ -98,7 +98,7 @@ export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, co
     band,
     chartBox,
     settings,
-    coordinatorUrl === null ? null : section('activity', 'earn.title', activityBody),
+    activity,
     section('device', 'gpu.title', deviceBody),
     section('models', 'models.title', modelsBody),
     section('run', 'run.title', runBody),
@@ -130,14 +130,54 @@ export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, co
   mountRulesLine(rules, store, () => openSection(settings));
   mountChart(chartBox, store, history);
 
+  // The primary button is there at once; a Start pressed before the worker is ready waits for it.
+  let initDone = (): void => undefined;
+  let initFailed = (_err: unknown): void => undefined;
+  const initialized = new Promise<void>((resolve, reject) => ((initDone = resolve), (initFailed = reject)));
+  initialized.catch(() => undefined);
+  let onStatus = (_s: ContributorStatus): void => undefined;
+  const primary = mountPrimary(bar, {
+    store,
+    onError: showError,
+    start: async (session) => {
+      const { coordinatorUrl } = await configured;
+      if (coordinatorUrl === null) return;
+      clearError();
+      await initialized;
+      // Pausing is Stop's job now: a pause saved by an older version gives way to Start.
+      if (store.get().controls?.paused === true) store.set({ controls: await api.setControls({ paused: false }) });
+      onStatus(await api.startContributing({ coordinatorUrl, ...(session !== undefined && { session }) }, proxy(onStatus)));
+    },
+    stop: async () => {
+      await initialized;
+      const s = await api.stopContributing();
+      if (s !== null) onStatus(s);
+    },
+  });
+
+  const config = await configured;
+  const { manifestUrl, coordinatorUrl } = config;
+  activity.hidden = coordinatorUrl === null;
+  if (coordinatorUrl !== null) {
+    wallet = new Wallet({
+      coordinatorUrl,
+      walletsListUrl: config.walletsListUrl,
+      bridgeOrigins: config.bridgeOrigins,
+      deviceKey: () => api.deviceKey(),
+    });
+    mountWalletChip(header.walletSlot, wallet, { errorBox: walletError });
+  }
+  primary.attach(wallet, coordinatorUrl !== null);
+
   let runtimeStatus: RuntimeStatus;
   try {
     runtimeStatus = await api.init({ manifestUrl });
   } catch (err) {
+    initFailed(err);
     showError(err);
-    mountPrimary(bar, { store, wallet, available: false, start: async () => undefined, stop: async () => undefined, onError: showError });
     return;
   }
+  initDone();
   store.set({ runtime: runtimeStatus, gpu: runtimeStatus.gpu });
 
   // The contributor's status, from this page's Start or a resume after a reload.
@@ -145,7 +185,7 @@ export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, co
   let lastEnded = -1;
   const modelsCard = mountModels(modelsBody, bridge, manifestUrl, showError, clearError);
   const refreshModels = (): Promise<ModelSummary[]> => modelsCard.render().then((models) => (store.set({ models }), models));
-  const onStatus = (s: ContributorStatus): void => {
+  onStatus = (s: ContributorStatus): void => {
     const running = s.state !== 'idle';
     const runStartedAt = running ? (store.get().runStartedAt ?? Date.now()) : null;
     // A new start counts from zero again.
@@ -186,23 +226,6 @@ export async function mountDashboard(root: HTMLElement, bridge: WorkerBridge, co
     wallet?.onChange(() => void api.setSession(wallet.session()).catch(showError));
   }
 
-  mountPrimary(bar, {
-    store,
-    wallet,
-    available: coordinatorUrl !== null,
-    onError: showError,
-    start: async (session) => {
-      if (coordinatorUrl === null) return;
-      clearError();
-      // Pausing is Stop's job now: a pause saved by an older version gives way to Start.
-      if (store.get().controls?.paused === true) store.set({ controls: await api.setControls({ paused: false }) });
-      onStatus(await api.startContributing({ coordinatorUrl, ...(session !== undefined && { session }) }, proxy(onStatus)));
-    },
-    stop: async () => {
-      const s = await api.stopContributing();
-      if (s !== null) onStatus(s);
-    },
-  });
   const first = await api.watchContributor(proxy(onStatus));
   if (first !== null) onStatus(first);
 

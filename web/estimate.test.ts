@@ -23,7 +23,7 @@ describe('earnings estimate', () => {
       network: network({ emb: { jobsPerMinute: 10, promptTokensPerJob: 12, completionTokensPerJob: 0, contributors: 1 } }),
       counted: false,
     });
-    expect(e).toEqual({ low: 1_600_000n, high: 4_900_000n, mid: 3_240_000n, limit: 'demand', models: ['emb'] });
+    expect(e).toEqual({ low: 1_600_000n, high: 4_900_000n, mid: 3_240_000n, limit: 'demand', models: ['emb'], unknownSize: [] });
   });
 
   it('is held back by speed on a slow device, and counts a busy device once', () => {

@@ -51,6 +51,8 @@ export interface Estimate {
   limit: 'demand' | 'speed';
   /** Models with demand that this device can serve. */
   models: string[];
+  /** Models with jobs waiting whose size is not known yet (none of their jobs has finished): not in the figures. */
+  unknownSize: string[];
 }
 
 /** Share of the benchmark's speed that reaches a real model: low, middle, high. */
@@ -82,6 +84,7 @@ export function estimateEarnings(input: EstimateInput): Estimate | null {
   if (!(gflops > 0)) return null;
   const cases = [0, 1, 2].map((i) => ({ nanoPerMinute: 0, busy: 0, efficiency: EFFICIENCY[i] ?? 0.3, share: SHARE[i] ?? 1 }));
   const earning: string[] = [];
+  const unknownSize: string[] = [];
   let servable = 0;
   let speedBound = false;
   for (const model of input.models) {
@@ -90,8 +93,13 @@ export function estimateEarnings(input: EstimateInput): Estimate | null {
     servable++;
     const demand = network.demand[model.id];
     if (demand === undefined || demand.jobsPerMinute <= 0) continue;
+    // What a job pays follows from its tokens, known once some of the model's jobs have finished.
+    if (demand.promptTokensPerJob + demand.completionTokensPerJob <= 0) {
+      unknownSize.push(model.id);
+      continue;
+    }
     earning.push(model.id);
-    const tokensPerJob = Math.max(1, demand.promptTokensPerJob + demand.completionTokensPerJob);
+    const tokensPerJob = demand.promptTokensPerJob + demand.completionTokensPerJob;
     const params = model.sizeBytes / (BYTES_PER_PARAM[model.engine] ?? 2);
     const pay = payPerJob(price, demand.promptTokensPerJob, demand.completionTokensPerJob, prices.commissionBps);
     const others = Math.max(1, demand.contributors + (input.counted ? 0 : 1));
@@ -108,7 +116,14 @@ export function estimateEarnings(input: EstimateInput): Estimate | null {
   // One device runs one job at a time: more work than fits in a minute is not earned.
   const perHour = cases.map((c) => (c.nanoPerMinute / Math.max(1, c.busy)) * 60);
   const [low = 0, mid = 0, high = 0] = perHour;
-  return { low: round2(low), high: round2(high), mid: BigInt(Math.round(mid)), limit: speedBound ? 'speed' : 'demand', models: earning };
+  return {
+    low: round2(low),
+    high: round2(high),
+    mid: BigInt(Math.round(mid)),
+    limit: speedBound ? 'speed' : 'demand',
+    models: earning,
+    unknownSize,
+  };
 }
 
 export interface MeasuredRate {

@@ -21,13 +21,14 @@ if (root !== null && !navigator.onLine) {
   root.dataset['ready'] = 'offline';
   addEventListener('online', () => location.reload(), { once: true });
 } else if (root !== null && header !== null) {
-  const config = await resolveConfig(location);
+  // The worker starts at once, the settings load beside it, and the first screen does not wait for either.
   const bridge = startWorker();
-  window.spinneret = { bridge, manifestUrl: config.manifestUrl, startWorker, proxy, SpinneretError };
+  const configured = resolveConfig(location);
+  void configured.then((config) => (window.spinneret = { bridge, manifestUrl: config.manifestUrl, startWorker, proxy, SpinneretError }));
   if (kioskRequested(location.search)) {
     // Kiosk mode and its settings checker load only on kiosk machines.
     const { mountKiosk } = await import('./kiosk.ts');
-    await mountKiosk(root, bridge, config);
-  } else await mountDashboard(root, bridge, config, header);
+    await mountKiosk(root, bridge, await configured);
+  } else await mountDashboard(root, bridge, configured, header);
   root.dataset['ready'] = 'true';
 }

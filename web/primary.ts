@@ -10,18 +10,22 @@ import type { Wallet } from './wallet.ts';
 
 export interface PrimaryOptions {
   store: Store<PageState>;
-  /** Null when the page has no network to contribute to. */
-  wallet: Wallet | null;
-  /** False when there is no network: Start cannot do anything. */
-  available: boolean;
   /** Starts contributing with the wallet's session, or none (unpaid). */
   start: (session: string | undefined) => Promise<unknown>;
   stop: () => Promise<unknown>;
   onError: (err: unknown) => void;
 }
 
-export function mountPrimary(bar: HTMLElement, options: PrimaryOptions): void {
-  const { store, wallet } = options;
+/** The button is drawn before the page knows its network; the page tells it then. */
+export interface Primary {
+  /** The page's network is known: its wallet (null without a network, when Start cannot do anything). */
+  attach(wallet: Wallet | null, available: boolean): void;
+}
+
+export function mountPrimary(bar: HTMLElement, options: PrimaryOptions): Primary {
+  const { store } = options;
+  let wallet: Wallet | null = null;
+  let available = true;
   const toggle = h('button', { type: 'button', class: 'primary', testid: 'contrib-toggle', 'aria-pressed': 'false' });
   const connect = h('button', { type: 'button', testid: 'choice-connect' }, tr('contrib.choiceConnect'));
   const unpaid = h('button', { type: 'button', testid: 'contrib-unpaid', class: 'secondary' }, tr('contrib.choiceUnpaid'));
@@ -51,7 +55,7 @@ export function mountPrimary(bar: HTMLElement, options: PrimaryOptions): void {
     toggle.dataset['on'] = String(on);
     replace(toggle, tr(on ? 'contrib.stop' : proven ? 'contrib.startPaid' : 'contrib.start'));
     // Never disabled while busy: a disabled button drops the focus to <body>.
-    toggle.disabled = !on && !options.available;
+    toggle.disabled = !on && !available;
     toggle.setAttribute('aria-busy', String(busy));
     const phase = wallet?.view().phase ?? 'none';
     connect.disabled = phase !== 'none';
@@ -97,13 +101,20 @@ export function mountPrimary(bar: HTMLElement, options: PrimaryOptions): void {
     choice.hidden = true;
     toggle.focus();
   });
-  wallet?.onChange((view) => {
-    if (view.phase === 'proven' && startAfterProof && !running()) {
-      startAfterProof = false;
-      start(wallet.session());
-    }
-    draw();
-  });
   store.subscribe(draw);
   onLanguage(draw);
+  return {
+    attach(attached, canStart) {
+      wallet = attached;
+      available = canStart;
+      attached?.onChange((view) => {
+        if (view.phase === 'proven' && startAfterProof && !running()) {
+          startAfterProof = false;
+          start(attached.session());
+        }
+        draw();
+      });
+      draw();
+    },
+  };
 }

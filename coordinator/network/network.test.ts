@@ -65,6 +65,17 @@ describe('GET /v1/network', () => {
     expect((await network.info()).demand).toEqual({});
   });
 
+  it('counts only as many contributors as are connected now', async () => {
+    const clock = manualClock(T0);
+    let connected = 2;
+    const network = createNetworkInfo({ db, clock, connected: () => connected });
+    clock.advance(2 * MINUTE);
+    for (const c of ['a', 'b', 'c']) await job('m', T0 + MINUTE, 'done', c, 4);
+    expect((await network.info()).demand['m']?.contributors).toBe(2);
+    connected = 0;
+    expect((await network.info()).demand['m']?.contributors).toBe(0);
+  });
+
   it('says when the next payout round is due, from the first round and the interval', async () => {
     const clock = manualClock(100_000);
     const network = createNetworkInfo({

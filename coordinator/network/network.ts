@@ -3,7 +3,8 @@
  * and open to other origins; the dashboard estimates earnings from it before a device has done
  * any work. Demand is every job requesters created in the window, finished or still waiting for
  * a contributor (a network with no contributor still has demand), read from the store's `jobs`
- * table; the tokens per job are the means of the model's finished jobs over the last day.
+ * table; the tokens per job are the means of the model's finished jobs over the last day; the
+ * contributors are those that finished its jobs in the window, and are still connected.
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
@@ -17,6 +18,12 @@ export interface NetworkInfoOptions {
   clock?: Clock;
   /** Demand is measured over this span, ms. Default 10 minutes. */
   windowMs?: number;
+  /**
+   * Contributors connected now (e.g. `() => coordinator.stats().contributors`). A model's
+   * `contributors` is at most this: one that served it earlier in the window and has left does
+   * not share its demand any more.
+   */
+  connected?: () => number;
   /** Payout rules; `nextAt` follows from `firstAt` and `intervalMs`. Omit when the network pays nothing. */
   payouts?: Omit<PayoutRules, 'nextAt'> & {
     /** When the first payout round ran or runs, ms since the epoch. */
@@ -72,7 +79,7 @@ export function createNetworkInfo(options: NetworkInfoOptions): NetworkInfoServi
         jobsPerMinute: (Number(row.jobs) * MINUTE) / span,
         promptTokensPerJob: Number(row.prompt),
         completionTokensPerJob: Number(row.completion),
-        contributors: Number(row.contributors),
+        contributors: Math.min(Number(row.contributors), options.connected?.() ?? Number.POSITIVE_INFINITY),
       };
     }
     const p = options.payouts;
