@@ -177,7 +177,6 @@ export async function mountDashboard(
     showError(err);
     return;
   }
-  initDone();
   store.set({ runtime: runtimeStatus, gpu: runtimeStatus.gpu });
 
   // The contributor's status, from this page's Start or a resume after a reload.
@@ -203,6 +202,8 @@ export async function mountDashboard(
       void refreshModels().catch(() => undefined);
     }
   };
+  // Ready for Start (one pressed early was waiting for this).
+  initDone();
   const models = await refreshModels().catch((err: unknown) => (showError(err), [] as ModelSummary[]));
   mountDeviceCard(deviceBody, runtimeStatus, { bridge, store, history, onError: showError });
 
