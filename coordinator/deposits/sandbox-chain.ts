@@ -31,9 +31,14 @@ export class SandboxFaucet {
     readonly depositAddress: Address,
   ) {}
 
-  /** Sends `amount` nanoTON with `memo` as the comment; `bounce` as a wallet would set it. */
+  /**
+   * Sends `amount` nanoTON with `memo` as the comment, from the sandbox wallet named `from`
+   * (made on first use with a billion test TON); `bounce` as a wallet would set it.
+   */
   async send(memo: string | null, amount: bigint, options: { bounce?: boolean; from?: string } = {}): Promise<void> {
-    const sender = await this.blockchain.treasury(options.from ?? 'spinneret-faucet', { balance: amount + toNano('1000000') });
+    const sender = await this.blockchain.treasury(options.from ?? 'spinneret-deposit-faucet', { balance: toNano('1000000000') });
+    const balance = (await this.blockchain.getContract(sender.address)).balance;
+    if (balance < amount + toNano('1')) throw new RangeError(`the faucet holds ${balance} nanoTON, too little to send ${amount}`);
     await sender.send({
       to: this.depositAddress,
       value: amount,
