@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
-import type { Billing } from './billing/service.ts';
+import { type Billing, renderBillingMetrics } from './billing/service.ts';
 import { type Clock, consoleLogger, errorText, type Logger, systemClock } from './deps.ts';
 import { Relay, type JobDone } from './leases/relay.ts';
 import { type Gauges, Metrics } from './metrics/metrics.ts';
@@ -197,7 +197,11 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
-  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  app.get('/metrics', (c) =>
+    c.text(metrics.render() + (options.billing === undefined ? '' : renderBillingMetrics(options.billing.counts)), 200, {
+      'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+    }),
+  );
   // Before the requester routes, whose API-key check covers all of `/v1`.
   const publicKeys = options.walletPublicKeys;
   app.route(

@@ -246,6 +246,7 @@ describe.each(['PGlite', 'PostgreSQL'] as const)('prepaid jobs on %s', (backend)
     await net.money.fund(net.money.budgetMemo, FUNDS);
     expect(await net.money.billing.createRerun(jobId)).toMatchObject({ status: 402 });
     expect(net.money.billing.counts.checksRefused).toBe(2);
+    expect(await (await fetch(`${net.url}/metrics`)).text()).toContain('\nspinneret_billing_checks_refused_total 2\n');
     expect(await net.money.billing.budget()).toEqual({ available: FUNDS, reserved: 0n });
     // Only the requester's job ever reserved anything.
     const reserves = await net.store.db.query<{ ref: string }>(`SELECT ref FROM ledger_txns WHERE kind = 'job.reserve'`);

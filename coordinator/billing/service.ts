@@ -57,6 +57,23 @@ export interface BillingCounts {
   clamped: number;
 }
 
+/** The counts in the Prometheus text format, appended to `/metrics`. */
+export function renderBillingMetrics(counts: Readonly<BillingCounts>): string {
+  const lines: [string, string, number][] = [
+    ['spinneret_billing_jobs_reserved_total', 'Requester jobs whose maximum price was reserved.', counts.jobsReserved],
+    ['spinneret_billing_jobs_refused_total', 'Requester jobs refused with 402 (balance short).', counts.jobsRefused],
+    ['spinneret_billing_checks_reserved_total', 'Check jobs paid from the network budget.', counts.checksReserved],
+    [
+      'spinneret_billing_checks_refused_total',
+      'Check jobs not created: the budget or its limit could not cover them.',
+      counts.checksRefused,
+    ],
+    ['spinneret_billing_released_total', 'Reservations given back (failed, cancelled, expired, stale).', counts.released],
+    ['spinneret_billing_clamped_total', 'Finished jobs billed at the envelope because the contributor claimed more.', counts.clamped],
+  ];
+  return lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}\n`).join('');
+}
+
 /** A requester job's reservation, or why there is none. */
 export type ReserveOutcome = { readonly ok: true; readonly amount: bigint } | { readonly ok: false; readonly body: PaymentRequired };
 
