@@ -13,6 +13,7 @@ import { ModelFacts, PaymentRequired } from '../../protocol/wire.ts';
 import { PaymentRequiredError } from '../../requester/errors.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import { Job } from '../jobs/job.ts';
+import { createBilling } from './service.ts';
 import { type PaidNetwork, startPaidNetwork } from './testing.ts';
 
 const FUNDS = toNano('1');
@@ -251,5 +252,43 @@ describe.each(['PGlite', 'PostgreSQL'] as const)('prepaid jobs on %s', (backend)
     // Only the requester's job ever reserved anything.
     const reserves = await net.store.db.query<{ ref: string }>(`SELECT ref FROM ledger_txns WHERE kind = 'job.reserve'`);
     expect(reserves.rows).toEqual([{ ref: jobId }]);
+  });
+
+  it('releases a reservation a crashed coordinator left behind, once it is older than any job can live', async () => {
+    const net = await start(backend);
+    const key = await net.key(FUNDS);
+    let now = Date.now();
+    // A coordinator that reserved a job and died before the job existed anywhere.
+    const crashed = createBilling({
+      db: net.store.db,
+      ledger: net.ledger,
+      store: net.store,
+      depositAddress: net.money.depositAddress,
+      budgetLimit: 0n,
+      staleAfterMs: 3_600_000,
+      clock: { now: () => now },
+    });
+    const record = {
+      id: key.id,
+      label: 'k',
+      jobsPerMinute: 1,
+      maxInFlight: 1,
+      depositMemo: key.depositMemo,
+      createdAt: now,
+      revokedAt: null,
+    };
+    expect(await crashed.reserveJob(record, 'lost-job', 'tiny-decoder', 'chat', { inputTokens: 40, maxOutputTokens: 16 })).toEqual({
+      ok: true,
+      amount: cost(40, 16).gross,
+    });
+    expect(await net.balance(key)).toEqual({ available: FUNDS - cost(40, 16).gross, reserved: cost(40, 16).gross });
+    now += 3_599_000;
+    await crashed.sweepStale();
+    expect((await net.balance(key)).reserved).toBe(cost(40, 16).gross);
+    now += 2_000;
+    await crashed.sweepStale();
+    expect(await net.balance(key)).toEqual({ available: FUNDS, reserved: 0n });
+    expect(await ledgerKinds(net, 'lost-job')).toEqual(['job.reserve', 'job.release']);
+    expect(crashed.counts.released).toBe(1);
   });
 });

@@ -103,6 +103,8 @@ export interface Billing {
   account(key: ApiKeyRecord): Promise<Account>;
   /** The check budget's balances. */
   budget(): Promise<PayerBalances>;
+  /** Releases reservations older than `staleAfterMs` whose job this coordinator no longer runs (the timer's work). */
+  sweepStale(): Promise<void>;
   /** Moves commission into the check budget (the operator's call). */
   fundBudgetFromFees(fundingId: string, amount: bigint): Promise<LedgerTxn>;
   /** The budget changed outside billing (a deposit to it was booked): read it again. */
@@ -128,6 +130,8 @@ interface BillingRow {
 }
 
 const SWEEP_BATCH = 500;
+/** Envelopes of recent requester jobs kept for checks of them (a tie-break can come minutes later). */
+const RECENT_ENVELOPES = 100_000;
 
 /** Builds billing over the coordinator's database and ledger. */
 export function createBilling(options: BillingOptions): Billing {
@@ -146,6 +150,7 @@ export function createBilling(options: BillingOptions): Billing {
   let budgetView: PayerBalances | null = null;
   const undecided = new Map<string, bigint>();
   const checkJobs = new Set<string>();
+  const recentEnvelopes = new Map<string, BillingEnvelope>();
   const rerunning = new Set<string>();
   let queue: Promise<void> = Promise.resolve();
   /** Runs `fn` after every budget write before it; its failure rejects the result, never the queue. */
@@ -245,6 +250,7 @@ export function createBilling(options: BillingOptions): Billing {
     ended(jobId, reason) {
       void release(jobId, reason).catch((err: unknown) => log(`releasing job ${jobId} failed`, err));
     },
+    envelopeOf: (jobId) => recentEnvelopes.get(jobId),
   };
 
   async function reserveJob(
@@ -280,6 +286,11 @@ export function createBilling(options: BillingOptions): Billing {
       };
     }
     counts.jobsReserved++;
+    recentEnvelopes.set(jobId, envelope);
+    if (recentEnvelopes.size > RECENT_ENVELOPES) {
+      const oldest = recentEnvelopes.keys().next();
+      if (oldest.done !== true) recentEnvelopes.delete(oldest.value);
+    }
     return { ok: true, amount };
   }
 
@@ -389,6 +400,7 @@ export function createBilling(options: BillingOptions): Billing {
       };
     },
     budget: () => ledger.payerBalances(budgetPayer),
+    sweepStale: sweep,
     fundBudgetFromFees: (fundingId, amount) =>
       enqueue(async () => {
         const txn = await ledger.fundBudgetFromFees(fundingId, amount);

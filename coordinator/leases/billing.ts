@@ -29,4 +29,6 @@ export interface RelayBilling {
   reserveCheck(bill: CheckJobBill): boolean;
   /** A job ended without a final result (failed, cancelled, expired, never placed): its whole reservation goes back. */
   ended(jobId: string, reason: string): void;
+  /** The envelope a recent requester job reserved under, for a check of it after the relay forgot the job. */
+  envelopeOf(jobId: string): BillingEnvelope | undefined;
 }

@@ -150,7 +150,9 @@ export class Relay {
    * budget cannot cover its envelope it is not created (402).
    */
   createCheckJob(spec: CheckJobSpec): Job | Refusal {
-    const envelope = spec.billing ?? (spec.primaryJobId === undefined ? undefined : this.#jobs.get(spec.primaryJobId)?.envelope);
+    const primary = spec.primaryJobId;
+    const envelope =
+      spec.billing ?? (primary === undefined ? undefined : (this.#jobs.get(primary)?.envelope ?? this.#o.billing?.envelopeOf(primary)));
     if (envelope === undefined) {
       return refusal(409, 'CONFLICT', 'A check job needs a billing envelope: give one, or the id of a job this coordinator still holds.');
     }
