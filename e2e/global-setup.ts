@@ -66,7 +66,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     onJobDone: money.onJobDone,
     verification,
     billing: money.billing,
-    publicRoutes: [...money.routes, priceRoutes()],
+    publicRoutes: [money.routes, priceRoutes()],
     ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
   });
   const network = await coordinator.listen({ port: 0 });

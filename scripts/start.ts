@@ -54,7 +54,7 @@ const coordinator = createCoordinator({
   verification,
   billing: money.billing,
   onJobDone: money.onJobDone,
-  publicRoutes: [...money.routes, priceRoutes()],
+  publicRoutes: [money.routes, priceRoutes()],
   ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
 });
 const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });

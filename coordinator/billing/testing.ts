@@ -71,7 +71,7 @@ export function ciphertext(bytes: number): string {
 
 export async function startPaidNetwork(
   backend: 'PGlite' | 'PostgreSQL',
-  options: { checkBudgetLimit?: bigint } = {},
+  options: { checkBudgetLimit?: bigint; env?: Record<string, string> } = {},
 ): Promise<PaidNetwork> {
   const store = await openTestStore(backend);
   const models = await startModelHost({ port: 0 });
@@ -83,7 +83,7 @@ export async function startPaidNetwork(
     payoutIntervalMs: 3_600_000,
     settleIntervalMs: 3_600_000,
     depositIntervalMs: 3_600_000,
-    env: {},
+    env: options.env ?? {},
     ...(options.checkBudgetLimit !== undefined && { checkBudgetLimit: options.checkBudgetLimit }),
   });
   const ledger = new Ledger(store.db);
@@ -94,7 +94,7 @@ export async function startPaidNetwork(
     logger,
     catalog,
     billing: money.billing,
-    publicRoutes: money.routes,
+    publicRoutes: [money.routes],
     onJobDone: (d) => {
       done.push(d);
       money.onJobDone(d);

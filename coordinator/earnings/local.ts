@@ -8,7 +8,7 @@
  */
 import { Address, toNano } from '@ton/core';
 import { mnemonicNew } from '@ton/crypto';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { createBilling, type Billing } from '../billing/service.ts';
 import type { DepositChain } from '../deposits/chain.ts';
 import { operatorRoutes } from '../deposits/routes.ts';
@@ -60,7 +60,7 @@ export interface Money {
   /** For `createCoordinator({ onJobDone })`: charges the job and credits the contributor's wallet, if any. */
   onJobDone(done: JobDone): void;
   /** For `createCoordinator({ publicRoutes })`: earnings, and the operator's routes when `SPINNERET_OPERATOR_TOKEN` is set. */
-  routes: Hono[];
+  routes: Hono;
   /** Which chain payouts and deposits are on, in words. */
   chainName: string;
   hotWalletAddress: string;
@@ -146,9 +146,10 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
   deposits.start();
   const faucet = chain instanceof SandboxChain ? new SandboxFaucet(chain.blockchain, depositAddress) : null;
   const operatorToken = env['SPINNERET_OPERATOR_TOKEN'];
-  const routes = [earnings.routes()];
+  const routes = new Hono().route('/', earnings.routes());
   if (operatorToken !== undefined && operatorToken.length >= 16) {
-    routes.push(
+    routes.route(
+      '/',
       operatorRoutes({
         token: operatorToken,
         watcher: deposits,

@@ -47,7 +47,7 @@ async function start(reuse?: Net): Promise<Net> {
     clock,
     logger,
     onJobDone: money.onJobDone,
-    publicRoutes: money.routes,
+    publicRoutes: [money.routes],
     billing: money.billing,
   });
   const { url } = await coordinator.listen({ port: 0 });

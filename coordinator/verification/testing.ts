@@ -163,7 +163,7 @@ export async function startVerifiedNetwork(options: NetworkOptions): Promise<Ver
       done.push(d);
       money.onJobDone(d);
     },
-    publicRoutes: money.routes,
+    publicRoutes: [money.routes],
     billing: money.billing,
     catalog: await ModelCatalog.load(models.manifestUrl),
     maxWaitMs: 5_000,
