@@ -159,8 +159,12 @@ describe.each(['PGlite', 'PostgreSQL'] as const)('prepaid jobs on %s', (backend)
     });
     // Funded, the same job goes through.
     await net.money.fund(key.depositMemo, max);
-    expect((await net.create(key, envelope)).status).toBe(201);
+    const created = await net.create(key, envelope);
+    expect(created.status).toBe(201);
     expect(await net.balance(key)).toEqual({ available: 50_000n, reserved: max });
+    // Cancelled before it ran: the whole reservation comes back.
+    expect((await net.api(key, 'DELETE', `/v1/jobs/${String(created.body['jobId'])}`)).status).toBe(200);
+    await expect.poll(() => net.balance(key)).toEqual({ available: 50_000n + max, reserved: 0n });
   });
 
   it('charges a requester exactly once across re-assignments, and a free re-run to the check budget', async () => {
