@@ -6,7 +6,7 @@
  * `bocResponse`); the values in them come from a wallet deployed on the sandbox chain.
  */
 import { randomBytes } from 'node:crypto';
-import { Address, beginCell, internal, toNano, type Transaction } from '@ton/core';
+import { Address, beginCell, internal, toNano } from '@ton/core';
 import { keyPairFromSeed } from '@ton/crypto';
 import { WalletContractV2R2 } from '@ton/ton';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
