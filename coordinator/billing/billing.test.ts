@@ -40,8 +40,8 @@ async function ledgerKinds(net: PaidNetwork, jobId: string): Promise<string[]> {
 }
 
 describe.each(['PGlite', 'PostgreSQL'] as const)('prepaid jobs on %s', (backend) => {
-  it('bills and credits a contributor reporting 10^6 tokens only what the envelope allows', async () => {
-    const net = await start(backend);
+  it('bills, credits and signs for a contributor reporting 10^6 tokens only what the envelope allows', async () => {
+    const net = await start(backend, { receipts: true });
     const key = await net.key(FUNDS);
     const worker = await net.worker();
     const created = await net.create(key, { inputTokens: 40, maxOutputTokens: 16 });
@@ -73,6 +73,13 @@ describe.each(['PGlite', 'PostgreSQL'] as const)('prepaid jobs on %s', (backend)
       state: 'charged',
     });
     expect(net.money.billing.counts.clamped).toBe(1);
+    // The signed receipt says what was billed and credited, not what was claimed.
+    await expect
+      .poll(
+        async () =>
+          ((await (await fetch(`${net.url}/v1/contributors/${worker.contributorId}/receipts`)).json()) as { receipts: unknown[] }).receipts,
+      )
+      .toMatchObject([{ receipt: { jobId, usage: { promptTokens: 40, completionTokens: 16 }, amountNano: max.share.toString() } }]);
     expect(await net.ledger.checkBooks()).toMatchObject({ ok: true, problems: [] });
   });
 

@@ -17,6 +17,7 @@ import { ModelCatalog } from '../models/catalog.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { waitFor } from '../store/testing.ts';
 import { EventReader, FakeWorker } from '../testing.ts';
+import { startVerification } from '../verification/local.ts';
 import { disposeStore, openTestStore, testWallet } from '../verification/testing.ts';
 
 /** A requester key of the paid network. */
@@ -71,9 +72,14 @@ export function ciphertext(bytes: number): string {
 
 export async function startPaidNetwork(
   backend: 'PGlite' | 'PostgreSQL',
-  options: { checkBudgetLimit?: bigint; env?: Record<string, string> } = {},
+  options: { checkBudgetLimit?: bigint; env?: Record<string, string>; receipts?: boolean } = {},
 ): Promise<PaidNetwork> {
   const store = await openTestStore(backend);
+  // Verification without checks, for its receipts: every credit is signed.
+  const verification =
+    options.receipts === true
+      ? await startVerification({ store, policy: { canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 } })
+      : undefined;
   const models = await startModelHost({ port: 0 });
   const catalog = await ModelCatalog.load(models.manifestUrl);
   const money = await startMoney({
@@ -84,6 +90,7 @@ export async function startPaidNetwork(
     settleIntervalMs: 3_600_000,
     depositIntervalMs: 3_600_000,
     env: options.env ?? {},
+    ...(verification !== undefined && { verification }),
     ...(options.checkBudgetLimit !== undefined && { checkBudgetLimit: options.checkBudgetLimit }),
   });
   const ledger = new Ledger(store.db);
@@ -95,6 +102,7 @@ export async function startPaidNetwork(
     catalog,
     billing: money.billing,
     publicRoutes: [money.routes],
+    ...(verification !== undefined && { verification }),
     onJobDone: (d) => {
       done.push(d);
       money.onJobDone(d);
