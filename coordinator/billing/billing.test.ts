@@ -5,7 +5,7 @@
  * token, with 10 % commission. Every test checks exact ledger amounts: the attacker gains
  * nothing, the honest parties lose nothing.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { toNano } from '@ton/core';
 import * as v from 'valibot';
 import { PAYLOAD_OVERHEAD_BYTES, SEAL_TAG_BYTES } from '../../protocol/billing.ts';
@@ -15,6 +15,9 @@ import { RequesterClient } from '../../requester/client.ts';
 import { Job } from '../jobs/job.ts';
 import { createBilling } from './service.ts';
 import { type PaidNetwork, startPaidNetwork } from './testing.ts';
+
+// Each test runs a coordinator, a chain and a database; on a busy 2-core machine that can take a while.
+vi.setConfig({ testTimeout: 120_000 });
 
 const FUNDS = toNano('1');
 /** What a `tiny-decoder` chat job of `prompt` + `completion` tokens costs, and its split. */

@@ -184,6 +184,7 @@ export async function startPaidNetwork(
       await coordinator.close();
       await server.close().catch(() => undefined);
       await models.close();
+      await money.idle();
       await disposeStore(store);
     },
   };

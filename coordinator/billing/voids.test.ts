@@ -3,11 +3,14 @@
  * caught by canaries and quarantined, and every credit it had goes to `network:penalties`.
  * The requester keeps paying for what was delivered; the check budget pays for the canaries.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { availableAccount, PENALTIES, pendingAccount, settledAccount } from '../ledger/accounts.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { waitFor } from '../store/testing.ts';
 import { startVerifiedNetwork, type VerifiedNetwork } from '../verification/testing.ts';
+
+// Each test runs a coordinator, a chain and a database; on a busy 2-core machine that can take a while.
+vi.setConfig({ testTimeout: 120_000 });
 
 const POLICY = {
   canaryRate: 1,
@@ -63,6 +66,8 @@ describe.each(['PGlite', 'PostgreSQL'] as const)('voids on %s', (backend) => {
     );
     const deposited = await sum(`SELECT coalesce(sum(amount), 0)::text AS s FROM deposits WHERE api_key_id = '${keyId}'`);
     expect(charged).toBeGreaterThan(0n);
+    // A job cut off by the quarantine gives its reservation back once it fails.
+    await waitFor(async () => (await ledger.payerBalances({ kind: 'requester', apiKeyId: keyId })).reserved === 0n, 30_000);
     expect(-(await ledger.accountBalance(availableAccount(keyId)))).toBe(deposited - charged);
     const voids = await db.query<{ n: unknown }>(`SELECT count(*) AS n FROM ledger_txns WHERE kind = 'job.void'`);
     expect(Number(voids.rows[0]?.n)).toBe(net.done.length);

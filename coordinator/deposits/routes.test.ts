@@ -2,8 +2,11 @@
  * The operator's money routes on the real coordinator (PGlite): unmatched deposits listed and
  * given to the key their sender meant, the check budget funded from the commission, the books.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startPaidNetwork, type PaidNetwork } from '../billing/testing.ts';
+
+// Each test runs a coordinator, a chain and a database; on a busy 2-core machine that can take a while.
+vi.setConfig({ testTimeout: 120_000 });
 
 const TOKEN = 'operator-token-0123456789';
 

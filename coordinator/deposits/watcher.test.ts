@@ -8,7 +8,7 @@
 import { Address, toNano } from '@ton/core';
 import { mnemonicNew } from '@ton/crypto';
 import { TonClient } from '@ton/ton';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { availableAccount, BUDGET_AVAILABLE, CHAIN_DEPOSITS, UNMATCHED_DEPOSITS } from '../ledger/accounts.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { HotWallet } from '../payouts/hot-wallet.ts';
@@ -21,6 +21,9 @@ import type { DepositChain } from './chain.ts';
 import { SandboxDepositChain, SandboxFaucet } from './sandbox-chain.ts';
 import { TonClientDepositChain } from './ton-client-chain.ts';
 import { createDepositWatcher } from './watcher.ts';
+
+// Each test runs a coordinator, a chain and a database; on a busy 2-core machine that can take a while.
+vi.setConfig({ testTimeout: 120_000 });
 
 const BUDGET_MEMO = 'spinneret:check-budget';
 const TABLES = 'ledger_entries, ledger_txns, deposits, deposit_cursors, api_keys';

@@ -80,6 +80,8 @@ export interface Money {
   fund(memo: string | null, amount: bigint): Promise<PollReport>;
   /** Stops the timers (settlement, payouts, deposits, stale reservations). */
   stop(): void;
+  /** Resolves when every finished job handed to {@link Money.onJobDone} so far is charged and credited. */
+  idle(): Promise<void>;
 }
 
 export async function startMoney(options: MoneyOptions): Promise<Money> {
@@ -159,6 +161,7 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
       }),
     );
   }
+  const inFlight = new Set<Promise<void>>();
   const chainName = config.kind === 'sandbox' ? 'the local @ton/sandbox chain (emulated TON)' : config.endpoint;
   return {
     earnings,
@@ -181,8 +184,11 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
       deposits.stop();
       billing.stop();
     },
+    async idle() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
     onJobDone(done) {
-      void (async () => {
+      const task = (async () => {
         // A check's budget reservation is written asynchronously; charge it after.
         if (done.role !== 'job') await billing.whenReserved(done.jobId);
         const contributor = await store.getContributor(done.contributorId);
@@ -201,9 +207,10 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
             at: Date.now(),
           });
         }
-      })().catch((err: unknown) =>
-        log(`earnings: crediting job ${done.jobId} failed: ${err instanceof Error ? err.message : String(err)}`),
-      );
+      })()
+        .catch((err: unknown) => log(`earnings: crediting job ${done.jobId} failed: ${err instanceof Error ? err.message : String(err)}`))
+        .finally(() => inFlight.delete(task));
+      inFlight.add(task);
     },
   };
 }

@@ -136,14 +136,19 @@ describe.each(BACKENDS)('earnings on $name with a sandbox chain', (backend) => {
       ['j2', 'hold'],
     ]);
     const s = await setup({ isVerified: (id) => verdicts.get(id) ?? 'ok' });
+    // j1 failed its check before its credit landed: voided as it lands.
     await s.done('j1', s.a);
+    expect(await s.ledger.balances(s.a)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
     await s.done('j2', s.b, 2000);
+    // j3 fails its check later: voided when its window ends.
+    await s.done('j3', s.a);
+    verdicts.set('j3', 'void');
     s.clock.advance(WINDOW);
     expect(await s.earnings.settleDue()).toEqual({ settled: 0, voided: 1, held: 1, dropped: 0 });
     expect(await s.ledger.balances(s.a)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
-    // The requester paid for both delivered jobs (3 + 4 TON); j1's share went to penalties, not back to it.
-    expect(await s.ledger.payerBalances({ kind: 'requester', apiKeyId: 'key-1' })).toEqual({ available: toNano('93'), reserved: 0n });
-    expect(await s.ledger.accountBalance(PENALTIES)).toBe(-SHARE_A);
+    // The requester paid for every delivered job (3 + 4 + 3 TON); the voided shares went to penalties, not back to it.
+    expect(await s.ledger.payerBalances({ kind: 'requester', apiKeyId: 'key-1' })).toEqual({ available: toNano('90'), reserved: 0n });
+    expect(await s.ledger.accountBalance(PENALTIES)).toBe(-2n * SHARE_A);
     expect((await s.earnings.runPayouts()).batches).toEqual([]);
 
     verdicts.set('j2', 'ok');

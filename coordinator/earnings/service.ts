@@ -171,6 +171,9 @@ export function createEarnings(options: EarningsOptions): Earnings {
         };
       }
       const share = txn.entries.find((e) => e.account === pendingAccount(wallet));
+      // A check that failed before the credit landed (its voider found nothing to take back) takes it now.
+      if (!txn.replayed && (await isVerified(job.jobId)) === 'void')
+        await voidNow(job.jobId, 'verification failed before the credit landed');
       return { credited: true, amount: share === undefined ? 0n : -share.amount, gross, replayed: txn.replayed };
     } catch (err) {
       if (err instanceof UnknownPriceError) {

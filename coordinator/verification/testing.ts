@@ -236,6 +236,7 @@ export async function startVerifiedNetwork(options: NetworkOptions): Promise<Ver
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       await verification.idle();
+      await money.idle();
       if (!keepStore && options.store === undefined) await disposeStore(store);
     },
   };
