@@ -54,7 +54,9 @@ export class ModelCatalog {
     const model = this.#byId.get(id);
     if (model === undefined) return { maxTokens: null, maxOutputTokens: null, maxBytesPerToken: null };
     if (kind === 'infer') return { maxTokens: 0, maxOutputTokens: 0, maxBytesPerToken: null };
-    const bytes = await this.#tokenBytes(model);
+    // A tokenizer the model host cannot serve now leaves the byte bound off (usage is still
+    // clamped to the envelope, and the claim kept); the next job asks again.
+    const bytes = await this.#tokenBytes(model).catch(() => null);
     if (model.engine === 'webllm') {
       const windows = model.webllm.builds.flatMap((b) => (b.contextWindow === undefined ? [] : [b.contextWindow]));
       return { maxTokens: windows.length > 0 ? Math.max(...windows) : null, maxOutputTokens: null, maxBytesPerToken: bytes };
