@@ -15,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
+import { type Billing, renderBillingMetrics } from './billing/service.ts';
 import { type Clock, consoleLogger, errorText, type Logger, systemClock } from './deps.ts';
 import { Relay, type JobDone } from './leases/relay.ts';
 import { type Gauges, Metrics } from './metrics/metrics.ts';
@@ -96,6 +97,12 @@ export interface CoordinatorOptions {
   catalog?: ModelCatalog;
   /** Reads wallet keys from the chain for `ton_proof`s of wallets other than v3R2/v4R2/v5R1 (e.g. `Money.publicKeys`). */
   walletPublicKeys?: PublicKeyLookup;
+  /**
+   * Prepaid jobs (`Money.billing`): a job reserves its maximum price or is refused with 402,
+   * checks are paid from the network's budget, and `GET /v1/account` shows a key's balance.
+   * Without it jobs are free (tests of the job flow alone).
+   */
+  billing?: Billing;
 }
 
 /** Counts for tests and health checks. */
@@ -124,8 +131,11 @@ export interface Coordinator {
   drain(timeoutMs: number): Promise<void>;
   /** Fails unfinished jobs, closes sockets and servers, flushes the store (the caller closes it). */
   close(): Promise<void>;
-  /** Creates a requester API key; the secret is shown only here. */
-  createApiKey(label: string, limits?: { jobsPerMinute?: number; maxInFlight?: number }): Promise<{ id: string; secret: string }>;
+  /** Creates a requester API key; the secret is shown only here, with the memo its deposits carry. */
+  createApiKey(
+    label: string,
+    limits?: { jobsPerMinute?: number; maxInFlight?: number },
+  ): Promise<{ id: string; secret: string; depositMemo: string }>;
   /** Runs one expiry and heartbeat check now, instead of waiting for the timer. */
   sweep(): void;
   stats(): CoordinatorStats;
@@ -159,8 +169,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
     ...(options.onJobDone !== undefined ? { onJobDone: options.onJobDone } : {}),
     ...(options.verification !== undefined ? { checks: options.verification.relayChecks } : {}),
+    ...(options.billing !== undefined ? { billing: options.billing.relay } : {}),
   });
   options.verification?.attach(relay);
+  options.billing?.attach(relay);
   const walletSessions = new WalletSessions({ clock });
   const walletDomains = [
     ...(options.walletDomains ?? ['127.0.0.1', 'localhost']),
@@ -185,7 +197,11 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
-  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  app.get('/metrics', (c) =>
+    c.text(metrics.render() + (options.billing === undefined ? '' : renderBillingMetrics(options.billing.counts)), 200, {
+      'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+    }),
+  );
   // Before the requester routes, whose API-key check covers all of `/v1`.
   const publicKeys = options.walletPublicKeys;
   app.route(
@@ -205,7 +221,17 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     app.route('/v1', verdictRoutes(options.verification, new ApiKeys(store, clock)));
   }
   for (const routes of options.publicRoutes ?? []) app.route('/v1', routes);
-  app.route('/v1', requesterRoutes({ relay, store, keys: new ApiKeys(store, clock), quotas: new Quotas(clock) }));
+  app.route(
+    '/v1',
+    requesterRoutes({
+      relay,
+      store,
+      keys: new ApiKeys(store, clock),
+      quotas: new Quotas(clock),
+      ...(options.billing !== undefined && { billing: options.billing }),
+      ...(options.catalog !== undefined && { catalog: options.catalog }),
+    }),
+  );
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
   app.onError((err, c) => {
     logger.error('request failed', { method: c.req.method, path: c.req.path, error: errorText(err) });
@@ -282,7 +308,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         jobsPerMinute: limits.jobsPerMinute ?? 600,
         maxInFlight: limits.maxInFlight ?? 32,
       });
-      return { id: record.id, secret };
+      return { id: record.id, secret, depositMemo: record.depositMemo };
     },
     sweep,
     stats() {

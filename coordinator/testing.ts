@@ -9,6 +9,9 @@ import { type CoordinatorOptions, createCoordinator } from './app.ts';
 import type { Clock } from './deps.ts';
 import { MemoryStore } from './store/memory.ts';
 
+/** The billing envelope of the test requester's jobs: room for the usage {@link FakeWorker.chunk} reports. */
+export const TEST_ENVELOPE = { inputTokens: 10, maxOutputTokens: 10 };
+
 /** A clock that moves only when told. */
 export class FakeClock implements Clock {
   constructor(public t = 1_700_000_000_000) {}
@@ -243,7 +246,7 @@ export async function startCoordinator(options: Partial<CoordinatorOptions> = {}
       return worker;
     },
     async createJob(model = 'm'): Promise<{ jobId: string; assignment: Assignment | null }> {
-      const res = await api('POST', '/v1/jobs', { model, kind: 'chat' });
+      const res = await api('POST', '/v1/jobs', { model, kind: 'chat', billing: TEST_ENVELOPE });
       if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
       return (await res.json()) as { jobId: string; assignment: Assignment | null };
     },

@@ -4,6 +4,7 @@
  * the built app. Their URLs reach the tests through the environment.
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { toNano } from '@ton/core';
 import { createCoordinator, type Logger } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { ModelCatalog } from '../coordinator/models/catalog.ts';
@@ -70,12 +71,16 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     heartbeatMs: 5_000,
     onJobDone: money.onJobDone,
     verification,
+    billing: money.billing,
     publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
     ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
   });
   const network = await coordinator.listen({ port: 0 });
   const testKey = await coordinator.createApiKey('e2e tests', { jobsPerMinute: 1000, maxInFlight: 16 });
   const gatewayKey = await coordinator.createApiKey('e2e gateway', { jobsPerMinute: 1000, maxInFlight: 16 });
+  // Prepaid requesters, funded as `npm start` funds them: real transfers from the sandbox
+  // faucet to the deposit address, booked by the deposit watcher; and the check budget.
+  for (const memo of [testKey.depositMemo, gatewayKey.depositMemo, money.budgetMemo]) await money.fund(memo, toNano('100'));
   const gateway = await startGateway({ port: 0, coordinatorUrl: network.url, apiKey: gatewayKey.secret });
   // An empty TON Connect wallets list keeps every page off the public list (injected wallets still show).
   const pageConfig = { manifestUrl: host.manifestUrl, coordinatorUrl: network.url, walletsListUrl: 'data:application/json,[]' };
@@ -93,7 +98,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   process.env['SPINNERET_FIXTURES_URL'] = fixtures.url;
   return async () => {
     await Promise.allSettled([app.close(), gateway.close(), host.close(), fixtures.close()]);
-    money.earnings.stop();
+    money.stop();
     await coordinator.close();
     await network.close().catch(() => undefined);
     await store.close();

@@ -7,8 +7,9 @@
  * milliseconds since the Unix epoch; sizes are bytes.
  */
 import * as v from 'valibot';
+import { BillingEnvelope } from './billing.ts';
 import { ERROR_CODES } from './errors.ts';
-import { JobKind } from './manifest.ts';
+import { JobKind, ModelEntry } from './manifest.ts';
 
 /** The protocol version this code speaks; a peer with another gets `PROTOCOL_VERSION` and is closed. */
 export const PROTOCOL_VERSION = 1;
@@ -38,6 +39,8 @@ export const WireError = v.strictObject({
     'QUOTA',
     'DRAINING',
     'OPEN_FAILED',
+    'PAYMENT_REQUIRED',
+    'ENVELOPE',
   ]),
   message: v.pipe(v.string(), v.maxLength(2000)),
 });
@@ -227,8 +230,71 @@ export const CreateJob = v.strictObject({
    * contributor (a `replica-assigned` event) and expects a verdict. Absent: never replicated.
    */
   replicas: v.optional(v.boolean()),
+  /** What the requester agrees to pay for (docs/protocol.md, "Billing envelopes"). */
+  billing: BillingEnvelope,
 });
 export type CreateJob = v.InferOutput<typeof CreateJob>;
+
+/** A whole number of nanoTON as a decimal string (JSON has no bigint). */
+const NanoString = v.pipe(v.string(), v.regex(/^(0|[1-9]\d{0,29})$/, 'whole nanoTON as a decimal string'));
+/** A raw or user-friendly TON address. */
+const TonAddress = v.pipe(v.string(), v.regex(/^([0-9a-fA-F:-]{3,80}|[A-Za-z0-9_-]{48})$/, 'a TON address'));
+/** An API key's deposit memo: the text comment a deposit must carry. */
+export const DepositMemo = v.pipe(v.string(), v.regex(/^spn-[a-z2-7]{20}$/, 'a deposit memo is `spn-` and 20 base32 letters'));
+
+/** Where and how to fund an API key: send TON to `address` with `memo` as the text comment. */
+export const DepositInstructions = v.strictObject({ address: TonAddress, memo: DepositMemo });
+export type DepositInstructions = v.InferOutput<typeof DepositInstructions>;
+
+/** `402` on `POST /v1/jobs`: the key's balance cannot cover the job's maximum price. */
+export const PaymentRequired = v.strictObject({
+  error: v.strictObject({ code: v.literal('PAYMENT_REQUIRED'), message: v.pipe(v.string(), v.maxLength(2000)) }),
+  payment: v.strictObject({
+    /** The job's maximum price (its envelope at the model's prices), nanoTON. */
+    required: NanoString,
+    /** The key's available balance, nanoTON. */
+    available: NanoString,
+    /** `required - available`, nanoTON: at least this much must be deposited. */
+    shortfall: NanoString,
+    deposit: DepositInstructions,
+  }),
+});
+export type PaymentRequired = v.InferOutput<typeof PaymentRequired>;
+
+/** `GET /v1/account`: the calling key's balances (nanoTON) and how to fund it. */
+export const Account = v.strictObject({
+  keyId: v.pipe(v.string(), v.maxLength(64)),
+  /** Deposited and not held for a job; what new jobs reserve from. */
+  available: NanoString,
+  /** Held for jobs in flight: each job's maximum price until its result settles it. */
+  reserved: NanoString,
+  deposit: DepositInstructions,
+});
+export type Account = v.InferOutput<typeof Account>;
+
+/**
+ * `GET /v1/models/:id`: what an SDK needs to fill in a billing envelope the coordinator will
+ * accept: the catalog's entry (tokenizer files with URL, size and SHA-256; the decoder's chat
+ * template) and the limits the coordinator checks envelopes against.
+ */
+export const ModelFacts = v.strictObject({
+  id: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  /** The manifest entry the network serves; null when the coordinator has no catalog entry for the model. */
+  model: v.nullable(ModelEntry),
+  /** Per job kind the model serves. */
+  limits: v.record(
+    JobKind,
+    v.strictObject({
+      /** Most input + output tokens a job may declare; null: unknown. */
+      maxTokens: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
+      /** Most output tokens (0 for embed and infer); null: no limit beyond `maxTokens`. */
+      maxOutputTokens: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
+      /** Most payload bytes one token stands for; null: no byte bound. */
+      maxBytesPerToken: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1))),
+    }),
+  ),
+});
+export type ModelFacts = v.InferOutput<typeof ModelFacts>;
 
 /** Which contributor to seal for, for one attempt. */
 export const Assignment = v.strictObject({

@@ -60,12 +60,14 @@ describe('RequesterClient', () => {
     expect(fake.opened).toHaveLength(1);
     expect(fake.opened[0]!.request).toEqual(chat);
     const methods = fake.requests.map((r) => `${r.method} ${r.path}`);
-    expect(methods).toEqual(['POST /v1/jobs', 'GET /v1/jobs/job1/events', 'PUT /v1/jobs/job1/payload']);
-    const post = JSON.parse(fake.requests[0]!.body) as { model: string; kind: string; sizeBytes: number };
+    expect(methods).toEqual(['GET /v1/models/tiny-chat', 'POST /v1/jobs', 'GET /v1/jobs/job1/events', 'PUT /v1/jobs/job1/payload']);
+    const post = JSON.parse(fake.requests[1]!.body) as { model: string; kind: string; sizeBytes: number; billing: unknown };
     expect(post).toMatchObject({ model: 'tiny-chat', kind: 'chat' });
-    const put = JSON.parse(fake.requests[2]!.body) as { attempt: number; sealed: { ct: string } };
+    const put = JSON.parse(fake.requests[3]!.body) as { attempt: number; sealed: { ct: string } };
     // sizeBytes predicts the ciphertext exactly (base64url: 4 characters per 3 bytes).
     expect(post.sizeBytes).toBe(Math.floor((put.sealed.ct.length * 3) / 4));
+    // Without a tokenizer from the catalog, the envelope counts every payload byte as a token (an upper bound).
+    expect(post.billing).toEqual({ inputTokens: post.sizeBytes - 16, maxOutputTokens: chat.maxTokens });
   });
 
   it('never sends plaintext: only sealed envelopes leave the process', async () => {

@@ -9,7 +9,18 @@ import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type
 import { AbortedError, EngineError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
 import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
 import { JobKind } from '../protocol/manifest.ts';
-import { Assignment, JobEvent, MAX_MESSAGE_BYTES, parseFrame, type SubmitPayload, type Verdict, VerdictAnswer } from '../protocol/wire.ts';
+import {
+  Account,
+  Assignment,
+  type DepositInstructions,
+  JobEvent,
+  MAX_MESSAGE_BYTES,
+  parseFrame,
+  type SubmitPayload,
+  type Verdict,
+  VerdictAnswer,
+} from '../protocol/wire.ts';
+import { EnvelopeCounter } from './billing.ts';
 import { CoordinatorError, failedJobError, httpError, networkError } from './errors.ts';
 
 export interface RequesterClientOptions {
@@ -50,6 +61,17 @@ export interface RunOptions {
   onDelta?: (piece: { text: string; tokens: number[] }) => void;
 }
 
+/** An API key's money (`GET /v1/account`): nanoTON, and where to deposit more. */
+export interface AccountBalance {
+  keyId: string;
+  /** Deposited and not held for a job. */
+  available: bigint;
+  /** Held for jobs in flight (each job's maximum price until its result settles it). */
+  reserved: bigint;
+  /** Send TON to `address` with `memo` as the text comment to fund this key. */
+  deposit: DepositInstructions;
+}
+
 /** A model that connected contributors can serve. */
 export interface ModelListing {
   id: string;
@@ -77,12 +99,24 @@ export class RequesterClient {
   readonly #fetch: typeof fetch;
   readonly #options: RequesterClientOptions;
   readonly #checks = new Set<Promise<void>>();
+  readonly #envelopes: EnvelopeCounter;
 
   constructor(options: RequesterClientOptions) {
     this.#url = options.coordinatorUrl.replace(/\/+$/, '');
     this.#apiKey = options.apiKey;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#options = options;
+    this.#envelopes = new EnvelopeCounter((path, what) => this.#call('GET', path, undefined, what), this.#fetch);
+  }
+
+  /** The key's balances and deposit instructions (`GET /v1/account`). */
+  async account(): Promise<AccountBalance> {
+    const response = await this.#call('GET', '/v1/account', undefined, 'reading the account');
+    const body = v.safeParse(Account, await response.json().catch(() => null));
+    if (!body.success)
+      throw new CoordinatorError(`The coordinator's account answer is malformed: ${v.summarize(body.issues)}`, response.status);
+    const { keyId, available, reserved, deposit } = body.output;
+    return { keyId, available: BigInt(available), reserved: BigInt(reserved), deposit };
   }
 
   /** Resolves when every replica check started so far has posted its verdict (or given up). */
@@ -118,7 +152,14 @@ export class RequesterClient {
     }
     // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
     const replicas = this.#options.checkReplicas !== false;
-    const create = { model: job.model, kind: job.kind, ...(sizeBytes <= 1_000_000 && { sizeBytes }), ...(replicas && { replicas }) };
+    const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
+    const create = {
+      model: job.model,
+      kind: wireKindOf(job),
+      billing,
+      ...(sizeBytes <= 1_000_000 && { sizeBytes }),
+      ...(replicas && { replicas }),
+    };
     const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
     const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
     if (!created.success)

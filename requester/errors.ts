@@ -4,8 +4,8 @@
  * with code `INTERNAL` and are told apart by class and `status`.
  */
 import * as v from 'valibot';
-import { AbortedError, ERROR_CODES, reviveError, SpinneretError, type ErrorCode } from '../protocol/errors.ts';
-import type { WireError } from '../protocol/wire.ts';
+import { AbortedError, ERROR_CODES, InvalidInputError, reviveError, SpinneretError, type ErrorCode } from '../protocol/errors.ts';
+import { type DepositInstructions, PaymentRequired, type WireError } from '../protocol/wire.ts';
 
 /** The coordinator answered with an error the caller cannot fix by changing the request. */
 export class CoordinatorError extends SpinneretError {
@@ -27,7 +27,36 @@ export class ApiKeyRefusedError extends CoordinatorError {
   }
 }
 
-/** The API key is over its rate or in-flight limit (HTTP 429/402). */
+/**
+ * The key's balance cannot cover the job's maximum price (HTTP 402): nothing was reserved and
+ * nothing runs. Deposit at least `shortfall` nanoTON to `deposit.address` with `deposit.memo`
+ * as the comment, then run the job again.
+ */
+export class PaymentRequiredError extends CoordinatorError {
+  /** The job's maximum price, nanoTON. */
+  readonly required: bigint;
+  /** The key's available balance, nanoTON. */
+  readonly available: bigint;
+  /** nanoTON missing: `required - available`. */
+  readonly shortfall: bigint;
+  readonly deposit: DepositInstructions;
+
+  constructor(body: PaymentRequired) {
+    const p = body.payment;
+    super(
+      `The API key's balance is short by ${p.shortfall} nanoTON for this job (it may cost up to ${p.required}, ${p.available} is available). Send at least ${p.shortfall} nanoTON to ${p.deposit.address} with the comment "${p.deposit.memo}", then run the job again.`,
+      402,
+      { required: p.required, available: p.available, shortfall: p.shortfall, deposit: p.deposit },
+    );
+    this.required = BigInt(p.required);
+    this.available = BigInt(p.available);
+    this.shortfall = BigInt(p.shortfall);
+    this.deposit = p.deposit;
+    this.name = 'PaymentRequiredError';
+  }
+}
+
+/** The API key is over its rate or in-flight limit (HTTP 429). */
 export class QuotaExceededError extends CoordinatorError {
   /** How long the coordinator asked to wait, ms; undefined when it did not say. */
   readonly retryAfterMs: number | undefined;
@@ -61,12 +90,16 @@ const ErrorBody = v.object({ error: v.object({ code: v.optional(v.string()), mes
 export async function httpError(response: Response, what: string, coordinatorUrl: string): Promise<SpinneretError> {
   const text = await response.text().catch(() => '');
   let parsed: { code?: string; message: string } | undefined;
+  let json: unknown = null;
   try {
-    const body = v.safeParse(ErrorBody, JSON.parse(text));
+    json = JSON.parse(text);
+    const body = v.safeParse(ErrorBody, json);
     if (body.success) parsed = body.output.error;
   } catch {
     // Not JSON: keep the status text.
   }
+  const payment = v.safeParse(PaymentRequired, json);
+  if (response.status === 402 && payment.success) return new PaymentRequiredError(payment.output);
   const message = parsed?.message ?? (text.slice(0, 200) || response.statusText || `HTTP ${response.status}`);
   const status = response.status;
   if (status === 401 || status === 403) return new ApiKeyRefusedError(status, message);
@@ -84,6 +117,7 @@ export async function httpError(response: Response, what: string, coordinatorUrl
  * codes are INTERNAL with the coordinator's message.
  */
 export function failedJobError(error: WireError, jobId: string): SpinneretError {
+  if (error.code === 'ENVELOPE') return new InvalidInputError(`Job ${jobId} was refused: ${error.message}`, { jobId });
   const code = error.code === 'OPEN_FAILED' ? 'SEAL' : error.code;
   if (isErrorCode(code)) return reviveError({ name: '', code, message: error.message, details: { jobId } });
   if (code === 'UNAUTHORIZED') return new ApiKeyRefusedError(0, error.message);

@@ -154,6 +154,8 @@ export async function startFakeCoordinator(options: FakeCoordinatorOptions = {})
       ],
     }),
   );
+  // No catalog: the SDK declares envelopes without a tokenizer (every payload byte a token).
+  app.get('/v1/models/:id', (c) => c.json({ id: c.req.param('id'), model: null, limits: {} }));
   app.post('/v1/jobs', async (c) => {
     const body = await c.req.json<{ model: string; kind: JobKind }>();
     const job: FakeJob = {

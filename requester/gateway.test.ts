@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { EngineError, SealError } from '../protocol/errors.ts';
 import type { JobRequest, JobResult } from '../protocol/jobs.ts';
 import type { ModelListing, RunOptions } from './client.ts';
-import { ApiKeyRefusedError, CoordinatorUnavailableError } from './errors.ts';
+import { ApiKeyRefusedError, CoordinatorUnavailableError, PaymentRequiredError } from './errors.ts';
 import { startFakeCoordinator } from './fake-coordinator.ts';
 import { createGateway, listen, startGateway } from './gateway.ts';
 import { DEFAULT_MAX_TOKENS } from './openai.ts';
@@ -277,6 +277,21 @@ describe('gateway: errors', () => {
     await expect(ask({})).rejects.toMatchObject({ status: 500, code: 'internal_error' });
     expect(log).toHaveBeenCalledWith('gateway:', client.script.error);
     log.mockRestore();
+  });
+
+  it("answers 402 insufficient_quota when the gateway's key is short, with where to deposit, and the client does not retry", async () => {
+    const deposit = { address: 'kQDe36hTeslL-nuYnFe5fftyRn6q7aNe5YCDEU5PTsYIw2ej', memo: 'spn-mjed5sdimtmw7ixki3ez' };
+    client.script = {
+      error: new PaymentRequiredError({
+        error: { code: 'PAYMENT_REQUIRED', message: 'short' },
+        payment: { required: '88000', available: '1000', shortfall: '87000', deposit },
+      }),
+    };
+    const retrying = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 2 });
+    const asked = retrying.chat.completions.create({ model: 'tiny-chat', messages: [{ role: 'user', content: 'hi' }] });
+    await expect(asked).rejects.toMatchObject({ status: 402, code: 'insufficient_quota', type: 'insufficient_quota' });
+    await expect(asked).rejects.toThrow(/short by 87000 nanoTON.*spn-mjed5sdimtmw7ixki3ez/);
+    expect(client.calls).toHaveLength(1);
   });
 });
 

@@ -6,7 +6,7 @@
 import * as v from 'valibot';
 import { InvalidInputError, SealError, SpinneretError, UnknownModelError } from '../protocol/errors.ts';
 import { parseJobRequest, type ChatRequest, type EmbedRequest } from '../protocol/jobs.ts';
-import { ApiKeyRefusedError, CoordinatorUnavailableError, QuotaExceededError } from './errors.ts';
+import { ApiKeyRefusedError, CoordinatorUnavailableError, PaymentRequiredError, QuotaExceededError } from './errors.ts';
 
 /** Completion length when the request sets neither `max_tokens` nor `max_completion_tokens`. */
 export const DEFAULT_MAX_TOKENS = 1024;
@@ -106,7 +106,7 @@ export function float32Base64(values: number[]): string {
 
 /** An OpenAI error body and its status. */
 export interface OpenAIError {
-  status: 400 | 401 | 404 | 429 | 500 | 502 | 503;
+  status: 400 | 401 | 402 | 404 | 429 | 500 | 502 | 503;
   body: { error: { message: string; type: string; param: string | null; code: string | null } };
 }
 
@@ -121,6 +121,11 @@ export function toOpenAIError(err: unknown): OpenAIError {
   if (err instanceof ApiKeyRefusedError) {
     const message = `The Spinneret coordinator refused this gateway's API key (configured where the gateway starts, not in your OpenAI client). ${err.message}`;
     return openAIError(401, message, 'authentication_error', 'coordinator_api_key_refused');
+  }
+  if (err instanceof PaymentRequiredError) {
+    // 402, not OpenAI's 429 `insufficient_quota`: OpenAI clients retry a 429, and waiting does not fund a key.
+    const message = `The Spinneret key this gateway uses has too little TON for the job. ${err.message}`;
+    return openAIError(402, message, 'insufficient_quota', 'insufficient_quota');
   }
   if (err instanceof QuotaExceededError) return openAIError(429, err.message, 'rate_limit_error', 'rate_limit_exceeded');
   if (err instanceof CoordinatorUnavailableError) return openAIError(503, err.message, 'api_error', 'coordinator_unavailable');

@@ -8,6 +8,7 @@
  * DATABASE_URL puts the coordinator on PostgreSQL instead of PGlite.
  */
 import { spawnSync } from 'node:child_process';
+import { fromNano, toNano } from '@ton/core';
 import { createCoordinator } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { ModelCatalog } from '../coordinator/models/catalog.ts';
@@ -65,6 +66,7 @@ const coordinator = createCoordinator({
   store,
   catalog,
   verification,
+  billing: money.billing,
   onJobDone: money.onJobDone,
   publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
   ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
@@ -72,6 +74,12 @@ const coordinator = createCoordinator({
 const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });
 const demoKey = await coordinator.createApiKey('demo requester', { jobsPerMinute: 600, maxInFlight: 8 });
 const gatewayKey = await coordinator.createApiKey('local gateway', { jobsPerMinute: 600, maxInFlight: 16 });
+// Requesters prepay and checks are paid from the network's budget. Locally a faucet funds both
+// with real transfers on the emulated chain, booked by the deposit watcher like any deposit.
+const FAUCET = toNano('100');
+if (money.hasFaucet) {
+  for (const memo of [demoKey.depositMemo, gatewayKey.depositMemo, money.budgetMemo]) await money.fund(memo, FAUCET);
+}
 const gateway = await startGateway({
   port: port('SPINNERET_GATEWAY_PORT', 8788),
   host,
@@ -101,6 +109,8 @@ Spinneret is running (everything on this machine).
   OpenAI API:    ${gateway.url}/v1  (any API key; the gateway seals jobs before they leave)
   Demo requester: a job every 3 s (embeddings and chat) from requester/corpus.json
   Payouts:       ${money.chainName}, hot wallet ${money.hotWalletAddress}
+  Deposits:      send TON to ${money.depositAddress} with a key's memo as the comment${money.hasFaucet ? `; the faucet gave the demo requester, the gateway and the check budget ${fromNano(FAUCET)} TON each` : ''}
+                 (demo requester memo ${demoKey.depositMemo}, gateway memo ${gatewayKey.depositMemo})
 
 WebGPU needs a recent Chrome or Edge (on Linux start it with --enable-unsafe-webgpu).
 Your machine can see the jobs it runs. Press Ctrl+C to stop.`);
@@ -114,7 +124,7 @@ const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
   stopDemo();
-  money.earnings.stop();
+  money.stop();
   await coordinator.drain(5000);
   await Promise.allSettled([app.close(), gateway.close(), network.close(), models.close()]);
   await store.close();

@@ -42,7 +42,15 @@ function hotPaths(sizes: readonly number[]): string[] {
   for (const perSecond of [100, 1_000, 5_000]) {
     const clock = { t: 1_000_000_000 };
     const quotas = new Quotas({ now: () => clock.t });
-    const key: ApiKeyRecord = { id: 'k', label: 'k', jobsPerMinute: 2_000_000_000, maxInFlight: 1_000_000, createdAt: 0, revokedAt: null };
+    const key: ApiKeyRecord = {
+      id: 'k',
+      label: 'k',
+      jobsPerMinute: 2_000_000_000,
+      maxInFlight: 1_000_000,
+      depositMemo: 'spn-aaaaaaaaaaaaaaaaaaaa',
+      createdAt: 0,
+      revokedAt: null,
+    };
     const history = perSecond * 60;
     for (let i = 0; i < history; i++) {
       clock.t += 1000 / perSecond;

@@ -297,7 +297,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     withTimeout(transport.request(method, path, key, body), stepMs, `${method} ${path.replace(/\/jobs\/[^/]+/, '/jobs/:id')}`);
   const oneJob = async (transport: LaneTransport, key: string): Promise<void> => {
     const t0 = epochMs();
-    const created = await call(transport, 'POST', '/v1/jobs', key, { model: o.model, kind: 'chat', sizeBytes: o.payloadBytes });
+    const created = await call(transport, 'POST', '/v1/jobs', key, {
+      model: o.model,
+      kind: 'chat',
+      sizeBytes: o.payloadBytes,
+      billing: { inputTokens: 64, maxOutputTokens: 64 },
+    });
     if (created.status !== 201) {
       fail(`create ${created.status} ${errorCode(created.body)}`);
       await sleep(5);

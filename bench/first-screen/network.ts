@@ -4,6 +4,7 @@
  * and an open-loop requester: jobs arrive at a fixed rate whether or not anyone serves them, as a
  * network's demand does (the demo requester of `npm start` waits for each answer instead).
  */
+import { toNano } from '@ton/core';
 import { createCoordinator } from '../../coordinator/app.ts';
 import { startMoney } from '../../coordinator/earnings/local.ts';
 import { ModelCatalog } from '../../coordinator/models/catalog.ts';
@@ -54,6 +55,7 @@ export async function startLocalNetwork(): Promise<LocalNetwork> {
     store,
     catalog: await ModelCatalog.load(models.manifestUrl),
     verification,
+    billing: money.billing,
     onJobDone: money.onJobDone,
     publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
     logger: { info: () => undefined, warn: () => undefined, error: (m) => console.error(m) },
@@ -61,6 +63,8 @@ export async function startLocalNetwork(): Promise<LocalNetwork> {
   });
   const network = await coordinator.listen({ port: 0 });
   const key = await coordinator.createApiKey('bench requester', { jobsPerMinute: 600, maxInFlight: 64 });
+  // Requesters prepay, and checks are paid from the network's budget: funded from the sandbox faucet, as `npm start` does.
+  for (const memo of [key.depositMemo, money.budgetMemo]) await money.fund(memo, toNano('100'));
   const app = await startAppServer({ distDir: 'dist', port: 0, config: { manifestUrl: models.manifestUrl, coordinatorUrl: network.url } });
   return {
     appUrl: app.url,

@@ -1,20 +1,33 @@
 /**
  * The money side of a coordinator, wired from configuration: the ledger on the coordinator's
  * database, the payout chain (an in-process @ton/sandbox chain by default, testnet or mainnet
- * by `SPINNERET_TON_NETWORK`), the hot wallet, and the earnings service that credits each
- * finished job to the contributor's proven wallet.
+ * by `SPINNERET_TON_NETWORK`), the hot wallet, the deposit watcher, billing (reservations,
+ * the check budget, re-runs) and the earnings service that charges each finished job and
+ * credits the contributor's proven wallet. On the sandbox chain a faucet sends test TON to
+ * the deposit address, so a local network funds its keys with real (emulated) transfers.
  */
+import { Address, toNano } from '@ton/core';
 import { mnemonicNew } from '@ton/crypto';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
+import { createBilling, type Billing } from '../billing/service.ts';
+import type { DepositChain } from '../deposits/chain.ts';
+import { operatorRoutes } from '../deposits/routes.ts';
+import { SandboxDepositChain, SandboxFaucet } from '../deposits/sandbox-chain.ts';
+import { TonClientDepositChain } from '../deposits/ton-client-chain.ts';
+import { createDepositWatcher, type DepositWatcher, type PollReport } from '../deposits/watcher.ts';
 import type { JobDone } from '../leases/relay.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { createPayoutChain, payoutChainConfigFromEnv, publicKeyLookupFor } from '../payouts/config.ts';
 import { HotWallet, loadHotWallet } from '../payouts/hot-wallet.ts';
+import { SandboxChain } from '../payouts/sandbox-chain.ts';
+import { TonClientChain } from '../payouts/ton-client-chain.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import type { PublicKeyLookup } from '../wallets/public-key-lookup.ts';
-import { NETWORK_CHECKS } from '../verification/canary-runner.ts';
 import type { Verification } from '../verification/service.ts';
 import { createEarnings, type Earnings } from './service.ts';
+
+/** The comment that funds the check budget when `SPINNERET_BUDGET_MEMO` is not set. */
+export const DEFAULT_BUDGET_MEMO = 'spinneret:check-budget';
 
 export interface MoneyOptions {
   store: SqlStore;
@@ -24,28 +37,51 @@ export interface MoneyOptions {
   windowMs: number;
   payoutIntervalMs: number;
   settleIntervalMs: number;
+  /** How often the deposit address is read, ms. Default 10 s. */
+  depositIntervalMs?: number;
+  /** Most nanoTON the check budget may have reserved for checks in flight at once. Default 10 TON. */
+  checkBudgetLimit?: bigint;
   env?: Readonly<Record<string, string | undefined>>;
   log?: (line: string) => void;
   /**
-   * Verified work: credits wait for its verdict, failed checks void them, and every credit
-   * gets a signed receipt. Check jobs (canaries, replicas, tie-breaks) are credited like any
-   * job, so a contributor cannot tell them apart, and billed to the network's own requester
-   * account `requester:network:checks`, which the network's commission pays for.
+   * Verified work: credits wait for its verdict, failed checks void them into
+   * `network:penalties`, and every credit gets a signed receipt. Check jobs (canaries,
+   * replicas, tie-breaks, re-runs) are credited like any job, so a contributor cannot tell
+   * them apart, and paid from the network's check budget.
    */
   verification?: Verification;
 }
 
 export interface Money {
   earnings: Earnings;
-  /** For `createCoordinator({ onJobDone })`: credits the job to the contributor's wallet, if any. */
+  /** For `createCoordinator({ billing })`: reservations, 402s, the check budget, re-runs. */
+  billing: Billing;
+  deposits: DepositWatcher;
+  /** For `createCoordinator({ onJobDone })`: charges the job and credits the contributor's wallet, if any. */
   onJobDone(done: JobDone): void;
-  /** For `createCoordinator({ publicRoutes })`. */
+  /** For `createCoordinator({ publicRoutes })`: earnings, and the operator's routes when `SPINNERET_OPERATOR_TOKEN` is set. */
   routes: Hono;
-  /** Which chain payouts go to, in words. */
+  /** Which chain payouts and deposits are on, in words. */
   chainName: string;
   hotWalletAddress: string;
+  /** Where requesters send TON: the hot wallet unless `SPINNERET_DEPOSIT_ADDRESS` names another address. */
+  depositAddress: string;
+  /** The comment that funds the check budget. */
+  budgetMemo: string;
   /** For `createCoordinator({ walletPublicKeys })`: wallet keys read from the payout chain. */
   publicKeys: PublicKeyLookup | undefined;
+  /** Whether {@link Money.fund} works: the chain is the local sandbox. */
+  hasFaucet: boolean;
+  /**
+   * The local faucet (sandbox chain only): sends `amount` nanoTON of test money to the deposit
+   * address with `memo` as its comment, a real transfer on the emulated chain, and waits until
+   * the watcher booked it. Throws on a real chain.
+   */
+  fund(memo: string | null, amount: bigint): Promise<PollReport>;
+  /** Stops the timers (settlement, payouts, deposits, stale reservations). */
+  stop(): void;
+  /** Resolves when every finished job handed to {@link Money.onJobDone} so far is charged and credited. */
+  idle(): Promise<void>;
 }
 
 export async function startMoney(options: MoneyOptions): Promise<Money> {
@@ -63,6 +99,37 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
   const chain = await createPayoutChain(config, hotWallet);
   const { store } = options;
   const ledger = new Ledger(store.db);
+  const depositAddress =
+    env['SPINNERET_DEPOSIT_ADDRESS'] === undefined ? hotWallet.address : Address.parse(env['SPINNERET_DEPOSIT_ADDRESS']);
+  const budgetMemo = env['SPINNERET_BUDGET_MEMO'] ?? DEFAULT_BUDGET_MEMO;
+  const shownDeposit = depositAddress.toString({ testOnly: config.kind === 'sandbox' });
+  const billing = createBilling({
+    db: store.db,
+    ledger,
+    store,
+    depositAddress: shownDeposit,
+    budgetLimit: options.checkBudgetLimit ?? toNano('10'),
+    log: (message, err) => log(`billing: ${message}${err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`}`),
+  });
+  const depositChain: DepositChain =
+    chain instanceof SandboxChain
+      ? new SandboxDepositChain(chain.blockchain)
+      : chain instanceof TonClientChain
+        ? new TonClientDepositChain(chain.client)
+        : unsupported();
+  const deposits = createDepositWatcher({
+    db: store.db,
+    ledger,
+    store,
+    chain: depositChain,
+    address: depositAddress,
+    budgetMemo,
+    intervalMs: options.depositIntervalMs ?? 10_000,
+    onBudgetDeposit: () => void billing.refreshBudget().catch(() => undefined),
+    log: (message, err) => log(`deposits: ${message}${err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`}`),
+  });
+  // The first read sets the cursor at the address's latest transaction: from here on, every deposit is booked.
+  await deposits.poll();
   const earnings = createEarnings({
     db: store.db,
     ledger,
@@ -76,25 +143,58 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
   });
   const { verification } = options;
   verification?.setVoider(async (jobId, reason) => void (await earnings.voidNow(jobId, reason)));
+  await billing.start();
   earnings.start();
+  deposits.start();
+  const faucet = chain instanceof SandboxChain ? new SandboxFaucet(chain.blockchain, depositAddress) : null;
+  const operatorToken = env['SPINNERET_OPERATOR_TOKEN'];
+  const routes = new Hono().route('/', earnings.routes());
+  if (operatorToken !== undefined && operatorToken.length >= 16) {
+    routes.route(
+      '/',
+      operatorRoutes({
+        token: operatorToken,
+        watcher: deposits,
+        billing,
+        ledger,
+        keyExists: async (id) => (await store.db.query('SELECT 1 FROM api_keys WHERE id = $1', [id])).rows.length > 0,
+      }),
+    );
+  }
+  const inFlight = new Set<Promise<void>>();
   const chainName = config.kind === 'sandbox' ? 'the local @ton/sandbox chain (emulated TON)' : config.endpoint;
   return {
     earnings,
-    routes: earnings.routes(),
+    billing,
+    deposits,
+    routes,
     chainName,
+    depositAddress: shownDeposit,
+    budgetMemo,
     publicKeys: publicKeyLookupFor(chain, config.kind === 'sandbox' ? 'the local sandbox chain' : `TON ${env['SPINNERET_TON_NETWORK']}`),
     hotWalletAddress: hotWallet.address.toString(),
+    hasFaucet: faucet !== null,
+    async fund(memo, amount) {
+      if (faucet === null) throw new Error('The faucet only exists on the local sandbox chain; on testnet or mainnet, send real TON.');
+      await faucet.send(memo, amount);
+      return deposits.poll();
+    },
+    stop() {
+      earnings.stop();
+      deposits.stop();
+      billing.stop();
+    },
+    async idle() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
     onJobDone(done) {
-      void (async () => {
+      const task = (async () => {
+        // A check's budget reservation is written asynchronously; charge it after.
+        if (done.role !== 'job') await billing.whenReserved(done.jobId);
         const contributor = await store.getContributor(done.contributorId);
         const wallet = contributor?.wallet ?? null;
-        const outcome = await earnings.onJobDone({
-          jobId: done.jobId,
-          apiKeyId: done.role === 'job' ? done.apiKeyId : NETWORK_CHECKS,
-          wallet,
-          model: done.model,
-          usage: done.usage,
-        });
+        const outcome = await earnings.onJobDone({ jobId: done.jobId, wallet, model: done.model, usage: done.usage });
+        await billing.recordDone(done, outcome.credited || outcome.reason === 'no-wallet' ? outcome.gross : null);
         if (!outcome.credited && outcome.reason !== 'no-wallet') log(`earnings: job ${done.jobId} not credited: ${outcome.message}`);
         if (outcome.credited && !outcome.replayed && verification !== undefined && wallet !== null) {
           await verification.receipt({
@@ -107,9 +207,14 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
             at: Date.now(),
           });
         }
-      })().catch((err: unknown) =>
-        log(`earnings: crediting job ${done.jobId} failed: ${err instanceof Error ? err.message : String(err)}`),
-      );
+      })()
+        .catch((err: unknown) => log(`earnings: crediting job ${done.jobId} failed: ${err instanceof Error ? err.message : String(err)}`))
+        .finally(() => inFlight.delete(task));
+      inFlight.add(task);
     },
   };
+}
+
+function unsupported(): never {
+  throw new Error('deposits need the sandbox chain or a TonClient chain');
 }

@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { Address, fromNano, toNano } from '@ton/core';
 import { keyPairFromSeed, mnemonicNew } from '@ton/crypto';
 import { WalletContractV4 } from '@ton/ton';
-import { requesterAccount } from '../ledger/accounts.ts';
+import { PENALTIES, UNCLAIMED } from '../ledger/accounts.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { parsePriceList } from '../ledger/prices.ts';
+import { fund } from '../ledger/testing.ts';
 import { HotWallet } from '../payouts/hot-wallet.ts';
 import { SandboxChain } from '../payouts/sandbox-chain.ts';
 import { outgoingByPayoutId } from '../payouts/testing.ts';
@@ -54,24 +55,39 @@ describe.each(BACKENDS)('earnings on $name with a sandbox chain', (backend) => {
       });
     const [a, b] = [contributorWallet(), contributorWallet()];
     const onChain = (w: string) => chain.getBalance(Address.parse(w));
-    return { clock, hotWallet, chain, ledger, make, earnings: make(), a, b, onChain };
+    // The requester prepaid 100 TON; each job reserves 10 TON before it runs.
+    await fund(ledger, 'key-1', toNano('100'));
+    const earnings = make();
+    const done = async (jobId: string, wallet: string | null, promptTokens = 1000, model = 'chat') => {
+      await ledger.reserve({ jobId, payer: { kind: 'requester', apiKeyId: 'key-1' }, amount: toNano('10') });
+      return earnings.onJobDone({ jobId, wallet, model, usage: { promptTokens, completionTokens: 1000 } });
+    };
+    return { clock, hotWallet, chain, ledger, make, earnings, a, b, onChain, done };
   }
-
-  const job = (jobId: string, wallet: string | null, promptTokens = 1000) => ({
-    jobId,
-    apiKeyId: 'key-1',
-    wallet,
-    model: 'chat',
-    usage: { promptTokens, completionTokens: 1000 },
-  });
 
   it('credits, settles after the window, pays on chain, and shows it all in the summary', async () => {
     const s = await setup();
-    expect(await s.earnings.onJobDone(job('j1', s.a))).toEqual({ credited: true, amount: SHARE_A, replayed: false });
-    expect(await s.earnings.onJobDone(job('j2', s.b, 2000))).toEqual({ credited: true, amount: SHARE_B, replayed: false });
-    expect(await s.earnings.onJobDone(job('j1', s.a))).toMatchObject({ credited: true, replayed: true });
-    expect(await s.earnings.onJobDone(job('j3', null))).toMatchObject({ credited: false, reason: 'no-wallet' });
-    expect(await s.earnings.onJobDone({ ...job('j4', s.a), model: 'nope' })).toMatchObject({ credited: false, reason: 'unknown-model' });
+    expect(await s.done('j1', s.a)).toEqual({ credited: true, amount: SHARE_A, gross: toNano('3'), replayed: false });
+    expect(await s.done('j2', s.b, 2000)).toEqual({ credited: true, amount: SHARE_B, gross: toNano('4'), replayed: false });
+    expect(
+      await s.earnings.onJobDone({ jobId: 'j1', wallet: s.a, model: 'chat', usage: { promptTokens: 1000, completionTokens: 1000 } }),
+    ).toMatchObject({
+      credited: true,
+      replayed: true,
+    });
+    // Delivered to a contributor without a wallet: the requester pays, the share waits in network:unclaimed.
+    expect(await s.done('j3', null)).toMatchObject({ credited: false, reason: 'no-wallet', gross: toNano('3') });
+    expect(await s.ledger.accountBalance(UNCLAIMED)).toBe(-SHARE_A);
+    // A model without a price: nothing charged, the reservation goes back.
+    expect(await s.done('j4', s.a, 1000, 'nope')).toMatchObject({ credited: false, reason: 'unknown-model', gross: 0n });
+    // Never reserved: nothing charged.
+    expect(
+      await s.earnings.onJobDone({ jobId: 'j5', wallet: s.a, model: 'chat', usage: { promptTokens: 1, completionTokens: 1 } }),
+    ).toMatchObject({
+      credited: false,
+      reason: 'no-reservation',
+    });
+    expect(await s.ledger.payerBalances({ kind: 'requester', apiKeyId: 'key-1' })).toEqual({ available: toNano('90'), reserved: 0n });
 
     s.clock.advance(WINDOW - 1);
     expect(await s.earnings.settleDue()).toEqual({ settled: 0, voided: 0, held: 0, dropped: 0 });
@@ -120,13 +136,19 @@ describe.each(BACKENDS)('earnings on $name with a sandbox chain', (backend) => {
       ['j2', 'hold'],
     ]);
     const s = await setup({ isVerified: (id) => verdicts.get(id) ?? 'ok' });
-    await s.earnings.onJobDone(job('j1', s.a));
-    await s.earnings.onJobDone(job('j2', s.b, 2000));
+    // j1 failed its check before its credit landed: voided as it lands.
+    await s.done('j1', s.a);
+    expect(await s.ledger.balances(s.a)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
+    await s.done('j2', s.b, 2000);
+    // j3 fails its check later: voided when its window ends.
+    await s.done('j3', s.a);
+    verdicts.set('j3', 'void');
     s.clock.advance(WINDOW);
     expect(await s.earnings.settleDue()).toEqual({ settled: 0, voided: 1, held: 1, dropped: 0 });
     expect(await s.ledger.balances(s.a)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
-    // The requester is charged for j2 only (3 TON of j1 refunded).
-    expect(await s.ledger.accountBalance(requesterAccount('key-1'))).toBe(toNano('4'));
+    // The requester paid for every delivered job (3 + 4 + 3 TON); the voided shares went to penalties, not back to it.
+    expect(await s.ledger.payerBalances({ kind: 'requester', apiKeyId: 'key-1' })).toEqual({ available: toNano('90'), reserved: 0n });
+    expect(await s.ledger.accountBalance(PENALTIES)).toBe(-2n * SHARE_A);
     expect((await s.earnings.runPayouts()).batches).toEqual([]);
 
     verdicts.set('j2', 'ok');
@@ -140,8 +162,8 @@ describe.each(BACKENDS)('earnings on $name with a sandbox chain', (backend) => {
 
   it('after a crash between send and confirmation, a new service pays nothing twice', async () => {
     const s = await setup();
-    await s.earnings.onJobDone(job('j1', s.a));
-    await s.earnings.onJobDone(job('j2', s.b, 2000));
+    await s.done('j1', s.a);
+    await s.done('j2', s.b, 2000);
     s.clock.advance(WINDOW);
     await s.earnings.settleDue();
     const crashing = s.make({
@@ -171,7 +193,7 @@ describe.each(BACKENDS)('earnings on $name with a sandbox chain', (backend) => {
 
   it('fails a batch whose rows were written but whose intents never were, then pays the wallet once', async () => {
     const s = await setup();
-    await s.earnings.onJobDone(job('j1', s.a));
+    await s.done('j1', s.a);
     s.clock.advance(WINDOW);
     await s.earnings.settleDue();
     // The process died inside recordBatch: batch rows written, no ledger intent, nothing sent.
@@ -199,7 +221,7 @@ describe.each(BACKENDS)('earnings on $name with a sandbox chain', (backend) => {
 
   it('records nothing spendable when an intent exceeds the settled balance', async () => {
     const s = await setup();
-    await s.earnings.onJobDone(job('j1', s.a));
+    await s.done('j1', s.a);
     s.clock.advance(WINDOW);
     await s.earnings.settleDue();
     const batch = {

@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { Usage } from '../../protocol/jobs.ts';
 import { pendingAccount } from '../ledger/accounts.ts';
-import { JobStateError, UnknownJobError, UnknownPriceError } from '../ledger/errors.ts';
+import { JobStateError, UnknownJobError, UnknownPriceError, UnknownReservationError } from '../ledger/errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Chain } from '../payouts/chain.ts';
 import type { HotWallet } from '../payouts/hot-wallet.ts';
@@ -45,17 +45,34 @@ export interface EarningsOptions {
 /** A finished job as the job loop reports it. */
 export interface JobDone {
   readonly jobId: string;
-  readonly apiKeyId: string;
   /** The contributor's payout address; null when they have not linked a wallet. */
   readonly wallet: string | null | undefined;
   readonly model: string;
+  /** The billed usage: the contributor's report clamped to the job's envelope. */
   readonly usage: Usage;
 }
 
 /** The outcome of {@link Earnings.onJobDone}. */
 export type CreditOutcome =
-  | { readonly credited: true; /** nanoTON owed to the contributor, pending. */ readonly amount: bigint; readonly replayed: boolean }
-  | { readonly credited: false; readonly reason: 'no-wallet' | 'unknown-model'; readonly message: string };
+  | {
+      readonly credited: true;
+      /** nanoTON owed to the contributor, pending. */
+      readonly amount: bigint;
+      /** nanoTON charged to the payer (requester or check budget). */
+      readonly gross: bigint;
+      readonly replayed: boolean;
+    }
+  | {
+      readonly credited: false;
+      /**
+       * `no-wallet`: charged, the share held in `network:unclaimed`; `unknown-model`: no price,
+       * nothing charged; `no-reservation`: nothing reserved for the job (or it was released), nothing charged.
+       */
+      readonly reason: 'no-wallet' | 'unknown-model' | 'no-reservation';
+      /** nanoTON charged to the payer. */
+      readonly gross: bigint;
+      readonly message: string;
+    };
 
 /** The outcome of {@link Earnings.settleDue}. */
 export interface SettleReport {
@@ -124,33 +141,53 @@ export function createEarnings(options: EarningsOptions): Earnings {
   const markJob = (jobId: string, state: 'settled' | 'voided' | 'dropped') =>
     db.query(`UPDATE earnings_jobs SET state = $2, updated_at = $3 WHERE job_id = $1`, [jobId, state, clock()]);
 
+  /**
+   * Charges a delivered job out of its reservation and owes the contributor its share: the
+   * payer always pays for a delivered job; a contributor without a wallet earns nothing (its
+   * share is held in `network:unclaimed`). A model without a price releases the reservation.
+   */
   async function onJobDone(job: JobDone): Promise<CreditOutcome> {
-    const wallet = job.wallet?.trim();
-    if (wallet === undefined || wallet === '') {
-      return { credited: false, reason: 'no-wallet', message: `job ${job.jobId} earns nothing: its contributor has no payout wallet` };
-    }
+    const trimmed = job.wallet?.trim();
+    const wallet = trimmed === undefined || trimmed === '' ? null : trimmed;
     const now = clock();
     // The row first: a crash before the credit leaves a row that settleDue drops, never a
     // credit that nothing would settle.
-    await db.query(
-      `INSERT INTO earnings_jobs (job_id, wallet, credited_at, due_at, state, updated_at) VALUES ($1, $2, $3, $4, 'pending', $3)
-       ON CONFLICT (job_id) DO NOTHING`,
-      [job.jobId, wallet, now, now + options.windowMs],
-    );
+    if (wallet !== null) {
+      await db.query(
+        `INSERT INTO earnings_jobs (job_id, wallet, credited_at, due_at, state, updated_at) VALUES ($1, $2, $3, $4, 'pending', $3)
+         ON CONFLICT (job_id) DO NOTHING`,
+        [job.jobId, wallet, now, now + options.windowMs],
+      );
+    }
     try {
-      const txn = await ledger.creditJob({
-        jobId: job.jobId,
-        requester: job.apiKeyId,
-        contributorWallet: wallet,
-        model: job.model,
-        usage: job.usage,
-      });
+      const txn = await ledger.chargeJob({ jobId: job.jobId, contributorWallet: wallet, model: job.model, usage: job.usage });
+      const gross = txn.entries.filter((e) => e.amount < 0n && !e.account.endsWith(':available')).reduce((sum, e) => sum - e.amount, 0n);
+      if (wallet === null) {
+        return {
+          credited: false,
+          reason: 'no-wallet',
+          gross,
+          message: `job ${job.jobId} earns nothing: its contributor has no payout wallet`,
+        };
+      }
       const share = txn.entries.find((e) => e.account === pendingAccount(wallet));
-      return { credited: true, amount: share === undefined ? 0n : -share.amount, replayed: txn.replayed };
+      // A check that failed before the credit landed (its voider found nothing to take back) takes it now.
+      if (!txn.replayed && (await isVerified(job.jobId)) === 'void')
+        await voidNow(job.jobId, 'verification failed before the credit landed');
+      return { credited: true, amount: share === undefined ? 0n : -share.amount, gross, replayed: txn.replayed };
     } catch (err) {
-      if (!(err instanceof UnknownPriceError)) throw err;
-      await markJob(job.jobId, 'dropped');
-      return { credited: false, reason: 'unknown-model', message: err.message };
+      if (err instanceof UnknownPriceError) {
+        await ledger.releaseJob(job.jobId, 'the model has no price').catch((e: unknown) => {
+          if (!(e instanceof UnknownReservationError || e instanceof JobStateError)) throw e;
+        });
+        if (wallet !== null) await markJob(job.jobId, 'dropped');
+        return { credited: false, reason: 'unknown-model', gross: 0n, message: err.message };
+      }
+      if (err instanceof UnknownReservationError || (err instanceof JobStateError && err.state === 'released')) {
+        if (wallet !== null) await markJob(job.jobId, 'dropped');
+        return { credited: false, reason: 'no-reservation', gross: 0n, message: `job ${job.jobId} was not charged: ${err.message}` };
+      }
+      throw err;
     }
   }
 
@@ -175,7 +212,7 @@ export function createEarnings(options: EarningsOptions): Earnings {
         if (err instanceof UnknownJobError) {
           await markJob(jobId, 'dropped');
           counts.dropped++;
-        } else if (err instanceof JobStateError) {
+        } else if (err instanceof JobStateError && (err.state === 'settled' || err.state === 'voided')) {
           // Already the other way in the ledger (settled or voided elsewhere): the ledger wins.
           await markJob(jobId, err.state);
         } else {

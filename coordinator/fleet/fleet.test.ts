@@ -9,7 +9,7 @@ import { type Coordinator, createCoordinator } from '../app.ts';
 import { startMoney, type Money } from '../earnings/local.ts';
 import { openPgliteDb } from '../store/pglite.ts';
 import { SqlStore } from '../store/sql-store.ts';
-import { FakeClock, FakeWorker } from '../testing.ts';
+import { FakeClock, FakeWorker, TEST_ENVELOPE } from '../testing.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
 import type { FleetView } from './fleet.ts';
 import { ownerCall, proveOwner } from './testing.ts';
@@ -30,7 +30,7 @@ interface Net {
 const opened: Net[] = [];
 afterEach(async () => {
   for (const net of opened.splice(0)) {
-    net.money.earnings.stop();
+    net.money.stop();
     await net.coordinator.close();
     await net.store.close();
   }
@@ -42,9 +42,17 @@ async function start(reuse?: Net): Promise<Net> {
   const clock = reuse?.clock ?? new FakeClock(Date.now());
   const money =
     reuse?.money ?? (await startMoney({ store, threshold: 1n, windowMs: 0, payoutIntervalMs: HOUR, settleIntervalMs: HOUR, env: {} }));
-  const coordinator = createCoordinator({ store, clock, logger, onJobDone: money.onJobDone, publicRoutes: [money.routes] });
+  const coordinator = createCoordinator({
+    store,
+    clock,
+    logger,
+    onJobDone: money.onJobDone,
+    publicRoutes: [money.routes],
+    billing: money.billing,
+  });
   const { url } = await coordinator.listen({ port: 0 });
-  const { secret } = await coordinator.createApiKey('test', { jobsPerMinute: 1000, maxInFlight: 100 });
+  const { secret, depositMemo } = await coordinator.createApiKey('test', { jobsPerMinute: 1000, maxInFlight: 100 });
+  await money.fund(depositMemo, 1_000_000_000n);
   const net = { store, clock, money, coordinator, url, apiKey: secret };
   if (reuse === undefined) opened.push(net);
   return net;
@@ -96,7 +104,9 @@ async function runJob(net: Net, worker: FakeWorker): Promise<string> {
   worker.capabilities(['tiny-decoder'], ['chat']);
   worker.lease(1);
   await worker.sync();
-  const created = (await (await api('POST', '/v1/jobs', { model: 'tiny-decoder', kind: 'chat' })).json()) as { jobId: string };
+  const created = (await (await api('POST', '/v1/jobs', { model: 'tiny-decoder', kind: 'chat', billing: TEST_ENVELOPE })).json()) as {
+    jobId: string;
+  };
   expect((await api('PUT', `/v1/jobs/${created.jobId}/payload`, { attempt: 1, sealed: { enc: 'ZW5j', ct: 'cGF5bG9hZA' } })).status).toBe(
     202,
   );

@@ -3,6 +3,7 @@
  * requester's event stream replays). Payload and result bytes pass through; none is kept
  * beyond the event log of a job in flight.
  */
+import type { BillingEnvelope } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Assignment, JobEvent, WireError } from '../../protocol/wire.ts';
 import type { JobRecord, JobState } from '../store/types.ts';
@@ -20,6 +21,8 @@ export class Job {
   readonly apiKeyId: string;
   readonly model: string;
   readonly kind: JobKind;
+  /** What its requester (or, for a check, the coordinator) agreed to pay for; usage is billed within it. */
+  readonly envelope: BillingEnvelope;
   readonly createdAt: number;
   state: JobState = 'waiting';
   /** The current attempt: 1 for the first contributor, +1 per re-assignment. */
@@ -42,11 +45,12 @@ export class Job {
   #events: JobEvent[] = [];
   readonly #listeners = new Set<JobListener>();
 
-  constructor(init: { id: string; apiKeyId: string; model: string; kind: JobKind; now: number }) {
+  constructor(init: { id: string; apiKeyId: string; model: string; kind: JobKind; envelope: BillingEnvelope; now: number }) {
     this.id = init.id;
     this.apiKeyId = init.apiKeyId;
     this.model = init.model;
     this.kind = init.kind;
+    this.envelope = init.envelope;
     this.createdAt = init.now;
     this.updatedAt = init.now;
     this.waitingSince = init.now;

@@ -8,6 +8,7 @@ import { ConnectedContributor } from './contributor.ts';
 import { type JobDone, Relay, type RelayChecks } from './relay.ts';
 
 const KEY = 'A'.repeat(43);
+const ENVELOPE = { inputTokens: 8, maxOutputTokens: 0 };
 
 function contributor(id: string, engineClass = 'webgpu:x', slots = 1): ConnectedContributor & { sent: CoordinatorMessage[] } {
   const sent: CoordinatorMessage[] = [];
@@ -58,7 +59,14 @@ describe('check jobs in the relay', () => {
     r.join(a);
     r.join(b);
     a.openSlots = 0;
-    const canary = r.createCheckJob({ role: 'canary', apiKeyId: 'network:checks', model: 'm', kind: 'embed', target: 'a' });
+    const canary = r.createCheckJob({
+      role: 'canary',
+      apiKeyId: 'network:checks',
+      model: 'm',
+      kind: 'embed',
+      target: 'a',
+      billing: ENVELOPE,
+    });
     if (!(canary instanceof Job)) throw new Error('refused');
     // b is free but is not the target.
     expect(canary.state).toBe('waiting');
@@ -77,7 +85,7 @@ describe('check jobs in the relay', () => {
     const b = contributor('b');
     r.join(a);
     r.join(other);
-    const primary = r.createJob('key', 'm', 'embed', { replicas: true });
+    const primary = r.createJob('key', 'm', 'embed', { replicas: true, envelope: ENVELOPE });
     if (!(primary instanceof Job)) throw new Error('refused');
     const primaryOn = assigned(primary);
     expect(primaryOn).toBeDefined();
@@ -125,7 +133,7 @@ describe('check jobs in the relay', () => {
     const { relay: r } = relay({ eligible: (c) => c.id !== 'a' });
     const a = contributor('a');
     r.join(a);
-    const job = r.createJob('key', 'm', 'embed');
+    const job = r.createJob('key', 'm', 'embed', { envelope: ENVELOPE });
     if (!(job instanceof Job)) throw new Error('refused');
     expect(job.state).toBe('waiting');
     const b = contributor('b');

@@ -2,6 +2,7 @@
  * Check jobs in the relay: known-answer canaries sent to one contributor, and replica and
  * tie-break runs of a requester's job on other contributors of the same engine class.
  */
+import type { BillingEnvelope } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Job } from '../jobs/job.ts';
 import type { ContributorView, JobView, SchedulerHooks } from '../scheduler/scheduler.ts';
@@ -10,9 +11,11 @@ import type { JobDone } from './relay.ts';
 
 /**
  * Why a job runs: a requester's `job`, or a check of one: a known-answer `canary` (the
- * coordinator is its requester), or a `replica` / `tie-break` run of a requester's job.
+ * coordinator is its requester), a `replica` / `tie-break` run of a requester's job, or a
+ * free `rerun` of a delivered job whose result goes to the same requester. Every role but
+ * `job` is paid from the network's check budget.
  */
-export type JobRole = 'job' | 'canary' | 'replica' | 'tie-break';
+export type JobRole = 'job' | 'canary' | 'replica' | 'tie-break' | 'rerun';
 
 /** Hooks verification places in the job flow. */
 export interface RelayChecks {
@@ -46,6 +49,8 @@ export interface CheckJobSpec {
   primaryJobId?: string;
   /** The requester job's live object: a `replica` is announced on its event stream. */
   announceOn?: Job;
+  /** What the check may cost, in tokens; default: the envelope of the live job `primaryJobId`. */
+  billing?: BillingEnvelope;
 }
 
 export interface JobMeta {

@@ -10,6 +10,7 @@
  * one contributor's key. All in-flight state is in memory; the store gets the metadata on every change.
  */
 import type * as v from 'valibot';
+import { type BillingEnvelope, clampUsage } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Chunk, CoordinatorMessage, Fail, Sealed, WireError } from '../../protocol/wire.ts';
 import { base64urlBytes, type Clock, randomId } from '../deps.ts';
@@ -18,11 +19,13 @@ import { JobTable } from '../jobs/job-table.ts';
 import type { FinalState, Metrics } from '../metrics/metrics.ts';
 import { chooseContributor, modelAvailability, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
 import type { Store } from '../store/types.ts';
+import type { RelayBilling } from './billing.ts';
 import type { ConnectedContributor } from './contributor.ts';
 import { type CheckJobSpec, hasPeer, hooksFor, type JobMeta, type JobRole, meta, type RelayChecks } from './check-jobs.ts';
 import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
 
 export type { CheckJobSpec, JobRole, RelayChecks } from './check-jobs.ts';
+export type { CheckJobBill, RelayBilling } from './billing.ts';
 
 export interface RelayOptions {
   store: Store;
@@ -47,6 +50,8 @@ export interface RelayOptions {
   onJobDone?: (done: JobDone) => void;
   /** Verification's view into the job flow; must not throw. */
   checks?: RelayChecks;
+  /** The money side's view: check jobs reserve from the network budget, jobs that end without a result release. */
+  billing?: RelayBilling;
 }
 
 /** A job that ended with a final result: what money and trust need, and nothing sealed. */
@@ -62,15 +67,17 @@ export interface JobDone {
   engineClass: string;
   model: string;
   kind: JobKind;
-  /** What is billed and credited. */
+  /** What is billed and credited: `claimed` clamped to `envelope` (docs/protocol.md, "Billing envelopes"). */
   usage: { promptTokens: number; completionTokens: number };
   /** What the contributor reported in its final chunk (its word; canaries check it against the known usage). */
   claimed: { promptTokens: number; completionTokens: number };
+  /** What the job's requester (or the coordinator, for a check) agreed to pay for. */
+  envelope: BillingEnvelope;
 }
 
 /** A refused requester action: the HTTP status and the error body. */
 export interface Refusal {
-  status: 404 | 409 | 413 | 503;
+  status: 402 | 404 | 409 | 413 | 503;
   error: WireError;
 }
 
@@ -123,19 +130,53 @@ export class Relay {
     return this.#contributors;
   }
 
-  createJob(apiKeyId: string, model: string, kind: JobKind, options: { replicas?: boolean } = {}): Job | Refusal {
-    return this.#create(apiKeyId, model, kind, options.replicas === true ? meta('job', { replicas: true }) : undefined);
+  /**
+   * A requester's job. `id` is the one its reservation was made under (the requester routes
+   * reserve before the job exists); `envelope` bounds what it is billed.
+   */
+  createJob(
+    apiKeyId: string,
+    model: string,
+    kind: JobKind,
+    options: { envelope: BillingEnvelope; replicas?: boolean; id?: string },
+  ): Job | Refusal {
+    const m = options.replicas === true ? meta('job', { replicas: true }) : undefined;
+    return this.#create(options.id ?? randomId(), apiKeyId, model, kind, options.envelope, m);
   }
 
-  /** A check job (canary, replica, tie-break) with its placement rules; a replica is announced on the primary's stream. */
+  /**
+   * A check job (canary, replica, tie-break, re-run) with its placement rules; a replica is
+   * announced on the primary's stream. It is paid from the network's check budget: when the
+   * budget cannot cover its envelope it is not created (402).
+   */
   createCheckJob(spec: CheckJobSpec): Job | Refusal {
+    const primary = spec.primaryJobId;
+    const envelope =
+      spec.billing ?? (primary === undefined ? undefined : (this.#jobs.get(primary)?.envelope ?? this.#o.billing?.envelopeOf(primary)));
+    if (envelope === undefined) {
+      return refusal(409, 'CONFLICT', 'A check job needs a billing envelope: give one, or the id of a job this coordinator still holds.');
+    }
     const m = meta(spec.role, {
       target: spec.target,
       engineClass: spec.engineClass,
       exclude: new Set(spec.exclude ?? []),
       primaryJobId: spec.primaryJobId,
     });
-    const job = this.#create(spec.apiKeyId, spec.model, spec.kind, m);
+    const id = randomId();
+    const bill = {
+      jobId: id,
+      role: spec.role,
+      apiKeyId: spec.apiKeyId,
+      model: spec.model,
+      kind: spec.kind,
+      envelope,
+      ...(spec.primaryJobId === undefined ? {} : { primaryJobId: spec.primaryJobId }),
+    };
+    if (this.#o.billing !== undefined && !this.#o.billing.reserveCheck(bill)) {
+      return refusal(402, 'PAYMENT_REQUIRED', "The network's check budget cannot cover this check now; it was not created.");
+    }
+    const job = this.#create(id, spec.apiKeyId, spec.model, spec.kind, envelope, m);
+    if (!(job instanceof Job)) this.#o.billing?.ended(id, job.error.message);
     if (job instanceof Job) {
       this.#checksByKey.set(spec.apiKeyId, (this.#checksByKey.get(spec.apiKeyId) ?? 0) + 1);
       if (spec.role === 'replica') spec.announceOn?.emit({ type: 'replica-assigned', jobId: job.id, role: 'replica' });
@@ -153,12 +194,13 @@ export class Relay {
     return this.#jobs.get(id);
   }
 
-  #create(apiKeyId: string, model: string, kind: JobKind, m: JobMeta | undefined): Job | Refusal {
+  #create(id: string, apiKeyId: string, model: string, kind: JobKind, envelope: BillingEnvelope, m: JobMeta | undefined): Job | Refusal {
+    if (this.#jobs.get(id) !== undefined) return refusal(409, 'CONFLICT', `Job ${id} exists already.`);
     if (this.#draining) return refusal(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
     if (this.queuedCount >= this.#o.maxQueued) {
       return refusal(503, 'QUOTA', `The network has ${this.#o.maxQueued} jobs queued, its limit; try again shortly.`);
     }
-    const job = new Job({ id: randomId(), apiKeyId, model, kind, now: this.#o.clock.now() });
+    const job = new Job({ id, apiKeyId, model, kind, envelope, now: this.#o.clock.now() });
     if (m !== undefined) this.#meta.set(job.id, m);
     this.#jobs.add(job);
     this.#waiting.set(job.id, job);
@@ -224,6 +266,15 @@ export class Relay {
     return null;
   }
 
+  /** Ends an unfinished job as failed with `error` (e.g. its payload broke its billing envelope). */
+  refuse(job: Job, error: WireError): void {
+    if (job.finished) return;
+    const lease = job.leaseId === null ? undefined : this.#leases.active(job.leaseId);
+    if (lease !== undefined) this.#release(lease, 'failed', error.message.slice(0, 200));
+    this.#finish(job, 'failed', error);
+    this.schedule();
+  }
+
   /** Handles a `chunk` or `fail` from a contributor and returns the answer to send back. */
   result(contributor: ConnectedContributor, message: ResultMessage): CoordinatorMessage {
     const { jobId } = message;
@@ -266,8 +317,10 @@ export class Relay {
     job.emit(usage === undefined ? event : { ...event, usage });
     if (final) {
       this.#leases.end(lease, 'done');
-      job.promptTokens = usage?.promptTokens ?? 0;
-      job.completionTokens = usage?.completionTokens ?? 0;
+      const claimed = { promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0 };
+      const billed = clampUsage(claimed, job.envelope);
+      job.promptTokens = billed.promptTokens;
+      job.completionTokens = billed.completionTokens;
       const contributorId = job.contributorId;
       this.#finish(job, 'done', null);
       if (contributorId !== null) {
@@ -280,8 +333,9 @@ export class Relay {
           engineClass: contributor.capabilities?.engineClass ?? '',
           model: job.model,
           kind: job.kind,
-          usage: { promptTokens: job.promptTokens, completionTokens: job.completionTokens },
-          claimed: { promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0 },
+          usage: billed,
+          claimed,
+          envelope: job.envelope,
         };
         this.#o.checks?.onDone?.(done);
         this.#o.onJobDone?.(done);
@@ -430,6 +484,7 @@ export class Relay {
     if (error !== null) job.emit({ type: 'failed', error });
     job.end();
     this.#jobs.finished(job, now);
+    if (state !== 'done') this.#o.billing?.ended(job.id, error === null ? `the job ended ${state}` : `${error.code}: ${error.message}`);
     const m = this.#meta.get(job.id);
     if (m !== undefined) {
       this.#meta.delete(job.id);

@@ -22,6 +22,10 @@ try {
     await migrate(db, await readMigrations());
     const result = await checkBooks(db);
     console.log(`ledger on ${url ? 'PostgreSQL' : `PGlite ${dataDir}`}: ${result.txns} transactions, ${result.entries} entries`);
+    const t = result.totals;
+    console.log(
+      `  nanoTON: deposits ${t.deposits}, payouts ${t.payouts}, requesters hold ${t.requesters}, check budget ${t.budget}, penalties ${t.penalties}, unmatched deposits ${t.unmatched}`,
+    );
     for (const p of result.problems) console.log(`  ${p.kind}: ${p.message}`);
     console.log(result.ok ? 'books balance' : `${result.problems.length} problem(s)`);
     process.exitCode = result.ok ? 0 : 1;

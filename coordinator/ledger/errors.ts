@@ -12,7 +12,11 @@ export type LedgerErrorCode =
   | 'PAYOUT_STATE'
   | 'INSUFFICIENT_SETTLED'
   | 'UNKNOWN_PRICE'
-  | 'INVALID_AMOUNT';
+  | 'INVALID_AMOUNT'
+  | 'INSUFFICIENT_FUNDS'
+  | 'BUDGET_LIMIT'
+  | 'UNKNOWN_RESERVATION'
+  | 'UNKNOWN_DEPOSIT';
 
 /** Base of every ledger error. */
 export class LedgerError extends Error {
@@ -35,20 +39,73 @@ export class IdempotencyConflictError extends LedgerError {
   }
 }
 
-/** settleJob/voidJob for a job that was never credited. */
+/** settleJob/voidJob for a job that was never charged. */
 export class UnknownJobError extends LedgerError {
   constructor(readonly jobId: string) {
-    super('UNKNOWN_JOB', `job ${jobId} has no credit in the ledger; call creditJob first`);
+    super('UNKNOWN_JOB', `job ${jobId} has no charge in the ledger; call chargeJob first`);
   }
 }
 
-/** Settling a voided job, or voiding a settled one. */
+/** Settling a voided job or voiding a settled one; charging a released reservation or releasing a charged one. */
 export class JobStateError extends LedgerError {
   constructor(
     readonly jobId: string,
-    readonly state: 'settled' | 'voided',
+    readonly state: 'settled' | 'voided' | 'charged' | 'released',
   ) {
-    super('JOB_STATE', `job ${jobId} is already ${state}; a job is either settled or voided, never both`);
+    super(
+      'JOB_STATE',
+      state === 'settled' || state === 'voided'
+        ? `job ${jobId} is already ${state}; a job is either settled or voided, never both`
+        : `job ${jobId}'s reservation is already ${state}; a job is either charged or released, never both`,
+    );
+  }
+}
+
+/** chargeJob/releaseJob for a job that reserved nothing. */
+export class UnknownReservationError extends LedgerError {
+  constructor(readonly jobId: string) {
+    super('UNKNOWN_RESERVATION', `job ${jobId} has no reservation in the ledger; reserve its maximum price before it runs`);
+  }
+}
+
+/** A reservation larger than the payer's available balance. */
+export class InsufficientFundsError extends LedgerError {
+  constructor(
+    /** `requester:<key>:available` or the budget's account. */
+    readonly account: string,
+    readonly required: bigint,
+    readonly available: bigint,
+  ) {
+    super(
+      'INSUFFICIENT_FUNDS',
+      `${account} holds ${available} nanoTON, less than the ${required} this job may cost; deposit at least ${required - available} nanoTON more`,
+    );
+  }
+
+  /** nanoTON missing. */
+  get shortfall(): bigint {
+    return this.required - this.available;
+  }
+}
+
+/** A check the network budget's limit on checks in flight cannot take. */
+export class BudgetLimitError extends LedgerError {
+  constructor(
+    readonly required: bigint,
+    readonly reserved: bigint,
+    readonly limit: bigint,
+  ) {
+    super(
+      'BUDGET_LIMIT',
+      `the check budget has ${reserved} nanoTON reserved for checks in flight; ${required} more would pass its limit of ${limit}; raise the limit or wait for checks to finish`,
+    );
+  }
+}
+
+/** Assigning a deposit that was never booked, or was not booked as unmatched. */
+export class UnknownDepositError extends LedgerError {
+  constructor(readonly depositKey: string) {
+    super('UNKNOWN_DEPOSIT', `no unmatched deposit ${depositKey} in the ledger; list them with the operator route first`);
   }
 }
 

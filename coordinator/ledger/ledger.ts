@@ -1,30 +1,41 @@
 /**
  * The money ledger: every movement of nanoTON is one balanced, idempotent transaction in
  * `ledger_entries`; balances are sums over entries, never stored. See accounts.ts for the
- * accounts and the sign convention.
+ * accounts, the sign convention and the life of a job's money.
  */
 import type { Usage } from '../../protocol/jobs.ts';
 import type { SqlClient, SqlDb } from '../store/sql.ts';
 import {
+  BUDGET_AVAILABLE,
+  CHAIN_DEPOSITS,
   CHAIN_FEES,
   FEES_NETWORK,
   HOT_WALLET,
   inFlightAccount,
   keys,
+  type Payer,
+  payerAccounts,
+  PENALTIES,
   pendingAccount,
-  requesterAccount,
   settledAccount,
+  UNCLAIMED,
+  UNMATCHED_DEPOSITS,
+  availableAccount,
 } from './accounts.ts';
 import { checkBooks, walletBalances, type BookCheck, type ContributorBalances } from './books.ts';
 import {
+  BudgetLimitError,
+  InsufficientFundsError,
   InsufficientSettledError,
   InvalidAmountError,
   JobStateError,
+  UnknownDepositError,
   UnknownJobError,
+  UnknownReservationError,
   PayoutStateError,
   UnknownPayoutError,
 } from './errors.ts';
-import { defaultPrices, price, type PriceList } from './prices.ts';
+import { defaultPrices, divRoundHalfUp, price, type PriceList } from './prices.ts';
 import { postTxn, readTxn, replayOf, type LedgerTxn, type TxnSpec } from './txn.ts';
 
 /** Options for {@link Ledger}. */
@@ -35,14 +46,40 @@ export interface LedgerOptions {
   prices?: PriceList;
 }
 
-/** A finished job to credit. */
-export interface CreditJobInput {
+/** Where a deposit is booked. */
+export type DepositTarget =
+  { readonly kind: 'requester'; readonly apiKeyId: string } | { readonly kind: 'budget' } | { readonly kind: 'unmatched' };
+
+/** A transfer that arrived on the deposit address. */
+export interface DepositInput {
+  /** Logical time of the chain transaction. */
+  lt: bigint;
+  /** Hash of the chain transaction, hex. */
+  hash: string;
+  /** nanoTON received, > 0. */
+  amount: bigint;
+  to: DepositTarget;
+  /** What the operator sees: sender and comment. */
+  note: string;
+}
+
+/** A job's maximum price, held before it runs. */
+export interface ReserveInput {
   jobId: string;
-  /** The requester's API key id. */
-  requester: string;
-  /** The TON address the contributor is paid to. */
-  contributorWallet: string;
+  payer: Payer;
+  /** nanoTON, ≥ 0. */
+  amount: bigint;
+  /** For the budget: most nanoTON it may have reserved at once; a reservation past it is refused. */
+  limit?: bigint;
+}
+
+/** A finished job to charge. */
+export interface ChargeJobInput {
+  jobId: string;
+  /** The TON address the contributor is paid to; null: no wallet, its share goes to `network:unclaimed`. */
+  contributorWallet: string | null;
   model: string;
+  /** The billed usage: the contributor's report clamped to the envelope. */
   usage: Usage;
 }
 
@@ -62,13 +99,23 @@ export interface PayoutConfirmInput {
   fee: bigint;
 }
 
+/** A payer's balances, positive nanoTON. */
+export interface PayerBalances {
+  /** Deposited (or funded) and not reserved. */
+  available: bigint;
+  /** Held for jobs in flight. */
+  reserved: bigint;
+}
+
 const PENDING = /^contributor:(.*):pending$/;
 const IN_FLIGHT = /^contributor:(.*):in-flight$/;
+const RESERVED = /^(requester:.*|network:budget):reserved$/;
+const PAYER_NOTE = /^payer=(budget|requester:(.+))$/;
 
 /** Double-entry, append-only, idempotent ledger over the store's database. */
 export class Ledger {
   private readonly now: () => number;
-  private readonly prices: PriceList;
+  readonly prices: PriceList;
 
   constructor(
     private readonly db: SqlDb,
@@ -78,23 +125,160 @@ export class Ledger {
     this.prices = options.prices ?? defaultPrices();
   }
 
-  /**
-   * Charges the requester the job's gross and owes the contributor its share (pending) and
-   * the network its commission. Replaying the same job returns the first credit.
-   */
-  async creditJob(input: CreditJobInput): Promise<LedgerTxn> {
-    const { gross, commission, contributorShare } = price(input.model, input.usage, this.prices);
+  /** Books a transfer seen on the deposit address, once per chain transaction. */
+  async deposit(input: DepositInput): Promise<LedgerTxn> {
+    if (input.amount <= 0n) throw new InvalidAmountError(`a deposit must be positive, got ${input.amount}`);
+    const target =
+      input.to.kind === 'requester'
+        ? availableAccount(input.to.apiKeyId)
+        : input.to.kind === 'budget'
+          ? BUDGET_AVAILABLE
+          : UNMATCHED_DEPOSITS;
     const spec: TxnSpec = {
-      idempotencyKey: keys.credit(input.jobId),
-      kind: 'job.credit',
-      ref: input.jobId,
+      idempotencyKey: keys.deposit(input.lt, input.hash),
+      kind: 'deposit',
+      ref: `${input.lt}:${input.hash}`,
+      note: input.note.slice(0, 500),
       entries: [
-        { account: requesterAccount(input.requester), amount: gross },
-        { account: pendingAccount(input.contributorWallet), amount: -contributorShare },
-        { account: FEES_NETWORK, amount: -commission },
+        { account: CHAIN_DEPOSITS, amount: input.amount },
+        { account: target, amount: -input.amount },
       ],
     };
     return this.db.transaction((tx) => postTxn(tx, spec, this.now()));
+  }
+
+  /** Gives an unmatched deposit to the API key its sender meant (the operator's call). */
+  async assignDeposit(depositKey: string, apiKeyId: string): Promise<LedgerTxn> {
+    return this.db.transaction(async (tx) => {
+      const deposit = await readTxn(tx, depositKey, true);
+      const held = deposit?.kind === 'deposit' ? deposit.entries.find((e) => e.account === UNMATCHED_DEPOSITS) : undefined;
+      if (deposit === undefined || held === undefined) throw new UnknownDepositError(depositKey);
+      const spec: TxnSpec = {
+        idempotencyKey: keys.assign(depositKey),
+        kind: 'deposit.assign',
+        ref: deposit.ref,
+        entries: [
+          { account: UNMATCHED_DEPOSITS, amount: -held.amount },
+          { account: availableAccount(apiKeyId), amount: held.amount },
+        ],
+      };
+      return postTxn(tx, spec, this.now());
+    });
+  }
+
+  /** Moves `amount` of the network's commission into the check budget (the operator's call). */
+  async fundBudgetFromFees(fundingId: string, amount: bigint): Promise<LedgerTxn> {
+    if (amount <= 0n) throw new InvalidAmountError(`a budget funding must be positive, got ${amount}`);
+    const spec: TxnSpec = {
+      idempotencyKey: keys.fund(fundingId),
+      kind: 'budget.fund',
+      ref: fundingId,
+      entries: [
+        { account: FEES_NETWORK, amount },
+        { account: BUDGET_AVAILABLE, amount: -amount },
+      ],
+    };
+    return this.db.transaction(async (tx) => {
+      await lockAccount(tx, FEES_NETWORK);
+      const existing = await readTxn(tx, spec.idempotencyKey);
+      if (existing !== undefined) return replayOf(existing, spec);
+      const fees = -(await sumOf(tx, FEES_NETWORK));
+      if (fees < amount) throw new InsufficientFundsError(FEES_NETWORK, amount, fees);
+      return postTxn(tx, spec, this.now());
+    });
+  }
+
+  /**
+   * Holds a job's maximum price: the payer's available balance goes to reserved, or nothing
+   * happens and {@link InsufficientFundsError} says how much is short. One reservation per
+   * job, whatever its attempts; a replay returns the first.
+   */
+  async reserve(input: ReserveInput): Promise<LedgerTxn> {
+    if (input.amount < 0n) throw new InvalidAmountError(`a reservation cannot be negative, got ${input.amount}`);
+    const { available, reserved } = payerAccounts(input.payer);
+    const spec: TxnSpec = {
+      idempotencyKey: keys.reserve(input.jobId),
+      kind: 'job.reserve',
+      ref: input.jobId,
+      note: input.payer.kind === 'budget' ? 'payer=budget' : `payer=requester:${input.payer.apiKeyId}`,
+      noteMatters: true,
+      entries: [
+        { account: available, amount: input.amount },
+        { account: reserved, amount: -input.amount },
+      ],
+    };
+    return this.db.transaction(async (tx) => {
+      // One reservation decision per payer at a time, so two jobs cannot both spend one balance.
+      await lockAccount(tx, available);
+      const existing = await readTxn(tx, spec.idempotencyKey);
+      if (existing !== undefined) return replayOf(existing, spec);
+      if (input.amount > 0n) {
+        const have = -(await sumOf(tx, available));
+        if (have < input.amount) throw new InsufficientFundsError(available, input.amount, have);
+        if (input.limit !== undefined) {
+          const held = -(await sumOf(tx, reserved));
+          if (held + input.amount > input.limit) throw new BudgetLimitError(input.amount, held, input.limit);
+        }
+      }
+      return postTxn(tx, spec, this.now());
+    });
+  }
+
+  /**
+   * Charges a finished job its price for the billed usage out of its reservation: the
+   * contributor's share to its pending balance (or `network:unclaimed` without a wallet), the
+   * commission to `fees:network`, the rest of the reservation back to the payer. Replaying
+   * the same charge returns the first.
+   */
+  async chargeJob(input: ChargeJobInput): Promise<LedgerTxn> {
+    const listed = price(input.model, input.usage, this.prices);
+    return this.db.transaction(async (tx) => {
+      const { payer, amount: held } = await this.lockReservation(tx, input.jobId);
+      // Prices are fixed while a job runs, so the clamped usage never costs more than its envelope; the cap is a guard.
+      const gross = listed.gross <= held ? listed.gross : held;
+      const commission = gross === listed.gross ? listed.commission : divRoundHalfUp(gross * BigInt(this.prices.commissionBps), 10_000n);
+      const { available, reserved } = payerAccounts(payer);
+      const spec: TxnSpec = {
+        idempotencyKey: keys.credit(input.jobId),
+        kind: 'job.credit',
+        ref: input.jobId,
+        entries: [
+          { account: reserved, amount: held },
+          {
+            account: input.contributorWallet === null ? UNCLAIMED : pendingAccount(input.contributorWallet),
+            amount: -(gross - commission),
+          },
+          { account: FEES_NETWORK, amount: -commission },
+          { account: available, amount: -(held - gross) },
+        ],
+      };
+      const existing = await readTxn(tx, spec.idempotencyKey);
+      if (existing !== undefined) return replayOf(existing, spec);
+      if (await readTxn(tx, keys.release(input.jobId))) throw new JobStateError(input.jobId, 'released');
+      return postTxn(tx, spec, this.now());
+    });
+  }
+
+  /** Gives a job's whole reservation back: it failed, was cancelled, expired or never ran. */
+  async releaseJob(jobId: string, reason: string): Promise<LedgerTxn> {
+    return this.db.transaction(async (tx) => {
+      const { payer, amount } = await this.lockReservation(tx, jobId);
+      const { available, reserved } = payerAccounts(payer);
+      const spec: TxnSpec = {
+        idempotencyKey: keys.release(jobId),
+        kind: 'job.release',
+        ref: jobId,
+        note: reason.slice(0, 500),
+        entries: [
+          { account: reserved, amount },
+          { account: available, amount: -amount },
+        ],
+      };
+      const existing = await readTxn(tx, spec.idempotencyKey);
+      if (existing !== undefined) return replayOf(existing, spec);
+      if (await readTxn(tx, keys.credit(jobId))) throw new JobStateError(jobId, 'charged');
+      return postTxn(tx, spec, this.now());
+    });
   }
 
   /** Moves the job's share from pending to settled. The caller checks the verification window. */
@@ -118,11 +302,21 @@ export class Ledger {
     });
   }
 
-  /** Reverses the job's credit: the requester is refunded, nobody is owed anything. */
+  /**
+   * Takes the contributor's pending share into `network:penalties`: the job failed a check or
+   * was disputed. The requester's charge stands; nobody is refunded.
+   */
   async voidJob(jobId: string, reason: string): Promise<LedgerTxn> {
     return this.db.transaction(async (tx) => {
       const credit = await this.lockJob(tx, jobId);
-      const entries = credit.entries.map((e) => ({ account: e.account, amount: -e.amount }));
+      const entries = credit.entries.flatMap((e) =>
+        PENDING.test(e.account)
+          ? [
+              { account: e.account, amount: -e.amount },
+              { account: PENALTIES, amount: e.amount },
+            ]
+          : [],
+      );
       const spec: TxnSpec = { idempotencyKey: keys.void(jobId), kind: 'job.void', ref: jobId, note: reason, entries };
       const existing = await readTxn(tx, spec.idempotencyKey);
       if (existing !== undefined) return replayOf(existing, spec);
@@ -204,13 +398,16 @@ export class Ledger {
     return walletBalances(this.db, wallet);
   }
 
+  /** What a requester (or the check budget) holds, in positive nanoTON. */
+  async payerBalances(payer: Payer): Promise<PayerBalances> {
+    const { available, reserved } = payerAccounts(payer);
+    const [a, r] = await Promise.all([sumOf(this.db, available), sumOf(this.db, reserved)]);
+    return { available: -a, reserved: -r };
+  }
+
   /** The signed sum of one account (debit positive). */
   async accountBalance(account: string): Promise<bigint> {
-    const { rows } = await this.db.query<{ total: string }>(
-      'SELECT coalesce(sum(amount), 0)::text AS total FROM ledger_entries WHERE account = $1',
-      [account],
-    );
-    return BigInt(rows[0]?.total ?? '0');
+    return sumOf(this.db, account);
   }
 
   /** Audits the whole ledger; see {@link checkBooks}. */
@@ -218,7 +415,18 @@ export class Ledger {
     return checkBooks(this.db);
   }
 
-  /** The job's credit, its row locked so settle and void of one job run one after the other. */
+  /** The job's reservation, its row locked so charge and release of one job run one after the other. */
+  private async lockReservation(tx: SqlClient, jobId: string): Promise<{ payer: Payer; amount: bigint }> {
+    const reservation = await readTxn(tx, keys.reserve(jobId), true);
+    if (reservation === undefined) throw new UnknownReservationError(jobId);
+    const who = PAYER_NOTE.exec(reservation.note ?? '');
+    if (who === null) throw new Error(`internal: job ${jobId}'s reservation names no payer`);
+    const payer: Payer = who[2] === undefined ? { kind: 'budget' } : { kind: 'requester', apiKeyId: who[2] };
+    const held = reservation.entries.find((e) => RESERVED.test(e.account));
+    return { payer, amount: held === undefined ? 0n : -held.amount };
+  }
+
+  /** The job's charge, its row locked so settle and void of one job run one after the other. */
   private async lockJob(tx: SqlClient, jobId: string): Promise<LedgerTxn> {
     const credit = await readTxn(tx, keys.credit(jobId), true);
     if (credit === undefined) throw new UnknownJobError(jobId);
@@ -235,4 +443,17 @@ export class Ledger {
     }
     throw new Error(`internal: payout ${payoutId}'s intent has no in-flight entry`);
   }
+}
+
+/** Serialises decisions that read then spend one account, until the transaction ends. */
+async function lockAccount(tx: SqlClient, account: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(hashtext('spinneret.ledger.account'), hashtext($1))`, [account]);
+}
+
+async function sumOf(db: SqlClient, account: string): Promise<bigint> {
+  const { rows } = await db.query<{ total: string }>(
+    'SELECT coalesce(sum(amount), 0)::text AS total FROM ledger_entries WHERE account = $1',
+    [account],
+  );
+  return BigInt(rows[0]?.total ?? '0');
 }

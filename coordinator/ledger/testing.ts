@@ -1,14 +1,17 @@
 /**
  * For the ledger tests: an in-memory model of what the ledger should hold, written without
- * SQL and with its own rounding, to compare derived balances against.
+ * SQL and with its own rounding, to compare derived balances against; and helpers that fund
+ * a key and reserve a job the way the deposit watcher and billing do.
  */
+import { randomBytes } from 'node:crypto';
 import type { Usage } from '../../protocol/jobs.ts';
-import { FEES_NETWORK, pendingAccount, requesterAccount } from './accounts.ts';
 import type { ContributorBalances } from './books.ts';
+import type { Ledger } from './ledger.ts';
 import type { PriceList } from './prices.ts';
+import type { LedgerTxn } from './txn.ts';
 
 /** Nearest integer to n / d, halves up, by quotient and remainder (prices.ts doubles instead). */
-function nearest(n: bigint, d: bigint): bigint {
+export function nearest(n: bigint, d: bigint): bigint {
   const q = n / d;
   return (n % d) * 2n >= d ? q + 1n : q;
 }
@@ -30,14 +33,33 @@ export function modelPrice(
   return { gross, commission, share: gross - commission };
 }
 
-/** A credited job in the model. */
+let depositLt = 1_000_000n;
+
+/** Books a deposit for `apiKeyId` (or the check budget) as the watcher would, under a fresh transaction id. */
+export function fund(ledger: Ledger, to: string | 'budget', amount: bigint): Promise<LedgerTxn> {
+  return ledger.deposit({
+    lt: depositLt++,
+    hash: randomBytes(32).toString('hex'),
+    amount,
+    to: to === 'budget' ? { kind: 'budget' } : { kind: 'requester', apiKeyId: to },
+    note: 'test deposit',
+  });
+}
+
+/** A job's money from the payer's side, in the model. */
 export interface ModelJob {
-  requester: string;
-  wallet: string;
-  gross: bigint;
-  commission: bigint;
-  share: bigint;
-  state: 'pending' | 'settled' | 'voided';
+  /** The key, or `budget`. */
+  payer: string;
+  /** The reservation, nanoTON. */
+  reserved: bigint;
+  state: 'reserved' | 'charged' | 'released';
+  /** Set once charged. */
+  wallet?: string | null;
+  gross?: bigint;
+  commission?: bigint;
+  share?: bigint;
+  /** After the charge: the contributor's share's fate. */
+  credit?: 'pending' | 'settled' | 'voided';
 }
 
 /** A payout in the model. */
@@ -49,24 +71,14 @@ export interface ModelPayout {
   fee?: bigint;
 }
 
-/** The credit's non-zero entries as sorted `account=amount` strings, to tell a replay from a conflict. */
-export function creditSignature(j: Pick<ModelJob, 'requester' | 'wallet' | 'gross' | 'commission' | 'share'>): string {
-  const lines: [string, bigint][] = [
-    [requesterAccount(j.requester), j.gross],
-    [pendingAccount(j.wallet), -j.share],
-    [FEES_NETWORK, -j.commission],
-  ];
-  return lines
-    .filter(([, amount]) => amount !== 0n)
-    .map(([account, amount]) => `${account}=${amount}`)
-    .sort()
-    .join(',');
-}
-
-/** Jobs and payouts as the ledger should know them, and the balances that follow. */
+/** Jobs, deposits and payouts as the ledger should know them, and the balances that follow. */
 export class LedgerModel {
   readonly jobs = new Map<string, ModelJob>();
   readonly payouts = new Map<string, ModelPayout>();
+  /** Deposits by idempotency key: target (`budget`, `unmatched`, or a key) and amount. */
+  readonly deposits = new Map<string, { to: string; amount: bigint }>();
+  /** Commission moved into the budget. */
+  fundedFromFees = 0n;
   /** Transaction id first returned for each idempotency key. */
   readonly txnIds = new Map<string, string>();
 
@@ -74,9 +86,9 @@ export class LedgerModel {
   balances(wallet: string): ContributorBalances {
     const b: ContributorBalances = { pending: 0n, settled: 0n, inFlight: 0n, paid: 0n };
     for (const j of this.jobs.values()) {
-      if (j.wallet !== wallet) continue;
-      if (j.state === 'pending') b.pending += j.share;
-      if (j.state === 'settled') b.settled += j.share;
+      if (j.wallet !== wallet || j.share === undefined) continue;
+      if (j.credit === 'pending') b.pending += j.share;
+      if (j.credit === 'settled') b.settled += j.share;
     }
     for (const p of this.payouts.values()) {
       if (p.wallet !== wallet) continue;
@@ -87,17 +99,47 @@ export class LedgerModel {
     return b;
   }
 
-  /** What the requester was charged, net of voids (the debit-positive account sum). */
-  requesterCharged(requester: string): bigint {
-    let total = 0n;
-    for (const j of this.jobs.values()) if (j.requester === requester && j.state !== 'voided') total += j.gross;
+  /** A payer's available and reserved balances (positive). */
+  payer(payer: string): { available: bigint; reserved: bigint } {
+    let available = payer === 'budget' ? this.fundedFromFees : 0n;
+    let reserved = 0n;
+    for (const d of this.deposits.values()) if (d.to === payer) available += d.amount;
+    for (const j of this.jobs.values()) {
+      if (j.payer !== payer) continue;
+      if (j.state === 'reserved') {
+        available -= j.reserved;
+        reserved += j.reserved;
+      }
+      if (j.state === 'charged') available -= j.gross ?? 0n;
+    }
+    return { available, reserved };
+  }
+
+  /** Commission earned, less what was moved into the budget (positive; the account sum is its negation). */
+  commission(): bigint {
+    let total = -this.fundedFromFees;
+    for (const j of this.jobs.values()) total += j.commission ?? 0n;
     return total;
   }
 
-  /** Commission earned on jobs not voided (positive; the account sum is its negation). */
-  commission(): bigint {
+  /** Voided shares (positive). */
+  penalties(): bigint {
     let total = 0n;
-    for (const j of this.jobs.values()) if (j.state !== 'voided') total += j.commission;
+    for (const j of this.jobs.values()) if (j.credit === 'voided' && j.wallet !== null) total += j.share ?? 0n;
+    return total;
+  }
+
+  /** Shares of charged jobs without a wallet (positive). */
+  unclaimed(): bigint {
+    let total = 0n;
+    for (const j of this.jobs.values()) if (j.state === 'charged' && j.wallet === null) total += j.share ?? 0n;
+    return total;
+  }
+
+  /** Deposits to keys and to the budget (unmatched ones excluded). */
+  paidIn(): bigint {
+    let total = 0n;
+    for (const d of this.deposits.values()) if (d.to !== 'unmatched') total += d.amount;
     return total;
   }
 

@@ -12,6 +12,7 @@ import { HOT_WALLET } from '../ledger/accounts.ts';
 import { checkBooks } from '../ledger/books.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { parsePriceList } from '../ledger/prices.ts';
+import { fund } from '../ledger/testing.ts';
 import type { SqlDb } from '../store/sql.ts';
 import { BACKENDS, useMigratedBackend } from '../store/testing.ts';
 import { ChainTimeoutError, InsufficientHotWalletBalanceError, InvalidPayoutAddressError } from './errors.ts';
@@ -61,13 +62,9 @@ describe.each(BACKENDS)('payout bad input on $name and the sandbox chain', (back
     /** Credits one job's share to `wallet` and settles it. */
     const earn = async (wallet: string) => {
       const jobId = `job-${++jobs}`;
-      await ledger.creditJob({
-        jobId,
-        requester: 'key-1',
-        contributorWallet: wallet,
-        model: 'chat',
-        usage: { promptTokens: 1000, completionTokens: 1000 },
-      });
+      await fund(ledger, 'key-1', toNano('10'));
+      await ledger.reserve({ jobId, payer: { kind: 'requester', apiKeyId: 'key-1' }, amount: toNano('10') });
+      await ledger.chargeJob({ jobId, contributorWallet: wallet, model: 'chat', usage: { promptTokens: 1000, completionTokens: 1000 } });
       await ledger.settleJob(jobId);
     };
     const hotBefore = await f.chain.getBalance(f.wallet.address);

@@ -5,10 +5,8 @@
  * and the answers pass its response codecs (`addressInformation`, `callGetMethod`,
  * `bocResponse`); the values in them come from a wallet deployed on the sandbox chain.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { Address, beginCell, internal, toNano, type Transaction } from '@ton/core';
+import { Address, beginCell, internal, toNano } from '@ton/core';
 import { keyPairFromSeed } from '@ton/crypto';
 import { WalletContractV2R2 } from '@ton/ton';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -21,90 +19,23 @@ import {
 import { publicKeyLookupFor } from './config.ts';
 import { SandboxChain } from './sandbox-chain.ts';
 import { payoutFixture, randomRecipient } from './testing.ts';
+import { type RpcCall, startTonCenterStandIn, type TonCenterStandIn, transactionsPage } from './toncenter-stand-in.ts';
 import { TonClientChain } from './ton-client-chain.ts';
 
-interface RpcCall {
-  method: string;
-  params: Record<string, unknown>;
-  apiKey: string | undefined;
-  body: Record<string, unknown>;
-}
-
-/** What the stand-in answers per JSON-RPC method: a result, an HTTP error, or silence. */
-type Reply = { result: unknown } | { status: number; body: unknown } | 'hang';
-type Params = Record<string, unknown>;
-
-let server: Server;
+let standIn: TonCenterStandIn;
 let endpoint: string;
-const calls: RpcCall[] = [];
-let replies: Record<string, Reply | ((params: Params) => Reply)> = {};
+let calls: RpcCall[];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    void readJson(req).then((body) => {
-      const method = String(body['method']);
-      calls.push({ method, params: body['params'] as Params, apiKey: header(req, 'x-api-key'), body });
-      const params = body['params'] as Params;
-      const answer = replies[method] ?? { status: 404, body: { ok: false, error: `no reply for ${method}` } };
-      let reply: Reply;
-      try {
-        reply = typeof answer === 'function' ? answer(params) : answer;
-      } catch (err) {
-        reply = { status: 500, body: { ok: false, error: String(err) } };
-      }
-      if (reply === 'hang') return;
-      const [status, payload] = 'result' in reply ? [200, { ok: true, result: reply.result }] : [reply.status, reply.body];
-      // One request per connection: a kept-alive socket the server times out while the test
-      // works on the sandbox would reset the client's next request.
-      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify(payload));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v2/jsonRPC`;
+  standIn = await startTonCenterStandIn();
+  endpoint = standIn.endpoint;
+  calls = standIn.calls;
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(async () => standIn.close());
 beforeEach(() => {
   calls.length = 0;
-  replies = {};
+  standIn.replies = {};
 });
-
-/**
- * toncenter's getTransactions: newest first, from the transaction (lt, hash hex) inclusive when
- * given, at most `limit`, stopping at `to_lt`; each with its BoC in `data`.
- */
-function transactionsPage(newestFirst: readonly Transaction[], params: Params) {
-  const start =
-    params['lt'] === undefined
-      ? 0
-      : newestFirst.findIndex((t) => t.lt.toString() === params['lt'] && t.hash().toString('hex') === params['hash']);
-  if (start < 0) throw new Error('no such transaction');
-  const toLt = BigInt(String(params['to_lt'] ?? '0'));
-  const page = newestFirst.slice(start, start + Number(params['limit']));
-  const end = page.findIndex((t) => t.lt <= toLt);
-  return (end < 0 ? page : page.slice(0, end)).map((t) => ({
-    data: t.raw.toBoc().toString('base64'),
-    utime: t.now,
-    transaction_id: { lt: t.lt.toString(), hash: t.hash().toString('base64') },
-    fee: t.totalFees.coins.toString(),
-    storage_fee: '0',
-    other_fee: '0',
-    out_msgs: [],
-  }));
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
-}
 
 /** getAddressInformation's result for an account, as toncenter shapes it. */
 function addressInformation(state: 'active' | 'uninitialized', balance: bigint, code = '', data = '') {
@@ -162,7 +93,7 @@ describe('tonClientPublicKeyLookup over the toncenter JSON-RPC shapes', () => {
     tonClientPublicKeyLookup(new TonClientChain({ endpoint, ...(apiKey !== undefined && { apiKey }), timeoutMs: 2_000 }).client, 'testnet');
 
   it('asks getAddressInformation then runGetMethod get_public_key, and reads the key', async () => {
-    replies = { getAddressInformation: { result: wallet.info }, runGetMethod: { result: wallet.getPublicKey } };
+    standIn.replies = { getAddressInformation: { result: wallet.info }, runGetMethod: { result: wallet.getPublicKey } };
     const answer = await askForPublicKey(lookup('secret-key'), wallet.address);
     expect(answer).toEqual({ kind: 'key', publicKey: wallet.keys.publicKey });
     expect(calls.map((c) => [c.method, c.params, c.apiKey])).toEqual([
@@ -173,25 +104,28 @@ describe('tonClientPublicKeyLookup over the toncenter JSON-RPC shapes', () => {
   });
 
   it('answers none for an undeployed account without running the get-method, and for a missing method', async () => {
-    replies = { getAddressInformation: { result: addressInformation('uninitialized', 0n) } };
+    standIn.replies = { getAddressInformation: { result: addressInformation('uninitialized', 0n) } };
     const undeployed = await askForPublicKey(lookup(), wallet.address);
     expect(undeployed).toMatchObject({ kind: 'none', why: expect.stringContaining('not deployed on testnet') });
     expect(calls.map((c) => c.method)).toEqual(['getAddressInformation']);
 
-    replies = { getAddressInformation: { result: wallet.info }, runGetMethod: { result: { gas_used: 0, exit_code: 11, stack: [] } } };
+    standIn.replies = {
+      getAddressInformation: { result: wallet.info },
+      runGetMethod: { result: { gas_used: 0, exit_code: 11, stack: [] } },
+    };
     expect(await askForPublicKey(lookup(), wallet.address)).toMatchObject({ kind: 'none', why: expect.stringContaining('exit code 11') });
   });
 
   it('fails with a typed error when the endpoint errs, and with a timeout when it hangs', async () => {
-    replies = { getAddressInformation: { status: 500, body: { ok: false, error: 'LITE_SERVER_NETWORK' } } };
+    standIn.replies = { getAddressInformation: { status: 500, body: { ok: false, error: 'LITE_SERVER_NETWORK' } } };
     await expect(askForPublicKey(lookup(), wallet.address)).rejects.toThrow(PublicKeyLookupFailedError);
 
-    replies = { getAddressInformation: 'hang' };
+    standIn.replies = { getAddressInformation: 'hang' };
     await expect(askForPublicKey(lookup(), wallet.address, 150)).rejects.toThrow(PublicKeyLookupTimeoutError);
   });
 
   it('is what publicKeyLookupFor gives for a TonClientChain, and the sandbox lookup for a SandboxChain', async () => {
-    replies = { getAddressInformation: { result: wallet.info }, runGetMethod: { result: wallet.getPublicKey } };
+    standIn.replies = { getAddressInformation: { result: wallet.info }, runGetMethod: { result: wallet.getPublicKey } };
     const overHttp = publicKeyLookupFor(new TonClientChain({ endpoint }), 'testnet');
     expect(await overHttp?.getPublicKey(wallet.address)).toEqual({ kind: 'key', publicKey: wallet.keys.publicKey });
     const onSandbox = publicKeyLookupFor(wallet.chain, 'the sandbox');
@@ -204,7 +138,7 @@ describe('TonClientChain over the toncenter JSON-RPC shapes', () => {
   const address = (): Address => WalletContractV2R2.create({ workchain: 0, publicKey: Buffer.alloc(32, 1) }).address;
 
   it('reads the seqno with runGetMethod seqno only when the account is active, and the balance', async () => {
-    replies = {
+    standIn.replies = {
       getAddressInformation: { result: addressInformation('active', 1_234_567_890n) },
       runGetMethod: { result: { gas_used: 300, exit_code: 0, stack: [['num', '0x2a']] } },
     };
@@ -214,13 +148,13 @@ describe('TonClientChain over the toncenter JSON-RPC shapes', () => {
     expect(calls.find((c) => c.method === 'runGetMethod')?.params).toEqual({ address: address().toString(), method: 'seqno', stack: [] });
 
     calls.length = 0;
-    replies = { getAddressInformation: { result: addressInformation('uninitialized', 0n) } };
+    standIn.replies = { getAddressInformation: { result: addressInformation('uninitialized', 0n) } };
     expect(await chain().getSeqno(address())).toBe(0);
     expect(calls.map((c) => c.method)).toEqual(['getAddressInformation']);
   });
 
   it('sends the external message as a base64 BoC with sendBoc', async () => {
-    replies = { sendBoc: { result: { '@type': 'ok' } } };
+    standIn.replies = { sendBoc: { result: { '@type': 'ok' } } };
     const message = beginCell().storeUint(0xdeadbeef, 32).endCell();
     await chain().send(message);
     expect(calls.map((c) => [c.method, c.params])).toEqual([['sendBoc', { boc: message.toBoc().toString('base64') }]]);
@@ -236,7 +170,7 @@ describe('TonClientChain over the toncenter JSON-RPC shapes', () => {
     }
     const newestFirst = [...(await f.chain.blockchain.getTransactions(f.wallet.address))].sort((a, b) => (a.lt < b.lt ? 1 : -1));
     expect(newestFirst).toHaveLength(105);
-    replies = { getTransactions: (params) => ({ result: transactionsPage(newestFirst, params) }) };
+    standIn.replies = { getTransactions: (params) => ({ result: transactionsPage(newestFirst, params) }) };
     const http = new TonClientChain({ endpoint, timeoutMs: 5_000 });
 
     const found = await http.findTransfers(f.wallet.address);
@@ -263,7 +197,7 @@ describe('TonClientChain over the toncenter JSON-RPC shapes', () => {
   }, 60_000);
 
   it('rejects when sendBoc is refused, so the runner retries and reconciles', async () => {
-    replies = { sendBoc: { status: 500, body: { ok: false, error: 'cannot apply external message', code: 500 } } };
+    standIn.replies = { sendBoc: { status: 500, body: { ok: false, error: 'cannot apply external message', code: 500 } } };
     await expect(chain().send(beginCell().endCell())).rejects.toThrow(/Received error|status code 500/);
   });
 });

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BYTES } from '../../protocol/wire.ts';
 import { type Coordinator, type CoordinatorOptions, createCoordinator } from '../app.ts';
 import { MemoryStore } from '../store/memory.ts';
-import { EventReader, FakeClock } from '../testing.ts';
+import { EventReader, FakeClock, TEST_ENVELOPE } from '../testing.ts';
 
 const open: Coordinator[] = [];
 afterEach(async () => {
@@ -25,7 +25,7 @@ async function setup(options: Partial<CoordinatorOptions> = {}, limits = { jobsP
     return Promise.resolve(coordinator.app.request(path, init));
   };
   const create = async (key: string = secret): Promise<string> => {
-    const res = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat' }, key);
+    const res = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat', billing: TEST_ENVELOPE }, key);
     expect(res.status).toBe(201);
     return ((await res.json()) as { jobId: string }).jobId;
   };
@@ -35,7 +35,7 @@ async function setup(options: Partial<CoordinatorOptions> = {}, limits = { jobsP
 describe('requester API without a socket', () => {
   it('refuses requests without a valid API key', async () => {
     const { call } = await setup();
-    const none = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat' }, null);
+    const none = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat', billing: TEST_ENVELOPE }, null);
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
     const wrong = await call('GET', '/v1/models', undefined, 'sk_wrong');
@@ -45,7 +45,7 @@ describe('requester API without a socket', () => {
 
   it('creates a job that waits with no assignment while no contributor serves it', async () => {
     const { call, store } = await setup();
-    const res = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat', sizeBytes: 100 });
+    const res = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat', sizeBytes: 100, billing: TEST_ENVELOPE });
     expect(res.status).toBe(201);
     const body = (await res.json()) as { jobId: string; assignment: unknown };
     expect(body.assignment).toBeNull();
@@ -66,7 +66,7 @@ describe('requester API without a socket', () => {
     const { call, create } = await setup({}, { jobsPerMinute: 100, maxInFlight: 2 });
     await create();
     const second = await create();
-    const third = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat' });
+    const third = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat', billing: TEST_ENVELOPE });
     expect(third.status).toBe(429);
     expect(((await third.json()) as { error: { code: string } }).error.code).toBe('QUOTA');
     expect((await call('DELETE', `/v1/jobs/${second}`)).status).toBe(200);
@@ -78,7 +78,7 @@ describe('requester API without a socket', () => {
     await create();
     clock.advance(30_000);
     await create();
-    const refused = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat' });
+    const refused = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat', billing: TEST_ENVELOPE });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('30');
     clock.advance(30_001);
@@ -142,7 +142,7 @@ describe('requester API without a socket', () => {
   it('bounds the queue (503 when full)', async () => {
     const { call, create } = await setup({ maxQueued: 1 });
     await create();
-    const full = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat' });
+    const full = await call('POST', '/v1/jobs', { model: 'm', kind: 'chat', billing: TEST_ENVELOPE });
     expect(full.status).toBe(503);
   });
 

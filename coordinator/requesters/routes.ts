@@ -7,9 +7,14 @@
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import * as v from 'valibot';
+import { envelopeProblem, SEAL_TAG_BYTES } from '../../protocol/billing.ts';
 import { problem, readBody } from '../http.ts';
+import type { Billing } from '../billing/service.ts';
+import { base64urlBytes, randomId } from '../deps.ts';
+import type { ModelCatalog } from '../models/catalog.ts';
 import {
   CreateJob,
+  type ModelFacts,
   type JobEvent,
   MAX_MESSAGE_BYTES,
   SubmitPayload,
@@ -35,11 +40,17 @@ export interface RequesterDeps {
   store: Store;
   keys: ApiKeys;
   quotas: Quotas;
+  /** Prepaid jobs: reservations, 402s and `GET /v1/account`; without it jobs are free. */
+  billing?: Billing;
+  /** Model facts for envelope checks and `GET /v1/models/:id`; without it envelopes are only clamped. */
+  catalog?: ModelCatalog;
 }
+
+const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The `/v1` requester routes. */
 export function requesterRoutes(deps: RequesterDeps): Hono<Env> {
-  const { relay, store, keys, quotas } = deps;
+  const { relay, store, keys, quotas, billing, catalog } = deps;
   const app = new Hono<Env>();
 
   app.use('*', async (c, next) => {
@@ -67,8 +78,21 @@ export function requesterRoutes(deps: RequesterDeps): Hono<Env> {
       c.header('Retry-After', String(refused.retryAfterS));
       return problem(c, 429, 'QUOTA', refused.message);
     }
-    const job = relay.createJob(key.id, body.value.model, body.value.kind, { replicas: body.value.replicas === true });
-    if (!(job instanceof Job)) return c.json({ error: job.error }, job.status);
+    const { model, kind, billing: envelope } = body.value;
+    if (catalog !== undefined) {
+      const wrong = envelopeProblem(envelope, await catalog.limits(model, kind));
+      if (wrong !== null) return problem(c, 422, 'ENVELOPE', wrong);
+    }
+    const id = randomId();
+    if (billing !== undefined) {
+      const reserved = await billing.reserveJob(key, id, model, kind, envelope);
+      if (!reserved.ok) return c.json(reserved.body, 402);
+    }
+    const job = relay.createJob(key.id, model, kind, { envelope, replicas: body.value.replicas === true, id });
+    if (!(job instanceof Job)) {
+      await billing?.release(id, `not created: ${job.error.message}`);
+      return c.json({ error: job.error }, job.status);
+    }
     quotas.record(key.id);
     return c.json({ jobId: job.id, assignment: job.assignment }, 201);
   });
@@ -78,6 +102,15 @@ export function requesterRoutes(deps: RequesterDeps): Hono<Env> {
     if (job instanceof Response) return job;
     const body = await readBody(c, SubmitPayload);
     if (!body.ok) return body.response;
+    if (catalog !== undefined && !job.finished) {
+      const plaintext = base64urlBytes(body.value.sealed.ct) - SEAL_TAG_BYTES;
+      const wrong = envelopeProblem(job.envelope, await catalog.limits(job.model, job.kind), plaintext);
+      if (wrong !== null) {
+        // The envelope cannot change after creation: the job ends, and its reservation goes back.
+        relay.refuse(job, { code: 'ENVELOPE', message: wrong });
+        return problem(c, 422, 'ENVELOPE', wrong);
+      }
+    }
     const refused = relay.submitPayload(job, body.value.attempt, body.value.sealed);
     if (refused !== null) return c.json({ error: refused.error }, refused.status);
     return c.json({ jobId: job.id, attempt: job.attempt }, 202);
@@ -104,6 +137,20 @@ export function requesterRoutes(deps: RequesterDeps): Hono<Env> {
     const refused = relay.cancel(job);
     if (refused !== null) return c.json({ error: refused.error }, refused.status);
     return c.json({ jobId: job.id, state: job.state });
+  });
+
+  app.get('/account', async (c) => {
+    if (billing === undefined) return problem(c, 404, 'NOT_FOUND', 'This coordinator takes no payments: its jobs are free.');
+    return c.json(await billing.account(c.get('apiKey')));
+  });
+
+  app.get('/models/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!MODEL_ID.test(id)) return problem(c, 400, 'BAD_MESSAGE', 'A model id is 1–128 letters, digits, ".", "_" or "-".');
+    const model = catalog?.get(id) ?? null;
+    const limits: ModelFacts['limits'] = {};
+    for (const kind of model?.kinds ?? []) limits[kind] = await catalog?.limits(id, kind);
+    return c.json({ id, model, limits } satisfies ModelFacts);
   });
 
   app.get('/models', (c) => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BYTES } from '../../protocol/wire.ts';
-import { FakeWorker, startCoordinator } from '../testing.ts';
+import { FakeWorker, startCoordinator, TEST_ENVELOPE } from '../testing.ts';
 
 type Started = Awaited<ReturnType<typeof startCoordinator>>;
 const started: Started[] = [];
@@ -141,7 +141,7 @@ describe('contributor sessions', () => {
     const late = await FakeWorker.connect(c.url);
     expect(await late.take('error')).toMatchObject({ error: { code: 'DRAINING' }, fatal: true });
     expect((await late.closed).code).toBe(1013);
-    expect((await c.api('POST', '/v1/jobs', { model: 'm', kind: 'chat' })).status).toBe(503);
+    expect((await c.api('POST', '/v1/jobs', { model: 'm', kind: 'chat', billing: TEST_ENVELOPE })).status).toBe(503);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(drained).toBe(false);
     worker.chunk(job, 0, true);

@@ -3,6 +3,7 @@
  * database. Same contract as the PGlite/PostgreSQL store, nothing survives a restart.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { newDepositMemo } from './sql-store.ts';
 import type { ApiKeyRecord, ContributorRecord, JobRecord, JobState, Store } from './types.ts';
 
 export class MemoryStore implements Store {
@@ -25,7 +26,7 @@ export class MemoryStore implements Store {
     maxInFlight: number;
   }): Promise<{ record: ApiKeyRecord; secret: string }> {
     const secret = `spn_${randomBytes(32).toString('base64url')}`;
-    const record: ApiKeyRecord = { id: randomUUID(), ...input, createdAt: this.#now(), revokedAt: null };
+    const record: ApiKeyRecord = { id: randomUUID(), ...input, depositMemo: newDepositMemo(), createdAt: this.#now(), revokedAt: null };
     this.#keys.set(record.id, { record, hash: createHash('sha256').update(secret).digest('hex') });
     return { record: { ...record }, secret };
   }
@@ -34,6 +35,11 @@ export class MemoryStore implements Store {
     for (const { record, hash } of this.#keys.values()) {
       if (hash === secretSha256 && record.revokedAt === null) return { ...record };
     }
+    return null;
+  }
+
+  async findApiKeyByMemo(memo: string): Promise<ApiKeyRecord | null> {
+    for (const { record } of this.#keys.values()) if (record.depositMemo === memo) return { ...record };
     return null;
   }
 

@@ -16,6 +16,12 @@ export interface SqlStoreOptions extends Partial<Omit<JobWriteBufferOptions, 'wr
 /** Prefix of every API key secret, so a leaked one is recognisable (and greppable). */
 export const API_KEY_PREFIX = 'spn_';
 
+/** A fresh deposit memo: `spn-` and 20 base32 letters (100 random bits). */
+export function newDepositMemo(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  return 'spn-' + [...randomBytes(20)].map((b) => alphabet[b & 31]).join('');
+}
+
 /** The stored form of an API key secret: SHA-256 of the whole string, lowercase hex. */
 export function hashApiKeySecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
@@ -109,6 +115,7 @@ interface ApiKeyRow {
   label: string;
   jobs_per_minute: unknown;
   max_in_flight: unknown;
+  deposit_memo: string;
   created_at: unknown;
   revoked_at: unknown;
 }
@@ -119,6 +126,7 @@ function apiKeyFromRow(row: ApiKeyRow): ApiKeyRecord {
     label: row.label,
     jobsPerMinute: toInt(row.jobs_per_minute),
     maxInFlight: toInt(row.max_in_flight),
+    depositMemo: row.deposit_memo,
     createdAt: toInt(row.created_at),
     revokedAt: toIntOrNull(row.revoked_at),
   };
@@ -172,20 +180,28 @@ export class SqlStore implements Store {
       }
     }
     const secret = API_KEY_PREFIX + randomBytes(32).toString('base64url');
-    const record: ApiKeyRecord = { id: randomUUID(), ...input, createdAt: this.now(), revokedAt: null };
+    const record: ApiKeyRecord = { id: randomUUID(), ...input, depositMemo: newDepositMemo(), createdAt: this.now(), revokedAt: null };
     await this.db.query(
-      `INSERT INTO api_keys (id, label, secret_sha256, jobs_per_minute, max_in_flight, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [record.id, record.label, hashApiKeySecret(secret), record.jobsPerMinute, record.maxInFlight, record.createdAt],
+      `INSERT INTO api_keys (id, label, secret_sha256, jobs_per_minute, max_in_flight, deposit_memo, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [record.id, record.label, hashApiKeySecret(secret), record.jobsPerMinute, record.maxInFlight, record.depositMemo, record.createdAt],
     );
     return { record, secret };
   }
 
   async findApiKey(secretSha256: string): Promise<ApiKeyRecord | null> {
     const { rows } = await this.db.query<ApiKeyRow>(
-      `SELECT id, label, jobs_per_minute, max_in_flight, created_at, revoked_at
+      `SELECT id, label, jobs_per_minute, max_in_flight, deposit_memo, created_at, revoked_at
        FROM api_keys WHERE secret_sha256 = $1 AND revoked_at IS NULL`,
       [secretSha256.toLowerCase()],
+    );
+    return rows[0] ? apiKeyFromRow(rows[0]) : null;
+  }
+
+  async findApiKeyByMemo(memo: string): Promise<ApiKeyRecord | null> {
+    const { rows } = await this.db.query<ApiKeyRow>(
+      `SELECT id, label, jobs_per_minute, max_in_flight, deposit_memo, created_at, revoked_at FROM api_keys WHERE deposit_memo = $1`,
+      [memo],
     );
     return rows[0] ? apiKeyFromRow(rows[0]) : null;
   }

@@ -40,6 +40,8 @@ export interface ApiKeyRecord {
   jobsPerMinute: number;
   /** Jobs this key may have unfinished at once. */
   maxInFlight: number;
+  /** The text comment a TON deposit for this key carries (docs/protocol.md, "Deposits"). Not a secret. */
+  depositMemo: string;
   createdAt: number;
   revokedAt: number | null;
 }
@@ -65,6 +67,8 @@ export interface Store {
   createApiKey(input: { label: string; jobsPerMinute: number; maxInFlight: number }): Promise<{ record: ApiKeyRecord; secret: string }>;
   /** The key whose secret hashes to `secretSha256` (hex), unless revoked. */
   findApiKey(secretSha256: string): Promise<ApiKeyRecord | null>;
+  /** The key whose deposit memo this is (revoked keys too: their deposits are still theirs). */
+  findApiKeyByMemo(memo: string): Promise<ApiKeyRecord | null>;
   revokeApiKey(id: string): Promise<void>;
 
   upsertContributor(record: ContributorRecord): Promise<void>;

@@ -3,6 +3,7 @@
  * the request to the contributor's hpkeKey for each assignment and opens the result with a
  * fresh result key, exactly as the requester SDK does, so the worker cannot tell it apart.
  */
+import type { BillingEnvelope } from '../../protocol/billing.ts';
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../../protocol/envelope.ts';
 import { type JobResult, wireKindOf } from '../../protocol/jobs.ts';
 import type { JobEvent } from '../../protocol/wire.ts';
@@ -12,6 +13,16 @@ import type { Canary } from './canaries.ts';
 
 /** The ledger's requester for check jobs: the network pays for its own checks. */
 export const NETWORK_CHECKS = 'network:checks';
+
+/**
+ * A canary's billing envelope, set by the coordinator, which knows the true input tokens (the
+ * known answer's usage) and bounds the output by the request's own `maxTokens`.
+ */
+export function canaryEnvelope(canary: Canary): BillingEnvelope {
+  const { request, expected } = canary;
+  const maxOutputTokens = request.kind === 'chat' || request.kind === 'generate' ? request.maxTokens : 0;
+  return { inputTokens: expected.usage.promptTokens, maxOutputTokens };
+}
 
 /** What a canary came to. */
 export type CanaryOutcome =
@@ -31,6 +42,7 @@ export function sendCanary(relay: Relay, contributorId: string, canary: Canary, 
     model: request.model,
     kind: wireKindOf(request),
     target: contributorId,
+    billing: canaryEnvelope(canary),
   });
   if (!(job instanceof Job)) return null;
   let opener: { attempt: number; opener: ResultOpener } | null = null;

@@ -7,7 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { keyPairFromSeed } from '@ton/crypto';
+import { toNano } from '@ton/core';
 import { WalletContractV4 } from '@ton/ton';
+import { startModelHost } from '../../modelhost/server.ts';
 import { embedTokenizer, referenceEmbed } from '../../modelhost/reference.ts';
 import type { JobRequest, JobResult, StreamChunk } from '../../protocol/jobs.ts';
 import { seededRandom } from '../../protocol/random.ts';
@@ -18,6 +20,7 @@ import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
 import { createCoordinator, type JobDone } from '../app.ts';
 import { startMoney } from '../earnings/local.ts';
+import { ModelCatalog } from '../models/catalog.ts';
 import { openStore } from '../store/index.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
@@ -98,6 +101,10 @@ export interface NetworkOptions {
   store?: SqlStore;
   /** The requester key's limit of unfinished jobs. Default 100. */
   maxInFlight?: number;
+  /** nanoTON the faucet deposits for the requester key. Default 1000 TON. */
+  requesterFunds?: bigint;
+  /** nanoTON the faucet deposits into the check budget. Default 1000 TON. */
+  budgetFunds?: bigint;
 }
 
 /** A running network; {@link VerifiedNetwork.close} stops all of it. */
@@ -110,7 +117,7 @@ export interface VerifiedNetwork {
   requester: RequesterClient;
   /** The requester's API key secret. */
   apiKey: string;
-  createApiKey(label: string): Promise<{ id: string; secret: string }>;
+  createApiKey(label: string): Promise<{ id: string; secret: string; depositMemo: string }>;
   checks: ReplicaCheck[];
   /** Every job that ended with a result, in order. */
   done: JobDone[];
@@ -144,6 +151,8 @@ export async function startVerifiedNetwork(options: NetworkOptions): Promise<Ver
     env: {},
     verification,
   });
+  // The model host the catalog (and the SDK's tokenizer) is read from, as in `npm start`.
+  const models = await startModelHost({ port: 0 });
   const done: JobDone[] = [];
   const logger = { info: () => {}, warn: () => {}, error: (message: string) => console.error(message) };
   const coordinator = createCoordinator({
@@ -155,10 +164,15 @@ export async function startVerifiedNetwork(options: NetworkOptions): Promise<Ver
       money.onJobDone(d);
     },
     publicRoutes: [money.routes],
+    billing: money.billing,
+    catalog: await ModelCatalog.load(models.manifestUrl),
     maxWaitMs: 5_000,
   });
   const server = await coordinator.listen({ port: 0 });
   const key = await coordinator.createApiKey('verified requester', { jobsPerMinute: 100_000, maxInFlight: options.maxInFlight ?? 100 });
+  // The requester and the check budget are funded as `npm start` funds them: faucet transfers on the sandbox chain.
+  await money.fund(key.depositMemo, options.requesterFunds ?? toNano('1000'));
+  await money.fund(money.budgetMemo, options.budgetFunds ?? toNano('1000'));
   const checks: ReplicaCheck[] = [];
   const requester = new RequesterClient({ coordinatorUrl: server.url, apiKey: key.secret, onCheck: (c) => checks.push(c) });
   const members: VerifiedNetwork['members'] = [];
@@ -210,9 +224,10 @@ export async function startVerifiedNetwork(options: NetworkOptions): Promise<Ver
     async close({ keepStore = false } = {}) {
       await requester.idle();
       for (const m of members) await m.contributor.stop({ drain: false });
-      money.earnings.stop();
+      money.stop();
       await coordinator.close();
       await server.close().catch(() => undefined);
+      await models.close();
       // Credits and receipts are written after each job, outside the coordinator: let them land.
       const until = Date.now() + 5_000;
       while (Date.now() < until) {
@@ -221,6 +236,7 @@ export async function startVerifiedNetwork(options: NetworkOptions): Promise<Ver
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       await verification.idle();
+      await money.idle();
       if (!keepStore && options.store === undefined) await disposeStore(store);
     },
   };

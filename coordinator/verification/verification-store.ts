@@ -15,7 +15,7 @@ export type JobStatus = 'unchecked' | 'awaiting' | 'settle' | 'void';
 export interface JobRow {
   jobId: string;
   contributorId: string;
-  role: 'job' | 'canary' | 'replica' | 'tie-break';
+  role: 'job' | 'canary' | 'replica' | 'tie-break' | 'rerun';
   primaryJobId: string;
   apiKeyId: string;
   model: string;

@@ -1,0 +1,413 @@
+/**
+ * Prepaid jobs (docs/protocol.md, "Reservations and 402"): a requester job reserves its
+ * envelope's maximum price from its key's balance before it exists, or gets a 402 that says
+ * how much is short and where to deposit; a check job reserves from the network's check
+ * budget or is not created; a finished job is charged its billed usage (by the earnings
+ * service) and every other ending releases the whole reservation. Reservations the relay
+ * lost track of (a crash) are released after `staleAfterMs`. The money moves in the ledger;
+ * `job_billing` keeps, per job, what was agreed, claimed and billed.
+ */
+import type { BillingEnvelope } from '../../protocol/billing.ts';
+import type { JobKind } from '../../protocol/manifest.ts';
+import type { Account, PaymentRequired } from '../../protocol/wire.ts';
+import { type Clock, systemClock } from '../deps.ts';
+import type { Job } from '../jobs/job.ts';
+import type { CheckJobBill, RelayBilling } from '../leases/billing.ts';
+import type { JobDone, Refusal, Relay } from '../leases/relay.ts';
+import type { Payer } from '../ledger/accounts.ts';
+import { BudgetLimitError, InsufficientFundsError, JobStateError, UnknownPriceError, UnknownReservationError } from '../ledger/errors.ts';
+import type { Ledger, PayerBalances } from '../ledger/ledger.ts';
+import { price } from '../ledger/prices.ts';
+import type { LedgerTxn } from '../ledger/txn.ts';
+import { toInt, type SqlDb } from '../store/sql.ts';
+import type { ApiKeyRecord, Store } from '../store/types.ts';
+
+/** Settings of {@link createBilling}. */
+export interface BillingOptions {
+  readonly db: SqlDb;
+  readonly ledger: Ledger;
+  /** For a re-run: the contributor of the job it re-runs. */
+  readonly store: Pick<Store, 'getJob'>;
+  /** Where requesters send TON (shown with the memo in 402s and `GET /v1/account`). */
+  readonly depositAddress: string;
+  /** Most nanoTON the check budget may have reserved for checks in flight at once. */
+  readonly budgetLimit: bigint;
+  /** An open reservation older than this, whose job this coordinator no longer runs, is released, ms. Default 1 h. */
+  readonly staleAfterMs?: number;
+  /** How often stale reservations are looked for, ms. Default 60 s. */
+  readonly sweepIntervalMs?: number;
+  readonly clock?: Clock;
+  /** Where unexpected failures go. Default console.error. */
+  readonly log?: (message: string, err?: unknown) => void;
+}
+
+/** What billing did, for operators and tests. */
+export interface BillingCounts {
+  /** Requester jobs whose maximum price was reserved. */
+  jobsReserved: number;
+  /** Requester jobs refused with 402. */
+  jobsRefused: number;
+  /** Check jobs the budget reserved for. */
+  checksReserved: number;
+  /** Check jobs not created because the budget (or its limit) could not cover them. */
+  checksRefused: number;
+  /** Reservations given back (failed, cancelled, expired, stale). */
+  released: number;
+  /** Finished jobs whose contributor claimed more than the envelope, billed at the envelope. */
+  clamped: number;
+}
+
+/** The counts in the Prometheus text format, appended to `/metrics`. */
+export function renderBillingMetrics(counts: Readonly<BillingCounts>): string {
+  const lines: [string, string, number][] = [
+    ['spinneret_billing_jobs_reserved_total', 'Requester jobs whose maximum price was reserved.', counts.jobsReserved],
+    ['spinneret_billing_jobs_refused_total', 'Requester jobs refused with 402 (balance short).', counts.jobsRefused],
+    ['spinneret_billing_checks_reserved_total', 'Check jobs paid from the network budget.', counts.checksReserved],
+    [
+      'spinneret_billing_checks_refused_total',
+      'Check jobs not created: the budget or its limit could not cover them.',
+      counts.checksRefused,
+    ],
+    ['spinneret_billing_released_total', 'Reservations given back (failed, cancelled, expired, stale).', counts.released],
+    ['spinneret_billing_clamped_total', 'Finished jobs billed at the envelope because the contributor claimed more.', counts.clamped],
+  ];
+  return lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}\n`).join('');
+}
+
+/** A requester job's reservation, or why there is none. */
+export type ReserveOutcome = { readonly ok: true; readonly amount: bigint } | { readonly ok: false; readonly body: PaymentRequired };
+
+export interface Billing {
+  /** For the relay (`createCoordinator({ billing })` wires it). */
+  readonly relay: RelayBilling;
+  readonly counts: Readonly<BillingCounts>;
+  /** Where requesters deposit. */
+  readonly depositAddress: string;
+  readonly budgetLimit: bigint;
+  /** Connects to the coordinator's relay: re-runs, and cancelling a check whose reservation failed, need it. */
+  attach(relay: Relay): void;
+  /** Reads the check budget and starts the stale-reservation sweep. */
+  start(): Promise<void>;
+  stop(): void;
+  /** The maximum price of a job: its envelope at the model's prices (0 for a model without a price). */
+  maxPrice(model: string, envelope: BillingEnvelope): bigint;
+  /** Reserves a requester job's maximum price under `jobId`, before the job exists. */
+  reserveJob(key: ApiKeyRecord, jobId: string, model: string, kind: JobKind, envelope: BillingEnvelope): Promise<ReserveOutcome>;
+  /** Gives a job's reservation back (idempotent; a charged job keeps its charge). */
+  release(jobId: string, reason: string): Promise<void>;
+  /** Resolves once a check job's budget reservation is written (charge it after). */
+  whenReserved(jobId: string): Promise<void>;
+  /** Records what a finished job's contributor claimed and what was billed and charged. */
+  recordDone(done: JobDone, charged: bigint | null): Promise<void>;
+  /** The key's balances and deposit instructions (`GET /v1/account`). */
+  account(key: ApiKeyRecord): Promise<Account>;
+  /** The check budget's balances. */
+  budget(): Promise<PayerBalances>;
+  /** Releases reservations older than `staleAfterMs` whose job this coordinator no longer runs (the timer's work). */
+  sweepStale(): Promise<void>;
+  /** Moves commission into the check budget (the operator's call). */
+  fundBudgetFromFees(fundingId: string, amount: bigint): Promise<LedgerTxn>;
+  /** The budget changed outside billing (a deposit to it was booked): read it again. */
+  refreshBudget(): Promise<void>;
+  /**
+   * A free re-run of a delivered requester job (docs/protocol.md, "Penalties and re-runs"): a
+   * `rerun` check job of the same key, model, kind and envelope, paid by the check budget,
+   * never placed on the contributor that ran the job. Once per job.
+   */
+  createRerun(primaryJobId: string): Promise<Job | Refusal>;
+}
+
+interface BillingRow {
+  job_id: string;
+  api_key_id: string;
+  payer: 'requester' | 'budget';
+  role: string;
+  model: string;
+  kind: JobKind;
+  input_tokens: unknown;
+  max_output_tokens: unknown;
+  state: 'reserved' | 'charged' | 'released';
+}
+
+const SWEEP_BATCH = 500;
+/** Envelopes of recent requester jobs kept for checks of them (a tie-break can come minutes later). */
+const RECENT_ENVELOPES = 100_000;
+
+/** Builds billing over the coordinator's database and ledger. */
+export function createBilling(options: BillingOptions): Billing {
+  const { db, ledger } = options;
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? ((message: string, err?: unknown) => console.error(`[billing] ${message}`, err ?? ''));
+  const staleAfterMs = options.staleAfterMs ?? 3_600_000;
+  const counts: BillingCounts = { jobsReserved: 0, jobsRefused: 0, checksReserved: 0, checksRefused: 0, released: 0, clamped: 0 };
+  const budgetPayer: Payer = { kind: 'budget' };
+  let relay: Relay | null = null;
+  let timer: NodeJS.Timeout | null = null;
+
+  // The check budget is decided synchronously (a replica must be announced before the primary's
+  // final chunk), from its last-read balances minus reservations decided but not yet written.
+  // Every budget write goes through one queue, so the view never counts a reservation twice.
+  let budgetView: PayerBalances | null = null;
+  const undecided = new Map<string, bigint>();
+  const checkJobs = new Set<string>();
+  const recentEnvelopes = new Map<string, BillingEnvelope>();
+  const rerunning = new Set<string>();
+  let queue: Promise<void> = Promise.resolve();
+  /** Runs `fn` after every budget write before it; its failure rejects the result, never the queue. */
+  const enqueue = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn);
+    queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  };
+  const refresh = async (): Promise<void> => {
+    budgetView = await ledger.payerBalances(budgetPayer);
+  };
+  const undecidedTotal = (): bigint => [...undecided.values()].reduce((a, b) => a + b, 0n);
+
+  const maxPrice = (model: string, envelope: BillingEnvelope): bigint => {
+    try {
+      return price(model, { promptTokens: envelope.inputTokens, completionTokens: envelope.maxOutputTokens }, ledger.prices).gross;
+    } catch (err) {
+      if (err instanceof UnknownPriceError) return 0n;
+      throw err;
+    }
+  };
+
+  const insertRow = (
+    jobId: string,
+    key: string,
+    payer: Payer['kind'],
+    role: string,
+    model: string,
+    kind: JobKind,
+    envelope: BillingEnvelope,
+    amount: bigint,
+    rerunOf: string | null,
+  ) =>
+    db.query(
+      `INSERT INTO job_billing (job_id, api_key_id, payer, role, model, kind, input_tokens, max_output_tokens, reserved, state, rerun_of, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'reserved', $10, $11, $11) ON CONFLICT (job_id) DO NOTHING`,
+      [jobId, key, payer, role, model, kind, envelope.inputTokens, envelope.maxOutputTokens, amount.toString(), rerunOf, clock.now()],
+    );
+
+  async function releaseNow(jobId: string, reason: string): Promise<void> {
+    try {
+      const txn = await ledger.releaseJob(jobId, reason);
+      if (!txn.replayed) counts.released++;
+    } catch (err) {
+      if (err instanceof JobStateError) return;
+      if (!(err instanceof UnknownReservationError)) throw err;
+    }
+    await db.query(`UPDATE job_billing SET state = 'released', updated_at = $2 WHERE job_id = $1 AND state = 'reserved'`, [
+      jobId,
+      clock.now(),
+    ]);
+  }
+
+  async function release(jobId: string, reason: string): Promise<void> {
+    if (!checkJobs.has(jobId)) return releaseNow(jobId, reason);
+    checkJobs.delete(jobId);
+    return enqueue(async () => {
+      await releaseNow(jobId, reason);
+      await refresh();
+    });
+  }
+
+  const relayBilling: RelayBilling = {
+    reserveCheck(bill: CheckJobBill): boolean {
+      const amount = maxPrice(bill.model, bill.envelope);
+      const view = budgetView;
+      const pending = undecidedTotal();
+      if (view === null || view.available - pending < amount || view.reserved + pending + amount > options.budgetLimit) {
+        counts.checksRefused++;
+        return false;
+      }
+      undecided.set(bill.jobId, amount);
+      checkJobs.add(bill.jobId);
+      counts.checksReserved++;
+      enqueue(async () => {
+        try {
+          const rerunOf = bill.role === 'rerun' ? (bill.primaryJobId ?? null) : null;
+          await insertRow(bill.jobId, bill.apiKeyId, 'budget', bill.role, bill.model, bill.kind, bill.envelope, amount, rerunOf);
+          await ledger.reserve({ jobId: bill.jobId, payer: budgetPayer, amount, limit: options.budgetLimit });
+        } catch (err) {
+          // Another coordinator spent the budget first: the check cannot be paid, so it stops.
+          if (!(err instanceof InsufficientFundsError || err instanceof BudgetLimitError)) throw err;
+          counts.checksRefused++;
+          const job = relay?.jobById(bill.jobId);
+          if (job !== undefined)
+            relay?.refuse(job, { code: 'PAYMENT_REQUIRED', message: "The network's check budget could not cover this check." });
+        } finally {
+          await refresh();
+          undecided.delete(bill.jobId);
+        }
+      }).catch((err: unknown) => log(`reserving check ${bill.jobId} failed`, err));
+      return true;
+    },
+    ended(jobId, reason) {
+      void release(jobId, reason).catch((err: unknown) => log(`releasing job ${jobId} failed`, err));
+    },
+    envelopeOf: (jobId) => recentEnvelopes.get(jobId),
+  };
+
+  async function reserveJob(
+    key: ApiKeyRecord,
+    jobId: string,
+    model: string,
+    kind: JobKind,
+    envelope: BillingEnvelope,
+  ): Promise<ReserveOutcome> {
+    const amount = maxPrice(model, envelope);
+    await insertRow(jobId, key.id, 'requester', 'job', model, kind, envelope, amount, null);
+    try {
+      await ledger.reserve({ jobId, payer: { kind: 'requester', apiKeyId: key.id }, amount });
+    } catch (err) {
+      await db.query(`DELETE FROM job_billing WHERE job_id = $1 AND state = 'reserved'`, [jobId]);
+      if (!(err instanceof InsufficientFundsError)) throw err;
+      counts.jobsRefused++;
+      const deposit = { address: options.depositAddress, memo: key.depositMemo };
+      return {
+        ok: false,
+        body: {
+          error: {
+            code: 'PAYMENT_REQUIRED',
+            message: `This job may cost up to ${err.required} nanoTON, but the key holds ${err.available} available; deposit at least ${err.shortfall} nanoTON to ${deposit.address} with the comment "${deposit.memo}", then submit the job again.`,
+          },
+          payment: {
+            required: err.required.toString(),
+            available: err.available.toString(),
+            shortfall: err.shortfall.toString(),
+            deposit,
+          },
+        },
+      };
+    }
+    counts.jobsReserved++;
+    recentEnvelopes.set(jobId, envelope);
+    if (recentEnvelopes.size > RECENT_ENVELOPES) {
+      const oldest = recentEnvelopes.keys().next();
+      if (oldest.done !== true) recentEnvelopes.delete(oldest.value);
+    }
+    return { ok: true, amount };
+  }
+
+  async function sweep(): Promise<void> {
+    const { rows } = await db.query<{ job_id: string }>(
+      `SELECT job_id FROM job_billing WHERE state = 'reserved' AND created_at < $1 ORDER BY created_at LIMIT ${SWEEP_BATCH}`,
+      [clock.now() - staleAfterMs],
+    );
+    for (const { job_id: jobId } of rows) {
+      const live = relay?.jobById(jobId);
+      if (live !== undefined && !live.finished) continue;
+      await release(jobId, `no result within ${Math.round(staleAfterMs / 60_000)} min (the coordinator lost track of the job)`);
+    }
+    if (rows.length > 0) await enqueue(refresh);
+  }
+
+  async function createRerun(primaryJobId: string): Promise<Job | Refusal> {
+    const refuse = (status: Refusal['status'], code: Refusal['error']['code'], message: string): Refusal => ({
+      status,
+      error: { code, message },
+    });
+    if (relay === null) return refuse(503, 'DRAINING', 'Billing is not attached to a relay; re-runs cannot be placed.');
+    const { rows } = await db.query<BillingRow>(
+      `SELECT job_id, api_key_id, payer, role, model, kind, input_tokens, max_output_tokens, state FROM job_billing WHERE job_id = $1`,
+      [primaryJobId],
+    );
+    const primary = rows[0];
+    if (primary === undefined || primary.role !== 'job' || primary.state !== 'charged') {
+      return refuse(404, 'NOT_FOUND', `No delivered requester job ${primaryJobId}: only a job that was charged can be re-run.`);
+    }
+    const taken = await db.query<{ job_id: string }>(`SELECT job_id FROM job_billing WHERE rerun_of = $1`, [primaryJobId]);
+    if (rerunning.has(primaryJobId) || taken.rows.length > 0)
+      return refuse(409, 'CONFLICT', `Job ${primaryJobId} was re-run already; one re-run per job.`);
+    rerunning.add(primaryJobId);
+    try {
+      const contributorId = relay.jobById(primaryJobId)?.contributorId ?? (await options.store.getJob(primaryJobId))?.contributorId ?? null;
+      return relay.createCheckJob({
+        role: 'rerun',
+        apiKeyId: primary.api_key_id,
+        model: primary.model,
+        kind: primary.kind,
+        billing: { inputTokens: toInt(primary.input_tokens), maxOutputTokens: toInt(primary.max_output_tokens) },
+        exclude: contributorId === null ? [] : [contributorId],
+        primaryJobId,
+      });
+    } finally {
+      // The row written by the reservation (its `rerun_of`) keeps the one-per-job rule from now on.
+      void queue.then(() => rerunning.delete(primaryJobId));
+    }
+  }
+
+  return {
+    relay: relayBilling,
+    counts,
+    depositAddress: options.depositAddress,
+    budgetLimit: options.budgetLimit,
+    attach(r) {
+      relay = r;
+    },
+    async start() {
+      await refresh();
+      if (timer !== null) return;
+      timer = setInterval(() => {
+        sweep().catch((err: unknown) => log('sweeping stale reservations failed', err));
+      }, options.sweepIntervalMs ?? 60_000);
+      timer.unref();
+    },
+    stop() {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+    },
+    maxPrice,
+    reserveJob,
+    release,
+    whenReserved: async (jobId) => {
+      if (undecided.has(jobId)) await queue;
+    },
+    async recordDone(done, charged) {
+      const clamped = done.claimed.promptTokens > done.usage.promptTokens || done.claimed.completionTokens > done.usage.completionTokens;
+      if (clamped) counts.clamped++;
+      await db.query(
+        `UPDATE job_billing SET state = $2, claimed_prompt = $3, claimed_completion = $4, billed_prompt = $5, billed_completion = $6,
+           charged = $7, updated_at = $8 WHERE job_id = $1`,
+        [
+          done.jobId,
+          charged === null ? 'released' : 'charged',
+          done.claimed.promptTokens,
+          done.claimed.completionTokens,
+          done.usage.promptTokens,
+          done.usage.completionTokens,
+          charged === null ? null : charged.toString(),
+          clock.now(),
+        ],
+      );
+      if (done.role !== 'job') {
+        checkJobs.delete(done.jobId);
+        await enqueue(refresh);
+      }
+    },
+    async account(key) {
+      const b = await ledger.payerBalances({ kind: 'requester', apiKeyId: key.id });
+      return {
+        keyId: key.id,
+        available: b.available.toString(),
+        reserved: b.reserved.toString(),
+        deposit: { address: options.depositAddress, memo: key.depositMemo },
+      };
+    },
+    budget: () => ledger.payerBalances(budgetPayer),
+    sweepStale: sweep,
+    fundBudgetFromFees: (fundingId, amount) =>
+      enqueue(async () => {
+        const txn = await ledger.fundBudgetFromFees(fundingId, amount);
+        await refresh();
+        return txn;
+      }),
+    refreshBudget: () => enqueue(refresh),
+    createRerun,
+  };
+}

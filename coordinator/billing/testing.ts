@@ -1,0 +1,191 @@
+/**
+ * Test support (not used by the app): a paid network in one process — the real coordinator
+ * on PGlite or PostgreSQL with the money side on the sandbox chain (deposit watcher, billing,
+ * earnings), the model host's catalog, and contributor workers speaking the wire protocol
+ * over real WebSockets, whose reported usage each test chooses.
+ */
+import { randomBytes } from 'node:crypto';
+import { startModelHost } from '../../modelhost/server.ts';
+import type { BillingEnvelope } from '../../protocol/billing.ts';
+import type { Usage } from '../../protocol/jobs.ts';
+import type { JobKind } from '../../protocol/manifest.ts';
+import { type Coordinator, createCoordinator, type JobDone } from '../app.ts';
+import { startMoney, type Money } from '../earnings/local.ts';
+import { FEES_NETWORK, PENALTIES, pendingAccount } from '../ledger/accounts.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { ModelCatalog } from '../models/catalog.ts';
+import type { SqlStore } from '../store/sql-store.ts';
+import { waitFor } from '../store/testing.ts';
+import { EventReader, FakeWorker } from '../testing.ts';
+import { startVerification } from '../verification/local.ts';
+import { disposeStore, openTestStore, testWallet } from '../verification/testing.ts';
+
+/** A requester key of the paid network. */
+export interface TestKey {
+  id: string;
+  secret: string;
+  depositMemo: string;
+}
+
+export interface PaidNetwork {
+  url: string;
+  store: SqlStore;
+  money: Money;
+  ledger: Ledger;
+  catalog: ModelCatalog;
+  coordinator: Coordinator;
+  /** Every job that ended with a result, in order. */
+  done: JobDone[];
+  /** A key with `funds` nanoTON deposited through the faucet (none: unfunded). */
+  key(funds?: bigint): Promise<TestKey>;
+  /** A welcomed worker serving the test models with a payout wallet. */
+  worker(options?: { slots?: number }): Promise<FakeWorker & { wallet: string }>;
+  /** A requester call with `key`'s secret. */
+  api(key: TestKey, method: string, path: string, body?: unknown): Promise<Response>;
+  /** Creates a job; the answer as parsed JSON with its status. */
+  create(
+    key: TestKey,
+    envelope: BillingEnvelope,
+    model?: string,
+    kind?: JobKind,
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** Submits a payload of `ctBytes` sealed bytes for `attempt`. */
+  submit(key: TestKey, jobId: string, attempt: number, ctBytes?: number): Promise<Response>;
+  events(key: TestKey, jobId: string): Promise<EventReader>;
+  /** The worker's next job frame, answered with one final chunk reporting `usage`. */
+  finish(worker: FakeWorker, usage: Usage): Promise<string>;
+  /** Waits until the money side has handled every finished job. */
+  settled(): Promise<void>;
+  /** A key's available and reserved nanoTON. */
+  balance(key: TestKey): Promise<{ available: bigint; reserved: bigint }>;
+  /** A wallet's pending nanoTON, the network's fees and penalties. */
+  pending(wallet: string): Promise<bigint>;
+  fees(): Promise<bigint>;
+  penalties(): Promise<bigint>;
+  close(): Promise<void>;
+}
+
+/** Random base64url of `bytes` decoded bytes: a stand-in ciphertext of that size. */
+export function ciphertext(bytes: number): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+export async function startPaidNetwork(
+  backend: 'PGlite' | 'PostgreSQL',
+  options: { checkBudgetLimit?: bigint; env?: Record<string, string>; receipts?: boolean } = {},
+): Promise<PaidNetwork> {
+  const store = await openTestStore(backend);
+  // Verification without checks, for its receipts: every credit is signed.
+  const verification =
+    options.receipts === true
+      ? await startVerification({ store, policy: { canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 } })
+      : undefined;
+  const models = await startModelHost({ port: 0 });
+  const catalog = await ModelCatalog.load(models.manifestUrl);
+  const money = await startMoney({
+    store,
+    threshold: 1n,
+    windowMs: 3_600_000,
+    payoutIntervalMs: 3_600_000,
+    settleIntervalMs: 3_600_000,
+    depositIntervalMs: 3_600_000,
+    env: options.env ?? {},
+    ...(verification !== undefined && { verification }),
+    ...(options.checkBudgetLimit !== undefined && { checkBudgetLimit: options.checkBudgetLimit }),
+  });
+  const ledger = new Ledger(store.db);
+  const done: JobDone[] = [];
+  const logger = { info: () => {}, warn: () => {}, error: (message: string) => console.error(message) };
+  const coordinator = createCoordinator({
+    store,
+    logger,
+    catalog,
+    billing: money.billing,
+    publicRoutes: [money.routes],
+    ...(verification !== undefined && { verification }),
+    onJobDone: (d) => {
+      done.push(d);
+      money.onJobDone(d);
+    },
+  });
+  const server = await coordinator.listen({ port: 0 });
+  const workers: FakeWorker[] = [];
+  const api = (key: TestKey, method: string, path: string, body?: unknown): Promise<Response> =>
+    fetch(server.url + path, {
+      method,
+      headers: { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const balance = (key: TestKey) => ledger.payerBalances({ kind: 'requester', apiKeyId: key.id });
+  return {
+    url: server.url,
+    store,
+    money,
+    ledger,
+    catalog,
+    coordinator,
+    done,
+    async key(funds = 0n) {
+      const key = await coordinator.createApiKey(`requester ${randomBytes(3).toString('hex')}`, {
+        jobsPerMinute: 10_000,
+        maxInFlight: 100,
+      });
+      if (funds > 0n) await money.fund(key.depositMemo, funds);
+      return key;
+    },
+    async worker({ slots = 1 } = {}) {
+      const worker = await FakeWorker.ready(server.url, { models: ['tiny-decoder', 'tiny-embed'], consent: ['chat', 'embed'], slots });
+      workers.push(worker);
+      const wallet = testWallet();
+      const record = await store.getContributor(worker.contributorId);
+      if (record === null) throw new Error(`contributor ${worker.contributorId} is not in the store`);
+      await store.upsertContributor({ ...record, wallet });
+      return Object.assign(worker, { wallet });
+    },
+    api,
+    async create(key, envelope, model = 'tiny-decoder', kind = 'chat') {
+      const res = await api(key, 'POST', '/v1/jobs', { model, kind, billing: envelope });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    },
+    submit(key, jobId, attempt, ctBytes = 200) {
+      return api(key, 'PUT', `/v1/jobs/${jobId}/payload`, { attempt, sealed: { enc: ciphertext(32), ct: ciphertext(ctBytes) } });
+    },
+    async events(key, jobId) {
+      return new EventReader(await api(key, 'GET', `/v1/jobs/${jobId}/events`));
+    },
+    async finish(worker, usage) {
+      const job = await worker.take('job');
+      worker.send({ v: 1, type: 'chunk', jobId: job.jobId, leaseId: job.leaseId, seq: 0, final: true, sealed: { ct: 'cmVzdWx0' }, usage });
+      await worker.take('ack');
+      return job.jobId;
+    },
+    async settled() {
+      await waitFor(async () => {
+        const { rows } = await store.db.query<{ n: unknown }>(
+          `SELECT count(*) AS n FROM job_billing WHERE state <> 'reserved' AND job_id = ANY($1::text[])`,
+          [done.map((d) => d.jobId)],
+        );
+        return Number(rows[0]?.n) === done.length;
+      });
+    },
+    balance,
+    async pending(wallet) {
+      return -(await ledger.accountBalance(pendingAccount(wallet)));
+    },
+    async fees() {
+      return -(await ledger.accountBalance(FEES_NETWORK));
+    },
+    async penalties() {
+      return -(await ledger.accountBalance(PENALTIES));
+    },
+    async close() {
+      for (const worker of workers) worker.close();
+      money.stop();
+      await coordinator.close();
+      await server.close().catch(() => undefined);
+      await models.close();
+      await money.idle();
+      await disposeStore(store);
+    },
+  };
+}
