@@ -212,7 +212,7 @@ export async function runEarningsBench(): Promise<void> {
       `\nEstimate against measured earnings, ${minutes} min of work, Chromium ${browser.version()}, SwiftShader, tiny test models, this machine`,
     );
     console.log(
-      `demand: a job every ${intervalMs / 1000} s (open loop); ${demand.sent()} sent, this tab did ${done} in ${((Date.now() - started) / 60_000).toFixed(1)} min`,
+      `demand: a job every ${intervalMs / 1000} s (open loop); ${demand.sent()} sent; the first tab did ${helperJobs} in its minute, this tab ${done} in ${((Date.now() - started) / 60_000).toFixed(1)} min`,
     );
     console.log(`estimate before Start: ${ton(before.low)} – ${ton(before.high)} (middle ${ton(before.mid)}); headline "${headline}"`);
     console.log(`measured after ${minutes} min (the page's own figure, from its receipts): ${ton(measured)}`);
