@@ -1,6 +1,7 @@
 import { defineConfig } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
 import { pwaOptions } from './scripts/pwa.ts';
+import { runtimeAssetsPlugin } from './scripts/runtime-assets.ts';
 
 /** Cross-origin isolation lets onnxruntime-web use WASM threads (SharedArrayBuffer). */
 export const isolationHeaders = {
@@ -20,7 +21,7 @@ export default defineConfig({
     // The contributor page, and the owner's fleet page (kiosk and lab machines).
     rollupOptions: { input: { main: 'index.html', fleet: 'fleet.html' } },
   },
-  plugins: [VitePWA(pwaOptions())],
+  plugins: [VitePWA(pwaOptions()), runtimeAssetsPlugin()],
   worker: { format: 'es' },
   optimizeDeps: { exclude: ['onnxruntime-web', '@mlc-ai/web-llm'] },
   server: { headers: isolationHeaders },

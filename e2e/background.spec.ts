@@ -25,7 +25,9 @@ test('a hidden tab keeps leasing and completing jobs and reports itself hidden',
   browser = await launchChromium();
   const tab = await browser.open(env('SPINNERET_APP_URL'));
   await tab.waitFor(`document.querySelector('#app')?.dataset.ready === 'true'`);
-  await tab.evaluate(`document.querySelector('[data-testid="contrib-start"]').click()`);
+  // Start, and run unpaid when asked for a wallet (this test has none).
+  await tab.evaluate(`document.querySelector('[data-testid="contrib-toggle"]').click()`);
+  await tab.evaluate(`document.querySelector('[data-testid="contrib-unpaid"]').click()`);
   await tab.waitFor(`/connected|working/.test(document.querySelector('[data-testid="contribute"]')?.dataset.state ?? '')`);
   const status = (): Promise<ContributorStatus> => tab.evaluate<ContributorStatus>('window.spinneret.bridge.api.contributorStatus()');
 

@@ -9,7 +9,7 @@ import type { JobRequest } from '../protocol/jobs.ts';
 import { RequesterClient } from '../requester/client.ts';
 import type { Controls } from '../worker/controls/rules.ts';
 import type { ContributorStatus } from '../worker/network/contributor.ts';
-import { expect, runJob, test } from './fixtures.ts';
+import { expect, runJob, startContributing, stopContributing, test } from './fixtures.ts';
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -46,7 +46,7 @@ async function savedControls(page: Page): Promise<Controls | null> {
 async function start(page: Page): Promise<void> {
   const warm = await runJob(page, generate(2));
   expect(warm.ok).toBe(true);
-  await page.getByTestId('contrib-start').click();
+  await startContributing(page);
   await expect(page.getByTestId('contribute')).toHaveAttribute('data-state', /connected|working|paused/);
 }
 
@@ -161,8 +161,7 @@ test('a reloaded tab resumes contributing without a click; after Stop it stays s
   await expect(app.getByTestId('contribute')).toHaveAttribute('data-state', /connected|working/);
   expect((await requester().run(generate(4))).kind).toBe('generate');
   await expect(app.getByTestId('contrib-counts')).toHaveAttribute('data-done', '1');
-  await app.getByTestId('contrib-stop').click();
-  await expect(app.getByTestId('contribute')).toHaveAttribute('data-state', 'idle');
+  await stopContributing(app);
   await app.reload();
   await expect(app.locator('#app[data-ready="true"]')).toBeAttached();
   await app.waitForTimeout(3000);

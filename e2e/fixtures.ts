@@ -31,10 +31,33 @@ export const modelHostUrl = (): string => process.env['SPINNERET_MODELHOST_URL']
 /** The host with web-llm fixtures and switchable corruption. */
 export const fixturesUrl = (): string => process.env['SPINNERET_FIXTURES_URL'] ?? '';
 
-/** Opens the app on another manifest and waits until it is ready. */
+/** Opens the app on another manifest and waits until it is ready, its sections open. */
 export async function openWith(page: Page, manifest: string): Promise<void> {
   await page.goto(`${appUrl()}/?manifest=${encodeURIComponent(manifest)}`);
   await expect(page.locator('#app[data-ready="true"]')).toBeAttached({ timeout: 120_000 });
+  await openSections(page);
+}
+
+/** Opens the dashboard's collapsible sections (settings, activity, device, models, run, about), so that tests can use them. */
+export async function openSections(page: Page): Promise<void> {
+  await page.evaluate(() => document.querySelectorAll<HTMLDetailsElement>('details.section').forEach((d) => (d.open = true)));
+}
+
+/**
+ * Starts contributing with the primary button. Without a proven wallet the page asks first:
+ * `unpaid` chooses "Run unpaid" (the default), else the test is left at the choice.
+ */
+export async function startContributing(page: Page, { unpaid = true } = {}): Promise<void> {
+  await page.getByTestId('contrib-toggle').click();
+  const choice = page.getByTestId('contrib-choice');
+  if (unpaid && (await choice.isVisible())) await page.getByTestId('contrib-unpaid').click();
+}
+
+/** Stops contributing with the primary button (it reads Stop while contributing). */
+export async function stopContributing(page: Page): Promise<void> {
+  await expect(page.getByTestId('contrib-toggle')).toHaveAttribute('aria-pressed', 'true');
+  await page.getByTestId('contrib-toggle').click();
+  await expect(page.getByTestId('contribute')).toHaveAttribute('data-state', 'idle');
 }
 
 /** Loads a model through the worker and returns the typed error, or null when it loaded. */
@@ -65,6 +88,8 @@ export const test = base.extend<{ app: Page; consoleErrors: string[] }>({
     page.on('pageerror', (err) => consoleErrors.push(`pageerror: ${err.message}`));
     await page.goto(appUrl());
     await expect(page.locator('#app[data-ready="true"]')).toBeAttached({ timeout: 120_000 });
+    // The sections (settings, device, models…) open, as tests reach into them; they are remembered per browser context.
+    await openSections(page);
     await use(page);
   },
 });

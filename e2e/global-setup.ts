@@ -8,6 +8,7 @@ import { toNano } from '@ton/core';
 import { createCoordinator, type Logger } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { ModelCatalog } from '../coordinator/models/catalog.ts';
+import { createNetworkInfo } from '../coordinator/network/network.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
 import { priceRoutes } from '../coordinator/prices/routes.ts';
@@ -57,6 +58,11 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     env: {},
     verification,
   });
+  const networkInfo = createNetworkInfo({
+    db: store.db,
+    connected: () => coordinator.stats().contributors,
+    payouts: { thresholdNano: '1', verificationWindowMs: 8_000, intervalMs: 3_000, chain: 'sandbox', firstAt: Date.now() + 3_000 },
+  });
   const coordinator = createCoordinator({
     store,
     catalog: await ModelCatalog.load(host.manifestUrl),
@@ -66,7 +72,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     onJobDone: money.onJobDone,
     verification,
     billing: money.billing,
-    publicRoutes: [money.routes, priceRoutes()],
+    publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
     ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
   });
   const network = await coordinator.listen({ port: 0 });

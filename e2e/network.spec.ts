@@ -10,7 +10,7 @@ import pg from 'pg';
 import { DECODER_TEST_PROMPTS, decoderTokenizer, referenceChatPrompt, referenceEmbed, referenceGreedy } from '../modelhost/reference.ts';
 import { testModels } from '../modelhost/models/index.ts';
 import { RequesterClient } from '../requester/client.ts';
-import { appUrl, expect, test } from './fixtures.ts';
+import { appUrl, expect, startContributing, test } from './fixtures.ts';
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -19,8 +19,8 @@ const env = (name: string): string => {
 };
 
 async function contribute(page: Page): Promise<void> {
-  await page.getByTestId('contrib-start').click();
-  await expect(page.getByTestId('contrib-state')).toContainText(/Connected|Working/);
+  await startContributing(page);
+  await expect(page.getByTestId('contribute')).toHaveAttribute('data-state', /connected|working/);
 }
 
 test('an OpenAI client gets embeddings and streamed chat computed by a contributor tab on WebGPU', async ({ app }) => {

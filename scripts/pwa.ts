@@ -37,9 +37,21 @@ export function pwaOptions(outDir = 'dist'): Partial<VitePWAOptions> {
     },
     workbox: {
       globPatterns: ['**/*.{html,js,css,svg,png,webmanifest}'],
-      globIgnores: ['**/*.map', '**/*.wasm', '**/ort*', '**/node_modules/**', 'manifest.webmanifest'],
+      // The large icons are for installing, which fetches them itself: not precached on every first visit.
+      globIgnores: [
+        '**/*.map',
+        '**/*.wasm',
+        '**/ort*',
+        '**/node_modules/**',
+        'manifest.webmanifest',
+        'icon-512.png',
+        'icon-maskable-512.png',
+      ],
       maximumFileSizeToCacheInBytes: PRECACHE_MAX_BYTES,
       navigateFallback: '/index.html',
+      // The pages read their settings from the address (`?coordinator=`, `?wallets=`, kiosk links):
+      // fleet.html with a query is still fleet.html, not the fallback.
+      ignoreURLParametersMatching: [/.*/],
       // `/spinneret.json` and the coordinator's routes are live data, never served from cache.
       navigateFallbackDenylist: [/^\/spinneret\.json$/, /^\/v1\//],
       cleanupOutdatedCaches: true,

@@ -1,5 +1,10 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { contentSecurityPolicy, TON_CONNECT_ORIGINS } from './serve.ts';
+import { bridgeOrigins, contentSecurityPolicy, startAppServer, TON_CONNECT_BRIDGES, TON_CONNECT_ORIGINS } from './serve.ts';
 
 const directive = (csp: string, name: string): string[] =>
   csp
@@ -7,6 +12,19 @@ const directive = (csp: string, name: string): string[] =>
     .find((d) => d.startsWith(`${name} `))
     ?.split(' ')
     .slice(1) ?? [];
+
+/** A raw GET (fetch would decode the body and hide the encoding). */
+function get(url: string, headers: Record<string, string>, method = 'GET') {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+    const req = request(url, { method, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('content security policy', () => {
   it('lets the page reach its coordinator (HTTP and socket), model host and TON Connect, and nothing else', () => {
@@ -26,15 +44,60 @@ describe('content security policy', () => {
       ]),
     );
     expect(connect).not.toContain('https:');
-    expect(connect).not.toContain('data:');
+    // The filtered wallets list is handed to TON Connect as a data: URL; data: never leaves the machine.
+    expect(connect).toContain('data:');
     expect(directive(csp, 'script-src')).toEqual(expect.arrayContaining(["'self'", "'wasm-unsafe-eval'"]));
     expect(directive(csp, 'script-src')).not.toContain("'unsafe-inline'");
     expect(directive(csp, 'script-src')).not.toContain("'unsafe-eval'");
     expect(directive(csp, 'object-src')).toEqual(["'none'"]);
   });
 
-  it('allows data: fetches only for an inline wallets list', () => {
-    const csp = contentSecurityPolicy({ config: { manifestUrl: '/m.json', walletsListUrl: 'data:application/json,[]' } });
-    expect(directive(csp, 'connect-src')).toContain('data:');
+  it('admits the bridge of every wallet on the public list, Wallet in Telegram included', () => {
+    const csp = contentSecurityPolicy({ config: { manifestUrl: '/m.json' } });
+    for (const bridge of TON_CONNECT_BRIDGES) expect(directive(csp, 'connect-src')).toContain(bridge);
+    expect(TON_CONNECT_BRIDGES).toContain('https://walletbot.me');
+    expect(bridgeOrigins({ connectSources: ['https://bridge.example/x', '/relative'] })).toEqual([
+      ...TON_CONNECT_BRIDGES,
+      'https://bridge.example',
+    ]);
+  });
+});
+
+describe('the app server', () => {
+  it('sends compressed bodies (brotli, else gzip), says so, and tells the page which bridges it may reach', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'dist-'));
+    mkdirSync(join(dist, 'assets'));
+    const script = 'export const words = "contribute your GPU";\n'.repeat(500);
+    writeFileSync(join(dist, 'assets', 'app-abc.js'), script);
+    writeFileSync(join(dist, 'index.html'), '<!doctype html><title>x</title>');
+    writeFileSync(join(dist, 'icon.png'), Buffer.alloc(64, 7));
+    const server = await startAppServer({ distDir: dist, config: { manifestUrl: '/m.json' } });
+    try {
+      const br = await get(`${server.url}/assets/app-abc.js`, { 'accept-encoding': 'gzip, deflate, br' });
+      expect(br.headers['content-encoding']).toBe('br');
+      expect(br.headers['vary']).toBe('Accept-Encoding');
+      expect(Number(br.headers['content-length'])).toBe(br.body.length);
+      expect(br.body.length).toBeLessThan(script.length / 10);
+      expect(brotliDecompressSync(br.body).toString()).toBe(script);
+
+      const gz = await get(`${server.url}/assets/app-abc.js`, { 'accept-encoding': 'gzip' });
+      expect(gz.headers['content-encoding']).toBe('gzip');
+      expect(gunzipSync(gz.body).toString()).toBe(script);
+
+      const head = await get(`${server.url}/assets/app-abc.js`, { 'accept-encoding': 'gzip' }, 'HEAD');
+      expect(head.headers['content-length']).toBe(String(gz.body.length));
+      expect(head.body.length).toBe(0);
+
+      const plain = await get(`${server.url}/assets/app-abc.js`, {});
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      expect(plain.body.toString()).toBe(script);
+      // PNGs are compressed already.
+      expect((await get(`${server.url}/icon.png`, { 'accept-encoding': 'br' })).headers['content-encoding']).toBeUndefined();
+
+      const config = JSON.parse((await get(`${server.url}/spinneret.json`, {})).body.toString()) as { bridgeOrigins: string[] };
+      expect(config.bridgeOrigins).toEqual(TON_CONNECT_BRIDGES);
+    } finally {
+      await server.close();
+    }
   });
 });

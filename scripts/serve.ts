@@ -1,12 +1,15 @@
 /**
  * Serves the built app (`dist/`) with the headers it needs: cross-origin isolation for WASM
- * threads, and `spinneret.json` telling the page where the model manifest is.
+ * threads, a Content Security Policy, `spinneret.json` telling the page where the model
+ * manifest, the coordinator and the wallets list are, and compressed bodies (brotli or gzip,
+ * each file compressed once and kept; see `compressed.ts`).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve } from 'node:path';
+import { CompressedFiles, pickEncoding } from './compressed.ts';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -28,32 +31,49 @@ export interface AppServerOptions {
   distDir: string;
   port?: number;
   host?: string;
-  /** Served as `/spinneret.json`. */
+  /** Served as `/spinneret.json`, with `bridgeOrigins` added (the wallet bridges the CSP allows). */
   config: { manifestUrl: string; coordinatorUrl?: string; walletsListUrl?: string };
   /** More origins the page and its worker may fetch from (model hosts named by `?manifest=`, mirrors). */
   connectSources?: string[];
 }
 
+/** Where TON Connect's public wallets list is published. */
+export const TON_CONNECT_LISTS = ['https://config.ton.org', 'https://raw.githubusercontent.com'];
+
 /**
- * TON Connect's wallets lists and the HTTP bridges of the wallets it lists by default. A wallet
- * whose bridge is not here cannot connect: add its origin through `connectSources`.
+ * The HTTP bridges of the wallets on TON Connect's public list (as @tonconnect/sdk 3 lists them).
+ * The page offers only wallets whose bridge is allowed here (`bridgeOrigins` in spinneret.json),
+ * so a wallet added to the public list later is left out rather than failing: add its origin
+ * through `connectSources` to offer it.
  */
-export const TON_CONNECT_ORIGINS = [
-  'https://config.ton.org',
-  'https://raw.githubusercontent.com',
+export const TON_CONNECT_BRIDGES = [
+  'https://walletbot.me',
   'https://bridge.tonapi.io',
   'https://tonconnectbridge.mytonwallet.org',
+  'https://connect.tonhubapi.com',
   'https://ton-connect-bridge.bgwapi.io',
-  'https://bridge.dewallet.pro',
-  'https://bridge.mirai.app',
-  'https://bridge.uxuy.me',
-  'https://go-bridge.tomo.inc',
-  'https://sse-bridge.hot-labs.org',
-  'https://ton-bridge.safepal.com',
-  'https://ton-connect-bridge.echooo.link',
+  'https://www.okx.com',
+  'https://wallet.binance.com',
   'https://wallet-bridge.fintopio.com',
+  'https://sse-bridge.hot-labs.org',
+  'https://api-node.bybit.com',
+  'https://bridge.dewallet.pro',
+  'https://ton-bridge.safepal.com',
+  'https://dapp.gateio.services',
+  'https://go-bridge.tomo.inc',
+  'https://bridge.mirai.app',
+  'https://tc.architecton.su',
+  'https://ton-connect.mytokenpocket.vip',
+  'https://bridge.uxuy.me',
+  'https://tc.nicegram.app',
+  'https://ton-connect-bridge.echooo.link',
+  'https://blitzwallet.cfd',
   'https://web3-bridge.kolo.in',
+  'https://connect.token.im',
 ];
+
+/** Everything TON Connect may fetch: the lists and the bridges. */
+export const TON_CONNECT_ORIGINS = [...TON_CONNECT_LISTS, ...TON_CONNECT_BRIDGES];
 
 /** An http(s) URL's origin, and its ws(s) twin; nothing for relative URLs (this origin) and other schemes. */
 function origins(url: string | undefined): string[] {
@@ -68,7 +88,7 @@ function origins(url: string | undefined): string[] {
  * ('wasm-unsafe-eval', for onnxruntime-web and web-llm) and empty inline handlers; workers from this origin and `blob:`
  * (onnxruntime-web starts its thread workers from a blob); fetches and sockets only to this
  * origin, the coordinator, the model manifest's host, the wallets list and TON Connect's
- * bridges. Styles allow inline (TON Connect's modal injects its styles; the chart sets sizes);
+ * bridges, and `data:` (the page hands TON Connect the wallets list it filtered as a data URL). Styles allow inline (TON Connect's modal injects its styles; the chart sets sizes);
  * images allow https (wallet icons come from each wallet's site).
  */
 export function contentSecurityPolicy(options: Pick<AppServerOptions, 'config' | 'connectSources'>): string {
@@ -81,8 +101,7 @@ export function contentSecurityPolicy(options: Pick<AppServerOptions, 'config' |
     ...(options.connectSources ?? []).flatMap(origins),
     ...TON_CONNECT_ORIGINS,
   ]);
-  // A wallets list given inline (tests and kiosks keep pages off the public list this way).
-  if (config.walletsListUrl?.startsWith('data:') === true) connect.add('data:');
+  connect.add('data:');
   return [
     "default-src 'self'",
     // TON Connect's UI sets an empty `ontouchstart` on <body> (an iOS :hover fix): the hash of "" allows exactly that.
@@ -105,9 +124,16 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** The wallet bridges a page served with these options may reach (what the CSP's connect-src allows of them). */
+export function bridgeOrigins(options: Pick<AppServerOptions, 'connectSources'>): string[] {
+  return [...new Set([...TON_CONNECT_BRIDGES, ...(options.connectSources ?? []).flatMap(origins).filter((o) => o.startsWith('http'))])];
+}
+
 export async function startAppServer(options: AppServerOptions): Promise<RunningServer> {
   const root = resolve(options.distDir);
   const csp = contentSecurityPolicy(options);
+  const served = JSON.stringify({ ...options.config, bridgeOrigins: bridgeOrigins(options) });
+  const compressed = new CompressedFiles();
   const server = createServer((req, res) => {
     const headers = {
       'Cross-Origin-Opener-Policy': 'same-origin',
@@ -119,7 +145,7 @@ export async function startAppServer(options: AppServerOptions): Promise<Running
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     if (path === '/spinneret.json') {
       res.writeHead(200, { ...headers, 'Content-Type': TYPES['.json'], 'Cache-Control': 'no-store' });
-      res.end(JSON.stringify(options.config));
+      res.end(served);
       return;
     }
     const file = normalize(join(root, path));
@@ -127,39 +153,52 @@ export async function startAppServer(options: AppServerOptions): Promise<Running
       res.writeHead(403, headers).end('Forbidden');
       return;
     }
-    void serveFile(file, path, root).then(
-      (found) => {
+    void serveFile(file, path, root)
+      .then((found) => {
         if (found === null) {
           res.writeHead(404, { ...headers, 'Content-Type': TYPES['.txt'] }).end(`Not found: ${path}`);
           return;
         }
         // Hashed assets never change; the service worker script must be checked on every visit so updates arrive.
         const cache = found.path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
-        res.writeHead(200, {
-          ...headers,
-          'Content-Type': TYPES[extname(found.path)] ?? 'application/octet-stream',
-          'Content-Length': found.size,
-          'Cache-Control': cache,
+        const type = TYPES[extname(found.path)] ?? 'application/octet-stream';
+        const encoding = CompressedFiles.worthCompressing(found.path) ? pickEncoding(req.headers['accept-encoding']) : null;
+        const common = { ...headers, 'Content-Type': type, 'Cache-Control': cache, Vary: 'Accept-Encoding' };
+        if (encoding === null) {
+          res.writeHead(200, { ...common, 'Content-Length': found.size });
+          if (req.method === 'HEAD') res.end();
+          else createReadStream(found.path).pipe(res);
+          return;
+        }
+        return compressed.get(found.path, found.size, found.mtimeMs, encoding).then((body) => {
+          res.writeHead(200, { ...common, 'Content-Encoding': encoding, 'Content-Length': body.length });
+          res.end(req.method === 'HEAD' ? undefined : body);
         });
-        if (req.method === 'HEAD') res.end();
-        else createReadStream(found.path).pipe(res);
-      },
-      () => res.writeHead(500, headers).end('Internal error'),
-    );
+      })
+      .catch(() => {
+        if (!res.headersSent) res.writeHead(500, headers);
+        res.end('Internal error');
+      });
   });
   return listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
 }
 
-async function serveFile(file: string, path: string, root: string): Promise<{ path: string; size: number } | null> {
+interface FoundFile {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+async function serveFile(file: string, path: string, root: string): Promise<FoundFile | null> {
   for (const candidate of [file, join(file, 'index.html')]) {
     const info = await stat(candidate).catch(() => null);
-    if (info?.isFile()) return { path: candidate, size: info.size };
+    if (info?.isFile()) return { path: candidate, size: info.size, mtimeMs: info.mtimeMs };
   }
   // Paths without an extension are app routes: serve the shell.
   if (extname(path) === '') {
     const index = join(root, 'index.html');
     const info = await stat(index).catch(() => null);
-    if (info?.isFile()) return { path: index, size: info.size };
+    if (info?.isFile()) return { path: index, size: info.size, mtimeMs: info.mtimeMs };
   }
   return null;
 }

@@ -12,6 +12,7 @@ import { fromNano, toNano } from '@ton/core';
 import { createCoordinator } from '../coordinator/app.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { ModelCatalog } from '../coordinator/models/catalog.ts';
+import { createNetworkInfo } from '../coordinator/network/network.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
 import { priceRoutes } from '../coordinator/prices/routes.ts';
@@ -39,14 +40,27 @@ const store = await openStore({ dataDir: process.env['SPINNERET_DATA_DIR'] ?? '.
 const verification = await startVerification({ store, verdictWindowMs: 25_000 });
 // Local defaults: a 30 s verification window and payouts every 30 s from 0.001 TON, so a
 // newcomer sees pending → settled → paid within a minute or two.
+const payouts = { threshold: 1_000_000n, windowMs: 30_000, intervalMs: 30_000 };
 const money = await startMoney({
   store,
-  threshold: 1_000_000n,
-  windowMs: 30_000,
-  payoutIntervalMs: 30_000,
+  threshold: payouts.threshold,
+  windowMs: payouts.windowMs,
+  payoutIntervalMs: payouts.intervalMs,
   settleIntervalMs: 5_000,
   log: (line) => console.log(line),
   verification,
+});
+// Demand per model and the payout rules, published for the dashboard's earnings estimate.
+const networkInfo = createNetworkInfo({
+  db: store.db,
+  connected: () => coordinator.stats().contributors,
+  payouts: {
+    thresholdNano: payouts.threshold.toString(),
+    verificationWindowMs: payouts.windowMs,
+    intervalMs: payouts.intervalMs,
+    chain: chainOf(process.env['SPINNERET_TON_NETWORK']),
+    firstAt: Date.now() + payouts.intervalMs,
+  },
 });
 const coordinator = createCoordinator({
   store,
@@ -54,7 +68,7 @@ const coordinator = createCoordinator({
   verification,
   billing: money.billing,
   onJobDone: money.onJobDone,
-  publicRoutes: [money.routes, priceRoutes()],
+  publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
   ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
 });
 const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });
@@ -88,7 +102,7 @@ const app = await startAppServer({
 
 console.log(`
 Spinneret is running (everything on this machine).
-  Open:          ${app.url}/  and click Start under "Contribute"
+  Open:          ${app.url}/  and click Start
   Fleet:         ${app.url}/fleet.html  (enroll kiosk and lab machines; docs/kiosk.md)
   Coordinator:   ${network.url}  (metrics: ${network.url}/metrics)
   Model host:    ${models.manifestUrl}
@@ -100,6 +114,10 @@ Spinneret is running (everything on this machine).
 
 WebGPU needs a recent Chrome or Edge (on Linux start it with --enable-unsafe-webgpu).
 Your machine can see the jobs it runs. Press Ctrl+C to stop.`);
+
+function chainOf(network: string | undefined): 'sandbox' | 'testnet' | 'mainnet' {
+  return network === 'testnet' || network === 'mainnet' ? network : 'sandbox';
+}
 
 let stopping = false;
 const stop = async (): Promise<void> => {

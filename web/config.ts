@@ -12,11 +12,13 @@ export interface PageConfig {
    * SDK's public list. Tests and kiosks point it at a local list.
    */
   walletsListUrl: string | null;
+  /** Origins of the wallet bridges this page's CSP allows (from the app server); wallets whose bridge is not here are not offered. */
+  bridgeOrigins: string[];
 }
 
 export async function resolveConfig(location: Location, doFetch: typeof fetch = fetch): Promise<PageConfig> {
   const params = new URLSearchParams(location.search);
-  let served: { manifestUrl?: unknown; coordinatorUrl?: unknown; walletsListUrl?: unknown } = {};
+  let served: { manifestUrl?: unknown; coordinatorUrl?: unknown; walletsListUrl?: unknown; bridgeOrigins?: unknown } = {};
   try {
     const response = await doFetch(new URL('/spinneret.json', location.href), { cache: 'no-store' });
     if (response.ok) served = (await response.json()) as typeof served;
@@ -31,5 +33,14 @@ export async function resolveConfig(location: Location, doFetch: typeof fetch = 
     manifestUrl: pick(params.get('manifest'), served.manifestUrl, '/models/manifest.json') ?? '',
     coordinatorUrl: pick(params.get('coordinator'), served.coordinatorUrl, null),
     walletsListUrl: pick(params.get('wallets'), served.walletsListUrl, null),
+    bridgeOrigins: Array.isArray(served.bridgeOrigins)
+      ? served.bridgeOrigins.filter((o): o is string => typeof o === 'string' && URL.canParse(o)).map((o) => new URL(o).origin)
+      : [],
   };
+}
+
+/** True when the page was opened in kiosk mode (`?kiosk=1` or `?kiosk=true`). */
+export function kioskRequested(search: string): boolean {
+  const value = new URLSearchParams(search).get('kiosk');
+  return value !== null && value !== '0' && value !== 'false';
 }

@@ -1,16 +1,28 @@
 /**
- * The "Earnings" card: pending, settled and paid nanoTON for the proven wallet, each payout's
- * transaction, this device's signed receipts, and its verification record in words. Routes
- * the coordinator does not have (404) leave their part out.
+ * Earnings and activity: polls the proven wallet's balances (`GET /v1/earnings/:wallet`), this
+ * device's signed receipts and its verification record, puts them in the page state and the
+ * history, and draws the Activity section in words: where the money is, each payout with its
+ * transaction (copy, explorer), the jobs with their receipts, and how the network checks this
+ * device. Routes the coordinator does not have (404) leave their part out.
  */
 import { h, replace, tr } from './dom.ts';
 import type { History, SeenReceipt } from './history.ts';
-import { formatNumber } from './i18n/index.ts';
+import { formatAgo, formatDateTime, formatTon } from './i18n/format.ts';
+import { formatNumber, onLanguage, t, tp } from './i18n/index.ts';
+import type { PageState, Store } from './page-state.ts';
 
 /** What `GET /v1/earnings/:wallet` answers; amounts are nanoTON as decimal strings. */
 export interface EarningsSummary {
   balances: { pending: string; settled: string; inFlight: string; paid: string };
-  payouts: { payoutId: string; amount: string; status: string; txHash: string | null; fee: string | null }[];
+  payouts: {
+    payoutId: string;
+    amount: string;
+    status: string;
+    txHash: string | null;
+    fee: string | null;
+    createdAt?: number;
+    updatedAt?: number;
+  }[];
 }
 
 /** What `GET /v1/contributors/:id/receipts` answers. */
@@ -37,27 +49,19 @@ export interface VerificationAnswer {
   records: { at: number | string; jobId: string; kind: string; reason: string }[];
 }
 
-export interface EarningsOptions {
+export interface ActivityOptions {
   coordinatorUrl: string;
+  store: Store<PageState>;
   /** The proven wallet's raw address, if any. */
   wallet: () => string | undefined;
   /** This device's id at the coordinator, once it has one. */
   contributorId: () => string | null;
   history: History;
-  /** Block explorer for a transaction hash; null where the chain has none (the local sandbox). */
-  explorer?: ((txHash: string) => string) | null;
   intervalMs?: number;
 }
 
-/** nanoTON (decimal string) → "1.234567891 TON", exact: no floating point touches money. */
-export function formatTon(nano: string): string {
-  const value = BigInt(nano);
-  const sign = value < 0n ? '-' : '';
-  const abs = value < 0n ? -value : value;
-  const whole = abs / 1_000_000_000n;
-  const frac = (abs % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
-  return `${sign}${whole}${frac === '' ? '' : `.${frac}`} TON`;
-}
+/** Payout states with words of their own (coordinator/payouts/book.ts); others are said as "unknown". */
+const PAYOUT_STATUSES = ['pending', 'paid', 'failed'];
 
 const toMs = (at: number | string): number => (typeof at === 'number' ? at : Date.parse(at));
 
@@ -71,79 +75,113 @@ export function toSeen(answer: ReceiptsAnswer): SeenReceipt[] {
   }));
 }
 
-export function mountEarnings(box: HTMLElement, options: EarningsOptions): () => void {
+/** `1a2b3c…9f0e`. */
+const shortHash = (hash: string): string => (hash.length <= 14 ? hash : `${hash.slice(0, 8)}…${hash.slice(-6)}`);
+
+function explorerTx(chain: string | undefined, hash: string): string | null {
+  if (chain === 'testnet') return `https://testnet.tonviewer.com/transaction/${hash}`;
+  if (chain === 'mainnet') return `https://tonviewer.com/transaction/${hash}`;
+  return null;
+}
+
+export function mountActivity(box: HTMLElement, options: ActivityOptions): () => void {
+  const { store, history } = options;
   const base = options.coordinatorUrl.replace(/\/+$/, '');
   const balances = h('div', { testid: 'earn-balances' });
-  const payouts = h('div', {});
+  const payouts = h('div', { testid: 'earn-payouts-box' });
   const receipts = h('div', { testid: 'earn-receipts-box' });
   const verification = h('div', { testid: 'verification' });
   replace(
     box,
-    h('h2', { id: 'earn-h' }, tr('earn.title')),
+    h('h3', {}, tr('earn.balancesTitle')),
     balances,
+    h('h3', {}, tr('earn.payoutsTitle')),
     payouts,
     h('h3', {}, tr('earn.receiptsTitle')),
     receipts,
     h('h3', {}, tr('earn.verificationTitle')),
     verification,
   );
+  let record: VerificationAnswer | null | 'missing' = null;
+  let receiptsMissing = false;
 
-  const renderBalances = (summary: EarningsSummary | null): void => {
-    if (summary === null) {
-      replace(balances, h('p', { class: 'note' }, tr('earn.connect')));
-      replace(payouts);
-      return;
-    }
+  const drawBalances = (summary: EarningsSummary | null): void => {
+    if (summary === null) return replace(balances, h('p', { class: 'note' }, tr('earn.connect')));
     const { pending, settled, inFlight, paid } = summary.balances;
-    const row = (id: string, label: string, nano: string, note: string | null) => [
+    const row = (id: string, label: string, nano: string, note: string) => [
       h('dt', {}, tr(label)),
-      h('dd', { testid: id, 'data-nano': nano }, formatTon(nano), note === null ? null : ' ', note === null ? null : tr(note)),
+      h('dd', { testid: id, 'data-nano': nano }, formatTon(nano, 'exact'), h('span', { class: 'note' }, ' — ', tr(note))),
     ];
     replace(
       balances,
       h(
         'dl',
-        {},
+        { class: 'pairs' },
         ...row('earn-pending', 'earn.pending', pending, 'earn.pendingNote'),
         ...row('earn-settled', 'earn.settled', settled, 'earn.settledNote'),
-        ...row('earn-inflight', 'earn.inFlight', inFlight, null),
+        ...row('earn-inflight', 'earn.inFlight', inFlight, 'earn.inFlightNote'),
         ...row('earn-paid', 'earn.paid', paid, 'earn.paidNote'),
         ...row('earn-verified', 'earn.verified', (BigInt(settled) + BigInt(inFlight) + BigInt(paid)).toString(), 'earn.verifiedNote'),
       ),
     );
+  };
+
+  const drawPayouts = (summary: EarningsSummary | null, chain: string | undefined): void => {
+    if (summary === null || summary.payouts.length === 0) return replace(payouts, h('p', { class: 'note' }, tr('earn.noPayouts')));
     replace(
       payouts,
-      summary.payouts.length === 0
-        ? h('p', { class: 'note' }, tr('earn.noPayouts'))
-        : h(
-            'ul',
-            { testid: 'earn-payouts' },
-            ...summary.payouts.map((p) => {
-              const hash = p.txHash === null ? null : h('code', { testid: 'earn-tx' }, p.txHash);
-              const link = options.explorer ?? null;
-              return h(
-                'li',
-                { 'data-status': p.status },
-                tr('earn.payout', { amount: formatTon(p.amount), status: p.status }),
-                hash === null ? null : ' · ',
-                hash === null ? null : tr('earn.transaction'),
-                hash === null ? null : ' ',
-                hash === null ? null : link === null || p.txHash === null ? hash : h('a', { href: link(p.txHash), rel: 'noopener' }, hash),
-              );
-            }),
-          ),
+      h(
+        'ul',
+        { testid: 'earn-payouts', class: 'plain' },
+        ...summary.payouts.slice(0, 10).map((p) => {
+          const hash = p.txHash;
+          const copy = hash === null ? null : h('button', { type: 'button', class: 'small', testid: 'earn-tx-copy' }, tr('wallet.copy'));
+          copy?.addEventListener(
+            'click',
+            () =>
+              void navigator.clipboard?.writeText(hash ?? '').then(
+                () => replace(copy, tr('wallet.copied')),
+                () => undefined,
+              ),
+          );
+          const link = hash === null ? null : explorerTx(chain, hash);
+          return h(
+            'li',
+            { 'data-status': p.status },
+            tr('earn.payout', () => ({
+              amount: formatTon(p.amount, 'exact'),
+              status: t(`earn.payoutStatus_${PAYOUT_STATUSES.includes(p.status) ? p.status : 'unknown'}`),
+            })),
+            p.updatedAt === undefined ? null : ` · ${formatDateTime(p.updatedAt)}`,
+            hash === null ? null : h('br'),
+            hash === null ? null : tr('earn.transaction'),
+            hash === null ? null : ' ',
+            hash === null ? null : h('code', { testid: 'earn-tx', title: hash, 'data-hash': hash }, shortHash(hash)),
+            copy === null ? null : ' ',
+            copy,
+            hash === null ? null : ' ',
+            hash === null
+              ? null
+              : link === null
+                ? h('span', { class: 'note' }, tr('earn.localChain'))
+                : h('a', { href: link, rel: 'noopener noreferrer', target: '_blank' }, tr('earn.explorer')),
+          );
+        }),
+      ),
     );
   };
 
-  const renderReceipts = (): void => {
-    const seen = options.history.data.receipts;
+  const drawReceipts = (): void => {
+    if (receiptsMissing) return replace(receipts, h('p', { class: 'note' }, tr('earn.receiptsMissing')));
+    const seen = history.data.receipts;
+    const now = store.get().now;
     replace(
       receipts,
       seen.length === 0
         ? h('p', { class: 'note' }, tr('earn.noReceipts'))
         : h(
             'ul',
-            { testid: 'earn-receipts', 'data-count': seen.length },
+            { testid: 'earn-receipts', 'data-count': seen.length, class: 'plain' },
             ...seen
               .slice(-10)
               .reverse()
@@ -151,12 +189,12 @@ export function mountEarnings(box: HTMLElement, options: EarningsOptions): () =>
                 h(
                   'li',
                   { 'data-job': r.jobId },
-                  tr('earn.receipt', {
-                    when: new Date(r.at).toLocaleTimeString(),
+                  tr('earn.receipt', () => ({
+                    when: formatAgo(r.at, now),
                     model: r.model,
-                    tokens: r.tokens,
-                    amount: formatTon(r.amountNano),
-                  }),
+                    tokens: tp('earn.tokens', r.tokens),
+                    amount: formatTon(r.amountNano, 'exact'),
+                  })),
                 ),
               ),
           ),
@@ -164,47 +202,33 @@ export function mountEarnings(box: HTMLElement, options: EarningsOptions): () =>
     );
   };
 
-  const renderVerification = (v: VerificationAnswer | null | 'missing'): void => {
+  const drawVerification = (): void => {
+    const v = record;
     if (v === 'missing') return replace(verification, h('p', { class: 'note' }, tr('earn.verificationMissing')));
     if (v === null) return replace(verification, h('p', { class: 'note' }, tr('earn.verificationNotYet')));
     verification.dataset['quarantined'] = String(v.quarantined);
     replace(
       verification,
-      h(
-        'p',
-        {},
-        tr(v.quarantined ? 'earn.quarantined' : 'earn.inGoodStanding', {
-          score: formatNumber(v.reputation.score, { maximumFractionDigits: 2 }),
-          clean: v.reputation.clean,
-          failed: v.reputation.failed,
-        }),
-      ),
+      h('p', {}, h('strong', {}, tr(v.quarantined ? 'earn.quarantined' : 'earn.inGoodStanding'))),
+      h('p', { class: 'note' }, tr('earn.reputation', { score: formatNumber(v.reputation.score, { maximumFractionDigits: 2 }) })),
+      h('p', { class: 'note' }, tr('earn.canaries', { passed: v.canaries.passed, failed: v.canaries.failed })),
       h(
         'p',
         { class: 'note' },
-        tr('earn.canaries', { passed: v.canaries.passed, failed: v.canaries.failed }),
-        ' ',
-        tr('earn.replication', {
-          checked: v.replication.checked,
-          agreed: v.replication.agreed,
-          rate: formatNumber(v.replication.rate * 100, { maximumFractionDigits: 1 }),
-        }),
+        v.replication.checked === 0
+          ? tr('earn.replicationNone')
+          : tr('earn.replication', { checked: v.replication.checked, agreed: v.replication.agreed }),
       ),
       h('p', { class: 'note' }, tr('earn.verificationExplain')),
       v.records.length === 0
         ? null
         : h(
             'ul',
-            { testid: 'verification-records' },
+            { testid: 'verification-records', class: 'plain' },
             ...v.records
-              .slice(-10)
-              .reverse()
+              .slice(0, 10)
               .map((r) =>
-                h(
-                  'li',
-                  {},
-                  tr('earn.record', { when: new Date(toMs(r.at)).toLocaleString(), job: r.jobId, kind: r.kind, reason: r.reason }),
-                ),
+                h('li', {}, tr('earn.record', { when: formatDateTime(toMs(r.at)), job: r.jobId, kind: r.kind, reason: r.reason })),
               ),
           ),
     );
@@ -219,27 +243,31 @@ export function mountEarnings(box: HTMLElement, options: EarningsOptions): () =>
 
   const refresh = async (): Promise<void> => {
     const address = options.wallet();
-    if (address === undefined) renderBalances(null);
+    if (address === undefined) store.set({ earnings: null });
     else {
       const summary = await getJson<EarningsSummary>(`/v1/earnings/${encodeURIComponent(address)}`);
-      if (summary !== null && summary !== 'missing') renderBalances(summary);
+      if (summary !== null && summary !== 'missing') store.set({ earnings: summary });
     }
     const id = options.contributorId();
     if (id === null) return;
-    const [answer, record] = await Promise.all([
+    const [answer, verdicts] = await Promise.all([
       getJson<ReceiptsAnswer>(`/v1/contributors/${encodeURIComponent(id)}/receipts?limit=50`),
       getJson<VerificationAnswer>(`/v1/contributors/${encodeURIComponent(id)}/verification`),
     ]);
-    if (answer === 'missing') replace(receipts, h('p', { class: 'note' }, tr('earn.receiptsMissing')));
-    else if (answer !== null) {
-      options.history.addReceipts(toSeen(answer));
-      renderReceipts();
-    }
-    if (record !== null) renderVerification(record);
+    receiptsMissing = answer === 'missing';
+    if (answer !== null && answer !== 'missing') history.addReceipts(toSeen(answer));
+    if (verdicts !== null) record = verdicts;
+    drawReceipts();
+    drawVerification();
   };
-  renderBalances(null);
-  renderReceipts();
-  renderVerification(null);
+  const draw = (state: Readonly<PageState>): void => {
+    drawBalances(state.earnings);
+    drawPayouts(state.earnings, state.network?.payouts?.chain);
+  };
+  store.subscribe(draw);
+  onLanguage(() => (draw(store.get()), drawReceipts(), drawVerification()));
+  drawReceipts();
+  drawVerification();
   const timer = setInterval(() => void refresh().catch(() => undefined), options.intervalMs ?? 3000);
   void refresh().catch(() => undefined);
   return () => clearInterval(timer);

@@ -1,16 +1,19 @@
 /**
- * The owner's fleet page (fleet.html): prove the wallet, issue and revoke enrollment tokens
- * (each shows the kiosk address to open on a machine), and watch and steer the machines that
- * earn for the wallet: status, jobs, earnings, pause, resume, a message on their screen.
+ * The owner's fleet page (fleet.html): what a kiosk machine needs, proving the owner's wallet
+ * (the wallet the machines earn for), issuing and revoking enrollment tokens (each shows the
+ * kiosk address to open on a machine), and watching and steering the machines: status, jobs,
+ * earnings, pause, resume, a message on their screen. Every form stays disabled until an owner
+ * wallet is proven. One card per machine, so a phone never scrolls sideways.
  */
 import { startWorker } from './bridge.ts';
 import { resolveConfig } from './config.ts';
 import { h, replace, say, tr, trAttr } from './dom.ts';
-import { formatTon } from './earnings.ts';
+import { formatDateTime, formatTon } from './i18n/format.ts';
 import { formatNumber, initLanguage, t } from './i18n/index.ts';
 import { kioskUrl } from './kiosk-config.ts';
 import { mountHeader } from './shell.ts';
-import { mountWallet, type WalletCard } from './wallet.ts';
+import { Wallet } from './wallet.ts';
+import { mountWalletChip } from './wallet-chip.ts';
 
 /** What `GET /v1/fleet` answers (coordinator/fleet/fleet.ts). */
 interface FleetDevice {
@@ -57,7 +60,7 @@ async function call<T>(base: string, session: string, method: string, path: stri
 }
 
 function deviceState(d: FleetDevice): string {
-  if (!d.connected) return t('fleet.offline', { when: d.lastSeenAt === null ? '—' : new Date(d.lastSeenAt).toLocaleString() });
+  if (!d.connected) return t('fleet.offline', { when: d.lastSeenAt === null ? '—' : formatDateTime(d.lastSeenAt) });
   if (d.status?.pausedBy === 'remote' || (d.remotePaused && d.status === null)) return t('fleet.pausedByYou');
   if (d.status?.pausedBy) return t('fleet.pausedByRule', { rule: d.status.pausedBy });
   if (d.status === null) return t('fleet.online');
@@ -70,6 +73,7 @@ interface Reporting {
 }
 
 function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => string | undefined, { onError, clearError }: Reporting) {
+  const fieldset = h('fieldset', { class: 'bare', testid: 'fleet-token-fieldset', disabled: true });
   const label = trAttr(
     h('input', { id: 'fleet-token-label', testid: 'fleet-token-label', maxlength: 64, required: true }),
     'placeholder',
@@ -90,23 +94,29 @@ function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => st
   const issue = h('button', { type: 'submit', testid: 'fleet-token-issue' }, tr('fleet.issue'));
   const issued = h('div', { testid: 'fleet-issued', class: 'note', hidden: true });
   const list = h('ul', { testid: 'fleet-tokens' });
-  const form = h(
-    'form',
-    {},
-    h('p', {}, h('label', { for: 'fleet-token-label' }, tr('fleet.label')), ' ', label),
+  const row = (id: string, labelKey: string, input: HTMLElement, help: string): HTMLElement =>
     h(
-      'p',
-      {},
-      h('label', { for: 'fleet-token-ttl' }, tr('fleet.ttl')),
-      ' ',
-      ttl,
-      ' ',
-      h('label', { for: 'fleet-token-max' }, tr('fleet.maxDevices')),
-      ' ',
-      max,
-    ),
-    h('p', {}, h('label', { for: 'fleet-token-scope' }, tr('fleet.scope')), ' ', scope, ' ', issue),
+      'div',
+      { class: 'field' },
+      h('div', { class: 'field-row' }, h('label', { for: id }, tr(labelKey)), input),
+      h('p', { class: 'help', id: `${id}-help` }, tr(help)),
+    );
+  for (const [input, id] of [
+    [label, 'fleet-token-label'],
+    [ttl, 'fleet-token-ttl'],
+    [max, 'fleet-token-max'],
+    [scope, 'fleet-token-scope'],
+  ] as const)
+    input.setAttribute('aria-describedby', `${id}-help`);
+  replace(
+    fieldset,
+    row('fleet-token-label', 'fleet.label', label, 'fleet.labelHelp'),
+    row('fleet-token-ttl', 'fleet.ttl', ttl, 'fleet.ttlHelp'),
+    row('fleet-token-max', 'fleet.maxDevices', max, 'fleet.maxHelp'),
+    row('fleet-token-scope', 'fleet.scope', scope, 'fleet.scopeHelp'),
+    h('p', {}, issue),
   );
+  const form = h('form', {}, fieldset);
   replace(box, h('h2', {}, tr('fleet.tokensTitle')), h('p', { class: 'note' }, tr('fleet.tokensNote')), form, issued, list);
 
   const render = (tokens: TokenView[]): void => {
@@ -133,7 +143,7 @@ function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => st
           ' · ',
           tr(TOKEN_STATES[token.state]),
           ' · ',
-          tr('fleet.tokenDevices', { used: token.devices, max: token.maxDevices, until: new Date(token.expiresAt).toLocaleString() }),
+          tr('fleet.tokenDevices', () => ({ used: token.devices, max: token.maxDevices, until: formatDateTime(token.expiresAt) })),
           ' ',
           revoke,
         );
@@ -142,7 +152,9 @@ function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => st
   };
   const refresh = async (): Promise<void> => {
     const owner = session();
-    if (owner !== undefined) render((await call<{ tokens: TokenView[] }>(coordinatorUrl, owner, 'GET', '/enrollment-tokens')).tokens);
+    fieldset.disabled = owner === undefined;
+    if (owner === undefined) return replace(list);
+    render((await call<{ tokens: TokenView[] }>(coordinatorUrl, owner, 'GET', '/enrollment-tokens')).tokens);
   };
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -172,44 +184,19 @@ function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => st
 }
 
 function mountDevices(box: HTMLElement, coordinatorUrl: string, session: () => string | undefined, { onError, clearError }: Reporting) {
-  const table = h('tbody', { testid: 'fleet-devices' });
+  const list = h('ul', { testid: 'fleet-devices', class: 'cards plain' });
   const empty = h('p', { testid: 'fleet-empty', class: 'note' }, tr('fleet.noDevices'));
-  replace(
-    box,
-    h('h2', {}, tr('fleet.devicesTitle')),
-    h(
-      'table',
-      {},
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          ...[
-            'fleet.colDevice',
-            'fleet.colState',
-            'fleet.colJobs',
-            'fleet.colPending',
-            'fleet.colSettled',
-            'fleet.colPaid',
-            'fleet.colActions',
-          ].map((k) => h('th', {}, tr(k))),
-        ),
-      ),
-      table,
-    ),
-    empty,
-  );
+  replace(box, h('h2', {}, tr('fleet.devicesTitle')), list, empty);
   const control = (id: string, body: { action: string; text?: string }): void => {
     const owner = session();
     clearError();
     if (owner !== undefined) call(coordinatorUrl, owner, 'POST', `/fleet/${id}/control`, body).then(refresh, onError);
   };
-  const row = (d: FleetDevice): HTMLElement => {
+  const card = (d: FleetDevice): HTMLElement => {
     const pause = h('button', { type: 'button', testid: 'fleet-pause', disabled: d.remotePaused }, tr('fleet.pause'));
     const resume = h('button', { type: 'button', testid: 'fleet-resume', disabled: !d.remotePaused }, tr('fleet.resume'));
-    const text = trAttr(h('input', { testid: 'fleet-message-text', maxlength: 500 }), 'placeholder', 'fleet.messageHint');
+    const inputId = `fleet-message-${d.contributorId}`;
+    const text = trAttr(h('input', { id: inputId, testid: 'fleet-message-text', maxlength: 500 }), 'placeholder', 'fleet.messageHint');
     const send = h('button', { type: 'button', testid: 'fleet-message-send' }, tr('fleet.send'));
     pause.addEventListener('click', () => control(d.contributorId, { action: 'pause' }));
     resume.addEventListener('click', () => control(d.contributorId, { action: 'resume' }));
@@ -218,8 +205,9 @@ function mountDevices(box: HTMLElement, coordinatorUrl: string, session: () => s
       () => text.value.trim() !== '' && control(d.contributorId, { action: 'message', text: text.value.trim() }),
     );
     return h(
-      'tr',
+      'li',
       {
+        class: 'card',
         testid: 'fleet-device',
         'data-id': d.contributorId,
         'data-connected': String(d.connected),
@@ -228,39 +216,53 @@ function mountDevices(box: HTMLElement, coordinatorUrl: string, session: () => s
         'data-jobs': d.jobsDone,
       },
       h(
-        'td',
+        'p',
         {},
         h('strong', { testid: 'fleet-device-label' }, d.label ?? t('fleet.unnamed')),
-        h('br', {}),
+        ' ',
         h('code', { class: 'note' }, d.contributorId),
       ),
-      h('td', { testid: 'fleet-device-state' }, deviceState(d)),
-      h('td', { testid: 'fleet-device-jobs' }, formatNumber(d.jobsDone)),
-      h('td', { 'data-nano': d.earned.pendingNano }, formatTon(d.earned.pendingNano)),
-      h('td', { 'data-nano': d.earned.settledNano }, formatTon(d.earned.settledNano)),
-      h('td', { 'data-nano': d.earned.paidNano }, formatTon(d.earned.paidNano)),
-      h('td', {}, pause, ' ', resume, h('br', {}), text, ' ', send),
+      h(
+        'dl',
+        { class: 'pairs' },
+        h('dt', {}, tr('fleet.colState')),
+        h('dd', { testid: 'fleet-device-state' }, deviceState(d)),
+        h('dt', {}, tr('fleet.colJobs')),
+        h('dd', { testid: 'fleet-device-jobs' }, formatNumber(d.jobsDone)),
+        h('dt', {}, tr('fleet.colPending')),
+        h('dd', { 'data-nano': d.earned.pendingNano }, formatTon(d.earned.pendingNano, 'exact')),
+        h('dt', {}, tr('fleet.colSettled')),
+        h('dd', { 'data-nano': d.earned.settledNano }, formatTon(d.earned.settledNano, 'exact')),
+        h('dt', {}, tr('fleet.colPaid')),
+        h('dd', { 'data-nano': d.earned.paidNano }, formatTon(d.earned.paidNano, 'exact')),
+      ),
+      h('p', { class: 'actions' }, pause, ' ', resume),
+      h('p', { class: 'actions' }, h('label', { for: inputId, class: 'sr-only' }, tr('fleet.messageHint')), text, ' ', send),
     );
   };
-  // Rows are rebuilt on each refresh; a message being typed is kept.
+  // Cards are rebuilt on each refresh; a message being typed is kept.
   const refresh = async (): Promise<void> => {
     const owner = session();
-    if (owner === undefined) return;
+    if (owner === undefined) {
+      replace(list);
+      empty.hidden = false;
+      return;
+    }
     const view = await call<{ devices: FleetDevice[] }>(coordinatorUrl, owner, 'GET', '/fleet');
-    const typing = document.activeElement instanceof HTMLInputElement && table.contains(document.activeElement);
+    const typing = document.activeElement instanceof HTMLInputElement && list.contains(document.activeElement);
     if (typing) return;
-    replace(table, ...view.devices.map(row));
+    replace(list, ...view.devices.map(card));
     empty.hidden = view.devices.length > 0;
   };
   return refresh;
 }
 
 async function main(): Promise<void> {
-  initLanguage();
-  const header = document.getElementById('top');
-  if (header !== null) mountHeader(header);
+  await initLanguage();
+  const top = document.getElementById('top');
+  const header = top === null ? null : mountHeader(top, 'fleet');
   const root = document.getElementById('app');
-  if (root === null) return;
+  if (root === null || header === null) return;
   const config = await resolveConfig(location);
   const error = h('p', { testid: 'fleet-error', class: 'error', role: 'alert' });
   const onError = (err: unknown): void => replace(error, err instanceof Error ? err.message : String(err));
@@ -272,42 +274,72 @@ async function main(): Promise<void> {
     root.dataset['ready'] = 'true';
     return;
   }
-  const walletBox = h('section', { class: 'card', testid: 'wallet' });
-  const tokensBox = h('section', { class: 'card', testid: 'fleet-tokens-card' });
-  const devicesBox = h('section', { class: 'card', testid: 'fleet-devices-card' });
-  const hint = h('p', { testid: 'fleet-hint', class: 'note' }, tr('fleet.connectFirst'));
+  const walletError = h('p', { testid: 'wallet-error', class: 'error', role: 'alert' });
+  const ownerBox = h('section', { class: 'card-section', testid: 'fleet-owner', 'aria-labelledby': 'fleet-owner-h' });
+  const tokensBox = h('section', { class: 'card-section', testid: 'fleet-tokens-card' });
+  const devicesBox = h('section', { class: 'card-section', testid: 'fleet-devices-card' });
+  const hint = h('p', { testid: 'fleet-hint', class: 'hint' }, tr('fleet.connectFirst'));
+  const connect = h('button', { type: 'button', class: 'primary', testid: 'fleet-connect' }, tr('fleet.connectOwner'));
+  replace(
+    ownerBox,
+    h('h2', { id: 'fleet-owner-h' }, tr('fleet.ownerTitle')),
+    h('p', {}, tr('fleet.ownerExplain')),
+    hint,
+    h('p', {}, connect),
+  );
+  const needs = h(
+    'details',
+    { class: 'section', testid: 'fleet-needs', open: true },
+    h('summary', {}, h('h2', {}, tr('fleet.needsTitle'))),
+    h(
+      'ol',
+      {},
+      h('li', {}, tr('fleet.needsBrowser')),
+      h('li', {}, tr('fleet.needsAddress')),
+      h('li', {}, tr('fleet.needsAwake')),
+      h('li', {}, tr('fleet.needsPower')),
+      h('li', {}, tr('fleet.needsRevoke')),
+    ),
+    h('p', { class: 'note' }, tr('fleet.needsMore')),
+  );
   replace(
     root,
-    h('h2', {}, tr('fleet.title')),
-    h('p', { class: 'note' }, tr('fleet.intro')),
-    walletBox,
-    hint,
+    h('h1', { class: 'page-title' }, tr('fleet.title')),
+    h('p', { class: 'tagline' }, tr('fleet.intro')),
+    walletError,
     error,
+    ownerBox,
+    needs,
     tokensBox,
     devicesBox,
   );
   // The wallet proof is bound to a device key; the worker holds this browser's.
   const bridge = startWorker();
-  const card: WalletCard = await mountWallet(walletBox, {
+  const wallet = new Wallet({
     coordinatorUrl,
     walletsListUrl: config.walletsListUrl,
+    bridgeOrigins: config.bridgeOrigins,
     deviceKey: () => bridge.api.deviceKey(),
-    onError,
   });
-  const refreshTokens = mountTokens(tokensBox, coordinatorUrl, () => card.session(), reporting);
-  const refreshDevices = mountDevices(devicesBox, coordinatorUrl, () => card.session(), reporting);
+  mountWalletChip(header.walletSlot, wallet, { errorBox: walletError, audience: 'owner' });
+  connect.addEventListener('click', () => void wallet.connect());
+  const refreshTokens = mountTokens(tokensBox, coordinatorUrl, () => wallet.session(), reporting);
+  const refreshDevices = mountDevices(devicesBox, coordinatorUrl, () => wallet.session(), reporting);
   let shown: string | undefined;
   const tick = async (): Promise<void> => {
-    const session = card.session();
+    const session = wallet.session();
+    const phase = wallet.view().phase;
     hint.hidden = session !== undefined;
-    root.dataset['owner'] = session === undefined ? '' : (card.wallet() ?? '');
-    if (session === undefined) return;
+    connect.hidden = session !== undefined;
+    connect.disabled = phase !== 'none';
+    root.dataset['owner'] = session === undefined ? '' : (wallet.wallet() ?? '');
     if (session !== shown) {
       shown = session;
       await refreshTokens();
     }
     await refreshDevices();
   };
+  wallet.onChange(() => void tick().catch(onError));
   const loop = (): void =>
     void tick()
       .catch(onError)

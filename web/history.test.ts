@@ -30,6 +30,10 @@ describe('dashboard history', () => {
       [10, 1],
     ]);
     expect(b.data.receipts.map((r) => r.jobId)).toEqual(['j1', 'j2']);
+    // Minutes with nothing are zeros; earnings are the receipts' nanoTON per minute, exact.
+    expect(b.minutes(130_000, 299_999)).toEqual({ at: [120_000, 180_000, 240_000], jobs: [3, 1, 0], earnedNano: [5n, 5n, 0n] });
+    expect(b.jobsSince(150_000)).toBe(4);
+    expect(b.firstMinute()).toBe(120_000);
   });
 
   it('starts empty on a damaged record', () => {

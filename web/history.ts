@@ -1,7 +1,7 @@
 /**
- * What the dashboard remembers across reloads, in localStorage: jobs and tokens per minute (the
- * throughput chart), the receipts seen (the jobs list), and the last benchmark. Small by design:
- * a day of minutes and the last receipts.
+ * What the dashboard remembers across reloads, in localStorage: jobs, tokens and nanoTON earned
+ * per minute (the earnings chart), the receipts seen (the activity list), and the last
+ * benchmark. Small by design: a day of minutes and the last receipts.
  */
 
 /** One minute of work. */
@@ -12,6 +12,17 @@ export interface HistoryPoint {
   jobs: number;
   /** Tokens (prompt and completion) in the receipts of that minute's jobs. */
   tokens: number;
+  /** nanoTON the receipts of that minute's jobs owe this device, a decimal string (absent in older records: 0). */
+  earnedNano?: string;
+}
+
+/** The chart's columns: one entry per minute from `from` to the current minute, zeros where nothing happened. */
+export interface MinuteSeries {
+  /** Start of each minute, ms since the epoch. */
+  at: number[];
+  jobs: number[];
+  /** nanoTON earned in each minute. */
+  earnedNano: bigint[];
 }
 
 /** A signed receipt as the dashboard keeps it. */
@@ -78,7 +89,11 @@ export class History {
   addReceipts(receipts: readonly SeenReceipt[]): number {
     const known = new Set(this.#data.receipts.map((r) => r.jobId));
     const fresh = receipts.filter((r) => !known.has(r.jobId));
-    for (const r of fresh) this.#bucket(r.at).tokens += r.tokens;
+    for (const r of fresh) {
+      const point = this.#bucket(r.at);
+      point.tokens += r.tokens;
+      point.earnedNano = (BigInt(point.earnedNano ?? '0') + BigInt(r.amountNano)).toString();
+    }
     this.#data.receipts = [...this.#data.receipts, ...fresh].sort((a, b) => a.at - b.at).slice(-MAX_RECEIPTS);
     if (fresh.length > 0) this.#save();
     return fresh.length;
@@ -93,6 +108,32 @@ export class History {
   series(): [number[], number[], number[]] {
     const points = this.#data.points;
     return [points.map((p) => p.at / 1000), points.map((p) => p.jobs), points.map((p) => Math.round((p.tokens / 60) * 100) / 100)];
+  }
+
+  /** Every minute from the one holding `from` to the one holding `now`, with what was done and earned in it. */
+  minutes(from: number, now: number): MinuteSeries {
+    const first = Math.floor(from / MINUTE) * MINUTE;
+    const last = Math.floor(now / MINUTE) * MINUTE;
+    const byMinute = new Map(this.#data.points.map((p) => [p.at, p]));
+    const out: MinuteSeries = { at: [], jobs: [], earnedNano: [] };
+    for (let at = first; at <= last; at += MINUTE) {
+      const p = byMinute.get(at);
+      out.at.push(at);
+      out.jobs.push(p?.jobs ?? 0);
+      out.earnedNano.push(BigInt(p?.earnedNano ?? '0'));
+    }
+    return out;
+  }
+
+  /** Jobs finished in the minutes that start within `[from, now]`. */
+  jobsSince(from: number): number {
+    const first = Math.floor(from / MINUTE) * MINUTE;
+    return this.#data.points.filter((p) => p.at >= first).reduce((sum, p) => sum + p.jobs, 0);
+  }
+
+  /** When the first minute with work began, ms since the epoch; null when none. */
+  firstMinute(): number | null {
+    return this.#data.points[0]?.at ?? null;
   }
 
   #bucket(at: number): HistoryPoint {

@@ -42,11 +42,7 @@ export class KioskConfigError extends Error {
   }
 }
 
-/** True when the page was opened in kiosk mode (`?kiosk=1` or `?kiosk=true`). */
-export function kioskRequested(search: string): boolean {
-  const value = new URLSearchParams(search).get('kiosk');
-  return value !== null && value !== '0' && value !== 'false';
-}
+export { kioskRequested } from './config.ts';
 
 function check(input: unknown): KioskConfig {
   const result = v.safeParse(KioskFile, input);

@@ -1,6 +1,10 @@
-/** The "Models" card: what this device can serve, sizes, download progress, cache use, and evict. */
+/**
+ * The models this device can serve, one card each (no table, so a phone never scrolls sideways):
+ * sizes, what the first job downloads (with the engine runtime, once), download progress, cache
+ * use, load and evict.
+ */
 import { proxy } from 'comlink';
-import { formatBytes } from '../protocol/errors.ts';
+import { formatBytes } from './i18n/format.ts';
 import type { LoadProgress } from '../worker/engines/types.ts';
 import type { ModelSummary } from '../worker/runtime.ts';
 import type { WorkerBridge } from './bridge.ts';
@@ -47,46 +51,42 @@ export function mountModels(
       );
       evict.addEventListener('click', () => void api.evict(m.id).then(render, onError));
       return h(
-        'tr',
-        { testid: `model-${m.id}` },
-        h('td', {}, h('strong', {}, m.name), h('br'), h('code', {}, m.id)),
-        h('td', {}, m.engine, ' · ', m.kinds.join(', ')),
-        h('td', {}, formatBytes(m.sizeBytes)),
+        'li',
+        { testid: `model-${m.id}`, class: 'card' },
+        h('p', {}, h('strong', {}, m.name), ' ', h('code', { class: 'note' }, m.id)),
         h(
-          'td',
-          { testid: `state-${m.id}` },
-          m.blocked !== null
-            ? h('span', { class: 'error' }, m.blocked.message)
-            : m.loadedOn !== null
-              ? tr('models.loadedOn', { backend: m.loadedOn })
-              : tr(m.cached ? 'models.cached' : 'models.notDownloaded'),
+          'dl',
+          { class: 'pairs' },
+          h('dt', {}, tr('models.engine')),
+          h('dd', {}, m.engine, ' · ', m.kinds.join(', ')),
+          h('dt', {}, tr('models.size')),
+          h(
+            'dd',
+            {},
+            formatBytes(m.sizeBytes),
+            m.runtimeBytes > 0 && m.blocked === null
+              ? h('span', { class: 'note' }, ' ', tr('models.plusRuntime', { size: formatBytes(m.runtimeBytes) }))
+              : null,
+          ),
+          h('dt', {}, tr('models.state')),
+          h(
+            'dd',
+            { testid: `state-${m.id}` },
+            m.blocked !== null
+              ? h('span', { class: 'error' }, m.blocked.message)
+              : m.loadedOn !== null
+                ? tr('models.loadedOn', { backend: m.loadedOn })
+                : tr(m.cached ? 'models.cached' : 'models.notDownloaded'),
+          ),
         ),
-        h('td', {}, bar, ' ', load, ' ', evict),
+        h('p', { class: 'actions' }, bar, ' ', load, ' ', evict),
       );
     });
     replace(
       box,
-      h('h2', { id: 'models-h' }, tr('models.title')),
       h('p', { class: 'note' }, tr('models.explain'), ' ', tr('models.from'), ' ', h('code', {}, manifestUrl)),
       cache,
-      h(
-        'table',
-        {},
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            h('th', { scope: 'col' }, tr('models.model')),
-            h('th', { scope: 'col' }, tr('models.engine')),
-            h('th', { scope: 'col' }, tr('models.size')),
-            h('th', { scope: 'col' }, tr('models.state')),
-            h('th', { scope: 'col' }, tr('models.actions')),
-          ),
-        ),
-        h('tbody', {}, ...rows),
-      ),
+      h('ul', { class: 'cards plain' }, ...rows),
     );
     void showCacheUse(cache);
     return models;

@@ -23,7 +23,7 @@ export function mountRunCard(box: HTMLElement, bridge: WorkerBridge, options: Ru
     ...models.map((m) => h('option', { value: m.id }, `${m.name} (${m.kinds.join(', ')})`)),
   );
   const input = h('textarea', { testid: 'run-input', id: 'run-input', rows: 3 }, t('run.sample'));
-  const out = h('pre', { testid: 'run-output', 'aria-live': 'polite', 'aria-describedby': 'run-output-h' });
+  const out = h('pre', { testid: 'run-output', 'aria-labelledby': 'run-output-h' });
   const meta = h('p', { testid: 'run-meta', class: 'note' });
   const runButton = h('button', { testid: 'run-button', type: 'button' }, tr('run.run'));
   runButton.addEventListener('click', () => {
@@ -49,7 +49,6 @@ export function mountRunCard(box: HTMLElement, bridge: WorkerBridge, options: Ru
   });
   replace(
     box,
-    h('h2', { id: 'run-h' }, tr('run.title')),
     h('p', {}, h('label', { for: 'run-model' }, tr('run.model')), ' ', select, ' ', runButton),
     h('p', {}, h('label', { for: 'run-input' }, tr('run.input'))),
     input,

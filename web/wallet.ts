@@ -1,28 +1,41 @@
 /**
- * The "Wallet" card: connect a TON wallet with TON Connect, prove it with `ton_proof` to the
- * coordinator, and keep the session token the worker sends in its hello. @tonconnect/ui and
- * @ton/core load only when the card mounts, to keep them out of the first bundle.
+ * The TON wallet: connect with TON Connect and prove the wallet to the coordinator with a
+ * `ton_proof` bound to this device's key; the coordinator answers with the session token the
+ * worker sends in its hello. Nothing of TON Connect (nor @ton/core, nor the wallets list) loads
+ * before someone asks to connect, so no request leaves for another host before a click. A proven
+ * wallet is kept on this device until its session expires, so a reload shows it at once.
  */
 import type { ConnectedWallet, TonConnectUI } from '@tonconnect/ui';
-import { h, replace, tr } from './dom.ts';
-import { t } from './i18n/index.ts';
+import { language, onLanguage, t } from './i18n/index.ts';
+import { loadWalletsList } from './wallet-list.ts';
 
-export interface WalletCardOptions {
-  /** Base URL of the coordinator that issues payloads and checks proofs. */
-  coordinatorUrl: string;
-  /** TON Connect wallets list; null: the SDK's public one. */
-  walletsListUrl: string | null;
-  /** This device's identity key (base64url), from the worker. */
-  deviceKey: () => Promise<string>;
-  onError: (err: unknown) => void;
+/**
+ * `none`: no wallet; `opening`: fetching the wallets list and TON Connect; `choosing`: TON
+ * Connect's window is open; `verifying`: a wallet answered, its proof is being checked; `proven`.
+ */
+export type WalletPhase = 'none' | 'opening' | 'choosing' | 'verifying' | 'proven';
+
+export interface WalletView {
+  phase: WalletPhase;
+  /** The proven wallet's raw address, `0:<hex>`. */
+  address?: string;
+  /** Its user-friendly form (non-bounceable, the testnet form on testnet). */
+  friendly?: string;
+  /** TON Connect's chain id: `-239` mainnet, `-3` testnet. */
+  chain?: string;
 }
 
-/** What the rest of the page reads from the card. */
-export interface WalletCard {
-  /** The proven wallet's session token, if any. */
-  session(): string | undefined;
-  /** The proven wallet's raw address (`0:<hex>`), if any. */
-  wallet(): string | undefined;
+export interface WalletOptions {
+  /** Base URL of the coordinator that issues payloads and checks proofs. */
+  coordinatorUrl: string;
+  /** The wallets list to offer (`?wallets=`, spinneret.json); null: TON Connect's public list. */
+  walletsListUrl: string | null;
+  /** Wallet bridges the page's CSP allows. */
+  bridgeOrigins: readonly string[];
+  /** This device's identity key (base64url), from the worker. */
+  deviceKey: () => Promise<string>;
+  /** Where the proven wallet is kept; localStorage by default. */
+  storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null;
 }
 
 /** A refusal from the coordinator's wallet routes. */
@@ -37,137 +50,230 @@ export class WalletProofError extends Error {
   }
 }
 
-const NETWORKS: Record<string, string> = { '-239': 'mainnet', '-3': 'testnet' };
-const TOKEN_KEY = 'spinneret.walletSession';
+interface Kept {
+  wallet: string;
+  friendly: string;
+  chain: string;
+  token: string;
+  /** When the session expires, ms since the epoch. */
+  expiresAt: number;
+}
 
-export async function mountWallet(box: HTMLElement, options: WalletCardOptions): Promise<WalletCard> {
-  const state = h('p', { testid: 'wallet-state', role: 'status' }, tr('wallet.loading'));
-  const details = h('dl', { testid: 'wallet-details' });
-  const error = h('p', { testid: 'wallet-error', class: 'error', role: 'alert' });
-  const connect = h('button', { testid: 'wallet-connect', type: 'button', disabled: true }, tr('wallet.connect'));
-  const disconnect = h('button', { testid: 'wallet-disconnect', type: 'button', disabled: true }, tr('wallet.disconnect'));
-  replace(
-    box,
-    h('h2', { id: 'wallet-h' }, tr('wallet.title')),
-    h('p', { class: 'note' }, tr('wallet.explain')),
-    h('p', {}, connect, disconnect),
-    state,
-    details,
-    error,
-  );
+const KEPT = 'spinneret.wallet';
 
-  // @ton/core expects Node's Buffer as a global; it must exist before the module loads.
-  const { Buffer } = await import('buffer');
-  const global = globalThis as { Buffer?: unknown };
-  global.Buffer ??= Buffer;
-  const [{ TonConnect, TonConnectUI }, { Address }] = await Promise.all([import('@tonconnect/ui'), import('@ton/core')]);
+/** TON Connect's window speaks English and Russian only. */
+export const modalLanguage = (): 'en' | 'ru' => (language() === 'ru' ? 'ru' : 'en');
 
-  const stored = (): { wallet: string; token: string } | null => {
-    const raw = sessionStorage.getItem(TOKEN_KEY);
-    return raw === null ? null : (JSON.parse(raw) as { wallet: string; token: string });
-  };
-  let token: string | undefined;
-  let address: string | undefined;
-  const connector = new TonConnect({
-    manifestUrl: new URL('/tonconnect-manifest.json', location.href).href,
-    analytics: { mode: 'off' },
-    ...(options.walletsListUrl !== null && { walletsListSource: options.walletsListUrl }),
-  });
-  const ui: TonConnectUI = new TonConnectUI({ connector, analytics: { mode: 'off' } });
+export class Wallet {
+  readonly #options: WalletOptions;
+  readonly #storage: WalletOptions['storage'];
+  readonly #listeners = new Set<(view: WalletView) => void>();
+  readonly #errorListeners = new Set<(err: unknown) => void>();
+  #view: WalletView = { phase: 'none' };
+  #token: string | undefined;
+  #ui: TonConnectUI | null = null;
+  #friendlyOf: ((raw: string, chain: string) => string) | null = null;
+  #offered: { offered: string[]; leftOut: string[] } | null = null;
 
-  const showError = (err: unknown): void => {
-    const reason = err instanceof WalletProofError ? err.reason : '';
-    error.dataset['reason'] = reason;
-    replace(error, err instanceof Error ? err.message : String(err));
-  };
-
-  const render = (wallet: ConnectedWallet | null, proven: boolean): void => {
-    connect.disabled = wallet !== null;
-    disconnect.disabled = wallet === null;
-    box.dataset['state'] = wallet === null ? 'disconnected' : proven ? 'proven' : 'connected';
-    if (wallet === null) {
-      replace(state, tr('wallet.none'));
-      replace(details);
-      return;
+  constructor(options: WalletOptions) {
+    this.#options = options;
+    this.#storage = options.storage === undefined ? browserStorage() : options.storage;
+    const kept = this.#readKept();
+    if (kept !== null) {
+      this.#token = kept.token;
+      this.#view = { phase: 'proven', address: kept.wallet, friendly: kept.friendly, chain: kept.chain };
     }
-    const { address, chain } = wallet.account;
-    replace(state, tr(proven ? 'wallet.proven' : 'wallet.verifying'));
-    replace(
-      details,
-      h('dt', {}, tr('wallet.address')),
-      h('dd', { testid: 'wallet-address' }, Address.parse(address).toString({ bounceable: false, testOnly: chain === '-3' })),
-      h('dt', {}, tr('wallet.network')),
-      h('dd', { testid: 'wallet-network' }, NETWORKS[chain] ?? chain),
+    onLanguage(() => {
+      if (this.#ui !== null) this.#ui.uiOptions = { language: modalLanguage() };
+    });
+  }
+
+  view(): WalletView {
+    return { ...this.#view };
+  }
+
+  /** The wallets TON Connect's window offers (`app_name`s) and those left out for an unreachable bridge; null before the list is loaded. */
+  offered(): { offered: string[]; leftOut: string[] } | null {
+    return this.#offered;
+  }
+
+  /** The proven wallet's session token, if any. */
+  session(): string | undefined {
+    return this.#view.phase === 'proven' ? this.#token : undefined;
+  }
+
+  /** The proven wallet's raw address, if any. */
+  wallet(): string | undefined {
+    return this.#view.phase === 'proven' ? this.#view.address : undefined;
+  }
+
+  /** Hears every change of the view; returns the unsubscribe function. */
+  onChange(listener: (view: WalletView) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Hears what went wrong (the list could not load, a proof was refused). */
+  onError(listener: (err: unknown) => void): () => void {
+    this.#errorListeners.add(listener);
+    return () => this.#errorListeners.delete(listener);
+  }
+
+  /** Fetches the wallets list and TON Connect (first time only), asks the coordinator for a proof payload and opens TON Connect's window. */
+  async connect(): Promise<void> {
+    if (this.#view.phase !== 'none') return;
+    this.#set({ phase: 'opening' });
+    try {
+      const ui = await this.#loadUi();
+      await ui.connectionRestored;
+      // A connection TON Connect kept from before carries no fresh proof: start over.
+      if (ui.connected && this.#phase() === 'opening') await ui.disconnect();
+      ui.setConnectRequestParameters({ state: 'loading' });
+      const deviceKey = await this.#options.deviceKey();
+      const { payload } = await post<{ payload: string }>(this.#options.coordinatorUrl, '/v1/wallet/payload', { deviceKey });
+      ui.setConnectRequestParameters({ state: 'ready', value: { tonProof: payload } });
+      this.#set({ phase: 'choosing' });
+      await ui.openModal();
+    } catch (err) {
+      this.#set({ phase: 'none' });
+      this.#fail(err);
+    }
+  }
+
+  /** Forgets the wallet here (and in TON Connect, when it is connected). */
+  async disconnect(): Promise<void> {
+    this.#forget();
+    const ui = this.#ui;
+    if (ui?.connected === true) await ui.disconnect().catch((err: unknown) => this.#fail(err));
+  }
+
+  #forget(): void {
+    this.#token = undefined;
+    this.#storage?.removeItem(KEPT);
+    this.#set({ phase: 'none' });
+  }
+
+  async #loadUi(): Promise<TonConnectUI> {
+    if (this.#ui !== null) return this.#ui;
+    const list = loadWalletsList({
+      source: this.#options.walletsListUrl,
+      allowedOrigins: this.#options.bridgeOrigins,
+      pageUrl: location.href,
+      online: navigator.onLine,
+    });
+    // @ton/core expects Node's Buffer as a global; it must exist before the module loads.
+    const modules = import('buffer').then(async ({ Buffer }) => {
+      (globalThis as { Buffer?: unknown }).Buffer ??= Buffer;
+      return Promise.all([import('@tonconnect/ui'), import('@ton/core')]);
+    });
+    const [offered, [{ TonConnect, TonConnectUI }, { Address }]] = await Promise.all([list, modules]);
+    this.#offered = { offered: offered.offered, leftOut: offered.leftOut };
+    this.#friendlyOf = (raw, chain) => Address.parse(raw).toString({ bounceable: false, testOnly: chain === '-3' });
+    const connector = new TonConnect({
+      manifestUrl: new URL('/tonconnect-manifest.json', location.href).href,
+      analytics: { mode: 'off' },
+      walletsListSource: offered.source,
+    });
+    const ui = new TonConnectUI({ connector, analytics: { mode: 'off' }, language: modalLanguage() });
+    ui.onStatusChange(
+      (wallet) => void this.#status(wallet),
+      (err) => this.#fail(err),
     );
-  };
+    ui.onModalStateChange((state) => {
+      // Closed without choosing a wallet: Connect is usable again.
+      if (state.status === 'closed' && this.#view.phase === 'choosing' && state.closeReason !== 'wallet-selected')
+        this.#set({ phase: 'none' });
+    });
+    this.#ui = ui;
+    return ui;
+  }
 
-  const prove = async (wallet: ConnectedWallet): Promise<void> => {
-    const reply = wallet.connectItems?.tonProof;
-    const kept = stored();
-    if (reply === undefined || !('proof' in reply)) {
-      // A connection restored after a reload: reuse this tab's token, else ask for a new proof.
-      if (kept !== null && kept.wallet === wallet.account.address) {
-        token = kept.token;
-        address = kept.wallet;
-        render(wallet, true);
-        return;
-      }
-      await ui.disconnect();
+  async #status(wallet: ConnectedWallet | null): Promise<void> {
+    if (wallet === null) {
+      if (this.#view.phase === 'proven' || this.#view.phase === 'verifying') this.#forget();
       return;
     }
-    const body = {
-      deviceKey: await options.deviceKey(),
-      address: wallet.account.address,
-      network: wallet.account.chain,
-      ...(wallet.account.publicKey !== undefined && { publicKey: wallet.account.publicKey }),
-      proof: { ...reply.proof, ...(wallet.account.walletStateInit !== undefined && { stateInit: wallet.account.walletStateInit }) },
-    };
-    const answer = await post<{ session: string; wallet: string }>(options.coordinatorUrl, '/v1/wallet/proof', body);
-    token = answer.session;
-    address = answer.wallet;
-    sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ wallet: answer.wallet, token }));
-    render(wallet, true);
-  };
-
-  ui.onStatusChange(
-    (wallet) => {
-      render(wallet, false);
-      if (wallet === null) {
-        token = undefined;
-        address = undefined;
-        sessionStorage.removeItem(TOKEN_KEY);
-        return;
+    const reply = wallet.connectItems?.tonProof;
+    if (reply === undefined || !('proof' in reply)) {
+      // A connection restored without a proof: kept only when this device proved that wallet before.
+      if (this.#view.phase === 'proven' && this.#view.address === wallet.account.address) return;
+      return;
+    }
+    this.#set({ phase: 'verifying' });
+    try {
+      const body = {
+        deviceKey: await this.#options.deviceKey(),
+        address: wallet.account.address,
+        network: wallet.account.chain,
+        ...(wallet.account.publicKey !== undefined && { publicKey: wallet.account.publicKey }),
+        proof: { ...reply.proof, ...(wallet.account.walletStateInit !== undefined && { stateInit: wallet.account.walletStateInit }) },
+      };
+      const answer = await post<{ session: string; wallet: string; expiresAt?: number }>(
+        this.#options.coordinatorUrl,
+        '/v1/wallet/proof',
+        body,
+      );
+      const chain = wallet.account.chain;
+      const friendly = this.#friendlyOf?.(answer.wallet, chain) ?? answer.wallet;
+      const kept: Kept = {
+        wallet: answer.wallet,
+        friendly,
+        chain,
+        token: answer.session,
+        expiresAt: answer.expiresAt ?? Date.now() + 86_400_000,
+      };
+      this.#token = kept.token;
+      try {
+        this.#storage?.setItem(KEPT, JSON.stringify(kept));
+      } catch {
+        // Not kept: the wallet holds for this page only.
       }
-      prove(wallet).catch((err: unknown) => {
-        showError(err);
-        // An unproven wallet earns nothing here; drop it so the user can try again.
-        void ui.disconnect().catch(options.onError);
-      });
-    },
-    (err) => showError(err),
-  );
+      this.#set({ phase: 'proven', address: kept.wallet, friendly, chain });
+    } catch (err) {
+      this.#forget();
+      this.#fail(err);
+      // An unproven wallet earns nothing here; drop it so the next try asks again.
+      void this.#ui?.disconnect().catch(() => undefined);
+    }
+  }
 
-  connect.addEventListener('click', () => {
-    connect.disabled = true;
-    replace(error);
-    ui.setConnectRequestParameters({ state: 'loading' });
-    options
-      .deviceKey()
-      .then((deviceKey) => post<{ payload: string }>(options.coordinatorUrl, '/v1/wallet/payload', { deviceKey }))
-      .then(({ payload }) => {
-        ui.setConnectRequestParameters({ state: 'ready', value: { tonProof: payload } });
-        return ui.openModal();
-      })
-      .catch((err: unknown) => {
-        connect.disabled = false;
-        showError(err);
-      });
-  });
-  disconnect.addEventListener('click', () => void ui.disconnect().catch(options.onError));
+  #readKept(): Kept | null {
+    try {
+      const kept = JSON.parse(this.#storage?.getItem(KEPT) ?? 'null') as Partial<Kept> | null;
+      if (kept === null || typeof kept.token !== 'string' || typeof kept.wallet !== 'string' || !(Number(kept.expiresAt) > Date.now()))
+        return null;
+      return {
+        wallet: kept.wallet,
+        friendly: typeof kept.friendly === 'string' ? kept.friendly : kept.wallet,
+        chain: typeof kept.chain === 'string' ? kept.chain : '-239',
+        token: kept.token,
+        expiresAt: Number(kept.expiresAt),
+      };
+    } catch {
+      return null;
+    }
+  }
 
-  await ui.connectionRestored;
-  if (!ui.connected) render(null, false);
-  return { session: () => token, wallet: () => address };
+  #phase(): WalletPhase {
+    return this.#view.phase;
+  }
+
+  #set(view: WalletView): void {
+    this.#view = view;
+    for (const listener of this.#listeners) listener(this.view());
+  }
+
+  #fail(err: unknown): void {
+    for (const listener of this.#errorListeners) listener(err);
+  }
+}
+
+function browserStorage(): Storage | null {
+  try {
+    return typeof localStorage === 'undefined' ? null : localStorage;
+  } catch {
+    return null;
+  }
 }
 
 async function post<T>(base: string, path: string, body: unknown): Promise<T> {
@@ -176,7 +282,7 @@ async function post<T>(base: string, path: string, body: unknown): Promise<T> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  const data = (await response.json()) as T & { error?: { message?: string; reason?: string } };
+  const data = (await response.json().catch(() => ({}))) as T & { error?: { message?: string; reason?: string } };
   if (!response.ok) {
     const message = data.error?.message ?? t('wallet.httpError', { status: response.status });
     throw new WalletProofError(message, data.error?.reason ?? `http-${response.status}`);

@@ -11,8 +11,8 @@ import { AbortedError, EngineError, WebGPUUnavailableError } from '../protocol/e
 import type { LoadProgress } from './engines/types.ts';
 import type { LoadedSummary, ModelSummary, RunOutcome, Runtime, RuntimeStatus } from './runtime.ts';
 import type { JobKind } from '../protocol/manifest.ts';
-import { Contributor, type ContributorStatus } from './network/contributor.ts';
-import { IndexedDbKeyStore, loadOrCreateIdentity } from './network/identity.ts';
+import type { Contributor, ContributorStatus } from './network/contributor.ts';
+import type { DeviceIdentity } from './network/identity.ts';
 import { parseControls, parseSignals, type Controls, type Signals } from './controls/rules.ts';
 import { DEFAULT_SAVED, IndexedDbControlsStore, type ControlsStore, type SavedControls } from './controls/store.ts';
 
@@ -69,6 +69,17 @@ export interface WorkerConfig {
 export interface RuntimeParts {
   runtime: Runtime;
   gpu: GpuDeviceManager | null;
+}
+
+/**
+ * The network side (the contributor loop, the device keys, HPKE) loads on first use: a page
+ * that only looks at its GPU and estimate does not download it.
+ */
+const network = () => Promise.all([import('./network/contributor.ts'), import('./network/identity.ts')]);
+
+async function deviceIdentity(): Promise<DeviceIdentity> {
+  const [, { IndexedDbKeyStore, loadOrCreateIdentity }] = await network();
+  return loadOrCreateIdentity(new IndexedDbKeyStore());
 }
 
 export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, deps: WorkerApiDeps = {}) {
@@ -188,7 +199,8 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, d
     async startContributing(options: ContributeOptions, onStatus?: (status: ContributorStatus) => void): Promise<ContributorStatus> {
       const { runtime } = need();
       if (contributor !== null) await contributor.stop({ drain: false });
-      const identity = await loadOrCreateIdentity(new IndexedDbKeyStore());
+      const [{ Contributor }] = await network();
+      const identity = await deviceIdentity();
       // Not saved (storage denied): contributing still starts, it just will not resume after a reload.
       const { controls, remotePaused } = await save({ contributing: true }).catch(() => loadSaved());
       contributor = new Contributor({
@@ -230,6 +242,14 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, d
     },
 
     /**
+     * A wallet proven (or disconnected: undefined) while contributing: the running contributor
+     * says hello again with it at once (after the jobs running now), with no restart.
+     */
+    setSession(session: string | undefined): void {
+      contributor?.setSession(session);
+    },
+
+    /**
      * Calls `onStatus` (a comlink `proxy()`) with every status of the contributor running now
      * and of any started later (also by {@link resumeContributing}); returns the status now.
      */
@@ -266,7 +286,7 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, d
 
     /** This device's identity key (Ed25519, base64url): what wallet proof payloads are bound to. */
     async deviceKey(): Promise<string> {
-      return (await loadOrCreateIdentity(new IndexedDbKeyStore())).identityKey;
+      return (await deviceIdentity()).identityKey;
     },
 
     /**

@@ -57,7 +57,7 @@ class DeviceBoundEngine implements Engine {
   }
 }
 
-async function setup() {
+async function setup(runtimeBytes?: number) {
   const gpu = new GpuDeviceManager({ gpu: new FakeGpu().asGpu() });
   let engine: DeviceBoundEngine | null = null;
   const runtime = new Runtime({
@@ -66,6 +66,7 @@ async function setup() {
     gpu,
     fetch: async () => new Response(JSON.stringify(manifest)),
     engines: (ctx) => [(engine = new DeviceBoundEngine(ctx))],
+    ...(runtimeBytes !== undefined && { runtimeDownload: async () => ({ bytes: runtimeBytes, rawBytes: runtimeBytes * 5 }) }),
   });
   await runtime.init();
   if (engine === null) throw new Error('no engine');
@@ -111,6 +112,15 @@ describe('Runtime', () => {
     await expect(runtime.run({ kind: 'embed', model: 'echo' })).rejects.toBeInstanceOf(InvalidInputError);
     await expect(runtime.run({ ...job, model: 'nope' })).rejects.toBeInstanceOf(UnknownModelError);
     expect((await runtime.run(job)).result.kind).toBe('embed');
+  });
+
+  it('counts the onnx runtime in what a model downloads, until an onnx model has loaded', async () => {
+    const { runtime } = await setup(4_900_000);
+    expect((await runtime.models())[0]).toMatchObject({ id: 'echo', sizeBytes: 1, runtimeBytes: 4_900_000 });
+    await runtime.run(job);
+    expect((await runtime.models())[0]?.runtimeBytes).toBe(0);
+    const { runtime: unknown } = await setup();
+    expect((await unknown.models())[0]?.runtimeBytes).toBe(0);
   });
 
   it('reports a missing manifest as unreachable', async () => {

@@ -10,6 +10,7 @@ import type { GpuDeviceManager } from './gpu/device.ts';
 import type { GpuInfo } from './gpu/types.ts';
 import type { ModelStore } from './models/store.ts';
 import type { Engine, EngineContext, LoadProgress, LoadedModel, RunPlan } from './engines/types.ts';
+import type { RuntimeDownload } from './models/runtime-download.ts';
 
 /** A model as the page lists it. */
 export interface ModelSummary {
@@ -19,6 +20,11 @@ export interface ModelSummary {
   kinds: string[];
   /** Download size, bytes. */
   sizeBytes: number;
+  /**
+   * The engine's runtime still to download before this model's first job (onnxruntime-web's
+   * WASM, compressed), bytes; 0 once it is in the browser, for engines without one, or when unknown.
+   */
+  runtimeBytes: number;
   vramBytes: number;
   /** Every file has a verified cached copy. */
   cached: boolean;
@@ -62,6 +68,8 @@ export interface RuntimeOptions {
   /** Builds the engines around the context; the worker passes the onnx and webllm engines. */
   engines: (ctx: EngineContext) => Engine[];
   fetch?: typeof fetch;
+  /** What the onnx engine's runtime costs to download (measured once, at init); none by default. */
+  runtimeDownload?: () => Promise<RuntimeDownload | null>;
 }
 
 export class Runtime {
@@ -78,6 +86,9 @@ export class Runtime {
   #lossListeners = new Set<(status: RuntimeStatus) => void>();
   readonly #loading = new Set<string>();
   readonly #loadingListeners = new Set<() => void>();
+  #runtimeDownload: Promise<RuntimeDownload | null> = Promise.resolve(null);
+  /** An onnx model has loaded in this worker: its runtime is downloaded. */
+  #onnxReady = false;
 
   constructor(options: RuntimeOptions) {
     this.#options = options;
@@ -104,6 +115,8 @@ export class Runtime {
   /** Fetches and validates the manifest, and probes the GPU (a missing GPU is not an error). */
   async init(): Promise<void> {
     this.#manifest = await fetchManifest(this.#options.manifestUrl, this.#options.fetch ?? fetch);
+    // Measured in the background: the model list waits for it, the probe does not.
+    this.#runtimeDownload = (this.#options.runtimeDownload?.() ?? Promise.resolve(null)).catch(() => null);
     await this.#probe();
   }
 
@@ -152,6 +165,7 @@ export class Runtime {
 
   async models(): Promise<ModelSummary[]> {
     const out: ModelSummary[] = [];
+    const runtime = this.#onnxReady ? null : await this.#runtimeDownload;
     for (const model of this.manifest().models) {
       const cached = (await Promise.all(model.files.map((f) => this.#options.store.has(f)))).every(Boolean);
       const loaded = await this.#loaded.get(model.id)?.catch(() => undefined);
@@ -168,6 +182,7 @@ export class Runtime {
         engine: model.engine,
         kinds: [...model.kinds],
         sizeBytes: model.files.reduce((sum, f) => sum + f.size, 0),
+        runtimeBytes: model.engine === 'onnx' && runtime !== null ? runtime.bytes : 0,
         vramBytes: model.vramBytes,
         cached: cached && model.files.length > 0,
         loadedOn: loaded?.backend ?? null,
@@ -193,7 +208,10 @@ export class Runtime {
         () => this.#loadingChanged(modelId, false),
       );
       loading.then(
-        (m) => this.#backends.set(loading, m.backend),
+        (m) => {
+          this.#backends.set(loading, m.backend);
+          if (model.engine === 'onnx') this.#onnxReady = true;
+        },
         () => undefined,
       );
       // A failed load is forgotten so that the next call tries again.

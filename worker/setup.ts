@@ -2,6 +2,7 @@
 import type { RuntimeParts, WorkerConfig } from './api.ts';
 import { GpuDeviceManager } from './gpu/device.ts';
 import { CacheModelStore } from './models/cache-store.ts';
+import { measureRuntimeDownload } from './models/runtime-download.ts';
 import { OnnxEngine } from './engines/onnx/engine.ts';
 import { WebLlmEngine } from './engines/webllm/engine.ts';
 import { Runtime } from './runtime.ts';
@@ -20,6 +21,7 @@ export function createRuntime(config: WorkerConfig): RuntimeParts {
       new OnnxEngine(ctx, { vramBudgetBytes: budget, forceBackend: () => config.backend }),
       new WebLlmEngine(ctx, { vramBudgetBytes: budget }),
     ],
+    runtimeDownload: () => measureRuntimeDownload(self.location.origin),
   });
   return { runtime, gpu };
 }

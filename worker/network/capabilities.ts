@@ -9,7 +9,12 @@ import type { ModelSummary, RuntimeStatus } from '../runtime.ts';
 
 /** The part of the runtime the capabilities come from; `Runtime` fits. */
 export interface CapabilitySource {
-  models(): Promise<Array<Pick<ModelSummary, 'id' | 'engine' | 'cached' | 'loadedOn' | 'plan' | 'blocked' | 'sizeBytes' | 'vramBytes'>>>;
+  models(): Promise<
+    Array<
+      Pick<ModelSummary, 'id' | 'engine' | 'cached' | 'loadedOn' | 'plan' | 'blocked' | 'sizeBytes' | 'vramBytes'> &
+        Partial<Pick<ModelSummary, 'runtimeBytes'>>
+    >
+  >;
   status(): Pick<RuntimeStatus, 'gpu'>;
 }
 
@@ -31,14 +36,19 @@ export interface ModelCaps {
   maxVramBytes: number | null;
 }
 
-type CapSubject = Pick<ModelSummary, 'cached' | 'sizeBytes' | 'vramBytes' | 'plan'>;
+type CapSubject = Pick<ModelSummary, 'cached' | 'sizeBytes' | 'vramBytes' | 'plan'> & Partial<Pick<ModelSummary, 'runtimeBytes'>>;
+
+/** Bytes a model's first job downloads: its files unless cached, and its engine's runtime unless in the browser already. */
+export function downloadBytes(model: CapSubject): number {
+  return (model.cached ? 0 : model.sizeBytes) + (model.runtimeBytes ?? 0);
+}
 
 /**
- * Whether the owner's caps allow a model: its download (unless already cached, which costs
- * nothing more) and the GPU memory of the build that would run (or the manifest's figure).
+ * Whether the owner's caps allow a model: what its first job downloads (files not cached and the
+ * engine runtime) and the GPU memory of the build that would run (or the manifest's figure).
  */
 export function withinCaps(model: CapSubject, caps: ModelCaps): boolean {
-  if (caps.maxDownloadBytes !== null && !model.cached && model.sizeBytes > caps.maxDownloadBytes) return false;
+  if (caps.maxDownloadBytes !== null && downloadBytes(model) > caps.maxDownloadBytes) return false;
   const vram = model.plan?.memoryBytes ?? model.vramBytes;
   return caps.maxVramBytes === null || model.plan?.backend === 'wasm' || vram <= caps.maxVramBytes;
 }

@@ -84,6 +84,12 @@ export class Contributor {
   #nextAttemptAt: number | null = null;
   #bench: BenchScore | undefined;
   #sentModels = ''; // the model states last sent in `capabilities`
+  /** The session token the next hello carries (wallet or enrollment); it can change while running. */
+  #token: string | undefined;
+  /** The token the hello of the current socket carried. */
+  #helloToken: string | undefined;
+  /** The socket is being replaced to say hello with a new session: its close is not an error. */
+  #renewing = false;
 
   constructor(options: ContributorOptions) {
     this.#options = options;
@@ -96,6 +102,7 @@ export class Contributor {
       () => this.#verdictChanged(),
     );
     this.#bench = options.bench;
+    this.#token = options.session;
     options.runtime.onLoadingChange?.(() => this.#emit());
     options.runtime.onDeviceLost?.((report) => {
       this.#device = { losses: report.deviceLosses, lastLoss: report.lastDeviceLoss };
@@ -196,6 +203,33 @@ export class Contributor {
     this.#emit();
   }
 
+  /**
+   * Uses a new session token (a wallet proven, or disconnected: undefined) from now on. The
+   * coordinator reads `hello.session` once per connection, so a connected worker says hello again
+   * on a fresh socket: it stops taking jobs, lets the running ones finish and send their results,
+   * then reconnects at once. Jobs that finish after the new hello are credited to the new wallet.
+   */
+  setSession(token: string | undefined): void {
+    if (token === this.#token) return;
+    this.#token = token;
+    if (!this.#stale()) return;
+    this.#lease();
+    this.#renewIfIdle();
+    this.#emit();
+  }
+
+  /** The socket's hello carried another token than the one in force. */
+  #stale(): boolean {
+    return this.#session?.welcomed === true && this.#helloToken !== this.#token;
+  }
+
+  #renewIfIdle(): void {
+    if (!this.#stale() || this.#jobs.size > 0 || this.#leaving || this.#connection === null) return;
+    this.#renewing = true;
+    this.#connection.delayNextConnect(0);
+    this.#connection.reconnect('new session');
+  }
+
   /** Sends the capabilities again: call after a model was loaded, cached or evicted, or with a new benchmark. */
   announce(update: { bench?: BenchScore } = {}): void {
     if (update.bench !== undefined) this.#bench = update.bench;
@@ -274,6 +308,8 @@ export class Contributor {
         this.#failing = false;
         this.#contributorId = message.contributorId;
         if (this.#connection !== null && message.maxMessageBytes > 0) this.#connection.maxMessageBytes = message.maxMessageBytes;
+        // The token changed during the handshake: say hello again before taking any job.
+        if (this.#stale()) return this.#renewIfIdle();
         this.#offer(session);
         this.#emit();
         return;
@@ -313,8 +349,11 @@ export class Contributor {
 
   async #hello(session: Session, nonce: string): Promise<void> {
     const proof = await answerChallenge(this.#options.identity, nonce);
-    const { client, session: token } = this.#options;
-    if (session === this.#session) this.#send({ v: PROTOCOL_VERSION, type: 'hello', ...proof, client, ...(token && { session: token }) });
+    const { client } = this.#options;
+    const token = this.#token;
+    if (session !== this.#session) return;
+    this.#helloToken = token;
+    this.#send({ v: PROTOCOL_VERSION, type: 'hello', ...proof, client, ...(token && { session: token }) });
   }
 
   /** Sends the capabilities (with `ifChanged`, only when the model states changed, e.g. after a job loaded one). */
@@ -337,9 +376,14 @@ export class Contributor {
       .catch((err: unknown) => this.#note(`Could not list this device's capabilities: ${serializeError(err).message}`));
   }
 
-  /** Free slots offered to the coordinator: 0 while draining, stopping, or paused by a rule. */
-  #free(): number {
-    const closed = this.#session?.draining === true || this.#leaving || this.#gate.verdict().pausedBy !== null;
+  /**
+   * Free slots offered to the coordinator: 0 while draining, stopping, paused by a rule, or about
+   * to say hello again with a new session (unless `forJobInFlight`: a job the coordinator sent
+   * before the slots were withdrawn still runs).
+   */
+  #free(forJobInFlight = false): number {
+    const closed =
+      this.#session?.draining === true || this.#leaving || this.#gate.verdict().pausedBy !== null || (!forJobInFlight && this.#stale());
     return closed ? 0 : Math.max(0, this.#slots - this.#jobs.size);
   }
 
@@ -350,7 +394,7 @@ export class Contributor {
   #accept(session: Session, job: JobMessage): void {
     if (!session.welcomed || this.#jobs.has(job.leaseId)) return;
     const refusal: WireError | null =
-      this.#free() === 0
+      this.#free(true) === 0
         ? { code: 'QUOTA', message: 'No free slot: this worker did not offer one for the job.' }
         : !this.#gate.controls.consent.includes(job.kind)
           ? { code: 'CONFLICT', message: `The contributor does not allow ${job.kind} jobs.` }
@@ -369,8 +413,12 @@ export class Contributor {
 
   #onClose(info: CloseInfo): void {
     const session = this.#session;
+    const renewing = this.#renewing;
+    this.#renewing = false;
     this.#endSession();
-    if (session?.refused) {
+    if (renewing) {
+      // Replaced on purpose to say hello with the new session: not a failure.
+    } else if (session?.refused) {
       this.#failing = true;
     } else if (session === null || !session.welcomed) {
       this.#failing = true;
@@ -392,6 +440,7 @@ export class Contributor {
 
   #jobEnded(span: JobSpan): void {
     this.#pace.record(span);
+    this.#renewIfIdle();
     if (this.#session?.welcomed) this.#offer(this.#session, true);
     // A duty-cycle rest that starts now changes the verdict, which leases and reports by itself.
     if (!this.#gate.jobEnded(span)) {
