@@ -262,9 +262,26 @@ export async function disposeStore(store: SqlStore): Promise<void> {
   const { rows } = await store.db.query<{ schema: string }>('SELECT current_schema() AS schema');
   const schema = rows[0]?.schema;
   try {
-    if (schema !== undefined && schema.startsWith('spn_test_')) await store.db.query(`DROP SCHEMA "${schema}" CASCADE`);
+    if (schema !== undefined && schema.startsWith('spn_test_')) await dropSchema(store, schema);
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * Drops a test schema. A write still landing from a closed part of the network can hold a lock
+ * that PostgreSQL resolves as a deadlock against the drop; the drop is then tried again.
+ */
+async function dropSchema(store: SqlStore, schema: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store.db.query(`DROP SCHEMA "${schema}" CASCADE`);
+      return;
+    } catch (err) {
+      const deadlock = (err as { code?: unknown }).code === '40P01';
+      if (!deadlock || attempt >= 5) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
   }
 }
 
