@@ -7,19 +7,10 @@
 import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256, type RecipientContext, type SenderContext } from '@hpke/core';
 import * as v from 'valibot';
 import { InvalidInputError, SealError, SpinneretError } from './errors.ts';
-import { JobRequest, Tensor, type JobResult, wireKindOf } from './jobs.ts';
+import { JobRequest, JobResult, wireKindOf } from './jobs.ts';
 import type { JobKind } from './manifest.ts';
 import type { Sealed } from './wire.ts';
 
-/** What the contributor opens: the request, and where to seal the result. */
-export interface JobPayload {
-  request: JobRequest;
-  /** The requester's fresh X25519 raw public key, base64url; the result is sealed to it. */
-  resultKey: string;
-}
-
-/** One chunk's plaintext: `delta`s while streaming, then exactly one `result` in the final chunk. */
-export type ResultPiece = { type: 'delta'; text: string; tokens: number[] } | { type: 'result'; result: JobResult };
 
 /** What a job payload is bound to: opening it under any other values fails. */
 export interface JobAad {
@@ -61,20 +52,21 @@ const utf8 = new TextEncoder();
 
 const Key32 = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte key in base64url'));
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
-const Usage = v.object({ promptTokens: Count, completionTokens: Count });
-const Finish = v.picklist(['stop', 'length']);
-const JobResultSchema = v.variant('kind', [
-  v.object({ kind: v.literal('embed'), embeddings: v.array(v.array(v.number())), usage: Usage }),
-  v.object({ kind: v.literal('generate'), tokens: v.array(Count), text: v.optional(v.string()), finishReason: Finish, usage: Usage }),
-  v.object({ kind: v.literal('infer'), outputs: v.record(v.string(), Tensor), usage: Usage }),
-  v.object({ kind: v.literal('chat'), text: v.string(), tokens: v.optional(v.array(Count)), finishReason: Finish, usage: Usage }),
-  v.object({ kind: v.literal('score'), positions: Count, inTopK: Count, usage: Usage }),
-]);
-const JobPayloadSchema = v.strictObject({ request: JobRequest, resultKey: Key32 });
-const ResultPieceSchema = v.variant('type', [
+
+/** What the contributor opens: the request, and where to seal the result. */
+export const JobPayload = v.strictObject({
+  request: JobRequest,
+  /** The requester's fresh X25519 raw public key, base64url; the result is sealed to it. */
+  resultKey: Key32,
+});
+export type JobPayload = v.InferOutput<typeof JobPayload>;
+
+/** One chunk's plaintext: `delta`s while streaming, then exactly one `result` in the final chunk. */
+export const ResultPiece = v.variant('type', [
   v.strictObject({ type: v.literal('delta'), text: v.string(), tokens: v.array(Count) }),
-  v.strictObject({ type: v.literal('result'), result: JobResultSchema }),
+  v.strictObject({ type: v.literal('result'), result: JobResult }),
 ]);
+export type ResultPiece = v.InferOutput<typeof ResultPiece>;
 
 // ── encoding ─────────────────────────────────────────────────────────────────────────────
 
@@ -134,7 +126,7 @@ function checkBinding(request: JobRequest, aad: JobAad): string | null {
 
 /** Seals a job payload to a contributor's `hpkeKey`, bound to `aad`. Throws InvalidInputError for a malformed payload. */
 export async function sealJob(recipientHpkeKey: string, payload: JobPayload, aad: JobAad): Promise<Sealed> {
-  const checked = v.safeParse(JobPayloadSchema, payload);
+  const checked = v.safeParse(JobPayload, payload);
   if (!checked.success) throw new InvalidInputError(`The job payload is malformed: ${v.summarize(checked.issues)}. Fix the request.`);
   const mismatch = checkBinding(checked.output.request, aad);
   if (mismatch !== null) throw new InvalidInputError(`The job payload does not match its job: ${mismatch}.`);
@@ -163,7 +155,7 @@ export async function openJob(recipient: CryptoKeyPair, sealed: Sealed, aad: Job
   } catch (err) {
     throw new SealError(what, 'decryption failed', { cause: err });
   }
-  const payload = parsePlaintext(JobPayloadSchema, plaintext, what);
+  const payload = parsePlaintext(JobPayload, plaintext, what);
   const mismatch = checkBinding(payload.request, aad);
   if (mismatch !== null) throw new SealError(what, mismatch);
   return payload;
@@ -257,7 +249,7 @@ export function createResultOpener(recipient: CryptoKeyPair, jobId: string): Res
     } catch (err) {
       throw new SealError(what(chunk.seq), 'decryption failed', { cause: err });
     }
-    const piece = parsePlaintext(ResultPieceSchema, plaintext, what(chunk.seq));
+    const piece = parsePlaintext(ResultPiece, plaintext, what(chunk.seq));
     if ((piece.type === 'result') !== chunk.final) {
       throw new SealError(what(chunk.seq), chunk.final ? 'the final chunk carries no result' : 'a result arrived before the final chunk');
     }
@@ -265,7 +257,7 @@ export function createResultOpener(recipient: CryptoKeyPair, jobId: string): Res
     context = ctx;
     next++;
     done = chunk.final;
-    return piece as ResultPiece;
+    return piece;
   };
 
   return {

@@ -91,22 +91,26 @@ export function wireKindOf(request: JobRequest): JobKind {
   return request.kind === 'score' ? request.target.kind : request.kind;
 }
 
+const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
+
 /** Work done, the unit prices are per. */
-export interface Usage {
-  promptTokens: number;
-  completionTokens: number;
-}
+export const Usage = v.object({ promptTokens: Count, completionTokens: Count });
+export type Usage = v.InferOutput<typeof Usage>;
 
-export type FinishReason = 'stop' | 'length';
+export const FinishReason = v.picklist(['stop', 'length']);
+export type FinishReason = v.InferOutput<typeof FinishReason>;
 
-export type JobResult =
-  | { kind: 'embed'; embeddings: number[][]; usage: Usage }
-  | { kind: 'generate'; tokens: number[]; text?: string; finishReason: FinishReason; usage: Usage }
-  | { kind: 'infer'; outputs: Record<string, Tensor>; usage: Usage }
+/** A job's result, as the requester opens it from the final sealed chunk. */
+export const JobResult = v.variant('kind', [
+  v.object({ kind: v.literal('embed'), embeddings: v.array(v.array(v.number())), usage: Usage }),
+  v.object({ kind: v.literal('generate'), tokens: v.array(Count), text: v.optional(v.string()), finishReason: FinishReason, usage: Usage }),
+  v.object({ kind: v.literal('infer'), outputs: v.record(v.string(), Tensor), usage: Usage }),
   /** `tokens`: the generated token ids, where the engine exposes them (onnx does, web-llm does not). */
-  | { kind: 'chat'; text: string; tokens?: number[]; finishReason: FinishReason; usage: Usage }
+  v.object({ kind: v.literal('chat'), text: v.string(), tokens: v.optional(v.array(Count)), finishReason: FinishReason, usage: Usage }),
   /** Of `positions` scored output positions, `inTopK` held a token among the checker's top k. */
-  | { kind: 'score'; positions: number; inTopK: number; usage: Usage };
+  v.object({ kind: v.literal('score'), positions: Count, inTopK: Count, usage: Usage }),
+]);
+export type JobResult = v.InferOutput<typeof JobResult>;
 
 /** One streamed piece of a `generate` or `chat` job. */
 export interface StreamChunk {
