@@ -11,7 +11,6 @@ import { JobRequest, JobResult, wireKindOf } from './jobs.ts';
 import type { JobKind } from './manifest.ts';
 import type { Sealed } from './wire.ts';
 
-
 /** What a job payload is bound to: opening it under any other values fails. */
 export interface JobAad {
   jobId: string;

@@ -6,11 +6,10 @@
  * and what Spinneret is. This module wires the parts; each draws from the page state.
  */
 import { proxy } from 'comlink';
-import * as v from 'valibot';
 import { SpinneretError } from '../protocol/errors.ts';
-import { NetworkInfo } from '../protocol/network.ts';
 import type { ContributorStatus } from '../worker/network/status.ts';
 import type { ModelSummary, RuntimeStatus } from '../worker/runtime.ts';
+import { CoordinatorClient } from './api.ts';
 import { mountEarnedAnswer, mountEstimateAnswer } from './band-money.ts';
 import { mountStateAnswer } from './band-state.ts';
 import type { WorkerBridge } from './bridge.ts';
@@ -20,7 +19,6 @@ import { mountControls } from './controls.ts';
 import { mountDeviceCard } from './device-card.ts';
 import { h, replace, tr } from './dom.ts';
 import { mountActivity } from './earnings.ts';
-import type { PriceListView } from './estimate.ts';
 import { browserStorage, History } from './history.ts';
 import { mountModels } from './models-card.ts';
 import { createStore, initialPageState } from './page-state.ts';
@@ -158,9 +156,10 @@ export async function mountDashboard(
   const config = await configured;
   const { manifestUrl, coordinatorUrl } = config;
   activity.hidden = coordinatorUrl === null;
-  if (coordinatorUrl !== null) {
+  const coordinator = coordinatorUrl === null ? null : new CoordinatorClient(coordinatorUrl);
+  if (coordinator !== null) {
     wallet = new Wallet({
-      coordinatorUrl,
+      coordinator,
       walletsListUrl: config.walletsListUrl,
       bridgeOrigins: config.bridgeOrigins,
       deviceKey: () => api.deviceKey(),
@@ -207,17 +206,20 @@ export async function mountDashboard(
   const models = await refreshModels().catch((err: unknown) => (showError(err), [] as ModelSummary[]));
   mountDeviceCard(deviceBody, runtimeStatus, { bridge, store, history, onError: showError });
 
-  if (coordinatorUrl !== null) {
-    void fetchJson<PriceListView>(`${coordinatorUrl.replace(/\/+$/, '')}/v1/prices`).then((prices) => store.set({ prices }));
+  if (coordinator !== null) {
+    void coordinator.prices().then(
+      (prices) => store.set({ prices }),
+      () => store.set({ prices: null }),
+    );
     const readNetwork = (): void =>
-      void fetchJson<unknown>(`${coordinatorUrl.replace(/\/+$/, '')}/v1/network`).then((answer) => {
-        const parsed = v.safeParse(NetworkInfo, answer);
-        store.set({ network: parsed.success ? parsed.output : null });
-      });
+      void coordinator.network().then(
+        (network) => store.set({ network }),
+        () => store.set({ network: null }),
+      );
     readNetwork();
     setInterval(readNetwork, NETWORK_MS);
     mountActivity(activityBody, {
-      coordinatorUrl,
+      coordinator,
       store,
       history,
       wallet: () => wallet?.wallet(),
@@ -256,13 +258,4 @@ export async function mountDashboard(
     );
   }, TICK_MS);
   openFromHash();
-}
-
-async function fetchJson<T>(url: string): Promise<T | null> {
-  try {
-    const response = await fetch(url, { cache: 'no-store' });
-    return response.ok ? ((await response.json()) as T) : null;
-  } catch {
-    return null;
-  }
 }

@@ -5,52 +5,16 @@
  * transaction (copy, explorer), the jobs with their receipts, and how the network checks this
  * device. Routes the coordinator does not have (404) leave their part out.
  */
+import type { EarningsSummary, ReceiptsAnswer, VerificationReport } from '../protocol/answers.ts';
+import { type CoordinatorClient, CoordinatorError } from './api.ts';
 import { h, replace, tr } from './dom.ts';
 import type { History, SeenReceipt } from './history.ts';
 import { formatAgo, formatDateTime, formatTon } from './i18n/format.ts';
 import { formatNumber, onLanguage, t, tp } from './i18n/index.ts';
 import type { PageState, Store } from './page-state.ts';
 
-/** What `GET /v1/earnings/:wallet` answers; amounts are nanoTON as decimal strings. */
-export interface EarningsSummary {
-  balances: { pending: string; settled: string; inFlight: string; paid: string };
-  payouts: {
-    payoutId: string;
-    amount: string;
-    status: string;
-    txHash: string | null;
-    fee: string | null;
-    createdAt?: number;
-    updatedAt?: number;
-  }[];
-}
-
-/** What `GET /v1/contributors/:id/receipts` answers. */
-export interface ReceiptsAnswer {
-  publicKey: string;
-  receipts: {
-    receipt: {
-      jobId: string;
-      model: string;
-      usage?: { promptTokens?: number; completionTokens?: number };
-      amountNano: string;
-      at: number | string;
-    };
-    signature: string;
-  }[];
-}
-
-/** What `GET /v1/contributors/:id/verification` answers. */
-export interface VerificationAnswer {
-  reputation: { score: number; clean: number; failed: number };
-  quarantined: boolean;
-  canaries: { passed: number; failed: number };
-  replication: { checked: number; agreed: number; rate: number };
-  records: { at: number | string; jobId: string; kind: string; reason: string }[];
-}
-
 export interface ActivityOptions {
-  coordinatorUrl: string;
+  coordinator: CoordinatorClient;
   store: Store<PageState>;
   /** The proven wallet's raw address, if any. */
   wallet: () => string | undefined;
@@ -63,15 +27,13 @@ export interface ActivityOptions {
 /** Payout states with words of their own (coordinator/payouts/book.ts); others are said as "unknown". */
 const PAYOUT_STATUSES = ['pending', 'paid', 'failed'];
 
-const toMs = (at: number | string): number => (typeof at === 'number' ? at : Date.parse(at));
-
 export function toSeen(answer: ReceiptsAnswer): SeenReceipt[] {
   return answer.receipts.map(({ receipt: r }) => ({
     jobId: r.jobId,
     model: r.model,
-    tokens: (r.usage?.promptTokens ?? 0) + (r.usage?.completionTokens ?? 0),
+    tokens: r.usage.promptTokens + r.usage.completionTokens,
     amountNano: r.amountNano,
-    at: toMs(r.at),
+    at: r.at,
   }));
 }
 
@@ -86,7 +48,7 @@ function explorerTx(chain: string | undefined, hash: string): string | null {
 
 export function mountActivity(box: HTMLElement, options: ActivityOptions): () => void {
   const { store, history } = options;
-  const base = options.coordinatorUrl.replace(/\/+$/, '');
+  const { coordinator } = options;
   const balances = h('div', { testid: 'earn-balances' });
   const payouts = h('div', { testid: 'earn-payouts-box' });
   const receipts = h('div', { testid: 'earn-receipts-box' });
@@ -102,7 +64,7 @@ export function mountActivity(box: HTMLElement, options: ActivityOptions): () =>
     h('h3', {}, tr('earn.verificationTitle')),
     verification,
   );
-  let record: VerificationAnswer | null | 'missing' = null;
+  let record: VerificationReport | null | 'missing' = null;
   let receiptsMissing = false;
 
   const drawBalances = (summary: EarningsSummary | null): void => {
@@ -228,32 +190,32 @@ export function mountActivity(box: HTMLElement, options: ActivityOptions): () =>
             ...v.records
               .slice(0, 10)
               .map((r) =>
-                h('li', {}, tr('earn.record', { when: formatDateTime(toMs(r.at)), job: r.jobId, kind: r.kind, reason: r.reason })),
+                h('li', {}, tr('earn.record', { when: formatDateTime(r.at), job: r.jobId ?? '—', kind: r.kind, reason: r.reason })),
               ),
           ),
     );
   };
 
-  /** The parsed body, 'missing' on 404 (route not offered), or null on other failures. */
-  const getJson = async <T>(path: string): Promise<T | 'missing' | null> => {
-    const response = await fetch(`${base}${path}`, { cache: 'no-store' });
-    if (response.status === 404) return 'missing';
-    return response.ok ? ((await response.json()) as T) : null;
+  /** The answer, 'missing' on 404 (route not offered), or null on other refusals; throws when the coordinator is unreachable. */
+  const read = async <T>(ask: () => Promise<T>): Promise<T | 'missing' | null> => {
+    try {
+      return await ask();
+    } catch (err) {
+      if (!(err instanceof CoordinatorError) || err.reason === 'unreachable') throw err;
+      return err.status === 404 ? 'missing' : null;
+    }
   };
 
   const refresh = async (): Promise<void> => {
     const address = options.wallet();
     if (address === undefined) store.set({ earnings: null });
     else {
-      const summary = await getJson<EarningsSummary>(`/v1/earnings/${encodeURIComponent(address)}`);
+      const summary = await read(() => coordinator.earnings(address));
       if (summary !== null && summary !== 'missing') store.set({ earnings: summary });
     }
     const id = options.contributorId();
     if (id === null) return;
-    const [answer, verdicts] = await Promise.all([
-      getJson<ReceiptsAnswer>(`/v1/contributors/${encodeURIComponent(id)}/receipts?limit=50`),
-      getJson<VerificationAnswer>(`/v1/contributors/${encodeURIComponent(id)}/verification`),
-    ]);
+    const [answer, verdicts] = await Promise.all([read(() => coordinator.receipts(id, 50)), read(() => coordinator.verification(id))]);
     receiptsMissing = answer === 'missing';
     if (answer !== null && answer !== 'missing') history.addReceipts(toSeen(answer));
     if (verdicts !== null) record = verdicts;

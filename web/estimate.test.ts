@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkInfo } from '../protocol/network.ts';
-import { estimateEarnings, measuredRate, type PriceListView } from './estimate.ts';
+import type { PriceListView } from '../protocol/answers.ts';
+import { estimateEarnings, measuredRate } from './estimate.ts';
 
 const prices: PriceListView = {
   commissionBps: 1000,

@@ -12,14 +12,9 @@
  * It is a rough figure for a person, rounded to two significant digits; amounts owed are never
  * computed from it.
  */
+import type { PriceListView } from '../protocol/answers.ts';
 import type { NetworkInfo } from '../protocol/network.ts';
 import type { SeenReceipt } from './history.ts';
-
-/** The price list as `GET /v1/prices` answers it (nanoTON as decimal strings). */
-export interface PriceListView {
-  commissionBps: number;
-  models: Record<string, { kind: 'chat'; promptPer1k: string; completionPer1k: string } | { kind: 'embed'; inputPer1k: string }>;
-}
 
 /** What the estimate needs to know of a model. */
 export interface EstimateModel {

@@ -5,6 +5,8 @@
  * earnings, pause, resume, a message on their screen. Every form stays disabled until an owner
  * wallet is proven. One card per machine, so a phone never scrolls sideways.
  */
+import type { FleetDevice, TokenView } from '../protocol/answers.ts';
+import { CoordinatorClient, type ControlRequest } from './api.ts';
 import { startWorker } from './bridge.ts';
 import { resolveConfig } from './config.ts';
 import { h, replace, say, tr, trAttr } from './dom.ts';
@@ -15,27 +17,6 @@ import { mountHeader } from './shell.ts';
 import { Wallet } from './wallet.ts';
 import { mountWalletChip } from './wallet-chip.ts';
 
-/** What `GET /v1/fleet` answers (coordinator/fleet/fleet.ts). */
-interface FleetDevice {
-  contributorId: string;
-  label: string | null;
-  connected: boolean;
-  lastSeenAt: number | null;
-  status: { visibility: string; pausedBy: string | null; pace: { jobsPerMinute: number } | null } | null;
-  remotePaused: boolean;
-  jobsDone: number;
-  earned: { pendingNano: string; settledNano: string; paidNano: string };
-}
-interface TokenView {
-  id: string;
-  label: string;
-  scope: 'contribute' | 'monitor';
-  expiresAt: number;
-  maxDevices: number;
-  devices: number;
-  state: 'active' | 'expired' | 'revoked';
-}
-
 const TTL_CHOICES: [number, string][] = [
   [24 * 3_600_000, 'fleet.ttlDay'],
   [7 * 24 * 3_600_000, 'fleet.ttlWeek'],
@@ -43,21 +24,6 @@ const TTL_CHOICES: [number, string][] = [
   [365 * 24 * 3_600_000, 'fleet.ttlYear'],
 ];
 const TOKEN_STATES = { active: 'fleet.tokenActive', expired: 'fleet.tokenExpired', revoked: 'fleet.tokenRevoked' };
-
-class FleetApiError extends Error {
-  override readonly name = 'FleetApiError';
-}
-
-async function call<T>(base: string, session: string, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(new URL(`${base.replace(/\/+$/, '')}/v1${path}`), {
-    method,
-    headers: { authorization: `Bearer ${session}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const data = (await response.json().catch(() => ({}))) as T & { error?: { message?: string } };
-  if (!response.ok) throw new FleetApiError(data.error?.message ?? `HTTP ${response.status}`);
-  return data;
-}
 
 function deviceState(d: FleetDevice): string {
   if (!d.connected) return t('fleet.offline', { when: d.lastSeenAt === null ? '—' : formatDateTime(d.lastSeenAt) });
@@ -72,7 +38,12 @@ interface Reporting {
   clearError: () => void;
 }
 
-function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => string | undefined, { onError, clearError }: Reporting) {
+function mountTokens(
+  box: HTMLElement,
+  coordinator: CoordinatorClient,
+  session: () => string | undefined,
+  { onError, clearError }: Reporting,
+) {
   const fieldset = h('fieldset', { class: 'bare', testid: 'fleet-token-fieldset', disabled: true });
   const label = trAttr(
     h('input', { id: 'fleet-token-label', testid: 'fleet-token-label', maxlength: 64, required: true }),
@@ -132,7 +103,7 @@ function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => st
           const owner = session();
           if (owner === undefined) return;
           revoke.disabled = true;
-          call(coordinatorUrl, owner, 'DELETE', `/enrollment-tokens/${token.id}`).then(refresh, onError);
+          coordinator.revokeEnrollmentToken(owner, token.id).then(refresh, onError);
         });
         return h(
           'li',
@@ -154,16 +125,22 @@ function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => st
     const owner = session();
     fieldset.disabled = owner === undefined;
     if (owner === undefined) return replace(list);
-    render((await call<{ tokens: TokenView[] }>(coordinatorUrl, owner, 'GET', '/enrollment-tokens')).tokens);
+    render((await coordinator.enrollmentTokens(owner)).tokens);
   };
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const owner = session();
-    if (owner === undefined) return onError(new FleetApiError(t('fleet.connectFirst')));
-    const body = { label: label.value.trim(), ttlMs: Number(ttl.value), maxDevices: Number(max.value), scope: scope.value };
+    if (owner === undefined) return onError(new Error(t('fleet.connectFirst')));
+    const body = {
+      label: label.value.trim(),
+      ttlMs: Number(ttl.value),
+      maxDevices: Number(max.value),
+      scope: scope.value === 'monitor' ? ('monitor' as const) : ('contribute' as const),
+    };
     issue.disabled = true;
     clearError();
-    call<{ secret: string; label: string; scope: string }>(coordinatorUrl, owner, 'POST', '/enrollment-tokens', body)
+    coordinator
+      .issueEnrollmentToken(owner, body)
       .then((token) => {
         issued.hidden = false;
         // A coordinator chosen in this page's address goes along to the machines.
@@ -183,14 +160,19 @@ function mountTokens(box: HTMLElement, coordinatorUrl: string, session: () => st
   return refresh;
 }
 
-function mountDevices(box: HTMLElement, coordinatorUrl: string, session: () => string | undefined, { onError, clearError }: Reporting) {
+function mountDevices(
+  box: HTMLElement,
+  coordinator: CoordinatorClient,
+  session: () => string | undefined,
+  { onError, clearError }: Reporting,
+) {
   const list = h('ul', { testid: 'fleet-devices', class: 'cards plain' });
   const empty = h('p', { testid: 'fleet-empty', class: 'note' }, tr('fleet.noDevices'));
   replace(box, h('h2', {}, tr('fleet.devicesTitle')), list, empty);
-  const control = (id: string, body: { action: string; text?: string }): void => {
+  const control = (id: string, body: ControlRequest): void => {
     const owner = session();
     clearError();
-    if (owner !== undefined) call(coordinatorUrl, owner, 'POST', `/fleet/${id}/control`, body).then(refresh, onError);
+    if (owner !== undefined) coordinator.control(owner, id, body).then(refresh, onError);
   };
   const card = (d: FleetDevice): HTMLElement => {
     const pause = h('button', { type: 'button', testid: 'fleet-pause', disabled: d.remotePaused }, tr('fleet.pause'));
@@ -248,7 +230,7 @@ function mountDevices(box: HTMLElement, coordinatorUrl: string, session: () => s
       empty.hidden = false;
       return;
     }
-    const view = await call<{ devices: FleetDevice[] }>(coordinatorUrl, owner, 'GET', '/fleet');
+    const view = await coordinator.fleet(owner);
     const typing = document.activeElement instanceof HTMLInputElement && list.contains(document.activeElement);
     if (typing) return;
     replace(list, ...view.devices.map(card));
@@ -315,16 +297,17 @@ async function main(): Promise<void> {
   );
   // The wallet proof is bound to a device key; the worker holds this browser's.
   const bridge = startWorker();
+  const coordinator = new CoordinatorClient(coordinatorUrl);
   const wallet = new Wallet({
-    coordinatorUrl,
+    coordinator,
     walletsListUrl: config.walletsListUrl,
     bridgeOrigins: config.bridgeOrigins,
     deviceKey: () => bridge.api.deviceKey(),
   });
   mountWalletChip(header.walletSlot, wallet, { errorBox: walletError, audience: 'owner' });
   connect.addEventListener('click', () => void wallet.connect());
-  const refreshTokens = mountTokens(tokensBox, coordinatorUrl, () => wallet.session(), reporting);
-  const refreshDevices = mountDevices(devicesBox, coordinatorUrl, () => wallet.session(), reporting);
+  const refreshTokens = mountTokens(tokensBox, coordinator, () => wallet.session(), reporting);
+  const refreshDevices = mountDevices(devicesBox, coordinator, () => wallet.session(), reporting);
   let shown: string | undefined;
   const tick = async (): Promise<void> => {
     const session = wallet.session();

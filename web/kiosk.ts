@@ -6,7 +6,10 @@
  * all of it again, so the machine resumes by itself.
  */
 import { proxy } from 'comlink';
+import * as v from 'valibot';
+import { Enrollment } from '../protocol/answers.ts';
 import type { ContributorStatus } from '../worker/network/status.ts';
+import { CoordinatorClient, CoordinatorError } from './api.ts';
 import type { WorkerBridge } from './bridge.ts';
 import type { PageConfig } from './config.ts';
 import { h, replace, say, tr } from './dom.ts';
@@ -16,26 +19,11 @@ import { type KioskConfig, KioskConfigError, resolveKioskConfig } from './kiosk-
 /** This machine's enrollment, kept so an expired token does not strand an enrolled machine. */
 const STORED = 'spinneret.kiosk';
 
-interface Enrolled {
-  session: string;
-  expiresAt: number;
-  wallet: string;
-  label: string;
-}
+/** What of an enrollment this machine keeps, with the hash of the token it came from. */
+const Kept = v.object({ ...v.pick(Enrollment, ['session', 'expiresAt', 'wallet', 'label']).entries, tokenHash: v.string() });
+type Enrolled = Omit<v.InferOutput<typeof Kept>, 'tokenHash'>;
 
-/** A refusal from `POST /v1/enroll`. */
-export class EnrollError extends Error {
-  override readonly name = 'EnrollError';
-  constructor(
-    /** `token-revoked`, `token-expired`, `token-unknown`, `token-wrong-scope`, `token-device-limit`, `unreachable`, `http-NNN`. */
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** What to say for each refusal: the problem, then what to do. */
+/** What to say for each refusal (a {@link CoordinatorError}'s reason): the problem, then what to do. */
 const ENROLL_WORDS: Record<string, [string, string]> = {
   'token-revoked': ['kiosk.tokenRevoked', 'kiosk.tokenRevokedTodo'],
   'token-expired': ['kiosk.tokenExpired', 'kiosk.tokenExpiredTodo'],
@@ -69,40 +57,32 @@ async function sha256(text: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function enroll(coordinatorUrl: string, body: { token: string; identityKey: string; label?: string }): Promise<Enrolled> {
-  let response: Response;
-  try {
-    response = await fetch(new URL(`${coordinatorUrl.replace(/\/+$/, '')}/v1/enroll`), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  } catch (err) {
-    throw new EnrollError('unreachable', String(err));
-  }
-  const data = (await response.json().catch(() => ({}))) as Partial<Enrolled> & { error?: { message?: string; reason?: string } };
-  if (!response.ok || data.session === undefined) {
-    throw new EnrollError(data.error?.reason ?? `http-${response.status}`, data.error?.message ?? `HTTP ${response.status}`);
-  }
-  return { session: data.session, expiresAt: data.expiresAt ?? 0, wallet: data.wallet ?? '', label: data.label ?? '' };
-}
-
 /** Enrolls; when the token has expired, an enrollment this machine already holds for it still serves. */
-async function enrollOrResume(coordinatorUrl: string, config: KioskConfig, identityKey: string): Promise<Enrolled> {
+async function enrollOrResume(coordinator: CoordinatorClient, config: KioskConfig, identityKey: string): Promise<Enrolled> {
   const tokenHash = await sha256(config.enroll);
   try {
-    const enrolled = await enroll(coordinatorUrl, {
+    const { session, expiresAt, wallet, label } = await coordinator.enroll({
       token: config.enroll,
       identityKey,
       ...(config.label !== undefined && { label: config.label }),
     });
+    const enrolled = { session, expiresAt, wallet, label };
     localStorage.setItem(STORED, JSON.stringify({ tokenHash, ...enrolled }));
     return enrolled;
   } catch (err) {
-    if (!(err instanceof EnrollError) || err.reason !== 'token-expired') throw err;
-    const kept = JSON.parse(localStorage.getItem(STORED) ?? 'null') as (Enrolled & { tokenHash: string }) | null;
+    if (!(err instanceof CoordinatorError) || err.reason !== 'token-expired') throw err;
+    const kept = keptEnrollment();
     if (kept === null || kept.tokenHash !== tokenHash || kept.expiresAt <= Date.now()) throw err;
     return kept;
+  }
+}
+
+function keptEnrollment(): v.InferOutput<typeof Kept> | null {
+  try {
+    const kept = v.safeParse(Kept, JSON.parse(localStorage.getItem(STORED) ?? 'null'));
+    return kept.success ? kept.output : null;
+  } catch {
+    return null;
   }
 }
 
@@ -174,9 +154,9 @@ export async function mountKiosk(root: HTMLElement, bridge: WorkerBridge, page: 
   try {
     await api.init({ manifestUrl: page.manifestUrl });
     if (config.controls !== undefined) await api.setControls(config.controls);
-    enrolled = await enrollOrResume(coordinatorUrl, config, await api.deviceKey());
+    enrolled = await enrollOrResume(new CoordinatorClient(coordinatorUrl), config, await api.deviceKey());
   } catch (err) {
-    const reason = err instanceof EnrollError ? err.reason : 'start';
+    const reason = err instanceof CoordinatorError ? err.reason : 'start';
     error.dataset['reason'] = reason;
     const detail = err instanceof Error ? err.message : String(err);
     return fail(ENROLL_WORDS[reason] ?? OTHER_FAILURE, detail);

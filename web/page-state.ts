@@ -2,13 +2,12 @@
  * What the dashboard knows, in one place: the worker's and the network's latest answers. Views
  * subscribe and draw their part; the pollers in dashboard.ts update it. Plain data only.
  */
+import type { EarningsSummary, PriceListView } from '../protocol/answers.ts';
 import type { NetworkInfo } from '../protocol/network.ts';
 import type { Controls } from '../worker/controls/rules.ts';
 import type { GpuInfo } from '../worker/gpu/types.ts';
 import type { ContributorStatus } from '../worker/network/status.ts';
 import type { ModelSummary, RuntimeStatus } from '../worker/runtime.ts';
-import type { EarningsSummary } from './earnings.ts';
-import type { PriceListView } from './estimate.ts';
 
 export interface PageState {
   /** The contributor's latest status; null before the worker reports. */

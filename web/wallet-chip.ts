@@ -3,9 +3,10 @@
  * and network that opens to the full address, Copy, the explorer and Disconnect. Errors are
  * said in words in `errorBox` (beside the status band), with what to do.
  */
+import { CoordinatorError } from './api.ts';
 import { h, replace, tr } from './dom.ts';
 import { onLanguage } from './i18n/index.ts';
-import { type Wallet, type WalletView, WalletProofError } from './wallet.ts';
+import type { Wallet, WalletView } from './wallet.ts';
 import { WalletsListError } from './wallet-list.ts';
 
 const NETWORKS: Record<string, string> = { '-239': 'mainnet', '-3': 'testnet' };
@@ -107,8 +108,7 @@ export function mountWalletChip(slot: HTMLElement, wallet: Wallet, options: Wall
     render(view);
   });
   wallet.onError((err) => {
-    errorBox.dataset['reason'] =
-      err instanceof WalletProofError ? err.reason : err instanceof WalletsListError ? `list-${err.reason}` : 'error';
+    errorBox.dataset['reason'] = refusal(err) ? err.reason : err instanceof WalletsListError ? `list-${err.reason}` : 'error';
     replace(errorBox, ...errorWords(err));
   });
   onLanguage(() => render(wallet.view()));
@@ -118,6 +118,9 @@ export function mountWalletChip(slot: HTMLElement, wallet: Wallet, options: Wall
 /** What went wrong with the wallet, and what to do, in words. */
 function errorWords(err: unknown): (Node | string)[] {
   if (err instanceof WalletsListError) return [tr(`wallet.list_${err.reason}`)];
-  if (err instanceof WalletProofError) return [tr('wallet.refused'), ' ', err.message];
+  if (refusal(err)) return [tr('wallet.refused'), ' ', err.message];
   return [tr('wallet.failed'), ' ', err instanceof Error ? err.message : String(err)];
 }
+
+/** An answer from the coordinator that refused the wallet (an unreachable coordinator is no refusal). */
+const refusal = (err: unknown): err is CoordinatorError => err instanceof CoordinatorError && err.reason !== 'unreachable';

@@ -6,7 +6,8 @@
  * wallet is kept on this device until its session expires, so a reload shows it at once.
  */
 import type { ConnectedWallet, TonConnectUI } from '@tonconnect/ui';
-import { language, onLanguage, t } from './i18n/index.ts';
+import type { CoordinatorClient } from './api.ts';
+import { language, onLanguage } from './i18n/index.ts';
 import { loadWalletsList } from './wallet-list.ts';
 
 /**
@@ -26,8 +27,8 @@ export interface WalletView {
 }
 
 export interface WalletOptions {
-  /** Base URL of the coordinator that issues payloads and checks proofs. */
-  coordinatorUrl: string;
+  /** The coordinator that issues payloads and checks proofs. */
+  coordinator: CoordinatorClient;
   /** The wallets list to offer (`?wallets=`, spinneret.json); null: TON Connect's public list. */
   walletsListUrl: string | null;
   /** Wallet bridges the page's CSP allows. */
@@ -36,18 +37,6 @@ export interface WalletOptions {
   deviceKey: () => Promise<string>;
   /** Where the proven wallet is kept; localStorage by default. */
   storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null;
-}
-
-/** A refusal from the coordinator's wallet routes. */
-export class WalletProofError extends Error {
-  override readonly name = 'WalletProofError';
-  constructor(
-    message: string,
-    /** The verifier's reason, e.g. `domain-not-allowed`, `signature-invalid`. */
-    readonly reason: string,
-  ) {
-    super(message);
-  }
 }
 
 interface Kept {
@@ -130,7 +119,7 @@ export class Wallet {
       if (ui.connected && this.#phase() === 'opening') await ui.disconnect();
       ui.setConnectRequestParameters({ state: 'loading' });
       const deviceKey = await this.#options.deviceKey();
-      const { payload } = await post<{ payload: string }>(this.#options.coordinatorUrl, '/v1/wallet/payload', { deviceKey });
+      const { payload } = await this.#options.coordinator.walletPayload(deviceKey);
       ui.setConnectRequestParameters({ state: 'ready', value: { tonProof: payload } });
       this.#set({ phase: 'choosing' });
       await ui.openModal();
@@ -208,11 +197,7 @@ export class Wallet {
         ...(wallet.account.publicKey !== undefined && { publicKey: wallet.account.publicKey }),
         proof: { ...reply.proof, ...(wallet.account.walletStateInit !== undefined && { stateInit: wallet.account.walletStateInit }) },
       };
-      const answer = await post<{ session: string; wallet: string; expiresAt?: number }>(
-        this.#options.coordinatorUrl,
-        '/v1/wallet/proof',
-        body,
-      );
+      const answer = await this.#options.coordinator.walletProof(body);
       const chain = wallet.account.chain;
       const friendly = this.#friendlyOf?.(answer.wallet, chain) ?? answer.wallet;
       const kept: Kept = {
@@ -220,7 +205,7 @@ export class Wallet {
         friendly,
         chain,
         token: answer.session,
-        expiresAt: answer.expiresAt ?? Date.now() + 86_400_000,
+        expiresAt: answer.expiresAt,
       };
       this.#token = kept.token;
       try {
@@ -274,18 +259,4 @@ function browserStorage(): Storage | null {
   } catch {
     return null;
   }
-}
-
-async function post<T>(base: string, path: string, body: unknown): Promise<T> {
-  const response = await fetch(new URL(`${base.replace(/\/+$/, '')}${path}`), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const data = (await response.json().catch(() => ({}))) as T & { error?: { message?: string; reason?: string } };
-  if (!response.ok) {
-    const message = data.error?.message ?? t('wallet.httpError', { status: response.status });
-    throw new WalletProofError(message, data.error?.reason ?? `http-${response.status}`);
-  }
-  return data;
 }

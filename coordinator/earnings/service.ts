@@ -5,6 +5,7 @@
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import type { EarningsSummary } from '../../protocol/answers.ts';
 import type { Usage } from '../../protocol/jobs.ts';
 import { pendingAccount } from '../ledger/accounts.ts';
 import { JobStateError, UnknownJobError, UnknownPriceError, UnknownReservationError } from '../ledger/errors.ts';
@@ -13,7 +14,7 @@ import type { Chain } from '../payouts/chain.ts';
 import type { HotWallet } from '../payouts/hot-wallet.ts';
 import { PayoutRunner, type PayoutRunnerOptions, type RunReport } from '../payouts/payouts.ts';
 import type { SqlDb } from '../store/sql.ts';
-import { LedgerPayoutBook, type PayoutRecord } from './payout-book.ts';
+import { LedgerPayoutBook } from './payout-book.ts';
 
 /** What verification says about a job once its window has passed. */
 export type Verdict = 'ok' | 'void' | 'hold';
@@ -83,21 +84,8 @@ export interface SettleReport {
   readonly dropped: number;
 }
 
-/** A wallet's earnings, nanoTON as decimal strings (JSON has no bigint). */
-export interface EarningsSummary {
-  readonly wallet: string;
-  readonly balances: { readonly pending: string; readonly settled: string; readonly inFlight: string; readonly paid: string };
-  readonly payouts: readonly {
-    readonly payoutId: string;
-    readonly status: PayoutRecord['status'];
-    readonly amount: string;
-    readonly txHash: string | null;
-    readonly fee: string | null;
-    readonly reason: string | null;
-    readonly createdAt: number;
-    readonly updatedAt: number;
-  }[];
-}
+/** A wallet's earnings (`GET /v1/earnings/:wallet`), nanoTON as decimal strings. */
+export type { EarningsSummary };
 
 /** The earnings service. */
 export interface Earnings {

@@ -4,46 +4,15 @@
  * remote controls (pause, resume, a message on the screen). A remote pause is kept in the
  * database and sent again each time the device connects.
  */
+import type { FleetDevice, FleetView } from '../../protocol/answers.ts';
 import { PROTOCOL_VERSION } from '../../protocol/wire.ts';
 import { systemClock, type Clock } from '../deps.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
 import { pendingAccount, walletBalances } from '../ledger/index.ts';
 import { toInt, type SqlDb } from '../store/sql.ts';
 
-/** Earnings of one device for the owner, nanoTON as decimal strings. */
-export interface DeviceEarnings {
-  /** Inside the verification window. */
-  pendingNano: string;
-  /** Settled and not yet paid (a payout in flight included). */
-  settledNano: string;
-  /** Paid on chain: the wallet's payouts cover its oldest settled credits first. */
-  paidNano: string;
-}
-
-/** One device on the fleet page. */
-export interface FleetDevice {
-  contributorId: string;
-  /** The owner's name for it; null for a device bound by a wallet proof that sent none. */
-  label: string | null;
-  connected: boolean;
-  /** ms since epoch: now while connected, else when it last connected; null if it never did. */
-  lastSeenAt: number | null;
-  /** The worker's last status report; null while disconnected or before its first one. */
-  status: {
-    visibility: 'visible' | 'hidden';
-    pausedBy: string | null;
-    pace: { jobsPerMinute: number; busyFraction: number } | null;
-  } | null;
-  /** True while the owner's remote pause stands (sent again on each connection). */
-  remotePaused: boolean;
-  jobsDone: number;
-  earned: DeviceEarnings;
-}
-
-export interface FleetView {
-  wallet: string;
-  devices: FleetDevice[];
-}
+/** One device on the fleet page, and the page's whole answer (`GET /v1/fleet`). */
+export type { FleetDevice, FleetView };
 
 /** A remote control from the fleet page. */
 export interface ControlRequest {
@@ -194,7 +163,7 @@ export class Fleet {
    * Per device: its credits for `wallet` still pending, and its settled credits split into
    * paid and unpaid by walking them oldest first against the wallet's total paid.
    */
-  async #earnings(wallet: string, ids: string[]): Promise<Map<string, DeviceEarnings>> {
+  async #earnings(wallet: string, ids: string[]): Promise<Map<string, FleetDevice['earned']>> {
     const { paid } = await walletBalances(this.#db, wallet);
     const { rows } = await this.#db.query<{ cid: string; pending: string; settled: string; paid: string }>(
       `WITH credits AS (

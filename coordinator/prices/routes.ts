@@ -4,14 +4,10 @@
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import type { PriceListView } from '../../protocol/answers.ts';
 import { defaultPrices, type PriceList } from '../ledger/prices.ts';
 
-/** The wire form of a price list. */
-export interface PriceListView {
-  /** Network commission, basis points of the gross. */
-  commissionBps: number;
-  models: Record<string, { kind: 'chat'; promptPer1k: string; completionPer1k: string } | { kind: 'embed'; inputPer1k: string }>;
-}
+export type { PriceListView };
 
 export function priceListView(list: PriceList): PriceListView {
   const models: PriceListView['models'] = {};
