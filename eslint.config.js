@@ -17,6 +17,24 @@ export default tseslint.config(
     },
   },
   {
+    // The page takes only types from the worker: the worker's code runs in the worker, through the bridge.
+    files: ['web/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/worker/**'],
+              allowTypeImports: true,
+              message: 'web/ imports only types from worker/; move a value both need to protocol/ or web/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.test.ts', 'e2e/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },

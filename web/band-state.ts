@@ -4,13 +4,13 @@
  * as "last job 3 seconds ago · 19 jobs in 10 min". The tab's title and favicon follow the word.
  */
 import type { PauseRule } from '../protocol/wire.ts';
-import { idleStatus, type ContributorStatus } from '../worker/network/status.ts';
+import type { ContributorStatus } from '../worker/network/status.ts';
 import { h, replace, tr } from './dom.ts';
 import { formatAgo, formatIn, formatTime } from './i18n/format.ts';
 import { onLanguage, t, tp } from './i18n/index.ts';
 import type { History } from './history.ts';
 import type { PageState, Store } from './page-state.ts';
-import { faviconFor, sameSettled, settle, SHOWN_COLOUR, type Settled } from './status.ts';
+import { faviconFor, idleStatus, sameSettled, settle, SHOWN_COLOUR, type Settled } from './status.ts';
 
 /** The words for each rule that can pause this device. */
 export const RULE_KEYS: Record<PauseRule, string> = {

@@ -9,15 +9,16 @@
  */
 import { proxy } from 'comlink';
 import type { JobKind } from '../protocol/manifest.ts';
-import type { Controls, TimeWindow } from '../worker/controls/rules.ts';
+import type { Controls } from '../worker/controls/rules.ts';
 import type { ContributorStatus } from '../worker/network/contributor.ts';
-import { idleStatus } from '../worker/network/status.ts';
 import type { WorkerBridge } from './bridge.ts';
 import { h, replace, tr } from './dom.ts';
 import { formatTime } from './i18n/format.ts';
 import { formatNumber } from './i18n/index.ts';
 import type { PageState, Store } from './page-state.ts';
+import { type Checked, formatSchedule, parseSchedule } from './schedule.ts';
 import { startSignals, type SignalsFeed } from './signals.ts';
+import { idleStatus } from './status.ts';
 
 const KINDS: JobKind[] = ['chat', 'generate', 'embed', 'infer'];
 const DUTY: Controls['dutyCycle'][] = [100, 75, 50, 25];
@@ -30,34 +31,6 @@ export interface ControlsCardOptions {
   walletSession?: () => string | undefined;
   /** Resume only after this settles (the wallet restoring its session). */
   resumeAfter?: Promise<unknown>;
-}
-
-/** A field's check: the value to save, or the words of what is wrong (a catalog key). */
-export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
-
-/** `22:00-07:00, 12:00–13:00` → windows. Empty text: no schedule. */
-export function parseSchedule(text: string): Checked<TimeWindow[]> {
-  const parts = text
-    .split(',')
-    .map((p) => p.trim())
-    .filter((p) => p !== '');
-  if (parts.length > 8) return { ok: false, error: 'controls.scheduleTooMany' };
-  const windows: TimeWindow[] = [];
-  for (const part of parts) {
-    const match = /^(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})$/.exec(part);
-    if (match === null) return { ok: false, error: 'controls.scheduleInvalid' };
-    const [, h1 = '', m1 = '', h2 = '', m2 = ''] = match;
-    if (Number(h1) > 23 || Number(h2) > 23 || Number(m1) > 59 || Number(m2) > 59) return { ok: false, error: 'controls.scheduleTime' };
-    const start = `${h1.padStart(2, '0')}:${m1}`;
-    const end = `${h2.padStart(2, '0')}:${m2}`;
-    if (start === end) return { ok: false, error: 'controls.scheduleSame' };
-    windows.push({ start, end });
-  }
-  return { ok: true, value: windows };
-}
-
-export function formatSchedule(windows: readonly TimeWindow[]): string {
-  return windows.map((w) => `${w.start}-${w.end}`).join(', ');
 }
 
 /** A whole number from `min` to `max`, or empty (null). */

@@ -43,8 +43,8 @@ describe('kiosk settings', () => {
       }
     };
     expect(refuse(`?kiosk=1&enroll=${TOKEN}&duty=60`)).toMatch(/^malformed: .*dutyCycle is 25, 50, 75 or 100/);
-    expect(refuse(`?kiosk=1&enroll=${TOKEN}&schedule=25:00-06:00`)).toMatch(/HH:MM/);
-    expect(refuse(`?kiosk=1&enroll=${TOKEN}&schedule=22:00`)).toMatch(/START-END/);
+    expect(refuse(`?kiosk=1&enroll=${TOKEN}&schedule=25:00-06:00`)).toMatch(/schedule "25:00-06:00": Hours go from 00 to 23/);
+    expect(refuse(`?kiosk=1&enroll=${TOKEN}&schedule=22:00`)).toMatch(/schedule "22:00": Write times as HH:MM-HH:MM/);
     expect(refuse(`?kiosk=1&enroll=${TOKEN}&autostart=yes`)).toMatch(/autostart/);
     expect(refuse('?kiosk=1&enroll=short')).toMatch(/too short/);
   });

@@ -5,6 +5,9 @@
  * valibot: a bad value is refused in words that say what to fix.
  */
 import * as v from 'valibot';
+import type { TimeWindow } from '../worker/controls/rules.ts';
+import { t } from './i18n/index.ts';
+import { parseSchedule } from './schedule.ts';
 
 const HHMM = v.pipe(v.string(), v.regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time is HH:MM, 00:00 to 23:59'));
 
@@ -50,15 +53,11 @@ function check(input: unknown): KioskConfig {
   return result.output;
 }
 
-/** `22:00-06:00,12:00-13:00` → windows; anything else throws. */
-function parseSchedule(text: string): { start: string; end: string }[] {
-  return text.split(',').map((part) => {
-    const [start, end, extra] = part.trim().split('-');
-    if (start === undefined || end === undefined || extra !== undefined) {
-      throw new KioskConfigError('malformed', `schedule "${part}" is not START-END, e.g. 22:00-06:00`);
-    }
-    return { start, end };
-  });
+/** The address's `schedule=`, in the Settings card's grammar (./schedule.ts); anything else throws. */
+function scheduleFromParam(text: string): TimeWindow[] {
+  const checked = parseSchedule(text);
+  if (!checked.ok) throw new KioskConfigError('malformed', `schedule "${text}": ${t(checked.error)}`);
+  return checked.value;
 }
 
 /** The kiosk settings from the address's query string. */
@@ -74,7 +73,7 @@ export function kioskConfigFromParams(search: string): KioskConfig | null {
   const schedule = params.get('schedule');
   const controls = {
     ...(duty !== null && { dutyCycle: Number(duty) }),
-    ...(schedule !== null && { schedule: parseSchedule(schedule) }),
+    ...(schedule !== null && { schedule: scheduleFromParam(schedule) }),
   };
   const label = params.get('label');
   const coordinatorUrl = params.get('coordinator');

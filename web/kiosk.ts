@@ -15,6 +15,7 @@ import type { PageConfig } from './config.ts';
 import { h, replace, say, tr } from './dom.ts';
 import { t } from './i18n/index.ts';
 import { type KioskConfig, KioskConfigError, resolveKioskConfig } from './kiosk-config.ts';
+import { ScreenWakeLock } from './wake-lock.ts';
 
 /** This machine's enrollment, kept so an expired token does not strand an enrolled machine. */
 const STORED = 'spinneret.kiosk';
@@ -88,25 +89,10 @@ function keptEnrollment(): v.InferOutput<typeof Kept> | null {
 
 /** Keeps the screen on while the page is visible; says in words when the browser refuses. */
 function keepAwake(box: HTMLElement): void {
-  const show = (state: keyof typeof WAKE_WORDS, detail = ''): void => {
+  new ScreenWakeLock((state, detail) => {
     box.dataset['wake'] = state;
     say(box, WAKE_WORDS[state], { detail });
-  };
-  if (!('wakeLock' in navigator)) return show('unsupported');
-  let sentinel: WakeLockSentinel | null = null;
-  const acquire = async (): Promise<void> => {
-    if (document.visibilityState !== 'visible' || (sentinel !== null && !sentinel.released)) return;
-    try {
-      sentinel = await navigator.wakeLock.request('screen');
-      show('held');
-      // The browser drops the lock when the tab is hidden; it is asked for again when visible.
-      sentinel.addEventListener('release', () => show('released'));
-    } catch (err) {
-      show('denied', err instanceof Error ? err.message : String(err));
-    }
-  };
-  document.addEventListener('visibilitychange', () => void acquire());
-  void acquire();
+  }).set(true);
 }
 
 function stateKey(s: ContributorStatus): string {

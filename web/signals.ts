@@ -2,9 +2,10 @@
  * What only the page can see, forwarded to the worker's job loop: whether the tab is visible,
  * the battery (the Battery Status API is not available in workers), and whether the user is
  * idle (the Idle Detection API, which needs permission asked from a click). Also the optional
- * keep-alive: a screen wake lock while the tab is visible.
+ * keep-alive: a screen wake lock while the tab is visible (./wake-lock.ts).
  */
 import type { Signals } from '../worker/controls/rules.ts';
+import { ScreenWakeLock } from './wake-lock.ts';
 
 /** The Battery Status API's manager (not in TypeScript's DOM types). */
 interface BatteryManagerLike extends EventTarget {
@@ -54,31 +55,12 @@ export function startSignals(
   };
   update({ visibility: state.visibility });
 
-  let wantAwake = false;
-  let wakeLock: WakeLockSentinel | null = null;
-  const syncWakeLock = (): void => {
-    if (!('wakeLock' in navigator)) return;
-    if (wantAwake && document.visibilityState === 'visible' && wakeLock === null) {
-      navigator.wakeLock.request('screen').then(
-        (lock) => {
-          wakeLock = lock;
-          lock.addEventListener('release', () => (wakeLock = null));
-          if (!wantAwake) void lock.release();
-        },
-        () => undefined,
-      );
-    } else if (!wantAwake && wakeLock !== null) {
-      void wakeLock.release();
-      wakeLock = null;
-    }
-  };
+  const wakeLock = new ScreenWakeLock();
 
   const readVisibility = (): void => {
     const visibility = document.visibilityState === 'hidden' ? 'hidden' : 'visible';
     if (visibility === state.visibility) return;
     update({ visibility });
-    // The browser drops a wake lock when the tab is hidden; take it again on return.
-    syncWakeLock();
   };
   document.addEventListener('visibilitychange', readVisibility, { signal: stop.signal });
   // A check now and then as well, for a change whose event was missed (a frozen and resumed page).
@@ -136,15 +118,10 @@ export function startSignals(
       }
       return state.idle;
     },
-    keepAlive(on) {
-      wantAwake = on;
-      syncWakeLock();
-      return 'wakeLock' in navigator;
-    },
+    keepAlive: (on) => wakeLock.set(on),
     stop() {
       stop.abort();
-      wantAwake = false;
-      syncWakeLock();
+      wakeLock.stop();
     },
   };
 }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ContributorStatus } from '../worker/network/contributor.ts';
-import { idleStatus } from '../worker/network/status.ts';
-import { faviconFor, settle, type Settled } from './status.ts';
+import { faviconFor, idleStatus, settle, type Settled } from './status.ts';
 
 const base: ContributorStatus = { ...idleStatus(), slots: 1, consent: ['embed'], contributorId: 'dev1' };
 const at = (s: Partial<ContributorStatus>): ContributorStatus => ({ ...base, ...s });

@@ -51,33 +51,6 @@ export interface ContributorStatus {
   loading: string[];
 }
 
-/** The status of a contributor not started: what the page shows before the worker reports. */
-export function idleStatus(): ContributorStatus {
-  return {
-    state: 'idle',
-    lastError: null,
-    contributorId: null,
-    jobsDone: 0,
-    jobsFailed: 0,
-    jobsStopped: 0,
-    running: 0,
-    slots: 0,
-    consent: [],
-    lastJobAt: null,
-    reconnectAttempts: 0,
-    nextAttemptAt: null,
-    pausedBy: null,
-    resumeAt: null,
-    unusable: [],
-    ownerMessage: null,
-    visibility: 'visible',
-    pace: undefined,
-    recentJobs: [],
-    device: { losses: 0, lastLoss: null },
-    loading: [],
-  };
-}
-
 /** A GPU device loss the runtime recovered from, as `Runtime#onDeviceLost` reports it. */
 export interface DeviceLossReport {
   deviceLosses: number;
