@@ -25,6 +25,7 @@ import type { SchedulerHooks } from './scheduler/scheduler.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
+import { requestTargetGuard } from './http.ts';
 import { createFleetService, type FleetService } from './fleet/index.ts';
 import type { ModelCatalog } from './models/catalog.ts';
 import { SqlStore } from './store/sql-store.ts';
@@ -194,6 +195,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   });
 
   const app = new Hono();
+  app.use(requestTargetGuard);
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
