@@ -4,6 +4,7 @@
  * encoded as UTF-8), and a length limit. Every id and text field from outside is checked
  * against these before it reaches memory or SQL; see docs/protocol.md.
  */
+/* eslint-disable no-control-regex -- these patterns exist to find control characters */
 import * as v from 'valibot';
 
 /** C0 controls but tab, newline and carriage return; DEL; C1 controls; lone surrogates. */
