@@ -4,7 +4,14 @@
  */
 import WebSocket from 'ws';
 import type { JobKind } from '../protocol/manifest.ts';
-import { type Assignment, type CoordinatorMessage, helloMessage, type JobEvent, PROTOCOL_VERSION } from '../protocol/wire.ts';
+import {
+  type Assignment,
+  type CoordinatorMessage,
+  enrollMessage,
+  helloMessage,
+  type JobEvent,
+  PROTOCOL_VERSION,
+} from '../protocol/wire.ts';
 import { type CoordinatorOptions, createCoordinator } from './app.ts';
 import type { Clock } from './deps.ts';
 import { MemoryStore } from './store/memory.ts';
@@ -142,6 +149,12 @@ export class FakeWorker {
       signature,
       client: { name: 'test', version: '0' },
     };
+  }
+
+  /** This device's signature of an enrollment with `token` (`POST /v1/enroll`'s proof of possession). */
+  async signEnrollment(token: string): Promise<string> {
+    const identityKey = b64(await crypto.subtle.exportKey('raw', this.identity.publicKey));
+    return b64(await crypto.subtle.sign({ name: 'Ed25519' }, this.identity.privateKey, new Uint8Array(enrollMessage(token, identityKey))));
   }
 
   capabilities(models: string[], consent: JobKind[], state: 'loaded' | 'cached' | 'available' = 'loaded'): void {

@@ -370,6 +370,14 @@ export function helloMessage(nonce: string, identityKey: string, hpkeKey: string
   return new TextEncoder().encode(`spinneret-hello-v1\n${nonce}\n${identityKey}\n${hpkeKey}`);
 }
 
+/**
+ * The bytes a device signs to enroll with a fleet token (`POST /v1/enroll`): proves it holds
+ * the identity key it names, and binds the signature to that token.
+ */
+export function enrollMessage(token: string, identityKey: string): Uint8Array {
+  return new TextEncoder().encode(`spinneret-enroll-v1\n${token}\n${identityKey}`);
+}
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: WireError };
 
 /**

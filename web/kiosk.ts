@@ -69,7 +69,10 @@ async function sha256(text: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function enroll(coordinatorUrl: string, body: { token: string; identityKey: string; label?: string }): Promise<Enrolled> {
+async function enroll(
+  coordinatorUrl: string,
+  body: { token: string; identityKey: string; signature: string; label?: string },
+): Promise<Enrolled> {
   let response: Response;
   try {
     response = await fetch(new URL(`${coordinatorUrl.replace(/\/+$/, '')}/v1/enroll`), {
@@ -88,12 +91,17 @@ async function enroll(coordinatorUrl: string, body: { token: string; identityKey
 }
 
 /** Enrolls; when the token has expired, an enrollment this machine already holds for it still serves. */
-async function enrollOrResume(coordinatorUrl: string, config: KioskConfig, identityKey: string): Promise<Enrolled> {
+async function enrollOrResume(
+  coordinatorUrl: string,
+  config: KioskConfig,
+  sign: (token: string) => Promise<{ identityKey: string; signature: string }>,
+): Promise<Enrolled> {
   const tokenHash = await sha256(config.enroll);
   try {
     const enrolled = await enroll(coordinatorUrl, {
       token: config.enroll,
-      identityKey,
+      // Proof that this device holds the key it enrolls: nobody else can enroll it.
+      ...(await sign(config.enroll)),
       ...(config.label !== undefined && { label: config.label }),
     });
     localStorage.setItem(STORED, JSON.stringify({ tokenHash, ...enrolled }));
@@ -174,7 +182,7 @@ export async function mountKiosk(root: HTMLElement, bridge: WorkerBridge, page: 
   try {
     await api.init({ manifestUrl: page.manifestUrl });
     if (config.controls !== undefined) await api.setControls(config.controls);
-    enrolled = await enrollOrResume(coordinatorUrl, config, await api.deviceKey());
+    enrolled = await enrollOrResume(coordinatorUrl, config, (token) => api.signEnrollment(token));
   } catch (err) {
     const reason = err instanceof EnrollError ? err.reason : 'start';
     error.dataset['reason'] = reason;
