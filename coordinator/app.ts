@@ -25,7 +25,12 @@ import type { SchedulerHooks } from './scheduler/scheduler.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
-import { requestTargetGuard } from './http.ts';
+import { problem, requestTargetGuard } from './http.ts';
+import { bodyLimit } from 'hono/body-limit';
+import { type EdgeLimits, resolveLimits } from './edges/limits.ts';
+
+/** `PUT /v1/jobs/:id/payload`: sealed payloads up to a frame, limited by its own route. */
+const PAYLOAD_ROUTE = /^\/v1\/jobs\/[^/]+\/payload$/;
 import { createFleetService, type FleetService } from './fleet/index.ts';
 import type { ModelCatalog } from './models/catalog.ts';
 import { SqlStore } from './store/sql-store.ts';
@@ -104,6 +109,8 @@ export interface CoordinatorOptions {
    * Without it jobs are free (tests of the job flow alone).
    */
   billing?: Billing;
+  /** Limits on what callers may hold (bodies, streams, sockets, payloads); default from the environment, see `edges/limits.ts`. */
+  limits?: Partial<EdgeLimits>;
 }
 
 /** Counts for tests and health checks. */
@@ -149,6 +156,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const logger = options.logger ?? consoleLogger;
   const leaseMs = options.leaseMs ?? 60_000;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const limits = resolveLimits(options.limits);
 
   const gauges: Gauges = {
     contributorsConnected: () => gateway.connected,
@@ -168,6 +176,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     maxQueued: options.maxQueued ?? 10_000,
     retainMs: options.retainMs ?? 60_000,
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
+    chunksPerLease: limits.chunksPerLease,
+    emptyChunksPerLease: limits.emptyChunksPerLease,
     ...(options.onJobDone !== undefined ? { onJobDone: options.onJobDone } : {}),
     ...(options.verification !== undefined ? { checks: options.verification.relayChecks } : {}),
     ...(options.billing !== undefined ? { billing: options.billing.relay } : {}),
@@ -189,6 +199,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     logger,
     metrics,
     heartbeatMs,
+    sendBufferBytes: limits.sendBufferBytes,
+    connectionsPerIp: limits.connectionsPerIp,
+    connectionsPerWallet: limits.connectionsPerWallet,
     nonces: new NonceBook(),
     walletSessions: fleet === undefined ? walletSessions : firstResolver([walletSessions, fleet.resolver]),
     ...(fleet !== undefined && { welcomed: (contributor) => fleet.welcomed(contributor) }),
@@ -196,6 +209,12 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
 
   const app = new Hono();
   app.use(requestTargetGuard);
+  // Every route's body is limited; the payload route has its own, larger limit.
+  const defaultBodyLimit = bodyLimit({
+    maxSize: limits.maxBodyBytes,
+    onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${limits.maxBodyBytes} bytes, the limit (SPINNERET_MAX_BODY_BYTES).`),
+  });
+  app.use(async (c, next) => (PAYLOAD_ROUTE.test(c.req.path) ? next() : defaultBodyLimit(c, next)));
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
@@ -209,7 +228,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.route(
     '/v1',
     walletRoutes({
-      payloads: createProofPayloads({ clock }),
+      payloads: createProofPayloads({ clock, perIp: limits.proofPayloadsPerIp, total: limits.proofPayloadsTotal }),
       sessions: walletSessions,
       store,
       clock,
@@ -230,6 +249,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       store,
       keys: new ApiKeys(store, clock),
       quotas: new Quotas(clock),
+      subscribersPerJob: limits.subscribersPerJob,
+      subscribersPerKey: limits.subscribersPerKey,
+      eventStreamBufferBytes: limits.eventStreamBufferBytes,
       ...(options.billing !== undefined && { billing: options.billing }),
       ...(options.catalog !== undefined && { catalog: options.catalog }),
     }),

@@ -33,6 +33,12 @@ export async function readBody<T>(
   return { ok: false, response: problem(c, 400, 'BAD_MESSAGE', `Invalid body: ${printable(v.summarize(result.issues).slice(0, 1000))}`) };
 }
 
+/** The caller's IP address (the socket's peer), for per-address limits; `unknown` off a socket. */
+export function clientAddress(c: Context): string {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? 'unknown';
+}
+
 /**
  * Refuses, with a typed 400, a request whose path or query is bad percent-encoding, holds NUL,
  * control characters or lone surrogates, or has an over-long segment: before any route reads an

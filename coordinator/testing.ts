@@ -251,6 +251,8 @@ export async function startCoordinator(options: Partial<CoordinatorOptions> = {}
     coordinator,
     errors,
     url: server.url,
+    /** The test key's `Authorization` header. */
+    auth: `Bearer ${secret}`,
     api,
     /** A welcomed worker offering model `m` for chat. */
     async worker(opts: Parameters<typeof FakeWorker.ready>[1] = {}): Promise<FakeWorker> {
