@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeWorker, startCoordinator } from '../testing.ts';
 import { LimitConfigError, resolveLimits } from './limits.ts';
@@ -120,7 +120,7 @@ describe('limits, each answered with a typed refusal', () => {
     const { jobId } = await c.createJob();
     // A reader that never reads.
     const url = new URL(`${c.url}/v1/jobs/${jobId}/events`);
-    const stalled = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    const stalled = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, { headers: { authorization: c.auth } }, resolve);
       req.on('error', reject);
       req.end();

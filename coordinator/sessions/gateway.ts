@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../protocol/wire.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
 import { Counter } from '../edges/limits.ts';
@@ -45,7 +45,7 @@ export class ContributorGateway {
   }
 
   /** Refuses a socket with a typed error and a close code. */
-  #refuse(ws: import('ws').WebSocket, code: 'DRAINING' | 'QUOTA', message: string): void {
+  #refuse(ws: WebSocket, code: 'DRAINING' | 'QUOTA', message: string): void {
     this.#host.metrics.protocolError(code);
     ws.send(JSON.stringify({ v: PROTOCOL_VERSION, type: 'error', error: { code, message }, fatal: true }));
     ws.close(CLOSE_TRY_AGAIN_LATER, code === 'DRAINING' ? 'draining' : 'too many connections');
