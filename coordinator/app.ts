@@ -111,6 +111,13 @@ export interface CoordinatorOptions {
   billing?: Billing;
   /** Limits on what callers may hold (bodies, streams, sockets, payloads); default from the environment, see `edges/limits.ts`. */
   limits?: Partial<EdgeLimits>;
+  /**
+   * On the first `listen`, end the jobs a previous run left waiting, queued or leased in the
+   * store (their sealed payloads lived only in its memory): each fails with `RESTARTED`, its
+   * reservation goes back, and its requester can run it again. Default true; set false when
+   * several coordinators share one store.
+   */
+  recoverUnfinished?: boolean;
 }
 
 /** Counts for tests and health checks. */
@@ -135,6 +142,8 @@ export interface Coordinator {
   attach(server: Server): void;
   /** Serves the app and the WebSocket endpoint. Port 0 picks a free one; host defaults to 127.0.0.1. */
   listen(options?: { port?: number; host?: string }): Promise<{ url: string; close(): Promise<void> }>;
+  /** Ends the jobs a previous run left unfinished (see {@link CoordinatorOptions.recoverUnfinished}); how many. Once per coordinator. */
+  recover(): Promise<number>;
   /** Sends `drain`, stops assigning, waits up to `timeoutMs` for running jobs, then fails the rest and closes. */
   drain(timeoutMs: number): Promise<void>;
   /** Fails unfinished jobs, closes sockets and servers, flushes the store (the caller closes it). */
@@ -295,11 +304,36 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     return closed;
   };
 
+  let recovered: Promise<number> | null = null;
+  const recover = (): Promise<number> => {
+    recovered ??= (async () => {
+      const now = clock.now();
+      let n = 0;
+      for (const record of await store.unfinishedJobs()) {
+        if (relay.jobById(record.id) !== undefined) continue;
+        store.putJob({
+          ...record,
+          state: 'failed',
+          updatedAt: now,
+          error: 'RESTARTED: The coordinator restarted while this job was unfinished; run it again (the SDK does so itself).',
+        });
+        options.billing?.relay.ended(record.id, 'the coordinator restarted');
+        n++;
+      }
+      await store.flush();
+      if (n > 0) logger.info('recovered unfinished jobs from before a restart', { failed: n });
+      return n;
+    })();
+    return recovered;
+  };
+
   return {
     app,
     handleUpgrade: (request, socket, head) => gateway.handleUpgrade(request, socket, head),
     attach,
+    recover,
     async listen({ port = 0, host = '127.0.0.1' } = {}) {
+      if (options.recoverUnfinished !== false) await recover();
       const listener = getRequestListener(app.fetch);
       const server = createServer((req, res) => void listener(req, res));
       attach(server);

@@ -42,6 +42,7 @@ export const WireError = v.strictObject({
     'OPEN_FAILED',
     'PAYMENT_REQUIRED',
     'ENVELOPE',
+    'RESTARTED',
   ]),
   message: SafeText(2000),
 });

@@ -353,5 +353,5 @@ describe('fleet', () => {
     expect((await fleet(net, attacker)).devices).toHaveLength(0);
     victim.close();
     stranger.close();
-  });
+  }, 60_000);
 });
