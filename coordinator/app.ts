@@ -29,6 +29,13 @@ import { problem, requestTargetGuard } from './http.ts';
 import { bodyLimit } from 'hono/body-limit';
 import { type EdgeLimits, resolveLimits } from './edges/limits.ts';
 
+/** The ton_proof domains of a deployment: its public URL's host, or loopback when it has none. */
+export function publicDomains(publicUrl: string | undefined): string[] {
+  if (publicUrl === undefined || publicUrl === '') return ['127.0.0.1', 'localhost'];
+  if (!URL.canParse(publicUrl)) throw new Error(`SPINNERET_PUBLIC_URL=${publicUrl} is not a URL; give e.g. https://spinneret.example.`);
+  return [new URL(publicUrl).host];
+}
+
 /** `PUT /v1/jobs/:id/payload`: sealed payloads up to a frame, limited by its own route. */
 const PAYLOAD_ROUTE = /^\/v1\/jobs\/[^/]+\/payload$/;
 import { createFleetService, type FleetService } from './fleet/index.ts';
@@ -86,7 +93,8 @@ export interface CoordinatorOptions {
   publicRoutes?: Hono[];
   /**
    * Hosts a wallet's `ton_proof` may name (host, or host:port); a host listed without a port
-   * matches any port. Default `['127.0.0.1', 'localhost']`, plus the host of `appUrl`.
+   * matches any port. Default: the host of `SPINNERET_PUBLIC_URL` when set, else
+   * `['127.0.0.1', 'localhost']`; plus the host of `appUrl`.
    */
   walletDomains?: readonly string[];
   /** Where the contributor page is served; its host is allowed in wallet proofs. */
@@ -195,7 +203,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   options.billing?.attach(relay);
   const walletSessions = new WalletSessions({ clock });
   const walletDomains = [
-    ...(options.walletDomains ?? ['127.0.0.1', 'localhost']),
+    ...(options.walletDomains ?? publicDomains(process.env['SPINNERET_PUBLIC_URL'])),
     ...(options.appUrl === undefined ? [] : [new URL(options.appUrl).host]),
   ];
   const fleetDb = options.fleetDb ?? (store instanceof SqlStore ? store.db : undefined);

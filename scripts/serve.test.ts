@@ -157,4 +157,28 @@ describe('the app server', () => {
       await server.close();
     }
   });
+
+  it('names the deployment’s public URL in the TON Connect manifest (wallets refuse a placeholder)', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'dist-'));
+    writeFileSync(join(dist, 'index.html'), '<!doctype html><title>x</title>');
+    const server = await startAppServer({
+      distDir: dist,
+      config: { manifestUrl: '/m.json' },
+      publicUrl: 'https://contribute.example.org/',
+    });
+    const local = await startAppServer({ distDir: dist, config: { manifestUrl: '/m.json' } });
+    try {
+      const manifest = JSON.parse((await get(`${server.url}/tonconnect-manifest.json`, {})).body.toString()) as Record<string, string>;
+      expect(manifest).toEqual({
+        url: 'https://contribute.example.org',
+        name: 'Spinneret',
+        iconUrl: 'https://contribute.example.org/icon-180.png',
+      });
+      const own = JSON.parse((await get(`${local.url}/tonconnect-manifest.json`, {})).body.toString()) as Record<string, string>;
+      expect(own['url']).toBe(local.url);
+    } finally {
+      await server.close();
+      await local.close();
+    }
+  });
 });

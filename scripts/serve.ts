@@ -38,6 +38,18 @@ export interface AppServerOptions {
   config: { manifestUrl: string; coordinatorUrl?: string; walletsListUrl?: string };
   /** More origins the page and its worker may fetch from (model hosts named by `?manifest=`, mirrors). */
   connectSources?: string[];
+  /**
+   * Where users reach this deployment (`SPINNERET_PUBLIC_URL` by default), e.g.
+   * `https://spinneret.example`: `/tonconnect-manifest.json` names it, as wallets require.
+   * Without one, the manifest names the address this server listens on.
+   */
+  publicUrl?: string;
+}
+
+/** The TON Connect manifest for a deployment at `origin`. */
+export function tonConnectManifest(origin: string): { url: string; name: string; iconUrl: string } {
+  const base = origin.replace(/\/+$/, '');
+  return { url: base, name: 'Spinneret', iconUrl: `${base}/icon-180.png` };
 }
 
 /** Where TON Connect's public wallets list is published. */
@@ -175,6 +187,10 @@ export function appServerApp(options: AppServerOptions): Hono<{ Variables: { fil
       return refuse(c, 400, 'Bad path: encoded separators, dot segments, backslashes and NUL are not served.');
     }
     await next();
+  });
+  app.get('/tonconnect-manifest.json', (c) => {
+    c.header('Cache-Control', 'no-cache');
+    return c.json(tonConnectManifest(options.publicUrl ?? process.env['SPINNERET_PUBLIC_URL'] ?? new URL(c.req.url).origin));
   });
   app.get('/spinneret.json', (c) => {
     c.header('Cache-Control', 'no-store');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createCoordinator } from '../app.ts';
+import { createCoordinator, publicDomains } from '../app.ts';
 import { MemoryStore } from '../store/memory.ts';
 import type { JobRecord } from '../store/types.ts';
 import { EventReader, FakeClock } from '../testing.ts';
@@ -52,5 +52,14 @@ describe('a coordinator restart', () => {
     } finally {
       await after.close();
     }
+  });
+});
+
+describe('the ton_proof domain list', () => {
+  it('comes from the deployment’s public URL, else loopback only', () => {
+    expect(publicDomains('https://contribute.example.org')).toEqual(['contribute.example.org']);
+    expect(publicDomains('https://contribute.example.org:8443/app')).toEqual(['contribute.example.org:8443']);
+    expect(publicDomains(undefined)).toEqual(['127.0.0.1', 'localhost']);
+    expect(() => publicDomains('not a url')).toThrow(/SPINNERET_PUBLIC_URL/);
   });
 });
