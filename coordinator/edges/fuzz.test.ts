@@ -17,7 +17,7 @@ import { RequesterClient } from '../../requester/client.ts';
 import { createGateway, listen } from '../../requester/gateway.ts';
 import { startAppServer, type RunningServer } from '../../scripts/serve.ts';
 import { ChatBody, EmbeddingsBody } from '../../requester/openai.ts';
-import { ContributorMessage, CreateJob, Hello, SubmitPayload, Verdict } from '../../protocol/wire.ts';
+import { ContributorMessage, CreateJob, SubmitPayload, Verdict } from '../../protocol/wire.ts';
 import { FakeWorker, startCoordinator, TEST_ENVELOPE } from '../testing.ts';
 import { frame, hostile, rng, sample } from './fuzz.ts';
 
