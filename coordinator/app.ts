@@ -25,6 +25,19 @@ import type { SchedulerHooks } from './scheduler/scheduler.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
+import { problem, requestTargetGuard } from './http.ts';
+import { bodyLimit } from 'hono/body-limit';
+import { type EdgeLimits, resolveLimits } from './edges/limits.ts';
+
+/** The ton_proof domains of a deployment: its public URL's host, or loopback when it has none. */
+export function publicDomains(publicUrl: string | undefined): string[] {
+  if (publicUrl === undefined || publicUrl === '') return ['127.0.0.1', 'localhost'];
+  if (!URL.canParse(publicUrl)) throw new Error(`SPINNERET_PUBLIC_URL=${publicUrl} is not a URL; give e.g. https://spinneret.example.`);
+  return [new URL(publicUrl).host];
+}
+
+/** `PUT /v1/jobs/:id/payload`: sealed payloads up to a frame, limited by its own route. */
+const PAYLOAD_ROUTE = /^\/v1\/jobs\/[^/]+\/payload$/;
 import { createFleetService, type FleetService } from './fleet/index.ts';
 import type { ModelCatalog } from './models/catalog.ts';
 import { SqlStore } from './store/sql-store.ts';
@@ -80,7 +93,8 @@ export interface CoordinatorOptions {
   publicRoutes?: Hono[];
   /**
    * Hosts a wallet's `ton_proof` may name (host, or host:port); a host listed without a port
-   * matches any port. Default `['127.0.0.1', 'localhost']`, plus the host of `appUrl`.
+   * matches any port. Default: the host of `SPINNERET_PUBLIC_URL` when set, else
+   * `['127.0.0.1', 'localhost']`; plus the host of `appUrl`.
    */
   walletDomains?: readonly string[];
   /** Where the contributor page is served; its host is allowed in wallet proofs. */
@@ -103,6 +117,15 @@ export interface CoordinatorOptions {
    * Without it jobs are free (tests of the job flow alone).
    */
   billing?: Billing;
+  /** Limits on what callers may hold (bodies, streams, sockets, payloads); default from the environment, see `edges/limits.ts`. */
+  limits?: Partial<EdgeLimits>;
+  /**
+   * On the first `listen`, end the jobs a previous run left waiting, queued or leased in the
+   * store (their sealed payloads lived only in its memory): each fails with `RESTARTED`, its
+   * reservation goes back, and its requester can run it again. Default true; set false when
+   * several coordinators share one store.
+   */
+  recoverUnfinished?: boolean;
 }
 
 /** Counts for tests and health checks. */
@@ -127,6 +150,8 @@ export interface Coordinator {
   attach(server: Server): void;
   /** Serves the app and the WebSocket endpoint. Port 0 picks a free one; host defaults to 127.0.0.1. */
   listen(options?: { port?: number; host?: string }): Promise<{ url: string; close(): Promise<void> }>;
+  /** Ends the jobs a previous run left unfinished (see {@link CoordinatorOptions.recoverUnfinished}); how many. Once per coordinator. */
+  recover(): Promise<number>;
   /** Sends `drain`, stops assigning, waits up to `timeoutMs` for running jobs, then fails the rest and closes. */
   drain(timeoutMs: number): Promise<void>;
   /** Fails unfinished jobs, closes sockets and servers, flushes the store (the caller closes it). */
@@ -148,6 +173,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const logger = options.logger ?? consoleLogger;
   const leaseMs = options.leaseMs ?? 60_000;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const limits = resolveLimits(options.limits);
 
   const gauges: Gauges = {
     contributorsConnected: () => gateway.connected,
@@ -167,6 +193,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     maxQueued: options.maxQueued ?? 10_000,
     retainMs: options.retainMs ?? 60_000,
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
+    chunksPerLease: limits.chunksPerLease,
+    emptyChunksPerLease: limits.emptyChunksPerLease,
     ...(options.onJobDone !== undefined ? { onJobDone: options.onJobDone } : {}),
     ...(options.verification !== undefined ? { checks: options.verification.relayChecks } : {}),
     ...(options.billing !== undefined ? { billing: options.billing.relay } : {}),
@@ -175,7 +203,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   options.billing?.attach(relay);
   const walletSessions = new WalletSessions({ clock });
   const walletDomains = [
-    ...(options.walletDomains ?? ['127.0.0.1', 'localhost']),
+    ...(options.walletDomains ?? publicDomains(process.env['SPINNERET_PUBLIC_URL'])),
     ...(options.appUrl === undefined ? [] : [new URL(options.appUrl).host]),
   ];
   const fleetDb = options.fleetDb ?? (store instanceof SqlStore ? store.db : undefined);
@@ -188,12 +216,22 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     logger,
     metrics,
     heartbeatMs,
+    sendBufferBytes: limits.sendBufferBytes,
+    connectionsPerIp: limits.connectionsPerIp,
+    connectionsPerWallet: limits.connectionsPerWallet,
     nonces: new NonceBook(),
     walletSessions: fleet === undefined ? walletSessions : firstResolver([walletSessions, fleet.resolver]),
     ...(fleet !== undefined && { welcomed: (contributor) => fleet.welcomed(contributor) }),
   });
 
   const app = new Hono();
+  app.use(requestTargetGuard);
+  // Every route's body is limited; the payload route has its own, larger limit.
+  const defaultBodyLimit = bodyLimit({
+    maxSize: limits.maxBodyBytes,
+    onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${limits.maxBodyBytes} bytes, the limit (SPINNERET_MAX_BODY_BYTES).`),
+  });
+  app.use(async (c, next) => (PAYLOAD_ROUTE.test(c.req.path) ? next() : defaultBodyLimit(c, next)));
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
@@ -207,7 +245,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.route(
     '/v1',
     walletRoutes({
-      payloads: createProofPayloads({ clock }),
+      payloads: createProofPayloads({ clock, perIp: limits.proofPayloadsPerIp, total: limits.proofPayloadsTotal }),
       sessions: walletSessions,
       store,
       clock,
@@ -228,6 +266,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       store,
       keys: new ApiKeys(store, clock),
       quotas: new Quotas(clock),
+      subscribersPerJob: limits.subscribersPerJob,
+      subscribersPerKey: limits.subscribersPerKey,
+      eventStreamBufferBytes: limits.eventStreamBufferBytes,
       ...(options.billing !== undefined && { billing: options.billing }),
       ...(options.catalog !== undefined && { catalog: options.catalog }),
     }),
@@ -271,11 +312,36 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     return closed;
   };
 
+  let recovered: Promise<number> | null = null;
+  const recover = (): Promise<number> => {
+    recovered ??= (async () => {
+      const now = clock.now();
+      let n = 0;
+      for (const record of await store.unfinishedJobs()) {
+        if (relay.jobById(record.id) !== undefined) continue;
+        store.putJob({
+          ...record,
+          state: 'failed',
+          updatedAt: now,
+          error: 'RESTARTED: The coordinator restarted while this job was unfinished; run it again (the SDK does so itself).',
+        });
+        options.billing?.relay.ended(record.id, 'the coordinator restarted');
+        n++;
+      }
+      await store.flush();
+      if (n > 0) logger.info('recovered unfinished jobs from before a restart', { failed: n });
+      return n;
+    })();
+    return recovered;
+  };
+
   return {
     app,
     handleUpgrade: (request, socket, head) => gateway.handleUpgrade(request, socket, head),
     attach,
+    recover,
     async listen({ port = 0, host = '127.0.0.1' } = {}) {
+      if (options.recoverUnfinished !== false) await recover();
       const listener = getRequestListener(app.fetch);
       const server = createServer((req, res) => void listener(req, res));
       attach(server);

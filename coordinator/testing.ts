@@ -4,7 +4,14 @@
  */
 import WebSocket from 'ws';
 import type { JobKind } from '../protocol/manifest.ts';
-import { type Assignment, type CoordinatorMessage, helloMessage, type JobEvent, PROTOCOL_VERSION } from '../protocol/wire.ts';
+import {
+  type Assignment,
+  type CoordinatorMessage,
+  enrollMessage,
+  helloMessage,
+  type JobEvent,
+  PROTOCOL_VERSION,
+} from '../protocol/wire.ts';
 import { type CoordinatorOptions, createCoordinator } from './app.ts';
 import type { Clock } from './deps.ts';
 import { MemoryStore } from './store/memory.ts';
@@ -144,6 +151,12 @@ export class FakeWorker {
     };
   }
 
+  /** This device's signature of an enrollment with `token` (`POST /v1/enroll`'s proof of possession). */
+  async signEnrollment(token: string): Promise<string> {
+    const identityKey = b64(await crypto.subtle.exportKey('raw', this.identity.publicKey));
+    return b64(await crypto.subtle.sign({ name: 'Ed25519' }, this.identity.privateKey, new Uint8Array(enrollMessage(token, identityKey))));
+  }
+
   capabilities(models: string[], consent: JobKind[], state: 'loaded' | 'cached' | 'available' = 'loaded'): void {
     this.send({
       v: 1,
@@ -238,6 +251,8 @@ export async function startCoordinator(options: Partial<CoordinatorOptions> = {}
     coordinator,
     errors,
     url: server.url,
+    /** The test key's `Authorization` header. */
+    auth: `Bearer ${secret}`,
     api,
     /** A welcomed worker offering model `m` for chat. */
     async worker(opts: Parameters<typeof FakeWorker.ready>[1] = {}): Promise<FakeWorker> {

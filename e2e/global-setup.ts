@@ -31,6 +31,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const host = await startModelHost({ port: 0 });
   const fixtures = await startModelHost({
     port: 0,
+    // e2e/integrity.spec.ts toggles corruption over HTTP.
+    corruptRoutes: true,
     extraFiles: mlcFixtureFiles(),
     extraEntries: (base) => [...mlcManifestEntries(base), twoBuilds(base)],
   });

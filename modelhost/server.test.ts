@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, type Manifest } from '../protocol/manifest.ts';
 import { startModelHost, type ModelHost } from './server.ts';
@@ -13,6 +14,7 @@ describe('model host', () => {
   beforeAll(async () => {
     host = await startModelHost({
       port: 0,
+      corruptRoutes: true,
       routes: [
         (_req, res, url) => {
           if (url.pathname !== '/extra') return false;
@@ -170,6 +172,37 @@ describe('model host', () => {
       expect(sha256(await (await fetch(file.url)).arrayBuffer())).toBe(file.sha256);
     } finally {
       await second.close();
+    }
+  });
+
+  it('keeps at most a few manifests however many Host headers callers invent, and refuses malformed ones', async () => {
+    const get = (hostHeader: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(`${host.url}/manifest.json`, { headers: { host: hostHeader } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    for (let i = 0; i < 300; i++) expect(await get(`h${i}.example:${1000 + i}`)).toBe(200);
+    expect(host.manifestsCached()).toBeLessThanOrEqual(16);
+    for (const bad of ['a"b', 'x/y', 'a b', 'a'.repeat(300), 'h:99999']) expect(await get(bad), bad).toBe(400);
+  });
+});
+
+describe('model host without test routes', () => {
+  it('serves no /__corrupt routes unless a test asks for them', async () => {
+    const plain = await startModelHost({ port: 0 });
+    try {
+      const path = '/__corrupt/spinneret-test/tiny-q4/resolve/main/onnx/model_q4.onnx';
+      expect((await fetch(`${plain.url}${path}`, { method: 'PUT' })).status).toBe(404);
+      expect((await fetch(`${plain.url}${path}`, { method: 'DELETE' })).status).toBe(404);
+      expect((await fetch(`${plain.url}${path}`)).status).toBe(404);
+      expect(plain.corrupt.size).toBe(0);
+      expect((await fetch(`${plain.url}${path.slice('/__corrupt'.length)}`, { method: 'PUT' })).status).toBe(405);
+    } finally {
+      await plain.close();
     }
   });
 });

@@ -10,9 +10,10 @@
  * of the file is flipped, so the size stays the same):
  * - the `corrupt` option: a live Set of `<model>/<file>` keys (`tiny-q4/onnx/model_q4.onnx`);
  *   add or delete keys while the host runs;
- * - `PUT` / `DELETE /__corrupt/spinneret-test/<model>/resolve/main/<file>`: the same toggle
- *   over HTTP, for tests in another process than the host;
- * - `GET /__corrupt/spinneret-test/<model>/resolve/main/<file>`: always the corrupted bytes.
+ * - with the `corruptRoutes` option only (tests; never `npm start`):
+ *   `PUT` / `DELETE /__corrupt/spinneret-test/<model>/resolve/main/<file>`: the same toggle
+ *   over HTTP, for tests in another process than the host, and
+ *   `GET /__corrupt/spinneret-test/<model>/resolve/main/<file>`: always the corrupted bytes.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -30,6 +31,10 @@ export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => boo
 export interface ModelHostHandlerOptions {
   /** `<model>/<file>` keys served corrupted; read on every request, so changes apply at once. */
   corrupt?: Set<string>;
+  /** Serves the `/__corrupt` routes (tests only). Default false. */
+  corruptRoutes?: boolean;
+  /** Manifests kept for different `Host` headers (the most recently used). Default 16. */
+  maxManifestHosts?: number;
   /** Tried in order before the built-in routes. */
   routes?: readonly Route[];
   /** Origin for the manifest's file URLs; by default the request's own `Host`. */
@@ -54,8 +59,16 @@ export interface ModelHost {
   manifestUrl: string;
   /** The live corruption set (the one passed in, or a new one). */
   corrupt: Set<string>;
+  /** Manifests kept in memory now (one per recent `Host`). */
+  manifestsCached(): number;
   close(): Promise<void>;
 }
+
+/** A `Host` header: a name or IPv4 address, or a bracketed IPv6 address, with an optional port. */
+const HOST_HEADER = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/** A request handler that also says how many manifests it keeps. */
+export type ModelHostHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { manifestsCached(): number };
 
 /** Path of a model file on the host, e.g. `/spinneret-test/tiny-q4/resolve/main/onnx/model_q4.onnx`. */
 export function modelFilePath(modelId: string, file: string): string {
@@ -155,18 +168,28 @@ function sendText(req: IncomingMessage, res: ServerResponse, status: number, tex
 }
 
 /** The request handler, for mounting on another server or adding routes. Every request gets an answer. */
-export function createModelHostHandler(options: ModelHostHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+export function createModelHostHandler(options: ModelHostHandlerOptions = {}): ModelHostHandler {
   const models = options.models ?? testModels();
   const files = indexFiles(models, options.extraFiles);
   const corrupt = options.corrupt ?? new Set<string>();
   const manifests = new Map<string, Uint8Array>();
+  const maxHosts = options.maxManifestHosts ?? 16;
 
-  const manifestFor = (req: IncomingMessage): Uint8Array => {
-    const base = options.baseUrl ?? `http://${req.headers.host ?? 'localhost'}`;
+  /** The manifest for the request's origin; null for a `Host` header that is no host. */
+  const manifestFor = (req: IncomingMessage): Uint8Array | null => {
+    const hostHeader = req.headers.host ?? 'localhost';
+    if (options.baseUrl === undefined && !(HOST_HEADER.test(hostHeader) && URL.canParse(`http://${hostHeader}/`))) return null;
+    const base = options.baseUrl ?? `http://${hostHeader}`;
     let bytes = manifests.get(base);
     if (bytes === undefined) {
       bytes = new TextEncoder().encode(JSON.stringify(buildManifest(base, models, options.extraEntries), null, 2) + '\n');
-      manifests.set(base, bytes);
+    }
+    // Most recently used last; the oldest goes when more hosts than the limit ask.
+    manifests.delete(base);
+    manifests.set(base, bytes);
+    for (const key of manifests.keys()) {
+      if (manifests.size <= maxHosts) break;
+      manifests.delete(key);
     }
     return bytes;
   };
@@ -191,9 +214,11 @@ export function createModelHostHandler(options: ModelHostHandlerOptions = {}): (
     const readable = method === 'GET' || method === 'HEAD';
     if (path === '/manifest.json') {
       if (!readable) return sendText(req, res, 405, `${method} is not allowed on /manifest.json; use GET.`);
-      return send(req, res, 200, manifestFor(req), 'application/json; charset=utf-8');
+      const manifest = manifestFor(req);
+      if (manifest === null) return sendText(req, res, 400, 'Bad Host header: send host[:port].');
+      return send(req, res, 200, manifest, 'application/json; charset=utf-8');
     }
-    const forced = path.startsWith(CORRUPT_PREFIX + '/');
+    const forced = options.corruptRoutes === true && path.startsWith(CORRUPT_PREFIX + '/');
     const file = files.get(forced ? path.slice(CORRUPT_PREFIX.length) : path);
     if (file === undefined) {
       const ids = modelList(models).map((m) => m.id);
@@ -216,20 +241,22 @@ export function createModelHostHandler(options: ModelHostHandlerOptions = {}): (
     send(req, res, 200, bytes, file.contentType);
   };
 
-  return (req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       console.error('model host: request failed', err);
       if (!res.headersSent) sendText(req, res, 500, `The model host failed: ${err instanceof Error ? err.message : String(err)}`);
       else res.destroy();
     });
   };
+  return Object.assign(handler, { manifestsCached: () => manifests.size });
 }
 
 /** Starts the host on `host:port` (default 127.0.0.1, a free port). Builds the models once per process. */
 export async function startModelHost(options: ModelHostOptions = {}): Promise<ModelHost> {
   const host = options.host ?? '127.0.0.1';
   const corrupt = options.corrupt ?? new Set<string>();
-  const server = createServer(createModelHostHandler({ ...options, corrupt }));
+  const handler = createModelHostHandler({ ...options, corrupt });
+  const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {
@@ -243,6 +270,7 @@ export async function startModelHost(options: ModelHostOptions = {}): Promise<Mo
     url,
     manifestUrl: `${url}/manifest.json`,
     corrupt,
+    manifestsCached: handler.manifestsCached,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

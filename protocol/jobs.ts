@@ -5,8 +5,9 @@
 import * as v from 'valibot';
 import { InvalidInputError } from './errors.ts';
 import { type JobKind, TensorType } from './manifest.ts';
+import { SafeLine } from './text.ts';
 
-const ModelId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
+const ModelId = v.pipe(SafeLine(128), v.minLength(1));
 const Tokens = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(32768));
 
 export const Sampling = v.strictObject({

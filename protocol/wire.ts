@@ -10,6 +10,7 @@ import * as v from 'valibot';
 import { BillingEnvelope } from './billing.ts';
 import { ERROR_CODES } from './errors.ts';
 import { JobKind, ModelEntry } from './manifest.ts';
+import { printable, SafeLine, SafeText } from './text.ts';
 
 /** The protocol version this code speaks; a peer with another gets `PROTOCOL_VERSION` and is closed. */
 export const PROTOCOL_VERSION = 1;
@@ -41,8 +42,9 @@ export const WireError = v.strictObject({
     'OPEN_FAILED',
     'PAYMENT_REQUIRED',
     'ENVELOPE',
+    'RESTARTED',
   ]),
-  message: v.pipe(v.string(), v.maxLength(2000)),
+  message: SafeText(2000),
 });
 export type WireError = v.InferOutput<typeof WireError>;
 export type WireErrorCode = WireError['code'];
@@ -66,12 +68,12 @@ export const Hello = v.strictObject({
   /** Ed25519 signature over helloMessage(nonce, identityKey, hpkeKey). */
   signature: B64,
   /** Session token from the wallet or kiosk enrollment (money and trust), if any. */
-  session: v.optional(v.pipe(v.string(), v.maxLength(2048))),
-  client: v.strictObject({ name: v.pipe(v.string(), v.maxLength(64)), version: v.pipe(v.string(), v.maxLength(32)) }),
+  session: v.optional(SafeLine(2048)),
+  client: v.strictObject({ name: SafeLine(64), version: SafeLine(32) }),
 });
 
 export const ModelState = v.strictObject({
-  id: v.pipe(v.string(), v.maxLength(128)),
+  id: SafeLine(128),
   /** `loaded`: in memory now; `cached`: files on disk; `available`: can be fetched and fits. */
   state: v.picklist(['loaded', 'cached', 'available']),
 });
@@ -82,10 +84,10 @@ export const Capabilities = v.strictObject({
   type: v.literal('capabilities'),
   adapter: v.nullable(
     v.strictObject({
-      vendor: v.pipe(v.string(), v.maxLength(128)),
-      architecture: v.pipe(v.string(), v.maxLength(128)),
+      vendor: SafeLine(128),
+      architecture: SafeLine(128),
       isFallbackAdapter: v.boolean(),
-      features: v.pipe(v.array(v.pipe(v.string(), v.maxLength(64))), v.maxLength(64)),
+      features: v.pipe(v.array(SafeLine(64)), v.maxLength(64)),
     }),
   ),
   /** Benchmark results, if measured: GFLOP/s and GB/s. */
@@ -94,7 +96,7 @@ export const Capabilities = v.strictObject({
   /** Job kinds the owner consents to run. */
   consent: v.pipe(v.array(JobKind), v.maxLength(4)),
   /** Numerics class for redundancy checks: results are compared only within one class. */
-  engineClass: v.pipe(v.string(), v.maxLength(128)),
+  engineClass: SafeLine(128),
   visibility: v.optional(v.picklist(['visible', 'hidden'])),
 });
 
@@ -146,7 +148,7 @@ export const Status = v.strictObject({
     }),
   ),
   /** The device label its owner gave it (kiosk and lab fleets). */
-  label: v.optional(v.pipe(v.string(), v.maxLength(64))),
+  label: v.optional(SafeLine(64)),
 });
 
 export const ContributorMessage = v.variant('type', [Hello, Capabilities, Lease, Chunk, Fail, Ping, Status]);
@@ -169,7 +171,7 @@ export const Job = v.strictObject({
   type: v.literal('job'),
   jobId: Id,
   leaseId: Id,
-  model: v.pipe(v.string(), v.maxLength(128)),
+  model: SafeLine(128),
   kind: JobKind,
   /** Which attempt this is (the payload was sealed for it; part of the AAD). */
   attempt: v.pipe(v.number(), v.integer(), v.minValue(1)),
@@ -182,7 +184,7 @@ export const Cancel = v.strictObject({
   type: v.literal('cancel'),
   jobId: Id,
   leaseId: Id,
-  reason: v.pipe(v.string(), v.maxLength(200)),
+  reason: SafeText(200),
 });
 /** A chunk or fail was taken (`accepted`), or was already taken (`duplicate`). */
 export const Ack = v.strictObject({
@@ -211,7 +213,7 @@ export const Control = v.strictObject({
   type: v.literal('control'),
   action: v.picklist(['pause', 'resume', 'message']),
   /** For `message`: the words to show on the device. */
-  text: v.optional(v.pipe(v.string(), v.maxLength(500))),
+  text: v.optional(SafeText(500)),
 });
 
 export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage, Control]);
@@ -221,7 +223,7 @@ export type CoordinatorMessage = v.InferOutput<typeof CoordinatorMessage>;
 
 /** `POST /v1/jobs`: a new job, before its payload exists (the payload is sealed per contributor). */
 export const CreateJob = v.strictObject({
-  model: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  model: v.pipe(SafeLine(128), v.minLength(1)),
   kind: JobKind,
   /** Ciphertext size the requester will send, bytes; for quotas and scheduling. */
   sizeBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_MESSAGE_BYTES))),
@@ -248,7 +250,7 @@ export type DepositInstructions = v.InferOutput<typeof DepositInstructions>;
 
 /** `402` on `POST /v1/jobs`: the key's balance cannot cover the job's maximum price. */
 export const PaymentRequired = v.strictObject({
-  error: v.strictObject({ code: v.literal('PAYMENT_REQUIRED'), message: v.pipe(v.string(), v.maxLength(2000)) }),
+  error: v.strictObject({ code: v.literal('PAYMENT_REQUIRED'), message: SafeText(2000) }),
   payment: v.strictObject({
     /** The job's maximum price (its envelope at the model's prices), nanoTON. */
     required: NanoString,
@@ -263,7 +265,7 @@ export type PaymentRequired = v.InferOutput<typeof PaymentRequired>;
 
 /** `GET /v1/account`: the calling key's balances (nanoTON) and how to fund it. */
 export const Account = v.strictObject({
-  keyId: v.pipe(v.string(), v.maxLength(64)),
+  keyId: SafeLine(64),
   /** Deposited and not held for a job; what new jobs reserve from. */
   available: NanoString,
   /** Held for jobs in flight: each job's maximum price until its result settles it. */
@@ -278,7 +280,7 @@ export type Account = v.InferOutput<typeof Account>;
  * template) and the limits the coordinator checks envelopes against.
  */
 export const ModelFacts = v.strictObject({
-  id: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  id: v.pipe(SafeLine(128), v.minLength(1)),
   /** The manifest entry the network serves; null when the coordinator has no catalog entry for the model. */
   model: v.nullable(ModelEntry),
   /** Per job kind the model serves. */
@@ -339,7 +341,7 @@ export const Verdict = v.variant('stage', [
     replicaJobId: Id,
     agree: v.boolean(),
     score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
-    reason: v.pipe(v.string(), v.maxLength(500)),
+    reason: SafeText(500),
   }),
   v.strictObject({
     stage: v.literal('tie-break'),
@@ -347,12 +349,12 @@ export const Verdict = v.variant('stage', [
     withPrimary: v.strictObject({
       agree: v.boolean(),
       score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
-      reason: v.pipe(v.string(), v.maxLength(500)),
+      reason: SafeText(500),
     }),
     withReplica: v.strictObject({
       agree: v.boolean(),
       score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
-      reason: v.pipe(v.string(), v.maxLength(500)),
+      reason: SafeText(500),
     }),
   }),
 ]);
@@ -367,6 +369,14 @@ export type VerdictAnswer = v.InferOutput<typeof VerdictAnswer>;
 /** The bytes a device signs to answer a challenge; binds the nonce to both of its keys. */
 export function helloMessage(nonce: string, identityKey: string, hpkeKey: string): Uint8Array {
   return new TextEncoder().encode(`spinneret-hello-v1\n${nonce}\n${identityKey}\n${hpkeKey}`);
+}
+
+/**
+ * The bytes a device signs to enroll with a fleet token (`POST /v1/enroll`): proves it holds
+ * the identity key it names, and binds the signature to that token.
+ */
+export function enrollMessage(token: string, identityKey: string): Uint8Array {
+  return new TextEncoder().encode(`spinneret-enroll-v1\n${token}\n${identityKey}`);
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: WireError };
@@ -399,6 +409,9 @@ export function parseFrame<T>(schema: v.GenericSchema<unknown, T>, frame: string
   }
   const result = v.safeParse(schema, data);
   if (!result.success)
-    return { ok: false, error: { code: 'BAD_MESSAGE', message: `Malformed message: ${v.summarize(result.issues).slice(0, 500)}` } };
+    return {
+      ok: false,
+      error: { code: 'BAD_MESSAGE', message: `Malformed message: ${printable(v.summarize(result.issues).slice(0, 500))}` },
+    };
   return { ok: true, value: result.output };
 }

@@ -251,7 +251,11 @@ describe('gateway: errors', () => {
     });
     await expect(ask({ stop: ['\n'] })).rejects.toMatchObject({ status: 400 });
     await expect(ask({ temperature: 9 })).rejects.toMatchObject({ status: 400 });
-    const raw = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', body: '{not json' });
+    const raw = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{not json',
+    });
     expect(raw.status).toBe(400);
     expect(await raw.json()).toMatchObject({ error: { type: 'invalid_request_error', message: expect.stringMatching(/not JSON/) } });
     expect(client.calls).toEqual([]);
@@ -311,6 +315,99 @@ describe('gateway end to end', () => {
     } finally {
       await live.close();
       await coordinator.close();
+    }
+  });
+});
+
+describe('gateway edges', () => {
+  const chat = JSON.stringify({ model: 'tiny-chat', messages: [{ role: 'user', content: 'hi' }] });
+  const result: JobResult = {
+    kind: 'chat',
+    text: 'ok',
+    tokens: [1],
+    finishReason: 'stop',
+    usage: { promptTokens: 1, completionTokens: 1 },
+  } as JobResult;
+
+  it('refuses cross-site requests: another site’s Origin, Sec-Fetch-Site cross-site, and text/plain POSTs', async () => {
+    client.script = { result };
+    const cases: Array<[Record<string, string>, number]> = [
+      [{ 'content-type': 'text/plain', origin: 'https://evil.example' }, 403],
+      [{ 'content-type': 'text/plain' }, 415],
+      [{ 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' }, 403],
+      [{ 'content-type': 'application/json', 'sec-fetch-site': 'same-site' }, 403],
+      [{ 'content-type': 'application/json', origin: 'https://evil.example' }, 403],
+      [{ 'content-type': 'application/x-www-form-urlencoded' }, 415],
+    ];
+    for (const [headers, status] of cases) {
+      const res = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers, body: chat });
+      expect(res.status, JSON.stringify(headers)).toBe(status);
+      const body = (await res.json()) as { error: { type: string; message: string } };
+      expect(body.error.type).toBe('invalid_request_error');
+    }
+    expect(client.calls).toHaveLength(0);
+    // The page's own origin and non-browser clients pass.
+    const own = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: gateway.url, 'sec-fetch-site': 'same-origin' },
+      body: chat,
+    });
+    expect(own.status).toBe(200);
+  });
+
+  it('limits bodies with a 413', async () => {
+    const small = await listen(createGateway({ client, maxBodyBytes: 1024 }), 0, '127.0.0.1');
+    try {
+      const big = JSON.stringify({ model: 'tiny-chat', messages: [{ role: 'user', content: 'x'.repeat(4096) }] });
+      const res = await fetch(`${small.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: big,
+      });
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('body_too_large');
+      expect(client.calls).toHaveLength(0);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('requires its own key when given one, and refuses to listen beyond loopback without one', async () => {
+    client.script = { result };
+    const keyed = await listen(createGateway({ client, apiKeys: ['gw-secret-1'] }), 0, '127.0.0.1');
+    try {
+      for (const auth of [undefined, 'Bearer wrong', 'Bearer gw-secret-12', 'gw-secret-1']) {
+        const res = await fetch(`${keyed.url}/v1/models`, { headers: auth === undefined ? {} : { authorization: auth } });
+        expect(res.status, String(auth)).toBe(401);
+        expect(((await res.json()) as { error: { type: string } }).error.type).toBe('authentication_error');
+      }
+      const api = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: 'gw-secret-1', maxRetries: 0 });
+      expect((await api.models.list()).data.map((m) => m.id)).toContain('tiny-chat');
+    } finally {
+      await keyed.close();
+    }
+    await expect(startGateway({ port: 0, host: '0.0.0.0', coordinatorUrl: 'http://127.0.0.1:1', apiKey: 'k' })).rejects.toThrow(
+      /SPINNERET_GATEWAY_KEY/,
+    );
+  });
+
+  it('answers an unexpected failure with a typed 500 and keeps serving', async () => {
+    const broken = createGateway({
+      client: {
+        models: () => {
+          throw new TypeError('boom');
+        },
+        run: client.run.bind(client),
+      },
+    });
+    const server = await listen(broken, 0, '127.0.0.1');
+    try {
+      const res = await fetch(`${server.url}/v1/models`);
+      expect(res.status).toBe(500);
+      expect(((await res.json()) as { error: { type: string } }).error.type).toBe('api_error');
+      expect((await fetch(`${server.url}/nope`)).status).toBe(404);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -5,6 +5,8 @@
  */
 import { serve } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { InvalidInputError, UnknownModelError } from '../protocol/errors.ts';
 import type { JobRequest, JobResult } from '../protocol/jobs.ts';
@@ -18,9 +20,13 @@ import {
   parseBody,
   toChatRequest,
   toEmbedRequest,
+  openAIError,
   toOpenAIError,
   type OpenAIError,
 } from './openai.ts';
+
+/** Largest request body the gateway reads, bytes (`SPINNERET_GATEWAY_MAX_BODY`). Default 4 MiB. */
+export const DEFAULT_GATEWAY_MAX_BODY = 4 * 1024 * 1024;
 
 /** Extra facts about a model for OpenAI clients. */
 export interface GatewayModelInfo {
@@ -38,6 +44,45 @@ export interface GatewayOptions {
   modelsInfo?: Record<string, GatewayModelInfo>;
   /** How long a model list is reused to check requests, ms; default 5000. */
   modelsCacheMs?: number;
+  /** Keys a client must send (`Authorization: Bearer <key>`); none: any client on the socket may call. */
+  apiKeys?: readonly string[];
+  /** Largest request body, bytes; larger ones get 413. Default {@link DEFAULT_GATEWAY_MAX_BODY}. */
+  maxBodyBytes?: number;
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Browsers reach loopback too: a page on another site may POST here (a `text/plain` or form
+ * body needs no preflight) and spend this gateway's coordinator key. OpenAI clients send JSON
+ * and no Origin; browsers say where a request comes from (`Origin`, `Sec-Fetch-Site`).
+ */
+function crossSite(c: Context): OpenAIError | null {
+  const site = c.req.header('sec-fetch-site');
+  const origin = c.req.header('origin');
+  const own = new URL(c.req.url).origin;
+  if ((site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && origin !== own)) {
+    return openAIError(
+      403,
+      `Cross-site requests are refused (Origin ${origin ?? 'none'}, Sec-Fetch-Site ${site ?? 'none'}).`,
+      'invalid_request_error',
+      'cross_site',
+    );
+  }
+  const type = c.req.header('content-type') ?? '';
+  if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && !/^application\/json\s*(?:;|$)/i.test(type)) {
+    return openAIError(
+      415,
+      `Send the body as application/json (got ${type.slice(0, 100) || 'no content type'}).`,
+      'invalid_request_error',
+      'unsupported_media_type',
+    );
+  }
+  return null;
 }
 
 type Piece = { type: 'delta'; text: string } | { type: 'result'; result: JobResult } | { type: 'error'; error: unknown };
@@ -87,6 +132,41 @@ export function createGateway(options: GatewayOptions): Hono {
     client.run(request, onDelta === undefined ? { signal: c.req.raw.signal } : { signal: c.req.raw.signal, onDelta });
 
   const app = new Hono();
+  const maxBody = options.maxBodyBytes ?? DEFAULT_GATEWAY_MAX_BODY;
+  const keys = options.apiKeys ?? [];
+
+  app.use('*', async (c, next) => {
+    const refused = crossSite(c);
+    if (refused !== null) return c.json(refused.body, refused.status);
+    if (keys.length > 0) {
+      const given = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+      if (!keys.some((k) => sameSecret(given, k))) {
+        const { status, body } = openAIError(
+          401,
+          "Send this gateway's key as `Authorization: Bearer <key>` (SPINNERET_GATEWAY_KEY where it runs).",
+          'authentication_error',
+          'invalid_api_key',
+        );
+        return c.json(body, status);
+      }
+    }
+    await next();
+  });
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: maxBody,
+      onError: (c) => {
+        const { status, body } = openAIError(
+          413,
+          `The body exceeds ${maxBody} bytes, this gateway's limit.`,
+          'invalid_request_error',
+          'body_too_large',
+        );
+        return c.json(body, status);
+      },
+    }),
+  );
 
   app.get('/v1/models', async (c) => {
     try {
@@ -170,6 +250,7 @@ export function createGateway(options: GatewayOptions): Hono {
     }
   });
 
+  app.onError((err, c) => fail(c, err));
   app.notFound((c) =>
     c.json(
       { error: { message: `No route ${c.req.method} ${c.req.path}.`, type: 'invalid_request_error', param: null, code: 'not_found' } },
@@ -272,13 +353,33 @@ export interface StartGatewayOptions {
   coordinatorUrl: string;
   apiKey: string;
   modelsInfo?: Record<string, GatewayModelInfo>;
+  /** This gateway's own key for its clients (`SPINNERET_GATEWAY_KEY`); required unless it listens on loopback. */
+  gatewayKey?: string;
+  /** Default {@link DEFAULT_GATEWAY_MAX_BODY}. */
+  maxBodyBytes?: number;
+}
+
+/** Whether `host` accepts only connections from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
 }
 
 /** Starts the gateway on a socket; `url` has no trailing slash (OpenAI clients use `${url}/v1`). */
 export async function startGateway(options: StartGatewayOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopback(host) && (options.gatewayKey === undefined || options.gatewayKey.length < 16)) {
+    throw new InvalidInputError(
+      `The gateway spends your coordinator key: listening on ${host} needs its own client key of 16 characters or more (set SPINNERET_GATEWAY_KEY), or listen on 127.0.0.1.`,
+    );
+  }
   const client = new RequesterClient({ coordinatorUrl: options.coordinatorUrl, apiKey: options.apiKey });
-  const app = createGateway(options.modelsInfo === undefined ? { client } : { client, modelsInfo: options.modelsInfo });
-  return listen(app, options.port, options.host ?? '127.0.0.1');
+  const app = createGateway({
+    client,
+    ...(options.modelsInfo !== undefined && { modelsInfo: options.modelsInfo }),
+    ...(options.gatewayKey !== undefined && { apiKeys: [options.gatewayKey] }),
+    ...(options.maxBodyBytes !== undefined && { maxBodyBytes: options.maxBodyBytes }),
+  });
+  return listen(app, options.port, host);
 }
 
 /** Serves a Hono app with @hono/node-server; exported for tests that use a test-double client. */

@@ -106,7 +106,7 @@ export function float32Base64(values: number[]): string {
 
 /** An OpenAI error body and its status. */
 export interface OpenAIError {
-  status: 400 | 401 | 402 | 404 | 429 | 500 | 502 | 503;
+  status: 400 | 401 | 402 | 403 | 404 | 413 | 415 | 429 | 500 | 502 | 503;
   body: { error: { message: string; type: string; param: string | null; code: string | null } };
 }
 

@@ -100,4 +100,85 @@ describe('the app server', () => {
       await server.close();
     }
   });
+
+  it('answers bad percent-encoding with 400 and stays up; never reads outside dist (a sibling folder sharing its prefix)', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'serve-'));
+    const dist = join(parent, 'dist');
+    mkdirSync(dist);
+    mkdirSync(join(parent, 'dist-old'));
+    writeFileSync(join(parent, 'dist-old', 'x'), 'SECRET-OUTSIDE-DIST');
+    writeFileSync(join(parent, 'secret.txt'), 'SECRET-OUTSIDE-DIST');
+    writeFileSync(join(dist, 'index.html'), '<!doctype html><title>app</title>');
+    const server = await startAppServer({ distDir: dist, config: { manifestUrl: '/m.json' } });
+    try {
+      const bad = await get(`${server.url}/%E0%A4%A`, {});
+      expect(bad.status).toBe(400);
+      expect(bad.headers['content-type']).toMatch(/^application\/json/);
+      expect(JSON.parse(bad.body.toString())).toMatchObject({ error: { code: 'BAD_MESSAGE' } });
+      for (const path of [
+        '/..%2fdist-old/x',
+        '/..%2Fsecret.txt',
+        '/%2e%2e/secret.txt',
+        '/..%5csecret.txt',
+        '/a/..%2f..%2fsecret.txt',
+        '/x%00.html',
+      ]) {
+        const res = await get(`${server.url}${path}`, {});
+        expect(res.body.toString(), path).not.toContain('SECRET');
+        expect([400, 404], path).toContain(res.status);
+      }
+      // Still serving after the bad requests.
+      const ok = await get(`${server.url}/`, {});
+      expect(ok.status).toBe(200);
+      expect(ok.body.toString()).toContain('<title>app</title>');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('sends the CSP and the security headers on every answer, errors included', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'dist-'));
+    writeFileSync(join(dist, 'index.html'), '<!doctype html><title>x</title>');
+    const server = await startAppServer({ distDir: dist, config: { manifestUrl: '/m.json' } });
+    try {
+      for (const path of ['/', '/spinneret.json', '/missing.js', '/%E0%A4%A', '/fleet']) {
+        const res = await get(`${server.url}${path}`, {});
+        expect(res.headers['content-security-policy'], path).toBe(contentSecurityPolicy({ config: { manifestUrl: '/m.json' } }));
+        expect(res.headers['cross-origin-opener-policy'], path).toBe('same-origin');
+        expect(res.headers['cross-origin-embedder-policy'], path).toBe('require-corp');
+        expect(res.headers['cross-origin-resource-policy'], path).toBe('same-origin');
+        expect(res.headers['x-content-type-options'], path).toBe('nosniff');
+        expect(res.headers['referrer-policy'], path).toBe('no-referrer');
+        expect(res.headers['x-frame-options'], path).toBe('DENY');
+      }
+      expect((await get(`${server.url}/missing.js`, {})).status).toBe(404);
+      expect((await get(`${server.url}/fleet`, {})).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('names the deployment’s public URL in the TON Connect manifest (wallets refuse a placeholder)', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'dist-'));
+    writeFileSync(join(dist, 'index.html'), '<!doctype html><title>x</title>');
+    const server = await startAppServer({
+      distDir: dist,
+      config: { manifestUrl: '/m.json' },
+      publicUrl: 'https://contribute.example.org/',
+    });
+    const local = await startAppServer({ distDir: dist, config: { manifestUrl: '/m.json' } });
+    try {
+      const manifest = JSON.parse((await get(`${server.url}/tonconnect-manifest.json`, {})).body.toString()) as Record<string, string>;
+      expect(manifest).toEqual({
+        url: 'https://contribute.example.org',
+        name: 'Spinneret',
+        iconUrl: 'https://contribute.example.org/icon-180.png',
+      });
+      const own = JSON.parse((await get(`${local.url}/tonconnect-manifest.json`, {})).body.toString()) as Record<string, string>;
+      expect(own['url']).toBe(local.url);
+    } finally {
+      await server.close();
+      await local.close();
+    }
+  });
 });

@@ -4,11 +4,14 @@
  * manifest, the coordinator and the wallets list are, and compressed bodies (brotli or gzip,
  * each file compressed once and kept; see `compressed.ts`).
  */
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, resolve } from 'node:path';
+import { extname, resolve } from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { type Context, Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
 import { CompressedFiles, pickEncoding } from './compressed.ts';
 
 const TYPES: Record<string, string> = {
@@ -35,6 +38,18 @@ export interface AppServerOptions {
   config: { manifestUrl: string; coordinatorUrl?: string; walletsListUrl?: string };
   /** More origins the page and its worker may fetch from (model hosts named by `?manifest=`, mirrors). */
   connectSources?: string[];
+  /**
+   * Where users reach this deployment (`SPINNERET_PUBLIC_URL` by default), e.g.
+   * `https://spinneret.example`: `/tonconnect-manifest.json` names it, as wallets require.
+   * Without one, the manifest names the address this server listens on.
+   */
+  publicUrl?: string;
+}
+
+/** The TON Connect manifest for a deployment at `origin`. */
+export function tonConnectManifest(origin: string): { url: string; name: string; iconUrl: string } {
+  const base = origin.replace(/\/+$/, '');
+  return { url: base, name: 'Spinneret', iconUrl: `${base}/icon-180.png` };
 }
 
 /** Where TON Connect's public wallets list is published. */
@@ -129,78 +144,101 @@ export function bridgeOrigins(options: Pick<AppServerOptions, 'connectSources'>)
   return [...new Set([...TON_CONNECT_BRIDGES, ...(options.connectSources ?? []).flatMap(origins).filter((o) => o.startsWith('http'))])];
 }
 
-export async function startAppServer(options: AppServerOptions): Promise<RunningServer> {
+/** A request path the app server refuses before looking at the disk: encoded separators, dot segments, NUL, backslashes. */
+const UNSAFE_PATH = /%2f|%5c|%00/i;
+const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
+
+/** `{error: {code, message}}`, the shape the coordinator answers with. */
+function refuse(c: Context, status: 400 | 404 | 500, message: string): Response {
+  return c.json({ error: { code: status === 404 ? 'NOT_FOUND' : status === 400 ? 'BAD_MESSAGE' : 'INTERNAL', message } }, status);
+}
+
+/** The app server as a Hono app (for tests and for mounting); {@link startAppServer} serves it. */
+export function appServerApp(options: AppServerOptions): Hono<{ Variables: { file?: string } }> {
   const root = resolve(options.distDir);
   const csp = contentSecurityPolicy(options);
   const served = JSON.stringify({ ...options.config, bridgeOrigins: bridgeOrigins(options) });
   const compressed = new CompressedFiles();
-  const server = createServer((req, res) => {
-    const headers = {
-      'Cross-Origin-Opener-Policy': 'same-origin',
-      'Cross-Origin-Embedder-Policy': 'require-corp',
-      'Cross-Origin-Resource-Policy': 'same-origin',
-      'X-Content-Type-Options': 'nosniff',
-      'Content-Security-Policy': csp,
-    };
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    if (path === '/spinneret.json') {
-      res.writeHead(200, { ...headers, 'Content-Type': TYPES['.json'], 'Cache-Control': 'no-store' });
-      res.end(served);
-      return;
-    }
-    const file = normalize(join(root, path));
-    if (!file.startsWith(root)) {
-      res.writeHead(403, headers).end('Forbidden');
-      return;
-    }
-    void serveFile(file, path, root)
-      .then((found) => {
-        if (found === null) {
-          res.writeHead(404, { ...headers, 'Content-Type': TYPES['.txt'] }).end(`Not found: ${path}`);
-          return;
-        }
-        // Hashed assets never change; the service worker script must be checked on every visit so updates arrive.
-        const cache = found.path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
-        const type = TYPES[extname(found.path)] ?? 'application/octet-stream';
-        const encoding = CompressedFiles.worthCompressing(found.path) ? pickEncoding(req.headers['accept-encoding']) : null;
-        const common = { ...headers, 'Content-Type': type, 'Cache-Control': cache, Vary: 'Accept-Encoding' };
-        if (encoding === null) {
-          res.writeHead(200, { ...common, 'Content-Length': found.size });
-          if (req.method === 'HEAD') res.end();
-          else createReadStream(found.path).pipe(res);
-          return;
-        }
-        return compressed.get(found.path, found.size, found.mtimeMs, encoding).then((body) => {
-          res.writeHead(200, { ...common, 'Content-Encoding': encoding, 'Content-Length': body.length });
-          res.end(req.method === 'HEAD' ? undefined : body);
-        });
-      })
-      .catch(() => {
-        if (!res.headersSent) res.writeHead(500, headers);
-        res.end('Internal error');
-      });
+  const app = new Hono<{ Variables: { file?: string } }>();
+  app.use(
+    secureHeaders({
+      crossOriginEmbedderPolicy: 'require-corp',
+      crossOriginOpenerPolicy: 'same-origin',
+      crossOriginResourcePolicy: 'same-origin',
+      xFrameOptions: 'DENY',
+      // Plain-HTTP deployments (loopback, LAN kiosks) cannot use it; a TLS proxy in front sets its own.
+      strictTransportSecurity: false,
+    }),
+  );
+  // The CSP is built from the deployment's origins as one string; secureHeaders takes it per directive.
+  app.use(async (c, next) => {
+    await next();
+    c.res.headers.set('Content-Security-Policy', csp);
   });
-  return listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
-}
-
-interface FoundFile {
-  path: string;
-  size: number;
-  mtimeMs: number;
-}
-
-async function serveFile(file: string, path: string, root: string): Promise<FoundFile | null> {
-  for (const candidate of [file, join(file, 'index.html')]) {
-    const info = await stat(candidate).catch(() => null);
-    if (info?.isFile()) return { path: candidate, size: info.size, mtimeMs: info.mtimeMs };
-  }
+  app.use(async (c, next) => {
+    const raw = new URL(c.req.url).pathname;
+    let path: string;
+    try {
+      path = decodeURIComponent(raw);
+    } catch {
+      return refuse(c, 400, `Bad path: ${raw.slice(0, 200)} is not valid percent-encoding.`);
+    }
+    if (UNSAFE_PATH.test(raw) || DOT_SEGMENT.test(path) || path.includes('\\') || path.includes('\0')) {
+      return refuse(c, 400, 'Bad path: encoded separators, dot segments, backslashes and NUL are not served.');
+    }
+    await next();
+  });
+  app.get('/tonconnect-manifest.json', (c) => {
+    c.header('Cache-Control', 'no-cache');
+    return c.json(tonConnectManifest(options.publicUrl ?? process.env['SPINNERET_PUBLIC_URL'] ?? new URL(c.req.url).origin));
+  });
+  app.get('/spinneret.json', (c) => {
+    c.header('Cache-Control', 'no-store');
+    return c.body(served, 200, { 'Content-Type': TYPES['.json'] ?? 'application/json' });
+  });
+  // Compressed bodies: the static handler finds the file, this swaps its body for the kept compressed one.
+  app.use(async (c, next) => {
+    await next();
+    const file = c.get('file');
+    if (file === undefined || c.res.status !== 200 || !CompressedFiles.worthCompressing(file)) return;
+    c.res.headers.set('Vary', 'Accept-Encoding');
+    const encoding = pickEncoding(c.req.header('accept-encoding'));
+    if (encoding === null) return;
+    const info = await stat(file);
+    const body = await compressed.get(file, info.size, info.mtimeMs, encoding);
+    c.res.body?.cancel().catch(() => undefined);
+    // Hono copies the old answer's headers onto the new one: change them in place.
+    const headers = c.res.headers;
+    headers.set('Content-Encoding', encoding);
+    headers.set('Content-Length', String(body.length));
+    headers.delete('Accept-Ranges');
+    c.res = new Response(c.req.method === 'HEAD' ? null : new Uint8Array(body), { status: 200, headers });
+  });
+  const onFound = (file: string, c: Context<{ Variables: { file?: string } }>): void => {
+    c.set('file', file);
+    // Hashed assets never change; the service worker script must be checked on every visit so updates arrive.
+    c.header('Cache-Control', file.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+    const type = TYPES[extname(file)];
+    if (type !== undefined) c.header('Content-Type', type);
+  };
+  app.use('*', serveStatic({ root, onFound }));
   // Paths without an extension are app routes: serve the shell.
-  if (extname(path) === '') {
-    const index = join(root, 'index.html');
-    const info = await stat(index).catch(() => null);
-    if (info?.isFile()) return { path: index, size: info.size, mtimeMs: info.mtimeMs };
-  }
-  return null;
+  app.get('*', async (c, next) => {
+    if (extname(c.req.path) !== '') return next();
+    return serveStatic({ root, path: 'index.html', onFound })(c, next);
+  });
+  app.notFound((c) => refuse(c, 404, `Not found: ${c.req.path.slice(0, 200)}`));
+  app.onError((err, c) => {
+    console.error('app server: request failed', err);
+    return refuse(c, 500, 'The app server failed to answer; try again.');
+  });
+  return app;
+}
+
+export async function startAppServer(options: AppServerOptions): Promise<RunningServer> {
+  const app = appServerApp(options);
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  return listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
 }
 
 export function listen(server: Server, port: number, host: string): Promise<RunningServer> {

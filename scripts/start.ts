@@ -85,6 +85,7 @@ const gateway = await startGateway({
   host,
   coordinatorUrl: network.url,
   apiKey: gatewayKey.secret,
+  ...(process.env['SPINNERET_GATEWAY_KEY'] !== undefined && { gatewayKey: process.env['SPINNERET_GATEWAY_KEY'] }),
 });
 const stopDemo = startDemoRequester({
   client: new RequesterClient({ coordinatorUrl: network.url, apiKey: demoKey.secret }),
@@ -106,7 +107,7 @@ Spinneret is running (everything on this machine).
   Fleet:         ${app.url}/fleet.html  (enroll kiosk and lab machines; docs/kiosk.md)
   Coordinator:   ${network.url}  (metrics: ${network.url}/metrics)
   Model host:    ${models.manifestUrl}
-  OpenAI API:    ${gateway.url}/v1  (any API key; the gateway seals jobs before they leave)
+  OpenAI API:    ${gateway.url}/v1  (${process.env['SPINNERET_GATEWAY_KEY'] === undefined ? 'any API key on loopback' : 'the SPINNERET_GATEWAY_KEY'}; the gateway seals jobs before they leave)
   Demo requester: a job every 3 s (embeddings and chat) from requester/corpus.json
   Payouts:       ${money.chainName}, hot wallet ${money.hotWalletAddress}
   Deposits:      send TON to ${money.depositAddress} with a key's memo as the comment${money.hasFaucet ? `; the faucet gave the demo requester, the gateway and the check budget ${fromNano(FAUCET)} TON each` : ''}

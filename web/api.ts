@@ -121,7 +121,7 @@ export class CoordinatorClient {
   }
 
   /** `POST /v1/enroll`: a kiosk machine enrolls with its owner's token. */
-  enroll(request: { token: string; identityKey: string; label?: string }): Promise<Enrollment> {
+  enroll(request: { token: string; identityKey: string; signature: string; label?: string }): Promise<Enrollment> {
     return this.#call(Enrollment, '/enroll', { method: 'POST', body: request });
   }
 

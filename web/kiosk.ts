@@ -59,12 +59,17 @@ async function sha256(text: string): Promise<string> {
 }
 
 /** Enrolls; when the token has expired, an enrollment this machine already holds for it still serves. */
-async function enrollOrResume(coordinator: CoordinatorClient, config: KioskConfig, identityKey: string): Promise<Enrolled> {
+async function enrollOrResume(
+  coordinator: CoordinatorClient,
+  config: KioskConfig,
+  sign: (token: string) => Promise<{ identityKey: string; signature: string }>,
+): Promise<Enrolled> {
   const tokenHash = await sha256(config.enroll);
   try {
     const { session, expiresAt, wallet, label } = await coordinator.enroll({
       token: config.enroll,
-      identityKey,
+      // Proof that this device holds the key it enrolls: nobody else can enroll it.
+      ...(await sign(config.enroll)),
       ...(config.label !== undefined && { label: config.label }),
     });
     const enrolled = { session, expiresAt, wallet, label };
@@ -140,7 +145,7 @@ export async function mountKiosk(root: HTMLElement, bridge: WorkerBridge, page: 
   try {
     await api.init({ manifestUrl: page.manifestUrl });
     if (config.controls !== undefined) await api.setControls(config.controls);
-    enrolled = await enrollOrResume(new CoordinatorClient(coordinatorUrl), config, await api.deviceKey());
+    enrolled = await enrollOrResume(new CoordinatorClient(coordinatorUrl), config, (token) => api.signEnrollment(token));
   } catch (err) {
     const reason = err instanceof CoordinatorError ? err.reason : 'start';
     error.dataset['reason'] = reason;

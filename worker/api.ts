@@ -4,6 +4,8 @@
  * `postMessage`.
  */
 import type { StreamChunk } from '../protocol/jobs.ts';
+import { toB64url } from '../protocol/envelope.ts';
+import { enrollMessage } from '../protocol/wire.ts';
 import type { GpuBenchmark, GpuInfo } from './gpu/types.ts';
 import type { GpuDeviceManager } from './gpu/device.ts';
 import { runGpuBenchmark } from './gpu/bench.ts';
@@ -287,6 +289,13 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, d
     /** This device's identity key (Ed25519, base64url): what wallet proof payloads are bound to. */
     async deviceKey(): Promise<string> {
       return (await deviceIdentity()).identityKey;
+    },
+
+    /** Signs an enrollment with fleet token `token` (`POST /v1/enroll`): proves this device holds its identity key. */
+    async signEnrollment(token: string): Promise<{ identityKey: string; signature: string }> {
+      const identity = await deviceIdentity();
+      const signature = await identity.sign(enrollMessage(token, identity.identityKey));
+      return { identityKey: identity.identityKey, signature: toB64url(signature) };
     },
 
     /**

@@ -71,8 +71,11 @@ async function issue(net: Net, owner: string, body: Record<string, unknown> = {}
   return (await res.json()) as { id: string; secret: string };
 }
 
+/** Enrolls `worker`'s key with `token`, signed with its identity key as the device does. */
 async function enroll(net: Net, worker: FakeWorker, token: string, label?: string): Promise<Response> {
-  return post(net.url, '/v1/enroll', { token, identityKey: await deviceKeyOf(worker), ...(label !== undefined && { label }) });
+  const identityKey = await deviceKeyOf(worker);
+  const signature = await worker.signEnrollment(token);
+  return post(net.url, '/v1/enroll', { token, identityKey, signature, ...(label !== undefined && { label }) });
 }
 
 /** Connects (a new socket for `identity`, if given) and says hello with `session`. */
@@ -318,4 +321,37 @@ describe('fleet', () => {
       await restarted.coordinator.close();
     }
   });
+
+  it('enrolls a device only with its own signature: another party cannot enroll, pause or message a victim’s device', async () => {
+    const net = await start();
+    const attacker = await proveOwner(net.url, OTHER, net.clock.now());
+    const owner = await proveOwner(net.url, OWNER, net.clock.now());
+    const victim = await FakeWorker.connect(net.url);
+    const victimKey = await deviceKeyOf(victim);
+    const { secret: attackerToken } = await issue(net, attacker);
+    // Without a signature, with a signature of another key, of another token: all refused.
+    const stranger = await FakeWorker.connect(net.url);
+    const attempts = [
+      { token: attackerToken, identityKey: victimKey },
+      { token: attackerToken, identityKey: victimKey, signature: await stranger.signEnrollment(attackerToken) },
+      { token: attackerToken, identityKey: victimKey, signature: await victim.signEnrollment('another-token') },
+      { token: attackerToken, identityKey: victimKey, signature: 'A'.repeat(86) },
+    ];
+    for (const body of attempts) {
+      const res = await post(net.url, '/v1/enroll', body);
+      expect(res.status, JSON.stringify(Object.keys(body))).toBe(body.signature === undefined ? 400 : 401);
+    }
+    // The victim's own kiosk enrollment stands; the attacker cannot take it over.
+    const { secret: ownerToken } = await issue(net, owner);
+    expect((await enroll(net, victim, ownerToken)).status).toBe(200);
+    const hijack = await post(net.url, '/v1/enroll', {
+      token: attackerToken,
+      identityKey: victimKey,
+      signature: await stranger.signEnrollment(attackerToken),
+    });
+    expect(hijack.status).toBe(401);
+    expect((await fleet(net, attacker)).devices).toHaveLength(0);
+    victim.close();
+    stranger.close();
+  }, 60_000);
 });

@@ -6,8 +6,10 @@
  * - `POST /enrollment-tokens {label, ttlMs, scope?, maxDevices?}` → `{id, secret, expiresAt, ...}`
  *   (the secret is shown once); `GET /enrollment-tokens` → `{tokens}`;
  *   `DELETE /enrollment-tokens/:id` → `{revoked: true, devices}` (owner);
- * - `POST /enroll {token, identityKey, label?}` → `{session, expiresAt, wallet, label, contributorId}`
- *   (a device; no owner session): refusals are `{error: {code, message, reason}}`;
+ * - `POST /enroll {token, identityKey, signature, label?}` → `{session, expiresAt, wallet, label, contributorId}`
+ *   (a device; no owner session; `signature` is the identity key's Ed25519 signature of
+ *   `enrollMessage(token, identityKey)`, as the hello proves the key): refusals are
+ *   `{error: {code, message, reason}}`;
  * - `GET /fleet` → {@link FleetView} (owner, or a `monitor` token as Bearer);
  * - `POST /fleet/:contributorId/control {action, text?}` → `{delivered}` (owner).
  */
@@ -16,6 +18,7 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import * as v from 'valibot';
+import { enrollMessage } from '../../protocol/wire.ts';
 import { problem, readBody } from '../http.ts';
 import type { Clock } from '../deps.ts';
 import { WalletAuthError } from '../wallets/errors.ts';
@@ -45,6 +48,8 @@ const IssueRequest = v.strictObject({
 const EnrollRequest = v.strictObject({
   token: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
   identityKey: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url Ed25519 public key')),
+  /** The identity key's signature of {@link enrollMessage}: proof the caller holds the device's key. */
+  signature: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{86}$/, 'a base64url Ed25519 signature')),
   /** This machine's name; default the token's label. */
   label: v.optional(Label),
 });
@@ -66,6 +71,23 @@ function tokenView(token: EnrollmentToken, now: number) {
     revokedAt: token.revokedAt,
     state: token.revokedAt !== null ? 'revoked' : now >= token.expiresAt ? 'expired' : 'active',
   };
+}
+
+/** Checks the Ed25519 signature over {@link enrollMessage}; false for any malformed key or signature. */
+async function verifyEnrollment(token: string, identityKey: string, signature: string): Promise<boolean> {
+  try {
+    const key = await crypto.subtle.importKey('raw', new Uint8Array(Buffer.from(identityKey, 'base64url')), { name: 'Ed25519' }, false, [
+      'verify',
+    ]);
+    return await crypto.subtle.verify(
+      { name: 'Ed25519' },
+      key,
+      new Uint8Array(Buffer.from(signature, 'base64url')),
+      new Uint8Array(enrollMessage(token, identityKey)),
+    );
+  } catch {
+    return false;
+  }
 }
 
 function bearer(c: Context): string | null {
@@ -139,7 +161,19 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
   app.post('/enroll', async (c) => {
     const body = await readBody(c, EnrollRequest);
     if (!body.ok) return body.response;
-    const { token, identityKey } = body.value;
+    const { token, identityKey, signature } = body.value;
+    if (!(await verifyEnrollment(token, identityKey, signature))) {
+      return c.json(
+        {
+          error: {
+            code: 'UNAUTHORIZED',
+            message: 'The signature does not prove this identity key: a device enrolls itself, signing the token with its own key.',
+            reason: 'bad-signature',
+          },
+        },
+        401,
+      );
+    }
     try {
       const redemption = await deps.enrollment.redeem(token, identityKey, 'contribute');
       const label = body.value.label ?? redemption.label;

@@ -46,6 +46,10 @@ export interface RelayOptions {
   retainMs: number;
   /** Largest sealed result per job, bytes. */
   maxResultBytes: number;
+  /** Result chunks one lease may send (default 100,000). */
+  chunksPerLease?: number;
+  /** Empty, non-final result chunks one lease may send (default 256). */
+  emptyChunksPerLease?: number;
   /** Told of each job that ends with a final result (for the ledger); must not throw. */
   onJobDone?: (done: JobDone) => void;
   /** Verification's view into the job flow; must not throw. */
@@ -95,6 +99,8 @@ export class Relay {
   /** Unfinished check jobs per API key: they do not count against the key's in-flight limit. */
   readonly #checksByKey = new Map<string, number>();
   #draining = false;
+  /** Empty chunks each lease sent so far. */
+  readonly #emptyChunks = new WeakMap<Lease, number>();
 
   constructor(options: RelayOptions) {
     this.#o = options;
@@ -302,6 +308,15 @@ export class Relay {
       }
       return { v: 1, type: 'ack', jobId, seq, status: 'accepted' };
     }
+    const empty = message.sealed.ct === '' && !message.final;
+    const emptySoFar = (this.#emptyChunks.get(lease) ?? 0) + (empty ? 1 : 0);
+    if (lease.nextSeq >= (this.#o.chunksPerLease ?? 100_000) || emptySoFar > (this.#o.emptyChunksPerLease ?? 256)) {
+      const what = empty ? 'empty result chunks' : 'result chunks';
+      this.#release(lease, 'failed', `too many ${what}`);
+      this.#finish(job, 'failed', { code: 'QUOTA', message: `The contributor sent too many ${what} for one job; the job was stopped.` });
+      return refuse({ code: 'QUOTA', message: `Too many ${what} for one lease; the job was stopped.` });
+    }
+    if (empty) this.#emptyChunks.set(lease, emptySoFar);
     lease.nextSeq++;
     job.resultBytes += base64urlBytes(message.sealed.ct) + base64urlBytes(message.sealed.enc ?? '');
     if (job.resultBytes > this.#o.maxResultBytes) {

@@ -25,6 +25,7 @@ import { Job } from '../jobs/job.ts';
 import type { Relay } from '../leases/relay.ts';
 import type { ApiKeyRecord, JobRecord, JobState, Store } from '../store/types.ts';
 import type { ApiKeys, Quotas } from './keys.ts';
+import { Counter } from '../edges/limits.ts';
 
 /** Room left in a contributor frame for the `job` fields around the sealed payload, bytes. */
 const JOB_FRAME_OVERHEAD = 4096;
@@ -44,6 +45,11 @@ export interface RequesterDeps {
   billing?: Billing;
   /** Model facts for envelope checks and `GET /v1/models/:id`; without it envelopes are only clamped. */
   catalog?: ModelCatalog;
+  /** Event streams open at once per job (default 8) and per API key (default 1,000); more get 429. */
+  subscribersPerJob?: number;
+  subscribersPerKey?: number;
+  /** Bytes queued to an event-stream reader that does not read before it is dropped (default 16 MiB). */
+  eventStreamBufferBytes?: number;
 }
 
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -52,6 +58,11 @@ const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function requesterRoutes(deps: RequesterDeps): Hono<Env> {
   const { relay, store, keys, quotas, billing, catalog } = deps;
   const app = new Hono<Env>();
+  const perJob = new Counter();
+  const perKey = new Counter();
+  const maxPerJob = deps.subscribersPerJob ?? 8;
+  const maxPerKey = deps.subscribersPerKey ?? 1_000;
+  const streamBuffer = deps.eventStreamBufferBytes ?? 16 * 1024 * 1024;
 
   app.use('*', async (c, next) => {
     const secret = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
@@ -119,7 +130,24 @@ export function requesterRoutes(deps: RequesterDeps): Hono<Env> {
   app.get('/jobs/:id/events', async (c) => {
     const found = await findJob(c, relay, store);
     if (found instanceof Response) return found;
-    if (found instanceof Job || found.state === 'failed' || found.state === 'cancelled') return ndjson(found);
+    if (found instanceof Job) {
+      const keyId = c.get('apiKey').id;
+      if (!perKey.take(keyId, maxPerKey)) {
+        return problem(c, 429, 'QUOTA', `This API key has ${maxPerKey} event streams open, the limit; close one first.`);
+      }
+      if (!perJob.take(found.id, maxPerJob)) {
+        perKey.release(keyId);
+        return problem(c, 429, 'QUOTA', `Job ${found.id} has ${maxPerJob} event streams open, the limit; close one first.`);
+      }
+      let released = false;
+      return ndjson(found, streamBuffer, () => {
+        if (released) return;
+        released = true;
+        perKey.release(keyId);
+        perJob.release(found.id);
+      });
+    }
+    if (found.state === 'failed' || found.state === 'cancelled') return ndjson(found, streamBuffer, () => {});
     if (found.state === 'done') {
       return problem(
         c,
@@ -196,38 +224,52 @@ async function liveJob(c: Context<Env>, relay: Relay, store: Store): Promise<Job
 }
 
 /** The job's events as newline-delimited JSON: those so far, then each as it happens, until the last. */
-function ndjson(job: Job | JobRecord): Response {
+function ndjson(job: Job | JobRecord, maxQueuedBytes: number, ended: () => void): Response {
   const encoder = new TextEncoder();
   const line = (event: JobEvent): Uint8Array => encoder.encode(JSON.stringify(event) + '\n');
   let unsubscribe = (): void => {};
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (!(job instanceof Job)) {
-        controller.enqueue(line({ type: 'failed', error: recordedError(job.error) }));
-        controller.close();
-        return;
-      }
-      let open = true;
-      unsubscribe = job.subscribe({
-        event: (event) => {
-          if (!open) return;
-          try {
-            controller.enqueue(line(event));
-          } catch {
-            // The client went away between the event and its delivery.
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        if (!(job instanceof Job)) {
+          controller.enqueue(line({ type: 'failed', error: recordedError(job.error) }));
+          controller.close();
+          ended();
+          return;
+        }
+        let open = true;
+        unsubscribe = job.subscribe({
+          event: (event) => {
+            if (!open) return;
+            try {
+              controller.enqueue(line(event));
+              // A reader that does not read is dropped, not buffered for without end.
+              if ((controller.desiredSize ?? 0) < 0) {
+                open = false;
+                controller.error(new Error('event-stream reader too slow'));
+                unsubscribe();
+                ended();
+              }
+            } catch {
+              // The client went away between the event and its delivery.
+              open = false;
+              ended();
+            }
+          },
+          end: () => {
+            if (open) controller.close();
             open = false;
-          }
-        },
-        end: () => {
-          if (open) controller.close();
-          open = false;
-        },
-      });
+            ended();
+          },
+        });
+      },
+      cancel() {
+        unsubscribe();
+        ended();
+      },
     },
-    cancel() {
-      unsubscribe();
-    },
-  });
+    new ByteLengthQueuingStrategy({ highWaterMark: maxQueuedBytes }),
+  );
   return new Response(body, { headers: { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' } });
 }
 

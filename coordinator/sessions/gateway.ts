@@ -5,15 +5,14 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../protocol/wire.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
-import { CLOSE_GOING_AWAY, CLOSE_NORMAL, ContributorSession, type SessionHost } from './session.ts';
+import { Counter } from '../edges/limits.ts';
+import { CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, ContributorSession, type SessionHost } from './session.ts';
 
 /** The path contributor workers connect to. */
 export const CONTRIBUTOR_PATH = '/v1/contributor';
-/** WebSocket close code: try again later. */
-const CLOSE_TRY_AGAIN_LATER = 1013;
 
 export class ContributorGateway {
   // Frames up to twice the protocol limit reach the session, which refuses the oversized
@@ -22,14 +21,34 @@ export class ContributorGateway {
   readonly #sessions = new Set<ContributorSession>();
   readonly #byContributor = new Map<string, ContributorSession>();
   readonly #host: SessionHost;
+  readonly #perIp = new Counter();
+  readonly #perWallet = new Counter();
+  readonly #ipOf = new WeakMap<ContributorSession, string>();
+  readonly #connectionsPerIp: number;
   #draining = false;
 
-  constructor(host: Omit<SessionHost, 'claim' | 'closed'>) {
+  constructor(
+    host: Omit<SessionHost, 'claim' | 'closed' | 'takeWallet' | 'releaseWallet'> & {
+      connectionsPerIp: number;
+      connectionsPerWallet: number;
+    },
+  ) {
+    const { connectionsPerIp, connectionsPerWallet, ...rest } = host;
+    this.#connectionsPerIp = connectionsPerIp;
     this.#host = {
-      ...host,
+      ...rest,
       claim: (session) => this.#claim(session),
       closed: (session) => this.#closed(session),
+      takeWallet: (wallet) => this.#perWallet.take(wallet, connectionsPerWallet),
+      releaseWallet: (wallet) => this.#perWallet.release(wallet),
     };
+  }
+
+  /** Refuses a socket with a typed error and a close code. */
+  #refuse(ws: WebSocket, code: 'DRAINING' | 'QUOTA', message: string): void {
+    this.#host.metrics.protocolError(code);
+    ws.send(JSON.stringify({ v: PROTOCOL_VERSION, type: 'error', error: { code, message }, fatal: true }));
+    ws.close(CLOSE_TRY_AGAIN_LATER, code === 'DRAINING' ? 'draining' : 'too many connections');
   }
 
   /** Takes an HTTP upgrade for {@link CONTRIBUTOR_PATH}; returns false (and leaves the socket alone) for any other path. */
@@ -37,20 +56,14 @@ export class ContributorGateway {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (path !== CONTRIBUTOR_PATH) return false;
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      if (this.#draining) {
-        this.#host.metrics.protocolError('DRAINING');
-        ws.send(
-          JSON.stringify({
-            v: PROTOCOL_VERSION,
-            type: 'error',
-            error: { code: 'DRAINING', message: 'The coordinator is shutting down; reconnect later.' },
-            fatal: true,
-          }),
-        );
-        ws.close(CLOSE_TRY_AGAIN_LATER, 'draining');
-        return;
+      if (this.#draining) return this.#refuse(ws, 'DRAINING', 'The coordinator is shutting down; reconnect later.');
+      const ip = request.socket.remoteAddress ?? 'unknown';
+      if (!this.#perIp.take(ip, this.#connectionsPerIp)) {
+        return this.#refuse(ws, 'QUOTA', `Too many connections from ${ip} (${this.#connectionsPerIp}); reconnect later.`);
       }
-      this.#sessions.add(new ContributorSession(ws, this.#host));
+      const session = new ContributorSession(ws, this.#host);
+      this.#ipOf.set(session, ip);
+      this.#sessions.add(session);
     });
     return true;
   }
@@ -104,6 +117,9 @@ export class ContributorGateway {
   }
 
   #closed(session: ContributorSession): void {
+    const ip = this.#ipOf.get(session);
+    if (ip !== undefined) this.#perIp.release(ip);
+    this.#ipOf.delete(session);
     this.#sessions.delete(session);
     const id = session.contributorId;
     if (id !== null && this.#byContributor.get(id) === session) this.#byContributor.delete(id);

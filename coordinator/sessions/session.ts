@@ -41,12 +41,19 @@ export interface SessionHost {
   claim(session: ContributorSession): void;
   /** The session's socket closed. */
   closed(session: ContributorSession): void;
+  /** Bytes queued to the peer beyond which it is dropped as too slow. */
+  sendBufferBytes: number;
+  /** Takes a place for a connection earning for `wallet`; false when the wallet holds its limit. */
+  takeWallet(wallet: string): boolean;
+  releaseWallet(wallet: string): void;
 }
 
 /** WebSocket close codes: policy violation (fatal errors), going away, normal. */
 export const CLOSE_POLICY = 1008;
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_NORMAL = 1000;
+/** Try again later: a limit was reached, or the peer read too slowly. */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 export class ContributorSession {
   readonly #ws: WebSocket;
@@ -60,6 +67,8 @@ export class ContributorSession {
   contributorId: string | null = null;
   /** When the worker last sent anything, ms. */
   lastSeen: number;
+  /** The wallet whose connection place this session holds. */
+  #wallet: string | null = null;
 
   constructor(ws: WebSocket, host: SessionHost) {
     this.#ws = ws;
@@ -72,6 +81,7 @@ export class ContributorSession {
       this.#queue = this.#queue.then(() => this.#handle(data, isBinary)).catch((err: unknown) => this.#unexpected(err));
     });
     ws.on('close', () => {
+      this.#releaseWallet();
       this.#phase = 'closed';
       this.#leave('disconnected');
       host.closed(this);
@@ -85,6 +95,12 @@ export class ContributorSession {
   send(message: CoordinatorMessage): void {
     if (message.type === 'error') this.#host.metrics.protocolError(message.error.code);
     if (this.#ws.readyState !== this.#ws.OPEN) return;
+    if (this.#ws.bufferedAmount > this.#host.sendBufferBytes) {
+      // A peer that does not read is dropped, not buffered for without end; its jobs go elsewhere.
+      this.#host.metrics.protocolError('SLOW_PEER');
+      this.terminate('too slow: its send buffer is full');
+      return;
+    }
     try {
       this.#ws.send(JSON.stringify(message));
     } catch (err) {
@@ -94,6 +110,7 @@ export class ContributorSession {
 
   /** Re-queues its jobs and closes the socket. */
   close(code: number, reason: string): void {
+    this.#releaseWallet();
     this.#phase = 'closed';
     this.#leave(reason);
     this.#ws.close(code, reason.slice(0, 120));
@@ -101,6 +118,7 @@ export class ContributorSession {
 
   /** Closes at once, without the closing handshake (for sockets that stopped answering). */
   terminate(reason: string): void {
+    this.#releaseWallet();
     this.#phase = 'closed';
     this.#leave(reason);
     this.#ws.terminate();
@@ -189,6 +207,15 @@ export class ContributorSession {
       const kept = known?.wallet ?? null;
       // An ended enrollment stops the device earning for that owner from this connection on.
       const wallet = binding?.ok ? binding.wallet : binding?.endedWallet !== undefined && binding.endedWallet === kept ? null : kept;
+      if (wallet !== null) {
+        if (!host.takeWallet(wallet)) {
+          return this.#fatal(
+            { code: 'QUOTA', message: 'Too many devices are connected for this wallet; reconnect later or raise the limit.' },
+            CLOSE_TRY_AGAIN_LATER,
+          );
+        }
+        this.#wallet = wallet;
+      }
       await host.store.upsertContributor({
         id,
         identityKey: hello.identityKey,
@@ -225,9 +252,14 @@ export class ContributorSession {
     this.#host.relay.schedule();
   }
 
-  #fatal(error: WireError): void {
+  #fatal(error: WireError, code = CLOSE_POLICY): void {
     this.send({ v: PROTOCOL_VERSION, type: 'error', error, fatal: true });
-    this.close(CLOSE_POLICY, error.code);
+    this.close(code, error.code);
+  }
+
+  #releaseWallet(): void {
+    if (this.#wallet !== null) this.#host.releaseWallet(this.#wallet);
+    this.#wallet = null;
   }
 
   #leave(why: string): void {

@@ -1,7 +1,11 @@
 /**
  * Group commit for job records: puts collect in memory (last write per id wins) and go to
  * the database in batches, so thousands of jobs per second cost tens of statements, not
- * thousands. A failed batch is kept and retried; nothing put is dropped.
+ * thousands. A batch that fails because the database is unreachable is kept and retried. One
+ * the database refuses for its data (PostgreSQL error classes 22 and 23: a NUL byte, a value out
+ * of range, a broken constraint) is written again one record at a time, and a record refused
+ * alone is set aside with its error (logged, counted in {@link JobWriteBuffer.setAside}), so one
+ * bad record never stops the others, nor `flush()` and a shutdown.
  */
 import type { JobRecord } from './types.ts';
 
@@ -19,7 +23,23 @@ export interface JobWriteBufferOptions {
   maxRetryMs?: number;
   /** Called once when writes start failing and once when they recover. Default console.error. */
   log?: (message: string, err?: unknown) => void;
+  /** Whether an error means the data is refused (retrying cannot help). Default: SQLSTATE class 22 or 23. */
+  isRefusal?: (err: unknown) => boolean;
 }
+
+/** Records the database refused, set aside: how many in all and the latest few. */
+export interface SetAside {
+  count: number;
+  last: Array<{ id: string; error: string }>;
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation). */
+export function isDataRefusal(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+}
+
+const SET_ASIDE_KEPT = 20;
 
 interface Entry {
   record: JobRecord;
@@ -54,6 +74,10 @@ export class JobWriteBuffer {
   /** Consecutive failed batches; while > 0 only the retry timer or flush() starts a write. */
   private failures = 0;
   private closed = false;
+  /** After a refused batch: write one record per batch until this many are through. */
+  private singly = 0;
+  private readonly isRefusal: (err: unknown) => boolean;
+  readonly setAside: SetAside = { count: 0, last: [] };
 
   constructor(options: JobWriteBufferOptions) {
     this.write = options.write;
@@ -62,6 +86,7 @@ export class JobWriteBuffer {
     this.minRetryMs = options.minRetryMs ?? 50;
     this.maxRetryMs = options.maxRetryMs ?? 5_000;
     this.log = options.log ?? ((message, err) => console.error(message, err));
+    this.isRefusal = options.isRefusal ?? isDataRefusal;
   }
 
   /** Records not yet written (including a batch being written). */
@@ -127,12 +152,24 @@ export class JobWriteBuffer {
         try {
           await this.write(batch.map((e) => e.record));
         } catch (err) {
+          this.inFlight = null;
+          if (this.isRefusal(err)) {
+            if (batch.length === 1 && batch[0] !== undefined) {
+              this.refused(batch[0], err);
+              continue;
+            }
+            // Find the refused record(s): the same records again, one per write.
+            this.requeue(batch);
+            this.singly = batch.length;
+            continue;
+          }
           this.requeue(batch);
           this.failed(err);
           return;
         } finally {
           this.inFlight = null;
         }
+        if (this.singly > 0) this.singly -= batch.length;
         this.written(batch[batch.length - 1]?.seq ?? 0);
       }
     } finally {
@@ -142,8 +179,9 @@ export class JobWriteBuffer {
 
   private take(): Entry[] {
     const batch: Entry[] = [];
+    const size = this.singly > 0 ? 1 : this.batchSize;
     for (const [id, entry] of this.pending) {
-      if (batch.length >= this.batchSize) break;
+      if (batch.length >= size) break;
       batch.push(entry);
       this.pending.delete(id);
     }
@@ -156,6 +194,17 @@ export class JobWriteBuffer {
     for (const entry of batch) if (!this.pending.has(entry.record.id)) merged.set(entry.record.id, entry);
     for (const [id, entry] of this.pending) merged.set(id, entry);
     this.pending = merged;
+  }
+
+  /** A record the database refuses alone: set aside, never retried; later puts of its id are tried anew. */
+  private refused(entry: Entry, err: unknown): void {
+    if (this.singly > 0) this.singly -= 1;
+    const error = err instanceof Error ? err.message : String(err);
+    this.setAside.count++;
+    this.setAside.last.push({ id: entry.record.id, error: error.slice(0, 500) });
+    if (this.setAside.last.length > SET_ASIDE_KEPT) this.setAside.last.shift();
+    this.log(`store: job record ${entry.record.id} set aside, the database refuses it: ${error.slice(0, 500)}`);
+    this.written(entry.seq);
   }
 
   private written(seq: number): void {

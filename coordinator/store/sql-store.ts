@@ -1,6 +1,6 @@
 /** {@link Store} over SQL, shared by the PGlite and PostgreSQL backends. */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { JobWriteBuffer, type JobWriteBufferOptions } from './job-buffer.ts';
+import { JobWriteBuffer, type JobWriteBufferOptions, type SetAside } from './job-buffer.ts';
 import { MIGRATIONS_DIR, migrate, readMigrations } from './migrate.ts';
 import { toInt, toIntOrNull, type SqlDb } from './sql.ts';
 import type { ApiKeyRecord, ContributorRecord, JobRecord, JobState, Store } from './types.ts';
@@ -248,6 +248,11 @@ export class SqlStore implements Store {
 
   flush(): Promise<void> {
     return this.jobs.flush();
+  }
+
+  /** Job records the database refused, set aside (see {@link JobWriteBuffer}). */
+  get setAsideJobs(): SetAside {
+    return this.jobs.setAside;
   }
 
   /** Job records put but not yet written (for /metrics: grows while the database is down). */

@@ -20,8 +20,12 @@ export interface IssuedPayload {
 
 /** Issues payloads and checks them off; what {@link verifyTonProof} needs. */
 export interface ProofPayloads {
-  /** A fresh payload bound to `deviceKey` (the device's Ed25519 public key, base64url). */
-  issuePayload(deviceKey: string): IssuedPayload;
+  /**
+   * A fresh payload bound to `deviceKey` (the device's Ed25519 public key, base64url), asked for
+   * by `holder` (the caller's IP address). Throws {@link PayloadLimitError} when the holder, or
+   * everyone together, already holds the limit of unused payloads.
+   */
+  issuePayload(deviceKey: string, holder?: string): IssuedPayload;
   /** Throws the payload's refusal, without using it up. */
   check(payload: string, deviceKey: string): void;
   /** Like {@link check}, then marks the payload used; call only once the whole proof verified. */
@@ -33,12 +37,29 @@ export interface ProofPayloadsOptions {
   clock?: Clock;
   /** How long a payload stays valid, in milliseconds (default 15 minutes). */
   ttlMs?: number;
+  /** Unused, unexpired payloads one holder may have at once (default 32). */
+  perIp?: number;
+  /** Payloads kept in all (default 100,000). */
+  total?: number;
+}
+
+/** Too many payloads asked for and not used: by this caller, or by everyone. */
+export class PayloadLimitError extends Error {
+  constructor(readonly scope: 'holder' | 'total') {
+    super(
+      scope === 'holder'
+        ? 'Too many unused ton_proof payloads for this address; use one, or wait for them to expire.'
+        : 'Too many ton_proof payloads are outstanding; try again in a few minutes.',
+    );
+    this.name = 'PayloadLimitError';
+  }
 }
 
 interface Entry {
   deviceKey: string;
   expiresAt: number;
   used: boolean;
+  holder: string;
 }
 
 const NONCE_BYTES = 32;
@@ -50,13 +71,31 @@ export function createProofPayloads(options: ProofPayloadsOptions = {}): ProofPa
   const ttlMs = options.ttlMs ?? 15 * 60_000;
   // Insertion order is expiry order (fixed ttl), so forgetting stops at the first live entry.
   const entries = new Map<string, Entry>();
+  const perIp = options.perIp ?? 32;
+  const total = options.total ?? 100_000;
+  /** Each holder's payloads, pruned of used and expired ones when it asks again. */
+  const byHolder = new Map<string, Set<string>>();
 
   function forgetOld(now: number): void {
     for (const [payload, entry] of entries) {
       // Kept one more ttl after expiry so a late proof reads "expired", not "unknown".
       if (entry.expiresAt + ttlMs > now) break;
       entries.delete(payload);
+      const held = byHolder.get(entry.holder);
+      held?.delete(payload);
+      if (held?.size === 0) byHolder.delete(entry.holder);
     }
+  }
+
+  /** Unused, unexpired payloads of `holder` (pruning the rest from its set). */
+  function live(holder: string, now: number): Set<string> {
+    const held = byHolder.get(holder) ?? new Set<string>();
+    for (const payload of held) {
+      const entry = entries.get(payload);
+      if (entry === undefined || entry.used || entry.expiresAt <= now) held.delete(payload);
+    }
+    byHolder.set(holder, held);
+    return held;
   }
 
   function find(payload: string, deviceKey: string): Entry {
@@ -69,13 +108,17 @@ export function createProofPayloads(options: ProofPayloadsOptions = {}): ProofPa
   }
 
   return {
-    issuePayload(deviceKey) {
+    issuePayload(deviceKey, holder = 'unknown') {
       const now = clock.now();
       forgetOld(now);
+      const held = live(holder, now);
+      if (held.size >= perIp) throw new PayloadLimitError('holder');
+      if (entries.size >= total) throw new PayloadLimitError('total');
       const bytes = Buffer.concat([randomBytes(NONCE_BYTES), deviceTag(deviceKey)]);
       const payload = bytes.toString('base64url');
       const expiresAt = now + ttlMs;
-      entries.set(payload, { deviceKey, expiresAt, used: false });
+      entries.set(payload, { deviceKey, expiresAt, used: false, holder });
+      held.add(payload);
       return { payload, expiresAt };
     },
     check(payload, deviceKey) {

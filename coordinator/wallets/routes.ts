@@ -17,7 +17,8 @@ import { problem, readBody } from '../http.ts';
 import type { Clock } from '../deps.ts';
 import type { Store } from '../store/types.ts';
 import { WalletAuthError } from './errors.ts';
-import type { ProofPayloads } from './proof-payloads.ts';
+import { PayloadLimitError, type ProofPayloads } from './proof-payloads.ts';
+import { clientAddress } from '../http.ts';
 import { PublicKeyLookupError, type PublicKeyLookup } from './public-key-lookup.ts';
 import { verifyTonProof } from './ton-proof.ts';
 import type { WalletSessions } from './wallet-sessions.ts';
@@ -70,7 +71,12 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   app.post('/wallet/payload', async (c) => {
     const body = await readBody(c, PayloadRequest);
     if (!body.ok) return body.response;
-    return c.json(deps.payloads.issuePayload(body.value.deviceKey));
+    try {
+      return c.json(deps.payloads.issuePayload(body.value.deviceKey, clientAddress(c)));
+    } catch (err) {
+      if (err instanceof PayloadLimitError) return problem(c, 429, 'QUOTA', err.message);
+      throw err;
+    }
   });
 
   app.post('/wallet/proof', async (c) => {
