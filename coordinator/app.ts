@@ -27,6 +27,7 @@ import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
 import { createFleetService, type FleetService } from './fleet/index.ts';
 import type { ModelCatalog } from './models/catalog.ts';
+import { engineClassOf } from '../protocol/engine-class.ts';
 import { SqlStore } from './store/sql-store.ts';
 import type { SqlDb } from './store/sql.ts';
 import type { Store } from './store/types.ts';
@@ -170,6 +171,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     ...(options.onJobDone !== undefined ? { onJobDone: options.onJobDone } : {}),
     ...(options.verification !== undefined ? { checks: options.verification.relayChecks } : {}),
     ...(options.billing !== undefined ? { billing: options.billing.relay } : {}),
+    engineClass: (contributor, model) =>
+      engineClassOf(model, options.catalog?.get(model), { features: contributor.capabilities?.adapter?.features ?? [] }),
   });
   options.verification?.attach(relay);
   options.billing?.attach(relay);

@@ -17,14 +17,30 @@ import { base64urlBytes, type Clock, randomId } from '../deps.ts';
 import { Job } from '../jobs/job.ts';
 import { JobTable } from '../jobs/job-table.ts';
 import type { FinalState, Metrics } from '../metrics/metrics.ts';
-import { chooseContributor, modelAvailability, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
+import {
+  chooseContributor,
+  type ContributorView,
+  modelAvailability,
+  noContributorError,
+  type SchedulerHooks,
+} from '../scheduler/scheduler.ts';
 import type { Store } from '../store/types.ts';
 import type { RelayBilling } from './billing.ts';
 import type { ConnectedContributor } from './contributor.ts';
-import { type CheckJobSpec, hasPeer, hooksFor, type JobMeta, type JobRole, meta, type RelayChecks } from './check-jobs.ts';
+import { engineClassOf } from '../../protocol/engine-class.ts';
+import {
+  type CheckJobSpec,
+  type EngineClassOf,
+  hasPeer,
+  hooksFor,
+  type JobMeta,
+  type JobRole,
+  meta,
+  type RelayChecks,
+} from './check-jobs.ts';
 import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
 
-export type { CheckJobSpec, JobRole, RelayChecks } from './check-jobs.ts';
+export type { CheckJobSpec, EngineClassOf, JobRole, RelayChecks } from './check-jobs.ts';
 export type { CheckJobBill, RelayBilling } from './billing.ts';
 
 export interface RelayOptions {
@@ -52,6 +68,8 @@ export interface RelayOptions {
   checks?: RelayChecks;
   /** The money side's view: check jobs reserve from the network budget, jobs that end without a result release. */
   billing?: RelayBilling;
+  /** The engine class of a model on a device, from the catalog; default `model:<id>` for every device. */
+  engineClass?: EngineClassOf;
 }
 
 /** A job that ended with a final result: what money and trust need, and nothing sealed. */
@@ -63,7 +81,7 @@ export interface JobDone {
   role: JobRole;
   /** The requester job a replica or tie-break checks. */
   primaryJobId?: string;
-  /** The contributor's numerics class when it finished. */
+  /** The engine class of the job's model on the device, fixed when the job was assigned (never the device's word). */
   engineClass: string;
   model: string;
   kind: JobKind;
@@ -95,10 +113,17 @@ export class Relay {
   /** Unfinished check jobs per API key: they do not count against the key's in-flight limit. */
   readonly #checksByKey = new Map<string, number>();
   #draining = false;
+  readonly #classOf: EngineClassOf;
 
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#leases = new LeaseBook(options.clock);
+    this.#classOf = options.engineClass ?? ((_c, model) => engineClassOf(model, undefined, { features: [] }));
+  }
+
+  /** The engine class of `model` on `contributor`, derived from the manifest. */
+  engineClassOf(contributor: ContributorView, model: string): string {
+    return this.#classOf(contributor, model);
   }
 
   join(contributor: ConnectedContributor): void {
@@ -160,6 +185,7 @@ export class Relay {
       target: spec.target,
       engineClass: spec.engineClass,
       exclude: new Set(spec.exclude ?? []),
+      excludeWallets: new Set(spec.excludeWallets ?? []),
       primaryJobId: spec.primaryJobId,
     });
     const id = randomId();
@@ -185,8 +211,8 @@ export class Relay {
   }
 
   /** Whether any connected contributor other than `exclude` could run a check job of this model, kind and engine class. */
-  hasPeer(model: string, kind: JobKind, engineClass: string, exclude: readonly string[]): boolean {
-    return hasPeer(this.#contributors.values(), this.#o.checks, { model, kind, engineClass, exclude });
+  hasPeer(model: string, kind: JobKind, engineClass: string, exclude: readonly string[], excludeWallets: readonly string[] = []): boolean {
+    return hasPeer(this.#contributors.values(), this.#o.checks, { model, kind, engineClass, exclude, excludeWallets }, this.#classOf);
   }
 
   /** Any job this coordinator holds, whoever owns it. */
@@ -330,7 +356,7 @@ export class Relay {
           contributorId,
           role,
           ...(m?.primaryJobId === undefined ? {} : { primaryJobId: m.primaryJobId }),
-          engineClass: contributor.capabilities?.engineClass ?? '',
+          engineClass: job.engineClass ?? this.#classOf(contributor, job.model),
           model: job.model,
           kind: job.kind,
           usage: billed,
@@ -377,7 +403,7 @@ export class Relay {
     let free = [...this.#contributors.values()].filter((c) => c.openSlots > 0 && c.capabilities !== null);
     for (const job of this.#waiting.values()) {
       if (free.length === 0) return;
-      const chosen = chooseContributor(free, job, hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id)));
+      const chosen = chooseContributor(free, job, hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id), this.#classOf));
       if (chosen === undefined) continue;
       this.#assign(job, chosen);
       if (chosen.openSlots === 0) free = free.filter((c) => c !== chosen);
@@ -398,6 +424,7 @@ export class Relay {
     this.#waiting.delete(job.id);
     job.state = 'queued';
     job.contributorId = contributor.id;
+    job.engineClass = this.#classOf(contributor, job.model);
     job.leaseId = lease.id;
     job.emit({ type: 'assigned', assignment: { attempt: job.attempt, contributorId: contributor.id, hpkeKey: contributor.hpkeKey } });
     this.#put(job);
@@ -466,6 +493,7 @@ export class Relay {
     job.attempt++;
     job.state = 'waiting';
     job.contributorId = null;
+    job.engineClass = null;
     job.leaseId = null;
     job.waitingSince = now;
     job.dropStaleChunks();

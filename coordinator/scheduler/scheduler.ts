@@ -24,6 +24,8 @@ export interface ContributorView {
   readonly inFlight: number;
   /** When it was last given a job, ms (0: never). */
   readonly lastAssignedAt: number;
+  /** The wallet it earns for, if bound. */
+  readonly wallet?: string | null;
 }
 
 /** What the scheduler and its hooks see of a job. */

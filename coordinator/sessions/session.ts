@@ -180,6 +180,7 @@ export class ContributorSession {
     const now = host.clock.now();
     // A bad wallet token is not fatal: the device still contributes, without (a new) wallet.
     let binding: SessionBinding | undefined;
+    let wallet: string | null = null;
     try {
       binding =
         hello.session === undefined || host.walletSessions === undefined
@@ -188,7 +189,7 @@ export class ContributorSession {
       const known = await host.store.getContributor(id);
       const kept = known?.wallet ?? null;
       // An ended enrollment stops the device earning for that owner from this connection on.
-      const wallet = binding?.ok ? binding.wallet : binding?.endedWallet !== undefined && binding.endedWallet === kept ? null : kept;
+      wallet = binding?.ok ? binding.wallet : binding?.endedWallet !== undefined && binding.endedWallet === kept ? null : kept;
       await host.store.upsertContributor({
         id,
         identityKey: hello.identityKey,
@@ -202,7 +203,7 @@ export class ContributorSession {
       return this.#fatal({ code: 'STORAGE', message: 'The coordinator could not record this contributor; reconnect in a minute.' });
     }
     if (this.#phase !== 'verifying') return;
-    this.contributor = new ConnectedContributor({ id, hpkeKey: hello.hpkeKey, send: (message) => this.send(message) });
+    this.contributor = new ConnectedContributor({ id, hpkeKey: hello.hpkeKey, wallet, send: (message) => this.send(message) });
     this.contributorId = id;
     this.#phase = 'ready';
     host.claim(this);

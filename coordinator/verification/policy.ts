@@ -96,6 +96,8 @@ export class VerificationPolicy {
   readonly #config: VerificationConfig;
   readonly #rates = new Map<string, number>();
   readonly #contributors = new Map<string, ContributorState>();
+  /** Quarantined wallets: wallet → until (Infinity: until released). A new key under such a wallet gets no job either. */
+  readonly #wallets = new Map<string, number>();
 
   constructor(config: VerificationConfig) {
     const { canaryRate, baseReplicationRate, minReplicationRate, decayPerCleanJob, failureBoost } = config;
@@ -176,6 +178,30 @@ export class VerificationPolicy {
     return false;
   }
 
+  /** Shuts out every device of `wallet` until `until` (ms; Infinity: until released). */
+  quarantineWallet(wallet: string, until: number): void {
+    this.#wallets.set(wallet, Math.max(until, this.#wallets.get(wallet) ?? 0));
+  }
+
+  /** Whether `wallet` is shut out now (a quarantine that ran out is forgotten here). */
+  isWalletQuarantined(wallet: string): boolean {
+    const until = this.#wallets.get(wallet);
+    if (until === undefined) return false;
+    if (this.#config.clock.now() < until) return true;
+    this.#wallets.delete(wallet);
+    return false;
+  }
+
+  /** Ends a wallet's quarantine (an operator's call). */
+  releaseWallet(wallet: string): void {
+    this.#wallets.delete(wallet);
+  }
+
+  /** Whether a device may get jobs: neither it nor its wallet is quarantined. */
+  isShutOut(contributorId: string, wallet: string | null | undefined): boolean {
+    return this.isQuarantined(contributorId) || (wallet != null && this.isWalletQuarantined(wallet));
+  }
+
   /** Ends a quarantine (an operator's call, or its period ran out); failures in the window are forgiven, rates stay high. */
   release(contributorId: string, reason: string): DecisionRecord | undefined {
     const state = this.#contributors.get(contributorId);
@@ -221,7 +247,7 @@ export class VerificationPolicy {
 
   /** Scheduler hooks: a quarantined contributor is not eligible for any job. */
   schedulerHooks(): SchedulerHooks {
-    return { eligible: (contributor: ContributorView, _job: JobView) => !this.isQuarantined(contributor.id) };
+    return { eligible: (contributor: ContributorView, _job: JobView) => !this.isShutOut(contributor.id, contributor.wallet) };
   }
 
   #quarantine(state: ContributorState, contributorId: string, at: number): { record: DecisionRecord; orders: VoidOrder[] } {

@@ -82,6 +82,8 @@ export interface Verification {
 }
 
 const KEY_NAME = 'receipts';
+/** Wallet quarantines share the quarantine table with devices, under this prefix. */
+const WALLET_PREFIX = 'wallet:';
 
 /** Builds the verification service over the coordinator's database. */
 export function createVerification(options: VerificationOptions): Verification {
@@ -101,6 +103,16 @@ export function createVerification(options: VerificationOptions): Verification {
   /** Runs `fn` after the work before it; failures are logged, never thrown into the relay. */
   const enqueue = (what: string, fn: () => Promise<void>): void => {
     work = work.then(fn).catch((err: unknown) => log(`${what} failed`, err));
+  };
+
+  /** The wallet a device earns for: the live connection's binding, else the stored one. */
+  const walletsOf = async (ids: readonly string[]): Promise<string[]> => {
+    const live = ids.flatMap((id) => {
+      const w = relay?.contributors.get(id)?.wallet;
+      return w === undefined || w === null ? [] : [w];
+    });
+    const stored = await store.wallets(ids);
+    return [...new Set([...live, ...stored.values()])];
   };
 
   const voidCredit = async (jobId: string, reason: string): Promise<void> => {
@@ -125,9 +137,22 @@ export function createVerification(options: VerificationOptions): Verification {
     }
     for (const contributorId of effects.quarantined) {
       const until = policy.quarantinedUntil(contributorId);
-      await store.quarantine(contributorId, until === null || until === Number.POSITIVE_INFINITY ? null : until, now);
-      for (const jobId of await store.voidUnjudged(contributorId, now)) {
-        await voidCredit(jobId, `Job ${jobId} was never checked and you were quarantined for failed checks, so its credit is voided.`);
+      const kept = until === null || until === Number.POSITIVE_INFINITY ? null : until;
+      await store.quarantine(contributorId, kept, now);
+      // The quarantine is the wallet's: a new key under it, or another of its devices, gets no job either.
+      const devices = [contributorId];
+      for (const wallet of await walletsOf([contributorId])) {
+        policy.quarantineWallet(wallet, until ?? Number.POSITIVE_INFINITY);
+        await store.quarantine(`${WALLET_PREFIX}${wallet}`, kept, now);
+        devices.push(...(await store.devicesOf(wallet)).filter((id) => id !== contributorId));
+      }
+      for (const device of devices) {
+        for (const jobId of await store.voidUnjudged(device, now)) {
+          await voidCredit(
+            jobId,
+            `Job ${jobId} was never checked and your wallet was quarantined for failed checks, so its credit is voided.`,
+          );
+        }
       }
     }
   };
@@ -159,7 +184,8 @@ export function createVerification(options: VerificationOptions): Verification {
   /** After a requester job: a canary for its contributor, a replica on another, as the policy draws. */
   const decideChecks = (job: Job, contributor: ConnectedContributor, replicas: boolean): void => {
     if (relay === null) return;
-    const engineClass = contributor.capabilities?.engineClass ?? '';
+    // The class fixed when the job was assigned, from the manifest: the device's own word plays no part.
+    const engineClass = job.engineClass ?? relay.engineClassOf(contributor, job.model);
     const decision = policy.decide(job, { id: contributor.id, engineClass });
     counts.decided++;
     if (decision.canary) {
@@ -174,7 +200,8 @@ export function createVerification(options: VerificationOptions): Verification {
     if (!decision.replicate) return;
     counts.replicaDrawn++;
     const exclude = [contributor.id, ...job.triedBy];
-    if (!replicas || !relay.hasPeer(job.model, job.kind, engineClass, exclude)) return;
+    const excludeWallets = contributor.wallet === null ? [] : [contributor.wallet];
+    if (!replicas || !relay.hasPeer(job.model, job.kind, engineClass, exclude, excludeWallets)) return;
     const replica = relay.createCheckJob({
       role: 'replica',
       apiKeyId: job.apiKeyId,
@@ -182,6 +209,7 @@ export function createVerification(options: VerificationOptions): Verification {
       kind: job.kind,
       engineClass,
       exclude,
+      excludeWallets,
       primaryJobId: job.id,
       announceOn: job,
     });
@@ -191,7 +219,7 @@ export function createVerification(options: VerificationOptions): Verification {
   };
 
   const relayChecks: RelayChecks = {
-    eligible: (contributor) => !policy.isQuarantined(contributor.id),
+    eligible: (contributor) => !policy.isShutOut(contributor.id, contributor.wallet),
     beforeFinal(job, contributor, replicas) {
       try {
         decideChecks(job, contributor, replicas);
@@ -263,8 +291,9 @@ export function createVerification(options: VerificationOptions): Verification {
       await apply(judgement, context, jobId);
       if (!judgement.needsTieBreak) return { ok: true, answer: { tieBreak: null } };
       const exclude = [primary.contributorId, replica.contributorId];
+      const excludeWallets = await walletsOf(exclude);
       const tie =
-        relay !== null && relay.hasPeer(primary.model, primary.kind, primary.engineClass, exclude)
+        relay !== null && relay.hasPeer(primary.model, primary.kind, primary.engineClass, exclude, excludeWallets)
           ? relay.createCheckJob({
               role: 'tie-break',
               apiKeyId,
@@ -272,6 +301,7 @@ export function createVerification(options: VerificationOptions): Verification {
               kind: primary.kind,
               engineClass: primary.engineClass,
               exclude,
+              excludeWallets,
               primaryJobId: jobId,
             })
           : null;
@@ -328,7 +358,11 @@ export function createVerification(options: VerificationOptions): Verification {
         keys = { pair: { privateKey, publicKey }, raw: stored.raw };
       }
       const quarantines = await store.quarantines(now);
-      for (const contributorId of new Set([...(await store.contributors()), ...quarantines.keys()])) {
+      for (const [key, until] of quarantines) {
+        if (key.startsWith(WALLET_PREFIX)) policy.quarantineWallet(key.slice(WALLET_PREFIX.length), until ?? Number.POSITIVE_INFINITY);
+      }
+      const devices = [...(await store.contributors()), ...quarantines.keys()].filter((id) => !id.startsWith(WALLET_PREFIX));
+      for (const contributorId of new Set(devices)) {
         const k = await store.kindCounts(contributorId);
         const until = quarantines.get(contributorId);
         policy.restore(contributorId, {
@@ -343,7 +377,8 @@ export function createVerification(options: VerificationOptions): Verification {
       if (row === null) return 'ok';
       if (row.status === 'void') return 'void';
       if (row.status === 'settle') return 'ok';
-      if (policy.isQuarantined(row.contributorId)) {
+      const wallets = await walletsOf([row.contributorId]);
+      if (policy.isQuarantined(row.contributorId) || wallets.some((w) => policy.isWalletQuarantined(w))) {
         await store.setStatus(row.primaryJobId, row.contributorId, 'void', null, clock.now());
         return 'void';
       }

@@ -166,6 +166,22 @@ export class VerificationStore {
     return rows.map((r) => r.contributor_id);
   }
 
+  /** The wallets the contributors earn for (those without one are left out). */
+  async wallets(contributorIds: readonly string[]): Promise<Map<string, string>> {
+    if (contributorIds.length === 0) return new Map();
+    const { rows } = await this.db.query<{ id: string; wallet: string | null }>(
+      `SELECT id, wallet FROM contributors WHERE id = ANY($1::text[])`,
+      [[...contributorIds]],
+    );
+    return new Map(rows.flatMap((r) => (r.wallet === null ? [] : [[r.id, r.wallet] as [string, string]])));
+  }
+
+  /** Every device that earns for `wallet`. */
+  async devicesOf(wallet: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string }>(`SELECT id FROM contributors WHERE wallet = $1`, [wallet]);
+    return rows.map((r) => r.id);
+  }
+
   async quarantine(contributorId: string, until: number | null, now: number): Promise<void> {
     await this.db.query(
       `INSERT INTO verification_quarantines (contributor_id, until_at, since_at) VALUES ($1, $2, $3)
