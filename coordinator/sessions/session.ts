@@ -180,7 +180,7 @@ export class ContributorSession {
     const now = host.clock.now();
     // A bad wallet token is not fatal: the device still contributes, without (a new) wallet.
     let binding: SessionBinding | undefined;
-    let wallet: string | null = null;
+    let wallet: string | null | undefined;
     try {
       binding =
         hello.session === undefined || host.walletSessions === undefined
@@ -203,7 +203,7 @@ export class ContributorSession {
       return this.#fatal({ code: 'STORAGE', message: 'The coordinator could not record this contributor; reconnect in a minute.' });
     }
     if (this.#phase !== 'verifying') return;
-    this.contributor = new ConnectedContributor({ id, hpkeKey: hello.hpkeKey, wallet, send: (message) => this.send(message) });
+    this.contributor = new ConnectedContributor({ id, hpkeKey: hello.hpkeKey, wallet: wallet ?? null, send: (message) => this.send(message) });
     this.contributorId = id;
     this.#phase = 'ready';
     host.claim(this);
