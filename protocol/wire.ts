@@ -214,7 +214,18 @@ export const Control = v.strictObject({
   text: v.optional(v.pipe(v.string(), v.maxLength(500))),
 });
 
-export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage, Control]);
+/**
+ * A result of this device failed a check for the first time on `model`: it gets no jobs of
+ * that model for a while and should run its self-test (no penalty; further failures count).
+ */
+export const SelfTest = v.strictObject({
+  ...base,
+  type: v.literal('self-test'),
+  model: v.pipe(v.string(), v.maxLength(128)),
+  reason: v.pipe(v.string(), v.maxLength(500)),
+});
+
+export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage, Control, SelfTest]);
 export type CoordinatorMessage = v.InferOutput<typeof CoordinatorMessage>;
 
 // ── requester ↔ coordinator (HTTP) ───────────────────────────────────────────────────────

@@ -19,8 +19,8 @@ export type JobRole = 'job' | 'canary' | 'replica' | 'tie-break' | 'rerun';
 
 /** Hooks verification places in the job flow. */
 export interface RelayChecks {
-  /** An extra rule for every job (quarantine); default: all eligible. */
-  eligible?(contributor: ContributorView): boolean;
+  /** An extra rule for every job of `model` (quarantine, a device benched off the model); default: all eligible. */
+  eligible?(contributor: ContributorView, model: string): boolean;
   /**
    * A requester job's final chunk is about to be delivered: the last moment a replica can be
    * announced on its event stream. `replicas`: its requester asked to check replicas.
@@ -100,7 +100,7 @@ export function hasPeer(
     if (c.wallet !== null && want.excludeWallets?.includes(c.wallet) === true) continue;
     if (!caps.models.some((m) => m.id === want.model) || classOf(c, want.model) !== want.engineClass) continue;
     if (!caps.consent.includes(want.kind) || !caps.models.some((m) => m.id === want.model)) continue;
-    if (checks?.eligible?.(c) === false) continue;
+    if (checks?.eligible?.(c, want.model) === false) continue;
     return true;
   }
   return false;
@@ -117,6 +117,6 @@ export function hooksFor(
   return {
     ...base,
     eligible: (c: ContributorView, j: JobView) =>
-      (checks?.eligible?.(c) ?? true) && (m === undefined || fits(m, c, j.model, classOf)) && (base.eligible?.(c, j) ?? true),
+      (checks?.eligible?.(c, j.model) ?? true) && (m === undefined || fits(m, c, j.model, classOf)) && (base.eligible?.(c, j) ?? true),
   };
 }

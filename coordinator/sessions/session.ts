@@ -203,7 +203,12 @@ export class ContributorSession {
       return this.#fatal({ code: 'STORAGE', message: 'The coordinator could not record this contributor; reconnect in a minute.' });
     }
     if (this.#phase !== 'verifying') return;
-    this.contributor = new ConnectedContributor({ id, hpkeKey: hello.hpkeKey, wallet: wallet ?? null, send: (message) => this.send(message) });
+    this.contributor = new ConnectedContributor({
+      id,
+      hpkeKey: hello.hpkeKey,
+      wallet: wallet ?? null,
+      send: (message) => this.send(message),
+    });
     this.contributorId = id;
     this.#phase = 'ready';
     host.claim(this);

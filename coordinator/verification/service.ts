@@ -6,6 +6,7 @@
  * a receipt for every credited job.
  */
 import type { Agreement, CompareOptions } from '../../protocol/compare.ts';
+import type { JobResult, Usage } from '../../protocol/jobs.ts';
 import type { Verdict, VerdictAnswer } from '../../protocol/wire.ts';
 import type { Clock } from '../deps.ts';
 import type { Verdict as LedgerVerdict } from '../earnings/service.ts';
@@ -13,8 +14,8 @@ import { Job } from '../jobs/job.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
 import type { Relay, RelayChecks } from '../leases/relay.ts';
 import type { SqlDb } from '../store/sql.ts';
-import type { CanarySource } from './canaries.ts';
-import { type CanaryOutcome, sendCanary } from './canary-runner.ts';
+import type { Canary, CanarySource } from './canaries.ts';
+import { type CanaryOutcome, canaryEnvelope, sendCanary } from './canary-runner.ts';
 import { judge, judgeReported, type Judgement } from './outcome.ts';
 import type { VerificationPolicy } from './policy.ts';
 import { issueReceipt, type ReceiptInput, type SignedReceipt } from './receipts.ts';
@@ -124,6 +125,9 @@ export function createVerification(options: VerificationOptions): Verification {
     const effects = policy.apply(judgement, context);
     const now = clock.now();
     await store.addRecords(effects.records);
+    for (const b of effects.benched) {
+      relay?.contributors.get(b.contributorId)?.send({ v: 1, type: 'self-test', model: b.model, reason: b.reason });
+    }
     for (const f of judgement.findings) {
       const status = f.ledger === 'void' ? 'void' : f.ledger === 'hold' ? 'awaiting' : 'settle';
       const ids = await store.setStatus(
@@ -162,9 +166,21 @@ export function createVerification(options: VerificationOptions): Verification {
     expected.delete(outcome.jobId);
     if (sent === undefined) return;
     enqueue('judging a canary', async () => {
+      const row = await store.job(outcome.jobId);
+      const context = { model: sent.canary.request.model, engineClass: row?.engineClass ?? '' };
       if (outcome.result === null) {
-        // The contributor left or failed the job: nothing to judge, nothing to pay.
-        await store.uncheck(outcome.jobId, clock.now());
+        if (outcome.cause === 'network') {
+          // The coordinator stopped it: nothing to judge.
+          await store.uncheck(outcome.jobId, clock.now());
+          return;
+        }
+        // Garbage is never paid: an unopenable, failed or abandoned canary is a failed check.
+        await apply(failedCanary(outcome.jobId, sent.contributorId, `it came to nothing: ${outcome.why}`), context, outcome.jobId);
+        return;
+      }
+      const inflated = inflatedUsage(outcome.usage, trueUsage(sent.canary, outcome.result));
+      if (inflated !== null) {
+        await apply(failedCanary(outcome.jobId, sent.contributorId, inflated), context, outcome.jobId);
         return;
       }
       const judgement = judge(
@@ -176,8 +192,7 @@ export function createVerification(options: VerificationOptions): Verification {
         },
         options.compare,
       );
-      const row = await store.job(outcome.jobId);
-      await apply(judgement, { model: sent.canary.request.model, engineClass: row?.engineClass ?? '' }, outcome.jobId);
+      await apply(judgement, context, outcome.jobId);
     });
   };
 
@@ -219,7 +234,7 @@ export function createVerification(options: VerificationOptions): Verification {
   };
 
   const relayChecks: RelayChecks = {
-    eligible: (contributor) => !policy.isShutOut(contributor.id, contributor.wallet),
+    eligible: (contributor, model) => !policy.isShutOut(contributor.id, contributor.wallet) && !policy.isBenched(contributor.id, model),
     beforeFinal(job, contributor, replicas) {
       try {
         decideChecks(job, contributor, replicas);
@@ -425,4 +440,47 @@ async function freshKey(): Promise<{ pkcs8: string; raw: string }> {
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
   const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
   return { pkcs8: Buffer.from(pkcs8).toString('base64url'), raw: Buffer.from(raw).toString('base64url') };
+}
+
+/** A canary judged failed without comparing results: it came to nothing, or its usage claim was inflated. */
+function failedCanary(jobId: string, contributorId: string, why: string): Judgement {
+  return {
+    jobId,
+    check: 'canary',
+    findings: [
+      {
+        contributorId,
+        kind: 'canary-fail',
+        standing: 'failed',
+        ledger: 'void',
+        reason: `Job ${jobId} had a known answer and ${why}. A check that comes to nothing is a failed check and is not paid.`,
+      },
+    ],
+    needsTieBreak: false,
+  };
+}
+
+/**
+ * The most a canary's run may claim: the known prompt tokens, and as output the known answer's
+ * tokens, or for generation as many as the result holds (an honest run may stop elsewhere),
+ * for chat at most the request's `maxTokens`.
+ */
+function trueUsage(canary: Canary, result: JobResult): Usage {
+  const { promptTokens, completionTokens } = canary.expected.usage;
+  if (result.kind === 'generate') return { promptTokens, completionTokens: Math.max(completionTokens, result.tokens.length) };
+  if (result.kind === 'chat') return { promptTokens, completionTokens: Math.max(completionTokens, canaryEnvelope(canary).maxOutputTokens) };
+  return { promptTokens, completionTokens };
+}
+
+/**
+ * Why a canary's claimed usage is inflated, or null when it is not: the coordinator knows the
+ * true usage of its known answers, so any claim above it is a lie about the work.
+ */
+export function inflatedUsage(claimed: Usage | undefined, truth: Usage): string | null {
+  if (claimed === undefined) return null;
+  if (claimed.promptTokens <= truth.promptTokens && claimed.completionTokens <= truth.completionTokens) return null;
+  return (
+    `you claimed ${claimed.promptTokens} + ${claimed.completionTokens} tokens where the job takes ` +
+    `${truth.promptTokens} + ${truth.completionTokens}; a usage claim above the work done is a failed check`
+  );
 }

@@ -1,0 +1,130 @@
+/**
+ * Checks no one can dodge, attacked as a cheating contributor would, on the real coordinator
+ * with its money side (PGlite) and contributor workers speaking the wire protocol over real
+ * WebSockets. Prices are prices.json's: `tiny-embed` costs 1 000 nanoTON per input token with
+ * 10 % commission. Every test checks exact ledger amounts: the attacker gains nothing, the
+ * honest parties lose nothing.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { toNano } from '@ton/core';
+import { type PaidNetwork, startPaidNetwork, type TestKey } from '../billing/testing.ts';
+import type { JobDone } from '../leases/relay.ts';
+import { waitFor } from '../store/testing.ts';
+import type { FakeWorker } from '../testing.ts';
+
+vi.setConfig({ testTimeout: 120_000 });
+
+const FUNDS = toNano('1');
+const ENVELOPE = { inputTokens: 40, maxOutputTokens: 0 };
+/** What a `tiny-embed` job billed `prompt` tokens costs, and its split. */
+const cost = (prompt: number) => {
+  const gross = BigInt(prompt) * 1_000n;
+  const commission = gross / 10n;
+  return { gross, commission, share: gross - commission };
+};
+/** Every job gets a canary; nothing is replicated; one failed check quarantines. */
+const CANARY_EVERY_JOB = {
+  canaryRate: 1,
+  baseReplicationRate: 0,
+  minReplicationRate: 0,
+  quarantineAfter: 1,
+  benchFirstFailure: false,
+};
+
+const open: PaidNetwork[] = [];
+afterEach(async () => {
+  for (const net of open.splice(0)) await net.close();
+});
+
+async function start(policy: NonNullable<Parameters<typeof startPaidNetwork>[1]>['policy'] = CANARY_EVERY_JOB): Promise<PaidNetwork> {
+  const net = await startPaidNetwork('PGlite', { policy });
+  open.push(net);
+  // Checks are paid from the network's budget, funded as `npm start` funds it.
+  await net.money.fund(net.money.budgetMemo, toNano('10'));
+  return net;
+}
+
+/** A requester job of `key` run by `worker`, answered with garbage and `usage`; returns the job id. */
+async function garbageJob(net: PaidNetwork, key: TestKey, worker: FakeWorker, usage = { promptTokens: 40, completionTokens: 0 }) {
+  const created = await net.create(key, ENVELOPE, 'tiny-embed', 'embed');
+  expect(created.status).toBe(201);
+  const jobId = String(created.body['jobId']);
+  expect((await net.submit(key, jobId, 1)).status).toBe(202);
+  expect(await net.finish(worker, usage)).toBe(jobId);
+  return jobId;
+}
+
+/** Credits voided into penalties: the shares of `done`. */
+const shares = (done: readonly JobDone[]): bigint => done.reduce((sum, d) => sum + cost(d.usage.promptTokens).share, 0n);
+
+describe('a cheating contributor against canaries', () => {
+  it('returns garbage: the unopenable canary is a failed check, the wallet is quarantined, and no credit survives', async () => {
+    const net = await start();
+    const key = await net.key(FUNDS);
+    const cheat = await net.worker({ slots: 2, models: ['tiny-embed'] });
+    const budgetBefore = await net.money.billing.budget();
+    await garbageJob(net, key, cheat);
+    // The canary comes as any job would; the cheat answers it with garbage as well.
+    const canary = await cheat.take('job');
+    cheat.send({ v: 1, type: 'chunk', jobId: canary.jobId, leaseId: canary.leaseId, seq: 0, final: true, sealed: { ct: 'Z2FyYmFnZQ' } });
+    await waitFor(async () => net.verification?.report(cheat.contributorId).then((r) => r.quarantined) ?? false);
+    await net.settled();
+    await net.verification?.idle();
+    expect(net.done.map((d) => d.role)).toEqual(['job', 'canary']);
+    const [job, check] = net.done;
+    if (job === undefined || check === undefined) throw new Error('missing jobs');
+    // Both credits end in penalties; the cheat has nothing pending or settled.
+    await waitFor(async () => (await net.pending(cheat.wallet)) === 0n);
+    expect(await net.penalties()).toBe(shares(net.done));
+    // The requester paid once for its delivered job and gets nothing back; the budget paid the canary.
+    expect(await net.balance(key)).toEqual({ available: FUNDS - cost(40).gross, reserved: 0n });
+    expect(await net.money.billing.budget()).toEqual({
+      available: budgetBefore.available - cost(check.usage.promptTokens).gross,
+      reserved: 0n,
+    });
+    const report = await net.verification?.report(cheat.contributorId);
+    expect(report?.canaries).toEqual({ passed: 0, failed: 1 });
+    expect(await net.ledger.checkBooks()).toMatchObject({ ok: true });
+  });
+
+  it('abandons its canary: leaving is a failed check, and its requester job credit is voided', async () => {
+    const net = await start();
+    const key = await net.key(FUNDS);
+    const cheat = await net.worker({ slots: 2, models: ['tiny-embed'] });
+    await garbageJob(net, key, cheat);
+    await cheat.take('job');
+    cheat.close();
+    await waitFor(async () => net.verification?.report(cheat.contributorId).then((r) => r.quarantined) ?? false);
+    await net.settled();
+    await net.verification?.idle();
+    expect(net.done.map((d) => d.role)).toEqual(['job']);
+    await waitFor(async () => (await net.pending(cheat.wallet)) === 0n);
+    expect(await net.penalties()).toBe(cost(40).share);
+    expect(await net.balance(key)).toEqual({ available: FUNDS - cost(40).gross, reserved: 0n });
+    expect(await net.ledger.checkBooks()).toMatchObject({ ok: true });
+  });
+
+  it('comes back under a new key of the quarantined wallet: the new device gets no job', async () => {
+    const net = await start();
+    const key = await net.key(FUNDS);
+    const cheat = await net.worker({ slots: 2, models: ['tiny-embed'] });
+    await garbageJob(net, key, cheat);
+    const canary = await cheat.take('job');
+    cheat.send({ v: 1, type: 'chunk', jobId: canary.jobId, leaseId: canary.leaseId, seq: 0, final: true, sealed: { ct: 'Z2FyYmFnZQ' } });
+    await waitFor(async () => net.verification?.report(cheat.contributorId).then((r) => r.quarantined) ?? false);
+    cheat.close();
+    const again = await net.worker({ slots: 2, models: ['tiny-embed'], wallet: cheat.wallet });
+    expect(again.contributorId).not.toBe(cheat.contributorId);
+    const honest = await net.worker({ slots: 1, models: ['tiny-embed'] });
+    const created = await net.create(key, ENVELOPE, 'tiny-embed', 'embed');
+    const jobId = String(created.body['jobId']);
+    const events = await net.events(key, jobId);
+    const assigned = await events.next();
+    expect(assigned).toMatchObject({ assignment: { contributorId: honest.contributorId } });
+    expect(await again.none('job', 300)).toBe(true);
+    await net.settled();
+    const penaltiesBefore = await net.penalties();
+    expect(penaltiesBefore).toBe(shares(net.done));
+    expect(await net.pending(again.wallet)).toBe(0n);
+  });
+});
