@@ -14,6 +14,8 @@ import {
   Assignment,
   type DepositInstructions,
   JobEvent,
+  type JobReport,
+  JobReportAnswer,
   MAX_MESSAGE_BYTES,
   parseFrame,
   type SubmitPayload,
@@ -173,9 +175,12 @@ export class RequesterClient {
     try {
       const result = await this.#follow(jobId, job, assignment, options, onReplica);
       primary.resolve(result);
+      // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
+      this.#track(this.#report(jobId, { opened: true, usage: result.usage }).then(() => undefined));
       return result;
     } catch (err) {
       primary.resolve(null);
+      if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err.message, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
       await this.#cancel(jobId);
@@ -227,7 +232,13 @@ export class RequesterClient {
       }
       const attempt = state.current;
       if (attempt === null || event.attempt !== attempt.attempt || event.seq < attempt.opened) continue;
-      const piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
+      let piece: Awaited<ReturnType<ResultOpener['open']>>;
+      try {
+        piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
+      } catch (err) {
+        // Garbage from the contributor: the job is reported, its credit voided, and run again.
+        throw new UnopenableResult(err instanceof Error ? err.message : String(err));
+      }
       attempt.opened++;
       if (piece.type === 'result') return { ...piece.result, attempts: attempt.attempt };
       attempt.text += piece.text;
@@ -281,6 +292,46 @@ export class RequesterClient {
     return answer.output;
   }
 
+  /** Keeps a background post (a report, a check) until it settles, so `idle()` waits for it. */
+  #track(work: Promise<void>): void {
+    const tracked = work.catch(() => undefined).finally(() => this.#checks.delete(tracked));
+    this.#checks.add(tracked);
+  }
+
+  async #report(jobId: string, report: JobReport): Promise<JobReportAnswer | null> {
+    const response = await this.#call('POST', `/v1/jobs/${jobId}/report`, report, 'reporting the result', undefined, [404, 409]);
+    if (!response.ok) {
+      await response.body?.cancel();
+      return null;
+    }
+    const answer = v.safeParse(JobReportAnswer, await response.json().catch(() => null));
+    return answer.success ? answer.output : null;
+  }
+
+  /**
+   * The primary result of `jobId` did not open: the SDK says so (the contributor's credit is
+   * voided, never refunded to anyone) and follows the free re-run the coordinator places.
+   */
+  async #rerun(jobId: string, job: JobRequest, why: string, options: RunOptions): Promise<JobResult & { attempts: number }> {
+    const answer = await this.#report(jobId, { opened: false, reason: why.slice(0, 500) });
+    const rerun = answer?.rerun ?? null;
+    if (rerun === null) {
+      throw new CoordinatorError(
+        `The result of job ${jobId} could not be opened (${why}) and no re-run was placed${answer === null ? '' : `: ${answer.message}`}. Submit the job again.`,
+        0,
+      );
+    }
+    try {
+      return await this.#follow(rerun.jobId, job, null, options);
+    } catch (err) {
+      if (err instanceof JobFailed) throw err.error;
+      if (err instanceof UnopenableResult)
+        throw new CoordinatorError(`The re-run ${rerun.jobId} of job ${jobId} did not open either: ${err.message}`, 0);
+      await this.#cancel(rerun.jobId);
+      throw err instanceof SpinneretError ? err : networkError(err, this.#url, `following the re-run of job ${jobId}`);
+    }
+  }
+
   async #cancel(jobId: string): Promise<void> {
     try {
       const response = await this.#fetch(`${this.#url}/v1/jobs/${jobId}`, {
@@ -315,6 +366,9 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
 }
+
+/** A chunk of the result did not open or parse: the contributor sent garbage. */
+class UnopenableResult extends Error {}
 
 /** A `failed` event: the coordinator already ended the job, so it is not cancelled again. */
 class JobFailed extends Error {

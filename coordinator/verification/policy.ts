@@ -64,7 +64,7 @@ export interface DecisionRecord {
   readonly contributorId: string;
   /** Undefined for quarantine and release, which concern no single job. */
   readonly jobId: string | undefined;
-  readonly kind: FindingKind | 'quarantined' | 'released' | 'benched';
+  readonly kind: FindingKind | 'quarantined' | 'released' | 'benched' | 'usage-disputed';
   /** Words a contributor can read. */
   readonly reason: string;
 }
@@ -131,10 +131,14 @@ export class VerificationPolicy {
   /** Whether a new job for `contributor` also gets a canary and a replica. Draws two numbers, always. */
   decide(
     job: { readonly id: string; readonly model: string; readonly kind: JobKind },
-    contributor: { readonly id: string; readonly engineClass: string },
+    contributor: { readonly id: string; readonly engineClass: string; readonly suspect?: boolean },
   ): Decision {
     const replicationRate = this.replicationRate(contributor.id, job.model, contributor.engineClass);
-    const canary = this.#config.random() < this.canaryRate(contributor.id);
+    const rate =
+      contributor.suspect === true
+        ? Math.max(this.#config.canaryRate, this.#config.probationCanaryRate ?? this.#config.canaryRate)
+        : this.canaryRate(contributor.id);
+    const canary = this.#config.random() < rate;
     const replicate = this.#config.random() < replicationRate;
     return { canary, replicate, replicationRate };
   }

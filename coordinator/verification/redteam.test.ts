@@ -11,6 +11,12 @@ import { type PaidNetwork, startPaidNetwork, type TestKey } from '../billing/tes
 import type { JobDone } from '../leases/relay.ts';
 import { waitFor } from '../store/testing.ts';
 import type { FakeWorker } from '../testing.ts';
+import { WebSocket } from 'ws';
+import { RequesterClient } from '../../requester/client.ts';
+import type { SocketConstructor } from '../../worker/network/connection.ts';
+import { Contributor } from '../../worker/network/contributor.ts';
+import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
+import { EmbedRuntime, testWallet } from './testing.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
 
@@ -52,6 +58,26 @@ async function garbageJob(net: PaidNetwork, key: TestKey, worker: FakeWorker, us
   expect((await net.submit(key, jobId, 1)).status).toBe(202);
   expect(await net.finish(worker, usage)).toBe(jobId);
   return jobId;
+}
+
+/** An honest contributor loop running `tiny-embed` from the reference, earning for a wallet of its own. */
+async function honestContributor(net: PaidNetwork): Promise<{ contributor: Contributor; id: string; wallet: string }> {
+  const contributor = new Contributor({
+    coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
+    runtime: new EmbedRuntime(),
+    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
+    consent: ['embed'],
+    client: { name: 'test', version: '0.0.0' },
+    webSocket: WebSocket as unknown as SocketConstructor,
+  });
+  contributor.start();
+  await waitFor(async () => contributor.status().contributorId !== null);
+  const id = contributor.status().contributorId ?? '';
+  const wallet = testWallet();
+  const record = await net.store.getContributor(id);
+  if (record === null) throw new Error('the honest contributor is not in the store');
+  await net.store.upsertContributor({ ...record, wallet });
+  return { contributor, id, wallet };
 }
 
 /** Credits voided into penalties: the shares of `done`. */
@@ -126,5 +152,51 @@ describe('a cheating contributor against canaries', () => {
     const penaltiesBefore = await net.penalties();
     expect(penaltiesBefore).toBe(shares(net.done));
     expect(await net.pending(again.wallet)).toBe(0n);
+  });
+});
+
+describe('a garbage primary result', () => {
+  it('is reported by the SDK: the credit goes to penalties, the requester gets a free re-run and pays once', async () => {
+    const net = await start({ canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 });
+    const key = await net.key(FUNDS);
+    const cheat = await net.worker({ slots: 1, models: ['tiny-embed'] });
+    const requester = new RequesterClient({ coordinatorUrl: net.url, apiKey: key.secret });
+    const running = requester.run({ kind: 'embed', model: 'tiny-embed', inputs: ['the model runs in a browser tab'] });
+    const frame = await cheat.take('job', 10_000);
+    cheat.send({
+      v: 1,
+      type: 'chunk',
+      jobId: frame.jobId,
+      leaseId: frame.leaseId,
+      seq: 0,
+      final: true,
+      sealed: { ct: 'Z2FyYmFnZQ' },
+      usage: { promptTokens: 9, completionTokens: 0 },
+    });
+    const honest = await honestContributor(net);
+    try {
+      const result = await running;
+      expect(result.kind).toBe('embed');
+      await requester.idle();
+      await net.settled();
+      await net.verification?.idle();
+      expect(net.done.map((d) => [d.role, d.contributorId])).toEqual([
+        ['job', cheat.contributorId],
+        ['rerun', honest.id],
+      ]);
+      const [job, rerun] = net.done;
+      if (job === undefined || rerun === undefined) throw new Error('missing jobs');
+      // The cheat's credit is voided into penalties; the honest re-run is paid from the budget.
+      await waitFor(async () => (await net.pending(cheat.wallet)) === 0n);
+      expect(await net.penalties()).toBe(cost(job.usage.promptTokens).share);
+      expect(await net.pending(honest.wallet)).toBe(cost(rerun.usage.promptTokens).share);
+      // The requester paid for its job once, and nothing for the re-run.
+      const { available, reserved } = await net.balance(key);
+      expect(reserved).toBe(0n);
+      expect(available).toBe(FUNDS - cost(job.usage.promptTokens).gross);
+      expect(await net.ledger.checkBooks()).toMatchObject({ ok: true });
+    } finally {
+      await honest.contributor.stop({ drain: false });
+    }
   });
 });

@@ -7,12 +7,13 @@
  */
 import type { Agreement, CompareOptions } from '../../protocol/compare.ts';
 import type { JobResult, Usage } from '../../protocol/jobs.ts';
-import type { Verdict, VerdictAnswer } from '../../protocol/wire.ts';
+import type { JobReport, JobReportAnswer, Verdict, VerdictAnswer } from '../../protocol/wire.ts';
 import type { Clock } from '../deps.ts';
 import type { Verdict as LedgerVerdict } from '../earnings/service.ts';
 import { Job } from '../jobs/job.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
-import type { Relay, RelayChecks } from '../leases/relay.ts';
+import type { Refusal, Relay, RelayChecks } from '../leases/relay.ts';
+import { RequesterStanding } from './requesters.ts';
 import type { SqlDb } from '../store/sql.ts';
 import type { Canary, CanarySource } from './canaries.ts';
 import { type CanaryOutcome, canaryEnvelope, sendCanary } from './canary-runner.ts';
@@ -34,6 +35,8 @@ export interface VerificationOptions {
   readonly receiptKey?: CryptoKeyPair;
   /** Where unexpected failures go; default console.error. */
   readonly log?: (message: string, err?: unknown) => void;
+  /** How requesters' reports are weighed; default: a 24-hour window with the defaults of {@link RequesterStanding}. */
+  readonly standing?: RequesterStanding;
 }
 
 /** How often the policy said yes, for checking the rates. */
@@ -55,6 +58,11 @@ export interface VerificationReport {
   readonly records: readonly { readonly at: number; readonly jobId: string | null; readonly kind: string; readonly reason: string }[];
 }
 
+/** The answer to a job report, or why it was refused. */
+export type JobReportOutcome =
+  | { readonly ok: true; readonly answer: JobReportAnswer }
+  | { readonly ok: false; readonly status: 404 | 409; readonly code: 'NOT_FOUND' | 'CONFLICT'; readonly message: string };
+
 /** The answer to a verdict, or why it was refused. */
 export type VerdictOutcome =
   | { readonly ok: true; readonly answer: VerdictAnswer }
@@ -73,6 +81,12 @@ export interface Verification {
   setVoider(voider: (jobId: string, reason: string) => Promise<void>): void;
   /** Signs and stores a receipt for a credited job. */
   receipt(input: ReceiptInput): Promise<SignedReceipt>;
+  /** Places a free re-run of a delivered job (the billing side's `createRerun`); set by the money wiring. */
+  setRerunner(rerunner: (jobId: string) => Promise<Job | Refusal>): void;
+  /** A requester's report on its delivered job `jobId` (did it open, what usage it held), posted by the SDK of the job's own key. */
+  jobReport(jobId: string, apiKeyId: string, report: JobReport): Promise<JobReportOutcome>;
+  /** How requesters' reports are weighed. */
+  readonly standing: RequesterStanding;
   /** A requester's verdict on its job `jobId`, posted by the SDK of the job's own key. */
   verdict(jobId: string, apiKeyId: string, verdict: Verdict): Promise<VerdictOutcome>;
   report(contributorId: string): Promise<VerificationReport>;
@@ -98,6 +112,8 @@ export function createVerification(options: VerificationOptions): Verification {
   const replicaOf = new Map<string, string>();
   let relay: Relay | null = null;
   let voider: ((jobId: string, reason: string) => Promise<void>) | null = null;
+  let rerunner: ((jobId: string) => Promise<Job | Refusal>) | null = null;
+  const standing = options.standing ?? new RequesterStanding({ windowMs: 24 * 3_600_000, clock });
   let keys: { pair: CryptoKeyPair; raw: string } | null = null;
   let work: Promise<void> = Promise.resolve();
 
@@ -201,7 +217,8 @@ export function createVerification(options: VerificationOptions): Verification {
     if (relay === null) return;
     // The class fixed when the job was assigned, from the manifest: the device's own word plays no part.
     const engineClass = job.engineClass ?? relay.engineClassOf(contributor, job.model);
-    const decision = policy.decide(job, { id: contributor.id, engineClass });
+    // A device whose usage claims many distinct requesters dispute is checked as a new one is.
+    const decision = policy.decide(job, { id: contributor.id, engineClass, suspect: standing.isSuspect(contributor.id) });
     counts.decided++;
     if (decision.canary) {
       counts.canaryDrawn++;
@@ -264,6 +281,7 @@ export function createVerification(options: VerificationOptions): Verification {
         replicaVerdictAt: null,
         tieBreakVerdictAt: null,
         awaitingUntil: awaiting ? now + options.verdictWindowMs : null,
+        claimed: done.claimed,
       };
       enqueue('recording a finished job', () => store.insertJob(row, now));
     },
@@ -289,6 +307,15 @@ export function createVerification(options: VerificationOptions): Verification {
     }
     const now = clock.now();
     const context = { model: primary.model, engineClass: primary.engineClass };
+    // A flagged requester's word changes nothing: no void, no quarantine count, no tie-break.
+    const flagged = standing.isFlagged(apiKeyId);
+    standing.note(apiKeyId, body.stage === 'replica' ? !body.agree : !body.withPrimary.agree || !body.withReplica.agree, now);
+    if (flagged) {
+      const stage = body.stage === 'replica' ? 'replica' : 'tie-break';
+      if (!(await store.claimVerdict(jobId, stage, now))) return refuse(409, `Job ${jobId} already has its ${stage} verdict.`);
+      await store.uncheck(jobId, now);
+      return { ok: true, answer: { tieBreak: null } };
+    }
     if (body.stage === 'replica') {
       if (primary.replicaJobId !== body.replicaJobId) return refuse(409, `Job ${body.replicaJobId} is not the replica of job ${jobId}.`);
       if (primary.replicaVerdictAt !== null) return refuse(409, `Job ${jobId} already has its replica verdict; one is taken per job.`);
@@ -353,6 +380,80 @@ export function createVerification(options: VerificationOptions): Verification {
     return { ok: true, answer: { tieBreak: null } };
   }
 
+  async function jobReport(jobId: string, apiKeyId: string, body: JobReport): Promise<JobReportOutcome> {
+    await work;
+    const primary = await store.job(jobId);
+    if (primary === null || primary.role !== 'job' || primary.apiKeyId !== apiKeyId) {
+      return {
+        ok: false,
+        status: 404,
+        code: 'NOT_FOUND',
+        message: `No delivered job ${jobId} of this API key; report only jobs this key ran.`,
+      };
+    }
+    const now = clock.now();
+    const claimed = primary.claimed ?? null;
+    const received = body.usage;
+    const disputed =
+      body.opened &&
+      received !== undefined &&
+      claimed !== null &&
+      (claimed.promptTokens > received.promptTokens || claimed.completionTokens > received.completionTokens);
+    const flagged = standing.isFlagged(apiKeyId);
+    const taken = await store.addReport(
+      { jobId, apiKeyId, contributorId: primary.contributorId, outcome: body.opened ? 'ok' : 'unopenable', disputed, counted: !flagged },
+      now,
+    );
+    if (!taken) return { ok: false, status: 409, code: 'CONFLICT', message: `Job ${jobId} was reported already; one report per job.` };
+    standing.note(apiKeyId, !body.opened || disputed, now);
+    if (disputed) {
+      // No amount changes (the bill was clamped to the envelope); the dispute is kept against both parties.
+      standing.dispute(primary.contributorId, apiKeyId, now);
+      await store.addRecords([
+        {
+          at: now,
+          contributorId: primary.contributorId,
+          jobId,
+          kind: 'usage-disputed',
+          reason: `The requester of job ${jobId} received a result of ${received?.promptTokens ?? 0} + ${received?.completionTokens ?? 0} tokens where you claimed ${claimed?.promptTokens ?? 0} + ${claimed?.completionTokens ?? 0}. Devices many requesters dispute are checked more often.`,
+        },
+      ]);
+    }
+    if (body.opened) return { ok: true, answer: { rerun: null, message: disputed ? 'The usage dispute is recorded.' : 'Recorded.' } };
+    if (flagged) {
+      return {
+        ok: true,
+        answer: {
+          rerun: null,
+          message: "This key's reports are far more negative than the network's, so they void no credit and earn no re-run for now.",
+        },
+      };
+    }
+    const why = body.reason === undefined ? '' : ` (${body.reason.slice(0, 200)})`;
+    await apply(
+      {
+        jobId,
+        check: 'none',
+        findings: [
+          {
+            contributorId: primary.contributorId,
+            kind: 'undeliverable',
+            standing: 'failed',
+            ledger: 'void',
+            reason: `The requester of job ${jobId} could not open your result${why}, so it is not paid and the job runs again elsewhere.`,
+          },
+        ],
+        needsTieBreak: false,
+      },
+      { model: primary.model, engineClass: primary.engineClass },
+      jobId,
+    );
+    const rerun = rerunner === null ? null : await rerunner(jobId);
+    if (rerun instanceof Job) return { ok: true, answer: { rerun: { jobId: rerun.id }, message: 'A free re-run is under way.' } };
+    const message = `The credit is voided, but no re-run could be placed: ${rerun === null ? 'the coordinator places no re-runs' : rerun.error.message}`;
+    return { ok: true, answer: { rerun: null, message: message.slice(0, 500) } };
+  }
+
   return {
     relayChecks,
     counts,
@@ -371,6 +472,10 @@ export function createVerification(options: VerificationOptions): Verification {
         ]);
         const publicKey = await crypto.subtle.importKey('raw', Buffer.from(stored.raw, 'base64url'), { name: 'Ed25519' }, true, ['verify']);
         keys = { pair: { privateKey, publicKey }, raw: stored.raw };
+      }
+      for (const r of await store.reportsSince(now - standing.windowMs)) {
+        standing.note(r.apiKeyId, r.outcome !== 'ok' || r.disputed, r.at);
+        if (r.disputed) standing.dispute(r.contributorId, r.apiKeyId, r.at);
       }
       const quarantines = await store.quarantines(now);
       for (const [key, until] of quarantines) {
@@ -403,6 +508,11 @@ export function createVerification(options: VerificationOptions): Verification {
     setVoider(v) {
       voider = v;
     },
+    setRerunner(r) {
+      rerunner = r;
+    },
+    jobReport,
+    standing,
     async receipt(input) {
       if (keys === null) throw new Error('Verification is not started; call start() before crediting jobs.');
       const signed = await issueReceipt(input, keys.pair.privateKey);
