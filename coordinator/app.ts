@@ -55,6 +55,8 @@ export interface CoordinatorOptions {
   loadAllowanceMs?: number;
   /** Attempts per job, re-assignments included. Default 3. */
   maxAttempts?: number;
+  /** Most devices of one wallet connected at once (a further one is refused at `hello`); default 32. */
+  maxDevicesPerWallet?: number;
   /** Workers ping at least this often; one silent for twice as long is dropped, ms. Default 15 000. */
   heartbeatMs?: number;
   /** How long a job may wait for a free contributor before it fails, ms. Default 2 × leaseMs. */
@@ -192,6 +194,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     metrics,
     heartbeatMs,
     nonces: new NonceBook(),
+    maxDevicesPerWallet: options.maxDevicesPerWallet ?? 32,
     walletSessions: fleet === undefined ? walletSessions : firstResolver([walletSessions, fleet.resolver]),
     ...(fleet !== undefined && { welcomed: (contributor) => fleet.welcomed(contributor) }),
   });
