@@ -180,7 +180,7 @@ export class RequesterClient {
       return result;
     } catch (err) {
       primary.resolve(null);
-      if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err.message, options);
+      if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
       await this.#cancel(jobId);
@@ -236,8 +236,10 @@ export class RequesterClient {
       try {
         piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
       } catch (err) {
-        // Garbage from the contributor: the job is reported, its credit voided, and run again.
-        throw new UnopenableResult(err instanceof Error ? err.message : String(err));
+        // A delivered result that does not open is garbage: it is reported, its credit voided, and the job run again.
+        // A broken chunk mid-stream fails the job as before (it is cancelled, so nobody pays for it).
+        if (event.final) throw new UnopenableResult(err);
+        throw err;
       }
       attempt.opened++;
       if (piece.type === 'result') return { ...piece.result, attempts: attempt.attempt };
@@ -312,14 +314,18 @@ export class RequesterClient {
    * The primary result of `jobId` did not open: the SDK says so (the contributor's credit is
    * voided, never refunded to anyone) and follows the free re-run the coordinator places.
    */
-  async #rerun(jobId: string, job: JobRequest, why: string, options: RunOptions): Promise<JobResult & { attempts: number }> {
-    const answer = await this.#report(jobId, { opened: false, reason: why.slice(0, 500) });
+  async #rerun(
+    jobId: string,
+    job: JobRequest,
+    unopenable: UnopenableResult,
+    options: RunOptions,
+  ): Promise<JobResult & { attempts: number }> {
+    const answer = await this.#report(jobId, { opened: false, reason: unopenable.message.slice(0, 500) }).catch(() => null);
     const rerun = answer?.rerun ?? null;
     if (rerun === null) {
-      throw new CoordinatorError(
-        `The result of job ${jobId} could not be opened (${why}) and no re-run was placed${answer === null ? '' : `: ${answer.message}`}. Submit the job again.`,
-        0,
-      );
+      // No re-run (a coordinator without reports, or none could be placed): the open error stands.
+      if (unopenable.error instanceof SpinneretError) throw unopenable.error;
+      throw new CoordinatorError(`The result of job ${jobId} could not be opened (${unopenable.message}); submit the job again.`, 0);
     }
     try {
       return await this.#follow(rerun.jobId, job, null, options);
@@ -367,8 +373,12 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
   return { promise, resolve };
 }
 
-/** A chunk of the result did not open or parse: the contributor sent garbage. */
-class UnopenableResult extends Error {}
+/** The final chunk of a delivered result did not open or parse: the contributor sent garbage. */
+class UnopenableResult extends Error {
+  constructor(readonly error: unknown) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
 
 /** A `failed` event: the coordinator already ended the job, so it is not cancelled again. */
 class JobFailed extends Error {
