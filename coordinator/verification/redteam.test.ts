@@ -200,3 +200,99 @@ describe('a garbage primary result', () => {
     }
   });
 });
+
+/** Which worker the job's latest `assigned` event names. */
+async function assignee(net: PaidNetwork, key: TestKey, jobId: string): Promise<string> {
+  const events = await net.events(key, jobId);
+  let who = '';
+  for (let e = await events.next(); e !== null; e = await events.next(300).catch(() => null)) {
+    if (e.type === 'assigned') who = e.assignment.contributorId;
+  }
+  return who;
+}
+
+describe('a lying requester', () => {
+  it('disagrees on the replica and the tie-break: every credit goes to penalties and the requester gets nothing back', async () => {
+    const net = await start({ canaryRate: 0, baseReplicationRate: 1, minReplicationRate: 1 });
+    const key = await net.key(FUNDS);
+    const workers = [
+      await net.worker({ slots: 1, models: ['tiny-embed'] }),
+      await net.worker({ slots: 1, models: ['tiny-embed'] }),
+      await net.worker({ slots: 1, models: ['tiny-embed'] }),
+    ];
+    const byId = (id: string): FakeWorker => {
+      const w = workers.find((x) => x.contributorId === id);
+      if (w === undefined) throw new Error(`no worker ${id}`);
+      return w;
+    };
+    const budgetBefore = await net.money.billing.budget();
+    const res = await net.api(key, 'POST', '/v1/jobs', { model: 'tiny-embed', kind: 'embed', billing: ENVELOPE, replicas: true });
+    expect(res.status).toBe(201);
+    const jobId = String(((await res.json()) as Record<string, unknown>)['jobId']);
+    const primaryOn = byId(await assignee(net, key, jobId));
+    expect((await net.submit(key, jobId, 1)).status).toBe(202);
+    await net.finish(primaryOn, { promptTokens: 40, completionTokens: 0 });
+    const replicaId = net.done.length > 0 ? await waitForReplica(net, key, jobId) : '';
+    const replicaOn = byId(await assignee(net, key, replicaId));
+    expect(replicaOn).not.toBe(primaryOn);
+    expect((await net.submit(key, replicaId, 1)).status).toBe(202);
+    await net.finish(replicaOn, { promptTokens: 40, completionTokens: 0 });
+    await waitFor(async () => net.done.length === 2);
+    const said = { agree: false, score: 0, reason: 'they differ' };
+    const first = await net.api(key, 'POST', `/v1/jobs/${jobId}/verdict`, { stage: 'replica', replicaJobId: replicaId, ...said });
+    expect(first.status).toBe(200);
+    const tieId = ((await first.json()) as { tieBreak: { jobId: string } | null }).tieBreak?.jobId ?? '';
+    const thirdOn = byId(await assignee(net, key, tieId));
+    expect((await net.submit(key, tieId, 1)).status).toBe(202);
+    await net.finish(thirdOn, { promptTokens: 40, completionTokens: 0 });
+    await waitFor(async () => net.done.length === 3);
+    const second = await net.api(key, 'POST', `/v1/jobs/${jobId}/verdict`, {
+      stage: 'tie-break',
+      tieBreakJobId: tieId,
+      withPrimary: said,
+      withReplica: said,
+    });
+    expect(second.status).toBe(200);
+    await net.settled();
+    await net.verification?.idle();
+    await waitFor(async () => (await net.penalties()) === shares(net.done));
+    for (const w of workers) expect(await net.pending(w.wallet)).toBe(0n);
+    // Voids never refund: the requester paid its job once; the budget paid the replica and the tie-break.
+    expect(await net.balance(key)).toEqual({ available: FUNDS - cost(40).gross, reserved: 0n });
+    expect(await net.money.billing.budget()).toEqual({ available: budgetBefore.available - 2n * cost(40).gross, reserved: 0n });
+    expect(await net.ledger.checkBooks()).toMatchObject({ ok: true });
+  });
+
+  it('once flagged, reports an honest result unopenable: the credit stands and no re-run is placed', async () => {
+    const net = await start({ canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 });
+    const standing = net.verification?.standing;
+    if (standing === undefined) throw new Error('no verification');
+    const liar = await net.key(FUNDS);
+    // The network's requesters report almost nothing negative; this one has called most results garbage.
+    for (const other of ['r1', 'r2', 'r3']) for (let i = 0; i < 30; i++) standing.note(other, i === 0);
+    for (let i = 0; i < 30; i++) standing.note(liar.id, i < 25);
+    expect(standing.isFlagged(liar.id)).toBe(true);
+    const honest = await net.worker({ slots: 1, models: ['tiny-embed'] });
+    const jobId = await garbageJob(net, liar, honest);
+    await net.settled();
+    const res = await net.api(liar, 'POST', `/v1/jobs/${jobId}/report`, { opened: false, reason: 'it would not open' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ rerun: null, message: expect.stringMatching(/far more negative/) as unknown });
+    // One report per job.
+    expect((await net.api(liar, 'POST', `/v1/jobs/${jobId}/report`, { opened: false })).status).toBe(409);
+    await net.verification?.idle();
+    expect(await net.pending(honest.wallet)).toBe(cost(40).share);
+    expect(await net.penalties()).toBe(0n);
+    expect(await net.balance(liar)).toEqual({ available: FUNDS - cost(40).gross, reserved: 0n });
+    expect((await net.verification?.report(honest.contributorId))?.reputation.failed).toBe(0);
+  });
+});
+
+/** The replica announced on the primary job's stream. */
+async function waitForReplica(net: PaidNetwork, key: TestKey, jobId: string): Promise<string> {
+  const events = await net.events(key, jobId);
+  for (let e = await events.next(); e !== null; e = await events.next()) {
+    if (e.type === 'replica-assigned') return e.jobId;
+  }
+  throw new Error(`job ${jobId} announced no replica`);
+}
