@@ -7,6 +7,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { systemClock } from '../deps.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { KnownAnswerCanaries } from './canaries.ts';
+import { receiptKekFromEnv } from './receipt-key.ts';
 import { tinyEmbedKnownAnswers } from './known-answers.ts';
 import { type VerificationConfig, VerificationPolicy } from './policy.ts';
 import { createVerification, type Verification } from './service.ts';
@@ -19,6 +20,8 @@ export interface LocalVerificationOptions {
   verdictWindowMs?: number;
   /** Known-answer jobs to draw canaries from. Default 256. */
   canaryCount?: number;
+  /** The receipt key's KEK; default from `SPINNERET_RECEIPT_KEK` or `SPINNERET_RECEIPT_KEK_FILE` (none: the key is stored plain). */
+  receiptKek?: Uint8Array | null;
 }
 
 /** Defaults: 5 % canaries, replication from 10 % down to 1 %, quarantine after 3 failed checks in a day, for a day. */
@@ -45,6 +48,7 @@ export async function startVerification(options: LocalVerificationOptions): Prom
     canaries: new KnownAnswerCanaries(answers, secureUniform),
     clock: systemClock,
     verdictWindowMs: options.verdictWindowMs ?? 600_000,
+    receiptKek: options.receiptKek === undefined ? receiptKekFromEnv() : options.receiptKek,
   });
   await verification.start();
   return verification;

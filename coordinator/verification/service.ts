@@ -20,7 +20,8 @@ import { type CanaryOutcome, canaryEnvelope, sendCanary } from './canary-runner.
 import { judge, judgeReported, type Judgement } from './outcome.ts';
 import type { VerificationPolicy } from './policy.ts';
 import { issueReceipt, type ReceiptInput, type SignedReceipt } from './receipts.ts';
-import { type JobRow, VerificationStore } from './verification-store.ts';
+import { isSealed, openKey, sealKey } from './receipt-key.ts';
+import { type JobRow, replaceKey, VerificationStore } from './verification-store.ts';
 
 /** Settings of {@link createVerification}. */
 export interface VerificationOptions {
@@ -33,6 +34,11 @@ export interface VerificationOptions {
   readonly compare?: CompareOptions;
   /** The receipt signing key; default: the one stored in the database, made on first start. */
   readonly receiptKey?: CryptoKeyPair;
+  /**
+   * The key the stored receipt key is sealed under (verification/receipt-key.ts); null or
+   * absent: stored as it is (a plain key is sealed as soon as a KEK is given).
+   */
+  readonly receiptKek?: Uint8Array | null;
   /** Where unexpected failures go; default console.error. */
   readonly log?: (message: string, err?: unknown) => void;
   /** How requesters' reports are weighed; default: a 24-hour window with the defaults of {@link RequesterStanding}. */
@@ -466,10 +472,19 @@ export function createVerification(options: VerificationOptions): Verification {
         const raw = new Uint8Array(await crypto.subtle.exportKey('raw', options.receiptKey.publicKey));
         keys = { pair: options.receiptKey, raw: Buffer.from(raw).toString('base64url') };
       } else {
-        const stored = await store.key(KEY_NAME, freshKey, now);
-        const privateKey = await crypto.subtle.importKey('pkcs8', Buffer.from(stored.pkcs8, 'base64url'), { name: 'Ed25519' }, false, [
-          'sign',
-        ]);
+        const kek = options.receiptKek ?? null;
+        const stored = await store.key(
+          KEY_NAME,
+          async () => {
+            const made = await freshKey();
+            return kek === null ? made : { pkcs8: await sealKey(made.pkcs8, made.raw, kek), raw: made.raw };
+          },
+          now,
+        );
+        const pkcs8 = await openKey(stored.pkcs8, stored.raw, kek);
+        // A key stored plain before a KEK was set is sealed now.
+        if (kek !== null && !isSealed(stored.pkcs8)) await replaceKey(options.db, KEY_NAME, await sealKey(pkcs8, stored.raw, kek));
+        const privateKey = await crypto.subtle.importKey('pkcs8', Buffer.from(pkcs8, 'base64url'), { name: 'Ed25519' }, false, ['sign']);
         const publicKey = await crypto.subtle.importKey('raw', Buffer.from(stored.raw, 'base64url'), { name: 'Ed25519' }, true, ['verify']);
         keys = { pair: { privateKey, publicKey }, raw: stored.raw };
       }

@@ -276,6 +276,11 @@ export class VerificationStore {
   }
 }
 
+/** Replaces a stored private key (sealing one that was stored plain). */
+export async function replaceKey(db: SqlDb, name: string, privateKey: string): Promise<void> {
+  await db.query(`UPDATE verification_keys SET private_pkcs8 = $2 WHERE name = $1`, [name, privateKey]);
+}
+
 function toRow(r: Record<string, unknown>): JobRow {
   return {
     jobId: String(r['job_id']),
