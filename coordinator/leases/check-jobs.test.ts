@@ -208,4 +208,36 @@ describe('check jobs in the relay', () => {
     r.schedule();
     expect(assigned(replica)).toBe('stranger');
   });
+  it('charges an INVALID_INPUT fail to the device record, and a device with a worse record is placed after', () => {
+    const faults: string[] = [];
+    const record = new Map<string, number>([
+      ['griefer', 0.5],
+      ['steady', 0.5],
+    ]);
+    const { relay: r } = relay({
+      onFault: (id, model, fault) => {
+        faults.push(`${id}:${model}:${fault}`);
+        record.set(id, (record.get(id) ?? 0.5) - 0.1);
+      },
+      score: (c) => record.get(c.id) ?? 0.5,
+    });
+    const griefer = contributor('griefer');
+    r.join(griefer);
+    const job = r.createJob('key', 'm', 'embed', { envelope: ENVELOPE });
+    if (!(job instanceof Job)) throw new Error('refused');
+    expect(r.submitPayload(job, 1, { enc: 'ZW5j', ct: 'eA' })).toBeNull();
+    const frame = griefer.sent.find((m) => m.type === 'job');
+    if (frame?.type !== 'job') throw new Error('no job frame');
+    r.result(griefer, { v: 1, type: 'fail', jobId: job.id, leaseId: frame.leaseId, error: { code: 'INVALID_INPUT', message: 'no' } });
+    expect(job.state).toBe('failed');
+    expect(faults).toEqual([`griefer:m:invalid-input`]);
+    // Next time both are free, the steady device gets the job (the griefer waited longer, but its record is worse).
+    const steady = contributor('steady');
+    steady.lastAssignedAt = Number.MAX_SAFE_INTEGER;
+    r.join(steady);
+    r.offer(griefer, 1);
+    const next = r.createJob('key', 'm', 'embed', { envelope: ENVELOPE });
+    if (!(next instanceof Job)) throw new Error('refused');
+    expect(assigned(next)).toBe('steady');
+  });
 });

@@ -26,6 +26,10 @@ export interface RelayChecks {
    * announced on its event stream. `replicas`: its requester asked to check replicas.
    */
   beforeFinal?(job: Job, contributor: ConnectedContributor, replicas: boolean): void;
+  /** The device's observed record for placement, higher is better (reputation). */
+  score?(contributor: ContributorView): number;
+  /** The device failed a job blaming its input, or let a lease expire: its record gets worse. */
+  onFault?(contributorId: string, model: string, fault: 'invalid-input' | 'lease-expired'): void;
   /** Any job ended with a final result, before the ledger hears of it. */
   onDone?(done: JobDone): void;
   /** A check job ended without a result (no contributor took it, it failed, or it was cancelled). */
@@ -113,9 +117,10 @@ export function hooksFor(
   m: JobMeta | undefined,
   classOf: EngineClassOf,
 ): SchedulerHooks {
-  if (checks?.eligible === undefined && (m === undefined || m.role === 'job')) return base;
+  const scored = checks?.score === undefined ? base : { ...base, score: (c: ContributorView) => checks.score?.(c) ?? 0 };
+  if (checks?.eligible === undefined && (m === undefined || m.role === 'job')) return scored;
   return {
-    ...base,
+    ...scored,
     eligible: (c: ContributorView, j: JobView) =>
       (checks?.eligible?.(c, j.model) ?? true) && (m === undefined || fits(m, c, j.model, classOf)) && (base.eligible?.(c, j) ?? true),
   };

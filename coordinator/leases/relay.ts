@@ -321,6 +321,8 @@ export class Relay {
     if (message.type === 'fail') {
       // Bad input fails everywhere; anything else may be this device's fault.
       if (message.error.code === 'INVALID_INPUT') {
+        // It fails the job for the requester, so it costs the device: a false claim lowers its record.
+        this.#o.checks?.onFault?.(contributor.id, job.model, 'invalid-input');
         this.#leases.end(lease, 'failed');
         this.#finish(job, 'failed', message.error);
       } else {
@@ -343,6 +345,7 @@ export class Relay {
     job.emit(usage === undefined ? event : { ...event, usage });
     if (final) {
       this.#leases.end(lease, 'done');
+      contributor.warm.add(job.model);
       const claimed = { promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0 };
       const billed = clampUsage(claimed, job.envelope);
       job.promptTokens = billed.promptTokens;
@@ -463,6 +466,8 @@ export class Relay {
 
   #expire(lease: Lease): void {
     this.#o.metrics.leaseExpired();
+    const expired = this.#jobs.get(lease.jobId);
+    if (expired !== undefined) this.#o.checks?.onFault?.(lease.holder.id, expired.model, 'lease-expired');
     lease.holder.send({ v: 1, type: 'cancel', jobId: lease.jobId, leaseId: lease.id, reason: 'lease expired' });
     const seconds = Math.round(this.#o.leaseMs / 1000);
     this.#retry(lease, 'expired', { code: 'LEASE_EXPIRED', message: `the lease expired after ${seconds} s` });

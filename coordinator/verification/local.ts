@@ -24,7 +24,11 @@ export interface LocalVerificationOptions {
   receiptKek?: Uint8Array | null;
 }
 
-/** Defaults: 5 % canaries, replication from 10 % down to 1 %, quarantine after 3 failed checks in a day, for a day. */
+/**
+ * Defaults: 5 % canaries (30 % for a device on probation, its first 20 clean checks),
+ * replication from 10 % down to 1 %, a first failure on a model benches the device there
+ * for 10 minutes, and 3 further failed checks in a day quarantine its wallet for a day.
+ */
 export const DEFAULT_POLICY: Omit<VerificationConfig, 'random' | 'clock'> = {
   canaryRate: 0.05,
   baseReplicationRate: 0.1,
@@ -34,13 +38,19 @@ export const DEFAULT_POLICY: Omit<VerificationConfig, 'random' | 'clock'> = {
   quarantineAfter: 3,
   windowMs: 24 * 3_600_000,
   quarantineMs: 24 * 3_600_000,
+  benchFirstFailure: true,
+  benchMs: 600_000,
+  probationChecks: 20,
+  probationCanaryRate: 0.3,
 };
 
 /** Floats in [0, 1) from 48 secure random bits. */
 export const secureUniform = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
 
 export async function startVerification(options: LocalVerificationOptions): Promise<Verification> {
-  const policy = new VerificationPolicy({ ...DEFAULT_POLICY, ...options.policy, random: secureUniform, clock: systemClock });
+  // Canaries turned off stay off on probation too.
+  const probation = options.policy?.canaryRate === 0 ? { probationCanaryRate: 0 } : {};
+  const policy = new VerificationPolicy({ ...DEFAULT_POLICY, ...probation, ...options.policy, random: secureUniform, clock: systemClock });
   const answers = tinyEmbedKnownAnswers(options.canaryCount ?? 256, randomInt(2 ** 31));
   const verification = createVerification({
     db: options.store.db,

@@ -107,6 +107,8 @@ interface ContributorState {
   forgiven: Set<string>;
   /** Models the device is off until the time given, ms. */
   benched: Map<string, number>;
+  /** Jobs it failed blaming the input, and leases it let expire: no failed check, but a worse record. */
+  faults: number;
 }
 
 /** Adaptive canaries, replication, reputation and quarantine. Synchronous, so its hooks fit the scheduling pass. */
@@ -217,6 +219,11 @@ export class VerificationPolicy {
     return { records, quarantined, voids, benched };
   }
 
+  /** The device failed a job blaming its input, or let a lease expire: its reputation, and so its placement, drops. */
+  fault(contributorId: string): void {
+    this.#state(contributorId).faults++;
+  }
+
   /** The ledger settled the job's credit: it is no longer voided by a later quarantine. */
   settled(jobId: string, contributorId: string): void {
     this.#contributors.get(contributorId)?.pending.delete(jobId);
@@ -290,7 +297,8 @@ export class VerificationPolicy {
     const s = this.#contributors.get(contributorId);
     const clean = s?.clean ?? 0;
     const failed = s?.failed ?? 0;
-    return { score: (clean + 1) / (clean + failed + 2), clean, failed, quarantined: this.isQuarantined(contributorId) };
+    const faults = s?.faults ?? 0;
+    return { score: (clean + 1) / (clean + failed + faults + 2), clean, failed, quarantined: this.isQuarantined(contributorId) };
   }
 
   /** The contributor's decisions, oldest first (at most `historyLimit`). */
@@ -342,6 +350,7 @@ export class VerificationPolicy {
         history: [],
         forgiven: new Set(),
         benched: new Map(),
+        faults: 0,
       };
       this.#contributors.set(contributorId, state);
     }

@@ -258,6 +258,8 @@ export function createVerification(options: VerificationOptions): Verification {
 
   const relayChecks: RelayChecks = {
     eligible: (contributor, model) => !policy.isShutOut(contributor.id, contributor.wallet) && !policy.isBenched(contributor.id, model),
+    score: (contributor) => policy.reputation(contributor.id).score,
+    onFault: (contributorId) => policy.fault(contributorId),
     beforeFinal(job, contributor, replicas) {
       try {
         decideChecks(job, contributor, replicas);
