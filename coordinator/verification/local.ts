@@ -20,20 +20,22 @@ export interface LocalVerificationOptions {
   verdictWindowMs?: number;
   /** Known-answer jobs to draw canaries from. Default 256. */
   canaryCount?: number;
+  /** How long a device on probation has its credits held, ms; default 0 (off). Production sets it (e.g. 48 h). */
+  probationWindowMs?: number;
   /** The receipt key's KEK; default from `SPINNERET_RECEIPT_KEK` or `SPINNERET_RECEIPT_KEK_FILE` (none: the key is stored plain). */
   receiptKek?: Uint8Array | null;
 }
 
 /**
  * Defaults: 5 % canaries (30 % for a device on probation, its first 20 clean checks),
- * replication from 10 % down to 1 %, a first failure on a model benches the device there
+ * replication from 10 % down to 1 % (×0.93 per clean check), a first failure on a model benches the device there
  * for 10 minutes, and 3 further failed checks in a day quarantine its wallet for a day.
  */
 export const DEFAULT_POLICY: Omit<VerificationConfig, 'random' | 'clock'> = {
   canaryRate: 0.05,
   baseReplicationRate: 0.1,
   minReplicationRate: 0.01,
-  decayPerCleanJob: 0.97,
+  decayPerCleanJob: 0.93,
   failureBoost: 3,
   quarantineAfter: 3,
   windowMs: 24 * 3_600_000,
@@ -58,6 +60,7 @@ export async function startVerification(options: LocalVerificationOptions): Prom
     canaries: new KnownAnswerCanaries(answers, secureUniform),
     clock: systemClock,
     verdictWindowMs: options.verdictWindowMs ?? 600_000,
+    ...(options.probationWindowMs !== undefined && { probationWindowMs: options.probationWindowMs }),
     receiptKek: options.receiptKek === undefined ? receiptKekFromEnv() : options.receiptKek,
   });
   await verification.start();

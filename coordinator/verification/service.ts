@@ -41,6 +41,11 @@ export interface VerificationOptions {
   readonly receiptKek?: Uint8Array | null;
   /** Where unexpected failures go; default console.error. */
   readonly log?: (message: string, err?: unknown) => void;
+  /**
+   * How long the credit of a job run by a device on probation is held before it may settle,
+   * ms: a new identity's work stays voidable while its first checks come in. Default 0 (off).
+   */
+  readonly probationWindowMs?: number;
   /** How requesters' reports are weighed; default: a 24-hour window with the defaults of {@link RequesterStanding}. */
   readonly standing?: RequesterStanding;
 }
@@ -273,7 +278,9 @@ export function createVerification(options: VerificationOptions): Verification {
       replicaOf.delete(done.jobId);
       const now = clock.now();
       const primaryJobId = done.role === 'job' || done.role === 'canary' ? done.jobId : (done.primaryJobId ?? done.jobId);
-      const awaiting = replicaJobId !== undefined || done.role !== 'job';
+      // A new device's credits wait longer: a quarantine in that time still voids them.
+      const probation = done.role === 'job' && (options.probationWindowMs ?? 0) > 0 && policy.onProbation(done.contributorId);
+      const awaiting = replicaJobId !== undefined || done.role !== 'job' || probation;
       const row: JobRow = {
         jobId: done.jobId,
         contributorId: done.contributorId,
@@ -288,7 +295,7 @@ export function createVerification(options: VerificationOptions): Verification {
         tieBreakJobId: null,
         replicaVerdictAt: null,
         tieBreakVerdictAt: null,
-        awaitingUntil: awaiting ? now + options.verdictWindowMs : null,
+        awaitingUntil: awaiting ? now + Math.max(options.verdictWindowMs, probation ? (options.probationWindowMs ?? 0) : 0) : null,
         claimed: done.claimed,
       };
       enqueue('recording a finished job', () => store.insertJob(row, now));
