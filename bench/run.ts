@@ -76,14 +76,18 @@ async function runtimeBench(): Promise<void> {
   }
 }
 
-// BENCH_ONLY=runtime|dispatch|background|first-click|earnings runs one of them; by default all, the browser runtime first.
+// BENCH_ONLY=runtime|dispatch|background|first-click|earnings|trust runs one of them; by default all, the browser runtime first.
 // The background suite (a hidden tab against a visible one) takes a few minutes; BENCH_BACKGROUND_LONG=1 runs it past the 5-minute mark.
 // first-click and earnings use the app's production build in dist/ (`npx vite build` first); earnings works for 5 minutes.
-const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings'];
+const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust'];
 const only = process.env['BENCH_ONLY'] ?? '';
 if (only !== '' && !SUITES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${SUITES.join(', ')}, got ${only}`);
 if (only === '' || only === 'runtime') await runtimeBench();
 if (only === '' || only === 'dispatch') await runDispatchBench();
+if (only === '' || only === 'trust') {
+  const { runTrustBench } = await import('./trust/index.ts');
+  runTrustBench();
+}
 if (only === '' || only === 'background') {
   const { runBackgroundBench } = await import('./background/index.ts');
   await runBackgroundBench();

@@ -40,6 +40,7 @@ export function publicDomains(publicUrl: string | undefined): string[] {
 const PAYLOAD_ROUTE = /^\/v1\/jobs\/[^/]+\/payload$/;
 import { createFleetService, type FleetService } from './fleet/index.ts';
 import type { ModelCatalog } from './models/catalog.ts';
+import { engineClassOf } from '../protocol/engine-class.ts';
 import { SqlStore } from './store/sql-store.ts';
 import type { SqlDb } from './store/sql.ts';
 import type { Store } from './store/types.ts';
@@ -67,6 +68,8 @@ export interface CoordinatorOptions {
   loadAllowanceMs?: number;
   /** Attempts per job, re-assignments included. Default 3. */
   maxAttempts?: number;
+  /** Most devices of one wallet connected at once (a further one is refused at `hello`); default 32. */
+  maxDevicesPerWallet?: number;
   /** Workers ping at least this often; one silent for twice as long is dropped, ms. Default 15 000. */
   heartbeatMs?: number;
   /** How long a job may wait for a free contributor before it fails, ms. Default 2 × leaseMs. */
@@ -198,6 +201,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     ...(options.onJobDone !== undefined ? { onJobDone: options.onJobDone } : {}),
     ...(options.verification !== undefined ? { checks: options.verification.relayChecks } : {}),
     ...(options.billing !== undefined ? { billing: options.billing.relay } : {}),
+    engineClass: (contributor, model) =>
+      engineClassOf(model, options.catalog?.get(model), { features: contributor.capabilities?.adapter?.features ?? [] }),
   });
   options.verification?.attach(relay);
   options.billing?.attach(relay);
@@ -220,6 +225,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     connectionsPerIp: limits.connectionsPerIp,
     connectionsPerWallet: limits.connectionsPerWallet,
     nonces: new NonceBook(),
+    maxDevicesPerWallet: options.maxDevicesPerWallet ?? 32,
     walletSessions: fleet === undefined ? walletSessions : firstResolver([walletSessions, fleet.resolver]),
     ...(fleet !== undefined && { welcomed: (contributor) => fleet.welcomed(contributor) }),
   });

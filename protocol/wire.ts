@@ -216,7 +216,18 @@ export const Control = v.strictObject({
   text: v.optional(SafeText(500)),
 });
 
-export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage, Control]);
+/**
+ * A result of this device failed a check for the first time on `model`: it gets no jobs of
+ * that model for a while and should run its self-test (no penalty; further failures count).
+ */
+export const SelfTest = v.strictObject({
+  ...base,
+  type: v.literal('self-test'),
+  model: v.pipe(v.string(), v.maxLength(128)),
+  reason: v.pipe(v.string(), v.maxLength(500)),
+});
+
+export const CoordinatorMessage = v.variant('type', [Challenge, Welcome, Job, Cancel, Ack, Pong, Drain, ErrorMessage, Control, SelfTest]);
 export type CoordinatorMessage = v.InferOutput<typeof CoordinatorMessage>;
 
 // ── requester ↔ coordinator (HTTP) ───────────────────────────────────────────────────────
@@ -359,6 +370,27 @@ export const Verdict = v.variant('stage', [
   }),
 ]);
 export type Verdict = v.InferOutput<typeof Verdict>;
+
+/**
+ * `POST /v1/jobs/:id/report` (`:id` a delivered requester job), once per job: whether its
+ * result opened and, when it did, the usage the sealed result says. It changes no amount the
+ * requester pays; an unopenable result voids the contributor's credit into penalties and
+ * earns a free re-run, and a usage below the contributor's claim is recorded against both.
+ */
+export const JobReport = v.strictObject({
+  opened: v.boolean(),
+  usage: v.optional(Usage),
+  reason: v.optional(v.pipe(v.string(), v.maxLength(500))),
+});
+export type JobReport = v.InferOutput<typeof JobReport>;
+
+/** The answer to a report: the free re-run to follow (same request, sealed for its own `assigned` events), or none. */
+export const JobReportAnswer = v.strictObject({
+  rerun: v.nullable(v.strictObject({ jobId: Id })),
+  /** Why there is no re-run, or what the report changed, in words. */
+  message: v.pipe(v.string(), v.maxLength(500)),
+});
+export type JobReportAnswer = v.InferOutput<typeof JobReportAnswer>;
 
 /** The answer to a verdict: a tie-break job to run as well, or none. */
 export const VerdictAnswer = v.strictObject({ tieBreak: v.nullable(v.strictObject({ jobId: Id })) });

@@ -14,6 +14,8 @@ import {
   Assignment,
   type DepositInstructions,
   JobEvent,
+  type JobReport,
+  JobReportAnswer,
   MAX_MESSAGE_BYTES,
   parseFrame,
   type SubmitPayload,
@@ -220,11 +222,13 @@ export class RequesterClient {
         try {
           const result = await this.#follow(jobId, job, progress, options, onReplica);
           primary.resolve(result);
+          // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
+          this.#track(this.#report(jobId, { opened: true, usage: result.usage }).then(() => undefined));
           return result;
         } catch (err) {
           // A broken stream (the coordinator went away): reopen it and go on where it was.
           const broken =
-            !(err instanceof SpinneretError || err instanceof JobFailed || err instanceof RestartedError) ||
+            !(err instanceof SpinneretError || err instanceof JobFailed || err instanceof RestartedError || err instanceof UnopenableResult) ||
             err instanceof CoordinatorUnavailableError ||
             isClosedEarly(err);
           if (!broken || signal?.aborted === true || Date.now() + delay > until) throw err;
@@ -234,6 +238,7 @@ export class RequesterClient {
     } catch (err) {
       primary.resolve(null);
       if (err instanceof RestartedError) throw err;
+      if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
       await this.#cancel(jobId);
@@ -290,7 +295,15 @@ export class RequesterClient {
       }
       const attempt = state.current;
       if (attempt === null || event.attempt !== attempt.attempt || event.seq < attempt.opened) continue;
-      const piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
+      let piece: Awaited<ReturnType<ResultOpener['open']>>;
+      try {
+        piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
+      } catch (err) {
+        // A delivered result that does not open is garbage: it is reported, its credit voided, and the job run again.
+        // A broken chunk mid-stream fails the job as before (it is cancelled, so nobody pays for it).
+        if (event.final) throw new UnopenableResult(err);
+        throw err;
+      }
       attempt.opened++;
       if (piece.type === 'result') return { ...piece.result, attempts: attempt.attempt };
       attempt.text += piece.text;
@@ -342,6 +355,50 @@ export class RequesterClient {
     const answer = v.safeParse(VerdictAnswer, await response.json().catch(() => null));
     if (!answer.success) throw new CoordinatorError(`The answer to a verdict is malformed: ${v.summarize(answer.issues)}`, response.status);
     return answer.output;
+  }
+
+  /** Keeps a background post (a report, a check) until it settles, so `idle()` waits for it. */
+  #track(work: Promise<void>): void {
+    const tracked = work.catch(() => undefined).finally(() => this.#checks.delete(tracked));
+    this.#checks.add(tracked);
+  }
+
+  async #report(jobId: string, report: JobReport): Promise<JobReportAnswer | null> {
+    const response = await this.#call('POST', `/v1/jobs/${jobId}/report`, report, 'reporting the result', undefined, [404, 409]);
+    if (!response.ok) {
+      await response.body?.cancel();
+      return null;
+    }
+    const answer = v.safeParse(JobReportAnswer, await response.json().catch(() => null));
+    return answer.success ? answer.output : null;
+  }
+
+  /**
+   * The primary result of `jobId` did not open: the SDK says so (the contributor's credit is
+   * voided, never refunded to anyone) and follows the free re-run the coordinator places.
+   */
+  async #rerun(
+    jobId: string,
+    job: JobRequest,
+    unopenable: UnopenableResult,
+    options: RunOptions,
+  ): Promise<JobResult & { attempts: number }> {
+    const answer = await this.#report(jobId, { opened: false, reason: unopenable.message.slice(0, 500) }).catch(() => null);
+    const rerun = answer?.rerun ?? null;
+    if (rerun === null) {
+      // No re-run (a coordinator without reports, or none could be placed): the open error stands.
+      if (unopenable.error instanceof SpinneretError) throw unopenable.error;
+      throw new CoordinatorError(`The result of job ${jobId} could not be opened (${unopenable.message}); submit the job again.`, 0);
+    }
+    try {
+      return await this.#follow(rerun.jobId, job, newProgress(), options);
+    } catch (err) {
+      if (err instanceof JobFailed) throw err.error;
+      if (err instanceof UnopenableResult)
+        throw new CoordinatorError(`The re-run ${rerun.jobId} of job ${jobId} did not open either: ${err.message}`, 0);
+      await this.#cancel(rerun.jobId);
+      throw err instanceof SpinneretError ? err : networkError(err, this.#url, `following the re-run of job ${jobId}`);
+    }
   }
 
   async #cancel(jobId: string): Promise<void> {
@@ -399,6 +456,13 @@ function isClosedEarly(err: unknown): boolean {
 class RestartedError extends Error {
   constructor(readonly error: SpinneretError) {
     super(error.message);
+  }
+}
+
+/** The final chunk of a delivered result did not open or parse: the contributor sent garbage. */
+class UnopenableResult extends Error {
+  constructor(readonly error: unknown) {
+    super(error instanceof Error ? error.message : String(error));
   }
 }
 

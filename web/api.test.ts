@@ -41,7 +41,7 @@ describe('CoordinatorClient', () => {
     const client = clientOf(app);
     const missing = await failure(client.earnings('0:ab/cd'));
     expect(missing).toMatchObject({ status: 404, reason: 'http-404', message: 'No wallet 0:ab/cd.' });
-    const expired = await failure(client.enroll({ token: 't', identityKey: 'k' }));
+    const expired = await failure(client.enroll({ token: 't', identityKey: 'k', signature: 's' }));
     expect(expired).toMatchObject({ status: 403, reason: 'token-expired', message: 'The token has expired.' });
   });
 

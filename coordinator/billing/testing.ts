@@ -17,7 +17,9 @@ import { ModelCatalog } from '../models/catalog.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { waitFor } from '../store/testing.ts';
 import { EventReader, FakeWorker } from '../testing.ts';
-import { startVerification } from '../verification/local.ts';
+import type { Relay } from '../leases/relay.ts';
+import { type LocalVerificationOptions, startVerification } from '../verification/local.ts';
+import type { Verification } from '../verification/service.ts';
 import { disposeStore, openTestStore, testWallet } from '../verification/testing.ts';
 
 /** A requester key of the paid network. */
@@ -36,10 +38,12 @@ export interface PaidNetwork {
   coordinator: Coordinator;
   /** Every job that ended with a result, in order. */
   done: JobDone[];
+  /** Verification, when the network has it. */
+  verification: Verification | undefined;
   /** A key with `funds` nanoTON deposited through the faucet (none: unfunded). */
   key(funds?: bigint): Promise<TestKey>;
-  /** A welcomed worker serving the test models with a payout wallet. */
-  worker(options?: { slots?: number }): Promise<FakeWorker & { wallet: string }>;
+  /** A welcomed worker serving the test models with a payout wallet (a new one unless `wallet` is given). */
+  worker(options?: { slots?: number; wallet?: string; models?: string[] }): Promise<FakeWorker & { wallet: string }>;
   /** A requester call with `key`'s secret. */
   api(key: TestKey, method: string, path: string, body?: unknown): Promise<Response>;
   /** Creates a job; the answer as parsed JSON with its status. */
@@ -72,14 +76,31 @@ export function ciphertext(bytes: number): string {
 
 export async function startPaidNetwork(
   backend: 'PGlite' | 'PostgreSQL',
-  options: { checkBudgetLimit?: bigint; env?: Record<string, string>; receipts?: boolean } = {},
+  options: {
+    checkBudgetLimit?: bigint;
+    env?: Record<string, string>;
+    receipts?: boolean;
+    /** Verification with these policy settings (checks on); without it, `receipts` gives verification with no checks. */
+    policy?: LocalVerificationOptions['policy'];
+  } = {},
 ): Promise<PaidNetwork> {
   const store = await openTestStore(backend);
   // Verification without checks, for its receipts: every credit is signed.
   const verification =
-    options.receipts === true
-      ? await startVerification({ store, policy: { canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 } })
-      : undefined;
+    options.policy !== undefined
+      ? await startVerification({ store, policy: options.policy })
+      : options.receipts === true
+        ? await startVerification({ store, policy: { canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 } })
+        : undefined;
+  // The relay, as verification is attached to it: the tests bind wallets on live devices through it.
+  let relay: Relay | null = null;
+  if (verification !== undefined) {
+    const attach = verification.attach.bind(verification);
+    verification.attach = (r) => {
+      relay = r;
+      attach(r);
+    };
+  }
   const models = await startModelHost({ port: 0 });
   const catalog = await ModelCatalog.load(models.manifestUrl);
   const money = await startMoney({
@@ -125,6 +146,7 @@ export async function startPaidNetwork(
     catalog,
     coordinator,
     done,
+    verification,
     async key(funds = 0n) {
       const key = await coordinator.createApiKey(`requester ${randomBytes(3).toString('hex')}`, {
         jobsPerMinute: 10_000,
@@ -133,13 +155,19 @@ export async function startPaidNetwork(
       if (funds > 0n) await money.fund(key.depositMemo, funds);
       return key;
     },
-    async worker({ slots = 1 } = {}) {
-      const worker = await FakeWorker.ready(server.url, { models: ['tiny-decoder', 'tiny-embed'], consent: ['chat', 'embed'], slots });
+    async worker({ slots = 1, wallet = testWallet(), models: served = ['tiny-decoder', 'tiny-embed'] } = {}) {
+      const worker = await FakeWorker.ready(server.url, { models: served, consent: ['chat', 'embed'], slots: 0 });
       workers.push(worker);
-      const wallet = testWallet();
       const record = await store.getContributor(worker.contributorId);
       if (record === null) throw new Error(`contributor ${worker.contributorId} is not in the store`);
       await store.upsertContributor({ ...record, wallet });
+      // As a wallet session binds it at `hello`; only then does the device offer slots.
+      const live = (relay as Relay | null)?.contributors.get(worker.contributorId);
+      if (live !== undefined) live.wallet = wallet;
+      if (slots > 0) {
+        worker.lease(slots);
+        await worker.sync();
+      }
       return Object.assign(worker, { wallet });
     },
     api,

@@ -143,6 +143,8 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
   });
   const { verification } = options;
   verification?.setVoider(async (jobId, reason) => void (await earnings.voidNow(jobId, reason)));
+  // A result the requester could not open is run again at no charge, paid by the check budget.
+  verification?.setRerunner((jobId) => billing.createRerun(jobId));
   await billing.start();
   earnings.start();
   deposits.start();

@@ -28,6 +28,8 @@ export class Job {
   /** The current attempt: 1 for the first contributor, +1 per re-assignment. */
   attempt = 1;
   contributorId: string | null = null;
+  /** The engine class of the current attempt, derived from the manifest when it was assigned (protocol/engine-class.ts). */
+  engineClass: string | null = null;
   /** Lease of the current attempt, while one is reserved or running. */
   leaseId: string | null = null;
   /** Contributors that had an earlier attempt; a re-queued job goes to someone else. */

@@ -19,13 +19,17 @@ export type JobRole = 'job' | 'canary' | 'replica' | 'tie-break' | 'rerun';
 
 /** Hooks verification places in the job flow. */
 export interface RelayChecks {
-  /** An extra rule for every job (quarantine); default: all eligible. */
-  eligible?(contributor: ContributorView): boolean;
+  /** An extra rule for every job of `model` (quarantine, a device benched off the model); default: all eligible. */
+  eligible?(contributor: ContributorView, model: string): boolean;
   /**
    * A requester job's final chunk is about to be delivered: the last moment a replica can be
    * announced on its event stream. `replicas`: its requester asked to check replicas.
    */
   beforeFinal?(job: Job, contributor: ConnectedContributor, replicas: boolean): void;
+  /** The device's observed record for placement, higher is better (reputation). */
+  score?(contributor: ContributorView): number;
+  /** The device failed a job blaming its input, or let a lease expire: its record gets worse. */
+  onFault?(contributorId: string, model: string, fault: 'invalid-input' | 'lease-expired'): void;
   /** Any job ended with a final result, before the ledger hears of it. */
   onDone?(done: JobDone): void;
   /** A check job ended without a result (no contributor took it, it failed, or it was cancelled). */
@@ -45,6 +49,8 @@ export interface CheckJobSpec {
   engineClass?: string;
   /** These contributors may not run it. */
   exclude?: readonly string[];
+  /** Devices of these wallets may not run it (no one checks their own work under another key). */
+  excludeWallets?: readonly string[];
   /** The requester job it checks. */
   primaryJobId?: string;
   /** The requester job's live object: a `replica` is announced on its event stream. */
@@ -59,8 +65,12 @@ export interface JobMeta {
   target: string | undefined;
   engineClass: string | undefined;
   exclude: ReadonlySet<string>;
+  excludeWallets: ReadonlySet<string>;
   primaryJobId: string | undefined;
 }
+
+/** The engine class of a model on a device, derived from the manifest (protocol/engine-class.ts), never taken from the device. */
+export type EngineClassOf = (contributor: ContributorView, model: string) => string;
 
 export function meta(role: JobRole, rules: Partial<Omit<JobMeta, 'role'>>): JobMeta {
   return {
@@ -69,38 +79,49 @@ export function meta(role: JobRole, rules: Partial<Omit<JobMeta, 'role'>>): JobM
     target: rules.target,
     engineClass: rules.engineClass,
     exclude: rules.exclude ?? new Set(),
+    excludeWallets: rules.excludeWallets ?? new Set(),
     primaryJobId: rules.primaryJobId,
   };
 }
 
-export function fits(m: JobMeta, c: ContributorView): boolean {
+export function fits(m: JobMeta, c: ContributorView, model: string, classOf: EngineClassOf): boolean {
   if (m.target !== undefined && c.id !== m.target) return false;
   if (m.exclude.has(c.id)) return false;
-  return m.engineClass === undefined || c.capabilities?.engineClass === m.engineClass;
+  if (c.wallet != null && m.excludeWallets.has(c.wallet)) return false;
+  return m.engineClass === undefined || classOf(c, model) === m.engineClass;
 }
 
 /** Whether a connected contributor outside `exclude` could run a check job of this model, kind and engine class. */
 export function hasPeer(
   contributors: Iterable<ConnectedContributor>,
   checks: RelayChecks | undefined,
-  want: { model: string; kind: JobKind; engineClass: string; exclude: readonly string[] },
+  want: { model: string; kind: JobKind; engineClass: string; exclude: readonly string[]; excludeWallets?: readonly string[] },
+  classOf: EngineClassOf,
 ): boolean {
   for (const c of contributors) {
     const caps = c.capabilities;
-    if (caps === null || want.exclude.includes(c.id) || caps.engineClass !== want.engineClass) continue;
+    if (caps === null || want.exclude.includes(c.id)) continue;
+    if (c.wallet !== null && want.excludeWallets?.includes(c.wallet) === true) continue;
+    if (!caps.models.some((m) => m.id === want.model) || classOf(c, want.model) !== want.engineClass) continue;
     if (!caps.consent.includes(want.kind) || !caps.models.some((m) => m.id === want.model)) continue;
-    if (checks?.eligible?.(c) === false) continue;
+    if (checks?.eligible?.(c, want.model) === false) continue;
     return true;
   }
   return false;
 }
 
 /** The scheduler hooks with verification's rule and the job's placement rules on top. */
-export function hooksFor(base: SchedulerHooks, checks: RelayChecks | undefined, m: JobMeta | undefined): SchedulerHooks {
-  if (checks?.eligible === undefined && (m === undefined || m.role === 'job')) return base;
+export function hooksFor(
+  base: SchedulerHooks,
+  checks: RelayChecks | undefined,
+  m: JobMeta | undefined,
+  classOf: EngineClassOf,
+): SchedulerHooks {
+  const scored = checks?.score === undefined ? base : { ...base, score: (c: ContributorView) => checks.score?.(c) ?? 0 };
+  if (checks?.eligible === undefined && (m === undefined || m.role === 'job')) return scored;
   return {
-    ...base,
+    ...scored,
     eligible: (c: ContributorView, j: JobView) =>
-      (checks?.eligible?.(c) ?? true) && (m === undefined || fits(m, c)) && (base.eligible?.(c, j) ?? true),
+      (checks?.eligible?.(c, j.model) ?? true) && (m === undefined || fits(m, c, j.model, classOf)) && (base.eligible?.(c, j) ?? true),
   };
 }

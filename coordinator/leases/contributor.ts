@@ -16,6 +16,10 @@ export class ConnectedContributor implements ContributorView {
    */
   openSlots = 0;
   lastAssignedAt = 0;
+  /** Models the coordinator saw it finish a job of on this connection (placement prefers them; claims do not count). */
+  readonly warm = new Set<string>();
+  /** The wallet it earns for, as bound at `hello` (null: none); placement keeps a wallet's devices from checking each other. */
+  wallet: string | null = null;
   /** The worker's last `status`: visibility, the rule pausing it, its pace (null until it sends one). */
   status: ContributorStatusReport | null = null;
   /** Ids of the leases reserved for or running on it. */
@@ -23,8 +27,9 @@ export class ConnectedContributor implements ContributorView {
   /** Sends a message on its socket (a no-op once the socket closed). */
   readonly send: (message: CoordinatorMessage) => void;
 
-  constructor(init: { id: string; hpkeKey: string; send: (message: CoordinatorMessage) => void }) {
+  constructor(init: { id: string; hpkeKey: string; send: (message: CoordinatorMessage) => void; wallet?: string | null }) {
     this.id = init.id;
+    this.wallet = init.wallet ?? null;
     this.hpkeKey = init.hpkeKey;
     this.send = init.send;
   }

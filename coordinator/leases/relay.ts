@@ -17,14 +17,30 @@ import { base64urlBytes, type Clock, randomId } from '../deps.ts';
 import { Job } from '../jobs/job.ts';
 import { JobTable } from '../jobs/job-table.ts';
 import type { FinalState, Metrics } from '../metrics/metrics.ts';
-import { chooseContributor, modelAvailability, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
+import {
+  chooseContributor,
+  type ContributorView,
+  modelAvailability,
+  noContributorError,
+  type SchedulerHooks,
+} from '../scheduler/scheduler.ts';
 import type { Store } from '../store/types.ts';
 import type { RelayBilling } from './billing.ts';
 import type { ConnectedContributor } from './contributor.ts';
-import { type CheckJobSpec, hasPeer, hooksFor, type JobMeta, type JobRole, meta, type RelayChecks } from './check-jobs.ts';
+import { engineClassOf } from '../../protocol/engine-class.ts';
+import {
+  type CheckJobSpec,
+  type EngineClassOf,
+  hasPeer,
+  hooksFor,
+  type JobMeta,
+  type JobRole,
+  meta,
+  type RelayChecks,
+} from './check-jobs.ts';
 import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
 
-export type { CheckJobSpec, JobRole, RelayChecks } from './check-jobs.ts';
+export type { CheckJobSpec, EngineClassOf, JobRole, RelayChecks } from './check-jobs.ts';
 export type { CheckJobBill, RelayBilling } from './billing.ts';
 
 export interface RelayOptions {
@@ -56,6 +72,8 @@ export interface RelayOptions {
   checks?: RelayChecks;
   /** The money side's view: check jobs reserve from the network budget, jobs that end without a result release. */
   billing?: RelayBilling;
+  /** The engine class of a model on a device, from the catalog; default `model:<id>` for every device. */
+  engineClass?: EngineClassOf;
 }
 
 /** A job that ended with a final result: what money and trust need, and nothing sealed. */
@@ -67,7 +85,7 @@ export interface JobDone {
   role: JobRole;
   /** The requester job a replica or tie-break checks. */
   primaryJobId?: string;
-  /** The contributor's numerics class when it finished. */
+  /** The engine class of the job's model on the device, fixed when the job was assigned (never the device's word). */
   engineClass: string;
   model: string;
   kind: JobKind;
@@ -101,10 +119,17 @@ export class Relay {
   #draining = false;
   /** Empty chunks each lease sent so far. */
   readonly #emptyChunks = new WeakMap<Lease, number>();
+  readonly #classOf: EngineClassOf;
 
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#leases = new LeaseBook(options.clock);
+    this.#classOf = options.engineClass ?? ((_c, model) => engineClassOf(model, undefined, { features: [] }));
+  }
+
+  /** The engine class of `model` on `contributor`, derived from the manifest. */
+  engineClassOf(contributor: ContributorView, model: string): string {
+    return this.#classOf(contributor, model);
   }
 
   join(contributor: ConnectedContributor): void {
@@ -166,6 +191,7 @@ export class Relay {
       target: spec.target,
       engineClass: spec.engineClass,
       exclude: new Set(spec.exclude ?? []),
+      excludeWallets: new Set(spec.excludeWallets ?? []),
       primaryJobId: spec.primaryJobId,
     });
     const id = randomId();
@@ -191,8 +217,8 @@ export class Relay {
   }
 
   /** Whether any connected contributor other than `exclude` could run a check job of this model, kind and engine class. */
-  hasPeer(model: string, kind: JobKind, engineClass: string, exclude: readonly string[]): boolean {
-    return hasPeer(this.#contributors.values(), this.#o.checks, { model, kind, engineClass, exclude });
+  hasPeer(model: string, kind: JobKind, engineClass: string, exclude: readonly string[], excludeWallets: readonly string[] = []): boolean {
+    return hasPeer(this.#contributors.values(), this.#o.checks, { model, kind, engineClass, exclude, excludeWallets }, this.#classOf);
   }
 
   /** Any job this coordinator holds, whoever owns it. */
@@ -301,6 +327,8 @@ export class Relay {
     if (message.type === 'fail') {
       // Bad input fails everywhere; anything else may be this device's fault.
       if (message.error.code === 'INVALID_INPUT') {
+        // It fails the job for the requester, so it costs the device: a false claim lowers its record.
+        this.#o.checks?.onFault?.(contributor.id, job.model, 'invalid-input');
         this.#leases.end(lease, 'failed');
         this.#finish(job, 'failed', message.error);
       } else {
@@ -332,6 +360,7 @@ export class Relay {
     job.emit(usage === undefined ? event : { ...event, usage });
     if (final) {
       this.#leases.end(lease, 'done');
+      contributor.warm.add(job.model);
       const claimed = { promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0 };
       const billed = clampUsage(claimed, job.envelope);
       job.promptTokens = billed.promptTokens;
@@ -345,7 +374,7 @@ export class Relay {
           contributorId,
           role,
           ...(m?.primaryJobId === undefined ? {} : { primaryJobId: m.primaryJobId }),
-          engineClass: contributor.capabilities?.engineClass ?? '',
+          engineClass: job.engineClass ?? this.#classOf(contributor, job.model),
           model: job.model,
           kind: job.kind,
           usage: billed,
@@ -392,7 +421,7 @@ export class Relay {
     let free = [...this.#contributors.values()].filter((c) => c.openSlots > 0 && c.capabilities !== null);
     for (const job of this.#waiting.values()) {
       if (free.length === 0) return;
-      const chosen = chooseContributor(free, job, hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id)));
+      const chosen = chooseContributor(free, job, hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id), this.#classOf));
       if (chosen === undefined) continue;
       this.#assign(job, chosen);
       if (chosen.openSlots === 0) free = free.filter((c) => c !== chosen);
@@ -413,6 +442,7 @@ export class Relay {
     this.#waiting.delete(job.id);
     job.state = 'queued';
     job.contributorId = contributor.id;
+    job.engineClass = this.#classOf(contributor, job.model);
     job.leaseId = lease.id;
     job.emit({ type: 'assigned', assignment: { attempt: job.attempt, contributorId: contributor.id, hpkeKey: contributor.hpkeKey } });
     this.#put(job);
@@ -451,6 +481,8 @@ export class Relay {
 
   #expire(lease: Lease): void {
     this.#o.metrics.leaseExpired();
+    const expired = this.#jobs.get(lease.jobId);
+    if (expired !== undefined) this.#o.checks?.onFault?.(lease.holder.id, expired.model, 'lease-expired');
     lease.holder.send({ v: 1, type: 'cancel', jobId: lease.jobId, leaseId: lease.id, reason: 'lease expired' });
     const seconds = Math.round(this.#o.leaseMs / 1000);
     this.#retry(lease, 'expired', { code: 'LEASE_EXPIRED', message: `the lease expired after ${seconds} s` });
@@ -481,6 +513,7 @@ export class Relay {
     job.attempt++;
     job.state = 'waiting';
     job.contributorId = null;
+    job.engineClass = null;
     job.leaseId = null;
     job.waitingSince = now;
     job.dropStaleChunks();

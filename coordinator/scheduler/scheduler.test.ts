@@ -6,10 +6,18 @@ type State = 'loaded' | 'cached' | 'available';
 
 function contributor(
   id: string,
-  init: { model?: State; consent?: JobKind[]; openSlots?: number; inFlight?: number; lastAssignedAt?: number } = {},
+  init: {
+    model?: State;
+    consent?: JobKind[];
+    openSlots?: number;
+    inFlight?: number;
+    lastAssignedAt?: number;
+    warm?: string[];
+  } = {},
 ): ContributorView {
   return {
     id,
+    warm: new Set(init.warm ?? []),
     hpkeKey: 'k'.repeat(43),
     capabilities: {
       v: 1,
@@ -28,14 +36,17 @@ function contributor(
 const job: JobView = { id: 'j', apiKeyId: 'k', model: 'm', kind: 'chat', attempt: 1, triedBy: new Set() };
 
 describe('chooseContributor', () => {
-  it('prefers loaded over cached over available', () => {
-    const pool = [
-      contributor('avail', { model: 'available' }),
-      contributor('cached', { model: 'cached' }),
-      contributor('loaded', { model: 'loaded' }),
-    ];
-    expect(chooseContributor(pool, job)?.id).toBe('loaded');
-    expect(chooseContributor(pool.slice(0, 2), job)?.id).toBe('cached');
+  it('places by observed record, not by claimed model states: a fake `loaded` claim wins nothing', () => {
+    const liar = contributor('claims-loaded', { model: 'loaded', lastAssignedAt: 50 });
+    const seen = contributor('seen-finishing', { model: 'available', warm: ['m'], lastAssignedAt: 100 });
+    const plain = contributor('plain', { model: 'cached', lastAssignedAt: 10 });
+    // Warm (seen finishing a job of the model) first, whatever the others claim.
+    expect(chooseContributor([liar, plain, seen], job)?.id).toBe('seen-finishing');
+    // Without warmth the claims are ignored: round-robin picks the one idle longest.
+    expect(chooseContributor([liar, plain], job)?.id).toBe('plain');
+    // The better record wins among equals.
+    const score = (c: ContributorView): number => (c.id === 'claims-loaded' ? 0.9 : 0.2);
+    expect(chooseContributor([liar, plain], job, { score })?.id).toBe('claims-loaded');
   });
 
   it('skips workers without free slots, consent, the model, or an earlier attempt of the job', () => {

@@ -54,3 +54,23 @@ export async function verifyHello(hello: { nonce: string; identityKey: string; h
     return false;
   }
 }
+
+/**
+ * Whether `hpkeKey` is an X25519 public key a job can be sealed to: 32 bytes that give a
+ * non-zero shared secret. A low-order point gives the all-zero secret (RFC 7748 §6.1), so a
+ * payload sealed to it could be read by anyone; such a key, or a malformed one, is refused
+ * at `hello` instead of costing a requester its job.
+ */
+export async function usableHpkeKey(hpkeKey: string): Promise<boolean> {
+  const raw = new Uint8Array(Buffer.from(hpkeKey, 'base64url'));
+  if (raw.length !== 32) return false;
+  try {
+    const pub = await crypto.subtle.importKey('raw', raw, { name: 'X25519' }, false, []);
+    const ours = (await crypto.subtle.generateKey({ name: 'X25519' }, false, ['deriveBits'])) as CryptoKeyPair;
+    const shared = new Uint8Array(await crypto.subtle.deriveBits({ name: 'X25519', public: pub }, ours.privateKey, 256));
+    return shared.some((b) => b !== 0);
+  } catch {
+    // Node refuses a low-order point outright.
+    return false;
+  }
+}

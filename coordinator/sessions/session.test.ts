@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BYTES } from '../../protocol/wire.ts';
-import { FakeWorker, startCoordinator, TEST_ENVELOPE } from '../testing.ts';
+import { FakeWorker, newIdentity, startCoordinator, TEST_ENVELOPE } from '../testing.ts';
+import { contributorIdOf } from './hello.ts';
 
 type Started = Awaited<ReturnType<typeof startCoordinator>>;
 const started: Started[] = [];
@@ -42,6 +43,43 @@ describe('contributor sessions', () => {
     expect(await worker.take('error')).toMatchObject({ error: { code: 'UNAUTHORIZED' }, fatal: true });
     expect((await worker.closed).code).toBe(1008);
     expect(c.coordinator.stats().protocolErrors['UNAUTHORIZED']).toBe(1);
+  });
+
+  it.each([
+    ['the zero point', '00'.repeat(32)],
+    ['the identity (u = 1)', '01' + '00'.repeat(31)],
+    ['a point of order 8', 'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800'],
+  ])('refuses a signed hello whose hpkeKey is %s, a low-order X25519 point anyone could open jobs sealed to', async (_name, hex) => {
+    const c = await start();
+    const worker = await FakeWorker.connect(c.url);
+    // The device signs its low-order key properly: only the key itself is wrong.
+    Object.assign(worker, { hpkeKey: Buffer.from(hex, 'hex').toString('base64url') });
+    worker.send(await worker.signedHello());
+    expect(await worker.take('error')).toMatchObject({ error: { code: 'UNAUTHORIZED', message: /X25519/ }, fatal: true });
+    expect((await worker.closed).code).toBe(1008);
+    expect(await c.store.getContributor(worker.contributorId || 'none')).toBeNull();
+    expect(c.coordinator.stats().contributors).toBe(0);
+  });
+
+  it("refuses a device beyond its wallet's limit of connected devices", async () => {
+    const c = await start({ maxDevicesPerWallet: 2 });
+    const wallet = '0:' + 'ab'.repeat(32);
+    const identities = await Promise.all([newIdentity(), newIdentity(), newIdentity()]);
+    // The three devices earn for one wallet (as linked earlier).
+    for (const identity of identities) {
+      const identityKey = Buffer.from(await crypto.subtle.exportKey('raw', identity.publicKey)).toString('base64url');
+      const id = contributorIdOf(identityKey);
+      await c.store.upsertContributor({ id, identityKey, hpkeKey: 'x', wallet, firstSeen: 0, lastSeen: 0 });
+    }
+    const [a, b, third] = identities;
+    if (a === undefined || b === undefined || third === undefined) throw new Error('no identities');
+    await FakeWorker.ready(c.url, { identity: a });
+    await FakeWorker.ready(c.url, { identity: b });
+    const over = await FakeWorker.connect(c.url, third);
+    over.send(await over.signedHello());
+    expect(await over.take('error')).toMatchObject({ error: { code: 'QUOTA', message: /limit of 2/ }, fatal: true });
+    expect((await over.closed).code).toBe(1008);
+    expect(c.coordinator.stats().contributors).toBe(2);
   });
 
   it('refuses a hello replayed on another connection, and a second use of a nonce', async () => {

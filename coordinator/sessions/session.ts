@@ -22,7 +22,7 @@ import type { Relay } from '../leases/relay.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Store } from '../store/types.ts';
 import type { SessionBinding, SessionResolver } from './bindings.ts';
-import { contributorIdOf, type NonceBook, verifyHello } from './hello.ts';
+import { contributorIdOf, type NonceBook, usableHpkeKey, verifyHello } from './hello.ts';
 
 /** What a session needs from the coordinator around it. */
 export interface SessionHost {
@@ -35,6 +35,8 @@ export interface SessionHost {
   heartbeatMs: number;
   /** Resolves `hello.session` to the wallet the device earns for; without it the token is ignored. */
   walletSessions?: SessionResolver;
+  /** Most devices of one wallet connected at once; a further one is refused at `hello`. Default: no limit. */
+  maxDevicesPerWallet?: number;
   /** Told of each welcomed contributor (the fleet re-sends its owner's remote pause); must not throw. */
   welcomed?: (contributor: ConnectedContributor) => void;
   /** Makes `session` the one for its contributor id; an older one is dropped. */
@@ -194,10 +196,17 @@ export class ContributorSession {
         message: 'The hello signature does not verify against the identity key; sign helloMessage(nonce, identityKey, hpkeKey).',
       });
     }
+    if (!(await usableHpkeKey(hello.hpkeKey))) {
+      return this.#fatal({
+        code: 'UNAUTHORIZED',
+        message: 'The hpkeKey is not a usable X25519 public key (a low-order point or malformed); generate a fresh key pair and reconnect.',
+      });
+    }
     const id = contributorIdOf(hello.identityKey);
     const now = host.clock.now();
     // A bad wallet token is not fatal: the device still contributes, without (a new) wallet.
     let binding: SessionBinding | undefined;
+    let wallet: string | null | undefined;
     try {
       binding =
         hello.session === undefined || host.walletSessions === undefined
@@ -206,7 +215,7 @@ export class ContributorSession {
       const known = await host.store.getContributor(id);
       const kept = known?.wallet ?? null;
       // An ended enrollment stops the device earning for that owner from this connection on.
-      const wallet = binding?.ok ? binding.wallet : binding?.endedWallet !== undefined && binding.endedWallet === kept ? null : kept;
+      wallet = binding?.ok ? binding.wallet : binding?.endedWallet !== undefined && binding.endedWallet === kept ? null : kept;
       if (wallet !== null) {
         if (!host.takeWallet(wallet)) {
           return this.#fatal(
@@ -229,7 +238,23 @@ export class ContributorSession {
       return this.#fatal({ code: 'STORAGE', message: 'The coordinator could not record this contributor; reconnect in a minute.' });
     }
     if (this.#phase !== 'verifying') return;
-    this.contributor = new ConnectedContributor({ id, hpkeKey: hello.hpkeKey, send: (message) => this.send(message) });
+    const limit = host.maxDevicesPerWallet;
+    if (limit !== undefined && wallet != null) {
+      let devices = 0;
+      for (const c of host.relay.contributors.values()) if (c.wallet === wallet && c.id !== id) devices++;
+      if (devices >= limit) {
+        return this.#fatal({
+          code: 'QUOTA',
+          message: `This wallet already has ${devices} devices connected, its limit of ${limit}; disconnect one before connecting another.`,
+        });
+      }
+    }
+    this.contributor = new ConnectedContributor({
+      id,
+      hpkeKey: hello.hpkeKey,
+      wallet: wallet ?? null,
+      send: (message) => this.send(message),
+    });
     this.contributorId = id;
     this.#phase = 'ready';
     host.claim(this);

@@ -5,7 +5,7 @@
  */
 import type { BillingEnvelope } from '../../protocol/billing.ts';
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../../protocol/envelope.ts';
-import { type JobResult, wireKindOf } from '../../protocol/jobs.ts';
+import { type JobResult, type Usage, wireKindOf } from '../../protocol/jobs.ts';
 import type { JobEvent } from '../../protocol/wire.ts';
 import { Job } from '../jobs/job.ts';
 import type { Relay } from '../leases/relay.ts';
@@ -26,9 +26,13 @@ export function canaryEnvelope(canary: Canary): BillingEnvelope {
 
 /** What a canary came to. */
 export type CanaryOutcome =
-  | { readonly jobId: string; readonly result: JobResult }
-  /** It never produced a readable result (the contributor left, failed the job, or sealed garbage). */
-  | { readonly jobId: string; readonly result: null; readonly why: string };
+  /** `usage`: what the contributor claimed in its final chunk (none: it claimed nothing). */
+  | { readonly jobId: string; readonly result: JobResult; readonly usage: Usage | undefined }
+  /**
+   * It never produced a readable result: `contributor` when the device left, failed the job,
+   * let it expire or sealed garbage (a failed check); `network` when the coordinator stopped it.
+   */
+  | { readonly jobId: string; readonly result: null; readonly why: string; readonly cause: 'contributor' | 'network' };
 
 /**
  * Starts `canary` on `contributorId` and reports its outcome once; returns the job id, or null
@@ -47,6 +51,7 @@ export function sendCanary(relay: Relay, contributorId: string, canary: Canary, 
   if (!(job instanceof Job)) return null;
   let opener: { attempt: number; opener: ResultOpener } | null = null;
   let reported = false;
+  let usage: Usage | undefined;
   const done = (outcome: CanaryOutcome): void => {
     if (reported) return;
     reported = true;
@@ -66,22 +71,42 @@ export function sendCanary(relay: Relay, contributorId: string, canary: Canary, 
       );
       opener = { attempt, opener: createResultOpener(keys, job.id) };
       const refused = relay.submitPayload(job, attempt, sealed);
-      if (refused !== null && !job.finished) done({ jobId: job.id, result: null, why: refused.error.message });
+      if (refused !== null && !job.finished) done({ jobId: job.id, result: null, why: refused.error.message, cause: 'network' });
       return;
     }
-    if (event.type === 'failed') return done({ jobId: job.id, result: null, why: event.error.message });
+    if (event.type === 'failed') {
+      // Only the coordinator stopping makes a canary end through no fault of the device.
+      const cause = event.error.code === 'DRAINING' ? 'network' : 'contributor';
+      return done({ jobId: job.id, result: null, why: `${event.error.code}: ${event.error.message}`, cause });
+    }
     if (event.type !== 'chunk' || opener === null || event.attempt !== opener.attempt) return;
+    if (event.final) usage = event.usage;
     const piece = await opener.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
-    if (piece.type === 'result') done({ jobId: job.id, result: piece.result });
+    if (piece.type === 'result') done({ jobId: job.id, result: piece.result, usage });
+    else if (event.final) done({ jobId: job.id, result: null, why: 'its final chunk held no result', cause: 'contributor' });
   };
   job.subscribe({
     event: (event) => {
       chain = chain
         .then(() => handle(event))
-        .catch((err: unknown) => done({ jobId: job.id, result: null, why: err instanceof Error ? err.message : String(err) }));
+        .catch((err: unknown) =>
+          done({
+            jobId: job.id,
+            result: null,
+            why: `its result could not be opened (${err instanceof Error ? err.message : String(err)})`,
+            cause: 'contributor',
+          }),
+        );
     },
     end: () => {
-      chain = chain.then(() => done({ jobId: job.id, result: null, why: `the job ended ${job.state} without a result` }));
+      chain = chain.then(() =>
+        done({
+          jobId: job.id,
+          result: null,
+          why: `the job ended ${job.state} without a result`,
+          cause: job.state === 'cancelled' ? 'network' : 'contributor',
+        }),
+      );
     },
   });
   return job.id;

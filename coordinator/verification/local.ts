@@ -7,6 +7,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { systemClock } from '../deps.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { KnownAnswerCanaries } from './canaries.ts';
+import { receiptKekFromEnv } from './receipt-key.ts';
 import { tinyEmbedKnownAnswers } from './known-answers.ts';
 import { type VerificationConfig, VerificationPolicy } from './policy.ts';
 import { createVerification, type Verification } from './service.ts';
@@ -19,25 +20,39 @@ export interface LocalVerificationOptions {
   verdictWindowMs?: number;
   /** Known-answer jobs to draw canaries from. Default 256. */
   canaryCount?: number;
+  /** How long a device on probation has its credits held, ms; default 0 (off). Production sets it (e.g. 48 h). */
+  probationWindowMs?: number;
+  /** The receipt key's KEK; default from `SPINNERET_RECEIPT_KEK` or `SPINNERET_RECEIPT_KEK_FILE` (none: the key is stored plain). */
+  receiptKek?: Uint8Array | null;
 }
 
-/** Defaults: 5 % canaries, replication from 10 % down to 1 %, quarantine after 3 failed checks in a day, for a day. */
+/**
+ * Defaults: 5 % canaries (30 % for a device on probation, its first 20 clean checks),
+ * replication from 10 % down to 1 % (×0.93 per clean check), a first failure on a model benches the device there
+ * for 10 minutes, and 3 further failed checks in a day quarantine its wallet for a day.
+ */
 export const DEFAULT_POLICY: Omit<VerificationConfig, 'random' | 'clock'> = {
   canaryRate: 0.05,
   baseReplicationRate: 0.1,
   minReplicationRate: 0.01,
-  decayPerCleanJob: 0.97,
+  decayPerCleanJob: 0.93,
   failureBoost: 3,
   quarantineAfter: 3,
   windowMs: 24 * 3_600_000,
   quarantineMs: 24 * 3_600_000,
+  benchFirstFailure: true,
+  benchMs: 600_000,
+  probationChecks: 20,
+  probationCanaryRate: 0.3,
 };
 
 /** Floats in [0, 1) from 48 secure random bits. */
 export const secureUniform = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
 
 export async function startVerification(options: LocalVerificationOptions): Promise<Verification> {
-  const policy = new VerificationPolicy({ ...DEFAULT_POLICY, ...options.policy, random: secureUniform, clock: systemClock });
+  // Canaries turned off stay off on probation too.
+  const probation = options.policy?.canaryRate === 0 ? { probationCanaryRate: 0 } : {};
+  const policy = new VerificationPolicy({ ...DEFAULT_POLICY, ...probation, ...options.policy, random: secureUniform, clock: systemClock });
   const answers = tinyEmbedKnownAnswers(options.canaryCount ?? 256, randomInt(2 ** 31));
   const verification = createVerification({
     db: options.store.db,
@@ -45,6 +60,8 @@ export async function startVerification(options: LocalVerificationOptions): Prom
     canaries: new KnownAnswerCanaries(answers, secureUniform),
     clock: systemClock,
     verdictWindowMs: options.verdictWindowMs ?? 600_000,
+    ...(options.probationWindowMs !== undefined && { probationWindowMs: options.probationWindowMs }),
+    receiptKek: options.receiptKek === undefined ? receiptKekFromEnv() : options.receiptKek,
   });
   await verification.start();
   return verification;

@@ -24,7 +24,9 @@ export type FindingKind =
   | 'replica-disagree'
   | 'tie-break-pass'
   | 'tie-break-fail'
-  | 'tie-break-inconclusive';
+  | 'tie-break-inconclusive'
+  /** The requester reported that the result did not open. */
+  | 'undeliverable';
 
 /** How a finding counts: `suspect` raises the replication rate but is no failure (it may be the other run's fault). */
 export type Standing = 'clean' | 'failed' | 'suspect' | 'unchecked';

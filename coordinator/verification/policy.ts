@@ -33,6 +33,18 @@ export interface VerificationConfig {
   readonly clock: Clock;
   /** Most records kept per contributor for {@link VerificationPolicy.history}; default 1000. */
   readonly historyLimit?: number;
+  /**
+   * Broken is not fraud: a device's first failed check on a model moves it off that model for
+   * {@link benchMs} and asks it to run its self-test, without counting toward quarantine (the
+   * credit is voided all the same). Later failures count. Default false.
+   */
+  readonly benchFirstFailure?: boolean;
+  /** How long a first failure keeps a device off the model, ms; default 10 min. */
+  readonly benchMs?: number;
+  /** Clean checks a new device needs before it leaves probation; default 0 (no probation). */
+  readonly probationChecks?: number;
+  /** Canary rate while on probation; default {@link canaryRate}. */
+  readonly probationCanaryRate?: number;
 }
 
 /** What to do with a new job. */
@@ -52,7 +64,7 @@ export interface DecisionRecord {
   readonly contributorId: string;
   /** Undefined for quarantine and release, which concern no single job. */
   readonly jobId: string | undefined;
-  readonly kind: FindingKind | 'quarantined' | 'released';
+  readonly kind: FindingKind | 'quarantined' | 'released' | 'benched' | 'usage-disputed';
   /** Words a contributor can read. */
   readonly reason: string;
 }
@@ -71,6 +83,8 @@ export interface PolicyEffects {
   readonly quarantined: readonly string[];
   /** Pending credits to void beyond the judgement's own `void` findings (a quarantined contributor's unverified work). */
   readonly voids: readonly VoidOrder[];
+  /** Devices moved off a model after a first failure: ask each to run its self-test. */
+  readonly benched: readonly { readonly contributorId: string; readonly model: string; readonly reason: string }[];
 }
 
 /** Beta(clean + 1, failed + 1) mean: 0.5 with no record, toward 1 with clean checks, toward 0 with failures. */
@@ -89,6 +103,12 @@ interface ContributorState {
   /** Unverified or held credits: job id → why it is pending. */
   pending: Map<string, 'unverified' | 'held'>;
   history: DecisionRecord[];
+  /** Models whose first failure was forgiven (benched, not counted). */
+  forgiven: Set<string>;
+  /** Models the device is off until the time given, ms. */
+  benched: Map<string, number>;
+  /** Jobs it failed blaming the input, and leases it let expire: no failed check, but a worse record. */
+  faults: number;
 }
 
 /** Adaptive canaries, replication, reputation and quarantine. Synchronous, so its hooks fit the scheduling pass. */
@@ -96,6 +116,8 @@ export class VerificationPolicy {
   readonly #config: VerificationConfig;
   readonly #rates = new Map<string, number>();
   readonly #contributors = new Map<string, ContributorState>();
+  /** Quarantined wallets: wallet → until (Infinity: until released). A new key under such a wallet gets no job either. */
+  readonly #wallets = new Map<string, number>();
 
   constructor(config: VerificationConfig) {
     const { canaryRate, baseReplicationRate, minReplicationRate, decayPerCleanJob, failureBoost } = config;
@@ -111,12 +133,35 @@ export class VerificationPolicy {
   /** Whether a new job for `contributor` also gets a canary and a replica. Draws two numbers, always. */
   decide(
     job: { readonly id: string; readonly model: string; readonly kind: JobKind },
-    contributor: { readonly id: string; readonly engineClass: string },
+    contributor: { readonly id: string; readonly engineClass: string; readonly suspect?: boolean },
   ): Decision {
     const replicationRate = this.replicationRate(contributor.id, job.model, contributor.engineClass);
-    const canary = this.#config.random() < this.#config.canaryRate;
+    const rate =
+      contributor.suspect === true
+        ? Math.max(this.#config.canaryRate, this.#config.probationCanaryRate ?? this.#config.canaryRate)
+        : this.canaryRate(contributor.id);
+    const canary = this.#config.random() < rate;
     const replicate = this.#config.random() < replicationRate;
     return { canary, replicate, replicationRate };
+  }
+
+  /** The canary rate of a device now: higher while it is on probation (fewer clean checks than `probationChecks`). */
+  canaryRate(contributorId: string): number {
+    return this.onProbation(contributorId) ? (this.#config.probationCanaryRate ?? this.#config.canaryRate) : this.#config.canaryRate;
+  }
+
+  /** Whether a device is new: fewer clean checks than `probationChecks`. */
+  onProbation(contributorId: string): boolean {
+    return (this.#contributors.get(contributorId)?.clean ?? 0) < (this.#config.probationChecks ?? 0);
+  }
+
+  /** Whether the device is off `model` after a first failure (it should run its self-test). */
+  isBenched(contributorId: string, model: string): boolean {
+    const until = this.#contributors.get(contributorId)?.benched.get(model);
+    if (until === undefined) return false;
+    if (this.#config.clock.now() < until) return true;
+    this.#contributors.get(contributorId)?.benched.delete(model);
+    return false;
   }
 
   /** The replication rate of a (contributor, model, engine class) record now. */
@@ -134,6 +179,7 @@ export class VerificationPolicy {
     const records: DecisionRecord[] = [];
     const quarantined: string[] = [];
     const voids: VoidOrder[] = [];
+    const benched: { contributorId: string; model: string; reason: string }[] = [];
     for (const f of judgement.findings) {
       const state = this.#state(f.contributorId);
       const key = rateKey(f.contributorId, context.model, context.engineClass);
@@ -149,6 +195,17 @@ export class VerificationPolicy {
         this.#rates.set(key, Math.min(1, Math.max(base, rate * failureBoost)));
       }
       if (f.standing !== 'failed') continue;
+      if (this.#config.benchFirstFailure === true && !state.forgiven.has(context.model)) {
+        // Broken is not fraud: the first failure on a model benches the device there and asks for its self-test.
+        state.forgiven.add(context.model);
+        state.benched.set(context.model, at + (this.#config.benchMs ?? 600_000));
+        const reason =
+          `Your result for job ${judgement.jobId} failed its check, so this device gets no "${context.model}" jobs for a while. ` +
+          'Run its self-test; this first failure does not count toward quarantine, further ones do.';
+        records.push(this.#record(state, { at, contributorId: f.contributorId, jobId: judgement.jobId, kind: 'benched', reason }));
+        benched.push({ contributorId: f.contributorId, model: context.model, reason });
+        continue;
+      }
       state.failed++;
       state.failuresAt.push(at);
       state.failuresAt = state.failuresAt.filter((t) => t > at - this.#config.windowMs);
@@ -159,7 +216,12 @@ export class VerificationPolicy {
         voids.push(...orders);
       }
     }
-    return { records, quarantined, voids };
+    return { records, quarantined, voids, benched };
+  }
+
+  /** The device failed a job blaming its input, or let a lease expire: its reputation, and so its placement, drops. */
+  fault(contributorId: string): void {
+    this.#state(contributorId).faults++;
   }
 
   /** The ledger settled the job's credit: it is no longer voided by a later quarantine. */
@@ -174,6 +236,30 @@ export class VerificationPolicy {
     if (this.#config.clock.now() < state.quarantinedUntil) return true;
     this.release(contributorId, 'The quarantine period ended. Your work is checked more often for a while.');
     return false;
+  }
+
+  /** Shuts out every device of `wallet` until `until` (ms; Infinity: until released). */
+  quarantineWallet(wallet: string, until: number): void {
+    this.#wallets.set(wallet, Math.max(until, this.#wallets.get(wallet) ?? 0));
+  }
+
+  /** Whether `wallet` is shut out now (a quarantine that ran out is forgotten here). */
+  isWalletQuarantined(wallet: string): boolean {
+    const until = this.#wallets.get(wallet);
+    if (until === undefined) return false;
+    if (this.#config.clock.now() < until) return true;
+    this.#wallets.delete(wallet);
+    return false;
+  }
+
+  /** Ends a wallet's quarantine (an operator's call). */
+  releaseWallet(wallet: string): void {
+    this.#wallets.delete(wallet);
+  }
+
+  /** Whether a device may get jobs: neither it nor its wallet is quarantined. */
+  isShutOut(contributorId: string, wallet: string | null | undefined): boolean {
+    return this.isQuarantined(contributorId) || (wallet != null && this.isWalletQuarantined(wallet));
   }
 
   /** Ends a quarantine (an operator's call, or its period ran out); failures in the window are forgiven, rates stay high. */
@@ -211,7 +297,8 @@ export class VerificationPolicy {
     const s = this.#contributors.get(contributorId);
     const clean = s?.clean ?? 0;
     const failed = s?.failed ?? 0;
-    return { score: (clean + 1) / (clean + failed + 2), clean, failed, quarantined: this.isQuarantined(contributorId) };
+    const faults = s?.faults ?? 0;
+    return { score: (clean + 1) / (clean + failed + faults + 2), clean, failed, quarantined: this.isQuarantined(contributorId) };
   }
 
   /** The contributor's decisions, oldest first (at most `historyLimit`). */
@@ -221,7 +308,7 @@ export class VerificationPolicy {
 
   /** Scheduler hooks: a quarantined contributor is not eligible for any job. */
   schedulerHooks(): SchedulerHooks {
-    return { eligible: (contributor: ContributorView, _job: JobView) => !this.isQuarantined(contributor.id) };
+    return { eligible: (contributor: ContributorView, _job: JobView) => !this.isShutOut(contributor.id, contributor.wallet) };
   }
 
   #quarantine(state: ContributorState, contributorId: string, at: number): { record: DecisionRecord; orders: VoidOrder[] } {
@@ -254,7 +341,17 @@ export class VerificationPolicy {
   #state(contributorId: string): ContributorState {
     let state = this.#contributors.get(contributorId);
     if (state === undefined) {
-      state = { clean: 0, failed: 0, failuresAt: [], quarantinedUntil: null, pending: new Map(), history: [] };
+      state = {
+        clean: 0,
+        failed: 0,
+        failuresAt: [],
+        quarantinedUntil: null,
+        pending: new Map(),
+        history: [],
+        forgiven: new Set(),
+        benched: new Map(),
+        faults: 0,
+      };
       this.#contributors.set(contributorId, state);
     }
     return state;

@@ -4,12 +4,16 @@
  * - `GET /contributors/:id/receipts?limit=50` → `{ publicKey, receipts }` (public, CORS);
  * - `GET /contributors/:id/verification` → {@link VerificationReport} (public, CORS);
  * - `POST /jobs/:id/verdict` → {@link VerdictAnswer}: the requester's comparison of a
- *   replicated job, with its API key (only the job's own key, once per stage).
+ *   replicated job, with its API key (only the job's own key, once per stage);
+ * - `POST /jobs/:id/report` → `JobReportAnswer`: whether the job's result opened and the usage
+ *   it held, with its API key (only the job's own key, once per job).
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
-import { Verdict } from '../../protocol/wire.ts';
+import { JobReport, Verdict } from '../../protocol/wire.ts';
+
+const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 import { problem, readBody } from '../http.ts';
 import type { ApiKeys } from '../requesters/keys.ts';
 import type { Verification } from './service.ts';
@@ -54,6 +58,28 @@ export function verdictRoutes(verification: Verification, keys: ApiKeys): Hono {
       const body = await readBody(c, Verdict);
       if (!body.ok) return body.response;
       const outcome = await verification.verdict(c.req.param('id'), key.id, body.value);
+      if (!outcome.ok) return problem(c, outcome.status, outcome.code, outcome.message);
+      return c.json(outcome.answer);
+    },
+  );
+  app.post(
+    '/jobs/:id/report',
+    bodyLimit({
+      maxSize: MAX_VERDICT_BODY,
+      onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${MAX_VERDICT_BODY} bytes, the limit.`),
+    }),
+    async (c) => {
+      const secret = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+      const key = secret === undefined ? null : await keys.find(secret);
+      if (key === null) {
+        c.header('WWW-Authenticate', 'Bearer');
+        return problem(c, 401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <api key>` of the key that created the job.');
+      }
+      const id = c.req.param('id');
+      if (!JOB_ID.test(id)) return problem(c, 400, 'BAD_MESSAGE', 'A job id is 1–64 base64url characters.');
+      const body = await readBody(c, JobReport);
+      if (!body.ok) return body.response;
+      const outcome = await verification.jobReport(id, key.id, body.value);
       if (!outcome.ok) return problem(c, outcome.status, outcome.code, outcome.message);
       return c.json(outcome.answer);
     },

@@ -6,19 +6,22 @@
  * a receipt for every credited job.
  */
 import type { Agreement, CompareOptions } from '../../protocol/compare.ts';
-import type { Verdict, VerdictAnswer } from '../../protocol/wire.ts';
+import type { JobResult, Usage } from '../../protocol/jobs.ts';
+import type { JobReport, JobReportAnswer, Verdict, VerdictAnswer } from '../../protocol/wire.ts';
 import type { Clock } from '../deps.ts';
 import type { Verdict as LedgerVerdict } from '../earnings/service.ts';
 import { Job } from '../jobs/job.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
-import type { Relay, RelayChecks } from '../leases/relay.ts';
+import type { Refusal, Relay, RelayChecks } from '../leases/relay.ts';
+import { RequesterStanding } from './requesters.ts';
 import type { SqlDb } from '../store/sql.ts';
-import type { CanarySource } from './canaries.ts';
-import { type CanaryOutcome, sendCanary } from './canary-runner.ts';
+import type { Canary, CanarySource } from './canaries.ts';
+import { type CanaryOutcome, canaryEnvelope, sendCanary } from './canary-runner.ts';
 import { judge, judgeReported, type Judgement } from './outcome.ts';
 import type { VerificationPolicy } from './policy.ts';
 import { issueReceipt, type ReceiptInput, type SignedReceipt } from './receipts.ts';
-import { type JobRow, VerificationStore } from './verification-store.ts';
+import { isSealed, openKey, sealKey } from './receipt-key.ts';
+import { type JobRow, replaceKey, VerificationStore } from './verification-store.ts';
 
 /** Settings of {@link createVerification}. */
 export interface VerificationOptions {
@@ -31,8 +34,20 @@ export interface VerificationOptions {
   readonly compare?: CompareOptions;
   /** The receipt signing key; default: the one stored in the database, made on first start. */
   readonly receiptKey?: CryptoKeyPair;
+  /**
+   * The key the stored receipt key is sealed under (verification/receipt-key.ts); null or
+   * absent: stored as it is (a plain key is sealed as soon as a KEK is given).
+   */
+  readonly receiptKek?: Uint8Array | null;
   /** Where unexpected failures go; default console.error. */
   readonly log?: (message: string, err?: unknown) => void;
+  /**
+   * How long the credit of a job run by a device on probation is held before it may settle,
+   * ms: a new identity's work stays voidable while its first checks come in. Default 0 (off).
+   */
+  readonly probationWindowMs?: number;
+  /** How requesters' reports are weighed; default: a 24-hour window with the defaults of {@link RequesterStanding}. */
+  readonly standing?: RequesterStanding;
 }
 
 /** How often the policy said yes, for checking the rates. */
@@ -54,6 +69,11 @@ export interface VerificationReport {
   readonly records: readonly { readonly at: number; readonly jobId: string | null; readonly kind: string; readonly reason: string }[];
 }
 
+/** The answer to a job report, or why it was refused. */
+export type JobReportOutcome =
+  | { readonly ok: true; readonly answer: JobReportAnswer }
+  | { readonly ok: false; readonly status: 404 | 409; readonly code: 'NOT_FOUND' | 'CONFLICT'; readonly message: string };
+
 /** The answer to a verdict, or why it was refused. */
 export type VerdictOutcome =
   | { readonly ok: true; readonly answer: VerdictAnswer }
@@ -72,6 +92,12 @@ export interface Verification {
   setVoider(voider: (jobId: string, reason: string) => Promise<void>): void;
   /** Signs and stores a receipt for a credited job. */
   receipt(input: ReceiptInput): Promise<SignedReceipt>;
+  /** Places a free re-run of a delivered job (the billing side's `createRerun`); set by the money wiring. */
+  setRerunner(rerunner: (jobId: string) => Promise<Job | Refusal>): void;
+  /** A requester's report on its delivered job `jobId` (did it open, what usage it held), posted by the SDK of the job's own key. */
+  jobReport(jobId: string, apiKeyId: string, report: JobReport): Promise<JobReportOutcome>;
+  /** How requesters' reports are weighed. */
+  readonly standing: RequesterStanding;
   /** A requester's verdict on its job `jobId`, posted by the SDK of the job's own key. */
   verdict(jobId: string, apiKeyId: string, verdict: Verdict): Promise<VerdictOutcome>;
   report(contributorId: string): Promise<VerificationReport>;
@@ -82,6 +108,8 @@ export interface Verification {
 }
 
 const KEY_NAME = 'receipts';
+/** Wallet quarantines share the quarantine table with devices, under this prefix. */
+const WALLET_PREFIX = 'wallet:';
 
 /** Builds the verification service over the coordinator's database. */
 export function createVerification(options: VerificationOptions): Verification {
@@ -95,12 +123,24 @@ export function createVerification(options: VerificationOptions): Verification {
   const replicaOf = new Map<string, string>();
   let relay: Relay | null = null;
   let voider: ((jobId: string, reason: string) => Promise<void>) | null = null;
+  let rerunner: ((jobId: string) => Promise<Job | Refusal>) | null = null;
+  const standing = options.standing ?? new RequesterStanding({ windowMs: 24 * 3_600_000, clock });
   let keys: { pair: CryptoKeyPair; raw: string } | null = null;
   let work: Promise<void> = Promise.resolve();
 
   /** Runs `fn` after the work before it; failures are logged, never thrown into the relay. */
   const enqueue = (what: string, fn: () => Promise<void>): void => {
     work = work.then(fn).catch((err: unknown) => log(`${what} failed`, err));
+  };
+
+  /** The wallet a device earns for: the live connection's binding, else the stored one. */
+  const walletsOf = async (ids: readonly string[]): Promise<string[]> => {
+    const live = ids.flatMap((id) => {
+      const w = relay?.contributors.get(id)?.wallet;
+      return w === undefined || w === null ? [] : [w];
+    });
+    const stored = await store.wallets(ids);
+    return [...new Set([...live, ...stored.values()])];
   };
 
   const voidCredit = async (jobId: string, reason: string): Promise<void> => {
@@ -112,6 +152,9 @@ export function createVerification(options: VerificationOptions): Verification {
     const effects = policy.apply(judgement, context);
     const now = clock.now();
     await store.addRecords(effects.records);
+    for (const b of effects.benched) {
+      relay?.contributors.get(b.contributorId)?.send({ v: 1, type: 'self-test', model: b.model, reason: b.reason });
+    }
     for (const f of judgement.findings) {
       const status = f.ledger === 'void' ? 'void' : f.ledger === 'hold' ? 'awaiting' : 'settle';
       const ids = await store.setStatus(
@@ -125,9 +168,22 @@ export function createVerification(options: VerificationOptions): Verification {
     }
     for (const contributorId of effects.quarantined) {
       const until = policy.quarantinedUntil(contributorId);
-      await store.quarantine(contributorId, until === null || until === Number.POSITIVE_INFINITY ? null : until, now);
-      for (const jobId of await store.voidUnjudged(contributorId, now)) {
-        await voidCredit(jobId, `Job ${jobId} was never checked and you were quarantined for failed checks, so its credit is voided.`);
+      const kept = until === null || until === Number.POSITIVE_INFINITY ? null : until;
+      await store.quarantine(contributorId, kept, now);
+      // The quarantine is the wallet's: a new key under it, or another of its devices, gets no job either.
+      const devices = [contributorId];
+      for (const wallet of await walletsOf([contributorId])) {
+        policy.quarantineWallet(wallet, until ?? Number.POSITIVE_INFINITY);
+        await store.quarantine(`${WALLET_PREFIX}${wallet}`, kept, now);
+        devices.push(...(await store.devicesOf(wallet)).filter((id) => id !== contributorId));
+      }
+      for (const device of devices) {
+        for (const jobId of await store.voidUnjudged(device, now)) {
+          await voidCredit(
+            jobId,
+            `Job ${jobId} was never checked and your wallet was quarantined for failed checks, so its credit is voided.`,
+          );
+        }
       }
     }
   };
@@ -137,9 +193,21 @@ export function createVerification(options: VerificationOptions): Verification {
     expected.delete(outcome.jobId);
     if (sent === undefined) return;
     enqueue('judging a canary', async () => {
+      const row = await store.job(outcome.jobId);
+      const context = { model: sent.canary.request.model, engineClass: row?.engineClass ?? '' };
       if (outcome.result === null) {
-        // The contributor left or failed the job: nothing to judge, nothing to pay.
-        await store.uncheck(outcome.jobId, clock.now());
+        if (outcome.cause === 'network') {
+          // The coordinator stopped it: nothing to judge.
+          await store.uncheck(outcome.jobId, clock.now());
+          return;
+        }
+        // Garbage is never paid: an unopenable, failed or abandoned canary is a failed check.
+        await apply(failedCanary(outcome.jobId, sent.contributorId, `it came to nothing: ${outcome.why}`), context, outcome.jobId);
+        return;
+      }
+      const inflated = inflatedUsage(outcome.usage, trueUsage(sent.canary, outcome.result));
+      if (inflated !== null) {
+        await apply(failedCanary(outcome.jobId, sent.contributorId, inflated), context, outcome.jobId);
         return;
       }
       const judgement = judge(
@@ -151,16 +219,17 @@ export function createVerification(options: VerificationOptions): Verification {
         },
         options.compare,
       );
-      const row = await store.job(outcome.jobId);
-      await apply(judgement, { model: sent.canary.request.model, engineClass: row?.engineClass ?? '' }, outcome.jobId);
+      await apply(judgement, context, outcome.jobId);
     });
   };
 
   /** After a requester job: a canary for its contributor, a replica on another, as the policy draws. */
   const decideChecks = (job: Job, contributor: ConnectedContributor, replicas: boolean): void => {
     if (relay === null) return;
-    const engineClass = contributor.capabilities?.engineClass ?? '';
-    const decision = policy.decide(job, { id: contributor.id, engineClass });
+    // The class fixed when the job was assigned, from the manifest: the device's own word plays no part.
+    const engineClass = job.engineClass ?? relay.engineClassOf(contributor, job.model);
+    // A device whose usage claims many distinct requesters dispute is checked as a new one is.
+    const decision = policy.decide(job, { id: contributor.id, engineClass, suspect: standing.isSuspect(contributor.id) });
     counts.decided++;
     if (decision.canary) {
       counts.canaryDrawn++;
@@ -174,7 +243,8 @@ export function createVerification(options: VerificationOptions): Verification {
     if (!decision.replicate) return;
     counts.replicaDrawn++;
     const exclude = [contributor.id, ...job.triedBy];
-    if (!replicas || !relay.hasPeer(job.model, job.kind, engineClass, exclude)) return;
+    const excludeWallets = contributor.wallet === null ? [] : [contributor.wallet];
+    if (!replicas || !relay.hasPeer(job.model, job.kind, engineClass, exclude, excludeWallets)) return;
     const replica = relay.createCheckJob({
       role: 'replica',
       apiKeyId: job.apiKeyId,
@@ -182,6 +252,7 @@ export function createVerification(options: VerificationOptions): Verification {
       kind: job.kind,
       engineClass,
       exclude,
+      excludeWallets,
       primaryJobId: job.id,
       announceOn: job,
     });
@@ -191,7 +262,9 @@ export function createVerification(options: VerificationOptions): Verification {
   };
 
   const relayChecks: RelayChecks = {
-    eligible: (contributor) => !policy.isQuarantined(contributor.id),
+    eligible: (contributor, model) => !policy.isShutOut(contributor.id, contributor.wallet) && !policy.isBenched(contributor.id, model),
+    score: (contributor) => policy.reputation(contributor.id).score,
+    onFault: (contributorId) => policy.fault(contributorId),
     beforeFinal(job, contributor, replicas) {
       try {
         decideChecks(job, contributor, replicas);
@@ -205,7 +278,9 @@ export function createVerification(options: VerificationOptions): Verification {
       replicaOf.delete(done.jobId);
       const now = clock.now();
       const primaryJobId = done.role === 'job' || done.role === 'canary' ? done.jobId : (done.primaryJobId ?? done.jobId);
-      const awaiting = replicaJobId !== undefined || done.role !== 'job';
+      // A new device's credits wait longer: a quarantine in that time still voids them.
+      const probation = done.role === 'job' && (options.probationWindowMs ?? 0) > 0 && policy.onProbation(done.contributorId);
+      const awaiting = replicaJobId !== undefined || done.role !== 'job' || probation;
       const row: JobRow = {
         jobId: done.jobId,
         contributorId: done.contributorId,
@@ -220,7 +295,8 @@ export function createVerification(options: VerificationOptions): Verification {
         tieBreakJobId: null,
         replicaVerdictAt: null,
         tieBreakVerdictAt: null,
-        awaitingUntil: awaiting ? now + options.verdictWindowMs : null,
+        awaitingUntil: awaiting ? now + Math.max(options.verdictWindowMs, probation ? (options.probationWindowMs ?? 0) : 0) : null,
+        claimed: done.claimed,
       };
       enqueue('recording a finished job', () => store.insertJob(row, now));
     },
@@ -246,6 +322,15 @@ export function createVerification(options: VerificationOptions): Verification {
     }
     const now = clock.now();
     const context = { model: primary.model, engineClass: primary.engineClass };
+    // A flagged requester's word changes nothing: no void, no quarantine count, no tie-break.
+    const flagged = standing.isFlagged(apiKeyId);
+    standing.note(apiKeyId, body.stage === 'replica' ? !body.agree : !body.withPrimary.agree || !body.withReplica.agree, now);
+    if (flagged) {
+      const stage = body.stage === 'replica' ? 'replica' : 'tie-break';
+      if (!(await store.claimVerdict(jobId, stage, now))) return refuse(409, `Job ${jobId} already has its ${stage} verdict.`);
+      await store.uncheck(jobId, now);
+      return { ok: true, answer: { tieBreak: null } };
+    }
     if (body.stage === 'replica') {
       if (primary.replicaJobId !== body.replicaJobId) return refuse(409, `Job ${body.replicaJobId} is not the replica of job ${jobId}.`);
       if (primary.replicaVerdictAt !== null) return refuse(409, `Job ${jobId} already has its replica verdict; one is taken per job.`);
@@ -263,8 +348,9 @@ export function createVerification(options: VerificationOptions): Verification {
       await apply(judgement, context, jobId);
       if (!judgement.needsTieBreak) return { ok: true, answer: { tieBreak: null } };
       const exclude = [primary.contributorId, replica.contributorId];
+      const excludeWallets = await walletsOf(exclude);
       const tie =
-        relay !== null && relay.hasPeer(primary.model, primary.kind, primary.engineClass, exclude)
+        relay !== null && relay.hasPeer(primary.model, primary.kind, primary.engineClass, exclude, excludeWallets)
           ? relay.createCheckJob({
               role: 'tie-break',
               apiKeyId,
@@ -272,6 +358,7 @@ export function createVerification(options: VerificationOptions): Verification {
               kind: primary.kind,
               engineClass: primary.engineClass,
               exclude,
+              excludeWallets,
               primaryJobId: jobId,
             })
           : null;
@@ -308,6 +395,80 @@ export function createVerification(options: VerificationOptions): Verification {
     return { ok: true, answer: { tieBreak: null } };
   }
 
+  async function jobReport(jobId: string, apiKeyId: string, body: JobReport): Promise<JobReportOutcome> {
+    await work;
+    const primary = await store.job(jobId);
+    if (primary === null || primary.role !== 'job' || primary.apiKeyId !== apiKeyId) {
+      return {
+        ok: false,
+        status: 404,
+        code: 'NOT_FOUND',
+        message: `No delivered job ${jobId} of this API key; report only jobs this key ran.`,
+      };
+    }
+    const now = clock.now();
+    const claimed = primary.claimed ?? null;
+    const received = body.usage;
+    const disputed =
+      body.opened &&
+      received !== undefined &&
+      claimed !== null &&
+      (claimed.promptTokens > received.promptTokens || claimed.completionTokens > received.completionTokens);
+    const flagged = standing.isFlagged(apiKeyId);
+    const taken = await store.addReport(
+      { jobId, apiKeyId, contributorId: primary.contributorId, outcome: body.opened ? 'ok' : 'unopenable', disputed, counted: !flagged },
+      now,
+    );
+    if (!taken) return { ok: false, status: 409, code: 'CONFLICT', message: `Job ${jobId} was reported already; one report per job.` };
+    standing.note(apiKeyId, !body.opened || disputed, now);
+    if (disputed) {
+      // No amount changes (the bill was clamped to the envelope); the dispute is kept against both parties.
+      standing.dispute(primary.contributorId, apiKeyId, now);
+      await store.addRecords([
+        {
+          at: now,
+          contributorId: primary.contributorId,
+          jobId,
+          kind: 'usage-disputed',
+          reason: `The requester of job ${jobId} received a result of ${received?.promptTokens ?? 0} + ${received?.completionTokens ?? 0} tokens where you claimed ${claimed?.promptTokens ?? 0} + ${claimed?.completionTokens ?? 0}. Devices many requesters dispute are checked more often.`,
+        },
+      ]);
+    }
+    if (body.opened) return { ok: true, answer: { rerun: null, message: disputed ? 'The usage dispute is recorded.' : 'Recorded.' } };
+    if (flagged) {
+      return {
+        ok: true,
+        answer: {
+          rerun: null,
+          message: "This key's reports are far more negative than the network's, so they void no credit and earn no re-run for now.",
+        },
+      };
+    }
+    const why = body.reason === undefined ? '' : ` (${body.reason.slice(0, 200)})`;
+    await apply(
+      {
+        jobId,
+        check: 'none',
+        findings: [
+          {
+            contributorId: primary.contributorId,
+            kind: 'undeliverable',
+            standing: 'failed',
+            ledger: 'void',
+            reason: `The requester of job ${jobId} could not open your result${why}, so it is not paid and the job runs again elsewhere.`,
+          },
+        ],
+        needsTieBreak: false,
+      },
+      { model: primary.model, engineClass: primary.engineClass },
+      jobId,
+    );
+    const rerun = rerunner === null ? null : await rerunner(jobId);
+    if (rerun instanceof Job) return { ok: true, answer: { rerun: { jobId: rerun.id }, message: 'A free re-run is under way.' } };
+    const message = `The credit is voided, but no re-run could be placed: ${rerun === null ? 'the coordinator places no re-runs' : rerun.error.message}`;
+    return { ok: true, answer: { rerun: null, message: message.slice(0, 500) } };
+  }
+
   return {
     relayChecks,
     counts,
@@ -320,15 +481,32 @@ export function createVerification(options: VerificationOptions): Verification {
         const raw = new Uint8Array(await crypto.subtle.exportKey('raw', options.receiptKey.publicKey));
         keys = { pair: options.receiptKey, raw: Buffer.from(raw).toString('base64url') };
       } else {
-        const stored = await store.key(KEY_NAME, freshKey, now);
-        const privateKey = await crypto.subtle.importKey('pkcs8', Buffer.from(stored.pkcs8, 'base64url'), { name: 'Ed25519' }, false, [
-          'sign',
-        ]);
+        const kek = options.receiptKek ?? null;
+        const stored = await store.key(
+          KEY_NAME,
+          async () => {
+            const made = await freshKey();
+            return kek === null ? made : { pkcs8: await sealKey(made.pkcs8, made.raw, kek), raw: made.raw };
+          },
+          now,
+        );
+        const pkcs8 = await openKey(stored.pkcs8, stored.raw, kek);
+        // A key stored plain before a KEK was set is sealed now.
+        if (kek !== null && !isSealed(stored.pkcs8)) await replaceKey(options.db, KEY_NAME, await sealKey(pkcs8, stored.raw, kek));
+        const privateKey = await crypto.subtle.importKey('pkcs8', Buffer.from(pkcs8, 'base64url'), { name: 'Ed25519' }, false, ['sign']);
         const publicKey = await crypto.subtle.importKey('raw', Buffer.from(stored.raw, 'base64url'), { name: 'Ed25519' }, true, ['verify']);
         keys = { pair: { privateKey, publicKey }, raw: stored.raw };
       }
+      for (const r of await store.reportsSince(now - standing.windowMs)) {
+        standing.note(r.apiKeyId, r.outcome !== 'ok' || r.disputed, r.at);
+        if (r.disputed) standing.dispute(r.contributorId, r.apiKeyId, r.at);
+      }
       const quarantines = await store.quarantines(now);
-      for (const contributorId of new Set([...(await store.contributors()), ...quarantines.keys()])) {
+      for (const [key, until] of quarantines) {
+        if (key.startsWith(WALLET_PREFIX)) policy.quarantineWallet(key.slice(WALLET_PREFIX.length), until ?? Number.POSITIVE_INFINITY);
+      }
+      const devices = [...(await store.contributors()), ...quarantines.keys()].filter((id) => !id.startsWith(WALLET_PREFIX));
+      for (const contributorId of new Set(devices)) {
         const k = await store.kindCounts(contributorId);
         const until = quarantines.get(contributorId);
         policy.restore(contributorId, {
@@ -343,7 +521,8 @@ export function createVerification(options: VerificationOptions): Verification {
       if (row === null) return 'ok';
       if (row.status === 'void') return 'void';
       if (row.status === 'settle') return 'ok';
-      if (policy.isQuarantined(row.contributorId)) {
+      const wallets = await walletsOf([row.contributorId]);
+      if (policy.isQuarantined(row.contributorId) || wallets.some((w) => policy.isWalletQuarantined(w))) {
         await store.setStatus(row.primaryJobId, row.contributorId, 'void', null, clock.now());
         return 'void';
       }
@@ -353,6 +532,11 @@ export function createVerification(options: VerificationOptions): Verification {
     setVoider(v) {
       voider = v;
     },
+    setRerunner(r) {
+      rerunner = r;
+    },
+    jobReport,
+    standing,
     async receipt(input) {
       if (keys === null) throw new Error('Verification is not started; call start() before crediting jobs.');
       const signed = await issueReceipt(input, keys.pair.privateKey);
@@ -390,4 +574,47 @@ async function freshKey(): Promise<{ pkcs8: string; raw: string }> {
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
   const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
   return { pkcs8: Buffer.from(pkcs8).toString('base64url'), raw: Buffer.from(raw).toString('base64url') };
+}
+
+/** A canary judged failed without comparing results: it came to nothing, or its usage claim was inflated. */
+function failedCanary(jobId: string, contributorId: string, why: string): Judgement {
+  return {
+    jobId,
+    check: 'canary',
+    findings: [
+      {
+        contributorId,
+        kind: 'canary-fail',
+        standing: 'failed',
+        ledger: 'void',
+        reason: `Job ${jobId} had a known answer and ${why}. A check that comes to nothing is a failed check and is not paid.`,
+      },
+    ],
+    needsTieBreak: false,
+  };
+}
+
+/**
+ * The most a canary's run may claim: the known prompt tokens, and as output the known answer's
+ * tokens, or for generation as many as the result holds (an honest run may stop elsewhere),
+ * for chat at most the request's `maxTokens`.
+ */
+function trueUsage(canary: Canary, result: JobResult): Usage {
+  const { promptTokens, completionTokens } = canary.expected.usage;
+  if (result.kind === 'generate') return { promptTokens, completionTokens: Math.max(completionTokens, result.tokens.length) };
+  if (result.kind === 'chat') return { promptTokens, completionTokens: Math.max(completionTokens, canaryEnvelope(canary).maxOutputTokens) };
+  return { promptTokens, completionTokens };
+}
+
+/**
+ * Why a canary's claimed usage is inflated, or null when it is not: the coordinator knows the
+ * true usage of its known answers, so any claim above it is a lie about the work.
+ */
+export function inflatedUsage(claimed: Usage | undefined, truth: Usage): string | null {
+  if (claimed === undefined) return null;
+  if (claimed.promptTokens <= truth.promptTokens && claimed.completionTokens <= truth.completionTokens) return null;
+  return (
+    `you claimed ${claimed.promptTokens} + ${claimed.completionTokens} tokens where the job takes ` +
+    `${truth.promptTokens} + ${truth.completionTokens}; a usage claim above the work done is a failed check`
+  );
 }

@@ -27,6 +27,8 @@ export interface JobRow {
   replicaVerdictAt: number | null;
   tieBreakVerdictAt: number | null;
   awaitingUntil: number | null;
+  /** The usage the contributor claimed in its final chunk, if known. */
+  claimed?: { promptTokens: number; completionTokens: number } | null;
 }
 
 /** Counts per record kind, for a contributor's page and for restoring the policy. */
@@ -38,8 +40,8 @@ export class VerificationStore {
   async insertJob(row: JobRow, now: number): Promise<void> {
     await this.db.query(
       `INSERT INTO verification_jobs (job_id, contributor_id, role, primary_job_id, api_key_id, model, kind, engine_class, status,
-         replica_job_id, tie_break_job_id, awaiting_until, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (job_id) DO NOTHING`,
+         replica_job_id, tie_break_job_id, awaiting_until, updated_at, claimed_prompt, claimed_completion)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (job_id) DO NOTHING`,
       [
         row.jobId,
         row.contributorId,
@@ -54,6 +56,8 @@ export class VerificationStore {
         row.tieBreakJobId,
         row.awaitingUntil,
         now,
+        row.claimed?.promptTokens ?? null,
+        row.claimed?.completionTokens ?? null,
       ],
     );
   }
@@ -166,6 +170,52 @@ export class VerificationStore {
     return rows.map((r) => r.contributor_id);
   }
 
+  /** The wallets the contributors earn for (those without one are left out). */
+  async wallets(contributorIds: readonly string[]): Promise<Map<string, string>> {
+    if (contributorIds.length === 0) return new Map();
+    const { rows } = await this.db.query<{ id: string; wallet: string | null }>(
+      `SELECT id, wallet FROM contributors WHERE id = ANY($1::text[])`,
+      [[...contributorIds]],
+    );
+    return new Map(rows.flatMap((r) => (r.wallet === null ? [] : [[r.id, r.wallet] as [string, string]])));
+  }
+
+  /** Takes the one report of a delivered job; false when it has one already. */
+  async addReport(
+    report: { jobId: string; apiKeyId: string; contributorId: string; outcome: 'ok' | 'unopenable'; disputed: boolean; counted: boolean },
+    now: number,
+  ): Promise<boolean> {
+    const { rows } = await this.db.query<{ job_id: string }>(
+      `INSERT INTO verification_reports (job_id, api_key_id, contributor_id, outcome, disputed, counted, at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
+      [report.jobId, report.apiKeyId, report.contributorId, report.outcome, report.disputed, report.counted, now],
+    );
+    return rows.length === 1;
+  }
+
+  /** Reports since `since`, oldest first, for restoring requesters' standing after a restart. */
+  async reportsSince(
+    since: number,
+  ): Promise<{ apiKeyId: string; contributorId: string; outcome: string; disputed: boolean; at: number }[]> {
+    const { rows } = await this.db.query<Record<string, unknown>>(
+      `SELECT api_key_id, contributor_id, outcome, disputed, at FROM verification_reports WHERE at > $1 ORDER BY at`,
+      [since],
+    );
+    return rows.map((r) => ({
+      apiKeyId: String(r['api_key_id']),
+      contributorId: String(r['contributor_id']),
+      outcome: String(r['outcome']),
+      disputed: r['disputed'] === true,
+      at: toInt(r['at']),
+    }));
+  }
+
+  /** Every device that earns for `wallet`. */
+  async devicesOf(wallet: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string }>(`SELECT id FROM contributors WHERE wallet = $1`, [wallet]);
+    return rows.map((r) => r.id);
+  }
+
   async quarantine(contributorId: string, until: number | null, now: number): Promise<void> {
     await this.db.query(
       `INSERT INTO verification_quarantines (contributor_id, until_at, since_at) VALUES ($1, $2, $3)
@@ -226,6 +276,11 @@ export class VerificationStore {
   }
 }
 
+/** Replaces a stored private key (sealing one that was stored plain). */
+export async function replaceKey(db: SqlDb, name: string, privateKey: string): Promise<void> {
+  await db.query(`UPDATE verification_keys SET private_pkcs8 = $2 WHERE name = $1`, [name, privateKey]);
+}
+
 function toRow(r: Record<string, unknown>): JobRow {
   return {
     jobId: String(r['job_id']),
@@ -242,5 +297,9 @@ function toRow(r: Record<string, unknown>): JobRow {
     replicaVerdictAt: toIntOrNull(r['replica_verdict_at']),
     tieBreakVerdictAt: toIntOrNull(r['tie_break_verdict_at']),
     awaitingUntil: toIntOrNull(r['awaiting_until']),
+    claimed:
+      r['claimed_prompt'] === null || r['claimed_prompt'] === undefined
+        ? null
+        : { promptTokens: toInt(r['claimed_prompt']), completionTokens: toInt(r['claimed_completion']) },
   };
 }

@@ -341,6 +341,11 @@ export class Contributor {
         this.#options.onRemotePause?.(message.action === 'pause');
         this.#gate.setRemotePaused(message.action === 'pause');
         return;
+      case 'self-test':
+        // A first failed check on this model: the coordinator moved the device off it; the owner sees why.
+        this.#ownerMessage = { text: message.reason, at: this.#clock.now() };
+        this.#emit();
+        return;
       case 'ack':
       case 'pong':
         return;
