@@ -38,6 +38,8 @@ export interface GatewayOptions {
   modelsInfo?: Record<string, GatewayModelInfo>;
   /** How long a model list is reused to check requests, ms; default 5000. */
   modelsCacheMs?: number;
+  /** Where unexpected failures are reported (a pino logger); default console.error. */
+  log?: { error(fields: object, message: string): void };
 }
 
 type Piece = { type: 'delta'; text: string } | { type: 'result'; result: JobResult } | { type: 'error'; error: unknown };
@@ -73,7 +75,10 @@ export function createGateway(options: GatewayOptions): Hono {
   };
   const fail = (c: Context, err: unknown): Response => {
     const { status, body } = toOpenAIError(err);
-    if (status === 500) console.error('gateway:', err);
+    if (status === 500) {
+      if (options.log !== undefined) options.log.error({ err, path: c.req.path }, 'request failed');
+      else console.error('gateway:', err);
+    }
     return c.json(body, status);
   };
   const readJson = async (c: Context): Promise<unknown> => {
@@ -272,12 +277,17 @@ export interface StartGatewayOptions {
   coordinatorUrl: string;
   apiKey: string;
   modelsInfo?: Record<string, GatewayModelInfo>;
+  log?: GatewayOptions['log'];
 }
 
 /** Starts the gateway on a socket; `url` has no trailing slash (OpenAI clients use `${url}/v1`). */
 export async function startGateway(options: StartGatewayOptions): Promise<{ url: string; close(): Promise<void> }> {
   const client = new RequesterClient({ coordinatorUrl: options.coordinatorUrl, apiKey: options.apiKey });
-  const app = createGateway(options.modelsInfo === undefined ? { client } : { client, modelsInfo: options.modelsInfo });
+  const app = createGateway({
+    client,
+    ...(options.modelsInfo !== undefined && { modelsInfo: options.modelsInfo }),
+    ...(options.log !== undefined && { log: options.log }),
+  });
   return listen(app, options.port, options.host ?? '127.0.0.1');
 }
 

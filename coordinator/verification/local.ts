@@ -19,6 +19,8 @@ export interface LocalVerificationOptions {
   verdictWindowMs?: number;
   /** Known-answer jobs to draw canaries from. Default 256. */
   canaryCount?: number;
+  /** Where unexpected failures go; default console.error. */
+  log?: (message: string, err?: unknown) => void;
 }
 
 /** Defaults: 5 % canaries, replication from 10 % down to 1 %, quarantine after 3 failed checks in a day, for a day. */
@@ -45,6 +47,7 @@ export async function startVerification(options: LocalVerificationOptions): Prom
     canaries: new KnownAnswerCanaries(answers, secureUniform),
     clock: systemClock,
     verdictWindowMs: options.verdictWindowMs ?? 600_000,
+    ...(options.log !== undefined && { log: options.log }),
   });
   await verification.start();
   return verification;
