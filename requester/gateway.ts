@@ -93,6 +93,7 @@ export function createGateway(options: GatewayOptions): Hono {
 
   const app = new Hono();
 
+  app.get('/healthz', (c) => c.json({ ok: true }));
   app.get('/v1/models', async (c) => {
     try {
       const models = await listModels();
