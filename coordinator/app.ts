@@ -210,7 +210,12 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     const started = performance.now();
     await next();
     const route = matchedRoutes(c).at(c.req.routeIndex)?.path ?? 'unmatched';
-    metrics.httpRequest(c.req.method, c.res.status === 404 && route.endsWith('*') ? 'unmatched' : route, c.res.status, (performance.now() - started) / 1000);
+    metrics.httpRequest(
+      c.req.method,
+      c.res.status === 404 && route.endsWith('*') ? 'unmatched' : route,
+      c.res.status,
+      (performance.now() - started) / 1000,
+    );
   });
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),

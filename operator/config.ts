@@ -102,7 +102,13 @@ export const COORDINATOR_SETTINGS = {
     'What this deployment is. `mainnet` refuses unsafe settings (see below).',
   ),
   'listen.host': s('string', host, '127.0.0.1', 'SPINNERET_HOST', 'Address the HTTP and WebSocket server binds.'),
-  'listen.port': s('number', port, 8787, 'SPINNERET_COORDINATOR_PORT', 'Port of `/v1`, `/v1/contributor`, `/metrics`, `/healthz`, `/readyz`.'),
+  'listen.port': s(
+    'number',
+    port,
+    8787,
+    'SPINNERET_COORDINATOR_PORT',
+    'Port of `/v1`, `/v1/contributor`, `/metrics`, `/healthz`, `/readyz`.',
+  ),
   appUrl: s(
     'string',
     httpUrl,
@@ -126,17 +132,48 @@ export const COORDINATOR_SETTINGS = {
     'PostgreSQL (`postgres://user@host:5432/db`); unset: embedded PGlite in `database.dataDir`.',
     { secret: true },
   ),
-  'database.dataDir': s('string', text('a folder'), '.spinneret/coordinator', 'SPINNERET_DATA_DIR', 'PGlite folder when no `database.url`.'),
-  manifestUrl: s('string', httpUrl, 'http://127.0.0.1:8090/manifest.json', 'SPINNERET_MANIFEST_URL', "The model host's manifest: the models this network serves."),
+  'database.schema': s(
+    'string',
+    v.pipe(v.string('expected a schema name'), v.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase SQL name (letters, digits, _)')),
+    undefined,
+    'SPINNERET_DATABASE_SCHEMA',
+    'PostgreSQL schema for the tables (created if missing); unset: the default search path.',
+  ),
+  'database.dataDir': s(
+    'string',
+    text('a folder'),
+    '.spinneret/coordinator',
+    'SPINNERET_DATA_DIR',
+    'PGlite folder when no `database.url`.',
+  ),
+  manifestUrl: s(
+    'string',
+    httpUrl,
+    'http://127.0.0.1:8090/manifest.json',
+    'SPINNERET_MANIFEST_URL',
+    "The model host's manifest: the models this network serves.",
+  ),
   'jobs.lease': s('string', duration, '60s', 'SPINNERET_JOB_LEASE', 'How long a contributor has to finish a job.'),
   'jobs.heartbeat': s('string', duration, '15s', 'SPINNERET_HEARTBEAT', 'Workers ping this often; one silent twice as long is dropped.'),
   'jobs.maxAttempts': s('number', count(1, 10), 3, 'SPINNERET_JOB_ATTEMPTS', 'Attempts per job, re-assignments included.'),
   'jobs.maxQueued': s('number', count(1, 1_000_000), 10_000, 'SPINNERET_MAX_QUEUED', 'Most jobs waiting at once; more get 503.'),
-  drainTimeout: s('string', duration, '30s', 'SPINNERET_DRAIN_TIMEOUT', 'On SIGTERM: how long running jobs may finish before the rest fail.'),
+  drainTimeout: s(
+    'string',
+    duration,
+    '30s',
+    'SPINNERET_DRAIN_TIMEOUT',
+    'On SIGTERM: how long running jobs may finish before the rest fail.',
+  ),
   'verification.canaryRate': s('number', rate, 0.05, 'SPINNERET_CANARY_RATE', 'Share of job slots that also carry a known-answer job.'),
   'verification.replicationRate': s('number', rate, 0.1, 'SPINNERET_REPLICATION_RATE', 'Replication rate of a new contributor record.'),
   'verification.minReplicationRate': s('number', rate, 0.01, 'SPINNERET_MIN_REPLICATION_RATE', 'The floor a clean record decays toward.'),
-  'verification.quarantineAfter': s('number', count(1, 1000), 3, 'SPINNERET_QUARANTINE_AFTER', 'Failed checks in a day that quarantine a device for a day.'),
+  'verification.quarantineAfter': s(
+    'number',
+    count(1, 1000),
+    3,
+    'SPINNERET_QUARANTINE_AFTER',
+    'Failed checks in a day that quarantine a device for a day.',
+  ),
   'verification.verdictWindow': s(
     'string',
     duration,
@@ -184,9 +221,16 @@ export const COORDINATOR_SETTINGS = {
     'Where payouts and deposits happen: `sandbox` (an emulated chain in this process, with a faucet) or `toncenter` (the real TON `network`).',
     { shownDefault: '`sandbox` on `local`, `toncenter` otherwise' },
   ),
-  'ton.endpoint': s('string', httpUrl, undefined, 'SPINNERET_TON_ENDPOINT', "toncenter JSON-RPC URL; unset: toncenter's URL for `network`.", {
-    shownDefault: "toncenter's for `network`",
-  }),
+  'ton.endpoint': s(
+    'string',
+    httpUrl,
+    undefined,
+    'SPINNERET_TON_ENDPOINT',
+    "toncenter JSON-RPC URL; unset: toncenter's URL for `network`.",
+    {
+      shownDefault: "toncenter's for `network`",
+    },
+  ),
   'ton.apiKey': s('string', text('an API key', 256), undefined, 'SPINNERET_TON_API_KEY', 'toncenter API key.', { secret: true }),
   'hotWallet.mnemonicFile': s(
     'string',
@@ -223,12 +267,31 @@ export const COORDINATOR_SETTINGS = {
 } satisfies Settings;
 
 export const GATEWAY_SETTINGS = {
-  'listen.host': s('string', host, '127.0.0.1', 'SPINNERET_HOST', 'Address the gateway binds. It sees plaintext: keep it on loopback or a private network.'),
+  'listen.host': s(
+    'string',
+    host,
+    '127.0.0.1',
+    'SPINNERET_HOST',
+    'Address the gateway binds. It sees plaintext: keep it on loopback or a private network.',
+  ),
   'listen.port': s('number', port, 8788, 'SPINNERET_GATEWAY_PORT', 'Port of the OpenAI-compatible `/v1`.'),
-  coordinatorUrl: s('string', httpUrl, 'http://127.0.0.1:8787', 'SPINNERET_COORDINATOR_URL', 'The coordinator the gateway sends sealed jobs to.'),
-  apiKey: s('string', text('an API key', 256), undefined, 'SPINNERET_GATEWAY_API_KEY', "The gateway's requester API key (`spinneret coordinator --create-key`).", {
-    secret: true,
-  }),
+  coordinatorUrl: s(
+    'string',
+    httpUrl,
+    'http://127.0.0.1:8787',
+    'SPINNERET_COORDINATOR_URL',
+    'The coordinator the gateway sends sealed jobs to.',
+  ),
+  apiKey: s(
+    'string',
+    text('an API key', 256),
+    undefined,
+    'SPINNERET_GATEWAY_API_KEY',
+    "The gateway's requester API key (`spinneret coordinator --create-key`).",
+    {
+      secret: true,
+    },
+  ),
   apiKeyFile: s(
     'string',
     text('a file path'),
@@ -314,7 +377,13 @@ function resolve<S extends Settings>(settings: S, options: LoadOptions): Output<
     } catch (err) {
       throw new ConfigError([`${where}: not JSON (${err instanceof Error ? err.message : String(err)})`]);
     }
-    const shape = v.safeParse(v.record(v.string(), v.unknown(), 'expected a JSON object of settings'), parsed);
+    const shape = v.safeParse(
+      v.custom<Record<string, unknown>>(
+        (x) => x !== null && typeof x === 'object' && !Array.isArray(x),
+        'expected a JSON object of settings',
+      ),
+      parsed,
+    );
     if (!shape.success) throw new ConfigError([`${where}: ${shape.issues[0].message}`]);
     flatten(shape.output, '', raw);
   }
@@ -340,7 +409,9 @@ function resolve<S extends Settings>(settings: S, options: LoadOptions): Output<
     if (result.success) out[key] = result.output;
     else {
       const from = sources[key] === 'env' ? `environment ${setting.env ?? ''}` : sources[key] === 'file' ? where : 'default';
-      problems.push(`${key} (from ${from}): ${result.issues[0].message}, got ${setting.secret === true ? '[secret]' : JSON.stringify(value)}`);
+      problems.push(
+        `${key} (from ${from}): ${result.issues[0].message}, got ${setting.secret === true ? '[secret]' : JSON.stringify(value)}`,
+      );
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -378,15 +449,19 @@ export function loadCoordinatorConfig(options: LoadOptions = {}): CoordinatorCon
     if (config['payouts.verificationWindow'] < DEMO.verificationWindow) {
       unsafe('payouts.verificationWindow', 'demo timing: under 1h, failed checks could not void credits before they are paid');
     }
-    if (config['payouts.interval'] < DEMO.payoutInterval) unsafe('payouts.interval', 'demo timing: under 10m, chain fees would eat the payouts');
-    if (config['payouts.threshold'] < DEMO.threshold) unsafe('payouts.threshold', 'demo amount: under 0.1 TON, chain fees would eat the payouts');
-    if (config['verification.verdictWindow'] < DEMO.verdictWindow) unsafe('verification.verdictWindow', 'demo timing: under 1m, replicas could not answer');
+    if (config['payouts.interval'] < DEMO.payoutInterval)
+      unsafe('payouts.interval', 'demo timing: under 10m, chain fees would eat the payouts');
+    if (config['payouts.threshold'] < DEMO.threshold)
+      unsafe('payouts.threshold', 'demo amount: under 0.1 TON, chain fees would eat the payouts');
+    if (config['verification.verdictWindow'] < DEMO.verdictWindow)
+      unsafe('verification.verdictWindow', 'demo timing: under 1m, replicas could not answer');
     const appUrl = config.appUrl;
     if (appUrl === undefined || !appUrl.startsWith('https://')) {
       unsafe('appUrl', 'wallet proofs need the public https URL of the contributor page (SPINNERET_APP_URL)');
     }
     for (const domain of config.walletDomains ?? []) {
-      if (/^(localhost|127\.|\[?::1\]?)/.test(domain)) unsafe('walletDomains', `${domain} is a loopback host; anyone could prove a wallet for it`);
+      if (/^(localhost|127\.|\[?::1\]?)/.test(domain))
+        unsafe('walletDomains', `${domain} is a loopback host; anyone could prove a wallet for it`);
     }
     if (config.sources['hotWallet.mnemonic'] === 'file') {
       unsafe('hotWallet.mnemonic', 'the hot wallet words are in the configuration file; use hotWallet.mnemonicFile or the environment');
@@ -400,7 +475,9 @@ export function loadCoordinatorConfig(options: LoadOptions = {}): CoordinatorCon
 export function loadGatewayConfig(options: LoadOptions = {}): GatewayConfig {
   const config = resolve(GATEWAY_SETTINGS, options);
   if (config.apiKey === undefined && config.apiKeyFile === undefined) {
-    throw new ConfigError(['apiKey: required (or apiKeyFile, SPINNERET_GATEWAY_API_KEY, SPINNERET_GATEWAY_API_KEY_FILE): the gateway pays for jobs with it']);
+    throw new ConfigError([
+      'apiKey: required (or apiKeyFile, SPINNERET_GATEWAY_API_KEY, SPINNERET_GATEWAY_API_KEY_FILE): the gateway pays for jobs with it',
+    ]);
   }
   return config;
 }

@@ -88,7 +88,11 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   const catalog = await loadCatalog(config.manifestUrl, log);
   const store =
     options.store ??
-    (await openStore(config['database.url'] === undefined ? { dataDir: config['database.dataDir'] } : { databaseUrl: config['database.url'] }));
+    (await openStore(
+      config['database.url'] === undefined
+        ? { dataDir: config['database.dataDir'] }
+        : { databaseUrl: config['database.url'], ...(config['database.schema'] !== undefined && { schema: config['database.schema'] }) },
+    ));
   const verification = await startVerification({
     store,
     verdictWindowMs: config['verification.verdictWindow'],
@@ -187,7 +191,13 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
 }
 
 /** Reuses the keys in `local.keysFile` when the database still has them; else creates, funds and saves new ones. */
-async function ensureLocalKeys(config: CoordinatorConfig, coordinator: Coordinator, store: SqlStore, money: Money, log: Pino): Promise<LocalKeys> {
+async function ensureLocalKeys(
+  config: CoordinatorConfig,
+  coordinator: Coordinator,
+  store: SqlStore,
+  money: Money,
+  log: Pino,
+): Promise<LocalKeys> {
   const path = config['local.keysFile'] ?? '';
   if (existsSync(path)) {
     try {
@@ -208,7 +218,10 @@ async function ensureLocalKeys(config: CoordinatorConfig, coordinator: Coordinat
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, JSON.stringify(keys, null, 2), { mode: 0o600 });
   chmodSync(path, 0o600);
-  log.info({ path, gatewayKeyId: keys.gateway.id, demoKeyId: keys.demo.id, fundNano: config['local.fund'].toString() }, 'local keys created and funded');
+  log.info(
+    { path, gatewayKeyId: keys.gateway.id, demoKeyId: keys.demo.id, fundNano: config['local.fund'].toString() },
+    'local keys created and funded',
+  );
   return keys;
 }
 
@@ -245,7 +258,9 @@ function registerMoneyMetrics(registry: Registry, db: SqlClient, money: Money): 
   dbCounter(registry, 'spinneret_deposits_total', 'Deposits booked from the chain.', async () => toNumber((await deposits())?.n));
   dbCounter(registry, 'spinneret_deposits_nanoton_total', 'nanoTON deposited (booked).', async () => toNumber((await deposits())?.total));
   dbCounter(registry, 'spinneret_payouts_total', 'Payouts confirmed on chain.', async () => toNumber((await payouts())?.n));
-  dbCounter(registry, 'spinneret_payouts_nanoton_total', 'nanoTON paid to contributors (confirmed).', async () => toNumber((await payouts())?.total));
+  dbCounter(registry, 'spinneret_payouts_nanoton_total', 'nanoTON paid to contributors (confirmed).', async () =>
+    toNumber((await payouts())?.total),
+  );
   let cached: { at: number; value: bigint } | null = null;
   const hotWallet = Address.parse(money.hotWalletAddress);
   new Gauge({
@@ -286,9 +301,10 @@ function registerVerificationMetrics(registry: Registry, db: SqlClient): void {
     help: 'Contributors in quarantine now.',
     registers: [registry],
     async collect() {
-      const { rows } = await db.query<{ n: unknown }>(`SELECT count(*) AS n FROM verification_quarantines WHERE until_at IS NULL OR until_at > $1`, [
-        Date.now(),
-      ]);
+      const { rows } = await db.query<{ n: unknown }>(
+        `SELECT count(*) AS n FROM verification_quarantines WHERE until_at IS NULL OR until_at > $1`,
+        [Date.now()],
+      );
       this.set(toNumber(rows[0]?.n));
     },
   });
