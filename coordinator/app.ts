@@ -209,13 +209,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    const route = matchedRoutes(c).at(c.req.routeIndex)?.path ?? 'unmatched';
-    metrics.httpRequest(
-      c.req.method,
-      c.res.status === 404 && route.endsWith('*') ? 'unmatched' : route,
-      c.res.status,
-      (performance.now() - started) / 1000,
-    );
+    // The handler's pattern (middleware match every path with method ALL), whoever answered.
+    const route = matchedRoutes(c).findLast((r) => r.method !== 'ALL')?.path ?? 'unmatched';
+    metrics.httpRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000);
   });
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),

@@ -7,8 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger as Pino } from 'pino';
-import { startModelHost } from '../modelhost/server.ts';
-import { startGateway } from '../requester/gateway.ts';
 import {
   ConfigError,
   COORDINATOR_SETTINGS,
@@ -19,7 +17,6 @@ import {
   MODELHOST_SETTINGS,
 } from './config.ts';
 import { createLog } from './log.ts';
-import { startCoordinatorNode } from './wiring.ts';
 
 const USAGE = `Usage: spinneret <command> [--config FILE] [--help]
 
@@ -129,6 +126,8 @@ export async function main(argv: string[]): Promise<number> {
       const config = loadCoordinatorConfig({ file });
       if (values.check === true) return printCheck(config, COORDINATOR_SETTINGS);
       const log = createLog('coordinator', { level: config['log.level'] });
+      // Loaded only to serve: `--help` and `--check` stay quick.
+      const { startCoordinatorNode } = await import('./wiring.ts');
       const node = await startCoordinatorNode({ config, log });
       const label = values['create-key'];
       if (label !== undefined) {
@@ -144,6 +143,7 @@ export async function main(argv: string[]): Promise<number> {
       if (values.check === true) return printCheck(config, GATEWAY_SETTINGS);
       const log = createLog('gateway', { level: config['log.level'] });
       const apiKey = config.apiKey ?? readApiKeyFile(config.apiKeyFile ?? '');
+      const { startGateway } = await import('../requester/gateway.ts');
       const gateway = await startGateway({
         port: config['listen.port'],
         host: config['listen.host'],
@@ -158,6 +158,7 @@ export async function main(argv: string[]): Promise<number> {
     const config = loadModelHostConfig({ file });
     if (values.check === true) return printCheck(config, MODELHOST_SETTINGS);
     const log = createLog('modelhost', { level: config['log.level'] });
+    const { startModelHost } = await import('../modelhost/server.ts');
     const host = await startModelHost({ port: config['listen.port'], host: config['listen.host'], corrupt: new Set(config.corrupt), log });
     log.info({ url: host.url, manifestUrl: host.manifestUrl, corrupt: [...host.corrupt] }, 'model host listening');
     onSignals(log, () => host.close());

@@ -395,7 +395,8 @@ function resolve<S extends Settings>(settings: S, options: LoadOptions): Output<
   const out: Record<string, unknown> = {};
   for (const [key, setting] of Object.entries(settings)) {
     let value: unknown = raw.get(key);
-    const envText = setting.env === undefined ? undefined : env[setting.env];
+    // An empty variable (`DATABASE_URL=`) counts as unset.
+    const envText = setting.env === undefined || env[setting.env] === '' ? undefined : env[setting.env];
     if (envText !== undefined && setting.env !== undefined) {
       value = fromEnv(setting.kind, envText);
       sources[key] = 'env';

@@ -26,10 +26,17 @@ export interface SupervisorOptions {
   stopTimeoutMs?: number;
   /** How long `start` waits for a part's `readyUrl`, ms. Default 180 000. */
   readyTimeoutMs?: number;
+  /** Told when a part cannot be restarted (it refused its configuration). */
+  onFatal?: (reason: string) => void;
 }
+
+/** The exit code of a part that refused its configuration (EX_CONFIG): restarting cannot help. */
+export const EXIT_CONFIG = 78;
 
 interface Running {
   spec: PartSpec;
+  /** Why it will not be restarted. */
+  fatal: string | null;
   child: ChildProcess | null;
   restarts: number;
   startedAt: number;
@@ -43,14 +50,29 @@ export class Supervisor {
   readonly #o: Required<SupervisorOptions>;
 
   constructor(options: SupervisorOptions) {
-    this.#o = { backoffMs: 500, maxBackoffMs: 15_000, stopTimeoutMs: 40_000, readyTimeoutMs: 180_000, ...options };
+    this.#o = {
+      backoffMs: 500,
+      maxBackoffMs: 15_000,
+      stopTimeoutMs: 40_000,
+      readyTimeoutMs: 180_000,
+      onFatal: () => undefined,
+      ...options,
+    };
   }
 
   /** Starts the parts in order, each after the previous one is ready. */
   async start(specs: readonly PartSpec[]): Promise<void> {
     for (const spec of specs) {
       if (this.#stopping) return;
-      const part: Running = { spec, child: null, restarts: 0, startedAt: 0, delay: this.#o.backoffMs, exited: Promise.resolve() };
+      const part: Running = {
+        spec,
+        fatal: null,
+        child: null,
+        restarts: 0,
+        startedAt: 0,
+        delay: this.#o.backoffMs,
+        exited: Promise.resolve(),
+      };
       this.#parts.set(spec.name, part);
       this.#spawn(part);
       if (spec.readyUrl !== undefined) await this.#waitReady(spec);
@@ -79,6 +101,12 @@ export class Supervisor {
           log.info({ part: spec.name, code, signal }, 'part stopped');
           return;
         }
+        if (code === EXIT_CONFIG) {
+          part.fatal = `${spec.name} refused its configuration (exit ${EXIT_CONFIG}); see its message above`;
+          log.error({ part: spec.name, code }, 'part refused its configuration; not restarting it');
+          this.#o.onFatal?.(part.fatal);
+          return;
+        }
         const upMs = Date.now() - part.startedAt;
         if (upMs > 60_000) part.delay = this.#o.backoffMs;
         log.error({ part: spec.name, code, signal, upMs, restarts: part.restarts, restartInMs: part.delay }, 'part exited; restarting it');
@@ -102,6 +130,8 @@ export class Supervisor {
   async #waitReady(spec: PartSpec): Promise<void> {
     const until = Date.now() + this.#o.readyTimeoutMs;
     while (!this.#stopping) {
+      const fatal = this.#parts.get(spec.name)?.fatal;
+      if (fatal !== null && fatal !== undefined) throw new Error(fatal);
       try {
         const res = await fetch(spec.readyUrl ?? '', { signal: AbortSignal.timeout(2_000) });
         if (res.ok) return;

@@ -67,17 +67,17 @@ writeFileSync(configFile, JSON.stringify(LOCAL_NETWORK, null, 2));
 
 const spinneret = [resolve('bin/spinneret.js')];
 const tsx = (script: string): string[] => ['--import', 'tsx', resolve(script)];
-const supervisor = new Supervisor({ log });
+const supervisor = new Supervisor({ log, onFatal: () => void stop(1) });
 let stopping = false;
-const stop = async (): Promise<void> => {
+const stop = async (code = 0): Promise<void> => {
   if (stopping) return;
   stopping = true;
   log.info('stopping the local network');
   await supervisor.stop();
-  log.flush(() => process.exit(0));
+  log.flush(() => process.exit(code));
 };
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
 
 const shared = { SPINNERET_HOST: host, SPINNERET_COORDINATOR_URL: urls.coordinator, SPINNERET_LOCAL_KEYS_FILE: keysFile };
 try {
@@ -114,7 +114,7 @@ try {
   ]);
 } catch (err) {
   log.error({ err }, 'the local network did not start');
-  await stop();
+  await stop(1);
 }
 if (!stopping) {
   const keys = JSON.parse(readFileSync(keysFile, 'utf8')) as LocalKeys;

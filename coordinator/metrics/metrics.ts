@@ -32,6 +32,7 @@ export class Metrics {
   readonly #duplicates: Counter;
   readonly #dispatch: Histogram;
   readonly #http: Histogram<'method' | 'route' | 'status'>;
+  readonly #httpTotal: Counter<'method' | 'route' | 'status'>;
   readonly #counts = {
     jobs: { done: 0, failed: 0, cancelled: 0 } as Record<FinalState, number>,
     leaseExpiries: 0,
@@ -100,6 +101,12 @@ export class Metrics {
       buckets: HTTP_BUCKETS,
       registers,
     });
+    this.#httpTotal = new Counter({
+      name: 'spinneret_http_requests_total',
+      help: 'HTTP requests by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
   }
 
   /** A job reached its final state `seconds` after it was created. */
@@ -132,7 +139,9 @@ export class Metrics {
 
   /** One HTTP request answered; `route` is the matched pattern (`/v1/jobs/:id`), never the raw path. */
   httpRequest(method: string, route: string, status: number, seconds: number): void {
-    this.#http.observe({ method, route, status: String(status) }, seconds);
+    const labels = { method, route, status: String(status) };
+    this.#http.observe(labels, seconds);
+    this.#httpTotal.inc(labels);
   }
 
   /** Counter values, for tests. */
