@@ -88,11 +88,12 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   const catalog = await loadCatalog(config.manifestUrl, log);
   const store =
     options.store ??
-    (await openStore(
-      config['database.url'] === undefined
+    (await openStore({
+      log: (message: string, err: unknown) => log.error({ component: 'store', err }, message),
+      ...(config['database.url'] === undefined
         ? { dataDir: config['database.dataDir'] }
-        : { databaseUrl: config['database.url'], ...(config['database.schema'] !== undefined && { schema: config['database.schema'] }) },
-    ));
+        : { databaseUrl: config['database.url'], ...(config['database.schema'] !== undefined && { schema: config['database.schema'] }) }),
+    }));
   const verification = await startVerification({
     store,
     verdictWindowMs: config['verification.verdictWindow'],
@@ -135,7 +136,10 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
     catalog,
     verification,
     billing: money.billing,
-    onJobDone: money.onJobDone,
+    onJobDone: (done) => {
+      log.debug({ jobId: done.jobId, contributorId: done.contributorId, model: done.model, role: done.role }, 'job done');
+      money.onJobDone(done);
+    },
     publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
     ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
     walletDomains,

@@ -133,6 +133,7 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
   // The first read sets the cursor at the address's latest transaction: from here on, every deposit is booked.
   await deposits.poll();
   const earnings = createEarnings({
+    log: (message, err) => log(`earnings: ${message}${err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`}`),
     db: store.db,
     ledger,
     chain,
