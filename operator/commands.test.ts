@@ -235,6 +235,9 @@ describe('a coordinator started from a configuration file', () => {
         JSON.stringify(http.map((m) => m.labels)),
       ).toBe(true);
 
+      expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ ready: true });
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
       // SIGTERM drains and exits 0; every stdout line was JSON with the time, level, service and message.
       child.process.kill('SIGTERM');
       expect(await child.exited).toBe(0);
