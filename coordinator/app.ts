@@ -15,6 +15,9 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
+import { requestId } from 'hono/request-id';
+import { matchedRoutes } from 'hono/route';
+import type { Registry } from 'prom-client';
 import { type Billing, renderBillingMetrics } from './billing/service.ts';
 import { type Clock, consoleLogger, errorText, type Logger, systemClock } from './deps.ts';
 import { Relay, type JobDone } from './leases/relay.ts';
@@ -129,6 +132,13 @@ export interface CoordinatorOptions {
    * several coordinators share one store.
    */
   recoverUnfinished?: boolean;
+  /**
+   * Where the metrics go: the operator's wiring passes a registry that also carries the process,
+   * money and verification metrics. Default: a registry of the coordinator's own.
+   */
+  registry?: Registry;
+  /** Readiness beyond not draining (e.g. the database answers): null when ready, else why not. */
+  readiness?: () => Promise<string | null>;
 }
 
 /** Counts for tests and health checks. */
@@ -183,7 +193,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     jobsQueued: () => relay.queuedCount,
     jobsRunning: () => relay.runningCount,
   };
-  const metrics = new Metrics(gauges);
+  const metrics = new Metrics(gauges, options.registry);
   const relay = new Relay({
     store,
     clock,
@@ -238,11 +248,24 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${limits.maxBodyBytes} bytes, the limit (SPINNERET_MAX_BODY_BYTES).`),
   });
   app.use(async (c, next) => (PAYLOAD_ROUTE.test(c.req.path) ? next() : defaultBodyLimit(c, next)));
+  // A request id on every request (or the caller's `X-Request-Id`), in the answer and in the log lines.
+  app.use(requestId({ limitLength: 64 }));
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    // The handler's pattern (middleware match every path with method ALL), whoever answered.
+    const route = matchedRoutes(c).findLast((r) => r.method !== 'ALL')?.path ?? 'unmatched';
+    metrics.httpRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000);
+  });
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
-  app.get('/metrics', (c) =>
-    c.text(metrics.render() + (options.billing === undefined ? '' : renderBillingMetrics(options.billing.counts)), 200, {
+  app.get('/readyz', async (c) => {
+    const reason = relay.draining ? 'draining' : ((await options.readiness?.().catch((err: unknown) => errorText(err))) ?? null);
+    return c.json({ ready: reason === null, ...(reason !== null && { reason }) }, reason === null ? 200 : 503);
+  });
+  app.get('/metrics', async (c) =>
+    c.text((await metrics.render()) + (options.billing === undefined ? '' : renderBillingMetrics(options.billing.counts)), 200, {
       'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
     }),
   );
@@ -281,7 +304,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   );
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
   app.onError((err, c) => {
-    logger.error('request failed', { method: c.req.method, path: c.req.path, error: errorText(err) });
+    logger.error('request failed', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, error: errorText(err) });
     return c.json({ error: { code: 'INTERNAL', message: 'The coordinator failed on this request; try again.' } }, 500);
   });
 

@@ -3,6 +3,7 @@
  * logic (leases, heartbeats, quotas) is tested without sleeping.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { asLogger, createLog } from '../operator/log.ts';
 
 /** The time source. Milliseconds since the Unix epoch. */
 export interface Clock {
@@ -18,12 +19,8 @@ export interface Logger {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** One JSON line per entry on stdout/stderr. */
-export const consoleLogger: Logger = {
-  info: (message, fields) => console.log(JSON.stringify({ level: 'info', message, ...fields })),
-  warn: (message, fields) => console.warn(JSON.stringify({ level: 'warn', message, ...fields })),
-  error: (message, fields) => console.error(JSON.stringify({ level: 'error', message, ...fields })),
-};
+/** The default: one JSON line per entry on stdout (pino), with the time and `"service":"coordinator"`. */
+export const consoleLogger: Logger = asLogger(createLog('coordinator'));
 
 /** A random id of `bytes` bytes, base64url (16 bytes → 22 characters). */
 export function randomId(bytes = 16): string {

@@ -3,15 +3,13 @@
  * web-llm fixtures and switchable corruption (so those tests cannot disturb the others), and
  * the built app. Their URLs reach the tests through the environment.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import pino from 'pino';
 import { toNano } from '@ton/core';
-import { createCoordinator, type Logger } from '../coordinator/app.ts';
-import { startMoney } from '../coordinator/earnings/local.ts';
-import { ModelCatalog } from '../coordinator/models/catalog.ts';
-import { createNetworkInfo } from '../coordinator/network/network.ts';
 import { openStore } from '../coordinator/store/index.ts';
-import { startVerification } from '../coordinator/verification/local.ts';
-import { priceRoutes } from '../coordinator/prices/routes.ts';
+import { loadCoordinatorConfig } from '../operator/config.ts';
+import { createLog } from '../operator/log.ts';
+import { startCoordinatorNode } from '../operator/wiring.ts';
 import type { WebLlmModel } from '../protocol/manifest.ts';
 import { startGateway } from '../requester/gateway.ts';
 import { mlcFixtureFiles, mlcManifestEntries } from '../modelhost/mlc.ts';
@@ -43,41 +41,28 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const logFile = '.cache/e2e/coordinator.log';
   mkdirSync('.cache/e2e', { recursive: true });
   writeFileSync(logFile, '');
-  const line = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    appendFileSync(logFile, JSON.stringify({ level, message, ...fields }) + '\n');
-  const logger: Logger = { info: line('info'), warn: line('warn'), error: line('error') };
+  const log = createLog('coordinator', { destination: pino.destination({ dest: logFile, sync: true }) });
   const store = await openStore({ databaseUrl, schema });
-  // Money on the sandbox chain with a short window and frequent payouts, so the earnings test sees it all.
-  // Verified work with replication on; no canaries, since the earnings test checks the exact amount two requester jobs earn
-  // (a canary is credited like any job). A replica needs a second contributor of the same engine class, so one tab gets none.
-  const verification = await startVerification({ store, policy: { canaryRate: 0 }, verdictWindowMs: 6_000 });
-  const money = await startMoney({
-    store,
-    threshold: 1n,
-    windowMs: 8_000,
-    payoutIntervalMs: 3_000,
-    settleIntervalMs: 500,
+  // The operator's wiring with test timings: money on the sandbox chain with a short window and
+  // frequent payouts, so the earnings test sees it all; verified work with replication on and no
+  // canaries, since the earnings test checks the exact amount two requester jobs earn (a canary
+  // is credited like any job). A replica needs a second contributor of the same engine class, so
+  // one tab gets none.
+  const config = loadCoordinatorConfig({
     env: {},
-    verification,
+    fileText: JSON.stringify({
+      network: 'local',
+      listen: { port: 0 },
+      manifestUrl: host.manifestUrl,
+      jobs: { lease: '30s', heartbeat: '5s' },
+      verification: { canaryRate: 0, verdictWindow: '6s' },
+      payouts: { verificationWindow: '8s', threshold: '1', interval: '3s', settleInterval: '500ms' },
+      drainTimeout: '1s',
+    }),
   });
-  const networkInfo = createNetworkInfo({
-    db: store.db,
-    connected: () => coordinator.stats().contributors,
-    payouts: { thresholdNano: '1', verificationWindowMs: 8_000, intervalMs: 3_000, chain: 'sandbox', firstAt: Date.now() + 3_000 },
-  });
-  const coordinator = createCoordinator({
-    store,
-    catalog: await ModelCatalog.load(host.manifestUrl),
-    logger,
-    leaseMs: 30_000,
-    heartbeatMs: 5_000,
-    onJobDone: money.onJobDone,
-    verification,
-    billing: money.billing,
-    publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
-    ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
-  });
-  const network = await coordinator.listen({ port: 0 });
+  const node = await startCoordinatorNode({ config, log, store });
+  const { coordinator, money } = node;
+  const network = { url: node.url };
   const testKey = await coordinator.createApiKey('e2e tests', { jobsPerMinute: 1000, maxInFlight: 16 });
   const gatewayKey = await coordinator.createApiKey('e2e gateway', { jobsPerMinute: 1000, maxInFlight: 16 });
   // Prepaid requesters, funded as `npm start` funds them: real transfers from the sandbox
@@ -100,9 +85,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   process.env['SPINNERET_FIXTURES_URL'] = fixtures.url;
   return async () => {
     await Promise.allSettled([app.close(), gateway.close(), host.close(), fixtures.close()]);
-    money.stop();
-    await coordinator.close();
-    await network.close().catch(() => undefined);
+    await node.close();
     await store.close();
     // The schema goes with the run.
     const { default: pg } = await import('pg');

@@ -45,6 +45,8 @@ export interface ModelHostHandlerOptions {
   extraFiles?: ReadonlyMap<string, Uint8Array>;
   /** More manifest entries, given the base URL the manifest is written for. */
   extraEntries?: (baseUrl: string) => ModelEntry[];
+  /** Where failed requests are reported (a pino logger); default console.error. */
+  log?: { error(fields: object, message: string): void };
 }
 
 export interface ModelHostOptions extends Omit<ModelHostHandlerOptions, 'baseUrl'> {
@@ -243,7 +245,8 @@ export function createModelHostHandler(options: ModelHostHandlerOptions = {}): M
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
-      console.error('model host: request failed', err);
+      if (options.log !== undefined) options.log.error({ err, method: req.method, path: req.url }, 'request failed');
+      else console.error('model host: request failed', err);
       if (!res.headersSent) sendText(req, res, 500, `The model host failed: ${err instanceof Error ? err.message : String(err)}`);
       else res.destroy();
     });

@@ -48,6 +48,8 @@ export interface GatewayOptions {
   apiKeys?: readonly string[];
   /** Largest request body, bytes; larger ones get 413. Default {@link DEFAULT_GATEWAY_MAX_BODY}. */
   maxBodyBytes?: number;
+  /** Where unexpected failures are reported (a pino logger); default console.error. */
+  log?: { error(fields: object, message: string): void };
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -118,7 +120,10 @@ export function createGateway(options: GatewayOptions): Hono {
   };
   const fail = (c: Context, err: unknown): Response => {
     const { status, body } = toOpenAIError(err);
-    if (status === 500) console.error('gateway:', err);
+    if (status === 500) {
+      if (options.log !== undefined) options.log.error({ err, path: c.req.path }, 'request failed');
+      else console.error('gateway:', err);
+    }
     return c.json(body, status);
   };
   const readJson = async (c: Context): Promise<unknown> => {
@@ -132,6 +137,8 @@ export function createGateway(options: GatewayOptions): Hono {
     client.run(request, onDelta === undefined ? { signal: c.req.raw.signal } : { signal: c.req.raw.signal, onDelta });
 
   const app = new Hono();
+  // Health answers anyone (no key, no body), before the checks below.
+  app.get('/healthz', (c) => c.json({ ok: true }));
   const maxBody = options.maxBodyBytes ?? DEFAULT_GATEWAY_MAX_BODY;
   const keys = options.apiKeys ?? [];
 
@@ -357,6 +364,7 @@ export interface StartGatewayOptions {
   gatewayKey?: string;
   /** Default {@link DEFAULT_GATEWAY_MAX_BODY}. */
   maxBodyBytes?: number;
+  log?: GatewayOptions['log'];
 }
 
 /** Whether `host` accepts only connections from this machine. */
@@ -378,6 +386,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<{ url:
     ...(options.modelsInfo !== undefined && { modelsInfo: options.modelsInfo }),
     ...(options.gatewayKey !== undefined && { apiKeys: [options.gatewayKey] }),
     ...(options.maxBodyBytes !== undefined && { maxBodyBytes: options.maxBodyBytes }),
+    ...(options.log !== undefined && { log: options.log }),
   });
   return listen(app, options.port, host);
 }

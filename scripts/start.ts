@@ -1,135 +1,136 @@
 /**
- * `npm start`: the whole local network on embedded defaults, on this machine only —
- * the model host, the coordinator (PGlite in `.spinneret/`), a demo requester sending a
- * trickle of jobs, the OpenAI-compatible gateway, and the app — then prints where to look.
+ * `npm start`: the whole local network on embedded defaults, on this machine only — the model
+ * host, the coordinator (PGlite in `.spinneret/`, the sandbox chain, demo timings), the
+ * OpenAI-compatible gateway, a demo requester sending a trickle of jobs, and the app — each a
+ * child process started with the operator's own commands (`spinneret coordinator` reads
+ * `.spinneret/local-network.json`, written here) and restarted if it crashes, while the others
+ * keep running.
  *
  * Ports: SPINNERET_PORT (app, 5173), SPINNERET_MODELHOST_PORT (8090),
- * SPINNERET_COORDINATOR_PORT (8787), SPINNERET_GATEWAY_PORT (8788).
- * DATABASE_URL puts the coordinator on PostgreSQL instead of PGlite.
+ * SPINNERET_COORDINATOR_PORT (8787), SPINNERET_GATEWAY_PORT (8788). DATABASE_URL puts the
+ * coordinator on PostgreSQL; any other setting of docs/operating.md applies through its variable.
+ * SPINNERET_SKIP_BUILD=1 serves the `dist/` already built.
  */
 import { spawnSync } from 'node:child_process';
-import { fromNano, toNano } from '@ton/core';
-import { createCoordinator } from '../coordinator/app.ts';
-import { startMoney } from '../coordinator/earnings/local.ts';
-import { ModelCatalog } from '../coordinator/models/catalog.ts';
-import { createNetworkInfo } from '../coordinator/network/network.ts';
-import { openStore } from '../coordinator/store/index.ts';
-import { startVerification } from '../coordinator/verification/local.ts';
-import { priceRoutes } from '../coordinator/prices/routes.ts';
-import { startModelHost } from '../modelhost/server.ts';
-import { RequesterClient } from '../requester/client.ts';
-import { startDemoRequester } from '../requester/demo.ts';
-import { startGateway } from '../requester/gateway.ts';
-import { startAppServer } from './serve.ts';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createLog } from '../operator/log.ts';
+import { Supervisor } from '../operator/supervisor.ts';
+import type { LocalKeys } from '../operator/wiring.ts';
 
-const host = process.env['SPINNERET_HOST'] ?? '127.0.0.1';
-const port = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+const env = process.env;
+const host = env['SPINNERET_HOST'] ?? '127.0.0.1';
+const port = (name: string, fallback: number): number => Number(env[name] ?? fallback);
+const ports = {
+  app: port('SPINNERET_PORT', 5173),
+  modelhost: port('SPINNERET_MODELHOST_PORT', 8090),
+  coordinator: port('SPINNERET_COORDINATOR_PORT', 8787),
+  gateway: port('SPINNERET_GATEWAY_PORT', 8788),
+};
+const home = resolve(env['SPINNERET_HOME'] ?? '.spinneret');
+const urls = {
+  app: `http://${host}:${ports.app}`,
+  modelhost: `http://${host}:${ports.modelhost}`,
+  coordinator: `http://${host}:${ports.coordinator}`,
+  gateway: `http://${host}:${ports.gateway}`,
+};
+const keysFile = `${home}/local-keys.json`;
+const log = createLog('start');
 
-console.log('Building the app…');
-const build = spawnSync('node_modules/.bin/vite', ['build', '--logLevel', 'warn'], { stdio: 'inherit' });
-if (build.status !== 0) {
-  console.error('The build failed; see above.');
-  process.exit(1);
+/**
+ * The local network's settings: the sandbox chain with a faucet, a 30 s verification window and
+ * payouts every 30 s from 0.001 TON, so a newcomer sees pending → settled → paid within a minute
+ * or two. (An operator's coordinator defaults to 24 h, hourly, from 1 TON.)
+ */
+const LOCAL_NETWORK = {
+  network: 'local',
+  database: { dataDir: `${home}/coordinator` },
+  manifestUrl: `${urls.modelhost}/manifest.json`,
+  appUrl: urls.app,
+  verification: { verdictWindow: '25s' },
+  payouts: { verificationWindow: '30s', threshold: '1000000', interval: '30s', settleInterval: '5s' },
+  drainTimeout: '5s',
+  local: { keysFile },
+};
+
+if (env['SPINNERET_SKIP_BUILD'] !== '1') {
+  console.log('Building the app…');
+  const build = spawnSync('node_modules/.bin/vite', ['build', '--logLevel', 'warn'], { stdio: 'inherit' });
+  if (build.status !== 0) {
+    console.error('The build failed; see above.');
+    process.exit(1);
+  }
 }
+mkdirSync(home, { recursive: true });
+const configFile = `${home}/local-network.json`;
+writeFileSync(configFile, JSON.stringify(LOCAL_NETWORK, null, 2));
 
-const models = await startModelHost({ port: port('SPINNERET_MODELHOST_PORT', 8090), host });
-const catalog = await ModelCatalog.load(models.manifestUrl);
-const store = await openStore({ dataDir: process.env['SPINNERET_DATA_DIR'] ?? '.spinneret/coordinator' });
-// Verified work on the default policy (5 % canaries, 10 % → 1 % replication, quarantine after
-// 3 failed checks); a replicated job's verdict is awaited within the settlement window.
-const verification = await startVerification({ store, verdictWindowMs: 25_000 });
-// Local defaults: a 30 s verification window and payouts every 30 s from 0.001 TON, so a
-// newcomer sees pending → settled → paid within a minute or two.
-const payouts = { threshold: 1_000_000n, windowMs: 30_000, intervalMs: 30_000 };
-const money = await startMoney({
-  store,
-  threshold: payouts.threshold,
-  windowMs: payouts.windowMs,
-  payoutIntervalMs: payouts.intervalMs,
-  settleIntervalMs: 5_000,
-  log: (line) => console.log(line),
-  verification,
-});
-// Demand per model and the payout rules, published for the dashboard's earnings estimate.
-const networkInfo = createNetworkInfo({
-  db: store.db,
-  connected: () => coordinator.stats().contributors,
-  payouts: {
-    thresholdNano: payouts.threshold.toString(),
-    verificationWindowMs: payouts.windowMs,
-    intervalMs: payouts.intervalMs,
-    chain: chainOf(process.env['SPINNERET_TON_NETWORK']),
-    firstAt: Date.now() + payouts.intervalMs,
-  },
-});
-const coordinator = createCoordinator({
-  store,
-  catalog,
-  verification,
-  billing: money.billing,
-  onJobDone: money.onJobDone,
-  publicRoutes: [money.routes, priceRoutes(), networkInfo.routes()],
-  ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
-});
-const network = await coordinator.listen({ port: port('SPINNERET_COORDINATOR_PORT', 8787), host });
-const demoKey = await coordinator.createApiKey('demo requester', { jobsPerMinute: 600, maxInFlight: 8 });
-const gatewayKey = await coordinator.createApiKey('local gateway', { jobsPerMinute: 600, maxInFlight: 16 });
-// Requesters prepay and checks are paid from the network's budget. Locally a faucet funds both
-// with real transfers on the emulated chain, booked by the deposit watcher like any deposit.
-const FAUCET = toNano('100');
-if (money.hasFaucet) {
-  for (const memo of [demoKey.depositMemo, gatewayKey.depositMemo, money.budgetMemo]) await money.fund(memo, FAUCET);
+const spinneret = [resolve('bin/spinneret.js')];
+const tsx = (script: string): string[] => ['--import', 'tsx', resolve(script)];
+const supervisor = new Supervisor({ log, onFatal: () => void stop(1) });
+let stopping = false;
+const stop = async (code = 0): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  log.info('stopping the local network');
+  await supervisor.stop();
+  log.flush(() => process.exit(code));
+};
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+const shared = { SPINNERET_HOST: host, SPINNERET_COORDINATOR_URL: urls.coordinator, SPINNERET_LOCAL_KEYS_FILE: keysFile };
+try {
+  await supervisor.start([
+    {
+      name: 'modelhost',
+      command: process.execPath,
+      args: [...spinneret, 'modelhost'],
+      env: { ...shared, SPINNERET_MODELHOST_PORT: String(ports.modelhost) },
+      readyUrl: `${urls.modelhost}/manifest.json`,
+    },
+    {
+      name: 'coordinator',
+      command: process.execPath,
+      args: [...spinneret, 'coordinator', '--config', configFile],
+      env: { ...shared, SPINNERET_COORDINATOR_PORT: String(ports.coordinator) },
+      readyUrl: `${urls.coordinator}/readyz`,
+    },
+    {
+      name: 'gateway',
+      command: process.execPath,
+      args: [...spinneret, 'gateway'],
+      env: { ...shared, SPINNERET_GATEWAY_PORT: String(ports.gateway), SPINNERET_GATEWAY_API_KEY_FILE: keysFile },
+      readyUrl: `${urls.gateway}/v1/models`,
+    },
+    { name: 'demo', command: process.execPath, args: [...tsx('scripts/part.ts'), 'demo'], env: shared },
+    {
+      name: 'app',
+      command: process.execPath,
+      args: [...tsx('scripts/part.ts'), 'app'],
+      env: { ...shared, SPINNERET_PORT: String(ports.app), SPINNERET_MANIFEST_URL: `${urls.modelhost}/manifest.json` },
+      readyUrl: `${urls.app}/spinneret.json`,
+    },
+  ]);
+} catch (err) {
+  log.error({ err }, 'the local network did not start');
+  await stop(1);
 }
-const gateway = await startGateway({
-  port: port('SPINNERET_GATEWAY_PORT', 8788),
-  host,
-  coordinatorUrl: network.url,
-  apiKey: gatewayKey.secret,
-  ...(process.env['SPINNERET_GATEWAY_KEY'] !== undefined && { gatewayKey: process.env['SPINNERET_GATEWAY_KEY'] }),
-});
-const stopDemo = startDemoRequester({
-  client: new RequesterClient({ coordinatorUrl: network.url, apiKey: demoKey.secret }),
-  intervalMs: 3000,
-  embedModel: 'tiny-embed',
-  chatModel: 'tiny-decoder',
-  log: (line) => console.log(line),
-});
-const app = await startAppServer({
-  distDir: 'dist',
-  port: port('SPINNERET_PORT', 5173),
-  host,
-  config: { manifestUrl: models.manifestUrl, coordinatorUrl: network.url },
-});
-
-console.log(`
-Spinneret is running (everything on this machine).
-  Open:          ${app.url}/  and click Start
-  Fleet:         ${app.url}/fleet.html  (enroll kiosk and lab machines; docs/kiosk.md)
-  Coordinator:   ${network.url}  (metrics: ${network.url}/metrics)
-  Model host:    ${models.manifestUrl}
-  OpenAI API:    ${gateway.url}/v1  (${process.env['SPINNERET_GATEWAY_KEY'] === undefined ? 'any API key on loopback' : 'the SPINNERET_GATEWAY_KEY'}; the gateway seals jobs before they leave)
+if (!stopping) {
+  const keys = JSON.parse(readFileSync(keysFile, 'utf8')) as LocalKeys;
+  log.info({ urls }, 'local network ready');
+  console.log(`
+Spinneret is running (everything on this machine; each part restarts if it crashes).
+  Open:          ${urls.app}/  and click Start
+  Fleet:         ${urls.app}/fleet.html  (enroll kiosk and lab machines; docs/kiosk.md)
+  Coordinator:   ${urls.coordinator}  (metrics: ${urls.coordinator}/metrics, readiness: /readyz)
+  Model host:    ${urls.modelhost}/manifest.json
+  OpenAI API:    ${urls.gateway}/v1  (any API key; the gateway seals jobs before they leave)
   Demo requester: a job every 3 s (embeddings and chat) from requester/corpus.json
-  Payouts:       ${money.chainName}, hot wallet ${money.hotWalletAddress}
-  Deposits:      send TON to ${money.depositAddress} with a key's memo as the comment${money.hasFaucet ? `; the faucet gave the demo requester, the gateway and the check budget ${fromNano(FAUCET)} TON each` : ''}
-                 (demo requester memo ${demoKey.depositMemo}, gateway memo ${gatewayKey.depositMemo})
+  Payouts:       the local @ton/sandbox chain, every 30 s from 0.001 TON after a 30 s window
+  Deposits:      the faucet gave the demo requester, the gateway and the check budget 100 TON each
+                 (demo requester memo ${keys.demo.depositMemo}, gateway memo ${keys.gateway.depositMemo})
 
 WebGPU needs a recent Chrome or Edge (on Linux start it with --enable-unsafe-webgpu).
 Your machine can see the jobs it runs. Press Ctrl+C to stop.`);
-
-function chainOf(network: string | undefined): 'sandbox' | 'testnet' | 'mainnet' {
-  return network === 'testnet' || network === 'mainnet' ? network : 'sandbox';
 }
-
-let stopping = false;
-const stop = async (): Promise<void> => {
-  if (stopping) return;
-  stopping = true;
-  stopDemo();
-  money.stop();
-  await coordinator.drain(5000);
-  await Promise.allSettled([app.close(), gateway.close(), network.close(), models.close()]);
-  await store.close();
-  process.exit(0);
-};
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());

@@ -78,6 +78,8 @@ export interface Money {
    * the watcher booked it. Throws on a real chain.
    */
   fund(memo: string | null, amount: bigint): Promise<PollReport>;
+  /** nanoTON balance of an address on the payout chain (the hot wallet's, for `/metrics`). */
+  balanceOf(address: Address): Promise<bigint>;
   /** Stops the timers (settlement, payouts, deposits, stale reservations). */
   stop(): void;
   /** Resolves when every finished job handed to {@link Money.onJobDone} so far is charged and credited. */
@@ -131,6 +133,7 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
   // The first read sets the cursor at the address's latest transaction: from here on, every deposit is booked.
   await deposits.poll();
   const earnings = createEarnings({
+    log: (message, err) => log(`earnings: ${message}${err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`}`),
     db: store.db,
     ledger,
     chain,
@@ -181,6 +184,7 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
       await faucet.send(memo, amount);
       return deposits.poll();
     },
+    balanceOf: (address) => chain.getBalance(address),
     stop() {
       earnings.stop();
       deposits.stop();

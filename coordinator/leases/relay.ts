@@ -541,7 +541,7 @@ export class Relay {
         if (state !== 'done') this.#o.checks?.onCheckEnded?.(job.id, m.role, m.primaryJobId);
       }
     }
-    this.#o.metrics.jobFinished(state);
+    this.#o.metrics.jobFinished(state, (now - job.createdAt) / 1000);
     this.#put(job, now);
   }
 

@@ -1,10 +1,16 @@
 /**
- * The coordinator's metrics in the Prometheus text exposition format (version 0.0.4).
- * Counters and the histogram live here; gauges are read from the live state when scraped.
+ * The coordinator's metrics, on a prom-client registry (Prometheus text format 0.0.4): jobs by
+ * final state, dispatch and end-to-end latency, HTTP requests by route and status, lease
+ * expiries, protocol errors; gauges are read from the live state when scraped. The operator's
+ * wiring adds the process metrics, money and verification on the same registry.
  */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Upper bounds of the dispatch-latency buckets, seconds. */
-const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30];
+const DISPATCH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5];
+/** Upper bounds of the end-to-end buckets, seconds. */
+const JOB_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30];
 
 /** Live values read at scrape time. */
 export interface Gauges {
@@ -18,92 +24,138 @@ export interface Gauges {
 export type FinalState = 'done' | 'failed' | 'cancelled';
 
 export class Metrics {
-  readonly #jobs: Record<FinalState, number> = { done: 0, failed: 0, cancelled: 0 };
-  readonly #protocolErrors = new Map<string, number>();
-  readonly #buckets = LATENCY_BUCKETS.map(() => 0);
-  #leaseExpiries = 0;
-  #duplicates = 0;
-  #latencyCount = 0;
-  #latencySum = 0;
+  readonly registry: Registry;
+  readonly #jobs: Counter<'state'>;
+  readonly #jobSeconds: Histogram<'state'>;
+  readonly #leaseExpiries: Counter;
+  readonly #protocolErrors: Counter<'code'>;
+  readonly #duplicates: Counter;
+  readonly #dispatch: Histogram;
+  readonly #http: Histogram<'method' | 'route' | 'status'>;
+  readonly #httpTotal: Counter<'method' | 'route' | 'status'>;
+  readonly #counts = {
+    jobs: { done: 0, failed: 0, cancelled: 0 } as Record<FinalState, number>,
+    leaseExpiries: 0,
+    duplicates: 0,
+    protocolErrors: new Map<string, number>(),
+  };
 
-  constructor(private readonly gauges: Gauges) {}
+  constructor(gauges: Gauges, registry: Registry = new Registry()) {
+    this.registry = registry;
+    const registers = [registry];
+    new Gauge({
+      name: 'spinneret_contributors_connected',
+      help: 'Contributor workers connected and welcomed.',
+      registers,
+      collect() {
+        this.set(gauges.contributorsConnected());
+      },
+    });
+    new Gauge({
+      name: 'spinneret_jobs_queued',
+      help: 'Jobs waiting for a contributor or for their sealed payload.',
+      registers,
+      collect() {
+        this.set(gauges.jobsQueued());
+      },
+    });
+    new Gauge({
+      name: 'spinneret_jobs_running',
+      help: 'Jobs leased to a contributor and running.',
+      registers,
+      collect() {
+        this.set(gauges.jobsRunning());
+      },
+    });
+    this.#jobs = new Counter({ name: 'spinneret_jobs_total', help: 'Jobs finished, by final state.', labelNames: ['state'], registers });
+    for (const state of ['done', 'failed', 'cancelled']) this.#jobs.inc({ state }, 0);
+    this.#jobSeconds = new Histogram({
+      name: 'spinneret_job_duration_seconds',
+      help: 'End to end: from a job being created to its final state, by that state.',
+      labelNames: ['state'],
+      buckets: JOB_BUCKETS,
+      registers,
+    });
+    this.#leaseExpiries = new Counter({ name: 'spinneret_lease_expiries_total', help: 'Leases that ran past their deadline.', registers });
+    this.#protocolErrors = new Counter({
+      name: 'spinneret_protocol_errors_total',
+      help: 'Contributor messages refused, by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#duplicates = new Counter({
+      name: 'spinneret_duplicate_results_total',
+      help: 'Result chunks or fails received again and acknowledged as duplicate.',
+      registers,
+    });
+    this.#dispatch = new Histogram({
+      name: 'spinneret_dispatch_latency_seconds',
+      help: 'Time from a sealed payload arriving to its job frame being sent.',
+      buckets: DISPATCH_BUCKETS,
+      registers,
+    });
+    this.#http = new Histogram({
+      name: 'spinneret_http_request_duration_seconds',
+      help: 'HTTP requests by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+    this.#httpTotal = new Counter({
+      name: 'spinneret_http_requests_total',
+      help: 'HTTP requests by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+  }
 
-  jobFinished(state: FinalState): void {
-    this.#jobs[state]++;
+  /** A job reached its final state `seconds` after it was created. */
+  jobFinished(state: FinalState, seconds?: number): void {
+    this.#counts.jobs[state]++;
+    this.#jobs.inc({ state });
+    if (seconds !== undefined) this.#jobSeconds.observe({ state }, seconds);
   }
 
   leaseExpired(): void {
-    this.#leaseExpiries++;
+    this.#counts.leaseExpiries++;
+    this.#leaseExpiries.inc();
   }
 
   /** A refused message, by its error code (sent to a contributor). */
   protocolError(code: string): void {
-    this.#protocolErrors.set(code, (this.#protocolErrors.get(code) ?? 0) + 1);
+    this.#counts.protocolErrors.set(code, (this.#counts.protocolErrors.get(code) ?? 0) + 1);
+    this.#protocolErrors.inc({ code });
   }
 
   duplicateResult(): void {
-    this.#duplicates++;
+    this.#counts.duplicates++;
+    this.#duplicates.inc();
   }
 
   /** Time from a payload's arrival to its job frame going out, seconds. */
   dispatchLatency(seconds: number): void {
-    this.#latencyCount++;
-    this.#latencySum += seconds;
-    LATENCY_BUCKETS.forEach((bound, i) => {
-      if (seconds <= bound) this.#buckets[i] = (this.#buckets[i] ?? 0) + 1;
-    });
+    this.#dispatch.observe(seconds);
+  }
+
+  /** One HTTP request answered; `route` is the matched pattern (`/v1/jobs/:id`), never the raw path. */
+  httpRequest(method: string, route: string, status: number, seconds: number): void {
+    const labels = { method, route, status: String(status) };
+    this.#http.observe(labels, seconds);
+    this.#httpTotal.inc(labels);
   }
 
   /** Counter values, for tests. */
   snapshot(): { jobs: Record<FinalState, number>; leaseExpiries: number; duplicates: number; protocolErrors: Record<string, number> } {
     return {
-      jobs: { ...this.#jobs },
-      leaseExpiries: this.#leaseExpiries,
-      duplicates: this.#duplicates,
-      protocolErrors: Object.fromEntries(this.#protocolErrors),
+      jobs: { ...this.#counts.jobs },
+      leaseExpiries: this.#counts.leaseExpiries,
+      duplicates: this.#counts.duplicates,
+      protocolErrors: Object.fromEntries(this.#counts.protocolErrors),
     };
   }
 
   /** The text a Prometheus scrape of `/metrics` gets. */
-  render(): string {
-    const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, samples: [string, number][]): void => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
-    };
-    metric('spinneret_contributors_connected', 'gauge', 'Contributor workers connected and welcomed.', [
-      ['', this.gauges.contributorsConnected()],
-    ]);
-    metric('spinneret_jobs_queued', 'gauge', 'Jobs waiting for a contributor or for their sealed payload.', [
-      ['', this.gauges.jobsQueued()],
-    ]);
-    metric('spinneret_jobs_running', 'gauge', 'Jobs leased to a contributor and running.', [['', this.gauges.jobsRunning()]]);
-    metric(
-      'spinneret_jobs_total',
-      'counter',
-      'Jobs finished, by final state.',
-      (Object.keys(this.#jobs) as FinalState[]).map((state) => [`{state="${state}"}`, this.#jobs[state]]),
-    );
-    metric('spinneret_lease_expiries_total', 'counter', 'Leases that ran past their deadline.', [['', this.#leaseExpiries]]);
-    metric(
-      'spinneret_protocol_errors_total',
-      'counter',
-      'Contributor messages refused, by error code.',
-      [...this.#protocolErrors].map(([code, n]) => [`{code="${code}"}`, n]),
-    );
-    metric('spinneret_duplicate_results_total', 'counter', 'Result chunks or fails received again and acknowledged as duplicate.', [
-      ['', this.#duplicates],
-    ]);
-    lines.push(
-      '# HELP spinneret_dispatch_latency_seconds Time from a sealed payload arriving to its job frame being sent.',
-      '# TYPE spinneret_dispatch_latency_seconds histogram',
-    );
-    LATENCY_BUCKETS.forEach((bound, i) => lines.push(`spinneret_dispatch_latency_seconds_bucket{le="${bound}"} ${this.#buckets[i] ?? 0}`));
-    lines.push(
-      `spinneret_dispatch_latency_seconds_bucket{le="+Inf"} ${this.#latencyCount}`,
-      `spinneret_dispatch_latency_seconds_sum ${this.#latencySum}`,
-      `spinneret_dispatch_latency_seconds_count ${this.#latencyCount}`,
-    );
-    return lines.join('\n') + '\n';
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }

@@ -3,6 +3,7 @@ import { MAX_MESSAGE_BYTES } from '../../protocol/wire.ts';
 import { type Coordinator, type CoordinatorOptions, createCoordinator } from '../app.ts';
 import { MemoryStore } from '../store/memory.ts';
 import { EventReader, FakeClock, TEST_ENVELOPE } from '../testing.ts';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 
 const open: Coordinator[] = [];
 afterEach(async () => {
@@ -170,13 +171,15 @@ describe('requester API without a socket', () => {
     expect(text).toMatch(/^spinneret_jobs_queued 1$/m);
     expect(text).toMatch(/^spinneret_jobs_total\{state="done"\} 0$/m);
     expect(text).toMatch(/^spinneret_dispatch_latency_seconds_bucket\{le="\+Inf"\} 0$/m);
-    // Every sample line is `name{labels} value`.
+    // Every sample line is `name{labels} value`, and a Prometheus text parser reads the whole.
     for (const line of text
       .trim()
       .split('\n')
-      .filter((l) => !l.startsWith('#'))) {
-      expect(line).toMatch(/^[a-z_]+(\{[a-z]+="[^"]*"\})? -?[0-9.e+-]+$/);
+      .filter((l) => l !== '' && !l.startsWith('#'))) {
+      expect(line).toMatch(/^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+-]+$/);
     }
+    const families = parsePrometheusTextFormat(text);
+    expect(families.find((f) => f.name === 'spinneret_jobs_queued')?.metrics[0]?.value).toBe('1');
   });
 
   it('lists no models while no contributor is connected, and 404s unknown routes as JSON', async () => {

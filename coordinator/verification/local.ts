@@ -24,6 +24,8 @@ export interface LocalVerificationOptions {
   probationWindowMs?: number;
   /** The receipt key's KEK; default from `SPINNERET_RECEIPT_KEK` or `SPINNERET_RECEIPT_KEK_FILE` (none: the key is stored plain). */
   receiptKek?: Uint8Array | null;
+  /** Where unexpected failures go; default console.error. */
+  log?: (message: string, err?: unknown) => void;
 }
 
 /**
@@ -62,6 +64,7 @@ export async function startVerification(options: LocalVerificationOptions): Prom
     verdictWindowMs: options.verdictWindowMs ?? 600_000,
     ...(options.probationWindowMs !== undefined && { probationWindowMs: options.probationWindowMs }),
     receiptKek: options.receiptKek === undefined ? receiptKekFromEnv() : options.receiptKek,
+    ...(options.log !== undefined && { log: options.log }),
   });
   await verification.start();
   return verification;
