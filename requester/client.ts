@@ -228,7 +228,12 @@ export class RequesterClient {
         } catch (err) {
           // A broken stream (the coordinator went away): reopen it and go on where it was.
           const broken =
-            !(err instanceof SpinneretError || err instanceof JobFailed || err instanceof RestartedError || err instanceof UnopenableResult) ||
+            !(
+              err instanceof SpinneretError ||
+              err instanceof JobFailed ||
+              err instanceof RestartedError ||
+              err instanceof UnopenableResult
+            ) ||
             err instanceof CoordinatorUnavailableError ||
             isClosedEarly(err);
           if (!broken || signal?.aborted === true || Date.now() + delay > until) throw err;
