@@ -163,3 +163,23 @@ export class GraphBuilder {
     return new Uint8Array(onnx.ModelProto.encode(model).finish());
   }
 }
+
+/** onnxruntime's names for ONNX element types (TensorProto.DataType). */
+const TYPE_NAMES: Record<number, string> = {
+  [DataType.FLOAT]: 'float32',
+  [DataType.FLOAT16]: 'float16',
+  [DataType.INT64]: 'int64',
+  [DataType.INT32]: 'int32',
+  [DataType.INT8]: 'int8',
+  [DataType.UINT8]: 'uint8',
+  [DataType.BOOL]: 'bool',
+};
+
+/** The inputs an ONNX model's graph declares, with their element types, read from its bytes. */
+export function graphInputs(bytes: Uint8Array): { name: string; type: string }[] {
+  const model = onnx.ModelProto.decode(bytes);
+  const initializers = new Set((model.graph?.initializer ?? []).map((t) => t.name));
+  return (model.graph?.input ?? [])
+    .filter((i) => !initializers.has(i.name ?? ''))
+    .map((i) => ({ name: i.name ?? '', type: TYPE_NAMES[i.type?.tensorType?.elemType ?? 0] ?? 'unknown' }));
+}
