@@ -72,7 +72,7 @@ export function embedVocab(): string[] {
   return vocab;
 }
 
-function tokenizerJson(vocab: readonly string[]): unknown {
+export function tokenizerJson(vocab: readonly string[]): unknown {
   const id = (token: string): number => vocab.indexOf(token);
   return {
     version: '1.0',
