@@ -15,6 +15,7 @@ import { priceRoutes } from '../coordinator/prices/routes.ts';
 import type { WebLlmModel } from '../protocol/manifest.ts';
 import { startGateway } from '../requester/gateway.ts';
 import { mlcFixtureFiles, mlcManifestEntries } from '../modelhost/mlc.ts';
+import { standinModels } from '../modelhost/models/index.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { startAppServer } from '../scripts/serve.ts';
 
@@ -28,7 +29,8 @@ function twoBuilds(base: string): WebLlmModel {
 }
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
-  const host = await startModelHost({ port: 0 });
+  // The test models and the tiny stand-ins of published layouts (MiniLM-shaped encoder, Qwen-shaped decoders).
+  const host = await startModelHost({ port: 0, standins: standinModels() });
   const fixtures = await startModelHost({
     port: 0,
     extraFiles: mlcFixtureFiles(),

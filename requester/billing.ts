@@ -108,7 +108,12 @@ export class EnvelopeCounter {
           fetchVerified(files.json, fetchImpl),
           files.config === undefined ? Promise.resolve(undefined) : fetchVerified(files.config, fetchImpl),
         ]);
-        return makeTokenizer(json, config);
+        const tokenizer = makeTokenizer(json, config);
+        // Building a real tokenizer holds the event loop for seconds (11 MB for Qwen). Let the
+        // timers that came due meanwhile run (idle keep-alive sockets expire) before the job
+        // is posted, or the post may go out on a socket the coordinator has just closed.
+        for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+        return tokenizer;
       })();
       found.catch(() => this.#tokenizers.delete(files.json.sha256));
       this.#tokenizers.set(files.json.sha256, found);

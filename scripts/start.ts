@@ -16,6 +16,7 @@ import { createNetworkInfo } from '../coordinator/network/network.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
 import { priceRoutes } from '../coordinator/prices/routes.ts';
+import { standinModels } from '../modelhost/models/index.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';
 import { startDemoRequester } from '../requester/demo.ts';
@@ -32,7 +33,7 @@ if (build.status !== 0) {
   process.exit(1);
 }
 
-const models = await startModelHost({ port: port('SPINNERET_MODELHOST_PORT', 8090), host });
+const models = await startModelHost({ port: port('SPINNERET_MODELHOST_PORT', 8090), host, standins: standinModels() });
 const catalog = await ModelCatalog.load(models.manifestUrl);
 const store = await openStore({ dataDir: process.env['SPINNERET_DATA_DIR'] ?? '.spinneret/coordinator' });
 // Verified work on the default policy (5 % canaries, 10 % → 1 % replication, quarantine after
