@@ -101,3 +101,46 @@ export async function referenceStandinGreedy(
   await session.release();
   return { tokens, minMargin };
 }
+
+/**
+ * How far a generation strays from greedy under the reference: one teacher-forced pass over
+ * prompt + tokens, and at each generated position the gap between the reference's best logit
+ * and the logit of the token actually chosen (0 where they agree). fp16 runtimes round
+ * differently, so a cross-runtime check bounds this gap rather than asking for equal tokens.
+ */
+export async function referenceStandinGap(
+  model: BuiltModel<unknown>,
+  prompt: readonly number[],
+  tokens: readonly number[],
+): Promise<number> {
+  const entry = model.entry as ModelEntryDraft;
+  const spec = entry.onnx.decoder;
+  if (spec === undefined) throw new Error(`${model.id} is no decoder`);
+  const session = await ort.InferenceSession.create(file(model, entry.onnx.model));
+  const dims = [1, spec.numKvHeads, 0, spec.headDim];
+  const empty =
+    spec.cacheType === 'float16'
+      ? new ort.Tensor('float16', new Uint16Array(0), dims)
+      : new ort.Tensor('float32', new Float32Array(0), dims);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (let l = 0; l < spec.numLayers; l++) feeds[`past_key_values.${l}.key`] = feeds[`past_key_values.${l}.value`] = empty;
+  const sequence = [...prompt, ...tokens];
+  const result = await session.run({
+    ...feeds,
+    input_ids: i64(sequence),
+    attention_mask: i64(sequence.map(() => 1)),
+    position_ids: i64(sequence.map((_, i) => i)),
+  });
+  const logits = result['logits'] as ort.Tensor;
+  const data = logits.data as Float32Array | Uint16Array;
+  const at = (i: number): number => (logits.type === 'float16' ? half(data[i] ?? 0) : (data[i] ?? 0));
+  let worst = 0;
+  tokens.forEach((token, i) => {
+    const row = (prompt.length - 1 + i) * spec.vocabSize;
+    let best = -Infinity;
+    for (let v = 0; v < spec.vocabSize; v++) best = Math.max(best, at(row + v));
+    worst = Math.max(worst, best - at(row + token));
+  });
+  await session.release();
+  return worst;
+}
