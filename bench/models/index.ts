@@ -18,6 +18,11 @@ import type { OrtModule } from '../../worker/engines/onnx/ort.ts';
 import type { EngineContext } from '../../worker/engines/types.ts';
 
 const iterations = Number(process.env['BENCH_ITERATIONS'] ?? 5);
+/** The session options the engine uses on WASM (worker/engines/onnx/ort.ts), so both sides run the same way. */
+const SESSION_OPTIONS = {
+  graphOptimizationLevel: 'all',
+  extra: { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } },
+} as const;
 const ort = {
   ...ortNode,
   InferenceSession: {
@@ -73,7 +78,7 @@ async function encoderBench(): Promise<void> {
   const entry = entryOf(model);
   const loaded = await engineFor(model).load(entry);
   const tokenizer = new Tokenizer(json(model.files.get('tokenizer.json')), json(model.files.get('tokenizer_config.json')));
-  const raw = await ortNode.InferenceSession.create(model.files.get('onnx/model.onnx') ?? new Uint8Array());
+  const raw = await ortNode.InferenceSession.create(model.files.get('onnx/model.onnx') ?? new Uint8Array(), SESSION_OPTIONS);
   const sentence = (i: number) => `sentence ${i}: the quick brown fox jumps over the lazy dog while the models run in the browser`;
   console.log(`${'batch'.padEnd(8)} ${'raw session'.padStart(14)} ${'engine'.padStart(14)}  engine/raw`);
   for (const batch of [1, 16]) {
@@ -112,7 +117,7 @@ async function decoderBench(variant: 'q4f16' | 'q4'): Promise<void> {
   const loaded = await engineFor(model).load(entry);
   const spec = entry.onnx.decoder;
   if (spec === undefined) throw new Error('no decoder');
-  const raw = await ortNode.InferenceSession.create(bytes);
+  const raw = await ortNode.InferenceSession.create(bytes, SESSION_OPTIONS);
   const prompt = Array.from({ length: 64 }, (_, i) => 1000 + i * 37);
   const steps = 16;
   const dims = [1, spec.numKvHeads, 0, spec.headDim];
@@ -120,12 +125,15 @@ async function decoderBench(variant: 'q4f16' | 'q4'): Promise<void> {
     spec.cacheType === 'float16'
       ? new ortNode.Tensor('float16', new Uint16Array(0), dims)
       : new ortNode.Tensor('float32', new Float32Array(0), dims);
-  const rawRun = async (tokens: number): Promise<void> => {
+  /** One generation of 1 + `steps` tokens: the prefill step's time and the rest's. */
+  const rawRun = async (): Promise<{ prefill: number; decode: number }> => {
     const past: Record<string, ortNode.Tensor> = {};
     for (let l = 0; l < spec.numLayers; l++) past[`past_key_values.${l}.key`] = past[`past_key_values.${l}.value`] = empty;
     let pending = prompt;
     let length = 0;
-    for (let n = 0; n < tokens; n++) {
+    const t0 = performance.now();
+    let t1 = t0;
+    for (let n = 0; n < 1 + steps; n++) {
       const out = await raw.run({
         input_ids: i64(pending, [1, pending.length]),
         attention_mask: i64(Array<number>(length + pending.length).fill(1), [1, length + pending.length]),
@@ -141,26 +149,41 @@ async function decoderBench(variant: 'q4f16' | 'q4'): Promise<void> {
         past[`past_key_values.${l}.value`] = out[`present.${l}.value`] as ortNode.Tensor;
       }
       const logits = out['logits']?.data as ArrayLike<number>;
+      const row = (pending.length - 1) * spec.vocabSize;
       let best = 0;
-      for (let v = 1; v < spec.vocabSize; v++)
-        if ((logits[(pending.length - 1) * spec.vocabSize + v] ?? 0) > (logits[(pending.length - 1) * spec.vocabSize + best] ?? 0))
-          best = v;
+      for (let v = 1; v < spec.vocabSize; v++) if ((logits[row + v] ?? 0) > (logits[row + best] ?? 0)) best = v;
       pending = [best];
+      if (n === 0) t1 = performance.now();
     }
+    return { prefill: t1 - t0, decode: performance.now() - t1 };
   };
-  const job = (maxTokens: number) =>
-    loaded.run({ kind: 'generate', model: entry.id, prompt, maxTokens, sampling: { temperature: 0, topP: 1, seed: 0 } });
-  const rawPrefill = await median(() => rawRun(1));
-  const rawAll = await median(() => rawRun(1 + steps));
-  const enginePrefill = await median(() => job(1));
-  const engineAll = await median(() => job(1 + steps));
+  const engineRun = async (): Promise<{ prefill: number; decode: number }> => {
+    const t0 = performance.now();
+    let t1 = t0;
+    await loaded.run(
+      { kind: 'generate', model: entry.id, prompt, maxTokens: 1 + steps, sampling: { temperature: 0, topP: 1, seed: 0 } },
+      { onChunk: (c) => void (c.index === 0 && (t1 = performance.now())) },
+    );
+    return { prefill: t1 - t0, decode: performance.now() - t1 };
+  };
+  // Interleaved, so both sides see the same load.
+  await rawRun();
+  await engineRun();
+  const samples = { raw: [] as { prefill: number; decode: number }[], engine: [] as { prefill: number; decode: number }[] };
+  for (let i = 0; i < iterations; i++) {
+    samples.raw.push(await rawRun());
+    samples.engine.push(await engineRun());
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const rawPrefill = med(samples.raw.map((x) => x.prefill));
+  const enginePrefill = med(samples.engine.map((x) => x.prefill));
+  const rawDecode = med(samples.raw.map((x) => x.decode));
+  const engineDecode = med(samples.engine.map((x) => x.decode));
   const tps = (tokens: number, ms: number) => `${((tokens * 1000) / ms).toFixed(1)} tok/s`.padStart(14);
   console.log(`${'phase'.padEnd(22)} ${'raw session'.padStart(14)} ${'engine'.padStart(14)}  engine/raw`);
   console.log(
     `${'prefill, 64 tokens'.padEnd(22)} ${tps(64, rawPrefill)} ${tps(64, enginePrefill)}  ${(enginePrefill / rawPrefill).toFixed(3)}`,
   );
-  const rawDecode = rawAll - rawPrefill;
-  const engineDecode = engineAll - enginePrefill;
   console.log(
     `${`decode, ${steps} tokens`.padEnd(22)} ${tps(steps, rawDecode)} ${tps(steps, engineDecode)}  ${(engineDecode / rawDecode).toFixed(3)}`,
   );
@@ -170,6 +193,7 @@ async function decoderBench(variant: 'q4f16' | 'q4'): Promise<void> {
 
 export async function runModelsBench(): Promise<void> {
   console.log(`\nReal-shaped stand-ins in Node, onnxruntime-node ${ortNode.env.versions.node ?? ''} on the CPU (median of ${iterations})`);
-  await encoderBench();
-  await decoderBench((process.env['BENCH_MODELS_VARIANT'] as 'q4' | 'q4f16' | undefined) ?? 'q4f16');
+  if (process.env['BENCH_MODELS_PART'] !== 'decoder') await encoderBench();
+  if (process.env['BENCH_MODELS_PART'] !== 'encoder')
+    await decoderBench((process.env['BENCH_MODELS_VARIANT'] as 'q4' | 'q4f16' | undefined) ?? 'q4f16');
 }
