@@ -13,6 +13,7 @@ import { startCoordinatorNode } from '../operator/wiring.ts';
 import type { WebLlmModel } from '../protocol/manifest.ts';
 import { startGateway } from '../requester/gateway.ts';
 import { mlcFixtureFiles, mlcManifestEntries } from '../modelhost/mlc.ts';
+import { standinModels } from '../modelhost/models/index.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { startAppServer } from '../scripts/serve.ts';
 
@@ -26,7 +27,8 @@ function twoBuilds(base: string): WebLlmModel {
 }
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
-  const host = await startModelHost({ port: 0 });
+  // The test models and the tiny stand-ins of published layouts (MiniLM-shaped encoder, Qwen-shaped decoders).
+  const host = await startModelHost({ port: 0, standins: standinModels() });
   const fixtures = await startModelHost({
     port: 0,
     // e2e/integrity.spec.ts toggles corruption over HTTP.

@@ -2,7 +2,14 @@
  * The contributor runtime in real Chromium with real WebGPU (SwiftShader): probe, the three
  * test models against float64 references computed here in Node, and device-loss recovery.
  */
-import { DECODER_TEST_PROMPTS, decoderTokenizer, referenceEmbed, referenceGreedy, referenceQ4 } from '../modelhost/reference.ts';
+import {
+  DECODER_TEST_PROMPTS,
+  decoderTokenizer,
+  referenceChatPrompt,
+  referenceEmbed,
+  referenceGreedy,
+  referenceQ4,
+} from '../modelhost/reference.ts';
 import { testModels } from '../modelhost/models/index.ts';
 import { expect, runJob, test, type JobAnswer } from './fixtures.ts';
 
@@ -108,8 +115,7 @@ test('chat on the tiny decoder streams the reference answer for the templated pr
   const decoder = testModels().decoder.entry.onnx.decoder;
   if (decoder === undefined) throw new Error('no decoder spec');
   const tokenizer = decoderTokenizer();
-  const text =
-    decoder.chatTemplate.message.replace('{role}', 'user').replace('{content}', 'the dog ran') + decoder.chatTemplate.assistantPrefix;
+  const text = referenceChatPrompt([{ role: 'user', content: 'the dog ran' }]);
   const expected = referenceGreedy(tokenizer.encode(text).ids, 16, decoder.eosTokenIds);
   expect(expected.minMargin).toBeGreaterThan(1e-2);
   const answer = await runJob(app, {

@@ -124,12 +124,13 @@ export const DECODER_TEST_PROMPTS = [
   'Hello',
 ] as const;
 
-/** The text a chat job becomes under the manifest's chat template (the reference's own rendering of it). */
+/**
+ * The text a chat job becomes under tiny-decoder's chat template, written out by hand here
+ * (each message as `<|role|>content\n`, then `<|assistant|>`): an independent check of the
+ * Jinja rendering the engine does.
+ */
 export function referenceChatPrompt(messages: readonly { role: string; content: string }[]): string {
-  const template = testModels().decoder.entry.onnx.decoder?.chatTemplate;
-  if (template === undefined) throw new Error('tiny-decoder has no chat template');
-  const body = messages.map((m) => template.message.split('{role}').join(m.role).split('{content}').join(m.content)).join('');
-  return body + template.assistantPrefix;
+  return messages.map((m) => `<|${m.role}|>${m.content}\n`).join('') + '<|assistant|>';
 }
 
 /** `last_hidden_state` of one unpadded sequence, [seq][dim]. */

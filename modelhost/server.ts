@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Manifest, type ModelEntry, parseManifest } from '../protocol/manifest.ts';
-import { modelList, testModels, type TestModels } from './models/index.ts';
+import { type BuiltModel, modelList, testModels, type TestModels } from './models/index.ts';
 
 /** The organization part of every model path. */
 export const ORG = 'spinneret-test';
@@ -41,6 +41,8 @@ export interface ModelHostHandlerOptions {
   baseUrl?: string;
   /** The models to serve; by default the cached build. */
   models?: TestModels;
+  /** Stand-ins of published layouts served next to them, in the same hub layout (`standinModels()`). */
+  standins?: readonly BuiltModel<unknown>[];
   /** More files, served as they are at `/<path>` (e.g. other engines' fixtures); their `corrupt` key is the path. */
   extraFiles?: ReadonlyMap<string, Uint8Array>;
   /** More manifest entries, given the base URL the manifest is written for. */
@@ -109,9 +111,13 @@ function hosted(bytes: Uint8Array, name: string, key: string): HostedFile {
 }
 
 /** Every servable file by URL path, hashed once. */
-function indexFiles(models: TestModels, extraFiles: ReadonlyMap<string, Uint8Array> = new Map()): Map<string, HostedFile> {
+function indexFiles(
+  models: TestModels,
+  extraFiles: ReadonlyMap<string, Uint8Array> = new Map(),
+  standins: readonly BuiltModel<unknown>[] = [],
+): Map<string, HostedFile> {
   const index = new Map<string, HostedFile>();
-  for (const model of modelList(models)) {
+  for (const model of [...modelList(models), ...standins]) {
     for (const [name, bytes] of model.files) index.set(modelFilePath(model.id, name), hosted(bytes, name, `${model.id}/${name}`));
   }
   for (const [path, bytes] of extraFiles) {
@@ -129,12 +135,13 @@ export function buildManifest(
   baseUrl: string,
   models: TestModels = testModels(),
   extraEntries: (baseUrl: string) => ModelEntry[] = () => [],
+  standins: readonly BuiltModel<unknown>[] = [],
 ): Manifest {
   const base = baseUrl.replace(/\/+$/, '');
   const manifest = {
     version: 1 as const,
     models: [
-      ...modelList(models).map((model) => ({
+      ...[...modelList(models), ...standins].map((model) => ({
         ...model.entry,
         files: [...model.files].map(([name, bytes]) => ({
           name,
@@ -172,7 +179,7 @@ function sendText(req: IncomingMessage, res: ServerResponse, status: number, tex
 /** The request handler, for mounting on another server or adding routes. Every request gets an answer. */
 export function createModelHostHandler(options: ModelHostHandlerOptions = {}): ModelHostHandler {
   const models = options.models ?? testModels();
-  const files = indexFiles(models, options.extraFiles);
+  const files = indexFiles(models, options.extraFiles, options.standins);
   const corrupt = options.corrupt ?? new Set<string>();
   const manifests = new Map<string, Uint8Array>();
   const maxHosts = options.maxManifestHosts ?? 16;
@@ -184,7 +191,7 @@ export function createModelHostHandler(options: ModelHostHandlerOptions = {}): M
     const base = options.baseUrl ?? `http://${hostHeader}`;
     let bytes = manifests.get(base);
     if (bytes === undefined) {
-      bytes = new TextEncoder().encode(JSON.stringify(buildManifest(base, models, options.extraEntries), null, 2) + '\n');
+      bytes = new TextEncoder().encode(JSON.stringify(buildManifest(base, models, options.extraEntries, options.standins), null, 2) + '\n');
     }
     // Most recently used last; the oldest goes when more hosts than the limit ask.
     manifests.delete(base);
@@ -223,7 +230,7 @@ export function createModelHostHandler(options: ModelHostHandlerOptions = {}): M
     const forced = options.corruptRoutes === true && path.startsWith(CORRUPT_PREFIX + '/');
     const file = files.get(forced ? path.slice(CORRUPT_PREFIX.length) : path);
     if (file === undefined) {
-      const ids = modelList(models).map((m) => m.id);
+      const ids = [...modelList(models), ...(options.standins ?? [])].map((m) => m.id);
       return sendText(
         req,
         res,

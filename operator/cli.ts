@@ -161,7 +161,15 @@ export async function main(argv: string[]): Promise<number> {
     if (values.check === true) return printCheck(config, MODELHOST_SETTINGS);
     const log = createLog('modelhost', { level: config['log.level'] });
     const { startModelHost } = await import('../modelhost/server.ts');
-    const host = await startModelHost({ port: config['listen.port'], host: config['listen.host'], corrupt: new Set(config.corrupt), log });
+    const { standinModels } = await import('../modelhost/models/index.ts');
+    // The test models and the stand-ins of published layouts (named as stand-ins, never as the real models).
+    const host = await startModelHost({
+      port: config['listen.port'],
+      host: config['listen.host'],
+      corrupt: new Set(config.corrupt),
+      standins: standinModels(),
+      log,
+    });
     log.info({ url: host.url, manifestUrl: host.manifestUrl, corrupt: [...host.corrupt] }, 'model host listening');
     onSignals(log, () => host.close());
     return -1;

@@ -38,7 +38,11 @@ export const EmbedRequest = v.strictObject({
   kind: v.literal('embed'),
   model: ModelId,
   inputs: v.pipe(v.array(v.pipe(v.string(), v.maxLength(100_000))), v.minLength(1), v.maxLength(256)),
+  /** What the inputs are for models whose card asks for a prefix per role (e5: `query` or `passage`). */
+  inputType: v.optional(v.pipe(v.string(), v.regex(/^[a-z_]{1,32}$/, 'an input type is 1–32 lowercase letters or "_"'))),
 });
+/** Up to 4 texts of 1–64 characters; generation ends before the first one it would write. */
+const Stop = v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(64))), v.maxLength(4)));
 export const GenerateRequest = v.strictObject({
   kind: v.literal('generate'),
   model: ModelId,
@@ -46,6 +50,7 @@ export const GenerateRequest = v.strictObject({
   prompt: v.union([v.pipe(v.string(), v.minLength(1)), v.pipe(v.array(v.pipe(v.number(), v.integer(), v.minValue(0))), v.minLength(1))]),
   maxTokens: Tokens,
   sampling: v.optional(Sampling, {}),
+  stop: Stop,
 });
 export const InferRequest = v.strictObject({
   kind: v.literal('infer'),
@@ -58,6 +63,7 @@ export const ChatRequest = v.strictObject({
   messages: v.pipe(v.array(ChatMessage), v.minLength(1)),
   maxTokens: Tokens,
   sampling: v.optional(Sampling, {}),
+  stop: Stop,
 });
 
 /**

@@ -67,13 +67,19 @@ export const EmbeddingSpec = v.strictObject({
   dim: Count,
   /** Longest input in tokens; longer inputs are refused, not cut. */
   maxTokens: Count,
-  pooling: v.literal('mean'),
+  /** Mean of the token states, or the first (CLS) token's state, as the pooling config says. */
+  pooling: v.picklist(['mean', 'cls']),
   /** L2-normalize each vector. */
   normalize: v.boolean(),
   /** Name of the `[batch, seq, dim]` output to pool. */
   output: v.optional(v.string(), 'last_hidden_state'),
   /** Whether the graph takes a `token_type_ids` input (BERT-style encoders). */
   tokenTypeIds: v.optional(v.boolean(), false),
+  /**
+   * Text put before each input by role, as the model card requires (e5: `query: `, `passage: `);
+   * `default` is used for inputs that name no role.
+   */
+  prefixes: v.optional(v.record(v.pipe(v.string(), v.regex(/^[a-z_]{1,32}$/)), v.pipe(v.string(), v.maxLength(256))), {}),
 });
 export type EmbeddingSpec = v.InferOutput<typeof EmbeddingSpec>;
 
@@ -84,20 +90,41 @@ export const DecoderSpec = v.strictObject({
   vocabSize: Count,
   /** Longest sequence (prompt + generated) in tokens. */
   maxContext: Count,
-  eosTokenIds: v.array(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  /** Every id generation stops on (config.json's and generation_config.json's). */
+  eosTokenIds: v.pipe(v.array(v.pipe(v.number(), v.integer(), v.minValue(0))), v.minLength(1)),
   /** Whether the graph takes `position_ids`. */
   positionIds: v.optional(v.boolean(), true),
-  /** Text put around chat messages: `{role}` and `{content}` are replaced; the prompt ends with `assistantPrefix`. */
-  chatTemplate: v.optional(v.strictObject({ message: v.string(), assistantPrefix: v.string() }), {
-    message: '<|{role}|>{content}\n',
-    assistantPrefix: '<|assistant|>',
-  }),
+  /** Element type of the graph's `past_key_values.*` inputs (an empty past is made in this type). */
+  cacheType: v.optional(v.picklist(['float32', 'float16']), 'float32'),
+  /** The model's own Jinja chat template (tokenizer_config.json's `chat_template`). */
+  chatTemplate: v.optional(v.pipe(v.string(), v.maxLength(64 * 1024))),
+  /** Special tokens the template may refer to (`bos_token`, `eos_token`, …). */
+  specialTokens: v.optional(v.record(v.string(), v.string()), {}),
 });
 export type DecoderSpec = v.InferOutput<typeof DecoderSpec>;
+
+/** Precision of a published ONNX export's files (`onnx/model.onnx`, `model_fp16.onnx`, `model_q4f16.onnx`, …). */
+export const OnnxVariant = v.picklist(['fp32', 'fp16', 'int8', 'q4', 'q4f16']);
+export type OnnxVariant = v.InferOutput<typeof OnnxVariant>;
+
+/** Where a model's files come from: a hub repository at a fixed revision, in one variant. */
+export const HubSource = v.strictObject({
+  /** `owner/name` on the hub (e.g. `onnx-community/Qwen2.5-0.5B-Instruct`). */
+  repository: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/, 'a repository is owner/name'),
+  ),
+  /** A commit hash or branch name. */
+  revision: v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,64}$/, 'a revision is a commit hash or branch name')),
+  variant: OnnxVariant,
+});
+export type HubSource = v.InferOutput<typeof HubSource>;
 
 export const OnnxModel = v.strictObject({
   ...Common,
   engine: v.literal('onnx'),
+  /** The hub repository, revision and variant the files are published as. */
+  hub: v.optional(HubSource),
   onnx: v.strictObject({
     /** File name of the ONNX graph among `files`. */
     model: FileName,
@@ -105,6 +132,12 @@ export const OnnxModel = v.strictObject({
     tokenizer: v.optional(FileName),
     /** File name of `tokenizer_config.json` among `files`. */
     tokenizerConfig: v.optional(FileName),
+    /** The hub files the model's facts are read from (protocol/hub-config.ts), by role. */
+    config: v.optional(FileName),
+    generationConfig: v.optional(FileName),
+    modules: v.optional(FileName),
+    pooling: v.optional(FileName),
+    sentenceBertConfig: v.optional(FileName),
     /** Backends in order of preference; a model without `wasm` has no CPU fallback. */
     backends: v.pipe(v.array(OnnxBackend), v.minLength(1)),
     embedding: v.optional(EmbeddingSpec),
@@ -187,6 +220,11 @@ function checkReferences(model: ModelEntry): void {
     ['model', spec.model],
     ['tokenizer', spec.tokenizer],
     ['tokenizerConfig', spec.tokenizerConfig],
+    ['config', spec.config],
+    ['generationConfig', spec.generationConfig],
+    ['modules', spec.modules],
+    ['pooling', spec.pooling],
+    ['sentenceBertConfig', spec.sentenceBertConfig],
   ] as const) {
     if (name !== undefined && !names.has(name)) {
       throw new ManifestError(`Model "${model.id}" names ${role} file "${name}", which is not among its files.`);
@@ -195,7 +233,7 @@ function checkReferences(model: ModelEntry): void {
   const needs: Record<string, boolean> = {
     embed: spec.embedding !== undefined && spec.tokenizer !== undefined,
     generate: spec.decoder !== undefined,
-    chat: spec.decoder !== undefined && spec.tokenizer !== undefined,
+    chat: spec.decoder?.chatTemplate !== undefined && spec.tokenizer !== undefined,
     infer: spec.inputs !== undefined,
   };
   for (const kind of model.kinds) {

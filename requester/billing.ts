@@ -8,7 +8,7 @@ import type { Tokenizer } from '@huggingface/tokenizers';
 import * as v from 'valibot';
 import { type BillingEnvelope, minInputTokens } from '../protocol/billing.ts';
 import { type JobRequest, wireKindOf } from '../protocol/jobs.ts';
-import { promptTokenIds } from '../protocol/prompt.ts';
+import { embeddingInputText, promptTokenIds } from '../protocol/prompt.ts';
 import { fetchVerified, makeTokenizer, tokenizerFiles } from '../protocol/tokenizer-files.ts';
 import { ModelFacts } from '../protocol/wire.ts';
 import { CoordinatorError } from './errors.ts';
@@ -86,7 +86,11 @@ export class EnvelopeCounter {
       const room = maxTokens === null ? MAX_TOKENS : Math.max(0, maxTokens - maxOutput);
       return Math.min(plaintextBytes, room);
     }
-    if (request.kind === 'embed') return request.inputs.reduce((n, text) => n + tokenizer.encode(text).ids.length, 0);
+    if (request.kind === 'embed') {
+      const spec = model.engine === 'onnx' ? model.onnx.embedding : undefined;
+      const text = (t: string): string => (spec === undefined ? t : embeddingInputText(spec, t, request.inputType));
+      return request.inputs.reduce((n, t) => n + tokenizer.encode(text(t)).ids.length, 0);
+    }
     if (model.engine !== 'onnx' || model.onnx.decoder === undefined) return Math.min(plaintextBytes, MAX_TOKENS);
     const decoder = model.onnx.decoder;
     if (request.kind === 'score') return promptTokenIds(tokenizer, decoder, request.target).length + request.output.length;
@@ -104,7 +108,12 @@ export class EnvelopeCounter {
           fetchVerified(files.json, fetchImpl),
           files.config === undefined ? Promise.resolve(undefined) : fetchVerified(files.config, fetchImpl),
         ]);
-        return makeTokenizer(json, config);
+        const tokenizer = makeTokenizer(json, config);
+        // Building a real tokenizer holds the event loop for seconds (11 MB for Qwen). Let the
+        // timers that came due meanwhile run (idle keep-alive sockets expire) before the job
+        // is posted, or the post may go out on a socket the coordinator has just closed.
+        for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+        return tokenizer;
       })();
       found.catch(() => this.#tokenizers.delete(files.json.sha256));
       this.#tokenizers.set(files.json.sha256, found);

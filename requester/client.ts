@@ -22,6 +22,7 @@ import {
   type Verdict,
   VerdictAnswer,
 } from '../protocol/wire.ts';
+import type { ModelFacts } from '../protocol/wire.ts';
 import { EnvelopeCounter } from './billing.ts';
 import { CoordinatorError, CoordinatorUnavailableError, failedJobError, httpError, networkError } from './errors.ts';
 
@@ -131,6 +132,11 @@ export class RequesterClient {
   /** Resolves when every replica check started so far has posted its verdict (or given up). */
   async idle(): Promise<void> {
     while (this.#checks.size > 0) await Promise.allSettled([...this.#checks]);
+  }
+
+  /** What the coordinator's catalog says of a model: its manifest entry and limits per kind (`GET /v1/models/:id`). */
+  modelFacts(id: string): Promise<ModelFacts> {
+    return this.#envelopes.facts(id);
   }
 
   /** Models the network can serve now (`GET /v1/models`). */

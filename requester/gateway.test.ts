@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EngineError, SealError } from '../protocol/errors.ts';
 import type { JobRequest, JobResult } from '../protocol/jobs.ts';
+import type { ModelFacts } from '../protocol/wire.ts';
 import type { ModelListing, RunOptions } from './client.ts';
 import { ApiKeyRefusedError, CoordinatorUnavailableError, PaymentRequiredError } from './errors.ts';
 import { startFakeCoordinator } from './fake-coordinator.ts';
@@ -25,7 +26,7 @@ class ScriptedClient {
 
   async models(): Promise<ModelListing[]> {
     return [
-      { id: 'tiny-chat', kinds: ['chat'] },
+      { id: 'tiny-chat', kinds: ['chat', 'generate'] },
       { id: 'tiny-embed', kinds: ['embed'] },
     ];
   }
@@ -249,7 +250,7 @@ describe('gateway: errors', () => {
       status: 400,
       message: expect.stringMatching(/"tools" is not supported/),
     });
-    await expect(ask({ stop: ['\n'] })).rejects.toMatchObject({ status: 400 });
+    await expect(ask({ stop: ['x'.repeat(65)] })).rejects.toMatchObject({ status: 400 });
     await expect(ask({ temperature: 9 })).rejects.toMatchObject({ status: 400 });
     const raw = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: 'POST',
@@ -406,8 +407,111 @@ describe('gateway edges', () => {
       expect(res.status).toBe(500);
       expect(((await res.json()) as { error: { type: string } }).error.type).toBe('api_error');
       expect((await fetch(`${server.url}/nope`)).status).toBe(404);
+describe('gateway: what the OpenAI API can use', () => {
+  /** A client whose coordinator lists a chat model, an embedding model and a raw-tensor model, all under every consented kind. */
+  class CatalogClient extends ScriptedClient {
+    override async models(): Promise<ModelListing[]> {
+      const all: ModelListing['kinds'] = ['embed', 'chat', 'generate', 'infer'];
+      return [
+        { id: 'tiny-chat', kinds: all },
+        { id: 'tiny-embed', kinds: all },
+        { id: 'tiny-q4', kinds: all },
+      ];
+    }
+
+    async modelFacts(id: string): Promise<ModelFacts> {
+      const kinds = ({ 'tiny-chat': ['chat', 'generate'], 'tiny-embed': ['embed'], 'tiny-q4': ['infer'] } as const)[id] ?? [];
+      const limit = { maxTokens: 128, maxOutputTokens: null, maxBytesPerToken: 8 };
+      const embedding = {
+        dim: 4,
+        maxTokens: 64,
+        pooling: 'mean',
+        normalize: true,
+        output: 'last_hidden_state',
+        tokenTypeIds: false,
+        prefixes: {},
+      };
+      return {
+        id,
+        model: {
+          id,
+          name: id,
+          kinds: [...kinds],
+          engine: 'onnx',
+          files: [],
+          vramBytes: 1,
+          requiredFeatures: [],
+          onnx: { model: 'm.onnx', backends: ['wasm'], ...(id === 'tiny-embed' ? { embedding } : {}) },
+        } as ModelFacts['model'],
+        limits: id === 'tiny-chat' ? { chat: limit, generate: limit } : {},
+      };
+    }
+  }
+
+  it('lists only models and kinds an OpenAI route serves, with context length and price', async () => {
+    const scripted = new CatalogClient();
+    const pricing = { currency: 'nanoTON' as const, inputPer1k: '2000', outputPer1k: '6000' };
+    const server = await listen(createGateway({ client: scripted, modelsInfo: { 'tiny-chat': { pricing } } }), 0, '127.0.0.1');
+    try {
+      const api = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'x', maxRetries: 0 });
+      const page = await api.models.list();
+      expect(page.data.map((m) => ({ ...m }))).toEqual([
+        { id: 'tiny-chat', object: 'model', created: 0, owned_by: 'spinneret', kinds: ['chat', 'generate'], context_length: 128, pricing },
+        { id: 'tiny-embed', object: 'model', created: 0, owned_by: 'spinneret', kinds: ['embed'], context_length: 64 },
+      ]);
+      await expect(api.models.retrieve('tiny-q4')).rejects.toMatchObject({ status: 404 });
+      await expect(api.embeddings.create({ model: 'tiny-chat', input: 'x' })).rejects.toMatchObject({
+        status: 400,
+        message: expect.stringMatching(/use chat completions or completions/),
+      });
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('gateway: completions', () => {
+  const generated = (text: string): JobResult => ({
+    kind: 'generate',
+    tokens: [1, 2],
+    text,
+    finishReason: 'stop',
+    usage: { promptTokens: 5, completionTokens: 2 },
+  });
+
+  it('answers raw generation from a text prompt, with stop sequences passed on', async () => {
+    client.script = { result: generated(' upon a time') };
+    const res = await openai.completions.create({ model: 'tiny-chat', prompt: 'Once', max_tokens: 9, stop: ['\n'], seed: 2 });
+    expect(client.calls[0]!.request).toMatchObject({
+      kind: 'generate',
+      model: 'tiny-chat',
+      prompt: 'Once',
+      maxTokens: 9,
+      sampling: { seed: 2 },
+      stop: ['\n'],
+    });
+    expect(res.object).toBe('text_completion');
+    expect(res.choices[0]).toMatchObject({ index: 0, text: ' upon a time', finish_reason: 'stop' });
+    expect(res.usage).toEqual({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 });
+  });
+
+  it('streams text pieces as text_completion chunks, and takes token-id prompts', async () => {
+    client.script = { deltas: [' up', 'on'], result: generated(' upon') };
+    const stream = await openai.completions.create({ model: 'tiny-chat', prompt: [3, 4, 5], max_tokens: 4, stream: true });
+    const pieces: string[] = [];
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      pieces.push(chunk.choices[0]?.text ?? '');
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(client.calls[0]!.request).toMatchObject({ kind: 'generate', prompt: [3, 4, 5], maxTokens: 4 });
+    expect(pieces.join('')).toBe(' upon');
+    expect(finish).toBe('stop');
+  });
+
+  it('refuses an embedding model and several prompts at once', async () => {
+    await expect(openai.completions.create({ model: 'tiny-embed', prompt: 'x' })).rejects.toMatchObject({ status: 400 });
+    await expect(openai.completions.create({ model: 'tiny-chat', prompt: ['a', 'b'] })).rejects.toMatchObject({ status: 400 });
+    expect(client.calls).toEqual([]);
   });
 });

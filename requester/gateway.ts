@@ -11,9 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { InvalidInputError, UnknownModelError } from '../protocol/errors.ts';
 import type { JobRequest, JobResult } from '../protocol/jobs.ts';
 import type { JobKind } from '../protocol/manifest.ts';
+import type { ModelFacts } from '../protocol/wire.ts';
 import { RequesterClient, type ModelListing, type RunOptions } from './client.ts';
 import {
   ChatBody,
+  CompletionBody,
   DEFAULT_MAX_TOKENS,
   EmbeddingsBody,
   float32Base64,
@@ -21,6 +23,7 @@ import {
   toChatRequest,
   toEmbedRequest,
   openAIError,
+  toGenerateRequest,
   toOpenAIError,
   type OpenAIError,
 } from './openai.ts';
@@ -36,10 +39,23 @@ export interface GatewayModelInfo {
   ownedBy?: string;
   /** Completion length when a chat request gives none; default {@link DEFAULT_MAX_TOKENS}. */
   maxTokens?: number;
+  /** Price per 1,000 tokens in nanoTON (decimal strings), as the catalog lists it. */
+  pricing?: { currency: 'nanoTON'; inputPer1k: string; outputPer1k?: string };
+}
+
+/** The job kinds the OpenAI API reaches: embeddings, chat completions and completions. */
+const API_KINDS: readonly JobKind[] = ['embed', 'chat', 'generate'];
+
+/** A model as `/v1/models` lists it: only what the OpenAI API can use. */
+interface ApiModel {
+  id: string;
+  kinds: JobKind[];
+  contextLength: number | null;
 }
 
 export interface GatewayOptions {
-  client: Pick<RequesterClient, 'run' | 'models'>;
+  /** `modelFacts` (optional) narrows each listed model to the kinds its catalog entry really serves. */
+  client: Pick<RequesterClient, 'run' | 'models'> & Partial<Pick<RequesterClient, 'modelFacts'>>;
   /** Keyed by model id. */
   modelsInfo?: Record<string, GatewayModelInfo>;
   /** How long a model list is reused to check requests, ms; default 5000. */
@@ -92,11 +108,24 @@ type Piece = { type: 'delta'; text: string } | { type: 'result'; result: JobResu
 export function createGateway(options: GatewayOptions): Hono {
   const { client, modelsInfo = {} } = options;
   const cacheMs = options.modelsCacheMs ?? 5000;
-  let cached: { at: number; models: Promise<ModelListing[]> } | null = null;
+  let cached: { at: number; models: Promise<ApiModel[]> } | null = null;
 
-  const listModels = (): Promise<ModelListing[]> => {
+  const apiModel = async (listing: ModelListing): Promise<ApiModel | null> => {
+    let facts: ModelFacts | null = null;
+    if (client.modelFacts !== undefined) facts = await client.modelFacts(listing.id);
+    // Contributors consent to kinds, not per model: the catalog entry says what the model does.
+    const served = facts?.model?.kinds;
+    const kinds = listing.kinds.filter((k) => API_KINDS.includes(k) && (served === undefined || served.includes(k)));
+    if (kinds.length === 0) return null;
+    const model = facts?.model;
+    const embedTokens = model?.engine === 'onnx' ? model.onnx.embedding?.maxTokens : undefined;
+    const contextLength = facts?.limits.chat?.maxTokens ?? facts?.limits.generate?.maxTokens ?? embedTokens ?? null;
+    return { id: listing.id, kinds, contextLength };
+  };
+
+  const listModels = (): Promise<ApiModel[]> => {
     if (cached === null || Date.now() - cached.at > cacheMs) {
-      const models = client.models();
+      const models = client.models().then(async (list) => (await Promise.all(list.map(apiModel))).filter((m): m is ApiModel => m !== null));
       cached = { at: Date.now(), models };
       // A failed listing is not reused.
       models.catch(() => {
@@ -115,8 +144,12 @@ export function createGateway(options: GatewayOptions): Hono {
         models.map((m) => m.id),
       );
     }
-    if (!found.kinds.includes(kind))
-      throw new InvalidInputError(`Model "${model}" does not serve ${endpoint}; it serves ${found.kinds.join(', ')} jobs.`);
+    if (!found.kinds.includes(kind)) {
+      const endpoints = found.kinds.map(
+        (k) => ({ embed: 'embeddings', chat: 'chat completions', generate: 'completions' })[k as string] ?? k,
+      );
+      throw new InvalidInputError(`Model "${model}" does not serve ${endpoint}; use ${endpoints.join(' or ')} instead.`);
+    }
   };
   const fail = (c: Context, err: unknown): Response => {
     const { status, body } = toOpenAIError(err);
@@ -258,6 +291,29 @@ export function createGateway(options: GatewayOptions): Hono {
   });
 
   app.onError((err, c) => fail(c, err));
+  app.post('/v1/completions', async (c) => {
+    try {
+      const body = parseBody(CompletionBody, await readJson(c));
+      const request = toGenerateRequest(body, modelsInfo[body.model]?.maxTokens ?? DEFAULT_MAX_TOKENS);
+      await checkModel(request.model, 'generate', 'completions');
+      const meta = { id: `cmpl-${crypto.randomUUID().replace(/-/g, '')}`, created: Math.floor(Date.now() / 1000), model: request.model };
+      if (body.stream !== true) {
+        const result = await run(request, c);
+        if (result.kind !== 'generate')
+          throw new InvalidInputError(`Model "${request.model}" answered with a ${result.kind} result, not a completion.`);
+        return c.json({
+          ...meta,
+          object: 'text_completion',
+          choices: [{ index: 0, text: result.text ?? '', finish_reason: result.finishReason, logprobs: null }],
+          usage: usageObject(result),
+        });
+      }
+      return await streamChat(request, meta, body.stream_options?.include_usage === true, run, c, fail, 'text');
+    } catch (err) {
+      return fail(c, err);
+    }
+  });
+
   app.notFound((c) =>
     c.json(
       { error: { message: `No route ${c.req.method} ${c.req.path}.`, type: 'invalid_request_error', param: null, code: 'not_found' } },
@@ -267,8 +323,16 @@ export function createGateway(options: GatewayOptions): Hono {
   return app;
 }
 
-function modelObject(model: ModelListing, info: GatewayModelInfo | undefined): Record<string, unknown> {
-  return { id: model.id, object: 'model', created: info?.created ?? 0, owned_by: info?.ownedBy ?? 'spinneret', kinds: model.kinds };
+function modelObject(model: ApiModel, info: GatewayModelInfo | undefined): Record<string, unknown> {
+  return {
+    id: model.id,
+    object: 'model',
+    created: info?.created ?? 0,
+    owned_by: info?.ownedBy ?? 'spinneret',
+    kinds: model.kinds,
+    context_length: model.contextLength,
+    ...(info?.pricing !== undefined ? { pricing: info.pricing } : {}),
+  };
 }
 
 function usageObject(result: JobResult): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
@@ -287,6 +351,7 @@ async function streamChat(
   run: (request: JobRequest, c: Context, onDelta?: RunOptions['onDelta']) => Promise<JobResult>,
   c: Context,
   fail: (c: Context, err: unknown) => Response,
+  format: 'chat' | 'text' = 'chat',
 ): Promise<Response> {
   const pieces: Piece[] = [];
   let wake: (() => void) | null = null;
@@ -307,11 +372,17 @@ async function streamChat(
   if (first.type === 'error') return fail(c, first.error);
   const encoder = new TextEncoder();
   const event = (data: unknown): Uint8Array => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
+  const object = format === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  // Chat chunks carry a `delta`; completion chunks carry the `text` piece itself.
   const chunk = (delta: Record<string, string>, finish: string | null, usage?: unknown): Uint8Array =>
     event({
       ...meta,
-      object: 'chat.completion.chunk',
-      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+      object,
+      choices: [
+        format === 'chat'
+          ? { index: 0, delta, finish_reason: finish, logprobs: null }
+          : { index: 0, text: delta['content'] ?? '', finish_reason: finish, logprobs: null },
+      ],
       ...(usage === undefined ? {} : { usage }),
     });
   let streamed = '';
@@ -319,7 +390,7 @@ async function streamChat(
 
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      controller.enqueue(chunk({ role: 'assistant', content: '' }, null, includeUsage ? null : undefined));
+      if (format === 'chat') controller.enqueue(chunk({ role: 'assistant', content: '' }, null, includeUsage ? null : undefined));
     },
     async pull(controller) {
       const current = piece ?? (await next());
@@ -331,17 +402,18 @@ async function streamChat(
         // Mid-stream the status is already sent; OpenAI clients raise an `error` event as an APIError.
         controller.enqueue(event(toOpenAIError(current.error).body satisfies OpenAIError['body']));
         controller.close();
-      } else if (current.result.kind !== 'chat') {
+      } else if (current.result.kind !== (format === 'chat' ? 'chat' : 'generate')) {
         controller.enqueue(event(toOpenAIError(new InvalidInputError(`Model answered with a ${current.result.kind} result.`)).body));
         controller.close();
       } else {
-        const { text, finishReason } = current.result;
+        const { finishReason } = current.result;
+        const text = current.result.kind === 'chat' || current.result.kind === 'generate' ? (current.result.text ?? '') : '';
         // Engines that stream less than the whole text: send the rest before finishing.
         if (text.length > streamed.length && text.startsWith(streamed))
           controller.enqueue(chunk({ content: text.slice(streamed.length) }, null, includeUsage ? null : undefined));
         const usage = usageObject(current.result);
         controller.enqueue(chunk({}, finishReason, includeUsage ? null : usage));
-        if (includeUsage) controller.enqueue(event({ ...meta, object: 'chat.completion.chunk', choices: [], usage }));
+        if (includeUsage) controller.enqueue(event({ ...meta, object, choices: [], usage }));
         controller.enqueue(encoder.encode('data: [DONE]\n\n'));
         controller.close();
       }

@@ -5,7 +5,7 @@
  */
 import * as v from 'valibot';
 import { InvalidInputError, SealError, SpinneretError, UnknownModelError } from '../protocol/errors.ts';
-import { parseJobRequest, type ChatRequest, type EmbedRequest } from '../protocol/jobs.ts';
+import { parseJobRequest, type ChatRequest, type EmbedRequest, type GenerateRequest } from '../protocol/jobs.ts';
 import { ApiKeyRefusedError, CoordinatorUnavailableError, PaymentRequiredError, QuotaExceededError } from './errors.ts';
 
 /** Completion length when the request sets neither `max_tokens` nor `max_completion_tokens`. */
@@ -34,13 +34,35 @@ export const ChatBody = v.looseObject({
   n: v.optional(v.nullable(v.literal(1, 'n must be 1'))),
   stream: v.optional(v.nullable(v.boolean())),
   stream_options: v.optional(v.nullable(v.looseObject({ include_usage: v.optional(v.nullable(v.boolean())) }))),
+  stop: v.optional(v.nullable(v.union([v.string(), v.array(v.string())], 'stop must be a string or an array of strings'))),
 });
 export type ChatBody = v.InferOutput<typeof ChatBody>;
+
+/** `POST /v1/completions`: raw generation from a prompt (text, or token ids). */
+export const CompletionBody = v.looseObject({
+  model: v.pipe(v.string(), v.minLength(1)),
+  prompt: v.union(
+    [v.string(), v.pipe(v.array(v.string()), v.length(1, 'send one prompt per request')), v.array(v.pipe(v.number(), v.integer()))],
+    'prompt must be a string, an array of one string, or an array of token ids',
+  ),
+  max_tokens: OptionalInt,
+  temperature: OptionalNumber,
+  top_p: OptionalNumber,
+  seed: OptionalInt,
+  n: v.optional(v.nullable(v.literal(1, 'n must be 1'))),
+  echo: v.optional(v.nullable(v.literal(false, 'echo is not supported'))),
+  stream: v.optional(v.nullable(v.boolean())),
+  stream_options: v.optional(v.nullable(v.looseObject({ include_usage: v.optional(v.nullable(v.boolean())) }))),
+  stop: v.optional(v.nullable(v.union([v.string(), v.array(v.string())], 'stop must be a string or an array of strings'))),
+});
+export type CompletionBody = v.InferOutput<typeof CompletionBody>;
 
 export const EmbeddingsBody = v.looseObject({
   model: v.pipe(v.string(), v.minLength(1)),
   input: v.union([v.string(), v.array(v.string())], 'input must be a string or an array of strings (token arrays are not supported)'),
   encoding_format: v.optional(v.nullable(v.picklist(['float', 'base64']))),
+  /** What the inputs are for models whose card asks for prefixes (e5: `query`, `passage`), as other embedding APIs name it. */
+  input_type: v.optional(v.nullable(v.string())),
 });
 export type EmbeddingsBody = v.InferOutput<typeof EmbeddingsBody>;
 
@@ -50,7 +72,6 @@ const UNSUPPORTED: Record<string, (value: unknown) => boolean> = {
   functions: (x) => Array.isArray(x) && x.length > 0,
   tool_choice: (x) => x !== 'none',
   function_call: (x) => x !== 'none',
-  stop: (x) => (Array.isArray(x) ? x.length > 0 : typeof x === 'string'),
   logprobs: (x) => x === true,
   response_format: (x) => typeof x === 'object' && x !== null && (x as { type?: unknown }).type !== 'text',
   dimensions: () => true,
@@ -85,13 +106,39 @@ export function toChatRequest(body: ChatBody, defaultMaxTokens: number): ChatReq
   if (body.top_p != null) sampling.topP = body.top_p;
   if (body.seed != null) sampling.seed = body.seed;
   const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens;
-  return parseJobRequest({ kind: 'chat', model: body.model, messages, maxTokens, sampling }) as ChatRequest;
+  const stop = stopList(body.stop);
+  return parseJobRequest({ kind: 'chat', model: body.model, messages, maxTokens, sampling, ...(stop ? { stop } : {}) }) as ChatRequest;
+}
+
+function stopList(stop: string | string[] | null | undefined): string[] | undefined {
+  if (stop === null || stop === undefined) return undefined;
+  const list = typeof stop === 'string' ? [stop] : stop;
+  return list.length === 0 ? undefined : list;
+}
+
+/** A completions body as a Spinneret generate job (greedy without `temperature`, as for chat). */
+export function toGenerateRequest(body: CompletionBody, defaultMaxTokens: number): GenerateRequest {
+  const prompt = Array.isArray(body.prompt) && typeof body.prompt[0] === 'string' ? body.prompt[0] : body.prompt;
+  const sampling: Record<string, number> = {};
+  if (body.temperature != null) sampling.temperature = body.temperature;
+  if (body.top_p != null) sampling.topP = body.top_p;
+  if (body.seed != null) sampling.seed = body.seed;
+  const stop = stopList(body.stop);
+  return parseJobRequest({
+    kind: 'generate',
+    model: body.model,
+    prompt,
+    maxTokens: body.max_tokens ?? defaultMaxTokens,
+    sampling,
+    ...(stop ? { stop } : {}),
+  }) as GenerateRequest;
 }
 
 export function toEmbedRequest(body: EmbeddingsBody): EmbedRequest {
   const inputs = typeof body.input === 'string' ? [body.input] : body.input;
   if (inputs.some((s) => s === '')) throw new InvalidInputError('Invalid request: input must not contain empty strings.');
-  return parseJobRequest({ kind: 'embed', model: body.model, inputs }) as EmbedRequest;
+  const inputType = body.input_type ?? undefined;
+  return parseJobRequest({ kind: 'embed', model: body.model, inputs, ...(inputType !== undefined ? { inputType } : {}) }) as EmbedRequest;
 }
 
 /** Little-endian float32 bytes in standard base64, as OpenAI's `encoding_format: "base64"`. */

@@ -7,9 +7,8 @@
 export const DECODER_SPECIALS = ['<unk>', '<s>', '</s>', '<|system|>', '<|user|>', '<|assistant|>'] as const;
 export const EOS_TOKEN = '</s>';
 
-/** The chat template, in the manifest's `{role}`/`{content}` form and as the Jinja string HF tooling reads. */
-export const CHAT_TEMPLATE = { message: '<|{role}|>{content}\n', assistantPrefix: '<|assistant|>' } as const;
-const CHAT_TEMPLATE_JINJA =
+/** The chat template as tokenizer_config.json ships it (Jinja, rendered by @huggingface/jinja). */
+export const CHAT_TEMPLATE_JINJA =
   "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 

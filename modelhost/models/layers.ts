@@ -2,12 +2,32 @@
  * Weights and graph pieces shared by the test models. The float64 reference
  * (`../reference.ts`) reads the same weight objects; it never reads the ONNX bytes.
  */
+import { decoderFacts, decoderSection, embeddingSection, encoderFacts, readHubFiles } from '../../protocol/hub-config.ts';
 import type { OnnxModel } from '../../protocol/manifest.ts';
-import { float, int, type GraphBuilder } from './onnx-graph.ts';
+import { float, graphInputs, int, type GraphBuilder } from './onnx-graph.ts';
 import type { Rng } from './prng.ts';
 
 /** A manifest entry before the host fills in each file's URL, size and SHA-256. */
 export type ModelEntryDraft = Omit<OnnxModel, 'files'>;
+
+/** A draft without the sections the model's own files say: {@link withHubFacts} derives them. */
+export type HubDraft = Omit<ModelEntryDraft, 'onnx'> & { onnx: Omit<ModelEntryDraft['onnx'], 'embedding' | 'decoder'> };
+
+/**
+ * Completes a draft with the `embedding` or `decoder` section read from the model's hub files
+ * and its graph's declared inputs (protocol/hub-config.ts), so no fact is typed twice.
+ */
+export function withHubFacts(
+  draft: HubDraft,
+  files: ReadonlyMap<string, Uint8Array>,
+  prefixes: Record<string, string> = {},
+): ModelEntryDraft {
+  const graph = files.get(draft.onnx.model);
+  if (graph === undefined) throw new Error(`${draft.id}: no graph file ${draft.onnx.model}`);
+  const hub = readHubFiles(draft.onnx, (name) => files.get(name), graphInputs(graph));
+  if (draft.kinds.includes('embed')) return { ...draft, onnx: { ...draft.onnx, embedding: embeddingSection(encoderFacts(hub), prefixes) } };
+  return { ...draft, onnx: { ...draft.onnx, decoder: decoderSection(decoderFacts(hub)) } };
+}
 
 /** One generated model: its files, its manifest entry and the weights behind the files. */
 export interface BuiltModel<W> {

@@ -9,11 +9,13 @@ const { onnx } = onnxProto;
 const DataType = onnx.TensorProto.DataType;
 const AttrType = onnx.AttributeProto.AttributeType;
 
-export type ElemType = 'float32' | 'int64' | 'uint8' | 'bool';
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
 const ELEM: Record<ElemType, number> = {
   float32: DataType.FLOAT,
+  float16: DataType.FLOAT16,
   int64: DataType.INT64,
+  int32: DataType.INT32,
   uint8: DataType.UINT8,
   bool: DataType.BOOL,
 };
@@ -41,6 +43,41 @@ export interface OpsetImport {
 function floatBytes(data: ArrayLike<number>): Uint8Array {
   const view = new DataView(new ArrayBuffer(data.length * 4));
   for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i] ?? 0, true);
+  return new Uint8Array(view.buffer);
+}
+
+/** float32 → IEEE 754 half bits, rounded to nearest even (what numpy's astype(float16) gives). */
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+
+export function floatToHalf(value: number): number {
+  scratch[0] = value;
+  const x = scratchBits[0] ?? 0;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && (half & 1) === 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1) === 1)) half++;
+  return sign | half;
+}
+
+function halfBytes(data: ArrayLike<number>): Uint8Array {
+  const view = new DataView(new ArrayBuffer(data.length * 2));
+  for (let i = 0; i < data.length; i++) view.setUint16(i * 2, floatToHalf(data[i] ?? 0), true);
   return new Uint8Array(view.buffer);
 }
 
@@ -104,6 +141,16 @@ export class GraphBuilder {
     return this.addInitializer(name, DataType.FLOAT, dims, floatBytes(data));
   }
 
+  /** A float16 initializer from float values (rounded to nearest even). */
+  f16(name: string, dims: readonly number[], data: ArrayLike<number>): string {
+    return this.addInitializer(name, DataType.FLOAT16, dims, halfBytes(data));
+  }
+
+  /** A float initializer of `type`. */
+  float(type: 'float32' | 'float16', name: string, dims: readonly number[], data: ArrayLike<number>): string {
+    return type === 'float16' ? this.f16(name, dims, data) : this.f32(name, dims, data);
+  }
+
   i64(name: string, dims: readonly number[], data: readonly number[]): string {
     return this.addInitializer(name, DataType.INT64, dims, int64Bytes(data));
   }
@@ -162,4 +209,24 @@ export class GraphBuilder {
     // protobufjs returns a Node Buffer here; hand out a plain Uint8Array (Buffer.slice shares memory).
     return new Uint8Array(onnx.ModelProto.encode(model).finish());
   }
+}
+
+/** onnxruntime's names for ONNX element types (TensorProto.DataType). */
+const TYPE_NAMES: Record<number, string> = {
+  [DataType.FLOAT]: 'float32',
+  [DataType.FLOAT16]: 'float16',
+  [DataType.INT64]: 'int64',
+  [DataType.INT32]: 'int32',
+  [DataType.INT8]: 'int8',
+  [DataType.UINT8]: 'uint8',
+  [DataType.BOOL]: 'bool',
+};
+
+/** The inputs an ONNX model's graph declares, with their element types, read from its bytes. */
+export function graphInputs(bytes: Uint8Array): { name: string; type: string }[] {
+  const model = onnx.ModelProto.decode(bytes);
+  const initializers = new Set((model.graph?.initializer ?? []).map((t) => t.name));
+  return (model.graph?.input ?? [])
+    .filter((i) => !initializers.has(i.name ?? ''))
+    .map((i) => ({ name: i.name ?? '', type: TYPE_NAMES[i.type?.tensorType?.elemType ?? 0] ?? 'unknown' }));
 }

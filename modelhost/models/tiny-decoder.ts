@@ -10,14 +10,7 @@
  * sequence holds {@link EOS_AT} tokens, so generation length is predictable. Prompts longer
  * than that get `</s>` at once.
  */
-import {
-  decoderTokenizerConfig,
-  decoderTokenizerJson,
-  decoderVocab,
-  CHAT_TEMPLATE,
-  EOS_TOKEN,
-  DECODER_SPECIALS,
-} from './decoder-tokenizer.ts';
+import { decoderTokenizerConfig, decoderTokenizerJson, decoderVocab, EOS_TOKEN, DECODER_SPECIALS } from './decoder-tokenizer.ts';
 import {
   type BuiltModel,
   type LayerNorm,
@@ -29,6 +22,7 @@ import {
   jsonBytes,
   randomLayerNorm,
   randomLinear,
+  withHubFacts,
 } from './layers.ts';
 import { GraphBuilder, int, ints } from './onnx-graph.ts';
 import { Rng } from './prng.ts';
@@ -223,13 +217,28 @@ export function buildTinyDecoder(): BuiltModel<TinyDecoderWeights> {
     ['onnx/model.onnx', model],
     ['tokenizer.json', jsonBytes(decoderTokenizerJson(vocab))],
     ['tokenizer_config.json', jsonBytes(decoderTokenizerConfig(DECODER_MAX_CONTEXT))],
+    [
+      'config.json',
+      jsonBytes({
+        architectures: ['SpinneretTinyDecoder'],
+        model_type: 'spinneret-tiny-decoder',
+        hidden_size: DECODER_DIM,
+        num_attention_heads: DECODER_HEADS,
+        num_key_value_heads: DECODER_KV_HEADS,
+        num_hidden_layers: DECODER_LAYERS,
+        intermediate_size: DECODER_FF,
+        vocab_size: weights.vocabSize,
+        max_position_embeddings: DECODER_MAX_CONTEXT,
+        bos_token_id: vocab.indexOf('<s>'),
+        eos_token_id: weights.eosTokenId,
+        tie_word_embeddings: false,
+      }),
+    ],
+    ['generation_config.json', jsonBytes({ bos_token_id: vocab.indexOf('<s>'), eos_token_id: weights.eosTokenId })],
   ]);
   const kvCacheBytes = 2 * DECODER_LAYERS * DECODER_KV_HEADS * DECODER_MAX_CONTEXT * DECODER_HEAD_DIM * 4;
-  return {
-    id: 'tiny-decoder',
-    files,
-    weights,
-    entry: {
+  const entry = withHubFacts(
+    {
       id: 'tiny-decoder',
       name: 'Tiny decoder (test)',
       description: `A two-layer test decoder with random weights: random-looking text that ends with </s> once the sequence holds ${EOS_AT} tokens.`,
@@ -243,18 +252,12 @@ export function buildTinyDecoder(): BuiltModel<TinyDecoderWeights> {
         model: 'onnx/model.onnx',
         tokenizer: 'tokenizer.json',
         tokenizerConfig: 'tokenizer_config.json',
+        config: 'config.json',
+        generationConfig: 'generation_config.json',
         backends: ['webgpu', 'wasm'],
-        decoder: {
-          numLayers: DECODER_LAYERS,
-          numKvHeads: DECODER_KV_HEADS,
-          headDim: DECODER_HEAD_DIM,
-          vocabSize: weights.vocabSize,
-          maxContext: DECODER_MAX_CONTEXT,
-          eosTokenIds: [weights.eosTokenId],
-          positionIds: true,
-          chatTemplate: { ...CHAT_TEMPLATE },
-        },
       },
     },
-  };
+    files,
+  );
+  return { id: 'tiny-decoder', files, weights, entry };
 }

@@ -16,6 +16,7 @@ import {
   jsonBytes,
   randomLayerNorm,
   randomLinear,
+  withHubFacts,
 } from './layers.ts';
 import { Rng } from './prng.ts';
 
@@ -71,7 +72,7 @@ export function embedVocab(): string[] {
   return vocab;
 }
 
-function tokenizerJson(vocab: readonly string[]): unknown {
+export function tokenizerJson(vocab: readonly string[]): unknown {
   const id = (token: string): number => vocab.indexOf(token);
   return {
     version: '1.0',
@@ -188,12 +189,29 @@ export function buildTinyEmbed(): BuiltModel<TinyEmbedWeights> {
     ['onnx/model.onnx', model],
     ['tokenizer.json', jsonBytes(tokenizerJson(vocab))],
     ['tokenizer_config.json', jsonBytes(TOKENIZER_CONFIG)],
+    // What a sentence-transformers publisher ships next to the weights: the facts the engine reads.
+    [
+      'config.json',
+      jsonBytes({
+        architectures: ['BertModel'],
+        model_type: 'bert',
+        hidden_size: EMBED_DIM,
+        num_attention_heads: EMBED_HEADS,
+        num_hidden_layers: 1,
+        intermediate_size: EMBED_FF,
+        vocab_size: weights.vocabSize,
+        max_position_embeddings: EMBED_MAX_TOKENS,
+        type_vocab_size: 1,
+        hidden_act: 'gelu_new',
+        layer_norm_eps: 1e-5,
+        pad_token_id: 0,
+      }),
+    ],
+    ['modules.json', jsonBytes(SENTENCE_TRANSFORMERS_MODULES)],
+    ['1_Pooling/config.json', jsonBytes(poolingConfig(EMBED_DIM, false))],
   ]);
-  return {
-    id: 'tiny-embed',
-    files,
-    weights,
-    entry: {
+  const entry = withHubFacts(
+    {
       id: 'tiny-embed',
       name: 'Tiny embed (test)',
       description: 'A 32-dimensional test encoder with random weights; its vectors mean nothing.',
@@ -207,16 +225,31 @@ export function buildTinyEmbed(): BuiltModel<TinyEmbedWeights> {
         model: 'onnx/model.onnx',
         tokenizer: 'tokenizer.json',
         tokenizerConfig: 'tokenizer_config.json',
+        config: 'config.json',
+        modules: 'modules.json',
+        pooling: '1_Pooling/config.json',
         backends: ['webgpu', 'wasm'],
-        embedding: {
-          dim: EMBED_DIM,
-          maxTokens: EMBED_MAX_TOKENS,
-          pooling: 'mean',
-          normalize: true,
-          output: 'last_hidden_state',
-          tokenTypeIds: false,
-        },
       },
     },
+    files,
+  );
+  return { id: 'tiny-embed', files, weights, entry };
+}
+
+/** sentence-transformers' `modules.json` for Transformer → Pooling → Normalize. */
+export const SENTENCE_TRANSFORMERS_MODULES = [
+  { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+  { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+  { idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' },
+];
+
+/** sentence-transformers' `1_Pooling/config.json`. */
+export function poolingConfig(dim: number, cls: boolean): unknown {
+  return {
+    word_embedding_dimension: dim,
+    pooling_mode_cls_token: cls,
+    pooling_mode_mean_tokens: !cls,
+    pooling_mode_max_tokens: false,
+    pooling_mode_mean_sqrt_len_tokens: false,
   };
 }

@@ -1,7 +1,7 @@
 /** A decoder-with-past ONNX session as a {@link DecoderStep}: the standard LLM export layout. */
 import type { DecoderSpec } from '../../../protocol/manifest.ts';
 import type { DecoderStep } from './generate.ts';
-import { float32Tensor, int64Tensor, readFloat32, type OrtModule, type OrtSession, type OrtTensor } from './ort.ts';
+import { emptyTensor, int64Tensor, readFloat32, type OrtModule, type OrtSession, type OrtTensor } from './ort.ts';
 
 /** `present.{i}.key` / `present.{i}.value` of the last step, by layer. */
 export type KvCache = OrtTensor[];
@@ -23,8 +23,9 @@ export class OrtDecoder implements DecoderStep<KvCache> {
     this.#ort = ort;
     this.#session = session;
     this.#spec = spec;
-    // The first step has no past: a zero-length sequence axis, as ONNX exports expect.
-    this.#empty = float32Tensor(ort, [], [1, spec.numKvHeads, 0, spec.headDim]);
+    // The first step has no past: a zero-length sequence axis, in the type the graph declares
+    // (fp16 and q4f16 exports keep fp16 caches; a float32 empty past would be refused).
+    this.#empty = emptyTensor(ort, spec.cacheType, [1, spec.numKvHeads, 0, spec.headDim]);
   }
 
   async step(tokens: readonly number[], pastLength: number, cache: KvCache | null): Promise<{ logits: Float32Array; cache: KvCache }> {

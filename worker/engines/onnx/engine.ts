@@ -12,14 +12,25 @@ import {
   type Tensor,
   wireKindOf,
 } from '../../../protocol/jobs.ts';
-import type { ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
-import { promptTokenIds } from '../../../protocol/prompt.ts';
+import type { DecoderSpec, ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
+import { embeddingInputText, promptTokenIds, stopIndex } from '../../../protocol/prompt.ts';
 import type { Engine, EngineContext, LoadOptions, LoadedModel, RunOptions, RunPlan } from '../types.ts';
 import { OrtDecoder, presentNames } from './decoder.ts';
 import { generate } from './generate.ts';
 import { checkInferInputs } from './infer.ts';
-import { createSession, float32Tensor, int64Tensor, loadOrt, readFloat32, type OrtModule, type OrtSession, type OrtTensor } from './ort.ts';
-import { l2Normalize, meanPool } from './pooling.ts';
+import { runSpecs, type RunSpecs } from './facts.ts';
+import {
+  createSession,
+  float32Tensor,
+  int64Tensor,
+  loadOrt,
+  readFloat32,
+  sessionInputs,
+  type OrtModule,
+  type OrtSession,
+  type OrtTensor,
+} from './ort.ts';
+import { clsPool, l2Normalize, meanPool } from './pooling.ts';
 import { selectOnnxBackend, type BackendChoice } from './select.ts';
 
 export interface OnnxEngineOptions {
@@ -89,9 +100,16 @@ export class OnnxEngine implements Engine {
         device,
         gpuOutputs: model.onnx.decoder !== undefined ? presentNames(model.onnx.decoder) : [],
       });
+      let specs: RunSpecs;
+      try {
+        specs = runSpecs(model, files, sessionInputs(session));
+      } catch (err) {
+        await session.release();
+        throw err;
+      }
       const tokenizer = makeTokenizer(file(model.onnx.tokenizer), file(model.onnx.tokenizerConfig));
       options.onProgress?.({ modelId: model.id, phase: 'ready', loadedBytes: 0, totalBytes: 0 });
-      return new LoadedOnnxModel(ort, model, session, tokenizer, choice);
+      return new LoadedOnnxModel(ort, model, specs, session, tokenizer, choice);
     } catch (err) {
       throw toSpinneretError(err, `Loading model "${model.id}" on ${choice.backend}`);
     }
@@ -130,13 +148,15 @@ class LoadedOnnxModel implements LoadedModel {
   readonly fallbackReason: string | undefined;
   readonly #ort: OrtModule;
   readonly #model: OnnxModel;
+  readonly #specs: RunSpecs;
   readonly #session: OrtSession;
   readonly #tokenizer: Tokenizer | null;
   /** One run at a time per session: ORT sessions are not re-entrant. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(ort: OrtModule, model: OnnxModel, session: OrtSession, tokenizer: Tokenizer | null, choice: BackendChoice) {
+  constructor(ort: OrtModule, model: OnnxModel, specs: RunSpecs, session: OrtSession, tokenizer: Tokenizer | null, choice: BackendChoice) {
     this.modelId = model.id;
+    this.#specs = specs;
     this.backend = choice.backend;
     this.fallbackReason = choice.fallbackReason;
     this.#ort = ort;
@@ -192,10 +212,10 @@ class LoadedOnnxModel implements LoadedModel {
   }
 
   async #embed(request: EmbedRequest): Promise<JobResult> {
-    const spec = this.#model.onnx.embedding;
+    const spec = this.#specs.embedding;
     if (spec === undefined) throw new EngineError(`Model "${this.modelId}" has no embedding section.`);
     const tokenizer = this.#needTokenizer();
-    const encoded = request.inputs.map((text) => tokenizer.encode(text).ids);
+    const encoded = request.inputs.map((text) => tokenizer.encode(embeddingInputText(spec, text, request.inputType)).ids);
     encoded.forEach((ids, i) => {
       if (ids.length > spec.maxTokens) {
         throw new InvalidInputError(
@@ -218,7 +238,8 @@ class LoadedOnnxModel implements LoadedModel {
     const out = await this.#session.run(feeds);
     const hidden = out[spec.output];
     if (hidden === undefined) throw new EngineError(`Model "${this.modelId}" has no output "${spec.output}".`);
-    const pooled = meanPool(await readFloat32(hidden), mask, batch, seq, spec.dim);
+    const states = await readFloat32(hidden);
+    const pooled = spec.pooling === 'cls' ? clsPool(states, batch, seq, spec.dim) : meanPool(states, mask, batch, seq, spec.dim);
     const embeddings = pooled.map((v) => Array.from(spec.normalize ? l2Normalize(v) : v));
     return { kind: 'embed', embeddings, usage: { promptTokens: mask.reduce((a, b) => a + b, 0), completionTokens: 0 } };
   }
@@ -226,7 +247,7 @@ class LoadedOnnxModel implements LoadedModel {
   async #generate(request: GenerateRequest, options: RunOptions): Promise<JobResult> {
     const prompt = this.#promptOf(request);
     const { tokens, finishReason } = await this.#decode(prompt, request, options);
-    const text = this.#tokenizer?.decode(tokens, { skip_special_tokens: true });
+    const text = this.#textOf(tokens, request.stop);
     return {
       kind: 'generate',
       tokens,
@@ -242,11 +263,19 @@ class LoadedOnnxModel implements LoadedModel {
     const { tokens, finishReason } = await this.#decode(prompt, request, options);
     return {
       kind: 'chat',
-      text: tokenizer.decode(tokens, { skip_special_tokens: true }),
+      text: this.#textOf(tokens, request.stop) ?? tokenizer.decode(tokens, { skip_special_tokens: true }),
       tokens,
       finishReason,
       usage: { promptTokens: prompt.length, completionTokens: tokens.length },
     };
+  }
+
+  /** The text of `tokens`, cut before the first stop sequence. */
+  #textOf(tokens: readonly number[], stop: readonly string[] | undefined): string | undefined {
+    const text = this.#tokenizer?.decode([...tokens], { skip_special_tokens: true });
+    if (text === undefined) return undefined;
+    const at = stopIndex(text, stop);
+    return at < 0 ? text : text.slice(0, at);
   }
 
   /** The prompt's token ids, exactly as a run of the request feeds them. */
@@ -288,8 +317,8 @@ class LoadedOnnxModel implements LoadedModel {
     return { kind: 'score', positions: expected.length, inTopK, usage: { promptTokens: sequence.length, completionTokens: 0 } };
   }
 
-  #decoderSpec() {
-    const spec = this.#model.onnx.decoder;
+  #decoderSpec(): DecoderSpec {
+    const spec = this.#specs.decoder;
     if (spec === undefined) throw new EngineError(`Model "${this.modelId}" has no decoder section.`);
     return spec;
   }
@@ -302,23 +331,40 @@ class LoadedOnnxModel implements LoadedModel {
     }
     const decoder = new OrtDecoder(this.#ort, this.#session, spec);
     const tokenizer = this.#tokenizer;
-    let previousText = '';
+    const stop = request.stop ?? [];
+    if (stop.length > 0 && tokenizer === null) {
+      throw new InvalidInputError(`Model "${this.modelId}" has no tokenizer, so it cannot watch for stop sequences.`);
+    }
+    // Text is streamed only where no stop sequence can still begin, so nothing sent is taken back.
+    const hold = stop.reduce((n, s) => Math.max(n, s.length - 1), 0);
+    let sent = 0;
+    let stopped = false;
     const emitted: number[] = [];
-    return generate(decoder, prompt, {
+    const generation = await generate(decoder, prompt, {
       maxTokens: request.maxTokens,
       maxContext: spec.maxContext,
       eosTokenIds: spec.eosTokenIds,
       sampling: request.sampling,
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(stop.length > 0 ? { stopAfter: () => stopped } : {}),
       onToken: (token, index) => {
-        if (options.onChunk === undefined) return;
         emitted.push(token);
+        if (options.onChunk === undefined && stop.length === 0) return;
         // Decode the whole text so far: a token's text can depend on its neighbours.
         const text = tokenizer?.decode(emitted, { skip_special_tokens: true }) ?? '';
-        options.onChunk?.({ index, tokens: [token], text: text.slice(previousText.length) });
-        previousText = text;
+        const at = stopIndex(text, stop);
+        stopped = at >= 0;
+        const end = stopped ? at : Math.max(sent, text.length - hold);
+        options.onChunk?.({ index, tokens: [token], text: text.slice(sent, end) });
+        sent = end;
       },
     });
+    if (!stopped && hold > 0 && options.onChunk !== undefined && emitted.length > 0) {
+      // The end came without a stop sequence: send the text held back for one.
+      const text = tokenizer?.decode(emitted, { skip_special_tokens: true }) ?? '';
+      if (text.length > sent) options.onChunk({ index: emitted.length - 1, tokens: [], text: text.slice(sent) });
+    }
+    return generation;
   }
 
   async #infer(request: InferRequest): Promise<JobResult> {

@@ -77,6 +77,33 @@ describe('generate', () => {
     expect(out.finishReason).toBe('stop');
   });
 
+  it('stops at whichever of several end tokens comes first (config and generation config each name one)', async () => {
+    const prompt = [2, 7];
+    const full = reference(prompt, 20, []);
+    const [early, late] = [full[3]!, full[6]!];
+    const out = await generate(new HistoryDecoder(), prompt, {
+      maxTokens: 20,
+      maxContext: 64,
+      eosTokenIds: [late, early],
+      sampling: greedy,
+    });
+    expect(out.tokens).toEqual(full.slice(0, full.indexOf(early)));
+    expect(out.finishReason).toBe('stop');
+  });
+
+  it('ends with stop when a stop sequence is written, keeping the token that wrote it', async () => {
+    const prompt = [2, 7];
+    const full = reference(prompt, 20, []);
+    const out = await generate(new HistoryDecoder(), prompt, {
+      maxTokens: 20,
+      maxContext: 64,
+      eosTokenIds: [],
+      sampling: greedy,
+      stopAfter: (tokens) => tokens.length === 5,
+    });
+    expect(out).toEqual({ tokens: full.slice(0, 5), finishReason: 'stop' });
+  });
+
   it('stops at the context limit', async () => {
     const out = await generate(new HistoryDecoder(), [1, 2, 3], { maxTokens: 100, maxContext: 8, eosTokenIds: [], sampling: greedy });
     expect(out.tokens).toHaveLength(5);

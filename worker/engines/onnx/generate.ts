@@ -28,6 +28,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Called with each new token as soon as it is chosen. */
   onToken?: (token: number, index: number) => void;
+  /** Checked after each token: true ends the generation with `stop` (a stop sequence was written). */
+  stopAfter?: (tokens: readonly number[]) => boolean;
 }
 
 export interface Generation {
@@ -65,6 +67,7 @@ export async function generate<Cache>(
       if (eos.has(token)) return { tokens, finishReason: 'stop' };
       tokens.push(token);
       options.onToken?.(token, tokens.length - 1);
+      if (options.stopAfter?.(tokens) === true) return { tokens, finishReason: 'stop' };
       pending = [token];
     }
     return { tokens, finishReason: 'length' };

@@ -59,9 +59,40 @@ export function float32Tensor(ort: OrtModule, values: ArrayLike<number>, dims: r
   return new ort.Tensor('float32', Float32Array.from(values), dims);
 }
 
-/** Reads a tensor to the CPU as float32 (downloads GPU tensors). */
+/** An empty tensor of `type` (a decoder's first past, with a zero-length sequence axis). */
+export function emptyTensor(ort: OrtModule, type: 'float32' | 'float16', dims: readonly number[]): OrtTensor {
+  return type === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims);
+}
+
+/** IEEE 754 half-precision bits to a number. */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac === 0 ? sign * Infinity : NaN;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** Reads a tensor to the CPU as float32 (downloads GPU tensors; widens float16). */
 export async function readFloat32(tensor: OrtTensor): Promise<Float32Array> {
   const data = tensor.location === 'cpu' ? tensor.data : await tensor.getData();
-  if (!(data instanceof Float32Array)) throw new TypeError(`expected float32 output, got ${tensor.type}`);
-  return data;
+  if (data instanceof Float32Array) return data;
+  if (tensor.type === 'float16') {
+    // ORT hands float16 out as Uint16Array bits, or as Float16Array where the runtime has one.
+    if (data instanceof Uint16Array) {
+      const out = new Float32Array(data.length);
+      for (let i = 0; i < data.length; i++) out[i] = halfToFloat(data[i] ?? 0);
+      return out;
+    }
+    return Float32Array.from(data as ArrayLike<number>);
+  }
+  throw new TypeError(`expected a float output, got ${tensor.type}`);
+}
+
+/** The graph's declared inputs with their element types, as the session reports them. */
+export function sessionInputs(session: OrtSession): { name: string; type: string }[] {
+  const metadata = (session as { inputMetadata?: readonly Ort.InferenceSession.ValueMetadata[] }).inputMetadata;
+  if (metadata === undefined) return session.inputNames.map((name) => ({ name, type: 'unknown' }));
+  return metadata.map((m) => ({ name: m.name, type: m.isTensor ? m.type : 'unknown' }));
 }

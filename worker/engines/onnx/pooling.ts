@@ -1,4 +1,4 @@
-/** Sentence embeddings from token states: masked mean pooling, then L2 normalization. */
+/** Sentence embeddings from token states: masked mean or CLS pooling, then L2 normalization. */
 
 /**
  * @param hidden `[batch, seq, dim]` row-major
@@ -27,4 +27,11 @@ export function l2Normalize(vector: Float64Array): Float64Array {
   norm = Math.sqrt(norm);
   // A zero vector stays zero rather than becoming NaN.
   return norm === 0 ? vector : vector.map((x) => x / norm);
+}
+
+/** The first token's state of each sequence (`[CLS]` / `<s>`), as CLS-pooled models (bge) take it. */
+export function clsPool(hidden: Float32Array, batch: number, seq: number, dim: number): Float64Array[] {
+  const out: Float64Array[] = [];
+  for (let b = 0; b < batch; b++) out.push(Float64Array.from(hidden.subarray(b * seq * dim, b * seq * dim + dim)));
+  return out;
 }

@@ -1,0 +1,177 @@
+/**
+ * The onnx engine on the stand-ins of published layouts, in Node: the engine (its facts read
+ * from the hub files, its tokenizer, template, caches and pooling) against onnxruntime-node
+ * sessions driven directly here, with pooling and the greedy loop written out independently.
+ */
+import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
+import * as ortNode from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { JobResult } from '../../../protocol/jobs.ts';
+import { type ModelEntry, type OnnxModel, parseManifest } from '../../../protocol/manifest.ts';
+import { STANDIN_IDS, standinModels, type BuiltModel } from '../../../modelhost/models/index.ts';
+import { buildManifest } from '../../../modelhost/server.ts';
+import { referenceStandinEmbed, referenceStandinGreedy } from '../../../modelhost/standin-reference.ts';
+import { testModels } from '../../../modelhost/models/index.ts';
+import type { EngineContext } from '../types.ts';
+import { OnnxEngine } from './engine.ts';
+import type { OrtModule } from './ort.ts';
+
+// onnxruntime-node implements onnxruntime-web's API; its CPU provider stands in for WASM.
+const ort = {
+  ...ortNode,
+  InferenceSession: {
+    create: (bytes: Uint8Array, options: object) => ortNode.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] }),
+  },
+} as unknown as OrtModule;
+
+let models: Map<string, BuiltModel<unknown>>;
+let entries: Map<string, OnnxModel>;
+
+beforeAll(() => {
+  models = new Map(standinModels().map((m) => [m.id, m]));
+  const manifest = parseManifest(JSON.parse(JSON.stringify(buildManifest('http://host.invalid', testModels(), () => [], standinModels()))));
+  entries = new Map(manifest.models.flatMap((m: ModelEntry) => (m.engine === 'onnx' ? [[m.id, m] as const] : [])));
+}, 60_000);
+
+function engine(): OnnxEngine {
+  const ctx: EngineContext = {
+    // The model store's boundary: the built bytes by file name (the store itself is tested in worker/models).
+    store: {
+      getFile: async (file) => {
+        for (const m of models.values()) {
+          const bytes = m.files.get(file.name);
+          if (bytes !== undefined && file.url.includes(`/${m.id}/`)) return bytes;
+        }
+        throw new Error(`no file ${file.url}`);
+      },
+      has: async () => true,
+      evict: async () => 0,
+    },
+    gpu: () => null,
+    device: async () => null,
+  };
+  return new OnnxEngine(ctx, { loadOrt: async () => ort });
+}
+
+function entry(id: string): OnnxModel {
+  const found = entries.get(id);
+  if (found === undefined) throw new Error(`no entry ${id}`);
+  return found;
+}
+
+function built(id: string): BuiltModel<unknown> {
+  const found = models.get(id);
+  if (found === undefined) throw new Error(`no model ${id}`);
+  return found;
+}
+
+function file(id: string, name: string): Uint8Array {
+  const bytes = models.get(id)?.files.get(name);
+  if (bytes === undefined) throw new Error(`no ${name} in ${id}`);
+  return bytes;
+}
+
+const json = (bytes: Uint8Array): object => JSON.parse(new TextDecoder().decode(bytes)) as object;
+
+describe('MiniLM-shaped encoder stand-in', () => {
+  it('reads its facts from the hub files: BERT, mean pooling, normalized, token types from the graph', () => {
+    expect(entry(STANDIN_IDS.encoder).onnx.embedding).toEqual({
+      dim: 32,
+      maxTokens: 64,
+      pooling: 'mean',
+      normalize: true,
+      output: 'last_hidden_state',
+      tokenTypeIds: true,
+      prefixes: {},
+    });
+  });
+
+  it('embeddings equal a raw onnxruntime-node run, mean-pooled and normalized here, within 1e-5', async () => {
+    const id = STANDIN_IDS.encoder;
+    const texts = ['the quick brown fox jumps over the lazy dog', 'hello world', 'models run in the browser on webgpu'];
+    const loaded = await engine().load(entry(id));
+    const result = (await loaded.run({ kind: 'embed', model: id, inputs: texts })) as Extract<JobResult, { kind: 'embed' }>;
+    await loaded.unload();
+
+    const reference = await referenceStandinEmbed(built(id), texts);
+    for (const [i, expected] of reference.entries()) {
+      const got = result.embeddings[i] ?? [];
+      expect(got).toHaveLength(32);
+      expect(Math.max(...expected.map((x, d) => Math.abs(x - (got[d] ?? NaN))))).toBeLessThan(1e-5);
+    }
+  });
+});
+
+describe.each([
+  ['q4', STANDIN_IDS.decoderQ4, 'float32'],
+  ['q4f16', STANDIN_IDS.decoderQ4f16, 'float16'],
+] as const)('Qwen-shaped %s decoder stand-in', (variant, id, cacheType) => {
+  it('reads its facts from config.json, generation_config.json, tokenizer_config.json and the graph', () => {
+    const spec = entry(id).onnx.decoder;
+    expect(spec).toMatchObject({
+      numLayers: 2,
+      numKvHeads: 2,
+      headDim: 8,
+      vocabSize: 151936,
+      maxContext: 256,
+      eosTokenIds: [151645, 151643],
+    });
+    expect(spec?.cacheType).toBe(cacheType);
+    expect(spec?.positionIds).toBe(true);
+    expect(entry(id).hub).toEqual({ repository: `spinneret-test/${id}`, revision: 'main', variant });
+    expect(entry(id).requiredFeatures).toEqual(variant === 'q4f16' ? ['shader-f16'] : []);
+  });
+
+  it('chat renders the real Qwen3 template as @huggingface/jinja does, and greedy tokens equal the raw session', async () => {
+    const messages = [
+      { role: 'system' as const, content: 'You are terse.' },
+      { role: 'user' as const, content: 'Name a colour.' },
+    ];
+    const config = json(file(id, 'tokenizer_config.json')) as { chat_template: string; eos_token: string };
+    const rendered = new Template(config.chat_template).render({ messages, add_generation_prompt: true, eos_token: config.eos_token });
+    // The published template's output, written out by hand.
+    expect(rendered).toBe(
+      '<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n',
+    );
+    const tokenizer = new Tokenizer(json(file(id, 'tokenizer.json')), config);
+    const prompt = tokenizer.encode(rendered, { add_special_tokens: false }).ids;
+    expect(prompt[0]).toBe(151644); // <|im_start|> as one special token
+    const expected = (await referenceStandinGreedy(built(id), prompt, 12)).tokens;
+    expect(expected.length).toBe(12);
+
+    const loaded = await engine().load(entry(id));
+    expect(loaded.backend).toBe('wasm');
+    const result = (await loaded.run({
+      kind: 'chat',
+      model: id,
+      messages,
+      maxTokens: 12,
+      sampling: { temperature: 0, topP: 1, seed: 0 },
+    })) as Extract<JobResult, { kind: 'chat' }>;
+    expect(result.usage.promptTokens).toBe(prompt.length);
+    expect(result.tokens).toEqual(expected);
+    expect(result.text).toBe(tokenizer.decode(expected, { skip_special_tokens: true }));
+
+    // A stop sequence ends the generation before it, and the text never shows it.
+    const full = tokenizer.decode(expected.slice(0, 6), { skip_special_tokens: true });
+    const stop = full.slice(Math.max(1, full.length - 3));
+    const chunks: string[] = [];
+    const stopped = (await loaded.run(
+      { kind: 'chat', model: id, messages, maxTokens: 12, sampling: { temperature: 0, topP: 1, seed: 0 }, stop: [stop] },
+      { onChunk: (c) => chunks.push(c.text) },
+    )) as Extract<JobResult, { kind: 'chat' }>;
+    expect(stopped.finishReason).toBe('stop');
+    expect(stopped.text).toBe(full.slice(0, full.indexOf(stop)));
+    expect(chunks.join('')).toBe(stopped.text);
+    await loaded.unload();
+  }, 60_000);
+});
+
+describe('loading checks the manifest against the files', () => {
+  it('a manifest whose facts disagree with config.json is refused, naming the fact', async () => {
+    const good = entry(STANDIN_IDS.decoderQ4);
+    const bad = { ...good, onnx: { ...good.onnx, decoder: { ...good.onnx.decoder!, eosTokenIds: [151645] } } };
+    await expect(engine().load(bad)).rejects.toThrow(/eosTokenIds is \[151645\], but the model's own files say \[151645,151643\]/);
+  });
+});
