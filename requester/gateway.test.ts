@@ -407,6 +407,12 @@ describe('gateway edges', () => {
       expect(res.status).toBe(500);
       expect(((await res.json()) as { error: { type: string } }).error.type).toBe('api_error');
       expect((await fetch(`${server.url}/nope`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('gateway: what the OpenAI API can use', () => {
   /** A client whose coordinator lists a chat model, an embedding model and a raw-tensor model, all under every consented kind. */
   class CatalogClient extends ScriptedClient {
