@@ -17,6 +17,7 @@ import {
   MODELHOST_SETTINGS,
 } from './config.ts';
 import { createLog } from './log.ts';
+import { stopWithSupervisor } from './supervisor.ts';
 
 const USAGE = `Usage: spinneret <command> [--config FILE] [--help]
 
@@ -72,22 +73,30 @@ function shown(config: Record<string, unknown>, settings: Record<string, { secre
 }
 
 /** SIGTERM/SIGINT: `stop` once, then exit 0 (1 if it failed). */
-function onSignals(log: Pino, stop: () => Promise<void>): void {
+function onSignals(log: Pino, stop: () => Promise<void>, hardStopMs: number): void {
   let stopping = false;
   const handle = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    // Whatever hangs (a gone supervisor's pipe, a database that stopped answering), the process ends.
+    setTimeout(() => process.exit(1), hardStopMs).unref();
+    // Exit once the log is flushed, or half a second after stopping if it cannot be (a gone supervisor's pipe).
+    const exit = (code: number): void => {
+      setTimeout(() => process.exit(code), 500);
+      log.flush(() => process.exit(code));
+    };
     stop().then(
-      () => log.flush(() => process.exit(0)),
+      () => exit(0),
       (err: unknown) => {
         log.error({ err }, 'stop failed');
-        log.flush(() => process.exit(1));
+        exit(1);
       },
     );
   };
   process.on('SIGTERM', () => handle('SIGTERM'));
   process.on('SIGINT', () => handle('SIGINT'));
+  stopWithSupervisor(() => handle('supervisor gone'));
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -135,7 +144,7 @@ export async function main(argv: string[]): Promise<number> {
         // The secret goes to the operator's terminal, never to the log.
         process.stderr.write(`API key ${key.id} ("${label}"): ${key.secret}\nDeposit memo: ${key.depositMemo}\n`);
       }
-      onSignals(log, () => node.close());
+      onSignals(log, () => node.close(), config.drainTimeout + 15_000);
       return -1;
     }
     if (name === 'gateway') {
@@ -152,7 +161,7 @@ export async function main(argv: string[]): Promise<number> {
         log,
       });
       log.info({ url: gateway.url, coordinatorUrl: config.coordinatorUrl }, 'gateway listening');
-      onSignals(log, () => gateway.close());
+      onSignals(log, () => gateway.close(), 15_000);
       return -1;
     }
     const config = loadModelHostConfig({ file });
@@ -161,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     const { startModelHost } = await import('../modelhost/server.ts');
     const host = await startModelHost({ port: config['listen.port'], host: config['listen.host'], corrupt: new Set(config.corrupt), log });
     log.info({ url: host.url, manifestUrl: host.manifestUrl, corrupt: [...host.corrupt] }, 'model host listening');
-    onSignals(log, () => host.close());
+    onSignals(log, () => host.close(), 15_000);
     return -1;
   } catch (err) {
     if (err instanceof ConfigError) {
