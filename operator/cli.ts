@@ -75,28 +75,34 @@ function shown(config: Record<string, unknown>, settings: Record<string, { secre
 /** SIGTERM/SIGINT: `stop` once, then exit 0 (1 if it failed). */
 function onSignals(log: Pino, stop: () => Promise<void>, hardStopMs: number): void {
   let stopping = false;
+  let orphaned = false;
   const handle = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping');
-    // Whatever hangs (a gone supervisor's pipe, a database that stopped answering), the process ends.
-    setTimeout(() => process.exit(1), hardStopMs).unref();
-    // Exit once the log is flushed, or half a second after stopping if it cannot be (a gone supervisor's pipe).
-    const exit = (code: number): void => {
+    // Whatever hangs (a database that stopped answering), the process ends. Without its
+    // supervisor, stdout is a pipe nobody reads: no more logging, and no exit hooks that flush it.
+    const end = (code: number): void => {
+      if (orphaned) process.kill(process.pid, 'SIGKILL');
       setTimeout(() => process.exit(code), 500);
       log.flush(() => process.exit(code));
     };
+    setTimeout(() => end(1), hardStopMs).unref();
+    log.info({ signal }, 'stopping');
     stop().then(
-      () => exit(0),
+      () => end(0),
       (err: unknown) => {
         log.error({ err }, 'stop failed');
-        exit(1);
+        end(1);
       },
     );
   };
   process.on('SIGTERM', () => handle('SIGTERM'));
   process.on('SIGINT', () => handle('SIGINT'));
-  stopWithSupervisor(() => handle('supervisor gone'));
+  stopWithSupervisor(() => {
+    orphaned = true;
+    log.level = 'silent';
+    handle('supervisor gone');
+  });
 }
 
 export async function main(argv: string[]): Promise<number> {
