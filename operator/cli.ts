@@ -17,6 +17,7 @@ import {
   MODELHOST_SETTINGS,
 } from './config.ts';
 import { createLog } from './log.ts';
+import { stopWithSupervisor } from './supervisor.ts';
 
 const USAGE = `Usage: spinneret <command> [--config FILE] [--help]
 
@@ -72,22 +73,36 @@ function shown(config: Record<string, unknown>, settings: Record<string, { secre
 }
 
 /** SIGTERM/SIGINT: `stop` once, then exit 0 (1 if it failed). */
-function onSignals(log: Pino, stop: () => Promise<void>): void {
+function onSignals(log: Pino, stop: () => Promise<void>, hardStopMs: number): void {
   let stopping = false;
+  let orphaned = false;
   const handle = (signal: string): void => {
     if (stopping) return;
     stopping = true;
+    // Whatever hangs (a database that stopped answering), the process ends. Without its
+    // supervisor, stdout is a pipe nobody reads: no more logging, and no exit hooks that flush it.
+    const end = (code: number): void => {
+      if (orphaned) process.kill(process.pid, 'SIGKILL');
+      setTimeout(() => process.exit(code), 500);
+      log.flush(() => process.exit(code));
+    };
+    setTimeout(() => end(1), hardStopMs).unref();
     log.info({ signal }, 'stopping');
     stop().then(
-      () => log.flush(() => process.exit(0)),
+      () => end(0),
       (err: unknown) => {
         log.error({ err }, 'stop failed');
-        log.flush(() => process.exit(1));
+        end(1);
       },
     );
   };
   process.on('SIGTERM', () => handle('SIGTERM'));
   process.on('SIGINT', () => handle('SIGINT'));
+  stopWithSupervisor(() => {
+    orphaned = true;
+    log.level = 'silent';
+    handle('supervisor gone');
+  });
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -135,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
         // The secret goes to the operator's terminal, never to the log.
         process.stderr.write(`API key ${key.id} ("${label}"): ${key.secret}\nDeposit memo: ${key.depositMemo}\n`);
       }
-      onSignals(log, () => node.close());
+      onSignals(log, () => node.close(), config.drainTimeout + 15_000);
       return -1;
     }
     if (name === 'gateway') {
@@ -154,7 +169,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(process.env['SPINNERET_GATEWAY_KEY'] !== undefined && { gatewayKey: process.env['SPINNERET_GATEWAY_KEY'] }),
       });
       log.info({ url: gateway.url, coordinatorUrl: config.coordinatorUrl }, 'gateway listening');
-      onSignals(log, () => gateway.close());
+      onSignals(log, () => gateway.close(), 15_000);
       return -1;
     }
     const config = loadModelHostConfig({ file });
@@ -171,7 +186,7 @@ export async function main(argv: string[]): Promise<number> {
       log,
     });
     log.info({ url: host.url, manifestUrl: host.manifestUrl, corrupt: [...host.corrupt] }, 'model host listening');
-    onSignals(log, () => host.close());
+    onSignals(log, () => host.close(), 15_000);
     return -1;
   } catch (err) {
     if (err instanceof ConfigError) {

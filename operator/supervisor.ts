@@ -30,6 +30,25 @@ export interface SupervisorOptions {
   onFatal?: (reason: string) => void;
 }
 
+/** Set in each part's environment: the supervisor's pid, so a part outlives it by at most a second. */
+export const SUPERVISOR_PID_ENV = 'SPINNERET_SUPERVISOR_PID';
+
+/**
+ * In a part: calls `stop` once when the supervisor that started it is gone (killed with
+ * SIGKILL, say), so no part is left running alone. Does nothing outside a supervisor.
+ */
+export function stopWithSupervisor(stop: () => void): void {
+  const pid = Number(process.env[SUPERVISOR_PID_ENV] ?? '');
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const timer = setInterval(() => {
+    if (process.ppid !== pid) {
+      clearInterval(timer);
+      stop();
+    }
+  }, 1_000);
+  timer.unref();
+}
+
 /** The exit code of a part that refused its configuration (EX_CONFIG): restarting cannot help. */
 export const EXIT_CONFIG = 78;
 
@@ -86,7 +105,10 @@ export class Supervisor {
 
   #spawn(part: Running): void {
     const { spec, log } = { spec: part.spec, log: this.#o.log };
-    const child = spawn(spec.command, spec.args, { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(spec.command, spec.args, {
+      env: { ...process.env, ...spec.env, [SUPERVISOR_PID_ENV]: String(process.pid) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     part.child = child;
     part.startedAt = Date.now();
     for (const stream of [child.stdout, child.stderr]) {

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createLog } from '../operator/log.ts';
+import { stopWithSupervisor } from '../operator/supervisor.ts';
 import type { LocalKeys } from '../operator/wiring.ts';
 import { RequesterClient } from '../requester/client.ts';
 import { startDemoRequester } from '../requester/demo.ts';
@@ -30,6 +31,7 @@ if (part === 'app') {
   const stop = (): void => void app.close().then(() => log.flush(() => process.exit(0)));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  stopWithSupervisor(stop);
 } else if (part === 'demo') {
   const log = createLog('demo');
   const keys = JSON.parse(readFileSync(env('SPINNERET_LOCAL_KEYS_FILE', '.spinneret/local-keys.json'), 'utf8')) as LocalKeys;
@@ -47,6 +49,7 @@ if (part === 'app') {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  stopWithSupervisor(stop);
 } else {
   console.error('Usage: tsx scripts/part.ts app|demo');
   process.exit(2);

@@ -23,6 +23,7 @@ const freePort = (): Promise<number> =>
 describe('npm start', () => {
   let child: ChildProcess | undefined;
   afterAll(() => {
+    // Its parts follow it within a second (stopWithSupervisor).
     if (child?.exitCode === null) child.kill('SIGKILL');
   });
 
