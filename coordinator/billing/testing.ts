@@ -182,7 +182,7 @@ export async function startPaidNetwork(
       return new EventReader(await api(key, 'GET', `/v1/jobs/${jobId}/events`));
     },
     async finish(worker, usage) {
-      const job = await worker.take('job');
+      const job = await worker.take('job', 20_000);
       worker.send({ v: 1, type: 'chunk', jobId: job.jobId, leaseId: job.leaseId, seq: 0, final: true, sealed: { ct: 'cmVzdWx0' }, usage });
       await worker.take('ack');
       return job.jobId;

@@ -91,7 +91,7 @@ describe('a cheating contributor against canaries', () => {
     const budgetBefore = await net.money.billing.budget();
     await garbageJob(net, key, cheat);
     // The canary comes as any job would; the cheat answers it with garbage as well.
-    const canary = await cheat.take('job');
+    const canary = await cheat.take('job', 20_000);
     cheat.send({ v: 1, type: 'chunk', jobId: canary.jobId, leaseId: canary.leaseId, seq: 0, final: true, sealed: { ct: 'Z2FyYmFnZQ' } });
     await waitFor(async () => net.verification?.report(cheat.contributorId).then((r) => r.quarantined) ?? false);
     await net.settled();
@@ -118,7 +118,7 @@ describe('a cheating contributor against canaries', () => {
     const key = await net.key(FUNDS);
     const cheat = await net.worker({ slots: 2, models: ['tiny-embed'] });
     await garbageJob(net, key, cheat);
-    await cheat.take('job');
+    await cheat.take('job', 20_000);
     cheat.close();
     await waitFor(async () => net.verification?.report(cheat.contributorId).then((r) => r.quarantined) ?? false);
     await net.settled();
@@ -135,7 +135,7 @@ describe('a cheating contributor against canaries', () => {
     const key = await net.key(FUNDS);
     const cheat = await net.worker({ slots: 2, models: ['tiny-embed'] });
     await garbageJob(net, key, cheat);
-    const canary = await cheat.take('job');
+    const canary = await cheat.take('job', 20_000);
     cheat.send({ v: 1, type: 'chunk', jobId: canary.jobId, leaseId: canary.leaseId, seq: 0, final: true, sealed: { ct: 'Z2FyYmFnZQ' } });
     await waitFor(async () => net.verification?.report(cheat.contributorId).then((r) => r.quarantined) ?? false);
     cheat.close();
