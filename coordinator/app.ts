@@ -29,6 +29,7 @@ import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
 import { problem, requestTargetGuard } from './http.ts';
+import { keyRoutes } from './requesters/key-routes.ts';
 import { bodyLimit } from 'hono/body-limit';
 import { type EdgeLimits, resolveLimits } from './edges/limits.ts';
 
@@ -139,6 +140,11 @@ export interface CoordinatorOptions {
   registry?: Registry;
   /** Readiness beyond not draining (e.g. the database answers): null when ready, else why not. */
   readiness?: () => Promise<string | null>;
+  /**
+   * The operator's bearer token (default `SPINNERET_OPERATOR_TOKEN`): serves `GET
+   * /v1/operator/keys` and `DELETE /v1/operator/keys/:id`. Without one they are not served.
+   */
+  operatorToken?: string;
 }
 
 /** Counts for tests and health checks. */
@@ -240,6 +246,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     ...(fleet !== undefined && { welcomed: (contributor) => fleet.welcomed(contributor) }),
   });
 
+  const apiKeys = new ApiKeys(store, clock);
   const app = new Hono();
   app.use(requestTargetGuard);
   // Every route's body is limited; the payload route has its own, larger limit.
@@ -285,15 +292,17 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   if (fleet !== undefined) app.route('/v1', fleet.routes);
   if (options.verification !== undefined) {
     app.route('/v1', verificationRoutes(options.verification));
-    app.route('/v1', verdictRoutes(options.verification, new ApiKeys(store, clock)));
+    app.route('/v1', verdictRoutes(options.verification, apiKeys));
   }
+  const operatorToken = options.operatorToken ?? process.env['SPINNERET_OPERATOR_TOKEN'];
+  if (operatorToken !== undefined && operatorToken !== '') app.route('/v1', keyRoutes(operatorToken, store, apiKeys));
   for (const routes of options.publicRoutes ?? []) app.route('/v1', routes);
   app.route(
     '/v1',
     requesterRoutes({
       relay,
       store,
-      keys: new ApiKeys(store, clock),
+      keys: apiKeys,
       quotas: new Quotas(clock),
       subscribersPerJob: limits.subscribersPerJob,
       subscribersPerKey: limits.subscribersPerKey,

@@ -68,7 +68,8 @@ async function coordinatorMode(): Promise<void> {
       if (loggedErrors.length < 20) loggedErrors.push(`${message} ${JSON.stringify(fields ?? {}).slice(0, 300)}`);
     },
   };
-  const coordinator = createCoordinator({ store, logger });
+  // Every simulated contributor and requester connects from loopback: the per-address limits are lifted.
+  const coordinator = createCoordinator({ store, logger, limits: { connectionsPerIp: 1_000_000, subscribersPerKey: 1_000_000 } });
   const server = await coordinator.listen({ port: 0, host: '127.0.0.1' });
   const limits = { jobsPerMinute: 2_000_000_000, maxInFlight: 1_000_000 };
   const keys: string[] = [];

@@ -34,6 +34,12 @@ export class ApiKeys {
     this.#cache.set(hash, { key, until: now + (key === null ? MISS_CACHE_MS : KEY_CACHE_MS) });
     return key;
   }
+
+  /** Revokes key `id` in the store and forgets it here, so its next request is refused. */
+  async revoke(id: string): Promise<void> {
+    await this.#store.revokeApiKey(id);
+    for (const [hash, entry] of this.#cache) if (entry.key?.id === id) this.#cache.delete(hash);
+  }
 }
 
 /** A refused job creation: why, and when to try again (seconds). */

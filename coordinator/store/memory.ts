@@ -43,6 +43,10 @@ export class MemoryStore implements Store {
     return null;
   }
 
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return [...this.#keys.values()].map(({ record }) => ({ ...record }));
+  }
+
   async revokeApiKey(id: string): Promise<void> {
     const key = this.#keys.get(id);
     if (key !== undefined) key.record.revokedAt = this.#now();

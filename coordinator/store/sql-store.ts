@@ -198,6 +198,13 @@ export class SqlStore implements Store {
     return rows[0] ? apiKeyFromRow(rows[0]) : null;
   }
 
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    const { rows } = await this.db.query<ApiKeyRow>(
+      `SELECT id, label, jobs_per_minute, max_in_flight, deposit_memo, created_at, revoked_at FROM api_keys ORDER BY created_at, id`,
+    );
+    return rows.map(apiKeyFromRow);
+  }
+
   async findApiKeyByMemo(memo: string): Promise<ApiKeyRecord | null> {
     const { rows } = await this.db.query<ApiKeyRow>(
       `SELECT id, label, jobs_per_minute, max_in_flight, deposit_memo, created_at, revoked_at FROM api_keys WHERE deposit_memo = $1`,

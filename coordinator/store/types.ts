@@ -70,6 +70,8 @@ export interface Store {
   /** The key whose deposit memo this is (revoked keys too: their deposits are still theirs). */
   findApiKeyByMemo(memo: string): Promise<ApiKeyRecord | null>;
   revokeApiKey(id: string): Promise<void>;
+  /** Every key, revoked ones too, oldest first (never a secret: only hashes are kept). */
+  listApiKeys(): Promise<ApiKeyRecord[]>;
 
   upsertContributor(record: ContributorRecord): Promise<void>;
   getContributor(id: string): Promise<ContributorRecord | null>;
