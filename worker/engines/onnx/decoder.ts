@@ -29,12 +29,18 @@ export class OrtDecoder implements DecoderStep<KvCache> {
   }
 
   async step(tokens: readonly number[], pastLength: number, cache: KvCache | null): Promise<{ logits: Float32Array; cache: KvCache }> {
-    const { all, cache: next } = await this.#run(tokens, pastLength, cache);
     const vocab = this.#spec.vocabSize;
-    return { logits: all.slice((tokens.length - 1) * vocab, tokens.length * vocab), cache: next };
+    // Only the last position's logits are read (and widened, for fp16 exports).
+    const { all, cache: next } = await this.#run(tokens, pastLength, cache, (tokens.length - 1) * vocab);
+    return { logits: all, cache: next };
   }
 
-  async #run(tokens: readonly number[], pastLength: number, cache: KvCache | null): Promise<{ all: Float32Array; cache: KvCache }> {
+  async #run(
+    tokens: readonly number[],
+    pastLength: number,
+    cache: KvCache | null,
+    from = 0,
+  ): Promise<{ all: Float32Array; cache: KvCache }> {
     const ort = this.#ort;
     const n = tokens.length;
     const feeds: Record<string, OrtTensor> = {
@@ -55,7 +61,7 @@ export class OrtDecoder implements DecoderStep<KvCache> {
     const out = await this.#session.run(feeds);
     const logitsTensor = out['logits'];
     if (logitsTensor === undefined) throw new TypeError('the decoder has no "logits" output');
-    const all = await readFloat32(logitsTensor);
+    const all = await readFloat32(logitsTensor, from);
     logitsTensor.dispose();
     const next: KvCache = [];
     for (const name of presentNames(this.#spec)) {

@@ -74,18 +74,22 @@ export function halfToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/** Reads a tensor to the CPU as float32 (downloads GPU tensors; widens float16). */
-export async function readFloat32(tensor: OrtTensor): Promise<Float32Array> {
+/**
+ * Reads a tensor to the CPU as float32 (downloads GPU tensors; widens float16), or only the
+ * values in [`from`, `to`) — a decoder step needs the last position's logits, not all of them.
+ */
+export async function readFloat32(tensor: OrtTensor, from = 0, to?: number): Promise<Float32Array> {
   const data = tensor.location === 'cpu' ? tensor.data : await tensor.getData();
-  if (data instanceof Float32Array) return data;
+  const end = to ?? (data as ArrayLike<number>).length;
+  if (data instanceof Float32Array) return from === 0 && end === data.length ? data : data.slice(from, end);
   if (tensor.type === 'float16') {
     // ORT hands float16 out as Uint16Array bits, or as Float16Array where the runtime has one.
     if (data instanceof Uint16Array) {
-      const out = new Float32Array(data.length);
-      for (let i = 0; i < data.length; i++) out[i] = halfToFloat(data[i] ?? 0);
+      const out = new Float32Array(end - from);
+      for (let i = from; i < end; i++) out[i - from] = halfToFloat(data[i] ?? 0);
       return out;
     }
-    return Float32Array.from(data as ArrayLike<number>);
+    return Float32Array.from((data as unknown as Float32Array).subarray(from, end));
   }
   throw new TypeError(`expected a float output, got ${tensor.type}`);
 }
