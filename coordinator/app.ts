@@ -361,7 +361,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
           ...record,
           state: 'failed',
           updatedAt: now,
-          error: 'RESTARTED: The coordinator restarted while this job was unfinished; run it again (the SDK does so itself).',
+          error: 'RESTARTED: The coordinator restarted while this job was unfinished; run it again.',
         });
         options.billing?.relay.ended(record.id, 'the coordinator restarted');
         n++;

@@ -164,7 +164,7 @@ describe('RequesterClient', () => {
 
   it('reports an unreachable coordinator and refuses malformed requests before sending', async () => {
     const { fake, client } = await setup();
-    const down = new RequesterClient({ coordinatorUrl: 'http://127.0.0.1:9', apiKey: 'k', retryForMs: 0 });
+    const down = new RequesterClient({ coordinatorUrl: 'http://127.0.0.1:9', apiKey: 'k' });
     await expect(down.run(chat)).rejects.toBeInstanceOf(CoordinatorUnavailableError);
     await expect(client.run({ ...chat, maxTokens: 0 })).rejects.toBeInstanceOf(InvalidInputError);
     const huge = { kind: 'embed' as const, model: 'tiny-embed', inputs: Array.from({ length: 40 }, () => 'x'.repeat(100_000)) };
@@ -178,37 +178,5 @@ describe('RequesterClient', () => {
       { id: 'tiny-chat', kinds: ['chat'] },
       { id: 'tiny-embed', kinds: ['embed'] },
     ]);
-  });
-
-  it('reopens a broken event stream and resumes where it was: every delta once, one result', async () => {
-    const { fake, client } = await setup({ cutFirstStreamAfter: 2 });
-    const deltas = collect();
-    const result = await client.run(chat, { onDelta: deltas.onDelta });
-    expect(result).toMatchObject({ kind: 'chat', text: `You said: ${SECRET}`, attempts: 1 });
-    expect(deltas.text()).toBe(`You said: ${SECRET}`);
-    expect(deltas.tokens).toEqual([1, 2, 3]);
-    expect(fake.requests.filter((r) => r.path === '/v1/jobs/job1/events')).toHaveLength(2);
-    expect(fake.opened).toHaveLength(1);
-  });
-
-  it('runs the job again when the coordinator restarted under it, without repeating streamed text', async () => {
-    const { fake, client } = await setup({ restartFirstJob: true });
-    const deltas = collect();
-    const result = await client.run(chat, { onDelta: deltas.onDelta });
-    expect(result).toMatchObject({ kind: 'chat', text: `You said: ${SECRET}` });
-    expect(deltas.text()).toBe(`You said: ${SECRET}`);
-    expect(fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/jobs')).toHaveLength(2);
-  });
-
-  it('retries creating a job with backoff while the coordinator is unreachable', async () => {
-    const probe = await startFakeCoordinator();
-    const port = Number(new URL(probe.url).port);
-    await probe.close();
-    const client = new RequesterClient({ coordinatorUrl: `http://127.0.0.1:${port}`, apiKey: 'test-key', retryForMs: 10_000 });
-    const running = client.run(chat);
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    fake = await startFakeCoordinator({ port });
-    expect(await running).toMatchObject({ kind: 'chat', text: `You said: ${SECRET}` });
-    expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
   });
 });

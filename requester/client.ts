@@ -24,7 +24,7 @@ import {
 } from '../protocol/wire.ts';
 import type { ModelFacts } from '../protocol/wire.ts';
 import { EnvelopeCounter } from './billing.ts';
-import { CoordinatorError, CoordinatorUnavailableError, failedJobError, httpError, networkError } from './errors.ts';
+import { CoordinatorError, failedJobError, httpError, networkError } from './errors.ts';
 
 export interface RequesterClientOptions {
   /** Base URL of the coordinator, e.g. `https://coordinator.example` (no trailing `/v1`). */
@@ -43,13 +43,6 @@ export interface RequesterClientOptions {
   onCheck?: (check: ReplicaCheck) => void;
   /** Tolerances for comparing results; the defaults of protocol/compare.ts. */
   compare?: CompareOptions;
-  /**
-   * How long to keep trying while the coordinator is unreachable, ms (default 30,000): creating
-   * a job is retried with backoff, and a broken event stream is reopened where it was.
-   */
-  retryForMs?: number;
-  /** Times a job is run again from the start when the coordinator restarted under it (default 3). */
-  maxRestarts?: number;
 }
 
 /** What came of a replica check of one job. */
@@ -167,88 +160,32 @@ export class RequesterClient {
     }
     // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
     const replicas = this.#options.checkReplicas !== false;
-    // Text already passed to onDelta, across reconnects and re-runs: each piece once.
-    const emitted = { text: '', tokens: [] as number[] };
-    for (let restarts = 0; ; restarts++) {
-      const { jobId, assignment } = await this.#retrying(signal, async () => {
-        const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
-        const create = {
-          model: job.model,
-          kind: wireKindOf(job),
-          billing,
-          ...(sizeBytes <= 1_000_000 && { sizeBytes }),
-          ...(replicas && { replicas }),
-        };
-        const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
-        const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
-        if (!created.success)
-          throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
-        return created.output;
-      });
-      try {
-        return await this.#runCreated(job, jobId, assignment, options, emitted);
-      } catch (err) {
-        // The coordinator restarted and ended the job: run it again from the start, once per restart.
-        if (err instanceof RestartedError && restarts < (this.#options.maxRestarts ?? 3) && signal?.aborted !== true) continue;
-        throw err instanceof RestartedError ? err.error : err;
-      }
-    }
-  }
-
-  /** Retries `attempt` with backoff while the coordinator is unreachable, for up to `retryForMs`. */
-  async #retrying<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
-    const until = Date.now() + (this.#options.retryForMs ?? 30_000);
-    for (let delay = 100; ; delay = Math.min(delay * 2, 5_000)) {
-      try {
-        return await attempt();
-      } catch (err) {
-        if (!(err instanceof CoordinatorUnavailableError) || Date.now() + delay > until || signal?.aborted === true) throw err;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
-    }
-  }
-
-  async #runCreated(
-    job: JobRequest,
-    jobId: string,
-    assignment: Assignment | null,
-    options: RunOptions,
-    emitted: { text: string; tokens: number[] },
-  ): Promise<JobResult & { attempts: number }> {
-    const { signal } = options;
+    const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
+    const create = {
+      model: job.model,
+      kind: wireKindOf(job),
+      billing,
+      ...(sizeBytes <= 1_000_000 && { sizeBytes }),
+      ...(replicas && { replicas }),
+    };
+    const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
+    const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
+    if (!created.success)
+      throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
+    const { jobId, assignment } = created.output;
     const primary = deferred<JobResult | null>();
     const onReplica = (replicaJobId: string): void => {
       const check = this.#check(jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
       this.#checks.add(check);
     };
-    const progress: Progress = { emitted, state: { current: null }, inline: assignment };
-    const until = Date.now() + (this.#options.retryForMs ?? 30_000);
     try {
-      for (let delay = 100; ; delay = Math.min(delay * 2, 5_000)) {
-        try {
-          const result = await this.#follow(jobId, job, progress, options, onReplica);
-          primary.resolve(result);
-          // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
-          this.#track(this.#report(jobId, { opened: true, usage: result.usage }).then(() => undefined));
-          return result;
-        } catch (err) {
-          // A broken stream (the coordinator went away): reopen it and go on where it was.
-          const broken =
-            !(
-              err instanceof SpinneretError ||
-              err instanceof JobFailed ||
-              err instanceof RestartedError ||
-              err instanceof UnopenableResult
-            ) ||
-            err instanceof CoordinatorUnavailableError ||
-            isClosedEarly(err);
-          if (!broken || signal?.aborted === true || Date.now() + delay > until) throw err;
-          await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-      }
+      const result = await this.#follow(jobId, job, assignment, options, onReplica);
+      primary.resolve(result);
+      // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
+      this.#track(this.#report(jobId, { opened: true, usage: result.usage }).then(() => undefined));
+      return result;
     } catch (err) {
       primary.resolve(null);
-      if (err instanceof RestartedError) throw err;
       if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
@@ -258,22 +195,18 @@ export class RequesterClient {
     }
   }
 
-  /**
-   * Follows the job's event stream to its result. `progress` carries what was seen, so a
-   * reopened stream (which replays the job's events) skips what was already handled.
-   */
   async #follow(
     jobId: string,
     job: JobRequest,
-    progress: Progress,
+    inline: Assignment | null,
     { signal, onDelta }: RunOptions,
     onReplica?: (replicaJobId: string) => void,
   ): Promise<JobResult & { attempts: number }> {
     const events = await this.#call('GET', `/v1/jobs/${jobId}/events`, undefined, 'opening the event stream', signal);
     if (events.body === null) throw new CoordinatorError(`The event stream of job ${jobId} has no body.`, events.status);
-    const { emitted, state } = progress;
-    const inline = progress.inline;
-    progress.inline = null;
+    const emitted = { text: '', tokens: [] as number[] };
+    // An object, not a `let`: TypeScript does not see the closure below assigning it.
+    const state: { current: Attempt | null } = { current: null };
 
     const submit = async (assignment: Assignment): Promise<void> => {
       if (state.current !== null && assignment.attempt <= state.current.attempt) return;
@@ -294,7 +227,6 @@ export class RequesterClient {
       const parsed = parseFrame(JobEvent, line);
       if (!parsed.ok) throw new CoordinatorError(`The coordinator sent a malformed event for job ${jobId}: ${parsed.error.message}`, 0);
       const event = parsed.value;
-      if (event.type === 'failed' && event.error.code === 'RESTARTED') throw new RestartedError(failedJobError(event.error, jobId));
       if (event.type === 'failed') throw new JobFailed(failedJobError(event.error, jobId));
       if (event.type === 'assigned') {
         await submit(event.assignment);
@@ -332,7 +264,7 @@ export class RequesterClient {
   async #check(jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
     const report = (check: ReplicaCheck): void => this.#options.onCheck?.(check);
     try {
-      const replica = await this.#follow(replicaJobId, job, newProgress(), {});
+      const replica = await this.#follow(replicaJobId, job, null, {});
       const first = await primary;
       if (first === null) {
         await this.#cancel(replicaJobId);
@@ -343,7 +275,7 @@ export class RequesterClient {
       const answer = await this.#verdict(jobId, verdict);
       if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
       const tieBreakJobId = answer.tieBreak.jobId;
-      const third = await this.#follow(tieBreakJobId, job, newProgress(), {});
+      const third = await this.#follow(tieBreakJobId, job, null, {});
       const withPrimary = compareResults(third, first, this.#options.compare);
       const withReplica = compareResults(third, replica, this.#options.compare);
       const said = (x: typeof a) => ({ agree: x.agree, score: x.score, reason: x.reason.slice(0, 500) });
@@ -402,7 +334,7 @@ export class RequesterClient {
       throw new CoordinatorError(`The result of job ${jobId} could not be opened (${unopenable.message}); submit the job again.`, 0);
     }
     try {
-      return await this.#follow(rerun.jobId, job, newProgress(), options);
+      return await this.#follow(rerun.jobId, job, null, options);
     } catch (err) {
       if (err instanceof JobFailed) throw err.error;
       if (err instanceof UnopenableResult)
@@ -445,29 +377,6 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve: (value: T) => void = () => undefined;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-/** What a job's stream has shown so far: streamed text, the current attempt, an assignment still to seal for. */
-interface Progress {
-  emitted: { text: string; tokens: number[] };
-  state: { current: Attempt | null };
-  inline: Assignment | null;
-}
-
-function newProgress(): Progress {
-  return { emitted: { text: '', tokens: [] }, state: { current: null }, inline: null };
-}
-
-/** The stream ended before the result: the connection broke (a restart, a proxy), not the job. */
-function isClosedEarly(err: unknown): boolean {
-  return err instanceof CoordinatorError && err.status === 0 && /before the result arrived/.test(err.message);
-}
-
-/** The coordinator restarted and ended the job (`RESTARTED`): it can be run again. */
-class RestartedError extends Error {
-  constructor(readonly error: SpinneretError) {
-    super(error.message);
-  }
 }
 
 /** The final chunk of a delivered result did not open or parse: the contributor sent garbage. */

@@ -35,12 +35,6 @@ export interface FakeCoordinatorOptions {
   fail?: WireError;
   /** Flip a byte of the chunk with this seq. */
   tamperSeq?: number;
-  /** Listen on this port (default: a free one). */
-  port?: number;
-  /** Each job's first event stream breaks after this many events (a coordinator or proxy going away). */
-  cutFirstStreamAfter?: number;
-  /** The first job ends with `RESTARTED` after its first delta, as after a coordinator restart. */
-  restartFirstJob?: boolean;
 }
 
 interface FakeJob {
@@ -52,7 +46,6 @@ interface FakeJob {
   log: string[];
   ended: boolean;
   listeners: Set<() => void>;
-  streams: number;
 }
 
 export interface FakeCoordinator {
@@ -136,14 +129,6 @@ export async function startFakeCoordinator(options: FakeCoordinatorOptions = {})
       push(job, { type: 'chunk', attempt, seq: chunk.seq, final, sealed: chunk.sealed, ...(usage ? { usage } : {}) }, final);
       await new Promise((resolve) => setTimeout(resolve, 2));
     };
-    if (options.restartFirstJob === true && job.id === 'job1') {
-      if (pieces[0]?.type === 'delta') await send(pieces[0], false);
-      return push(
-        job,
-        { type: 'failed', error: { code: 'RESTARTED', message: 'The coordinator restarted while this job was unfinished.' } },
-        true,
-      );
-    }
     if (options.dropAttempts?.includes(attempt) === true) {
       // Drops after its first delta (if any); its late chunk after the re-assignment must be ignored.
       if (pieces[0]?.type === 'delta') await send(pieces[0], false);
@@ -182,7 +167,6 @@ export async function startFakeCoordinator(options: FakeCoordinatorOptions = {})
       log: [],
       ended: false,
       listeners: new Set(),
-      streams: 0,
     };
     jobs.set(job.id, job);
     const assigned = await assign(job);
@@ -206,22 +190,13 @@ export async function startFakeCoordinator(options: FakeCoordinatorOptions = {})
     const job = jobs.get(c.req.param('id'));
     if (job === undefined) return c.json({ error: { code: 'NOT_FOUND', message: 'no such job' } }, 404);
     let flush = (): void => undefined;
-    const cutAfter = job.streams++ === 0 ? options.cutFirstStreamAfter : undefined;
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
         let sent = 0;
         let closed = false;
         flush = () => {
           if (closed) return;
-          while (sent < job.log.length) {
-            if (cutAfter !== undefined && sent >= cutAfter) {
-              closed = true;
-              job.listeners.delete(flush);
-              controller.error(new Error('connection lost'));
-              return;
-            }
-            controller.enqueue(new TextEncoder().encode(`${job.log[sent++]}\n`));
-          }
+          while (sent < job.log.length) controller.enqueue(new TextEncoder().encode(`${job.log[sent++]}\n`));
           if (job.ended) {
             closed = true;
             job.listeners.delete(flush);
@@ -244,7 +219,7 @@ export async function startFakeCoordinator(options: FakeCoordinatorOptions = {})
     return c.body(null, 204);
   });
 
-  const server = serve({ fetch: app.fetch, port: options.port ?? 0, hostname: '127.0.0.1' });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {

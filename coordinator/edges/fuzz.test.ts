@@ -42,7 +42,7 @@ beforeAll(async () => {
   coordinator = await startCoordinator();
   const { secret } = await coordinator.coordinator.createApiKey('gateway', { jobsPerMinute: 1_000_000, maxInFlight: 1000 });
   gateway = await listen(
-    createGateway({ client: new RequesterClient({ coordinatorUrl: coordinator.url, apiKey: secret, retryForMs: 0 }) }),
+    createGateway({ client: new RequesterClient({ coordinatorUrl: coordinator.url, apiKey: secret }) }),
     0,
     '127.0.0.1',
   );
