@@ -24,7 +24,6 @@ interface Device extends ContributorView {
   readonly kind: Kind;
   readonly wallet: string;
   lastAssignedAt: number;
-  warm: Set<string>;
   jobs: number;
   caughtAfter: number | null;
   openSlots: number;
@@ -92,7 +91,6 @@ function device(id: string, kind: Kind, wallet: string): Device {
     openSlots: 1,
     inFlight: 0,
     lastAssignedAt: 0,
-    warm: new Set(),
     jobs: 0,
     caughtAfter: null,
     busyUntil: 0,
@@ -168,7 +166,10 @@ function simulate(seed: number): SeedFigures {
   };
 
   const shutOut = (d: Device): boolean => policy.isShutOut(d.id, d.wallet) || policy.isBenched(d.id, MODEL);
-  const hooks = { eligible: (c: ContributorView) => !shutOut(c as Device), score: (c: ContributorView) => policy.reputation(c.id).score };
+  const hooks = {
+    eligible: (c: ContributorView) => !shutOut(c as Device),
+    demote: (c: ContributorView) => policy.reputation(c.id).score < 0.5,
+  };
   const place = (jobId: string, exclude: readonly Device[], wallets: readonly string[]): Device | undefined => {
     const view: JobView = { id: jobId, apiKeyId: 'k', model: MODEL, kind: 'embed', attempt: 1, triedBy: new Set(exclude.map((d) => d.id)) };
     for (const d of devices) d.openSlots = clock.now() >= d.busyUntil ? 1 : 0;
@@ -179,7 +180,6 @@ function simulate(seed: number): SeedFigures {
       // A job keeps a device busy for 2–6 minutes: with a job every 10 s the network runs at about 70 % load.
       chosen.busyUntil = clock.now() + 120_000 + random() * 240_000;
       chosen.jobs++;
-      chosen.warm.add(MODEL);
     }
     return chosen;
   };

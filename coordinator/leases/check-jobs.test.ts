@@ -219,7 +219,7 @@ describe('check jobs in the relay', () => {
         faults.push(`${id}:${model}:${fault}`);
         record.set(id, (record.get(id) ?? 0.5) - 0.1);
       },
-      score: (c) => record.get(c.id) ?? 0.5,
+      demote: (c) => (record.get(c.id) ?? 0.5) < 0.5,
     });
     const griefer = contributor('griefer');
     r.join(griefer);

@@ -26,8 +26,8 @@ export interface RelayChecks {
    * announced on its event stream. `replicas`: its requester asked to check replicas.
    */
   beforeFinal?(job: Job, contributor: ConnectedContributor, replicas: boolean): void;
-  /** The device's observed record for placement, higher is better (reputation). */
-  score?(contributor: ContributorView): number;
+  /** Whether a device's observed record is bad enough to place it after all others. */
+  demote?(contributor: ContributorView): boolean;
   /** The device failed a job blaming its input, or let a lease expire: its record gets worse. */
   onFault?(contributorId: string, model: string, fault: 'invalid-input' | 'lease-expired'): void;
   /** Any job ended with a final result, before the ledger hears of it. */
@@ -117,7 +117,7 @@ export function hooksFor(
   m: JobMeta | undefined,
   classOf: EngineClassOf,
 ): SchedulerHooks {
-  const scored = checks?.score === undefined ? base : { ...base, score: (c: ContributorView) => checks.score?.(c) ?? 0 };
+  const scored = checks?.demote === undefined ? base : { ...base, demote: (c: ContributorView) => checks.demote?.(c) ?? false };
   if (checks?.eligible === undefined && (m === undefined || m.role === 'job')) return scored;
   return {
     ...scored,

@@ -16,8 +16,6 @@ export class ConnectedContributor implements ContributorView {
    */
   openSlots = 0;
   lastAssignedAt = 0;
-  /** Models the coordinator saw it finish a job of on this connection (placement prefers them; claims do not count). */
-  readonly warm = new Set<string>();
   /** The wallet it earns for, as bound at `hello` (null: none); placement keeps a wallet's devices from checking each other. */
   wallet: string | null = null;
   /** The worker's last `status`: visibility, the rule pausing it, its pace (null until it sends one). */

@@ -360,7 +360,6 @@ export class Relay {
     job.emit(usage === undefined ? event : { ...event, usage });
     if (final) {
       this.#leases.end(lease, 'done');
-      contributor.warm.add(job.model);
       const claimed = { promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0 };
       const billed = clampUsage(claimed, job.envelope);
       job.promptTokens = billed.promptTokens;

@@ -12,12 +12,10 @@ function contributor(
     openSlots?: number;
     inFlight?: number;
     lastAssignedAt?: number;
-    warm?: string[];
   } = {},
 ): ContributorView {
   return {
     id,
-    warm: new Set(init.warm ?? []),
     hpkeKey: 'k'.repeat(43),
     capabilities: {
       v: 1,
@@ -38,15 +36,13 @@ const job: JobView = { id: 'j', apiKeyId: 'k', model: 'm', kind: 'chat', attempt
 describe('chooseContributor', () => {
   it('places by observed record, not by claimed model states: a fake `loaded` claim wins nothing', () => {
     const liar = contributor('claims-loaded', { model: 'loaded', lastAssignedAt: 50 });
-    const seen = contributor('seen-finishing', { model: 'available', warm: ['m'], lastAssignedAt: 100 });
-    const plain = contributor('plain', { model: 'cached', lastAssignedAt: 10 });
-    // Warm (seen finishing a job of the model) first, whatever the others claim.
-    expect(chooseContributor([liar, plain, seen], job)?.id).toBe('seen-finishing');
-    // Without warmth the claims are ignored: round-robin picks the one idle longest.
+    const plain = contributor('plain', { model: 'available', lastAssignedAt: 10 });
+    // The claims are ignored: round-robin picks the one idle longest.
     expect(chooseContributor([liar, plain], job)?.id).toBe('plain');
-    // The better record wins among equals.
-    const score = (c: ContributorView): number => (c.id === 'claims-loaded' ? 0.9 : 0.2);
-    expect(chooseContributor([liar, plain], job, { score })?.id).toBe('claims-loaded');
+    // A device with a bad record comes after every other, however long it waited.
+    const demote = (c: ContributorView): boolean => c.id === 'plain';
+    expect(chooseContributor([liar, plain], job, { demote })?.id).toBe('claims-loaded');
+    expect(chooseContributor([plain], job, { demote })?.id).toBe('plain');
   });
 
   it('skips workers without free slots, consent, the model, or an earlier attempt of the job', () => {

@@ -1,10 +1,10 @@
 /**
  * Matches a waiting job to a connected contributor: one with a free slot that consents to
- * the job's kind and lists its model, preferring by observed record, never by claims: a
- * device the coordinator saw finish a job of the model on this connection (it has it warm),
- * then the better record (the `score` hook: reputation), then the least-loaded contributor,
- * then the one that waited longest since its last job (round-robin). The `loaded` / `cached`
- * states a device reports play no part in placement.
+ * the job's kind and lists its model, by observed record, never by claims: a device the
+ * `demote` hook marks (a worse record than not: more failed checks and faults than clean
+ * ones) comes after the others; then the least-loaded contributor, then the one that waited
+ * longest since its last job (round-robin, so new devices get work and so get checked). The
+ * `loaded` / `cached` states a device reports play no part in placement.
  */
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Capabilities, WireError } from '../../protocol/wire.ts';
@@ -28,8 +28,6 @@ export interface ContributorView {
   readonly lastAssignedAt: number;
   /** The wallet it earns for, if bound. */
   readonly wallet?: string | null;
-  /** Models the coordinator saw it finish a job of on this connection. */
-  readonly warm?: ReadonlySet<string>;
 }
 
 /** What the scheduler and its hooks see of a job. */
@@ -50,8 +48,8 @@ export interface JobView {
 export interface SchedulerHooks {
   /** An extra rule on top of slots, consent and model; default: every such contributor is eligible. */
   eligible?(contributor: ContributorView, job: JobView): boolean;
-  /** The device's observed record, higher is better (reputation); ranks after warmth. Default: all equal. */
-  score?(contributor: ContributorView): number;
+  /** True for a device with a bad observed record: it is placed after all others. Default: none. */
+  demote?(contributor: ContributorView): boolean;
   /** Chooses among eligible candidates, given best first; `undefined` leaves the job waiting. Default: the first. */
   pick?(candidates: readonly ContributorView[], job: JobView): ContributorView | undefined;
 }
@@ -79,20 +77,16 @@ export function chooseContributor<C extends ContributorView>(
   job: JobView,
   hooks: SchedulerHooks = {},
 ): C | undefined {
-  const candidates: { contributor: C; rank: number; score: number }[] = [];
+  const candidates: { contributor: C; rank: number }[] = [];
   for (const contributor of contributors) {
     if (!canRun(contributor, job)) continue;
     if (hooks.eligible !== undefined && !hooks.eligible(contributor, job)) continue;
-    const rank = contributor.warm?.has(job.model) === true ? 0 : 1;
-    candidates.push({ contributor, rank, score: hooks.score?.(contributor) ?? 0 });
+    candidates.push({ contributor, rank: hooks.demote?.(contributor) === true ? 1 : 0 });
   }
   if (candidates.length === 0) return undefined;
   candidates.sort(
     (a, b) =>
-      a.rank - b.rank ||
-      b.score - a.score ||
-      a.contributor.inFlight - b.contributor.inFlight ||
-      a.contributor.lastAssignedAt - b.contributor.lastAssignedAt,
+      a.rank - b.rank || a.contributor.inFlight - b.contributor.inFlight || a.contributor.lastAssignedAt - b.contributor.lastAssignedAt,
   );
   const sorted = candidates.map((c) => c.contributor);
   if (hooks.pick === undefined) return sorted[0];

@@ -147,7 +147,9 @@ export class VerificationPolicy {
 
   /** The canary rate of a device now: higher while it is on probation (fewer clean checks than `probationChecks`). */
   canaryRate(contributorId: string): number {
-    return this.onProbation(contributorId) ? (this.#config.probationCanaryRate ?? this.#config.canaryRate) : this.#config.canaryRate;
+    const { canaryRate, probationCanaryRate } = this.#config;
+    // Probation never checks less than the normal rate.
+    return this.onProbation(contributorId) ? Math.max(canaryRate, probationCanaryRate ?? canaryRate) : canaryRate;
   }
 
   /** Whether a device is new: fewer clean checks than `probationChecks`. */

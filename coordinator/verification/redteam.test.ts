@@ -31,6 +31,7 @@ const cost = (prompt: number) => {
 /** Every job gets a canary; nothing is replicated; one failed check quarantines. */
 const CANARY_EVERY_JOB = {
   canaryRate: 1,
+  probationCanaryRate: 1,
   baseReplicationRate: 0,
   minReplicationRate: 0,
   quarantineAfter: 1,
@@ -47,6 +48,8 @@ async function start(policy: NonNullable<Parameters<typeof startPaidNetwork>[1]>
   open.push(net);
   // Checks are paid from the network's budget, funded as `npm start` funds it.
   await net.money.fund(net.money.budgetMemo, toNano('10'));
+  // The budget's view is refreshed as its deposit is booked; wait for it, or the first check may be refused.
+  await net.money.billing.refreshBudget();
   return net;
 }
 

@@ -263,7 +263,8 @@ export function createVerification(options: VerificationOptions): Verification {
 
   const relayChecks: RelayChecks = {
     eligible: (contributor, model) => !policy.isShutOut(contributor.id, contributor.wallet) && !policy.isBenched(contributor.id, model),
-    score: (contributor) => policy.reputation(contributor.id).score,
+    // More failed checks and faults than clean ones: placed after every other device.
+    demote: (contributor) => policy.reputation(contributor.id).score < 0.5,
     onFault: (contributorId) => policy.fault(contributorId),
     beforeFinal(job, contributor, replicas) {
       try {
