@@ -1,9 +1,11 @@
 /**
  * Kiosk and lab fleets in real Chromium: the owner proves a wallet on the fleet page (a test
  * wallet injected into the page, its proof signed in Node) and issues an enrollment token; a
- * machine opened at the kiosk address enrolls and starts with no click, runs a job for the
- * owner's wallet, shows on the fleet page, and obeys the owner's remote pause, resume and
- * message. Bad kiosk settings and a revoked token are told in words.
+ * machine opened at the kiosk address shows what will run for which wallet and starts only after
+ * one click on "Start contributing for this owner" (remembered: a reload starts with no click),
+ * runs a job for the owner's wallet, shows on the fleet page, and obeys the owner's remote pause,
+ * resume and message. A managed /kiosk.json on the machine's origin pre-consents. Bad kiosk
+ * settings and a revoked token are told in words.
  */
 import type { Page } from '@playwright/test';
 import { ownerCall, proveOwner } from '../coordinator/fleet/testing.ts';
@@ -24,7 +26,9 @@ async function openKiosk(page: Page, address: string): Promise<void> {
   await expect(page.locator('#app[data-ready="true"]')).toBeAttached({ timeout: 120_000 });
 }
 
-test('a kiosk machine enrolls from its address with no click, earns for the owner, and obeys the fleet page', async ({ browser }) => {
+test('a kiosk machine enrolls from its address after one consent click, earns for the owner, and obeys the fleet page', async ({
+  browser,
+}) => {
   const fleet = await (await browser.newContext()).newPage();
   await openWithWallet(fleet, outside, undefined, owner, '/fleet.html');
   await fleet.getByTestId('wallet-connect').click();
@@ -35,10 +39,21 @@ test('a kiosk machine enrolls from its address with no click, earns for the owne
   expect(new URL(address).searchParams.get('kiosk')).toBe('1');
   await expect(fleet.getByTestId('fleet-token')).toHaveAttribute('data-state', 'active');
 
-  // The machine: nothing is clicked from here on.
+  // The machine: the address alone runs nothing; it says for whom and what, and waits for one click.
   const kiosk = await (await browser.newContext()).newPage();
   await openKiosk(kiosk, address);
   const view = kiosk.getByTestId('kiosk-view');
+  await expect(view).toHaveAttribute('data-consent', 'asked');
+  await expect(kiosk.getByTestId('kiosk-consent-wallet')).toHaveText(owner.address);
+  await expect(kiosk.getByTestId('kiosk-consent')).toContainText('runs AI jobs');
+  await kiosk.waitForTimeout(2_000);
+  // Not started: the worker has no contributor yet (null) or an idle one.
+  expect([null, 'idle']).toContain(
+    await kiosk.evaluate(async () => (await window.spinneret?.bridge.api.contributorStatus())?.state ?? null),
+  );
+  await kiosk.getByTestId('kiosk-consent-start').click();
+  // Nothing is clicked on the machine from here on.
+  await expect(view).toHaveAttribute('data-consent', 'given');
   await expect(view).toHaveAttribute('data-enrolled', 'true');
   await expect(kiosk.getByTestId('kiosk-label')).toHaveText('Lab 3');
   await expect(view).toHaveAttribute('data-state', /connected|working/);
@@ -78,8 +93,9 @@ test('a kiosk machine enrolls from its address with no click, earns for the owne
   await kiosk.waitForTimeout(5_000);
   await expect(kiosk.getByTestId('kiosk-counts')).toHaveAttribute('data-done', '1');
 
-  // A reload resumes by itself, still paused by the owner.
+  // A reload resumes by itself (the consent is remembered on this device), still paused by the owner.
   await openKiosk(kiosk, address);
+  await expect(view).toHaveAttribute('data-consent', 'remembered');
   await expect(view).toHaveAttribute('data-paused-by', 'remote');
   await expect(kiosk.getByTestId('kiosk-counts')).toHaveAttribute('data-done', '0');
 
@@ -91,6 +107,15 @@ test('a kiosk machine enrolls from its address with no click, earns for the owne
   expect((await waiting).kind).toBe('embed');
   await expect(kiosk.getByTestId('kiosk-counts')).toHaveAttribute('data-done', '1');
   await expect(view).toHaveAttribute('data-paused-by', '');
+
+  // Sign out on the fleet page: the owner session is revoked on the coordinator, not only forgotten here.
+  const ownerSession =
+    (await fleet.evaluate(() => JSON.parse(localStorage.getItem('spinneret.wallet.owner') ?? '{}') as { token?: string })).token ?? '';
+  expect((await ownerCall(coordinatorUrl(), ownerSession, 'GET', '/v1/fleet')).status).toBe(200);
+  await fleet.getByTestId('fleet-sign-out').click();
+  await expect(fleet.getByTestId('fleet-connect')).toBeVisible();
+  await expect(fleet.getByTestId('fleet-sign-out')).toBeHidden();
+  await expect.poll(async () => (await ownerCall(coordinatorUrl(), ownerSession, 'GET', '/v1/fleet')).status).toBe(401);
   await fleet.context().close();
   await kiosk.context().close();
 });
@@ -115,4 +140,17 @@ test('bad kiosk settings and a revoked token are told in words, with what to do'
   await openKiosk(page, `${appUrl()}/?kiosk=1&enroll=${token.secret}&label=PC-9`);
   await expect(error).toHaveAttribute('data-reason', 'token-revoked');
   await expect(error).toContainText('The owner revoked this enrollment token. Ask the owner for a new kiosk address');
+});
+
+test("the owner's managed /kiosk.json on the machine pre-consents: it starts with no click", async ({ page }) => {
+  const session = await proveOwner(coordinatorUrl(), owner, Date.now());
+  const issued = await ownerCall(coordinatorUrl(), session, 'POST', '/v1/enrollment-tokens', { label: 'Managed', ttlMs: 3_600_000 });
+  const token = (await issued.json()) as { id: string; secret: string };
+  await page.route('**/kiosk.json', (route) => route.fulfill({ json: { enroll: token.secret, label: 'Managed PC' } }));
+  await openKiosk(page, `${appUrl()}/?kiosk=1`);
+  const view = page.getByTestId('kiosk-view');
+  await expect(view).toHaveAttribute('data-consent', 'managed');
+  await expect(page.getByTestId('kiosk-consent')).toHaveCount(0);
+  await expect(view).toHaveAttribute('data-state', /connected|working/);
+  await ownerCall(coordinatorUrl(), session, 'DELETE', `/v1/enrollment-tokens/${token.id}`);
 });

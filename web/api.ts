@@ -44,6 +44,8 @@ export class CoordinatorError extends Error {
 /** What a wallet sends to `POST /v1/wallet/proof` (TON Connect's `ton_proof` reply and account). */
 export interface ProofRequest {
   deviceKey: string;
+  /** `owner`: the fleet page's owner session; `device` (default): the contributor's. */
+  scope?: 'device' | 'owner';
   address: string;
   network: string;
   publicKey?: string;
@@ -123,6 +125,11 @@ export class CoordinatorClient {
   /** `POST /v1/enroll`: a kiosk machine enrolls with its owner's token. */
   enroll(request: { token: string; identityKey: string; signature: string; label?: string }): Promise<Enrollment> {
     return this.#call(Enrollment, '/enroll', { method: 'POST', body: request });
+  }
+
+  /** `DELETE /v1/owner/session`: signs the fleet page's owner session out (the token then works nowhere). */
+  signOutOwner(session: string): Promise<{ signedOut: boolean }> {
+    return this.#call(v.object({ signedOut: v.boolean() }), '/owner/session', { method: 'DELETE', bearer: session });
   }
 
   /** `GET /v1/fleet`, as the owner (wallet session) or with a `monitor` token. */

@@ -262,12 +262,13 @@ async function main(): Promise<void> {
   const devicesBox = h('section', { class: 'card-section', testid: 'fleet-devices-card' });
   const hint = h('p', { testid: 'fleet-hint', class: 'hint' }, tr('fleet.connectFirst'));
   const connect = h('button', { type: 'button', class: 'primary', testid: 'fleet-connect' }, tr('fleet.connectOwner'));
+  const signOut = h('button', { type: 'button', testid: 'fleet-sign-out', hidden: true }, tr('fleet.signOut'));
   replace(
     ownerBox,
     h('h2', { id: 'fleet-owner-h' }, tr('fleet.ownerTitle')),
     h('p', {}, tr('fleet.ownerExplain')),
     hint,
-    h('p', {}, connect),
+    h('p', {}, connect, signOut),
   );
   const needs = h(
     'details',
@@ -303,9 +304,18 @@ async function main(): Promise<void> {
     walletsListUrl: config.walletsListUrl,
     bridgeOrigins: config.bridgeOrigins,
     deviceKey: () => bridge.api.deviceKey(),
+    // An owner session: the only credential of the fleet routes, 8 h, revoked by Sign out.
+    scope: 'owner',
   });
   mountWalletChip(header.walletSlot, wallet, { errorBox: walletError, audience: 'owner' });
   connect.addEventListener('click', () => void wallet.connect());
+  signOut.addEventListener('click', () => {
+    const session = wallet.session();
+    // Revoked on the coordinator first, so the token works nowhere even if a copy of it is left.
+    void (session === undefined ? Promise.resolve() : coordinator.signOutOwner(session).then(() => undefined))
+      .catch(onError)
+      .finally(() => void wallet.disconnect());
+  });
   const refreshTokens = mountTokens(tokensBox, coordinator, () => wallet.session(), reporting);
   const refreshDevices = mountDevices(devicesBox, coordinator, () => wallet.session(), reporting);
   let shown: string | undefined;
@@ -314,6 +324,7 @@ async function main(): Promise<void> {
     const phase = wallet.view().phase;
     hint.hidden = session !== undefined;
     connect.hidden = session !== undefined;
+    signOut.hidden = session === undefined;
     connect.disabled = phase !== 'none';
     root.dataset['owner'] = session === undefined ? '' : (wallet.wallet() ?? '');
     if (session !== shown) {

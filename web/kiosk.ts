@@ -1,9 +1,10 @@
 /**
  * Kiosk mode: an unattended machine (a lab PC, a kiosk screen) opened at the address the
  * owner's fleet page gives. It enrolls with the owner's token (`POST /v1/enroll` with this
- * device's identity key), starts contributing with no click, keeps the screen awake, and
+ * device's identity key), asks this device's user once per owner wallet before it starts
+ * (a managed `/kiosk.json` on the machine pre-consents), keeps the screen awake, and
  * shows a compact view: its name, what it is doing, and the owner's message. A reload does
- * all of it again, so the machine resumes by itself.
+ * all of it again, so the machine resumes by itself once consented.
  */
 import { proxy } from 'comlink';
 import * as v from 'valibot';
@@ -19,6 +20,17 @@ import { ScreenWakeLock } from './wake-lock.ts';
 
 /** This machine's enrollment, kept so an expired token does not strand an enrolled machine. */
 const STORED = 'spinneret.kiosk';
+/** The owner wallets this device's user agreed to contribute for (a kiosk address asks once per owner). */
+const CONSENTED = 'spinneret.kiosk.consent';
+
+function consented(): string[] {
+  try {
+    const list = v.safeParse(v.array(v.string()), JSON.parse(localStorage.getItem(CONSENTED) ?? '[]'));
+    return list.success ? list.output : [];
+  } catch {
+    return [];
+  }
+}
 
 /** What of an enrollment this machine keeps, with the hash of the token it came from. */
 const Kept = v.object({ ...v.pick(Enrollment, ['session', 'expiresAt', 'wallet', 'label']).entries, tokenHash: v.string() });
@@ -126,6 +138,9 @@ export async function mountKiosk(root: HTMLElement, bridge: WorkerBridge, page: 
   };
 
   let config: KioskConfig;
+  // Settings from /kiosk.json on the machine's own app origin are the owner's managed policy and
+  // pre-consent; settings from an address need a click on this device once per owner wallet.
+  const managed = new URLSearchParams(location.search).get('enroll') === null;
   try {
     config = await resolveKioskConfig(location);
   } catch (err) {
@@ -174,6 +189,27 @@ export async function mountKiosk(root: HTMLElement, bridge: WorkerBridge, page: 
       .startContributing({ coordinatorUrl, session: enrolled.session, label: enrolled.label }, proxy(render))
       .then(render, (err: unknown) => fail(OTHER_FAILURE, err instanceof Error ? err.message : String(err)));
   };
+  if (!managed && !consented().includes(enrolled.wallet)) {
+    view.dataset['consent'] = 'asked';
+    replace(state, tr('kiosk.consentAsk'));
+    const consent = h(
+      'div',
+      { testid: 'kiosk-consent', class: 'kiosk-consent' },
+      h('p', {}, tr('kiosk.consentWallet'), ' ', h('span', { class: 'mono', testid: 'kiosk-consent-wallet' }, enrolled.wallet)),
+      h('p', {}, tr('kiosk.consentWhat')),
+    );
+    const agree = h('button', { type: 'button', testid: 'kiosk-consent-start' }, tr('kiosk.consentStart'));
+    agree.addEventListener('click', () => {
+      localStorage.setItem(CONSENTED, JSON.stringify([...consented(), enrolled.wallet]));
+      view.dataset['consent'] = 'given';
+      consent.remove();
+      start();
+    });
+    consent.append(agree);
+    state.after(consent);
+    return;
+  }
+  view.dataset['consent'] = managed ? 'managed' : 'remembered';
   if (config.autostart) return start();
   const button = h('button', { type: 'button', testid: 'kiosk-start' }, tr('kiosk.start'));
   button.addEventListener('click', () => (button.remove(), start()));

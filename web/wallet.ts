@@ -35,6 +35,11 @@ export interface WalletOptions {
   bridgeOrigins: readonly string[];
   /** This device's identity key (base64url), from the worker. */
   deviceKey: () => Promise<string>;
+  /**
+   * `owner`: the fleet page's owner session (8 h, signed out with {@link Wallet.signOut}), kept
+   * apart from the contributor's `device` session (the default), which the hello sends.
+   */
+  scope?: 'device' | 'owner';
   /** Where the proven wallet is kept; localStorage by default. */
   storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null;
 }
@@ -136,9 +141,14 @@ export class Wallet {
     if (ui?.connected === true) await ui.disconnect().catch((err: unknown) => this.#fail(err));
   }
 
+  /** Where this scope's session is kept: the fleet page's owner session never lands where the contributor page looks. */
+  #kept(): string {
+    return this.#options.scope === 'owner' ? `${KEPT}.owner` : KEPT;
+  }
+
   #forget(): void {
     this.#token = undefined;
-    this.#storage?.removeItem(KEPT);
+    this.#storage?.removeItem(this.#kept());
     this.#set({ phase: 'none' });
   }
 
@@ -192,6 +202,7 @@ export class Wallet {
     try {
       const body = {
         deviceKey: await this.#options.deviceKey(),
+        ...(this.#options.scope === 'owner' && { scope: 'owner' as const }),
         address: wallet.account.address,
         network: wallet.account.chain,
         ...(wallet.account.publicKey !== undefined && { publicKey: wallet.account.publicKey }),
@@ -209,7 +220,7 @@ export class Wallet {
       };
       this.#token = kept.token;
       try {
-        this.#storage?.setItem(KEPT, JSON.stringify(kept));
+        this.#storage?.setItem(this.#kept(), JSON.stringify(kept));
       } catch {
         // Not kept: the wallet holds for this page only.
       }
@@ -224,7 +235,7 @@ export class Wallet {
 
   #readKept(): Kept | null {
     try {
-      const kept = JSON.parse(this.#storage?.getItem(KEPT) ?? 'null') as Partial<Kept> | null;
+      const kept = JSON.parse(this.#storage?.getItem(this.#kept()) ?? 'null') as Partial<Kept> | null;
       if (kept === null || typeof kept.token !== 'string' || typeof kept.wallet !== 'string' || !(Number(kept.expiresAt) > Date.now()))
         return null;
       return {

@@ -11,6 +11,7 @@ import { openPgliteDb } from '../store/pglite.ts';
 import { SqlStore } from '../store/sql-store.ts';
 import { FakeClock, FakeWorker, TEST_ENVELOPE } from '../testing.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
+import { WalletSessions } from '../wallets/wallet-sessions.ts';
 import type { FleetView } from './fleet.ts';
 import { ownerCall, proveOwner } from './testing.ts';
 
@@ -200,6 +201,44 @@ describe('fleet', () => {
     again.close();
     worker.close();
   }, 60_000);
+
+  it('takes only an owner session, which expires and is signed out; a device wallet session is no fleet credential', async () => {
+    const net = await start();
+    const device = await proveOwner(net.url, OWNER, net.clock.now(), undefined, 'device');
+    for (const [method, path] of [
+      ['GET', '/v1/fleet'],
+      ['GET', '/v1/enrollment-tokens'],
+      ['POST', '/v1/enrollment-tokens'],
+      ['DELETE', '/v1/owner/session'],
+    ] as const) {
+      const res = await ownerCall(net.url, device, method, path, method === 'POST' ? { label: 'x', ttlMs: HOUR } : undefined);
+      expect(res.status, `${method} ${path}`).toBe(401);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/owner session/);
+    }
+    // And an owner session is no hello credential, even from the device key it was proven with.
+    const sessions = new WalletSessions({ clock: net.clock });
+    const issued = sessions.issue(OWNER.address, 'device-key', 'owner');
+    expect(sessions.find(issued.token, 'device-key')).toBeNull();
+    expect(sessions.findOwner(sessions.issue(OWNER.address, 'device-key').token)).toBeNull();
+
+    const owner = await proveOwner(net.url, OWNER, net.clock.now());
+    expect((await ownerCall(net.url, owner, 'GET', '/v1/fleet')).status).toBe(200);
+    net.clock.advance(8 * HOUR);
+    expect((await ownerCall(net.url, owner, 'GET', '/v1/fleet')).status).toBe(401);
+
+    const fresh = await proveOwner(net.url, OWNER, net.clock.now());
+    expect((await ownerCall(net.url, fresh, 'GET', '/v1/enrollment-tokens')).status).toBe(200);
+    const out = await ownerCall(net.url, fresh, 'DELETE', '/v1/owner/session');
+    expect(out.status).toBe(200);
+    expect(await out.json()).toEqual({ signedOut: true });
+    for (const [method, path] of [
+      ['GET', '/v1/fleet'],
+      ['GET', '/v1/enrollment-tokens'],
+      ['DELETE', '/v1/owner/session'],
+    ] as const) {
+      expect((await ownerCall(net.url, fresh, method, path)).status, `${method} ${path} after sign-out`).toBe(401);
+    }
+  });
 
   it('refuses revoked, expired, unknown and wrong-scope tokens, each with its own error', async () => {
     const net = await start();

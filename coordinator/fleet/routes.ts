@@ -1,8 +1,9 @@
 /**
  * The fleet routes under `/v1`, called by the fleet page and kiosk pages (other origins,
- * hence CORS). The owner authenticates with the wallet session from `POST /v1/wallet/proof`
- * as `Authorization: Bearer <session>`.
+ * hence CORS). The owner authenticates with an owner session from `POST /v1/wallet/proof`
+ * (`scope: "owner"`; a device's wallet session is refused) as `Authorization: Bearer <session>`.
  *
+ * - `DELETE /owner/session` → `{signedOut: true}`: signs the owner session out (owner);
  * - `POST /enrollment-tokens {label, ttlMs, scope?, maxDevices?}` → `{id, secret, expiresAt, ...}`
  *   (the secret is shown once); `GET /enrollment-tokens` → `{tokens}`;
  *   `DELETE /enrollment-tokens/:id` → `{revoked: true, devices}` (owner);
@@ -103,25 +104,32 @@ const refused = (c: Context, err: WalletAuthError): Response => {
 export function fleetRoutes(deps: FleetRouteDeps): Hono {
   const app = new Hono();
   const open = cors({ origin: '*', allowMethods: ['GET', 'POST', 'DELETE'], allowHeaders: ['Content-Type', 'Authorization'] });
-  for (const path of ['/enrollment-tokens', '/enrollment-tokens/*', '/enroll', '/fleet', '/fleet/*']) app.use(path, open);
+  for (const path of ['/enrollment-tokens', '/enrollment-tokens/*', '/enroll', '/fleet', '/fleet/*', '/owner/session']) app.use(path, open);
   app.use('/enroll', bodyLimit({ maxSize: 4 * 1024, onError: (c) => problem(c, 413, 'BAD_MESSAGE', 'The body exceeds 4 KiB.') }));
 
   /** The owner's wallet from the Bearer wallet session, or a 401 that says what to do. */
   const owner = (c: Context): string | Response => {
     const token = bearer(c);
-    const session = token === null ? null : deps.walletSessions.findByToken(token);
+    const session = token === null ? null : deps.walletSessions.findOwner(token);
     if (session === null) {
       return problem(
         c,
         401,
         'UNAUTHORIZED',
         token === null
-          ? 'Send the wallet session from POST /v1/wallet/proof as "Authorization: Bearer <session>".'
-          : 'The wallet session is unknown or expired. Connect and prove the wallet again.',
+          ? 'Send the owner session from POST /v1/wallet/proof (scope "owner") as "Authorization: Bearer <session>".'
+          : 'The owner session is unknown, expired or signed out (a device wallet session is not one). Prove the wallet on the fleet page again.',
       );
     }
     return session.wallet;
   };
+
+  app.delete('/owner/session', (c) => {
+    const wallet = owner(c);
+    if (wallet instanceof Response) return wallet;
+    deps.walletSessions.revokeOwner(bearer(c) ?? '');
+    return c.json({ signedOut: true });
+  });
 
   app.post('/enrollment-tokens', async (c) => {
     const wallet = owner(c);
@@ -187,7 +195,7 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
 
   app.get('/fleet', async (c) => {
     const token = bearer(c);
-    const session = token === null ? null : deps.walletSessions.findByToken(token);
+    const session = token === null ? null : deps.walletSessions.findOwner(token);
     if (session !== null) return c.json(await deps.fleet.list(session.wallet));
     if (token !== null) {
       // A read-only `monitor` token (a lab's status screen) also lists its owner's fleet.

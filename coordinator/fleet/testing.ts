@@ -6,9 +6,16 @@ const post = (url: string, path: string, body: unknown): Promise<Response> =>
 
 /**
  * Proves `wallet` to the coordinator at `url` from a made-up device and returns the owner's
- * session (the Bearer token of the owner routes). `nowMs` is the coordinator's clock.
+ * session (the Bearer token of the owner routes; `scope: 'device'` gets a device's wallet
+ * session instead). `nowMs` is the coordinator's clock.
  */
-export async function proveOwner(url: string, wallet: TestWallet, nowMs: number, domain = '127.0.0.1:5173'): Promise<string> {
+export async function proveOwner(
+  url: string,
+  wallet: TestWallet,
+  nowMs: number,
+  domain = '127.0.0.1:5173',
+  scope: 'owner' | 'device' = 'owner',
+): Promise<string> {
   const deviceKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
   const issued = (await (await post(url, '/v1/wallet/payload', { deviceKey })).json()) as { payload: string };
   const timestamp = Math.floor(nowMs / 1000);
@@ -16,6 +23,7 @@ export async function proveOwner(url: string, wallet: TestWallet, nowMs: number,
     deviceKey,
     address: wallet.address,
     network: '-3',
+    scope,
     publicKey: wallet.publicKey,
     proof: {
       timestamp,

@@ -3,9 +3,10 @@
  *
  * - `POST /wallet/payload {deviceKey}` → `{payload, expiresAt}`: the `ton_proof` payload to
  *   ask the wallet to sign, bound to the device;
- * - `POST /wallet/proof {deviceKey, address, network, publicKey?, proof}` → `{session,
+ * - `POST /wallet/proof {deviceKey, address, network, publicKey?, proof, scope?}` → `{session,
  *   expiresAt, wallet}`: verifies the proof and issues the token the worker sends in
- *   `hello.session`; refusals are `{error: {code, message, reason}}` (400 malformed, 503 when
+ *   `hello.session` (`scope: "device"`, the default) or the fleet page's owner session
+ *   (`scope: "owner"`, the only credential of the fleet routes); refusals are `{error: {code, message, reason}}` (400 malformed, 503 when
  *   the chain did not answer a key lookup, 401 else);
  * - `GET /contributors/:id` → `{id, wallet, firstSeen, lastSeen}`: public, read-only.
  */
@@ -42,6 +43,7 @@ const DeviceKey = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url
 const PayloadRequest = v.strictObject({ deviceKey: DeviceKey });
 const ProofRequest = v.strictObject({
   deviceKey: DeviceKey,
+  scope: v.optional(v.picklist(['device', 'owner']), 'device'),
   address: v.pipe(v.string(), v.maxLength(100)),
   network: v.picklist(['-239', '-3']),
   publicKey: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
@@ -82,7 +84,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   app.post('/wallet/proof', async (c) => {
     const body = await readBody(c, ProofRequest);
     if (!body.ok) return body.response;
-    const { deviceKey, proof, publicKey, ...account } = body.value;
+    const { deviceKey, proof, publicKey, scope, ...account } = body.value;
     const domain = proof.domain.value;
     try {
       const wallet = await verifyTonProof(
@@ -97,7 +99,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
         },
       );
       const raw = wallet.address.toRawString();
-      const { token, expiresAt } = deps.sessions.issue(raw, deviceKey);
+      const { token, expiresAt } = deps.sessions.issue(raw, deviceKey, scope);
       return c.json({ session: token, expiresAt, wallet: raw });
     } catch (err) {
       if (!(err instanceof WalletAuthError)) throw err;
