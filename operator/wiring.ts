@@ -144,6 +144,8 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
     ...(money.publicKeys !== undefined && { walletPublicKeys: money.publicKeys }),
     walletDomains,
     ...(config.appUrl !== undefined && { appUrl: config.appUrl }),
+    // The operator's key routes (list, revoke) answer to the configured token, not only the environment's.
+    ...(config.operatorToken !== undefined && { operatorToken: config.operatorToken }),
     leaseMs: config['jobs.lease'],
     heartbeatMs: config['jobs.heartbeat'],
     maxAttempts: config['jobs.maxAttempts'],
