@@ -309,13 +309,8 @@ async function main(): Promise<void> {
   });
   mountWalletChip(header.walletSlot, wallet, { errorBox: walletError, audience: 'owner' });
   connect.addEventListener('click', () => void wallet.connect());
-  signOut.addEventListener('click', () => {
-    const session = wallet.session();
-    // Revoked on the coordinator first, so the token works nowhere even if a copy of it is left.
-    void (session === undefined ? Promise.resolve() : coordinator.signOutOwner(session).then(() => undefined))
-      .catch(onError)
-      .finally(() => void wallet.disconnect());
-  });
+  // Sign out: the owner session is revoked on the coordinator (Wallet.disconnect with scope "owner").
+  signOut.addEventListener('click', () => void wallet.disconnect());
   const refreshTokens = mountTokens(tokensBox, coordinator, () => wallet.session(), reporting);
   const refreshDevices = mountDevices(devicesBox, coordinator, () => wallet.session(), reporting);
   let shown: string | undefined;

@@ -36,7 +36,7 @@ export interface WalletOptions {
   /** This device's identity key (base64url), from the worker. */
   deviceKey: () => Promise<string>;
   /**
-   * `owner`: the fleet page's owner session (8 h, signed out with {@link Wallet.signOut}), kept
+   * `owner`: the fleet page's owner session (8 h, revoked by {@link Wallet.disconnect}), kept
    * apart from the contributor's `device` session (the default), which the hello sends.
    */
   scope?: 'device' | 'owner';
@@ -134,9 +134,14 @@ export class Wallet {
     }
   }
 
-  /** Forgets the wallet here (and in TON Connect, when it is connected). */
+  /** Forgets the wallet here (and in TON Connect, when it is connected); an owner session is also revoked on the coordinator. */
   async disconnect(): Promise<void> {
+    const token = this.#token;
     this.#forget();
+    if (this.#options.scope === 'owner' && token !== undefined) {
+      // Signed out on the coordinator too, so a copy of the token left anywhere works nowhere.
+      await this.#options.coordinator.signOutOwner(token).catch((err: unknown) => this.#fail(err));
+    }
     const ui = this.#ui;
     if (ui?.connected === true) await ui.disconnect().catch((err: unknown) => this.#fail(err));
   }
