@@ -84,13 +84,19 @@ export async function startPaidNetwork(
     receipts?: boolean;
     /** Verification with these policy settings (checks on); without it, `receipts` gives verification with no checks. */
     policy?: LocalVerificationOptions['policy'];
+    /** Known answers beside `tiny-embed`'s, for the verification's canaries. */
+    knownAnswers?: LocalVerificationOptions['knownAnswers'];
   } = {},
 ): Promise<PaidNetwork> {
   const store = await openTestStore(backend);
   // Verification without checks, for its receipts: every credit is signed.
   const verification =
     options.policy !== undefined
-      ? await startVerification({ store, policy: options.policy })
+      ? await startVerification({
+          store,
+          policy: options.policy,
+          ...(options.knownAnswers !== undefined && { knownAnswers: options.knownAnswers }),
+        })
       : options.receipts === true
         ? await startVerification({ store, policy: { canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 } })
         : undefined;
