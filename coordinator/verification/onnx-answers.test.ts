@@ -5,6 +5,8 @@
  * (PGlite) and contributor loops over WebSockets, an honest device passes a `generate`
  * canary and one answering garbage tokens fails it.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toNano } from '@ton/core';
 import { WebSocket } from 'ws';
@@ -21,7 +23,7 @@ import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/ident
 import { startPaidNetwork } from '../billing/testing.ts';
 import { waitFor } from '../store/testing.ts';
 import type { KnownAnswer } from './canaries.ts';
-import { onnxGenerateKnownAnswers } from './onnx-answers.ts';
+import { ModelFileMismatchError, onnxGenerateKnownAnswers } from './onnx-answers.ts';
 import { testWallet } from './testing.ts';
 
 const EOS = testModels().decoder.entry.onnx.decoder?.eosTokenIds ?? [];
@@ -92,6 +94,22 @@ describe('known answers of ONNX generation models', () => {
     const again = await onnxGenerateKnownAnswers({ manifestUrl: host.manifestUrl, count: 8 });
     expect(again).toEqual(answers);
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('are never computed from a file off its SHA-256 pin', async () => {
+    const manifest = (await (await fetch(host.manifestUrl)).json()) as { models: { id: string; files: { sha256: string }[] }[] };
+    const decoder = manifest.models.find((m) => m.id === 'tiny-decoder');
+    const file = decoder?.files[0];
+    if (file === undefined) throw new Error('no tiny-decoder in the manifest');
+    file.sha256 = file.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    const server = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify(manifest)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/manifest.json`;
+      await expect(onnxGenerateKnownAnswers({ manifestUrl: url, count: 2 })).rejects.toThrow(ModelFileMismatchError);
+    } finally {
+      server.close();
+    }
   });
 });
 
