@@ -20,6 +20,7 @@ import { openStore } from '../coordinator/store/index.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
 import type { SqlClient } from '../coordinator/store/sql.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
+import type { KnownAnswer } from '../coordinator/verification/canaries.ts';
 import type { Verification } from '../coordinator/verification/service.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { asLogger, lineCallback } from './log.ts';
@@ -81,6 +82,19 @@ async function loadCatalog(url: string, log: Pino, waitMs = 30_000): Promise<Mod
   }
 }
 
+/** Canary answers for ONNX decoders of the manifest (none, logged, when they cannot be computed). */
+async function generateKnownAnswers(manifestUrl: string, log: Pino): Promise<KnownAnswer[]> {
+  try {
+    const { onnxGenerateKnownAnswers } = await import('../coordinator/verification/onnx-answers.ts');
+    const answers = await onnxGenerateKnownAnswers({ manifestUrl, count: 32 });
+    log.info({ component: 'verification', knownAnswers: answers.length }, 'known answers computed for ONNX generation models');
+    return answers;
+  } catch (err) {
+    log.error({ component: 'verification', err }, 'no known answers for ONNX generation models: they are checked by replicas only');
+    return [];
+  }
+}
+
 export async function startCoordinatorNode(options: StartOptions): Promise<CoordinatorNode> {
   const { config, log } = options;
   const registry = new Registry();
@@ -94,8 +108,12 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
         ? { dataDir: config['database.dataDir'] }
         : { databaseUrl: config['database.url'], ...(config['database.schema'] !== undefined && { schema: config['database.schema'] }) }),
     }));
+  // Known answers for the manifest's ONNX generation models, computed here on the CPU from their
+  // pinned files; without them (the host unreachable, a file off its pin) those models are checked by replicas only.
+  const knownAnswers = await generateKnownAnswers(config.manifestUrl, log);
   const verification = await startVerification({
     store,
+    knownAnswers,
     verdictWindowMs: config['verification.verdictWindow'],
     policy: {
       canaryRate: config['verification.canaryRate'],

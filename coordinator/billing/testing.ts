@@ -44,6 +44,8 @@ export interface PaidNetwork {
   key(funds?: bigint): Promise<TestKey>;
   /** A welcomed worker serving the test models with a payout wallet (a new one unless `wallet` is given). */
   worker(options?: { slots?: number; wallet?: string; models?: string[] }): Promise<FakeWorker & { wallet: string }>;
+  /** Binds a payout wallet to a connected device, in the store and on its live session, as a wallet session at `hello` would. */
+  bind(contributorId: string, wallet: string): Promise<void>;
   /** A requester call with `key`'s secret. */
   api(key: TestKey, method: string, path: string, body?: unknown): Promise<Response>;
   /** Creates a job; the answer as parsed JSON with its status. */
@@ -82,13 +84,19 @@ export async function startPaidNetwork(
     receipts?: boolean;
     /** Verification with these policy settings (checks on); without it, `receipts` gives verification with no checks. */
     policy?: LocalVerificationOptions['policy'];
+    /** Known answers beside `tiny-embed`'s, for the verification's canaries. */
+    knownAnswers?: LocalVerificationOptions['knownAnswers'];
   } = {},
 ): Promise<PaidNetwork> {
   const store = await openTestStore(backend);
   // Verification without checks, for its receipts: every credit is signed.
   const verification =
     options.policy !== undefined
-      ? await startVerification({ store, policy: options.policy })
+      ? await startVerification({
+          store,
+          policy: options.policy,
+          ...(options.knownAnswers !== undefined && { knownAnswers: options.knownAnswers }),
+        })
       : options.receipts === true
         ? await startVerification({ store, policy: { canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 } })
         : undefined;
@@ -137,6 +145,13 @@ export async function startPaidNetwork(
       headers: { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
+  const bind = async (contributorId: string, wallet: string): Promise<void> => {
+    const record = await store.getContributor(contributorId);
+    if (record === null) throw new Error(`contributor ${contributorId} is not in the store`);
+    await store.upsertContributor({ ...record, wallet });
+    const live = (relay as Relay | null)?.contributors.get(contributorId);
+    if (live !== undefined) live.wallet = wallet;
+  };
   const balance = (key: TestKey) => ledger.payerBalances({ kind: 'requester', apiKeyId: key.id });
   return {
     url: server.url,
@@ -158,18 +173,15 @@ export async function startPaidNetwork(
     async worker({ slots = 1, wallet = testWallet(), models: served = ['tiny-decoder', 'tiny-embed'] } = {}) {
       const worker = await FakeWorker.ready(server.url, { models: served, consent: ['chat', 'embed'], slots: 0 });
       workers.push(worker);
-      const record = await store.getContributor(worker.contributorId);
-      if (record === null) throw new Error(`contributor ${worker.contributorId} is not in the store`);
-      await store.upsertContributor({ ...record, wallet });
       // As a wallet session binds it at `hello`; only then does the device offer slots.
-      const live = (relay as Relay | null)?.contributors.get(worker.contributorId);
-      if (live !== undefined) live.wallet = wallet;
+      await bind(worker.contributorId, wallet);
       if (slots > 0) {
         worker.lease(slots);
         await worker.sync();
       }
       return Object.assign(worker, { wallet });
     },
+    bind,
     api,
     async create(key, envelope, model = 'tiny-decoder', kind = 'chat') {
       const res = await api(key, 'POST', '/v1/jobs', { model, kind, billing: envelope });

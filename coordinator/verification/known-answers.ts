@@ -38,7 +38,8 @@ export function tinyEmbedKnownAnswers(count: number, seed: number): KnownAnswer[
   return answers;
 }
 
-function readWords(): string[] {
+/** The corpus canary prompts are drawn from: the common words of `tiny-embed`'s vocabulary. */
+export function readWords(): string[] {
   const data = JSON.parse(readFileSync(new URL('../../modelhost/models/tiny-embed-words.json', import.meta.url), 'utf8')) as {
     words?: unknown;
   };

@@ -6,7 +6,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { systemClock } from '../deps.ts';
 import type { SqlStore } from '../store/sql-store.ts';
-import { KnownAnswerCanaries } from './canaries.ts';
+import { type KnownAnswer, KnownAnswerCanaries } from './canaries.ts';
 import { receiptKekFromEnv } from './receipt-key.ts';
 import { tinyEmbedKnownAnswers } from './known-answers.ts';
 import { type VerificationConfig, VerificationPolicy } from './policy.ts';
@@ -20,6 +20,8 @@ export interface LocalVerificationOptions {
   verdictWindowMs?: number;
   /** Known-answer jobs to draw canaries from. Default 256. */
   canaryCount?: number;
+  /** Further known answers (ONNX generation models, from onnx-answers.ts), drawn from beside `tiny-embed`'s. */
+  knownAnswers?: readonly KnownAnswer[];
   /** How long a device on probation has its credits held, ms; default 0 (off). Production sets it (e.g. 48 h). */
   probationWindowMs?: number;
   /** The receipt key's KEK; default from `SPINNERET_RECEIPT_KEK` or `SPINNERET_RECEIPT_KEK_FILE` (none: the key is stored plain). */
@@ -59,7 +61,7 @@ export async function startVerification(options: LocalVerificationOptions): Prom
   const verification = createVerification({
     db: options.store.db,
     policy,
-    canaries: new KnownAnswerCanaries(answers, secureUniform),
+    canaries: new KnownAnswerCanaries([...answers, ...(options.knownAnswers ?? [])], secureUniform),
     clock: systemClock,
     verdictWindowMs: options.verdictWindowMs ?? 600_000,
     ...(options.probationWindowMs !== undefined && { probationWindowMs: options.probationWindowMs }),
