@@ -12,7 +12,8 @@
  * SPINNERET_SKIP_BUILD=1 serves the `dist/` already built.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createLog } from '../operator/log.ts';
 import { Supervisor } from '../operator/supervisor.ts';
@@ -79,7 +80,14 @@ const stop = async (code = 0): Promise<void> => {
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
-const shared = { SPINNERET_HOST: host, SPINNERET_COORDINATOR_URL: urls.coordinator, SPINNERET_LOCAL_KEYS_FILE: keysFile };
+// The receipt signing key is stored sealed: locally under a KEK kept in its own file (mode 0600),
+// apart from the database, unless the environment names one.
+const kekFile = `${home}/receipt-kek`;
+if (env['SPINNERET_RECEIPT_KEK'] === undefined && env['SPINNERET_RECEIPT_KEK_FILE'] === undefined && !existsSync(kekFile)) {
+  writeFileSync(kekFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+}
+const kek = env['SPINNERET_RECEIPT_KEK'] === undefined ? { SPINNERET_RECEIPT_KEK_FILE: env['SPINNERET_RECEIPT_KEK_FILE'] ?? kekFile } : {};
+const shared = { SPINNERET_HOST: host, SPINNERET_COORDINATOR_URL: urls.coordinator, SPINNERET_LOCAL_KEYS_FILE: keysFile, ...kek };
 try {
   await supervisor.start([
     {
