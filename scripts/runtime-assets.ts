@@ -4,7 +4,7 @@
  * count them in what Start will download and in the owner's download cap (worker/models/runtime-download.ts).
  */
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Plugin } from 'vite';
 
 /** What `runtime.json` holds. */
@@ -19,10 +19,15 @@ export function listRuntimeAssets(distDir: string): RuntimeAssets {
   return { onnx: files.map((name) => ({ url: `/assets/${name}`, bytes: statSync(join(assets, name)).size })) };
 }
 
-export function runtimeAssetsPlugin(outDir = 'dist'): Plugin {
+/** Writes `runtime.json` into the build's output folder, wherever the build was told to write. */
+export function runtimeAssetsPlugin(): Plugin {
+  let outDir = 'dist';
   return {
     name: 'spinneret-runtime-assets',
     apply: 'build',
+    configResolved(config) {
+      outDir = resolve(config.root, config.build.outDir);
+    },
     closeBundle() {
       writeFileSync(join(outDir, 'runtime.json'), JSON.stringify(listRuntimeAssets(outDir)));
     },
