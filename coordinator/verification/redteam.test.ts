@@ -289,6 +289,29 @@ describe('a lying requester', () => {
     expect(await net.balance(liar)).toEqual({ available: FUNDS - cost(40).gross, reserved: 0n });
     expect((await net.verification?.report(honest.contributorId))?.reputation.failed).toBe(0);
   });
+
+  it('a report with hostile input is refused and moves nothing: NUL bytes, huge usage, a bad id, another key’s job', async () => {
+    const net = await start({ canaryRate: 0, baseReplicationRate: 0, minReplicationRate: 0 });
+    const owner = await net.key(FUNDS);
+    const other = await net.key(FUNDS);
+    const honest = await net.worker({ slots: 1, models: ['tiny-embed'] });
+    const jobId = await garbageJob(net, owner, honest);
+    await net.settled();
+    const report = (key: TestKey, id: string, body: unknown): Promise<Response> => net.api(key, 'POST', `/v1/jobs/${id}/report`, body);
+    expect((await report(owner, jobId, { opened: false, reason: 'a\u0000b' })).status).toBe(400);
+    expect((await report(owner, jobId, { opened: true, usage: { promptTokens: 1e300, completionTokens: -1 } })).status).toBe(400);
+    expect((await report(owner, jobId, { opened: false, extra: 'x'.repeat(70_000) })).status).toBe(413);
+    expect((await report(owner, 'not%00an-id', { opened: false })).status).toBe(400);
+    // Another requester cannot report on a job it did not create.
+    expect((await report(other, jobId, { opened: false })).status).toBeGreaterThanOrEqual(400);
+    await net.verification?.idle();
+    expect(await net.pending(honest.wallet)).toBe(cost(40).share);
+    expect(await net.penalties()).toBe(0n);
+    expect(await net.balance(owner)).toEqual({ available: FUNDS - cost(40).gross, reserved: 0n });
+    expect(await net.balance(other)).toEqual({ available: FUNDS, reserved: 0n });
+    // The owner's own, well-formed report still counts once.
+    expect((await report(owner, jobId, { opened: true })).status).toBe(200);
+  });
 });
 
 /** The replica announced on the primary job's stream. */

@@ -8,7 +8,7 @@
  * - `POST /jobs/:id/report` → `JobReportAnswer`: whether the job's result opened and the usage
  *   it held, with its API key (only the job's own key, once per job).
  */
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { JobReport, Verdict } from '../../protocol/wire.ts';
@@ -39,50 +39,44 @@ export function verificationRoutes(verification: Verification): Hono {
   return app;
 }
 
-/** `POST /jobs/:id/verdict`, authenticated like the requester API. */
+const verdictBodyLimit = bodyLimit({
+  maxSize: MAX_VERDICT_BODY,
+  onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${MAX_VERDICT_BODY} bytes, the limit.`),
+});
+
+/** The API key named by the request's bearer token, or null. */
+async function requesterKey(c: Context, keys: ApiKeys): ReturnType<ApiKeys['find']> {
+  const secret = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+  return secret === undefined ? null : await keys.find(secret);
+}
+
+function unauthorized(c: Context): Response {
+  c.header('WWW-Authenticate', 'Bearer');
+  return problem(c, 401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <api key>` of the key that created the job.');
+}
+
+/** `POST /jobs/:id/verdict` and `POST /jobs/:id/report`, authenticated like the requester API. */
 export function verdictRoutes(verification: Verification, keys: ApiKeys): Hono {
   const app = new Hono();
-  app.post(
-    '/jobs/:id/verdict',
-    bodyLimit({
-      maxSize: MAX_VERDICT_BODY,
-      onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${MAX_VERDICT_BODY} bytes, the limit.`),
-    }),
-    async (c) => {
-      const secret = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-      const key = secret === undefined ? null : await keys.find(secret);
-      if (key === null) {
-        c.header('WWW-Authenticate', 'Bearer');
-        return problem(c, 401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <api key>` of the key that created the job.');
-      }
-      const body = await readBody(c, Verdict);
-      if (!body.ok) return body.response;
-      const outcome = await verification.verdict(c.req.param('id'), key.id, body.value);
-      if (!outcome.ok) return problem(c, outcome.status, outcome.code, outcome.message);
-      return c.json(outcome.answer);
-    },
-  );
-  app.post(
-    '/jobs/:id/report',
-    bodyLimit({
-      maxSize: MAX_VERDICT_BODY,
-      onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${MAX_VERDICT_BODY} bytes, the limit.`),
-    }),
-    async (c) => {
-      const secret = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-      const key = secret === undefined ? null : await keys.find(secret);
-      if (key === null) {
-        c.header('WWW-Authenticate', 'Bearer');
-        return problem(c, 401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <api key>` of the key that created the job.');
-      }
-      const id = c.req.param('id');
-      if (!JOB_ID.test(id)) return problem(c, 400, 'BAD_MESSAGE', 'A job id is 1–64 base64url characters.');
-      const body = await readBody(c, JobReport);
-      if (!body.ok) return body.response;
-      const outcome = await verification.jobReport(id, key.id, body.value);
-      if (!outcome.ok) return problem(c, outcome.status, outcome.code, outcome.message);
-      return c.json(outcome.answer);
-    },
-  );
+  app.post('/jobs/:id/verdict', verdictBodyLimit, async (c) => {
+    const key = await requesterKey(c, keys);
+    if (key === null) return unauthorized(c);
+    const body = await readBody(c, Verdict);
+    if (!body.ok) return body.response;
+    const outcome = await verification.verdict(c.req.param('id'), key.id, body.value);
+    if (!outcome.ok) return problem(c, outcome.status, outcome.code, outcome.message);
+    return c.json(outcome.answer);
+  });
+  app.post('/jobs/:id/report', verdictBodyLimit, async (c) => {
+    const key = await requesterKey(c, keys);
+    if (key === null) return unauthorized(c);
+    const id = c.req.param('id');
+    if (!JOB_ID.test(id)) return problem(c, 400, 'BAD_MESSAGE', 'A job id is 1–64 base64url characters.');
+    const body = await readBody(c, JobReport);
+    if (!body.ok) return body.response;
+    const outcome = await verification.jobReport(id, key.id, body.value);
+    if (!outcome.ok) return problem(c, outcome.status, outcome.code, outcome.message);
+    return c.json(outcome.answer);
+  });
   return app;
 }
