@@ -56,7 +56,7 @@ const sum = (xs: readonly bigint[]): bigint => xs.reduce((a, b) => a + b, 0n);
 test('a cheating contributor earns nothing and its wallet is quarantined; the honest tab is paid; the requester is charged once per job', async ({
   page,
 }) => {
-  test.setTimeout(150_000);
+  test.setTimeout(240_000);
   const started = Date.now();
   let net: PaidNetwork | undefined;
   let app: Awaited<ReturnType<typeof startAppServer>> | undefined;
@@ -127,7 +127,8 @@ test('a cheating contributor earns nothing and its wallet is quarantined; the ho
     await net.settled();
     await verification.idle();
     await net.money.idle();
-    await waitFor(async () => (await net?.pending(cheatWallet)) === 0n, 20_000);
+    // Credits made just before the quarantine are voided at the next settlement pass, which can be slow on a loaded machine.
+    await waitFor(async () => (await net?.pending(cheatWallet)) === 0n, 90_000);
 
     const jobs = net.done.filter((d) => d.role === 'job' && d.apiKeyId === key.id);
     const byCheat = net.done.filter((d) => d.contributorId === cheatId);
