@@ -18,17 +18,6 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       // An async function without await is the house's way to turn a throw into a rejection.
       '@typescript-eslint/require-await': 'off',
-      // Still to clear (about 60 findings in 35 files): off until their modules are fixed.
-      '@typescript-eslint/await-thenable': 'off',
-      '@typescript-eslint/no-base-to-string': 'off',
-      '@typescript-eslint/no-redundant-type-constituents': 'off',
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
-      '@typescript-eslint/no-unsafe-argument': 'off',
-      '@typescript-eslint/no-unsafe-assignment': 'off',
-      '@typescript-eslint/no-unsafe-call': 'off',
-      '@typescript-eslint/no-unsafe-member-access': 'off',
-      '@typescript-eslint/only-throw-error': 'off',
-      '@typescript-eslint/unbound-method': 'off',
     },
   },
   {
@@ -61,6 +50,10 @@ export default tseslint.config(
   },
   {
     files: ['**/*.test.ts', 'e2e/**/*.ts', 'bench/**/*.ts'],
-    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      // Vitest's asymmetric matchers (`expect.any(Number)`, `expect.stringMatching(...)`) are typed `any`.
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+    },
   },
 );

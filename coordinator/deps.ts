@@ -3,6 +3,7 @@
  * logic (leases, heartbeats, quotas) is tested without sleeping.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
 import { asLogger, createLog } from '../operator/log.ts';
 
 /** The time source. Milliseconds since the Unix epoch. */
@@ -34,6 +35,12 @@ export function sha256Hex(text: string): string {
 /** Bytes a base64url string (without padding) decodes to. */
 export function base64urlBytes(text: string): number {
   return Math.floor((text.length * 3) / 4);
+}
+
+/** The message of anything thrown, without its stack. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return typeof err === 'string' ? err : inspect(err);
 }
 
 /** The message of anything thrown, for logs. */

@@ -6,7 +6,7 @@ import { findUnsafeText, printable, UNSAFE_TEXT_MESSAGE, unsafeRequestTarget } f
 import type { WireError } from '../protocol/wire.ts';
 
 /** `{error: {code, message}}` with the status: the one error shape every route answers with. */
-export function problem(c: Context, status: ContentfulStatusCode, code: WireError['code'], message: string): Response {
+export function problem<C extends Context>(c: C, status: ContentfulStatusCode, code: WireError['code'], message: string): Response {
   return c.json({ error: { code, message } }, status);
 }
 

@@ -37,7 +37,7 @@ const b64 = (bytes: ArrayBuffer | Uint8Array): string =>
 
 /** A fresh Ed25519 identity, as a worker creates one. */
 export async function newIdentity(): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
 }
 
 /** A contributor worker over a real WebSocket; received messages are buffered until taken. */

@@ -18,7 +18,6 @@ import { embedTokenizer } from '../modelhost/reference.ts';
 import type { JobResult, StreamChunk } from '../protocol/jobs.ts';
 import { RequesterClient } from '../requester/client.ts';
 import { startAppServer } from '../scripts/serve.ts';
-import type { SocketConstructor } from '../worker/network/connection.ts';
 import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import { expect, manifestUrl, openSections, startContributing, test } from './fixtures.ts';
@@ -100,7 +99,7 @@ test('a cheating contributor earns nothing and its wallet is quarantined; the ho
       identity: await loadOrCreateIdentity(new MemoryKeyStore()),
       consent: ['embed'],
       client: { name: 'cheat', version: '0.0.0' },
-      webSocket: WebSocket as unknown as SocketConstructor,
+      webSocket: WebSocket,
     });
     cheat.start();
     await waitFor(async () => cheat?.status().contributorId !== null);

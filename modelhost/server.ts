@@ -64,7 +64,7 @@ export interface ModelHost {
   /** The live corruption set (the one passed in, or a new one). */
   corrupt: Set<string>;
   /** Manifests kept in memory now (one per recent `Host`). */
-  manifestsCached(): number;
+  readonly manifestsCached: () => number;
   close(): Promise<void>;
 }
 
@@ -72,7 +72,7 @@ export interface ModelHost {
 const HOST_HEADER = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 /** A request handler that also says how many manifests it keeps. */
-export type ModelHostHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { manifestsCached(): number };
+export type ModelHostHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { readonly manifestsCached: () => number };
 
 /** Path of a model file on the host, e.g. `/spinneret-test/tiny-q4/resolve/main/onnx/model_q4.onnx`. */
 export function modelFilePath(modelId: string, file: string): string {

@@ -5,7 +5,6 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
 import type { BuiltModel } from './models/index.ts';
-import type { ModelEntryDraft } from './models/layers.ts';
 
 const json = (bytes: Uint8Array | undefined): object => JSON.parse(new TextDecoder().decode(bytes)) as object;
 
@@ -30,10 +29,10 @@ function half(bits: number): number {
 
 /** Mean-pooled, L2-normalized embeddings of each text, one unpadded run per text. */
 export async function referenceStandinEmbed(model: BuiltModel<unknown>, texts: readonly string[]): Promise<number[][]> {
-  const spec = (model.entry as ModelEntryDraft).onnx.embedding;
+  const spec = model.entry.onnx.embedding;
   if (spec === undefined) throw new Error(`${model.id} is no encoder`);
   const tokenizer = standinTokenizer(model);
-  const session = await ort.InferenceSession.create(file(model, (model.entry as ModelEntryDraft).onnx.model));
+  const session = await ort.InferenceSession.create(file(model, model.entry.onnx.model));
   const out: number[][] = [];
   for (const text of texts) {
     const ids = tokenizer.encode(text).ids;
@@ -54,7 +53,7 @@ export async function referenceStandinGreedy(
   prompt: readonly number[],
   steps: number,
 ): Promise<{ tokens: number[]; minMargin: number }> {
-  const entry = model.entry as ModelEntryDraft;
+  const entry = model.entry;
   const spec = entry.onnx.decoder;
   if (spec === undefined) throw new Error(`${model.id} is no decoder`);
   const session = await ort.InferenceSession.create(file(model, entry.onnx.model));
@@ -113,7 +112,7 @@ export async function referenceStandinGap(
   prompt: readonly number[],
   tokens: readonly number[],
 ): Promise<number> {
-  const entry = model.entry as ModelEntryDraft;
+  const entry = model.entry;
   const spec = entry.onnx.decoder;
   if (spec === undefined) throw new Error(`${model.id} is no decoder`);
   const session = await ort.InferenceSession.create(file(model, entry.onnx.model));

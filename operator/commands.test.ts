@@ -17,7 +17,6 @@ import { WebSocket } from 'ws';
 import { referenceEmbed } from '../modelhost/reference.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';
-import type { SocketConstructor } from '../worker/network/connection.ts';
 import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import { openStore } from '../coordinator/store/index.ts';
@@ -170,7 +169,7 @@ describe('a coordinator started from a configuration file', () => {
         identity: await loadOrCreateIdentity(new MemoryKeyStore()),
         consent: ['embed'],
         client: { name: 'test', version: '0.0.0' },
-        webSocket: WebSocket as unknown as SocketConstructor,
+        webSocket: WebSocket,
       });
       contributor.start();
       cleanup.push(() => contributor.stop({ drain: false }));

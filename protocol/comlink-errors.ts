@@ -19,6 +19,6 @@ export function installErrorTransfer(): void {
       throw reviveError(error);
     },
   };
-  transferHandlers.set('throw', handler as TransferHandler<unknown, unknown>);
+  transferHandlers.set('throw', handler);
   installed = true;
 }

@@ -222,7 +222,7 @@ describe('result stream', () => {
   });
 
   it('works with a recipient key made by WebCrypto directly', async () => {
-    const pair = (await crypto.subtle.generateKey({ name: 'X25519' }, false, ['deriveBits'])) as CryptoKeyPair;
+    const pair = await crypto.subtle.generateKey({ name: 'X25519' }, false, ['deriveBits']);
     const chunks = await sealStream(await exportPublicKey(pair.publicKey));
     const opener = createResultOpener(pair, 'job_1');
     for (const chunk of chunks) await opener.open(chunk);

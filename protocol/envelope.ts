@@ -90,7 +90,7 @@ export function fromB64url(s: string): Uint8Array {
 
 /** WebCrypto X25519 pair; non-extractable private key by default (the device's key must never leave). */
 export async function generateHpkeKeyPair(extractable = false): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey({ name: 'X25519' }, extractable, ['deriveBits'])) as CryptoKeyPair;
+  return await crypto.subtle.generateKey({ name: 'X25519' }, extractable, ['deriveBits']);
 }
 
 /** The raw 32-byte public key, base64url. */

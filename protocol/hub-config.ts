@@ -179,7 +179,10 @@ export function poolingOf(files: Pick<HubFiles, 'modules' | 'pooling'>): { pooli
     return { pooling: pooling?.['pooling_mode_cls_token'] === true ? 'cls' : 'mean', normalize: true };
   }
   if (!Array.isArray(files.modules)) throw new ManifestError('modules.json is not a list of modules.');
-  const types = files.modules.map((m) => String(object(m, 'A modules.json entry')['type'] ?? ''));
+  const types = files.modules.map((m) => {
+    const type = object(m, 'A modules.json entry')['type'];
+    return typeof type === 'string' ? type : '';
+  });
   const hasPooling = types.some((t) => t.endsWith('.Pooling'));
   if (hasPooling && files.pooling === undefined) {
     throw new ManifestError('modules.json lists a Pooling module, but its config (1_Pooling/config.json) is missing from the files.');

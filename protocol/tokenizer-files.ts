@@ -95,7 +95,12 @@ export function maxBytesPerToken(tokenizerJson: unknown): number {
     : vocab !== null && typeof vocab === 'object'
       ? Object.keys(vocab)
       : [];
-  const added = Array.isArray(root.added_tokens) ? root.added_tokens.map((t) => String((t as { content?: unknown }).content ?? '')) : [];
+  const added = Array.isArray(root.added_tokens)
+    ? root.added_tokens.map((t) => {
+        const content = (t as { content?: unknown }).content;
+        return typeof content === 'string' ? content : '';
+      })
+    : [];
   const byteLevel = JSON.stringify(root.decoder ?? null).includes('"ByteLevel"');
   const decoder = byteLevel ? byteLevelDecoder() : null;
   let most = 1;

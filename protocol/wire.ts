@@ -430,12 +430,12 @@ export function parseFrame<T>(schema: v.GenericSchema<unknown, T>, frame: string
   } catch {
     return { ok: false, error: { code: 'BAD_MESSAGE', message: 'Message is not JSON.' } };
   }
-  if (typeof data === 'object' && data !== null && 'v' in data && (data as { v: unknown }).v !== PROTOCOL_VERSION) {
+  if (typeof data === 'object' && data !== null && 'v' in data && data.v !== PROTOCOL_VERSION) {
     return {
       ok: false,
       error: {
         code: 'PROTOCOL_VERSION',
-        message: `Protocol version ${String((data as { v: unknown }).v)} is not supported; this peer speaks ${PROTOCOL_VERSION}. Update the client.`,
+        message: `Protocol version ${String(data.v)} is not supported; this peer speaks ${PROTOCOL_VERSION}. Update the client.`,
       },
     };
   }

@@ -24,7 +24,7 @@ describe('billing envelopes counted by the SDK', () => {
   let close: () => Promise<void>;
   const fetched: string[] = [];
   const counting: typeof fetch = (input, init) => {
-    fetched.push(String(input));
+    fetched.push(input instanceof Request ? input.url : input.toString());
     return fetch(input, init);
   };
   const counter = () =>

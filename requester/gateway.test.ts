@@ -13,7 +13,7 @@ interface Script {
   deltas?: string[];
   result?: JobResult;
   /** Thrown after the deltas (before any when there are none). */
-  error?: unknown;
+  error?: Error;
   /** Never finishes: waits for the abort signal. */
   hang?: boolean;
 }
@@ -328,7 +328,7 @@ describe('gateway edges', () => {
     tokens: [1],
     finishReason: 'stop',
     usage: { promptTokens: 1, completionTokens: 1 },
-  } as JobResult;
+  };
 
   it('refuses cross-site requests: another site’s Origin, Sec-Fetch-Site cross-site, and text/plain POSTs', async () => {
     client.script = { result };

@@ -79,7 +79,7 @@ function sameSecret(given: string, expected: string): boolean {
  * body needs no preflight) and spend this gateway's coordinator key. OpenAI clients send JSON
  * and no Origin; browsers say where a request comes from (`Origin`, `Sec-Fetch-Site`).
  */
-function crossSite(c: Context): OpenAIError | null {
+function crossSite<C extends Context>(c: C): OpenAIError | null {
   const site = c.req.header('sec-fetch-site');
   const origin = c.req.header('origin');
   const own = new URL(c.req.url).origin;

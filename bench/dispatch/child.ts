@@ -42,7 +42,7 @@ function cpu(): CpuSample {
   return { cpuMs: (usage.user + usage.system) / 1000, at: epochMs() };
 }
 
-type Handler = (request: ChildRequest) => Promise<unknown> | unknown;
+type Handler = (request: ChildRequest) => unknown;
 
 function serve(handler: Handler): void {
   process.on('message', (message: ToChild) => {

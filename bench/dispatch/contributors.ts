@@ -180,7 +180,7 @@ export class ContributorPool {
   async #connectAll(): Promise<void> {
     const { url, count, connectParallel, model, slots } = this.#o;
     await pool(count, connectParallel, async () => {
-      const identity = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const identity = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
       const identityKey = b64(await crypto.subtle.exportKey('raw', identity.publicKey));
       const hpkeKey = b64(crypto.getRandomValues(new Uint8Array(32)));
       const worker = new Contributor(url, this);

@@ -378,8 +378,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
 function errorCode(body: unknown): string {
   if (typeof body === 'object' && body !== null && 'error' in body) {
-    const error = (body as { error: unknown }).error;
-    if (typeof error === 'object' && error !== null && 'code' in error) return String((error as { code: unknown }).code);
+    const error = body.error;
+    if (typeof error === 'object' && error !== null && 'code' in error) return String(error.code);
   }
   return '';
 }

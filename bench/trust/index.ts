@@ -388,7 +388,9 @@ export function runTrustBench(): void {
   const by = { canary: 0, replica: 0, 'tie-break': 0, rerun: 0 };
   for (const f of all) for (const k of Object.keys(by) as (keyof typeof by)[]) by[k] += f.byType[k];
   console.log(
-    `  of which                         ${(Object.entries(by) as [string, number][]).map(([k, v]) => `${k} ${pct(v, jobs)}`).join(', ')}`,
+    `  of which                         ${Object.entries<number>(by)
+      .map(([k, v]) => `${k} ${pct(v, jobs)}`)
+      .join(', ')}`,
   );
   console.log(`jobs run before caught (per cheater; median / max; never = not caught):`);
   const uncaught = (kind: string): string => {

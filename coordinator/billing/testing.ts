@@ -149,7 +149,7 @@ export async function startPaidNetwork(
     const record = await store.getContributor(contributorId);
     if (record === null) throw new Error(`contributor ${contributorId} is not in the store`);
     await store.upsertContributor({ ...record, wallet });
-    const live = (relay as Relay | null)?.contributors.get(contributorId);
+    const live = relay?.contributors.get(contributorId);
     if (live !== undefined) live.wallet = wallet;
   };
   const balance = (key: TestKey) => ledger.payerBalances({ kind: 'requester', apiKeyId: key.id });

@@ -83,7 +83,7 @@ export function operatorRoutes(deps: OperatorDeps): Hono {
   });
   app.get('/operator/books', async (c) => {
     const check = await deps.ledger.checkBooks();
-    const totals = Object.fromEntries(Object.entries(check.totals).map(([k, n]) => [k, n.toString()]));
+    const totals = Object.fromEntries(Object.entries(check.totals).map(([k, n]) => [k, (n as bigint).toString()]));
     return c.json({ ok: check.ok, problems: check.problems, txns: check.txns, entries: check.entries, totals });
   });
   return app;

@@ -10,6 +10,7 @@ import { Address, toNano } from '@ton/core';
 import { mnemonicNew } from '@ton/crypto';
 import { Hono } from 'hono';
 import { createBilling, type Billing } from '../billing/service.ts';
+import { errorMessage } from '../deps.ts';
 import type { DepositChain } from '../deposits/chain.ts';
 import { operatorRoutes } from '../deposits/routes.ts';
 import { SandboxDepositChain, SandboxFaucet } from '../deposits/sandbox-chain.ts';
@@ -58,7 +59,7 @@ export interface Money {
   billing: Billing;
   deposits: DepositWatcher;
   /** For `createCoordinator({ onJobDone })`: charges the job and credits the contributor's wallet, if any. */
-  onJobDone(done: JobDone): void;
+  readonly onJobDone: (done: JobDone) => void;
   /** For `createCoordinator({ publicRoutes })`: earnings, and the operator's routes when `SPINNERET_OPERATOR_TOKEN` is set. */
   routes: Hono;
   /** Which chain payouts and deposits are on, in words. */
@@ -111,7 +112,7 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
     store,
     depositAddress: shownDeposit,
     budgetLimit: options.checkBudgetLimit ?? toNano('10'),
-    log: (message, err) => log(`billing: ${message}${err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`}`),
+    log: (message, err) => log(`billing: ${message}${err === undefined ? '' : `: ${errorMessage(err)}`}`),
   });
   const depositChain: DepositChain =
     chain instanceof SandboxChain
@@ -128,12 +129,13 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
     budgetMemo,
     intervalMs: options.depositIntervalMs ?? 10_000,
     onBudgetDeposit: () => void billing.refreshBudget().catch(() => undefined),
-    log: (message, err) => log(`deposits: ${message}${err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`}`),
+    log: (message, err) => log(`deposits: ${message}${err === undefined ? '' : `: ${errorMessage(err)}`}`),
   });
   // The first read sets the cursor at the address's latest transaction: from here on, every deposit is booked.
   await deposits.poll();
+  const { verification } = options;
   const earnings = createEarnings({
-    log: (message, err) => log(`earnings: ${message}${err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`}`),
+    log: (message, err) => log(`earnings: ${message}${err === undefined ? '' : `: ${errorMessage(err)}`}`),
     db: store.db,
     ledger,
     chain,
@@ -142,9 +144,8 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
     windowMs: options.windowMs,
     payoutIntervalMs: options.payoutIntervalMs,
     settleIntervalMs: options.settleIntervalMs,
-    ...(options.verification === undefined ? {} : { isVerified: options.verification.isVerified }),
+    ...(verification === undefined ? {} : { isVerified: (jobId: string) => verification.isVerified(jobId) }),
   });
-  const { verification } = options;
   verification?.setVoider(async (jobId, reason) => void (await earnings.voidNow(jobId, reason)));
   // A result the requester could not open is run again at no charge, paid by the check budget.
   verification?.setRerunner((jobId) => billing.createRerun(jobId));

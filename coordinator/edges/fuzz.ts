@@ -121,7 +121,9 @@ export function sample(schema: v.GenericSchema, r: Rand, depth = 0): unknown {
 /** `value` with one hostile change somewhere in it. */
 export function hostile(value: unknown, r: Rand, ids: readonly string[] = []): unknown {
   if (typeof value !== 'object' || value === null || r() < 0.1) return hostileValue(r, ids);
-  const copy: Record<string, unknown> | unknown[] = Array.isArray(value) ? [...value] : { ...(value as Record<string, unknown>) };
+  const copy: Record<string, unknown> | unknown[] = Array.isArray(value)
+    ? [...(value as unknown[])]
+    : { ...(value as Record<string, unknown>) };
   const keys = Object.keys(copy);
   const roll = r();
   if (keys.length === 0 || roll < 0.1) {

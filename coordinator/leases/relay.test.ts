@@ -71,7 +71,7 @@ describe('jobs over leases', () => {
     expect((await c.createJob()).assignment).toBeNull();
     worker.lease(2);
     await worker.sync();
-    expect(await c.store.jobWrites.at(-1)).toMatchObject({ state: 'queued', contributorId: worker.contributorId });
+    expect(c.store.jobWrites.at(-1)).toMatchObject({ state: 'queued', contributorId: worker.contributorId });
     expect(c.coordinator.stats()).toMatchObject({ queued: 2, running: 0 });
   });
 

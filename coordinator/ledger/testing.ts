@@ -36,7 +36,7 @@ export function modelPrice(
 let depositLt = 1_000_000n;
 
 /** Books a deposit for `apiKeyId` (or the check budget) as the watcher would, under a fresh transaction id. */
-export function fund(ledger: Ledger, to: string | 'budget', amount: bigint): Promise<LedgerTxn> {
+export function fund(ledger: Ledger, to: string, amount: bigint): Promise<LedgerTxn> {
   return ledger.deposit({
     lt: depositLt++,
     hash: randomBytes(32).toString('hex'),

@@ -70,7 +70,8 @@ export function transactionsPage(newestFirst: readonly Transaction[], params: Pa
       ? 0
       : newestFirst.findIndex((t) => t.lt.toString() === params['lt'] && t.hash().toString('hex') === params['hash']);
   if (start < 0) throw new Error('no such transaction');
-  const toLt = BigInt(String(params['to_lt'] ?? '0'));
+  const rawToLt = params['to_lt'];
+  const toLt = BigInt(typeof rawToLt === 'string' || typeof rawToLt === 'number' ? rawToLt : 0);
   const page = newestFirst.slice(start, start + Number(params['limit']));
   const end = page.findIndex((t) => t.lt <= toLt);
   return (end < 0 ? page : page.slice(0, end)).map((t) => ({

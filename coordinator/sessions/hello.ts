@@ -66,7 +66,7 @@ export async function usableHpkeKey(hpkeKey: string): Promise<boolean> {
   if (raw.length !== 32) return false;
   try {
     const pub = await crypto.subtle.importKey('raw', raw, { name: 'X25519' }, false, []);
-    const ours = (await crypto.subtle.generateKey({ name: 'X25519' }, false, ['deriveBits'])) as CryptoKeyPair;
+    const ours = await crypto.subtle.generateKey({ name: 'X25519' }, false, ['deriveBits']);
     const shared = new Uint8Array(await crypto.subtle.deriveBits({ name: 'X25519', public: pub }, ours.privateKey, 256));
     return shared.some((b) => b !== 0);
   } catch {

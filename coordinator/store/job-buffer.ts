@@ -12,7 +12,7 @@ import type { JobRecord } from './types.ts';
 /** How {@link JobWriteBuffer} writes and when. */
 export interface JobWriteBufferOptions {
   /** Writes one batch (ids are unique within it), all or nothing. */
-  write(records: JobRecord[]): Promise<void>;
+  readonly write: (records: JobRecord[]) => Promise<void>;
   /** Records per batch; a buffer this full is written at once. Default 500. */
   batchSize?: number;
   /** How long a put waits for others to join its batch, ms. Default 5. */

@@ -12,7 +12,7 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://po
 /** A database for one test file, and how to dispose of it. */
 export interface TestBackend {
   name: string;
-  open(): Promise<{ db: SqlDb; dispose(): Promise<void> }>;
+  open(): Promise<{ db: SqlDb; dispose: () => Promise<void> }>;
 }
 
 /**
@@ -21,7 +21,7 @@ export interface TestBackend {
  * of the database after.
  */
 export function useMigratedBackend(backend: TestBackend, use: (db: SqlDb) => void, truncate?: string): void {
-  let opened: { db: SqlDb; dispose(): Promise<void> } | undefined;
+  let opened: { db: SqlDb; dispose: () => Promise<void> } | undefined;
   beforeAll(async () => {
     opened = await backend.open();
     await migrate(opened.db, await readMigrations());

@@ -16,7 +16,6 @@ import { startModelHost } from '../../modelhost/server.ts';
 import type { JobRequest, JobResult, StreamChunk } from '../../protocol/jobs.ts';
 import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient } from '../../requester/client.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
@@ -135,7 +134,7 @@ describe('a generate canary on the network', () => {
           identity: await loadOrCreateIdentity(new MemoryKeyStore()),
           consent: ['generate', 'chat'],
           client: { name: 'test', version: '0.0.0' },
-          webSocket: WebSocket as unknown as SocketConstructor,
+          webSocket: WebSocket,
         });
         try {
           await net.money.fund(net.money.budgetMemo, toNano('10'));

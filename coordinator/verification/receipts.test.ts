@@ -12,7 +12,7 @@ const input = {
 };
 
 async function keys(): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
 }
 
 describe('receipts', () => {
@@ -32,7 +32,7 @@ describe('receipts', () => {
     const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
     expect(await verifyReceipt(receipt, signature, raw)).toBe(true);
     // A JSON round trip (key order may change in transit) still verifies.
-    expect(await verifyReceipt(JSON.parse(JSON.stringify(receipt)), signature, pair.publicKey)).toBe(true);
+    expect(await verifyReceipt(JSON.parse(JSON.stringify(receipt)) as typeof receipt, signature, pair.publicKey)).toBe(true);
   });
 
   it('rejects a changed receipt, another key, and malformed signatures', async () => {

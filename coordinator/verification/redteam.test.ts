@@ -13,7 +13,6 @@ import { waitFor } from '../store/testing.ts';
 import type { FakeWorker } from '../testing.ts';
 import { WebSocket } from 'ws';
 import { RequesterClient } from '../../requester/client.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
 import { EmbedRuntime, testWallet } from './testing.ts';
@@ -71,7 +70,7 @@ async function honestContributor(net: PaidNetwork): Promise<{ contributor: Contr
     identity: await loadOrCreateIdentity(new MemoryKeyStore()),
     consent: ['embed'],
     client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket as unknown as SocketConstructor,
+    webSocket: WebSocket,
   });
   contributor.start();
   await waitFor(async () => contributor.status().contributorId !== null);

@@ -571,7 +571,7 @@ export function createVerification(options: VerificationOptions): Verification {
 }
 
 async function freshKey(): Promise<{ pkcs8: string; raw: string }> {
-  const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
   const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
   return { pkcs8: Buffer.from(pkcs8).toString('base64url'), raw: Buffer.from(raw).toString('base64url') };

@@ -14,7 +14,6 @@ import { embedTokenizer, referenceEmbed } from '../../modelhost/reference.ts';
 import type { JobRequest, JobResult, StreamChunk } from '../../protocol/jobs.ts';
 import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient, type ReplicaCheck } from '../../requester/client.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
@@ -184,7 +183,7 @@ export async function startVerifiedNetwork(options: NetworkOptions): Promise<Ver
       identity: await loadOrCreateIdentity(new MemoryKeyStore()),
       consent: ['embed'],
       client: { name: 'test', version: '0.0.0' },
-      webSocket: WebSocket as unknown as SocketConstructor,
+      webSocket: WebSocket,
     });
     contributor.start();
     const id = await waitForId(contributor);

@@ -150,7 +150,7 @@ export class VerificationStore {
     return rows.map((r) => ({
       at: toInt(r['at']),
       contributorId: String(r['contributor_id']),
-      jobId: r['job_id'] === null ? undefined : String(r['job_id']),
+      jobId: r['job_id'] === null ? undefined : (r['job_id'] as string),
       kind: String(r['kind']) as DecisionRecord['kind'],
       reason: String(r['reason']),
     }));
@@ -292,8 +292,8 @@ function toRow(r: Record<string, unknown>): JobRow {
     kind: String(r['kind']) as JobKind,
     engineClass: String(r['engine_class']),
     status: String(r['status']) as JobStatus,
-    replicaJobId: r['replica_job_id'] === null ? null : String(r['replica_job_id']),
-    tieBreakJobId: r['tie_break_job_id'] === null ? null : String(r['tie_break_job_id']),
+    replicaJobId: r['replica_job_id'] === null ? null : (r['replica_job_id'] as string),
+    tieBreakJobId: r['tie_break_job_id'] === null ? null : (r['tie_break_job_id'] as string),
     replicaVerdictAt: toIntOrNull(r['replica_verdict_at']),
     tieBreakVerdictAt: toIntOrNull(r['tie_break_verdict_at']),
     awaitingUntil: toIntOrNull(r['awaiting_until']),

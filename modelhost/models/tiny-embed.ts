@@ -56,7 +56,7 @@ function readWords(): string[] {
   const data = JSON.parse(readFileSync(new URL('./tiny-embed-words.json', import.meta.url), 'utf8')) as { words?: unknown };
   if (!Array.isArray(data.words) || !data.words.every((w) => typeof w === 'string'))
     throw new Error('tiny-embed-words.json needs a "words" array of strings');
-  return data.words as string[];
+  return data.words;
 }
 
 /** WordPiece vocabulary: every lowercase word, number and listed symbol tokenizes without [UNK]. */

@@ -35,7 +35,7 @@ function usedKeys(code: string): { keys: string[]; dynamic: string[] } {
   const keys = new Set<string>();
   for (const m of source.matchAll(/\b(?:t|tr|say|tp)\(\s*'([^']+)'/g)) keys.add(m[1]!);
   for (const m of source.matchAll(/\btrAttr\([^,]+,\s*'[^']+',\s*'([^']+)'/g)) keys.add(m[1]!);
-  for (const m of source.matchAll(/'([a-z]+)\.([A-Za-z0-9]+)'/g)) if (areas.has(m[1]!)) keys.add(`${m[1]}.${m[2]}`);
+  for (const m of source.matchAll(/'([a-z]+)\.([A-Za-z0-9]+)'/g)) if (areas.has(m[1])) keys.add(`${m[1]}.${m[2]}`);
   // A key built at run time (`controls.kind_${kind}`) is checked by its fixed start.
   const dynamic = [...source.matchAll(/\b(?:t|tr|say|tp)\(\s*`([^`$]*)\$\{/g)].map((m) => m[1]!);
   return { keys: [...keys], dynamic };

@@ -5,7 +5,7 @@ import { measureRuntimeDownload } from './runtime-download.ts';
 function fakeFetch(options: { list?: unknown; cached?: string[]; sent?: Record<string, number> }) {
   const seen: string[] = [];
   const impl = async (input: URL | RequestInfo, init?: RequestInit): Promise<Response> => {
-    const url = new URL(String(input));
+    const url = new URL(input instanceof Request ? input.url : input.toString());
     seen.push(`${init?.method ?? 'GET'} ${init?.cache ?? ''} ${url.pathname}`);
     if (url.pathname === '/runtime.json') {
       return options.list === undefined ? new Response('no', { status: 404 }) : Response.json(options.list);
@@ -17,7 +17,7 @@ function fakeFetch(options: { list?: unknown; cached?: string[]; sent?: Record<s
     const length = options.sent?.[url.pathname];
     return new Response(null, { headers: length === undefined ? {} : { 'content-length': String(length) } });
   };
-  return { fetch: impl as typeof fetch, seen };
+  return { fetch: impl, seen };
 }
 
 describe('the runtime download', () => {

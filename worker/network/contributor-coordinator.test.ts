@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { startCoordinator } from '../../coordinator/testing.ts';
 import { RequesterClient } from '../../requester/client.ts';
-import type { SocketConstructor } from './connection.ts';
 import { Contributor } from './contributor.ts';
 import { chat, embed, FakeRuntime } from './fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from './identity.ts';
@@ -22,7 +21,7 @@ async function setup(options: Parameters<typeof startCoordinator>[0] = {}) {
     identity: await loadOrCreateIdentity(new MemoryKeyStore()),
     consent: ['chat', 'embed'],
     client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket as unknown as SocketConstructor,
+    webSocket: WebSocket,
   });
   cleanups.push(async () => {
     await contributor.stop({ drain: false });

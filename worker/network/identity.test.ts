@@ -53,10 +53,8 @@ describe('loadOrCreateIdentity', () => {
 
 describe('isDeviceKeys', () => {
   it('accepts only non-extractable pairs of the right algorithms', async () => {
-    const ed = (extractable: boolean) =>
-      crypto.subtle.generateKey({ name: 'Ed25519' }, extractable, ['sign', 'verify']) as Promise<CryptoKeyPair>;
-    const x = (extractable: boolean) =>
-      crypto.subtle.generateKey({ name: 'X25519' }, extractable, ['deriveBits']) as Promise<CryptoKeyPair>;
+    const ed = (extractable: boolean) => crypto.subtle.generateKey({ name: 'Ed25519' }, extractable, ['sign', 'verify']);
+    const x = (extractable: boolean) => crypto.subtle.generateKey({ name: 'X25519' }, extractable, ['deriveBits']);
     expect(isDeviceKeys({ identity: await ed(false), hpke: await x(false) })).toBe(true);
     expect(isDeviceKeys({ identity: await ed(true), hpke: await x(false) })).toBe(false);
     expect(isDeviceKeys({ identity: await x(false), hpke: await x(false) })).toBe(false);

@@ -43,7 +43,7 @@ export interface DeviceIdentity {
 export async function loadOrCreateIdentity(store: KeyStore): Promise<DeviceIdentity> {
   let keys = await store.load();
   if (keys === undefined) {
-    const identity = (await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const identity = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
     keys = await store.saveIfAbsent({ identity, hpke: await generateHpkeKeyPair(false) });
   }
   const { identity, hpke } = keys;

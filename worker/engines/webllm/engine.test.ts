@@ -95,7 +95,7 @@ class FakeMlc implements MlcEngineLike {
   reloadImpl: () => Promise<void> = async () => undefined;
   deltas = ['Hel', 'lo', '!'];
   finish: 'stop' | 'length' = 'stop';
-  createError: unknown = undefined;
+  createError: Error | undefined = undefined;
 
   constructor(readonly config: MLCEngineConfig) {}
 
