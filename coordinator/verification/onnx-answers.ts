@@ -6,21 +6,15 @@
  * any honest engine class reproduces them within the token-agreement tolerance.
  * Results are cached per model build (its files' hashes) for the life of the process.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { Tokenizer } from '@huggingface/tokenizers';
-import * as ortNode from 'onnxruntime-node';
 import type { JobRequest } from '../../protocol/jobs.ts';
-import { type ModelEntry, type ModelFile, type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
-import { OnnxEngine } from '../../worker/engines/onnx/engine.ts';
-import type { OrtModule } from '../../worker/engines/onnx/ort.ts';
-import type { EngineContext } from '../../worker/engines/types.ts';
+import { type ModelEntry, type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
 import type { KnownAnswer } from './canaries.ts';
 import { readWords } from './known-answers.ts';
+import { fetchModelFiles, loadOnnxNode, ModelFileMismatchError } from './onnx-node.ts';
 
-/** A model file whose bytes do not hash to the manifest's pin: nothing is computed from it. */
-export class ModelFileMismatchError extends Error {
-  override readonly name = 'ModelFileMismatchError';
-}
+export { ModelFileMismatchError };
 
 export interface OnnxAnswerOptions {
   manifestUrl: string;
@@ -33,14 +27,6 @@ export interface OnnxAnswerOptions {
   /** Integers in [0, n): a CSPRNG by default. */
   randomInt?: (n: number) => number;
 }
-
-// onnxruntime-node implements onnxruntime-web's API; its CPU provider runs the same graphs.
-const ort = {
-  ...ortNode,
-  InferenceSession: {
-    create: (bytes: Uint8Array, options: object) => ortNode.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] }),
-  },
-} as unknown as OrtModule;
 
 const cache = new Map<string, Promise<KnownAnswer[]>>();
 
@@ -72,27 +58,13 @@ export async function onnxGenerateKnownAnswers(options: OnnxAnswerOptions): Prom
 }
 
 async function computeAnswers(model: OnnxModel, options: OnnxAnswerOptions): Promise<KnownAnswer[]> {
-  const bytes = new Map<string, Uint8Array>();
-  for (const file of model.files) bytes.set(file.name, await fetchPinned(file));
+  const bytes = await fetchModelFiles(model);
   const json = (name: string | undefined): object => {
     const b = name === undefined ? undefined : bytes.get(name);
     return b === undefined ? {} : (JSON.parse(new TextDecoder().decode(b)) as object);
   };
   const tokenizer = new Tokenizer(json(model.onnx.tokenizer), json(model.onnx.tokenizerConfig));
-  const ctx: EngineContext = {
-    store: {
-      getFile: async (file) => {
-        const b = bytes.get(file.name);
-        if (b === undefined) throw new Error(`${model.id} lists no file ${file.name}`);
-        return b;
-      },
-      has: async () => true,
-      evict: async () => 0,
-    },
-    gpu: () => null,
-    device: async () => null,
-  };
-  const loaded = await new OnnxEngine(ctx, { loadOrt: async () => ort }).load(model);
+  const loaded = await loadOnnxNode(model, bytes);
   const draw = options.randomInt ?? ((n: number) => randomInt(n));
   const words = readWords().filter((w) => /^[a-z]+$/.test(w));
   const answers: KnownAnswer[] = [];
@@ -115,16 +87,4 @@ async function computeAnswers(model: OnnxModel, options: OnnxAnswerOptions): Pro
     await loaded.unload();
   }
   return answers;
-}
-
-async function fetchPinned(file: ModelFile): Promise<Uint8Array> {
-  const res = await fetch(file.url);
-  if (!res.ok) throw new Error(`${file.url} answered ${res.status}; known answers need the model's files.`);
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  const hash = createHash('sha256').update(bytes).digest('hex');
-  if (hash !== file.sha256)
-    throw new ModelFileMismatchError(
-      `${file.url} hashes to ${hash}, not the manifest's ${file.sha256}; fix the model host or the manifest.`,
-    );
-  return bytes;
 }

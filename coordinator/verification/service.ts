@@ -5,9 +5,9 @@
  * effects (settle, void, hold), quarantines and persisted decision records. It also signs
  * a receipt for every credited job.
  */
-import type { Agreement, CompareOptions } from '../../protocol/compare.ts';
+import type { CompareOptions } from '../../protocol/compare.ts';
 import type { JobResult, Usage } from '../../protocol/jobs.ts';
-import type { JobReport, JobReportAnswer, Verdict, VerdictAnswer } from '../../protocol/wire.ts';
+import type { JobReport, JobReportAnswer, Verdict } from '../../protocol/wire.ts';
 import type { Clock } from '../deps.ts';
 import type { Verdict as LedgerVerdict } from '../earnings/service.ts';
 import { Job } from '../jobs/job.ts';
@@ -17,11 +17,12 @@ import { RequesterStanding } from './requesters.ts';
 import type { SqlDb } from '../store/sql.ts';
 import type { Canary, CanarySource } from './canaries.ts';
 import { type CanaryOutcome, canaryEnvelope, sendCanary } from './canary-runner.ts';
-import { judge, judgeReported, type Judgement } from './outcome.ts';
+import { judge, type Judgement } from './outcome.ts';
 import type { VerificationPolicy } from './policy.ts';
 import { issueReceipt, type ReceiptInput, type SignedReceipt } from './receipts.ts';
 import { isSealed, openKey, sealKey } from './receipt-key.ts';
 import { type JobRow, replaceKey, VerificationStore } from './verification-store.ts';
+import { takeVerdict, type VerdictOutcome } from './verdicts.ts';
 
 /** Settings of {@link createVerification}. */
 export interface VerificationOptions {
@@ -74,10 +75,7 @@ export type JobReportOutcome =
   | { readonly ok: true; readonly answer: JobReportAnswer }
   | { readonly ok: false; readonly status: 404 | 409; readonly code: 'NOT_FOUND' | 'CONFLICT'; readonly message: string };
 
-/** The answer to a verdict, or why it was refused. */
-export type VerdictOutcome =
-  | { readonly ok: true; readonly answer: VerdictAnswer }
-  | { readonly ok: false; readonly status: 404 | 409; readonly code: 'NOT_FOUND' | 'CONFLICT'; readonly message: string };
+export type { VerdictOutcome } from './verdicts.ts';
 
 export interface Verification {
   /** For the relay (`createCoordinator({ verification })`). */
@@ -309,93 +307,6 @@ export function createVerification(options: VerificationOptions): Verification {
     },
   };
 
-  async function verdict(jobId: string, apiKeyId: string, body: Verdict): Promise<VerdictOutcome> {
-    const refuse = (status: 404 | 409, message: string): VerdictOutcome => ({
-      ok: false,
-      status,
-      code: status === 404 ? 'NOT_FOUND' : 'CONFLICT',
-      message,
-    });
-    await work;
-    const primary = await store.job(jobId);
-    if (primary === null || primary.role !== 'job' || primary.apiKeyId !== apiKeyId) {
-      return refuse(404, `No finished job ${jobId} of this API key awaits a verdict.`);
-    }
-    const now = clock.now();
-    const context = { model: primary.model, engineClass: primary.engineClass };
-    // A flagged requester's word changes nothing: no void, no quarantine count, no tie-break.
-    const flagged = standing.isFlagged(apiKeyId);
-    standing.note(apiKeyId, body.stage === 'replica' ? !body.agree : !body.withPrimary.agree || !body.withReplica.agree, now);
-    if (flagged) {
-      const stage = body.stage === 'replica' ? 'replica' : 'tie-break';
-      if (!(await store.claimVerdict(jobId, stage, now))) return refuse(409, `Job ${jobId} already has its ${stage} verdict.`);
-      await store.uncheck(jobId, now);
-      return { ok: true, answer: { tieBreak: null } };
-    }
-    if (body.stage === 'replica') {
-      if (primary.replicaJobId !== body.replicaJobId) return refuse(409, `Job ${body.replicaJobId} is not the replica of job ${jobId}.`);
-      if (primary.replicaVerdictAt !== null) return refuse(409, `Job ${jobId} already has its replica verdict; one is taken per job.`);
-      const replica = await store.job(body.replicaJobId);
-      if (replica === null) return refuse(409, `The replica ${body.replicaJobId} has not finished; post the verdict after its result.`);
-      if (!(await store.claimVerdict(jobId, 'replica', now))) return refuse(409, `Job ${jobId} already has its replica verdict.`);
-      const agreement: Agreement = { agree: body.agree, score: body.score, reason: `The requester reports: ${body.reason}` };
-      const judgement = judgeReported({
-        jobId,
-        check: 'replica',
-        primary: primary.contributorId,
-        replica: replica.contributorId,
-        agreement,
-      });
-      await apply(judgement, context, jobId);
-      if (!judgement.needsTieBreak) return { ok: true, answer: { tieBreak: null } };
-      const exclude = [primary.contributorId, replica.contributorId];
-      const excludeWallets = await walletsOf(exclude);
-      const tie =
-        relay !== null && relay.hasPeer(primary.model, primary.kind, primary.engineClass, exclude, excludeWallets)
-          ? relay.createCheckJob({
-              role: 'tie-break',
-              apiKeyId,
-              model: primary.model,
-              kind: primary.kind,
-              engineClass: primary.engineClass,
-              exclude,
-              excludeWallets,
-              primaryJobId: jobId,
-            })
-          : null;
-      if (tie instanceof Job) {
-        await store.update(jobId, { tieBreakJobId: tie.id });
-        return { ok: true, answer: { tieBreak: { jobId: tie.id } } };
-      }
-      const why = `No third contributor of engine class "${primary.engineClass}" could run job ${jobId} to break the tie, so both credits are held until the verification window ends and then settle unverified; both are checked more often from now on.`;
-      await store.addRecords(
-        exclude.map((contributorId) => ({ at: now, contributorId, jobId, kind: 'replica-disagree' as const, reason: why })),
-      );
-      return { ok: true, answer: { tieBreak: null } };
-    }
-    if (primary.tieBreakJobId !== body.tieBreakJobId) return refuse(409, `Job ${body.tieBreakJobId} is not the tie-break of job ${jobId}.`);
-    if (primary.tieBreakVerdictAt !== null) return refuse(409, `Job ${jobId} already has its tie-break verdict.`);
-    const [replica, third] = await Promise.all([store.job(primary.replicaJobId ?? ''), store.job(body.tieBreakJobId)]);
-    if (replica === null || third === null)
-      return refuse(409, `The tie-break ${body.tieBreakJobId} has not finished; post the verdict after its result.`);
-    if (!(await store.claimVerdict(jobId, 'tie-break', now))) return refuse(409, `Job ${jobId} already has its tie-break verdict.`);
-    const said = (a: Verdict & { stage: 'tie-break' }, which: 'withPrimary' | 'withReplica'): Agreement => ({
-      ...a[which],
-      reason: `The requester reports: ${a[which].reason}`,
-    });
-    const judgement = judgeReported({
-      jobId,
-      check: 'tie-break',
-      primary: primary.contributorId,
-      replica: replica.contributorId,
-      tieBreaker: third.contributorId,
-      withPrimary: said(body, 'withPrimary'),
-      withReplica: said(body, 'withReplica'),
-    });
-    await apply(judgement, context, jobId);
-    return { ok: true, answer: { tieBreak: null } };
-  }
-
   async function jobReport(jobId: string, apiKeyId: string, body: JobReport): Promise<JobReportOutcome> {
     await work;
     const primary = await store.job(jobId);
@@ -544,7 +455,8 @@ export function createVerification(options: VerificationOptions): Verification {
       await store.addReceipt(signed);
       return signed;
     },
-    verdict,
+    verdict: (jobId, apiKeyId, body) =>
+      takeVerdict({ store, clock, standing, relay: () => relay, settled: () => work, apply, walletsOf }, jobId, apiKeyId, body),
     async report(contributorId) {
       const [k, records] = await Promise.all([store.kindCounts(contributorId), store.records(contributorId, 50)]);
       const rep = policy.reputation(contributorId);
