@@ -1,21 +1,21 @@
 /**
  * Test support (not used by the app): contributor runtimes for `tiny-decoder` generation and
  * its teacher-forced `score` checks, standing for three kinds of device:
- * - {@link OnnxNodeRuntime}: the worker's own onnx engine on onnxruntime-node (float32);
+ * - {@link OnnxNodeRuntime}: the worker's own onnx engine on onnxruntime-node (float32; chat too);
  * - {@link OtherBackendRuntime}: another implementation (the float64 reference) whose rounding
  *   flips the nearest tie of each run to the runner-up, as an honest GPU of another backend
  *   sometimes does: its tokens differ from the onnx engine's, yet every one is a likely token;
- * - {@link RandomTokenRuntime}: answers random tokens to every job, checks included.
+ * - {@link RandomTokenRuntime}: answers random tokens to every job (chat too), checks included.
  */
 import { decoderTokenizer, referenceDecoderForward, referenceDecoderLogits } from '../../modelhost/reference.ts';
 import { testModels } from '../../modelhost/models/index.ts';
-import type { GenerateRequest, JobRequest, JobResult, ScoreRequest, StreamChunk } from '../../protocol/jobs.ts';
+import type { ChatRequest, GenerateRequest, JobRequest, JobResult, ScoreRequest, StreamChunk } from '../../protocol/jobs.ts';
 import { type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
 import { seededRandom } from '../../protocol/random.ts';
 import { ranksWithin } from '../../protocol/teacher-forced.ts';
 import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
 import type { LoadedModel } from '../../worker/engines/types.ts';
-import { fetchModelFiles, loadOnnxNode } from './onnx-node.ts';
+import { fetchModelFiles, fetchOnceMore, loadOnnxNode } from './onnx-node.ts';
 
 const MODEL = 'tiny-decoder';
 const spec = (): { eos: readonly number[]; vocab: number } => {
@@ -39,12 +39,12 @@ abstract class DecoderRuntime extends FakeRuntime {
 
   override async run(request: unknown, options: RunOptions = {}): Promise<{ result: JobResult }> {
     const job = request as JobRequest;
-    if (job.model !== MODEL || (job.kind !== 'generate' && job.kind !== 'score')) return super.run(request, options);
+    if (job.model !== MODEL || (job.kind !== 'generate' && job.kind !== 'score' && job.kind !== 'chat')) return super.run(request, options);
     this.ran.push(job.kind);
     return { result: await this.answer(job) };
   }
 
-  protected abstract answer(job: GenerateRequest | ScoreRequest): Promise<JobResult>;
+  protected abstract answer(job: GenerateRequest | ChatRequest | ScoreRequest): Promise<JobResult>;
 
   override async models(): ReturnType<FakeRuntime['models']> {
     return (await super.models()).map((m) => (m.id === 'embed-model' ? { ...m, id: MODEL, cached: true } : m));
@@ -60,13 +60,13 @@ export class OnnxNodeRuntime extends DecoderRuntime {
   }
 
   static async start(manifestUrl: string): Promise<OnnxNodeRuntime> {
-    const manifest = parseManifest(await (await fetch(manifestUrl)).json());
+    const manifest = parseManifest(await (await fetchOnceMore(manifestUrl)).json());
     const model = manifest.models.find((m): m is OnnxModel => m.id === MODEL && m.engine === 'onnx');
     if (model === undefined) throw new Error(`the manifest at ${manifestUrl} lists no ${MODEL}`);
     return new OnnxNodeRuntime(await loadOnnxNode(model, await fetchModelFiles(model)));
   }
 
-  protected async answer(job: GenerateRequest | ScoreRequest): Promise<JobResult> {
+  protected async answer(job: GenerateRequest | ChatRequest | ScoreRequest): Promise<JobResult> {
     return await this.#loaded.run(job);
   }
 
@@ -107,7 +107,8 @@ export function otherBackendGreedy(prompt: readonly number[], maxTokens: number)
 
 /** Another backend, honest: the float64 reference, flipping each run's nearest tie; it scores with the reference too. */
 export class OtherBackendRuntime extends DecoderRuntime {
-  protected async answer(job: GenerateRequest | ScoreRequest): Promise<JobResult> {
+  protected async answer(job: GenerateRequest | ChatRequest | ScoreRequest): Promise<JobResult> {
+    if (job.kind === 'chat') throw new Error('this stand-in runs generate and score jobs');
     if (job.kind === 'generate') {
       const prompt = promptIds(job);
       const { tokens, finishReason } = otherBackendGreedy(prompt, job.maxTokens);
@@ -133,15 +134,13 @@ export class RandomTokenRuntime extends DecoderRuntime {
     this.#random = seededRandom(seed);
   }
 
-  protected async answer(job: GenerateRequest | ScoreRequest): Promise<JobResult> {
+  protected async answer(job: GenerateRequest | ChatRequest | ScoreRequest): Promise<JobResult> {
     const target = job.kind === 'score' ? job.target : job;
-    const maxTokens = target.kind === 'generate' ? target.maxTokens : 8;
-    const tokens = Array.from({ length: maxTokens }, () => 3 + Math.floor(this.#random() * (spec().vocab - 3)));
-    return {
-      kind: 'generate',
-      tokens,
-      finishReason: 'length',
-      usage: { promptTokens: promptIds(target).length, completionTokens: tokens.length },
-    };
+    const tokens = Array.from({ length: target.maxTokens }, () => 3 + Math.floor(this.#random() * (spec().vocab - 3)));
+    const usage = { promptTokens: target.kind === 'generate' ? promptIds(target).length : 8, completionTokens: tokens.length };
+    if (target.kind === 'chat') {
+      return { kind: 'chat', text: decoderTokenizer().decode(tokens), tokens, finishReason: 'length', usage };
+    }
+    return { kind: 'generate', tokens, finishReason: 'length', usage };
   }
 }

@@ -16,7 +16,7 @@ export class ModelFileMismatchError extends Error {
 }
 
 // onnxruntime-node implements onnxruntime-web's API; its CPU provider runs the same graphs.
-const ort = {
+export const nodeOrt = {
   ...ortNode,
   InferenceSession: {
     create: (bytes: Uint8Array, options: object) => ortNode.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] }),
@@ -45,11 +45,24 @@ export async function loadOnnxNode(model: OnnxModel, bytes: ReadonlyMap<string, 
     gpu: () => null,
     device: async () => null,
   };
-  return await new OnnxEngine(ctx, { loadOrt: async () => ort }).load(model);
+  return await new OnnxEngine(ctx, { loadOrt: async () => nodeOrt }).load(model);
+}
+
+/**
+ * `fetch`, tried once more after a network error (a model host that just restarted, or a
+ * kept-alive connection it closed); an HTTP answer is returned as it is.
+ */
+export async function fetchOnceMore(url: string): Promise<Response> {
+  try {
+    return await fetch(url);
+  } catch {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return await fetch(url);
+  }
 }
 
 async function fetchPinned(file: ModelFile): Promise<Uint8Array> {
-  const res = await fetch(file.url);
+  const res = await fetchOnceMore(file.url);
   if (!res.ok) throw new Error(`${file.url} answered ${res.status}; the model's files are needed.`);
   const bytes = new Uint8Array(await res.arrayBuffer());
   const hash = createHash('sha256').update(bytes).digest('hex');

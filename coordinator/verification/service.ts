@@ -17,12 +17,14 @@ import { RequesterStanding } from './requesters.ts';
 import type { SqlDb } from '../store/sql.ts';
 import type { Canary, CanarySource } from './canaries.ts';
 import { type CanaryOutcome, canaryEnvelope, sendCanary } from './canary-runner.ts';
+import { CanaryMoments } from './canary-shapes.ts';
 import { judge, type Judgement } from './outcome.ts';
 import type { VerificationPolicy } from './policy.ts';
 import { issueReceipt, type ReceiptInput, type SignedReceipt } from './receipts.ts';
 import { isSealed, openKey, sealKey } from './receipt-key.ts';
 import { type JobRow, replaceKey, VerificationStore } from './verification-store.ts';
 import { takeVerdict, type VerdictOutcome } from './verdicts.ts';
+import { ReputationStore } from './reputation-store.ts';
 
 /** Settings of {@link createVerification}. */
 export interface VerificationOptions {
@@ -49,7 +51,20 @@ export interface VerificationOptions {
   readonly probationWindowMs?: number;
   /** How requesters' reports are weighed; default: a 24-hour window with the defaults of {@link RequesterStanding}. */
   readonly standing?: RequesterStanding;
+  /** Canaries go out at a random moment up to this long after the job that drew them, ms (canary-shapes.ts); default 0: at once. */
+  readonly canaryDelayMs?: number;
+  /** Floats in [0, 1) for the canaries' moments; default Math.random. */
+  readonly random?: () => number;
+  /**
+   * Most nanoTON of unchecked requester-job credit a device on probation may have settle;
+   * credits beyond it are held until it leaves probation (or voided if its wallet is
+   * quarantined). Default {@link DEFAULT_PROBATION_CREDIT_CAP}; null: no cap.
+   */
+  readonly probationCreditCap?: bigint | null;
 }
+
+/** The default probation credit cap: 1 TON. */
+export const DEFAULT_PROBATION_CREDIT_CAP = 1_000_000_000n;
 
 /** How often the policy said yes, for checking the rates. */
 export interface DecisionCounts {
@@ -114,6 +129,10 @@ export function createVerification(options: VerificationOptions): Verification {
   const { policy, canaries, clock } = options;
   const log = options.log ?? ((message: string, err?: unknown) => console.error(`[verification] ${message}`, err ?? ''));
   const store = new VerificationStore(options.db);
+  const reputation = new ReputationStore(options.db);
+  const cap = options.probationCreditCap === undefined ? DEFAULT_PROBATION_CREDIT_CAP : options.probationCreditCap;
+  /** Requester jobs run on probation whose credit has not been signed yet (bounded: cleared when it grows past 100 000). */
+  const probationJobs = new Set<string>();
   const counts = { decided: 0, canaryDrawn: 0, canarySent: 0, replicaDrawn: 0, replicaSent: 0 };
   /** Canaries in flight: job id → what it must answer. */
   const expected = new Map<string, { contributorId: string; canary: NonNullable<ReturnType<CanarySource['next']>> }>();
@@ -125,6 +144,7 @@ export function createVerification(options: VerificationOptions): Verification {
   const standing = options.standing ?? new RequesterStanding({ windowMs: 24 * 3_600_000, clock });
   let keys: { pair: CryptoKeyPair; raw: string } | null = null;
   let work: Promise<void> = Promise.resolve();
+  const moments = new CanaryMoments(options.canaryDelayMs ?? 0, options.random ?? Math.random);
 
   /** Runs `fn` after the work before it; failures are logged, never thrown into the relay. */
   const enqueue = (what: string, fn: () => Promise<void>): void => {
@@ -152,6 +172,7 @@ export function createVerification(options: VerificationOptions): Verification {
     await store.addRecords(effects.records);
     for (const b of effects.benched) {
       relay?.contributors.get(b.contributorId)?.send({ v: 1, type: 'self-test', model: b.model, reason: b.reason });
+      await reputation.bench(b.contributorId, b.model, policy.benchedUntil(b.contributorId, b.model) ?? now);
     }
     for (const f of judgement.findings) {
       const status = f.ledger === 'void' ? 'void' : f.ledger === 'hold' ? 'awaiting' : 'settle';
@@ -229,14 +250,18 @@ export function createVerification(options: VerificationOptions): Verification {
     // A device whose usage claims many distinct requesters dispute is checked as a new one is.
     const decision = policy.decide(job, { id: contributor.id, engineClass, suspect: standing.isSuspect(contributor.id) });
     counts.decided++;
+    canaries.observe?.(job.model, job.kind, job.envelope);
     if (decision.canary) {
       counts.canaryDrawn++;
-      const canary = canaries.next(job.model, job.kind, engineClass);
-      const id = canary === null ? null : sendCanary(relay, contributor.id, canary, onCanary);
-      if (canary !== null && id !== null) {
-        counts.canarySent++;
-        expected.set(id, { contributorId: contributor.id, canary });
-      }
+      // At a random moment, not right after the job: its timing must not give it away.
+      moments.at(() => {
+        const canary = relay?.contributors.has(contributor.id) === true ? canaries.next(job.model, job.kind, engineClass) : null;
+        const id = canary === null || relay === null ? null : sendCanary(relay, contributor.id, canary, onCanary);
+        if (canary !== null && id !== null) {
+          counts.canarySent++;
+          expected.set(id, { contributorId: contributor.id, canary });
+        }
+      });
     }
     if (!decision.replicate) return;
     counts.replicaDrawn++;
@@ -263,7 +288,10 @@ export function createVerification(options: VerificationOptions): Verification {
     eligible: (contributor, model) => !policy.isShutOut(contributor.id, contributor.wallet) && !policy.isBenched(contributor.id, model),
     // More failed checks and faults than clean ones: placed after every other device.
     demote: (contributor) => policy.reputation(contributor.id).score < 0.5,
-    onFault: (contributorId) => policy.fault(contributorId),
+    onFault: (contributorId) => {
+      policy.fault(contributorId);
+      enqueue('recording a fault', () => reputation.addFault(contributorId, clock.now()));
+    },
     beforeFinal(job, contributor, replicas) {
       try {
         decideChecks(job, contributor, replicas);
@@ -279,6 +307,10 @@ export function createVerification(options: VerificationOptions): Verification {
       const primaryJobId = done.role === 'job' || done.role === 'canary' ? done.jobId : (done.primaryJobId ?? done.jobId);
       // A new device's credits wait longer: a quarantine in that time still voids them.
       const probation = done.role === 'job' && (options.probationWindowMs ?? 0) > 0 && policy.onProbation(done.contributorId);
+      if (done.role === 'job' && cap !== null && policy.onProbation(done.contributorId)) {
+        if (probationJobs.size >= 100_000) probationJobs.clear();
+        probationJobs.add(done.jobId);
+      }
       const awaiting = replicaJobId !== undefined || done.role !== 'job' || probation;
       const row: JobRow = {
         jobId: done.jobId,
@@ -417,7 +449,10 @@ export function createVerification(options: VerificationOptions): Verification {
       for (const [key, until] of quarantines) {
         if (key.startsWith(WALLET_PREFIX)) policy.quarantineWallet(key.slice(WALLET_PREFIX.length), until ?? Number.POSITIVE_INFINITY);
       }
-      const devices = [...(await store.contributors()), ...quarantines.keys()].filter((id) => !id.startsWith(WALLET_PREFIX));
+      const saved = await reputation.load();
+      const devices = [...(await store.contributors()), ...quarantines.keys(), ...saved.faults.keys(), ...saved.benched.keys()].filter(
+        (id) => !id.startsWith(WALLET_PREFIX),
+      );
       for (const contributorId of new Set(devices)) {
         const k = await store.kindCounts(contributorId);
         const until = quarantines.get(contributorId);
@@ -425,6 +460,8 @@ export function createVerification(options: VerificationOptions): Verification {
           clean: (k['canary-pass'] ?? 0) + (k['replica-agree'] ?? 0) + (k['tie-break-pass'] ?? 0),
           failed: (k['canary-fail'] ?? 0) + (k['tie-break-fail'] ?? 0),
           quarantinedUntil: until === undefined ? null : (until ?? Number.POSITIVE_INFINITY),
+          faults: saved.faults.get(contributorId) ?? 0,
+          benched: saved.benched.get(contributorId) ?? new Map<string, number>(),
         });
       }
     },
@@ -439,6 +476,8 @@ export function createVerification(options: VerificationOptions): Verification {
         return 'void';
       }
       if (row.status === 'awaiting' && row.awaitingUntil !== null && clock.now() < row.awaitingUntil) return 'hold';
+      // Unchecked work of a new identity settles only up to the probation credit cap.
+      if (cap !== null && policy.onProbation(row.contributorId) && (await reputation.beyondCap(jobId, cap))) return 'hold';
       return 'ok';
     },
     setVoider(v) {
@@ -453,6 +492,8 @@ export function createVerification(options: VerificationOptions): Verification {
       if (keys === null) throw new Error('Verification is not started; call start() before crediting jobs.');
       const signed = await issueReceipt(input, keys.pair.privateKey);
       await store.addReceipt(signed);
+      if (probationJobs.delete(input.jobId))
+        await reputation.addProbationCredit(input.jobId, input.contributorId, input.amountNano, input.at);
       return signed;
     },
     verdict: (jobId, apiKeyId, body) =>

@@ -273,6 +273,8 @@ class LoadedOnnxModel implements LoadedModel {
 
   /** The text of `tokens`, cut before the first stop sequence. */
   #textOf(tokens: readonly number[], stop: readonly string[] | undefined): string | undefined {
+    // A run that stopped at once has no text (the tokenizer refuses to decode nothing).
+    if (tokens.length === 0) return this.#tokenizer === null ? undefined : '';
     const text = this.#tokenizer?.decode([...tokens], { skip_special_tokens: true });
     if (text === undefined) return undefined;
     const at = stopIndex(text, stop);
