@@ -181,6 +181,20 @@ export const COORDINATOR_SETTINGS = {
     'SPINNERET_VERDICT_WINDOW',
     "How long a replicated job waits for its replica and the requester's verdict.",
   ),
+  'verification.probationCreditCap': s(
+    'string',
+    nano,
+    '1 TON',
+    'SPINNERET_PROBATION_CREDIT_CAP',
+    "Most unchecked credit of a new device's requester jobs that settles before it passes its probation checks; the rest waits.",
+  ),
+  'verification.canaryDelay': s(
+    'string',
+    duration,
+    '5m',
+    'SPINNERET_CANARY_DELAY',
+    'Canaries go out at a random moment up to this long after the job that drew them.',
+  ),
   'payouts.verificationWindow': s(
     'string',
     duration,

@@ -115,6 +115,8 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
     store,
     knownAnswers,
     verdictWindowMs: config['verification.verdictWindow'],
+    probationCreditCap: config['verification.probationCreditCap'],
+    canaryDelayMs: config['verification.canaryDelay'],
     policy: {
       canaryRate: config['verification.canaryRate'],
       baseReplicationRate: config['verification.replicationRate'],

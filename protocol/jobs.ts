@@ -83,6 +83,8 @@ export const ScoreRequest = v.strictObject({
   stopped: v.boolean(),
   /** How many of the checker's most likely tokens count as agreeing. */
   topK: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(64)),
+  /** A token outside the top k still counts when its logit is within this of the k-th best (near ties). Default 0. */
+  margin: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(8))),
 });
 
 export const JobRequest = v.variant('kind', [EmbedRequest, GenerateRequest, InferRequest, ChatRequest, ScoreRequest]);

@@ -343,8 +343,19 @@ export const JobEvent = v.variant('type', [
 export type JobEvent = v.InferOutput<typeof JobEvent>;
 
 /**
+ * A checker's teacher-forced count of the primary's output (protocol/teacher-forced.ts), as the
+ * requester opened it: with it, the coordinator judges agreement by its own rule.
+ */
+const Scored = v.strictObject({
+  positions: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(32_769)),
+  inTopK: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(32_769)),
+});
+
+/**
  * `POST /v1/jobs/:id/verdict` (`:id` the primary job): the requester compared the results it
  * opened. Stage `replica`: primary against replica. Stage `tie-break`: the third run against each.
+ * A generation with token ids is checked by scoring: the replica (and the third run) score the
+ * primary's output teacher-forced, and `scored` carries their count.
  */
 export const Verdict = v.variant('stage', [
   v.strictObject({
@@ -353,6 +364,7 @@ export const Verdict = v.variant('stage', [
     agree: v.boolean(),
     score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
     reason: SafeText(500),
+    scored: v.optional(Scored),
   }),
   v.strictObject({
     stage: v.literal('tie-break'),
@@ -367,6 +379,8 @@ export const Verdict = v.variant('stage', [
       score: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
       reason: SafeText(500),
     }),
+    /** The third device's teacher-forced count of the primary's output (a generation checked by scoring). */
+    scored: v.optional(Scored),
   }),
 ]);
 export type Verdict = v.InferOutput<typeof Verdict>;

@@ -8,6 +8,7 @@ import { compareResults, type CompareOptions } from '../protocol/compare.ts';
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../protocol/envelope.ts';
 import { AbortedError, EngineError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
 import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
+import { scoredBy, scoreRequestFor } from '../protocol/teacher-forced.ts';
 import { JobKind } from '../protocol/manifest.ts';
 import {
   Account,
@@ -264,22 +265,42 @@ export class RequesterClient {
   async #check(jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
     const report = (check: ReplicaCheck): void => this.#options.onCheck?.(check);
     try {
-      const replica = await this.#follow(replicaJobId, job, null, {});
+      // A generation with token ids is checked by scoring it: the replica runs one teacher-forced
+      // pass over the primary's output, so an honest device of another backend still agrees.
+      const scoring = job.kind === 'generate' || job.kind === 'chat';
+      const early = scoring ? null : this.#follow(replicaJobId, job, null, {});
       const first = await primary;
       if (first === null) {
         await this.#cancel(replicaJobId);
         return report({ jobId, replicaJobId, agree: null, reason: 'The job failed, so there is nothing to compare.' });
       }
-      const a = compareResults(first, replica, this.#options.compare);
-      const verdict: Verdict = { stage: 'replica', replicaJobId, agree: a.agree, score: a.score, reason: a.reason.slice(0, 500) };
+      const score = scoring ? scoreRequestFor(job, first) : null;
+      const replica = await (early ?? this.#follow(replicaJobId, score ?? job, null, {}));
+      const a = score === null ? compareResults(first, replica, this.#options.compare) : scoredBy(replica, score);
+      const verdict: Verdict = {
+        stage: 'replica',
+        replicaJobId,
+        agree: a.agree,
+        score: a.score,
+        reason: a.reason.slice(0, 500),
+        ...(replica.kind === 'score' && score !== null && { scored: { positions: replica.positions, inTopK: replica.inTopK } }),
+      };
       const answer = await this.#verdict(jobId, verdict);
       if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
       const tieBreakJobId = answer.tieBreak.jobId;
-      const third = await this.#follow(tieBreakJobId, job, null, {});
-      const withPrimary = compareResults(third, first, this.#options.compare);
-      const withReplica = compareResults(third, replica, this.#options.compare);
+      const third = await this.#follow(tieBreakJobId, score ?? job, null, {});
+      const withPrimary = score === null ? compareResults(third, first, this.#options.compare) : scoredBy(third, score);
+      // Scored, the replica gave a count, not an output: it is right when the third device also finds the output unlikely.
+      const withReplica =
+        score === null ? compareResults(third, replica, this.#options.compare) : { ...withPrimary, agree: !withPrimary.agree };
       const said = (x: typeof a) => ({ agree: x.agree, score: x.score, reason: x.reason.slice(0, 500) });
-      await this.#verdict(jobId, { stage: 'tie-break', tieBreakJobId, withPrimary: said(withPrimary), withReplica: said(withReplica) });
+      await this.#verdict(jobId, {
+        stage: 'tie-break',
+        tieBreakJobId,
+        withPrimary: said(withPrimary),
+        withReplica: said(withReplica),
+        ...(third.kind === 'score' && score !== null && { scored: { positions: third.positions, inTopK: third.inTopK } }),
+      });
       report({
         jobId,
         replicaJobId,

@@ -51,8 +51,10 @@ const PRICE = 1_000n * BigInt(TOKENS);
 const SHARE = PRICE - PRICE / 10n;
 const JOB_EVERY_MS = 10_000;
 const SETTLE_AFTER_MS = Number(process.env['BENCH_TRUST_WINDOW_H'] ?? 24) * 3_600_000;
-/** A device on probation has its credits held this long (`probationWindowMs`). */
-const PROBATION_WINDOW_MS = 2 * SETTLE_AFTER_MS;
+/** A device on probation has its credits held this long (`probationWindowMs`; BENCH_TRUST_HOLD=0: off, the default of a deployment). */
+const PROBATION_WINDOW_MS = process.env['BENCH_TRUST_HOLD'] === '0' ? SETTLE_AFTER_MS : 2 * SETTLE_AFTER_MS;
+/** Most credit a device on probation has settle (`verification.probationCreditCap`, default 1 TON); the rest waits for probation to end. */
+const PROBATION_CAP = BigInt(process.env['BENCH_TRUST_CAP'] ?? '1000000000');
 const JOBS = Number(process.env['BENCH_TRUST_JOBS'] ?? 12_000);
 const SEEDS = Number(process.env['BENCH_TRUST_SEEDS'] ?? 5);
 const HONEST = 30;
@@ -210,9 +212,16 @@ function simulate(seed: number): SeedFigures {
       }
     }
   };
+  const settledOnProbation = new Map<string, bigint>();
   const settleDue = (): void => {
     for (const c of credits) {
       if (c.state !== 'pending' || c.due > clock.now()) continue;
+      if (policy.onProbation(c.device.id)) {
+        // The probation credit cap: unchecked credit of a new device beyond it waits (and is voided if it is caught).
+        const settled = settledOnProbation.get(c.device.id) ?? 0n;
+        if (settled + c.amount > PROBATION_CAP) continue;
+        settledOnProbation.set(c.device.id, settled + c.amount);
+      }
       c.state = 'settled';
       pendingOf.get(c.device.id)?.delete(c);
       policy.settled(c.jobId, c.device.id);
@@ -380,6 +389,9 @@ export function runTrustBench(): void {
   console.log(`requester jobs run                 ${jobs}`);
   console.log(
     `network loss (bad work paid/paid)  ${(Number((lost * 1_000_000n) / (paid === 0n ? 1n : paid)) / 10_000).toFixed(4)}%  (${lost} of ${paid} nanoTON; target ≤ 0.1%)`,
+  );
+  console.log(
+    `probation                          ${process.env['BENCH_TRUST_HOLD'] === '0' ? 'no hold' : `credits held ${PROBATION_WINDOW_MS / 3_600_000} h`}, credit cap ${PROBATION_CAP} nanoTON (${PROBATION_CAP / SHARE} job shares)`,
   );
   console.log(`honest devices quarantined         ${honestQuarantined} of ${HONEST * SEEDS}  (target 0)`);
   console.log(

@@ -2,6 +2,7 @@
  * Known-answer jobs. The coordinator sends them as a requester would, sealed like any other
  * job (the caller seals), so a contributor cannot tell them from paid work.
  */
+import type { BillingEnvelope } from '../../protocol/billing.ts';
 import type { JobRequest, JobResult } from '../../protocol/jobs.ts';
 import { parseJobRequest } from '../../protocol/jobs.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
@@ -16,6 +17,8 @@ export interface Canary {
 export interface CanarySource {
   /** A canary for this model and kind (for `engineClass` when given), or null when there is none. */
   next(model: string, kind: JobKind, engineClass?: string): Canary | null;
+  /** A real job of this model and kind ran with this envelope: canaries may copy its size (canary-shapes.ts). */
+  observe?(model: string, kind: JobKind, envelope: BillingEnvelope): void;
 }
 
 /** One known-answer pair as data. */
@@ -41,6 +44,11 @@ export class KnownAnswerCanaries implements CanarySource {
   constructor(data: readonly unknown[], random: () => number) {
     this.#answers = data.map((entry, i) => toKnownAnswer(entry, i));
     this.#random = random;
+  }
+
+  /** The validated pairs. */
+  get answers(): readonly KnownAnswer[] {
+    return this.#answers;
   }
 
   next(model: string, kind: JobKind, engineClass?: string): Canary | null {

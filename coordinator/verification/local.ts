@@ -7,6 +7,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { systemClock } from '../deps.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { type KnownAnswer, KnownAnswerCanaries } from './canaries.ts';
+import { ShapedCanaries } from './canary-shapes.ts';
 import { receiptKekFromEnv } from './receipt-key.ts';
 import { tinyEmbedKnownAnswers } from './known-answers.ts';
 import { type VerificationConfig, VerificationPolicy } from './policy.ts';
@@ -28,6 +29,10 @@ export interface LocalVerificationOptions {
   receiptKek?: Uint8Array | null;
   /** Where unexpected failures go; default console.error. */
   log?: (message: string, err?: unknown) => void;
+  /** Canaries go out at a random moment up to this long after the job that drew them, ms. Default 0 (at once); production sets it. */
+  canaryDelayMs?: number;
+  /** Most unchecked credit a device on probation may have settle, nanoTON; default 1 TON; null: no cap. */
+  probationCreditCap?: bigint | null;
 }
 
 /**
@@ -61,7 +66,14 @@ export async function startVerification(options: LocalVerificationOptions): Prom
   const verification = createVerification({
     db: options.store.db,
     policy,
-    canaries: new KnownAnswerCanaries([...answers, ...(options.knownAnswers ?? [])], secureUniform),
+    // Validated as operator data, then shaped like the real jobs of each model.
+    canaries: new ShapedCanaries(
+      new KnownAnswerCanaries([...answers, ...(options.knownAnswers ?? [])], secureUniform).answers,
+      secureUniform,
+    ),
+    random: secureUniform,
+    ...(options.canaryDelayMs !== undefined && { canaryDelayMs: options.canaryDelayMs }),
+    ...(options.probationCreditCap !== undefined && { probationCreditCap: options.probationCreditCap }),
     clock: systemClock,
     verdictWindowMs: options.verdictWindowMs ?? 600_000,
     ...(options.probationWindowMs !== undefined && { probationWindowMs: options.probationWindowMs }),

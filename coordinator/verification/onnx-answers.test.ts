@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toNano } from '@ton/core';
 import { WebSocket } from 'ws';
 import { testModels } from '../../modelhost/models/index.ts';
-import { decoderTokenizer, referenceGreedy } from '../../modelhost/reference.ts';
+import { decoderTokenizer, referenceChatPrompt, referenceGreedy } from '../../modelhost/reference.ts';
 import { startModelHost } from '../../modelhost/server.ts';
 import type { JobRequest, JobResult, StreamChunk } from '../../protocol/jobs.ts';
 import { seededRandom } from '../../protocol/random.ts';
@@ -22,7 +22,8 @@ import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/ident
 import { startPaidNetwork } from '../billing/testing.ts';
 import { waitFor } from '../store/testing.ts';
 import type { KnownAnswer } from './canaries.ts';
-import { ModelFileMismatchError, onnxGenerateKnownAnswers } from './onnx-answers.ts';
+import { DEFAULT_MIN_MARGIN, ModelFileMismatchError, onnxGenerateKnownAnswers } from './onnx-answers.ts';
+import { OnnxNodeRuntime, RandomTokenRuntime } from './decoder-runtimes.ts';
 import { testWallet } from './testing.ts';
 
 const EOS = testModels().decoder.entry.onnx.decoder?.eosTokenIds ?? [];
@@ -74,7 +75,7 @@ afterAll(async () => {
 
 describe('known answers of ONNX generation models', () => {
   it('are the greedy continuations the float64 reference computes, for prompts drawn from the corpus', () => {
-    const decoderAnswers = answers.filter((a) => a.request.model === 'tiny-decoder');
+    const decoderAnswers = answers.filter((a) => a.request.model === 'tiny-decoder' && a.request.kind === 'generate');
     expect(decoderAnswers).toHaveLength(8);
     for (const { request, expected } of decoderAnswers) {
       if (request.kind !== 'generate' || expected.kind !== 'generate' || typeof request.prompt === 'string')
@@ -83,9 +84,30 @@ describe('known answers of ONNX generation models', () => {
       expect(expected.tokens).toEqual(reference.tokens);
       expect(expected.usage).toEqual({ promptTokens: request.prompt.length, completionTokens: reference.tokens.length });
       expect(decoderTokenizer().decode(request.prompt)).toMatch(/^[a-z ]+$/);
+      // No near tie anywhere in the run: an honest device of another backend gives the same tokens.
+      expect(reference.minMargin).toBeGreaterThanOrEqual(DEFAULT_MIN_MARGIN - 1e-3);
     }
     // Drawn, not fixed: the prompts differ.
     expect(new Set(decoderAnswers.map((a) => JSON.stringify(a.request))).size).toBeGreaterThan(1);
+  });
+
+  it('include chat answers under the model’s chat template, equal to the reference’s and clear of near ties', () => {
+    const chats = answers.filter((a) => a.request.model === 'tiny-decoder' && a.request.kind === 'chat');
+    expect(chats).toHaveLength(8);
+    for (const { request, expected } of chats) {
+      if (request.kind !== 'chat' || expected.kind !== 'chat') throw new Error('not a chat answer');
+      const prompt = decoderTokenizer().encode(referenceChatPrompt(request.messages), { add_special_tokens: false }).ids;
+      const reference = referenceGreedy(prompt, request.maxTokens, EOS);
+      expect(expected.tokens).toEqual(reference.tokens);
+      expect(expected.text).toBe(decoderTokenizer().decode(reference.tokens, { skip_special_tokens: true }));
+      expect(expected.usage.promptTokens).toBe(prompt.length);
+      expect(reference.minMargin).toBeGreaterThanOrEqual(DEFAULT_MIN_MARGIN - 1e-3);
+    }
+  });
+
+  it('drop prompts whose greedy run nearly ties: with a margin no run clears, none are kept', async () => {
+    const none = await onnxGenerateKnownAnswers({ manifestUrl: host.manifestUrl, count: 2, maxTokens: 4, minMargin: 1e9 });
+    expect(none).toEqual([]);
   });
 
   it('are cached: a second call computes nothing and returns the same answers', async () => {
@@ -159,7 +181,7 @@ describe('a generate canary on the network', () => {
           await waitFor(async () => {
             const { canaries } = await verification.report(id);
             return canaries.passed + canaries.failed === 1;
-          }, 20_000);
+          }, 90_000);
           const report = await verification.report(id);
           expect(net.done.filter((d) => d.role === 'canary').map((d) => d.model)).toEqual(['tiny-decoder']);
           expect(report.canaries).toEqual(garbage ? { passed: 0, failed: 1 } : { passed: 1, failed: 0 });
@@ -170,7 +192,68 @@ describe('a generate canary on the network', () => {
           await net.close();
         }
       },
-      60_000,
+      180_000,
+    );
+  }
+});
+
+describe('a chat canary on the network', () => {
+  for (const garbage of [false, true]) {
+    it(
+      garbage ? 'a device answering random tokens fails it' : 'the onnx engine on onnxruntime-node passes it',
+      async () => {
+        const net = await startPaidNetwork('PGlite', {
+          policy: {
+            canaryRate: 1,
+            probationCanaryRate: 1,
+            baseReplicationRate: 0,
+            minReplicationRate: 0,
+            quarantineAfter: 1,
+            benchFirstFailure: false,
+          },
+          knownAnswers: answers,
+        });
+        const runtime = garbage ? new RandomTokenRuntime(3) : await OnnxNodeRuntime.start(host.manifestUrl);
+        const contributor = new Contributor({
+          coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
+          runtime,
+          identity: await loadOrCreateIdentity(new MemoryKeyStore()),
+          consent: ['chat'],
+          client: { name: 'test', version: '0.0.0' },
+          webSocket: WebSocket as unknown as SocketConstructor,
+        });
+        try {
+          await net.money.fund(net.money.budgetMemo, toNano('10'));
+          await net.money.billing.refreshBudget();
+          const key = await net.key(toNano('1'));
+          contributor.start();
+          await waitFor(async () => contributor.status().contributorId !== null);
+          const id = contributor.status().contributorId ?? '';
+          await net.bind(id, testWallet());
+          const requester = new RequesterClient({ coordinatorUrl: net.url, apiKey: key.secret });
+          const result = await requester.run({
+            kind: 'chat',
+            model: 'tiny-decoder',
+            messages: [{ role: 'user', content: 'hello there' }],
+            maxTokens: 8,
+          });
+          expect(result.kind).toBe('chat');
+          const verification = net.verification;
+          if (verification === undefined) throw new Error('no verification');
+          await waitFor(async () => {
+            const { canaries } = await verification.report(id);
+            return canaries.passed + canaries.failed === 1;
+          }, 90_000);
+          expect(net.done.filter((d) => d.role === 'canary').map((d) => [d.model, d.kind])).toEqual([['tiny-decoder', 'chat']]);
+          expect((await verification.report(id)).canaries).toEqual(garbage ? { passed: 0, failed: 1 } : { passed: 1, failed: 0 });
+          await requester.idle();
+        } finally {
+          await contributor.stop({ drain: false });
+          if (runtime instanceof OnnxNodeRuntime) await runtime.close();
+          await net.close();
+        }
+      },
+      180_000,
     );
   }
 });

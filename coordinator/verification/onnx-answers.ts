@@ -6,21 +6,17 @@
  * any honest engine class reproduces them within the token-agreement tolerance.
  * Results are cached per model build (its files' hashes) for the life of the process.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { Tokenizer } from '@huggingface/tokenizers';
-import * as ortNode from 'onnxruntime-node';
 import type { JobRequest } from '../../protocol/jobs.ts';
-import { type ModelEntry, type ModelFile, type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
-import { OnnxEngine } from '../../worker/engines/onnx/engine.ts';
-import type { OrtModule } from '../../worker/engines/onnx/ort.ts';
-import type { EngineContext } from '../../worker/engines/types.ts';
+import { type ModelEntry, type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
+import { promptTokenIds } from '../../protocol/prompt.ts';
 import type { KnownAnswer } from './canaries.ts';
 import { readWords } from './known-answers.ts';
+import { MarginProbe } from './margins.ts';
+import { fetchModelFiles, fetchOnceMore, loadOnnxNode, ModelFileMismatchError } from './onnx-node.ts';
 
-/** A model file whose bytes do not hash to the manifest's pin: nothing is computed from it. */
-export class ModelFileMismatchError extends Error {
-  override readonly name = 'ModelFileMismatchError';
-}
+export { ModelFileMismatchError };
 
 export interface OnnxAnswerOptions {
   manifestUrl: string;
@@ -32,21 +28,18 @@ export interface OnnxAnswerOptions {
   maxModelBytes?: number;
   /** Integers in [0, n): a CSPRNG by default. */
   randomInt?: (n: number) => number;
+  /** Least gap between the best and the runner-up logit at every decided position; closer prompts are dropped. Default 0.05. */
+  minMargin?: number;
 }
 
-// onnxruntime-node implements onnxruntime-web's API; its CPU provider runs the same graphs.
-const ort = {
-  ...ortNode,
-  InferenceSession: {
-    create: (bytes: Uint8Array, options: object) => ortNode.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] }),
-  },
-} as unknown as OrtModule;
+/** A greedy choice closer than this to its runner-up could go the other way on another backend. */
+export const DEFAULT_MIN_MARGIN = 0.05;
 
 const cache = new Map<string, Promise<KnownAnswer[]>>();
 
-/** `count` known `generate` answers for each ONNX decoder model of the manifest (those within `maxModelBytes`). */
+/** `count` known `generate` answers, and as many `chat` ones where it has a chat template, for each ONNX decoder model of the manifest (those within `maxModelBytes`). */
 export async function onnxGenerateKnownAnswers(options: OnnxAnswerOptions): Promise<KnownAnswer[]> {
-  const res = await fetch(options.manifestUrl);
+  const res = await fetchOnceMore(options.manifestUrl);
   if (!res.ok) throw new Error(`The manifest at ${options.manifestUrl} answered ${res.status}; known answers need it.`);
   const manifest = parseManifest(await res.json());
   const maxBytes = options.maxModelBytes ?? 64 * 1024 * 1024;
@@ -59,7 +52,7 @@ export async function onnxGenerateKnownAnswers(options: OnnxAnswerOptions): Prom
   );
   const all: KnownAnswer[] = [];
   for (const model of decoders) {
-    const key = `${model.id}:${model.files.map((f) => f.sha256).join(',')}:${options.count}:${options.maxTokens ?? 16}`;
+    const key = `${model.id}:${model.files.map((f) => f.sha256).join(',')}:${options.count}:${options.maxTokens ?? 16}:${options.minMargin ?? DEFAULT_MIN_MARGIN}`;
     let answers = cache.get(key);
     if (answers === undefined) {
       answers = computeAnswers(model, options);
@@ -72,59 +65,51 @@ export async function onnxGenerateKnownAnswers(options: OnnxAnswerOptions): Prom
 }
 
 async function computeAnswers(model: OnnxModel, options: OnnxAnswerOptions): Promise<KnownAnswer[]> {
-  const bytes = new Map<string, Uint8Array>();
-  for (const file of model.files) bytes.set(file.name, await fetchPinned(file));
+  const bytes = await fetchModelFiles(model);
   const json = (name: string | undefined): object => {
     const b = name === undefined ? undefined : bytes.get(name);
     return b === undefined ? {} : (JSON.parse(new TextDecoder().decode(b)) as object);
   };
   const tokenizer = new Tokenizer(json(model.onnx.tokenizer), json(model.onnx.tokenizerConfig));
-  const ctx: EngineContext = {
-    store: {
-      getFile: async (file) => {
-        const b = bytes.get(file.name);
-        if (b === undefined) throw new Error(`${model.id} lists no file ${file.name}`);
-        return b;
-      },
-      has: async () => true,
-      evict: async () => 0,
-    },
-    gpu: () => null,
-    device: async () => null,
-  };
-  const loaded = await new OnnxEngine(ctx, { loadOrt: async () => ort }).load(model);
+  const spec = model.onnx.decoder;
+  const graph = bytes.get(model.onnx.model);
+  if (spec === undefined || graph === undefined) return [];
+  const loaded = await loadOnnxNode(model, bytes);
+  const margins = await MarginProbe.open(graph, spec);
   const draw = options.randomInt ?? ((n: number) => randomInt(n));
   const words = readWords().filter((w) => /^[a-z]+$/.test(w));
+  const minMargin = options.minMargin ?? DEFAULT_MIN_MARGIN;
+  // Chat canaries too, for decoders with a chat template: a device cannot skip them by kind.
+  const kinds: ('generate' | 'chat')[] = spec.chatTemplate === undefined ? ['generate'] : ['generate', 'chat'];
   const answers: KnownAnswer[] = [];
   try {
-    for (let i = 0; i < options.count; i++) {
-      const n = 3 + draw(7);
-      const text = Array.from({ length: n }, () => words[draw(words.length)] ?? 'the').join(' ');
-      const request: JobRequest = {
-        kind: 'generate',
-        model: model.id,
-        prompt: tokenizer.encode(text).ids,
-        maxTokens: options.maxTokens ?? 16,
-        sampling: { temperature: 0, topP: 1, seed: 0 },
-      };
-      const expected = await loaded.run(request);
-      if (expected.kind !== 'generate') throw new Error(`${model.id} answered a generate job with ${expected.kind}`);
-      answers.push({ request, expected });
+    for (const kind of kinds) {
+      let kept = 0;
+      // Prompts whose greedy run nearly ties somewhere are dropped: an honest device of another backend could flip them.
+      for (let tries = 0; kept < options.count && tries < options.count * 8; tries++) {
+        // 2–16 words: canaries are matched to the sizes of real jobs (canary-shapes.ts).
+        const n = 2 + draw(15);
+        const text = Array.from({ length: n }, () => words[draw(words.length)] ?? 'the').join(' ');
+        const sampling = { temperature: 0, topP: 1, seed: 0 };
+        const maxTokens = options.maxTokens ?? 16;
+        const request: JobRequest =
+          kind === 'generate'
+            ? { kind, model: model.id, prompt: tokenizer.encode(text).ids, maxTokens, sampling }
+            : { kind, model: model.id, messages: [{ role: 'user', content: text }], maxTokens, sampling };
+        const expected = await loaded.run(request);
+        if (expected.kind !== kind || expected.tokens === undefined)
+          throw new Error(`${model.id} answered a ${kind} job with ${expected.kind}`);
+        // A run that stops at once checks little beyond its end token.
+        if (expected.tokens.length === 0) continue;
+        const prompt = promptTokenIds(tokenizer, spec, request);
+        if ((await margins.smallest(prompt, expected.tokens, expected.finishReason === 'stop')) < minMargin) continue;
+        answers.push({ request, expected });
+        kept++;
+      }
     }
   } finally {
     await loaded.unload();
+    await margins.close();
   }
   return answers;
-}
-
-async function fetchPinned(file: ModelFile): Promise<Uint8Array> {
-  const res = await fetch(file.url);
-  if (!res.ok) throw new Error(`${file.url} answered ${res.status}; known answers need the model's files.`);
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  const hash = createHash('sha256').update(bytes).digest('hex');
-  if (hash !== file.sha256)
-    throw new ModelFileMismatchError(
-      `${file.url} hashes to ${hash}, not the manifest's ${file.sha256}; fix the model host or the manifest.`,
-    );
-  return bytes;
 }

@@ -274,11 +274,31 @@ export class VerificationPolicy {
   }
 
   /** Puts back a contributor's counts and quarantine as the store kept them (after a restart). */
-  restore(contributorId: string, saved: { clean: number; failed: number; quarantinedUntil: number | null }): void {
+  restore(
+    contributorId: string,
+    saved: {
+      clean: number;
+      failed: number;
+      quarantinedUntil: number | null;
+      faults?: number;
+      /** Models a first failure benched it off (forgiven once), and when each bench ends, ms. */
+      benched?: ReadonlyMap<string, number>;
+    },
+  ): void {
     const state = this.#state(contributorId);
     state.clean = saved.clean;
     state.failed = saved.failed;
     state.quarantinedUntil = saved.quarantinedUntil;
+    state.faults = saved.faults ?? state.faults;
+    for (const [model, until] of saved.benched ?? []) {
+      state.forgiven.add(model);
+      state.benched.set(model, until);
+    }
+  }
+
+  /** When the device's bench off `model` ends, ms; null when it is not benched there. */
+  benchedUntil(contributorId: string, model: string): number | null {
+    return this.#contributors.get(contributorId)?.benched.get(model) ?? null;
   }
 
   /** When the contributor's quarantine ends (ms; Infinity: until released), or null when it is not quarantined. */

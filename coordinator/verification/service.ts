@@ -5,9 +5,9 @@
  * effects (settle, void, hold), quarantines and persisted decision records. It also signs
  * a receipt for every credited job.
  */
-import type { Agreement, CompareOptions } from '../../protocol/compare.ts';
+import type { CompareOptions } from '../../protocol/compare.ts';
 import type { JobResult, Usage } from '../../protocol/jobs.ts';
-import type { JobReport, JobReportAnswer, Verdict, VerdictAnswer } from '../../protocol/wire.ts';
+import type { JobReport, JobReportAnswer, Verdict } from '../../protocol/wire.ts';
 import type { Clock } from '../deps.ts';
 import type { Verdict as LedgerVerdict } from '../earnings/service.ts';
 import { Job } from '../jobs/job.ts';
@@ -17,11 +17,14 @@ import { RequesterStanding } from './requesters.ts';
 import type { SqlDb } from '../store/sql.ts';
 import type { Canary, CanarySource } from './canaries.ts';
 import { type CanaryOutcome, canaryEnvelope, sendCanary } from './canary-runner.ts';
-import { judge, judgeReported, type Judgement } from './outcome.ts';
+import { CanaryMoments } from './canary-shapes.ts';
+import { judge, type Judgement } from './outcome.ts';
 import type { VerificationPolicy } from './policy.ts';
 import { issueReceipt, type ReceiptInput, type SignedReceipt } from './receipts.ts';
 import { isSealed, openKey, sealKey } from './receipt-key.ts';
 import { type JobRow, replaceKey, VerificationStore } from './verification-store.ts';
+import { takeVerdict, type VerdictOutcome } from './verdicts.ts';
+import { ReputationStore } from './reputation-store.ts';
 
 /** Settings of {@link createVerification}. */
 export interface VerificationOptions {
@@ -48,7 +51,20 @@ export interface VerificationOptions {
   readonly probationWindowMs?: number;
   /** How requesters' reports are weighed; default: a 24-hour window with the defaults of {@link RequesterStanding}. */
   readonly standing?: RequesterStanding;
+  /** Canaries go out at a random moment up to this long after the job that drew them, ms (canary-shapes.ts); default 0: at once. */
+  readonly canaryDelayMs?: number;
+  /** Floats in [0, 1) for the canaries' moments; default Math.random. */
+  readonly random?: () => number;
+  /**
+   * Most nanoTON of unchecked requester-job credit a device on probation may have settle;
+   * credits beyond it are held until it leaves probation (or voided if its wallet is
+   * quarantined). Default {@link DEFAULT_PROBATION_CREDIT_CAP}; null: no cap.
+   */
+  readonly probationCreditCap?: bigint | null;
 }
+
+/** The default probation credit cap: 1 TON. */
+export const DEFAULT_PROBATION_CREDIT_CAP = 1_000_000_000n;
 
 /** How often the policy said yes, for checking the rates. */
 export interface DecisionCounts {
@@ -74,10 +90,7 @@ export type JobReportOutcome =
   | { readonly ok: true; readonly answer: JobReportAnswer }
   | { readonly ok: false; readonly status: 404 | 409; readonly code: 'NOT_FOUND' | 'CONFLICT'; readonly message: string };
 
-/** The answer to a verdict, or why it was refused. */
-export type VerdictOutcome =
-  | { readonly ok: true; readonly answer: VerdictAnswer }
-  | { readonly ok: false; readonly status: 404 | 409; readonly code: 'NOT_FOUND' | 'CONFLICT'; readonly message: string };
+export type { VerdictOutcome } from './verdicts.ts';
 
 export interface Verification {
   /** For the relay (`createCoordinator({ verification })`). */
@@ -116,6 +129,10 @@ export function createVerification(options: VerificationOptions): Verification {
   const { policy, canaries, clock } = options;
   const log = options.log ?? ((message: string, err?: unknown) => console.error(`[verification] ${message}`, err ?? ''));
   const store = new VerificationStore(options.db);
+  const reputation = new ReputationStore(options.db);
+  const cap = options.probationCreditCap === undefined ? DEFAULT_PROBATION_CREDIT_CAP : options.probationCreditCap;
+  /** Requester jobs run on probation whose credit has not been signed yet (bounded: cleared when it grows past 100 000). */
+  const probationJobs = new Set<string>();
   const counts = { decided: 0, canaryDrawn: 0, canarySent: 0, replicaDrawn: 0, replicaSent: 0 };
   /** Canaries in flight: job id → what it must answer. */
   const expected = new Map<string, { contributorId: string; canary: NonNullable<ReturnType<CanarySource['next']>> }>();
@@ -127,6 +144,7 @@ export function createVerification(options: VerificationOptions): Verification {
   const standing = options.standing ?? new RequesterStanding({ windowMs: 24 * 3_600_000, clock });
   let keys: { pair: CryptoKeyPair; raw: string } | null = null;
   let work: Promise<void> = Promise.resolve();
+  const moments = new CanaryMoments(options.canaryDelayMs ?? 0, options.random ?? Math.random);
 
   /** Runs `fn` after the work before it; failures are logged, never thrown into the relay. */
   const enqueue = (what: string, fn: () => Promise<void>): void => {
@@ -154,6 +172,7 @@ export function createVerification(options: VerificationOptions): Verification {
     await store.addRecords(effects.records);
     for (const b of effects.benched) {
       relay?.contributors.get(b.contributorId)?.send({ v: 1, type: 'self-test', model: b.model, reason: b.reason });
+      await reputation.bench(b.contributorId, b.model, policy.benchedUntil(b.contributorId, b.model) ?? now);
     }
     for (const f of judgement.findings) {
       const status = f.ledger === 'void' ? 'void' : f.ledger === 'hold' ? 'awaiting' : 'settle';
@@ -231,14 +250,18 @@ export function createVerification(options: VerificationOptions): Verification {
     // A device whose usage claims many distinct requesters dispute is checked as a new one is.
     const decision = policy.decide(job, { id: contributor.id, engineClass, suspect: standing.isSuspect(contributor.id) });
     counts.decided++;
+    canaries.observe?.(job.model, job.kind, job.envelope);
     if (decision.canary) {
       counts.canaryDrawn++;
-      const canary = canaries.next(job.model, job.kind, engineClass);
-      const id = canary === null ? null : sendCanary(relay, contributor.id, canary, onCanary);
-      if (canary !== null && id !== null) {
-        counts.canarySent++;
-        expected.set(id, { contributorId: contributor.id, canary });
-      }
+      // At a random moment, not right after the job: its timing must not give it away.
+      moments.at(() => {
+        const canary = relay?.contributors.has(contributor.id) === true ? canaries.next(job.model, job.kind, engineClass) : null;
+        const id = canary === null || relay === null ? null : sendCanary(relay, contributor.id, canary, onCanary);
+        if (canary !== null && id !== null) {
+          counts.canarySent++;
+          expected.set(id, { contributorId: contributor.id, canary });
+        }
+      });
     }
     if (!decision.replicate) return;
     counts.replicaDrawn++;
@@ -265,7 +288,10 @@ export function createVerification(options: VerificationOptions): Verification {
     eligible: (contributor, model) => !policy.isShutOut(contributor.id, contributor.wallet) && !policy.isBenched(contributor.id, model),
     // More failed checks and faults than clean ones: placed after every other device.
     demote: (contributor) => policy.reputation(contributor.id).score < 0.5,
-    onFault: (contributorId) => policy.fault(contributorId),
+    onFault: (contributorId) => {
+      policy.fault(contributorId);
+      enqueue('recording a fault', () => reputation.addFault(contributorId, clock.now()));
+    },
     beforeFinal(job, contributor, replicas) {
       try {
         decideChecks(job, contributor, replicas);
@@ -281,6 +307,10 @@ export function createVerification(options: VerificationOptions): Verification {
       const primaryJobId = done.role === 'job' || done.role === 'canary' ? done.jobId : (done.primaryJobId ?? done.jobId);
       // A new device's credits wait longer: a quarantine in that time still voids them.
       const probation = done.role === 'job' && (options.probationWindowMs ?? 0) > 0 && policy.onProbation(done.contributorId);
+      if (done.role === 'job' && cap !== null && policy.onProbation(done.contributorId)) {
+        if (probationJobs.size >= 100_000) probationJobs.clear();
+        probationJobs.add(done.jobId);
+      }
       const awaiting = replicaJobId !== undefined || done.role !== 'job' || probation;
       const row: JobRow = {
         jobId: done.jobId,
@@ -308,93 +338,6 @@ export function createVerification(options: VerificationOptions): Verification {
       void jobId;
     },
   };
-
-  async function verdict(jobId: string, apiKeyId: string, body: Verdict): Promise<VerdictOutcome> {
-    const refuse = (status: 404 | 409, message: string): VerdictOutcome => ({
-      ok: false,
-      status,
-      code: status === 404 ? 'NOT_FOUND' : 'CONFLICT',
-      message,
-    });
-    await work;
-    const primary = await store.job(jobId);
-    if (primary === null || primary.role !== 'job' || primary.apiKeyId !== apiKeyId) {
-      return refuse(404, `No finished job ${jobId} of this API key awaits a verdict.`);
-    }
-    const now = clock.now();
-    const context = { model: primary.model, engineClass: primary.engineClass };
-    // A flagged requester's word changes nothing: no void, no quarantine count, no tie-break.
-    const flagged = standing.isFlagged(apiKeyId);
-    standing.note(apiKeyId, body.stage === 'replica' ? !body.agree : !body.withPrimary.agree || !body.withReplica.agree, now);
-    if (flagged) {
-      const stage = body.stage === 'replica' ? 'replica' : 'tie-break';
-      if (!(await store.claimVerdict(jobId, stage, now))) return refuse(409, `Job ${jobId} already has its ${stage} verdict.`);
-      await store.uncheck(jobId, now);
-      return { ok: true, answer: { tieBreak: null } };
-    }
-    if (body.stage === 'replica') {
-      if (primary.replicaJobId !== body.replicaJobId) return refuse(409, `Job ${body.replicaJobId} is not the replica of job ${jobId}.`);
-      if (primary.replicaVerdictAt !== null) return refuse(409, `Job ${jobId} already has its replica verdict; one is taken per job.`);
-      const replica = await store.job(body.replicaJobId);
-      if (replica === null) return refuse(409, `The replica ${body.replicaJobId} has not finished; post the verdict after its result.`);
-      if (!(await store.claimVerdict(jobId, 'replica', now))) return refuse(409, `Job ${jobId} already has its replica verdict.`);
-      const agreement: Agreement = { agree: body.agree, score: body.score, reason: `The requester reports: ${body.reason}` };
-      const judgement = judgeReported({
-        jobId,
-        check: 'replica',
-        primary: primary.contributorId,
-        replica: replica.contributorId,
-        agreement,
-      });
-      await apply(judgement, context, jobId);
-      if (!judgement.needsTieBreak) return { ok: true, answer: { tieBreak: null } };
-      const exclude = [primary.contributorId, replica.contributorId];
-      const excludeWallets = await walletsOf(exclude);
-      const tie =
-        relay !== null && relay.hasPeer(primary.model, primary.kind, primary.engineClass, exclude, excludeWallets)
-          ? relay.createCheckJob({
-              role: 'tie-break',
-              apiKeyId,
-              model: primary.model,
-              kind: primary.kind,
-              engineClass: primary.engineClass,
-              exclude,
-              excludeWallets,
-              primaryJobId: jobId,
-            })
-          : null;
-      if (tie instanceof Job) {
-        await store.update(jobId, { tieBreakJobId: tie.id });
-        return { ok: true, answer: { tieBreak: { jobId: tie.id } } };
-      }
-      const why = `No third contributor of engine class "${primary.engineClass}" could run job ${jobId} to break the tie, so both credits are held until the verification window ends and then settle unverified; both are checked more often from now on.`;
-      await store.addRecords(
-        exclude.map((contributorId) => ({ at: now, contributorId, jobId, kind: 'replica-disagree' as const, reason: why })),
-      );
-      return { ok: true, answer: { tieBreak: null } };
-    }
-    if (primary.tieBreakJobId !== body.tieBreakJobId) return refuse(409, `Job ${body.tieBreakJobId} is not the tie-break of job ${jobId}.`);
-    if (primary.tieBreakVerdictAt !== null) return refuse(409, `Job ${jobId} already has its tie-break verdict.`);
-    const [replica, third] = await Promise.all([store.job(primary.replicaJobId ?? ''), store.job(body.tieBreakJobId)]);
-    if (replica === null || third === null)
-      return refuse(409, `The tie-break ${body.tieBreakJobId} has not finished; post the verdict after its result.`);
-    if (!(await store.claimVerdict(jobId, 'tie-break', now))) return refuse(409, `Job ${jobId} already has its tie-break verdict.`);
-    const said = (a: Verdict & { stage: 'tie-break' }, which: 'withPrimary' | 'withReplica'): Agreement => ({
-      ...a[which],
-      reason: `The requester reports: ${a[which].reason}`,
-    });
-    const judgement = judgeReported({
-      jobId,
-      check: 'tie-break',
-      primary: primary.contributorId,
-      replica: replica.contributorId,
-      tieBreaker: third.contributorId,
-      withPrimary: said(body, 'withPrimary'),
-      withReplica: said(body, 'withReplica'),
-    });
-    await apply(judgement, context, jobId);
-    return { ok: true, answer: { tieBreak: null } };
-  }
 
   async function jobReport(jobId: string, apiKeyId: string, body: JobReport): Promise<JobReportOutcome> {
     await work;
@@ -506,7 +449,10 @@ export function createVerification(options: VerificationOptions): Verification {
       for (const [key, until] of quarantines) {
         if (key.startsWith(WALLET_PREFIX)) policy.quarantineWallet(key.slice(WALLET_PREFIX.length), until ?? Number.POSITIVE_INFINITY);
       }
-      const devices = [...(await store.contributors()), ...quarantines.keys()].filter((id) => !id.startsWith(WALLET_PREFIX));
+      const saved = await reputation.load();
+      const devices = [...(await store.contributors()), ...quarantines.keys(), ...saved.faults.keys(), ...saved.benched.keys()].filter(
+        (id) => !id.startsWith(WALLET_PREFIX),
+      );
       for (const contributorId of new Set(devices)) {
         const k = await store.kindCounts(contributorId);
         const until = quarantines.get(contributorId);
@@ -514,6 +460,8 @@ export function createVerification(options: VerificationOptions): Verification {
           clean: (k['canary-pass'] ?? 0) + (k['replica-agree'] ?? 0) + (k['tie-break-pass'] ?? 0),
           failed: (k['canary-fail'] ?? 0) + (k['tie-break-fail'] ?? 0),
           quarantinedUntil: until === undefined ? null : (until ?? Number.POSITIVE_INFINITY),
+          faults: saved.faults.get(contributorId) ?? 0,
+          benched: saved.benched.get(contributorId) ?? new Map<string, number>(),
         });
       }
     },
@@ -528,6 +476,8 @@ export function createVerification(options: VerificationOptions): Verification {
         return 'void';
       }
       if (row.status === 'awaiting' && row.awaitingUntil !== null && clock.now() < row.awaitingUntil) return 'hold';
+      // Unchecked work of a new identity settles only up to the probation credit cap.
+      if (cap !== null && policy.onProbation(row.contributorId) && (await reputation.beyondCap(jobId, cap))) return 'hold';
       return 'ok';
     },
     setVoider(v) {
@@ -542,9 +492,12 @@ export function createVerification(options: VerificationOptions): Verification {
       if (keys === null) throw new Error('Verification is not started; call start() before crediting jobs.');
       const signed = await issueReceipt(input, keys.pair.privateKey);
       await store.addReceipt(signed);
+      if (probationJobs.delete(input.jobId))
+        await reputation.addProbationCredit(input.jobId, input.contributorId, input.amountNano, input.at);
       return signed;
     },
-    verdict,
+    verdict: (jobId, apiKeyId, body) =>
+      takeVerdict({ store, clock, standing, relay: () => relay, settled: () => work, apply, walletsOf }, jobId, apiKeyId, body),
     async report(contributorId) {
       const [k, records] = await Promise.all([store.kindCounts(contributorId), store.records(contributorId, 50)]);
       const rep = policy.reputation(contributorId);

@@ -6,7 +6,7 @@
 import type * as v from 'valibot';
 import { createResultSealer, openJob, type JobPayload, type ResultPiece, type ResultSealer } from '../../protocol/envelope.ts';
 import { serializeError } from '../../protocol/errors.ts';
-import type { JobResult, StreamChunk } from '../../protocol/jobs.ts';
+import { type JobResult, type StreamChunk, wireKindOf } from '../../protocol/jobs.ts';
 import { PROTOCOL_VERSION, type ContributorMessage, type Job, type WireError } from '../../protocol/wire.ts';
 import type { SendResult } from './connection.ts';
 
@@ -49,10 +49,10 @@ export async function runJob(job: JobMessage, context: JobContext, signal: Abort
   try {
     payload = await openJob(context.hpke, job.sealed, { jobId: job.jobId, attempt: job.attempt, model: job.model, kind: job.kind });
     // openJob checks this binding too; checked again here because running another model than leased would be paid wrongly.
-    if (payload.request.model !== job.model || payload.request.kind !== job.kind) {
+    if (payload.request.model !== job.model || wireKindOf(payload.request) !== job.kind) {
       return fail({
         code: 'OPEN_FAILED',
-        message: `The payload asks for a ${payload.request.kind} job on "${payload.request.model}", not the ${job.kind} job on "${job.model}" that was leased.`,
+        message: `The payload asks for a ${wireKindOf(payload.request)} job on "${payload.request.model}", not the ${job.kind} job on "${job.model}" that was leased.`,
       });
     }
   } catch (err) {

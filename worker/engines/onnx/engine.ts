@@ -14,6 +14,7 @@ import {
 } from '../../../protocol/jobs.ts';
 import type { DecoderSpec, ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
 import { embeddingInputText, promptTokenIds, stopIndex } from '../../../protocol/prompt.ts';
+import { ranksWithin } from '../../../protocol/teacher-forced.ts';
 import type { Engine, EngineContext, LoadOptions, LoadedModel, RunOptions, RunPlan } from '../types.ts';
 import { OrtDecoder, presentNames } from './decoder.ts';
 import { generate } from './generate.ts';
@@ -272,6 +273,8 @@ class LoadedOnnxModel implements LoadedModel {
 
   /** The text of `tokens`, cut before the first stop sequence. */
   #textOf(tokens: readonly number[], stop: readonly string[] | undefined): string | undefined {
+    // A run that stopped at once has no text (the tokenizer refuses to decode nothing).
+    if (tokens.length === 0) return this.#tokenizer === null ? undefined : '';
     const text = this.#tokenizer?.decode([...tokens], { skip_special_tokens: true });
     if (text === undefined) return undefined;
     const at = stopIndex(text, stop);
@@ -300,19 +303,16 @@ class LoadedOnnxModel implements LoadedModel {
     const decoder = new OrtDecoder(this.#ort, this.#session, spec);
     const { logits, cache } = await decoder.all(sequence);
     decoder.release(cache);
-    // Position p's logits predict the token at p + 1.
-    const expected: { at: number; ok: (token: number) => boolean }[] = request.output.map((token, i) => ({
+    // Position p's logits predict the token at p + 1; at the end of a run that stopped, any end token will do.
+    const expected: { at: number; tokens: readonly number[] }[] = request.output.map((token, i) => ({
       at: prompt.length - 1 + i,
-      ok: (t: number) => t === token,
+      tokens: [token],
     }));
-    if (request.stopped) {
-      const eos = new Set(spec.eosTokenIds);
-      expected.push({ at: sequence.length - 1, ok: (t: number) => eos.has(t) });
-    }
+    if (request.stopped) expected.push({ at: sequence.length - 1, tokens: spec.eosTokenIds });
     let inTopK = 0;
-    for (const { at, ok } of expected) {
+    for (const { at, tokens } of expected) {
       const row = logits.subarray(at * spec.vocabSize, (at + 1) * spec.vocabSize);
-      if (topK(row, request.topK).some(ok)) inTopK++;
+      if (tokens.some((t) => ranksWithin(row, t, request.topK, request.margin ?? 0))) inTopK++;
     }
     return { kind: 'score', positions: expected.length, inTopK, usage: { promptTokens: sequence.length, completionTokens: 0 } };
   }

@@ -1,0 +1,74 @@
+/**
+ * The worker's own onnx engine on onnxruntime-node (CPU), loaded from a manifest entry's files
+ * fetched from the model host, each checked against its pinned SHA-256 before use. The
+ * coordinator computes known answers with it (onnx-answers.ts); tests run contributor devices on it.
+ */
+import { createHash } from 'node:crypto';
+import * as ortNode from 'onnxruntime-node';
+import type { ModelFile, OnnxModel } from '../../protocol/manifest.ts';
+import { OnnxEngine } from '../../worker/engines/onnx/engine.ts';
+import type { OrtModule } from '../../worker/engines/onnx/ort.ts';
+import type { EngineContext, LoadedModel } from '../../worker/engines/types.ts';
+
+/** A model file whose bytes do not hash to the manifest's pin: nothing is computed from it. */
+export class ModelFileMismatchError extends Error {
+  override readonly name = 'ModelFileMismatchError';
+}
+
+// onnxruntime-node implements onnxruntime-web's API; its CPU provider runs the same graphs.
+export const nodeOrt = {
+  ...ortNode,
+  InferenceSession: {
+    create: (bytes: Uint8Array, options: object) => ortNode.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] }),
+  },
+} as unknown as OrtModule;
+
+/** `model`'s files, fetched and checked against their pins, by file name. */
+export async function fetchModelFiles(model: OnnxModel): Promise<Map<string, Uint8Array>> {
+  const bytes = new Map<string, Uint8Array>();
+  for (const file of model.files) bytes.set(file.name, await fetchPinned(file));
+  return bytes;
+}
+
+/** `model` loaded in the onnx engine on onnxruntime-node from `bytes` ({@link fetchModelFiles}). */
+export async function loadOnnxNode(model: OnnxModel, bytes: ReadonlyMap<string, Uint8Array>): Promise<LoadedModel> {
+  const ctx: EngineContext = {
+    store: {
+      getFile: async (file) => {
+        const b = bytes.get(file.name);
+        if (b === undefined) throw new Error(`${model.id} lists no file ${file.name}`);
+        return b;
+      },
+      has: async () => true,
+      evict: async () => 0,
+    },
+    gpu: () => null,
+    device: async () => null,
+  };
+  return await new OnnxEngine(ctx, { loadOrt: async () => nodeOrt }).load(model);
+}
+
+/**
+ * `fetch`, tried once more after a network error (a model host that just restarted, or a
+ * kept-alive connection it closed); an HTTP answer is returned as it is.
+ */
+export async function fetchOnceMore(url: string): Promise<Response> {
+  try {
+    return await fetch(url);
+  } catch {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return await fetch(url);
+  }
+}
+
+async function fetchPinned(file: ModelFile): Promise<Uint8Array> {
+  const res = await fetchOnceMore(file.url);
+  if (!res.ok) throw new Error(`${file.url} answered ${res.status}; the model's files are needed.`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  if (hash !== file.sha256)
+    throw new ModelFileMismatchError(
+      `${file.url} hashes to ${hash}, not the manifest's ${file.sha256}; fix the model host or the manifest.`,
+    );
+  return bytes;
+}
