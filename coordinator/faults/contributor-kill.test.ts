@@ -1,8 +1,8 @@
 /**
  * Fault run: contributors killed mid-job while a requester runs jobs, on the real coordinator
  * with its money side, real Contributor loops and the requester SDK. Each kill cuts a
- * contributor's socket (no close handshake) just after its first result chunk went out; the
- * job is leased again to another contributor. Every job must finish exactly once, each
+ * contributor's socket (no close handshake) right after a result chunk of its job's first
+ * delta is written to it, mid-stream; the job is leased again to another contributor. Every job must finish exactly once, each
  * requester streams each delta once and is charged once, the killed leases earn nothing, and
  * the ledger's books check passes. `FAULT_KILLS` kills (default 15; `npm run test:faults`: 100).
  */
@@ -35,8 +35,7 @@ describe(`contributors killed mid-job ${KILLS} times`, () => {
       const kill = (c: FaultContributor, tag: string): void => {
         if (!toKill.has(Number(tag)) || victims.has(tag)) return;
         victims.set(tag, c.id);
-        // Once the first chunk is on the wire, the tab dies.
-        setTimeout(() => c.kill(), 5);
+        c.killAfterNextChunk();
       };
       for (let i = 0; i < CONTRIBUTORS; i++) {
         const c = await net.contributor((self, request, index) => {

@@ -60,6 +60,8 @@ export interface FaultContributor {
   wallet: string;
   /** Drops its socket at once (no close handshake), as a killed tab's connection ends. */
   kill(): void;
+  /** Drops its socket right after the next result chunk is written to it: mid-stream. */
+  killAfterNextChunk(): void;
 }
 
 /** A TCP relay in front of the coordinator: `drop()` cuts every connection through it. */
@@ -194,10 +196,19 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
     },
     async contributor(onDelta) {
       let socket: WebSocket | null = null;
+      let killAfterChunk = false;
       // Each socket the loop opens is kept, so a kill can cut the current one.
       const Tracked = function (url: string): WebSocket {
-        socket = new WebSocket(url);
-        return socket;
+        const ws = new WebSocket(url);
+        const send = ws.send.bind(ws);
+        ws.send = ((data: string) => {
+          const cut = killAfterChunk && data.includes('"type":"chunk"');
+          if (cut) killAfterChunk = false;
+          // Once the chunk is written to the socket, the tab dies.
+          send(data, cut ? () => ws.terminate() : undefined);
+        }) as typeof ws.send;
+        socket = ws;
+        return ws;
       } as unknown as SocketConstructor;
       const holder: { c: FaultContributor | null } = { c: null };
       const runtime = new StreamingRuntime((request, index) => {
@@ -219,7 +230,14 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
       const record = await store.getContributor(id);
       if (record === null) throw new Error(`contributor ${id} is not in the store`);
       await store.upsertContributor({ ...record, wallet });
-      const c: FaultContributor = { contributor, runtime, id, wallet, kill: () => (socket as WebSocket | null)?.terminate() };
+      const c: FaultContributor = {
+        contributor,
+        runtime,
+        id,
+        wallet,
+        kill: () => (socket as WebSocket | null)?.terminate(),
+        killAfterNextChunk: () => (killAfterChunk = true),
+      };
       holder.c = c;
       contributors.push(c);
       return c;
