@@ -355,8 +355,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     recovered ??= (async () => {
       const now = clock.now();
       let n = 0;
+      const ended: Array<{ id: string; contributorId: string | null }> = [];
       for (const record of await store.unfinishedJobs()) {
         if (relay.jobById(record.id) !== undefined) continue;
+        ended.push(record);
         store.putJob({
           ...record,
           state: 'failed',
@@ -367,6 +369,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         n++;
       }
       await store.flush();
+      relay.markRestarted(ended);
       if (n > 0) logger.info('recovered unfinished jobs from before a restart', { failed: n });
       return n;
     })();

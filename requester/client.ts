@@ -6,7 +6,7 @@
 import * as v from 'valibot';
 import { compareResults, type CompareOptions } from '../protocol/compare.ts';
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../protocol/envelope.ts';
-import { AbortedError, EngineError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
+import { AbortedError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
 import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
 import { scoredBy, scoreRequestFor } from '../protocol/teacher-forced.ts';
 import { JobKind } from '../protocol/manifest.ts';
@@ -19,13 +19,24 @@ import {
   JobReportAnswer,
   MAX_MESSAGE_BYTES,
   parseFrame,
-  type SubmitPayload,
   type Verdict,
   VerdictAnswer,
 } from '../protocol/wire.ts';
 import type { ModelFacts } from '../protocol/wire.ts';
 import { EnvelopeCounter } from './billing.ts';
-import { CoordinatorError, failedJobError, httpError, networkError } from './errors.ts';
+import { CoordinatorError, CoordinatorUnavailableError, failedJobError, httpError, networkError, RetriesExhaustedError } from './errors.ts';
+import { backoffMs, DEFAULT_RETRY, mayRetryCreate, type RetryPolicy, sleep, withRetry } from './retry.ts';
+import {
+  deferred,
+  JobFailed,
+  ndjsonLines,
+  newProgress,
+  type Progress,
+  Restarted,
+  StreamBroken,
+  UnopenableResult,
+  unseen,
+} from './stream.ts';
 
 export interface RequesterClientOptions {
   /** Base URL of the coordinator, e.g. `https://coordinator.example` (no trailing `/v1`). */
@@ -44,6 +55,14 @@ export interface RequesterClientOptions {
   onCheck?: (check: ReplicaCheck) => void;
   /** Tolerances for comparing results; the defaults of protocol/compare.ts. */
   compare?: CompareOptions;
+  /**
+   * While the coordinator is unreachable: how often and how long creating a job is tried again
+   * (capped exponential backoff with full jitter), and a broken event stream reopened
+   * (default 8 tries within 30 s, backoff 200 ms doubling up to 5 s). Then RetriesExhaustedError.
+   */
+  retry?: Partial<RetryPolicy>;
+  /** Times a job the coordinator ended by restarting (`RESTARTED`) is run again as a new job (default 3). */
+  maxReruns?: number;
 }
 
 /** What came of a replica check of one job. */
@@ -87,16 +106,6 @@ const CreatedJob = v.object({ jobId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{
 const ModelEntry = v.object({ id: v.string(), kinds: v.array(JobKind) });
 const ModelList = v.union([v.object({ models: v.array(ModelEntry) }), v.object({ data: v.array(ModelEntry) })]);
 
-/** One attempt: the contributor it was sealed for and the opener of its result stream. */
-interface Attempt {
-  attempt: number;
-  opener: ResultOpener;
-  /** Chunks opened so far; a chunk below it is a duplicate and skipped. */
-  opened: number;
-  text: string;
-  tokens: number[];
-}
-
 export class RequesterClient {
   readonly #url: string;
   readonly #apiKey: string;
@@ -104,12 +113,14 @@ export class RequesterClient {
   readonly #options: RequesterClientOptions;
   readonly #checks = new Set<Promise<void>>();
   readonly #envelopes: EnvelopeCounter;
+  readonly #retry: RetryPolicy;
 
   constructor(options: RequesterClientOptions) {
     this.#url = options.coordinatorUrl.replace(/\/+$/, '');
     this.#apiKey = options.apiKey;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#options = options;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#envelopes = new EnvelopeCounter((path, what) => this.#call('GET', path, undefined, what), this.#fetch);
   }
 
@@ -145,7 +156,9 @@ export class RequesterClient {
   /**
    * Runs one job to its result. Seals the request for each contributor the coordinator
    * assigns (again after one drops), streams deltas to `onDelta`, and resolves with the
-   * result and the attempt that produced it.
+   * result and the attempt that produced it. While the coordinator is unreachable, creating
+   * the job is retried with backoff and a broken event stream is reopened where it was; a job
+   * the coordinator ended by restarting (`RESTARTED`, nothing charged) is run again.
    */
   async run(request: JobRequest, options: RunOptions = {}): Promise<JobResult & { attempts: number }> {
     const job = parseJobRequest(request);
@@ -159,85 +172,160 @@ export class RequesterClient {
         `The job is too large to send: ${sizeBytes} bytes sealed, over the ${MAX_MESSAGE_BYTES}-byte message limit. Split it into smaller jobs.`,
       );
     }
-    // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
-    const replicas = this.#options.checkReplicas !== false;
-    const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
-    const create = {
-      model: job.model,
-      kind: wireKindOf(job),
-      billing,
-      ...(sizeBytes <= 1_000_000 && { sizeBytes }),
-      ...(replicas && { replicas }),
-    };
-    const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
-    const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
-    if (!created.success)
-      throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
-    const { jobId, assignment } = created.output;
+    // Text already passed to onDelta, across reopened streams and re-runs: each piece once.
+    const emitted = { text: '', tokens: [] as number[] };
+    for (let reruns = 0; ; reruns++) {
+      const { jobId, assignment } = await this.#create(job, sizeBytes, signal);
+      try {
+        return await this.#runCreated(jobId, job, newProgress(emitted, assignment), options);
+      } catch (err) {
+        if (!(err instanceof Restarted)) throw err;
+        if (reruns >= (this.#options.maxReruns ?? 3) || signal?.aborted === true) throw err.error;
+      }
+    }
+  }
+
+  /** Creates the job (`POST /v1/jobs`), retrying with backoff while the coordinator is unreachable or draining. */
+  async #create(job: JobRequest, sizeBytes: number, signal: AbortSignal | undefined): Promise<v.InferOutput<typeof CreatedJob>> {
+    const retry = { policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal };
+    return withRetry(retry, mayRetryCreate, async () => {
+      const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
+      // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
+      const create = {
+        model: job.model,
+        kind: wireKindOf(job),
+        billing,
+        ...(sizeBytes <= 1_000_000 && { sizeBytes }),
+        ...(this.#options.checkReplicas !== false && { replicas: true }),
+      };
+      const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
+      const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
+      if (!created.success)
+        throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
+      return created.output;
+    });
+  }
+
+  async #runCreated(jobId: string, job: JobRequest, progress: Progress, options: RunOptions): Promise<JobResult & { attempts: number }> {
+    const { signal } = options;
     const primary = deferred<JobResult | null>();
     const onReplica = (replicaJobId: string): void => {
       const check = this.#check(jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
       this.#checks.add(check);
     };
     try {
-      const result = await this.#follow(jobId, job, assignment, options, onReplica);
+      const result = await this.#followResuming(jobId, job, progress, options, onReplica);
       primary.resolve(result);
       // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
       this.#track(this.#report(jobId, { opened: true, usage: result.usage }).then(() => undefined));
       return result;
     } catch (err) {
       primary.resolve(null);
+      if (err instanceof Restarted) throw err;
       if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
       await this.#cancel(jobId);
       if (signal?.aborted) throw new AbortedError(`Job ${jobId}`);
-      throw err instanceof SpinneretError ? err : networkError(err, this.#url, `following job ${jobId}`);
+      const cause = err instanceof StreamBroken ? err.error : err;
+      throw cause instanceof SpinneretError ? cause : networkError(cause, this.#url, `following job ${jobId}`);
+    }
+  }
+
+  /**
+   * Follows the job to its result, reopening a broken stream with backoff. A reopened stream
+   * replays the job's events; `progress` skips what was handled. The retry budget starts again
+   * whenever a stream made progress, so only a coordinator that stays away ends the job.
+   */
+  async #followResuming(
+    jobId: string,
+    job: JobRequest,
+    progress: Progress,
+    options: RunOptions,
+    onReplica?: (replicaJobId: string) => void,
+  ): Promise<JobResult & { attempts: number }> {
+    let started = Date.now();
+    for (let n = 1; ; n++) {
+      const before = progress.seen;
+      try {
+        return await this.#follow(jobId, job, progress, options, onReplica);
+      } catch (err) {
+        if (!(err instanceof StreamBroken) || options.signal?.aborted === true) throw err;
+        if (progress.seen > before) {
+          n = 1;
+          started = Date.now();
+        }
+        const wait = backoffMs(n, this.#retry);
+        const elapsed = Date.now() - started;
+        if (n >= this.#retry.attempts || elapsed + wait > this.#retry.forMs)
+          throw new RetriesExhaustedError(this.#url, `following job ${jobId}`, n, elapsed, err.error);
+        await sleep(wait, options.signal);
+      }
     }
   }
 
   async #follow(
     jobId: string,
     job: JobRequest,
-    inline: Assignment | null,
+    progress: Progress,
     { signal, onDelta }: RunOptions,
     onReplica?: (replicaJobId: string) => void,
   ): Promise<JobResult & { attempts: number }> {
-    const events = await this.#call('GET', `/v1/jobs/${jobId}/events`, undefined, 'opening the event stream', signal);
+    const events = await this.#call('GET', `/v1/jobs/${jobId}/events`, undefined, 'opening the event stream', signal).catch(
+      (err: unknown) => {
+        // Unreachable or 5xx: the stream can be opened again; a 404/409/410 cannot.
+        throw err instanceof CoordinatorUnavailableError ? new StreamBroken(err) : err;
+      },
+    );
     if (events.body === null) throw new CoordinatorError(`The event stream of job ${jobId} has no body.`, events.status);
-    const emitted = { text: '', tokens: [] as number[] };
-    // An object, not a `let`: TypeScript does not see the closure below assigning it.
-    const state: { current: Attempt | null } = { current: null };
+    const { emitted } = progress;
 
     const submit = async (assignment: Assignment): Promise<void> => {
-      if (state.current !== null && assignment.attempt <= state.current.attempt) return;
+      if (progress.current !== null && assignment.attempt <= progress.current.attempt) return;
       // A fresh result key per attempt: a contributor that dropped cannot write into a later attempt's stream.
-      const keys = await generateHpkeKeyPair();
-      const resultKey = await exportPublicKey(keys.publicKey);
-      const aad = { jobId, attempt: assignment.attempt, model: job.model, kind: wireKindOf(job) };
-      const sealed = await sealJob(assignment.hpkeKey, { request: job, resultKey }, aad);
-      state.current = { attempt: assignment.attempt, opener: createResultOpener(keys, jobId), opened: 0, text: '', tokens: [] };
-      const body: SubmitPayload = { attempt: assignment.attempt, sealed };
-      const put = await this.#call('PUT', `/v1/jobs/${jobId}/payload`, body, 'sending the payload', signal, [409]);
-      // 409: this attempt is already superseded; the next `assigned` event follows.
+      // Sealed once per attempt: a payload sent again after a broken connection carries the same key.
+      let sealing = progress.sealing;
+      if (sealing?.attempt !== assignment.attempt) {
+        const keys = await generateHpkeKeyPair();
+        const resultKey = await exportPublicKey(keys.publicKey);
+        const aad = { jobId, attempt: assignment.attempt, model: job.model, kind: wireKindOf(job) };
+        const sealed = await sealJob(assignment.hpkeKey, { request: job, resultKey }, aad);
+        sealing = { attempt: assignment.attempt, keys, body: { attempt: assignment.attempt, sealed } };
+        progress.sealing = sealing;
+      }
+      const put = await this.#call('PUT', `/v1/jobs/${jobId}/payload`, sealing.body, 'sending the payload', signal, [409]).catch(
+        (err: unknown) => {
+          // Not answered: the replayed `assigned` event of a reopened stream sends it again.
+          throw err instanceof CoordinatorUnavailableError && err.status === 0 ? new StreamBroken(err) : err;
+        },
+      );
+      // 409: this attempt is superseded (the next `assigned` event follows), or its payload already arrived.
       if (put.status === 409) await put.body?.cancel();
+      progress.current = { attempt: assignment.attempt, opener: createResultOpener(sealing.keys, jobId), opened: 0, text: '', tokens: [] };
     };
 
-    if (inline !== null) await submit(inline);
+    if (progress.inline !== null) {
+      const inline = progress.inline;
+      progress.inline = null;
+      await submit(inline);
+    }
     for await (const line of ndjsonLines(events.body)) {
       const parsed = parseFrame(JobEvent, line);
       if (!parsed.ok) throw new CoordinatorError(`The coordinator sent a malformed event for job ${jobId}: ${parsed.error.message}`, 0);
       const event = parsed.value;
+      progress.seen++;
+      if (event.type === 'failed' && event.error.code === 'RESTARTED') throw new Restarted(failedJobError(event.error, jobId));
       if (event.type === 'failed') throw new JobFailed(failedJobError(event.error, jobId));
       if (event.type === 'assigned') {
         await submit(event.assignment);
         continue;
       }
       if (event.type === 'replica-assigned') {
-        onReplica?.(event.jobId);
+        if (!progress.replicas.has(event.jobId)) onReplica?.(event.jobId);
+        progress.replicas.add(event.jobId);
         continue;
       }
-      const attempt = state.current;
+      const attempt = progress.current;
       if (attempt === null || event.attempt !== attempt.attempt || event.seq < attempt.opened) continue;
       let piece: Awaited<ReturnType<ResultOpener['open']>>;
       try {
@@ -255,7 +343,8 @@ export class RequesterClient {
       const fresh = unseen(emitted, attempt, jobId);
       if (fresh !== null && onDelta !== undefined) onDelta(fresh);
     }
-    throw new CoordinatorError(`The coordinator closed the event stream of job ${jobId} before the result arrived.`, 0);
+    // The coordinator ends a job's stream only after its last event: an end before it is a broken connection.
+    throw new StreamBroken(new CoordinatorError(`The coordinator closed the event stream of job ${jobId} before the result arrived.`, 0));
   }
 
   /**
@@ -268,14 +357,14 @@ export class RequesterClient {
       // A generation with token ids is checked by scoring it: the replica runs one teacher-forced
       // pass over the primary's output, so an honest device of another backend still agrees.
       const scoring = job.kind === 'generate' || job.kind === 'chat';
-      const early = scoring ? null : this.#follow(replicaJobId, job, null, {});
+      const early = scoring ? null : this.#followResuming(replicaJobId, job, newProgress(), {});
       const first = await primary;
       if (first === null) {
         await this.#cancel(replicaJobId);
         return report({ jobId, replicaJobId, agree: null, reason: 'The job failed, so there is nothing to compare.' });
       }
       const score = scoring ? scoreRequestFor(job, first) : null;
-      const replica = await (early ?? this.#follow(replicaJobId, score ?? job, null, {}));
+      const replica = await (early ?? this.#followResuming(replicaJobId, score ?? job, newProgress(), {}));
       const a = score === null ? compareResults(first, replica, this.#options.compare) : scoredBy(replica, score);
       const verdict: Verdict = {
         stage: 'replica',
@@ -288,7 +377,7 @@ export class RequesterClient {
       const answer = await this.#verdict(jobId, verdict);
       if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
       const tieBreakJobId = answer.tieBreak.jobId;
-      const third = await this.#follow(tieBreakJobId, score ?? job, null, {});
+      const third = await this.#followResuming(tieBreakJobId, score ?? job, newProgress(), {});
       const withPrimary = score === null ? compareResults(third, first, this.#options.compare) : scoredBy(third, score);
       // Scored, the replica gave a count, not an output: it is right when the third device also finds the output unlikely.
       const withReplica =
@@ -355,7 +444,7 @@ export class RequesterClient {
       throw new CoordinatorError(`The result of job ${jobId} could not be opened (${unopenable.message}); submit the job again.`, 0);
     }
     try {
-      return await this.#follow(rerun.jobId, job, null, options);
+      return await this.#followResuming(rerun.jobId, job, newProgress(), options);
     } catch (err) {
       if (err instanceof JobFailed) throw err.error;
       if (err instanceof UnopenableResult)
@@ -391,73 +480,5 @@ export class RequesterClient {
     }
     if (!response.ok && !allowed.includes(response.status)) throw await httpError(response, what, this.#url);
     return response;
-  }
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve: (value: T) => void = () => undefined;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/** The final chunk of a delivered result did not open or parse: the contributor sent garbage. */
-class UnopenableResult extends Error {
-  constructor(readonly error: unknown) {
-    super(error instanceof Error ? error.message : String(error));
-  }
-}
-
-/** A `failed` event: the coordinator already ended the job, so it is not cancelled again. */
-class JobFailed extends Error {
-  constructor(readonly error: SpinneretError) {
-    super(error.message);
-  }
-}
-
-/**
- * The part of an attempt's stream the caller has not seen. After a re-assignment the new
- * contributor regenerates text already streamed from the dropped one; that prefix is
- * skipped. If it differs (another numerics class), the streamed text cannot be taken back.
- */
-function unseen(emitted: { text: string; tokens: number[] }, attempt: Attempt, jobId: string): { text: string; tokens: number[] } | null {
-  const sameText = attempt.text.startsWith(emitted.text) || emitted.text.startsWith(attempt.text);
-  const n = Math.min(attempt.tokens.length, emitted.tokens.length);
-  const sameTokens = attempt.tokens.slice(0, n).every((t, i) => t === emitted.tokens[i]);
-  if (!sameText || !sameTokens) {
-    throw new EngineError(
-      `The contributor that took over job ${jobId} produced different text than the one that dropped, after part of it was streamed. Run the job again; with temperature 0 and a seed, retries agree more often.`,
-      { jobId, attempt: attempt.attempt },
-    );
-  }
-  if (attempt.text.length <= emitted.text.length && attempt.tokens.length <= emitted.tokens.length) return null;
-  const fresh = { text: attempt.text.slice(emitted.text.length), tokens: attempt.tokens.slice(emitted.tokens.length) };
-  emitted.text += fresh.text;
-  emitted.tokens.push(...fresh.tokens);
-  return fresh;
-}
-
-/** Lines of a newline-delimited JSON body; cancels the body when the consumer stops early. */
-async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
-        if (line !== '') yield line;
-      }
-      if (done) break;
-      // A line over the frame limit is refused like an oversized frame; don't buffer it forever.
-      if (buffer.length > MAX_MESSAGE_BYTES * 2)
-        throw new CoordinatorError('An event of the job stream is larger than any valid event.', 0);
-    }
-    if (buffer.trim() !== '') yield buffer.trim();
-  } finally {
-    reader.cancel().catch(() => undefined);
   }
 }

@@ -84,6 +84,24 @@ export class CoordinatorUnavailableError extends CoordinatorError {
   }
 }
 
+/**
+ * The coordinator stayed unreachable through every retry (bounded by attempts and time):
+ * creating the job, or reopening its event stream. `attempts` tries over `elapsedMs`; the
+ * last failure is the `cause`.
+ */
+export class RetriesExhaustedError extends CoordinatorUnavailableError {
+  readonly attempts: number;
+  readonly elapsedMs: number;
+
+  constructor(coordinatorUrl: string, what: string, attempts: number, elapsedMs: number, cause: unknown) {
+    const last = cause instanceof Error ? cause.message : String(cause);
+    super(coordinatorUrl, `${what}: gave up after ${attempts} tries in ${Math.round(elapsedMs / 1000)} s; last: ${last}`, 0, { cause });
+    this.attempts = attempts;
+    this.elapsedMs = elapsedMs;
+    this.name = 'RetriesExhaustedError';
+  }
+}
+
 const ErrorBody = v.object({ error: v.object({ code: v.optional(v.string()), message: v.string() }) });
 
 /** Turns a non-2xx answer into the error a caller handles. `what` names the request, e.g. "creating the job". */

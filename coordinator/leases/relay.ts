@@ -120,6 +120,8 @@ export class Relay {
   /** Empty chunks each lease sent so far. */
   readonly #emptyChunks = new WeakMap<Lease, number>();
   readonly #classOf: EngineClassOf;
+  /** Jobs a previous run left unfinished (ended `RESTARTED` at start): their holder's late result is refused by name. */
+  readonly #restarted = new Map<string, { contributorId: string | null; at: number }>();
 
   constructor(options: RelayOptions) {
     this.#o = options;
@@ -307,10 +309,29 @@ export class Relay {
     this.schedule();
   }
 
+  /**
+   * Jobs the recovery at start ended with `RESTARTED`: for a lease's time, a result that
+   * their contributor sends for them is refused with that code (docs/protocol.md,
+   * "Surviving faults"), not as an unknown job.
+   */
+  markRestarted(jobs: ReadonlyArray<{ id: string; contributorId: string | null }>): void {
+    const at = this.#o.clock.now();
+    for (const job of jobs) this.#restarted.set(job.id, { contributorId: job.contributorId, at });
+  }
+
   /** Handles a `chunk` or `fail` from a contributor and returns the answer to send back. */
   result(contributor: ConnectedContributor, message: ResultMessage): CoordinatorMessage {
     const { jobId } = message;
     const lease = this.#leases.get(message.leaseId);
+    const restarted = lease === undefined ? this.#restarted.get(jobId) : undefined;
+    if (restarted !== undefined && restarted.contributorId === contributor.id) {
+      // Its payload, its requester's stream and its reservation did not survive the restart: nothing can take the result.
+      const error: WireError = {
+        code: 'RESTARTED',
+        message: `Job ${jobId} ended when the coordinator restarted (its requester runs it again); this result is refused and earns nothing. Drop the job.`,
+      };
+      return { v: 1, type: 'error', error, fatal: false, jobId };
+    }
     const seq = message.type === 'chunk' ? message.seq : (lease?.nextSeq ?? 0);
     const verdict = judgeResult(lease, contributor.id, message, this.#o.clock.now());
     const job = this.#jobs.get(jobId);
@@ -410,6 +431,7 @@ export class Relay {
       this.#finish(job, 'failed', noContributorError(this.#contributors.values(), job, this.#o.maxWaitMs));
     }
     this.#jobs.forget(now - this.#o.retainMs);
+    for (const [id, { at }] of this.#restarted) if (now - at > this.#o.leaseMs + this.#o.loadAllowanceMs) this.#restarted.delete(id);
     this.#leases.forget(now - Math.max(this.#o.retainMs, this.#o.leaseMs));
     this.schedule();
   }

@@ -47,7 +47,7 @@ describe('Contributor with the real coordinator and requester SDK', () => {
     const { requester, contributor, runtime } = await setup();
     const controller = new AbortController();
     const running = requester.run(chat('hold'), { signal: controller.signal });
-    await vi.waitFor(() => expect(runtime.running).toBe(1));
+    await vi.waitFor(() => expect(runtime.running).toBe(1), { timeout: 10_000 });
     controller.abort();
     await expect(running).rejects.toMatchObject({ code: 'ABORTED' });
     await vi.waitFor(() => expect(contributor.status()).toMatchObject({ jobsStopped: 1, running: 0 }));
