@@ -46,7 +46,7 @@ import { createFleetService, type FleetService } from './fleet/index.ts';
 import type { ModelCatalog } from './models/catalog.ts';
 import { engineClassOf } from '../protocol/engine-class.ts';
 import { SqlStore } from './store/sql-store.ts';
-import type { SqlDb } from './store/sql.ts';
+import { isDatabaseUnavailable, type SqlDb } from './store/sql.ts';
 import type { Store } from './store/types.ts';
 import { createProofPayloads } from './wallets/proof-payloads.ts';
 import type { PublicKeyLookup } from './wallets/public-key-lookup.ts';
@@ -313,6 +313,19 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   );
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
   app.onError((err, c) => {
+    if (isDatabaseUnavailable(err)) {
+      // The database went away (a restart, a failover): a typed 503 the client retries, not a 500.
+      logger.warn('request refused: the database is unreachable', {
+        requestId: c.get('requestId'),
+        path: c.req.path,
+        error: errorText(err),
+      });
+      c.header('retry-after', '2');
+      return c.json(
+        { error: { code: 'UNAVAILABLE', message: 'The coordinator cannot reach its database just now; try again shortly.' } },
+        503,
+      );
+    }
     logger.error('request failed', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, error: errorText(err) });
     return c.json({ error: { code: 'INTERNAL', message: 'The coordinator failed on this request; try again.' } }, 500);
   });
@@ -367,7 +380,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         n++;
       }
       await store.flush();
-      if (n > 0) logger.info('recovered unfinished jobs from before a restart', { failed: n });
+      // Reservations of jobs that ended without their money moving, or whose record never reached the store.
+      const released = (await options.billing?.releaseOrphaned()) ?? 0;
+      if (n > 0 || released > 0) logger.info('recovered unfinished jobs from before a restart', { failed: n, released });
       return n;
     })();
     return recovered;

@@ -148,6 +148,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   });
   registerMoneyMetrics(registry, store.db, money);
   registerVerificationMetrics(registry, store.db);
+  registerStoreMetrics(registry, store);
   const walletDomains = config.walletDomains ?? (config.network === 'local' ? ['127.0.0.1', 'localhost'] : []);
   const coordinator = createCoordinator({
     store,
@@ -294,6 +295,27 @@ function registerMoneyMetrics(registry: Registry, db: SqlClient, money: Money): 
     async collect() {
       if (cached === null || Date.now() - cached.at > 30_000) cached = { at: Date.now(), value: await money.balanceOf(hotWallet) };
       this.set(Number(cached.value));
+    },
+  });
+}
+
+/** The job write buffer: records waiting for the database, and those it refused and set aside. */
+function registerStoreMetrics(registry: Registry, store: SqlStore): void {
+  new Counter({
+    name: 'spinneret_job_records_set_aside_total',
+    help: 'Job records the database refused for their data (set aside with their error, never retried).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.setAsideJobs.count);
+    },
+  });
+  new Gauge({
+    name: 'spinneret_job_records_buffered',
+    help: 'Job records put and not yet written to the database (grows while it is unreachable).',
+    registers: [registry],
+    collect() {
+      this.set(store.bufferedJobs);
     },
   });
 }

@@ -105,6 +105,12 @@ export interface Billing {
   budget(): Promise<PayerBalances>;
   /** Releases reservations older than `staleAfterMs` whose job this coordinator no longer runs (the timer's work). */
   sweepStale(): Promise<void>;
+  /**
+   * On start, after the unfinished jobs were failed: releases every open reservation whose job a
+   * previous run left without an end (never recorded, or recorded failed or cancelled), at once
+   * rather than after `staleAfterMs`. How many.
+   */
+  releaseOrphaned(): Promise<number>;
   /** Moves commission into the check budget (the operator's call). */
   fundBudgetFromFees(fundingId: string, amount: bigint): Promise<LedgerTxn>;
   /** The budget changed outside billing (a deposit to it was booked): read it again. */
@@ -307,6 +313,21 @@ export function createBilling(options: BillingOptions): Billing {
     if (rows.length > 0) await enqueue(refresh);
   }
 
+  async function releaseOrphaned(): Promise<number> {
+    const { rows } = await db.query<{ job_id: string }>(
+      `SELECT b.job_id FROM job_billing b LEFT JOIN jobs j ON j.id = b.job_id
+       WHERE b.state = 'reserved' AND (j.id IS NULL OR j.state IN ('failed', 'cancelled')) ORDER BY b.created_at`,
+    );
+    let n = 0;
+    for (const { job_id: jobId } of rows) {
+      if (relay?.jobById(jobId) !== undefined) continue;
+      await release(jobId, 'the coordinator restarted');
+      n++;
+    }
+    if (n > 0) await enqueue(refresh);
+    return n;
+  }
+
   async function createRerun(primaryJobId: string): Promise<Job | Refusal> {
     const refuse = (status: Refusal['status'], code: Refusal['error']['code'], message: string): Refusal => ({
       status,
@@ -401,6 +422,7 @@ export function createBilling(options: BillingOptions): Billing {
     },
     budget: () => ledger.payerBalances(budgetPayer),
     sweepStale: sweep,
+    releaseOrphaned,
     fundBudgetFromFees: (fundingId, amount) =>
       enqueue(async () => {
         const txn = await ledger.fundBudgetFromFees(fundingId, amount);
