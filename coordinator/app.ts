@@ -21,6 +21,7 @@ import type { Registry } from 'prom-client';
 import { type Billing, renderBillingMetrics } from './billing/service.ts';
 import { type Clock, consoleLogger, errorText, type Logger, systemClock } from './deps.ts';
 import { Relay, type JobDone } from './leases/relay.ts';
+import { recoverFromRestart } from './leases/restart.ts';
 import { type Gauges, Metrics } from './metrics/metrics.ts';
 import { ApiKeys, Quotas } from './requesters/keys.ts';
 import { requesterRoutes } from './requesters/routes.ts';
@@ -365,26 +366,14 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
 
   let recovered: Promise<number> | null = null;
   const recover = (): Promise<number> => {
-    recovered ??= (async () => {
-      const now = clock.now();
-      let n = 0;
-      for (const record of await store.unfinishedJobs()) {
-        if (relay.jobById(record.id) !== undefined) continue;
-        store.putJob({
-          ...record,
-          state: 'failed',
-          updatedAt: now,
-          error: 'RESTARTED: The coordinator restarted while this job was unfinished; run it again.',
-        });
-        options.billing?.relay.ended(record.id, 'the coordinator restarted');
-        n++;
-      }
-      await store.flush();
-      // Reservations of jobs that ended without their money moving, or whose record never reached the store.
-      const released = (await options.billing?.releaseOrphaned()) ?? 0;
-      if (n > 0 || released > 0) logger.info('recovered unfinished jobs from before a restart', { failed: n, released });
-      return n;
-    })();
+    recovered ??= recoverFromRestart({
+      store,
+      relay,
+      clock,
+      logger,
+      ...(options.billing !== undefined && { billing: options.billing }),
+      ...(options.onJobDone !== undefined && { onJobDone: options.onJobDone }),
+    });
     return recovered;
   };
 

@@ -97,7 +97,7 @@ describe('the coordinator killed with SIGKILL under load, restarted on PostgreSQ
   const cleanup: (() => Promise<unknown>)[] = [];
   afterAll(async () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
-  });
+  }, 180_000);
 
   it(`loses no job and no money across ${KILLS} kills`, { timeout: 240_000 + KILLS * 90_000 }, async () => {
     const models = await startModelHost({ port: 0 });

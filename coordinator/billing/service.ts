@@ -111,6 +111,8 @@ export interface Billing {
    * rather than after `staleAfterMs`. How many.
    */
   releaseOrphaned(): Promise<number>;
+  /** Requester jobs the store has as done whose reservation is still open (a run died before charging them), with their envelopes. */
+  doneUncharged(): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>>;
   /** Moves commission into the check budget (the operator's call). */
   fundBudgetFromFees(fundingId: string, amount: bigint): Promise<LedgerTxn>;
   /** The budget changed outside billing (a deposit to it was booked): read it again. */
@@ -328,6 +330,17 @@ export function createBilling(options: BillingOptions): Billing {
     return n;
   }
 
+  async function doneUncharged(): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>> {
+    const { rows } = await db.query<{ job_id: string; input_tokens: unknown; max_output_tokens: unknown }>(
+      `SELECT b.job_id, b.input_tokens, b.max_output_tokens FROM job_billing b JOIN jobs j ON j.id = b.job_id
+       WHERE b.state = 'reserved' AND b.role = 'job' AND j.state = 'done' ORDER BY b.created_at`,
+    );
+    return rows.map((r) => ({
+      jobId: r.job_id,
+      envelope: { inputTokens: toInt(r.input_tokens), maxOutputTokens: toInt(r.max_output_tokens) },
+    }));
+  }
+
   async function createRerun(primaryJobId: string): Promise<Job | Refusal> {
     const refuse = (status: Refusal['status'], code: Refusal['error']['code'], message: string): Refusal => ({
       status,
@@ -423,6 +436,7 @@ export function createBilling(options: BillingOptions): Billing {
     budget: () => ledger.payerBalances(budgetPayer),
     sweepStale: sweep,
     releaseOrphaned,
+    doneUncharged,
     fundBudgetFromFees: (fundingId, amount) =>
       enqueue(async () => {
         const txn = await ledger.fundBudgetFromFees(fundingId, amount);
