@@ -79,7 +79,8 @@ async function runtimeBench(): Promise<void> {
 // BENCH_ONLY=runtime|dispatch|background|first-click|earnings|trust|models runs one of them; by default all, the browser runtime first.
 // The background suite (a hidden tab against a visible one) takes a few minutes; BENCH_BACKGROUND_LONG=1 runs it past the 5-minute mark.
 // first-click and earnings use the app's production build in dist/ (`npx vite build` first); earnings works for 5 minutes.
-const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models'];
+// connections holds 10,000 contributor sockets on one coordinator (BENCH_CONNECTIONS, BENCH_CONNECTIONS_BASE, BENCH_HOLD_S).
+const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models', 'connections'];
 const only = process.env['BENCH_ONLY'] ?? '';
 if (only !== '' && !SUITES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${SUITES.join(', ')}, got ${only}`);
 if (only === '' || only === 'runtime') await runtimeBench();
@@ -98,6 +99,10 @@ if (only === '' || only === 'first-click' || only === 'earnings') {
   const { runEarningsBench, runFirstClickBench } = await import('./first-screen/index.ts');
   if (only === '' || only === 'first-click') await runFirstClickBench();
   if (only === '' || only === 'earnings') await runEarningsBench();
+}
+if (only === '' || only === 'connections') {
+  const { runConnectionsBench } = await import('./connections/index.ts');
+  await runConnectionsBench();
 }
 if (only === '' || only === 'models') {
   const { runModelsBench } = await import('./models/index.ts');

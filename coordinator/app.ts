@@ -21,6 +21,7 @@ import type { Registry } from 'prom-client';
 import { type Billing, renderBillingMetrics } from './billing/service.ts';
 import { type Clock, consoleLogger, errorText, type Logger, systemClock } from './deps.ts';
 import { Relay, type JobDone } from './leases/relay.ts';
+import { recoverFromRestart } from './leases/restart.ts';
 import { type Gauges, Metrics } from './metrics/metrics.ts';
 import { ApiKeys, Quotas } from './requesters/keys.ts';
 import { requesterRoutes } from './requesters/routes.ts';
@@ -46,7 +47,7 @@ import { createFleetService, type FleetService } from './fleet/index.ts';
 import type { ModelCatalog } from './models/catalog.ts';
 import { engineClassOf } from '../protocol/engine-class.ts';
 import { SqlStore } from './store/sql-store.ts';
-import type { SqlDb } from './store/sql.ts';
+import { isDatabaseUnavailable, type SqlDb } from './store/sql.ts';
 import type { Store } from './store/types.ts';
 import { createProofPayloads } from './wallets/proof-payloads.ts';
 import type { PublicKeyLookup } from './wallets/public-key-lookup.ts';
@@ -313,6 +314,19 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   );
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
   app.onError((err, c) => {
+    if (isDatabaseUnavailable(err)) {
+      // The database went away (a restart, a failover): a typed 503 the client retries, not a 500.
+      logger.warn('request refused: the database is unreachable', {
+        requestId: c.get('requestId'),
+        path: c.req.path,
+        error: errorText(err),
+      });
+      c.header('retry-after', '2');
+      return c.json(
+        { error: { code: 'UNAVAILABLE', message: 'The coordinator cannot reach its database just now; try again shortly.' } },
+        503,
+      );
+    }
     logger.error('request failed', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, error: errorText(err) });
     return c.json({ error: { code: 'INTERNAL', message: 'The coordinator failed on this request; try again.' } }, 500);
   });
@@ -352,27 +366,14 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
 
   let recovered: Promise<number> | null = null;
   const recover = (): Promise<number> => {
-    recovered ??= (async () => {
-      const now = clock.now();
-      let n = 0;
-      const ended: Array<{ id: string; contributorId: string | null }> = [];
-      for (const record of await store.unfinishedJobs()) {
-        if (relay.jobById(record.id) !== undefined) continue;
-        ended.push(record);
-        store.putJob({
-          ...record,
-          state: 'failed',
-          updatedAt: now,
-          error: 'RESTARTED: The coordinator restarted while this job was unfinished; run it again.',
-        });
-        options.billing?.relay.ended(record.id, 'the coordinator restarted');
-        n++;
-      }
-      await store.flush();
-      relay.markRestarted(ended);
-      if (n > 0) logger.info('recovered unfinished jobs from before a restart', { failed: n });
-      return n;
-    })();
+    recovered ??= recoverFromRestart({
+      store,
+      relay,
+      clock,
+      logger,
+      ...(options.billing !== undefined && { billing: options.billing }),
+      ...(options.onJobDone !== undefined && { onJobDone: options.onJobDone }),
+    });
     return recovered;
   };
 

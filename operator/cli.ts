@@ -16,6 +16,7 @@ import {
   loadModelHostConfig,
   MODELHOST_SETTINGS,
 } from './config.ts';
+import { keysCommand, KEYS_USAGE } from './keys.ts';
 import { createLog } from './log.ts';
 import { stopWithSupervisor } from './supervisor.ts';
 
@@ -44,7 +45,10 @@ wallet's words in the file.
   --config FILE       JSON settings (environment variables override them)
   --create-key LABEL  print a new requester API key (and its deposit memo), then serve
   --check             check the configuration, print it without secrets, and exit
-  --help              this text`,
+  --help              this text
+
+  keys list           list the requester API keys of the running coordinator (no secrets)
+  keys revoke ID      revoke one; it is refused at once (see "spinneret coordinator keys")`,
   gateway: `Usage: spinneret gateway [--config FILE] [--check]
 
 Runs the OpenAI-compatible gateway (/v1/embeddings, /v1/chat/completions, /v1/models): each
@@ -116,29 +120,51 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const name = command as keyof typeof SETTINGS;
-  let values: { config?: string | undefined; help?: boolean | undefined; check?: boolean | undefined; 'create-key'?: string | undefined };
+  let values: {
+    config?: string | undefined;
+    help?: boolean | undefined;
+    check?: boolean | undefined;
+    'create-key'?: string | undefined;
+    url?: string | undefined;
+    json?: boolean | undefined;
+  };
+  let positionals: string[];
+  const keys = name === 'coordinator' && rest[0] === 'keys';
   try {
-    ({ values } = parseArgs({
-      args: rest,
+    ({ values, positionals } = parseArgs({
+      args: keys ? rest.slice(1) : rest,
+      allowPositionals: keys,
       options: {
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         check: { type: 'boolean' },
-        ...(name === 'coordinator' && { 'create-key': { type: 'string' as const } }),
+        ...(name === 'coordinator' && !keys && { 'create-key': { type: 'string' as const } }),
+        ...(keys && { url: { type: 'string' as const }, json: { type: 'boolean' as const } }),
       },
-    }) as { values: typeof values });
+    }) as { values: typeof values; positionals: string[] });
   } catch (err) {
-    console.error(`${err instanceof Error ? err.message : String(err)}\n\n${HELP[name]}`);
+    console.error(`${err instanceof Error ? err.message : String(err)}\n\n${keys ? KEYS_USAGE : HELP[name]}`);
     return 2;
   }
   if (values.help === true) {
-    console.log(HELP[name]);
+    console.log(keys ? KEYS_USAGE : HELP[name]);
     return 0;
   }
   const file = values.config;
   try {
     if (name === 'coordinator') {
       const config = loadCoordinatorConfig({ file });
+      if (keys) {
+        return await keysCommand({
+          action: positionals[0],
+          id: positionals[1],
+          url: values.url,
+          json: values.json === true,
+          config,
+          out: (line) => console.log(line),
+          err: (line) => console.error(line),
+        });
+      }
       if (values.check === true) return printCheck(config, COORDINATOR_SETTINGS);
       const log = createLog('coordinator', { level: config['log.level'] });
       // Loaded only to serve: `--help` and `--check` stay quick.

@@ -18,7 +18,7 @@ import { createNetworkInfo } from '../coordinator/network/network.ts';
 import { priceRoutes } from '../coordinator/prices/routes.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
-import type { SqlClient } from '../coordinator/store/sql.ts';
+import { isDatabaseUnavailable, type SqlClient } from '../coordinator/store/sql.ts';
 import { startVerification } from '../coordinator/verification/local.ts';
 import type { KnownAnswer } from '../coordinator/verification/canaries.ts';
 import type { Verification } from '../coordinator/verification/service.ts';
@@ -150,6 +150,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   });
   registerMoneyMetrics(registry, store.db, money);
   registerVerificationMetrics(registry, store.db);
+  registerStoreMetrics(registry, store);
   const walletDomains = config.walletDomains ?? (config.network === 'local' ? ['127.0.0.1', 'localhost'] : []);
   const coordinator = createCoordinator({
     store,
@@ -253,15 +254,32 @@ async function ensureLocalKeys(
 
 const toNumber = (value: unknown): number => Number(value ?? 0);
 
+/**
+ * `read`, or its last good value while the database is unreachable: `/metrics` keeps answering
+ * through a database outage (the outage itself shows in `spinneret_job_records_buffered`).
+ */
+function lastGood<T>(read: () => Promise<T>, initial: T): () => Promise<T> {
+  let last = initial;
+  return async () => {
+    try {
+      last = await read();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) throw err;
+    }
+    return last;
+  };
+}
+
 /** A counter whose value is a total kept in the database (monotone, survives restarts). */
 function dbCounter(registry: Registry, name: string, help: string, read: () => Promise<number>): void {
+  const value = lastGood(read, 0);
   new Counter({
     name,
     help,
     registers: [registry],
     async collect() {
       this.reset();
-      this.inc(await read());
+      this.inc(await value());
     },
   });
 }
@@ -300,18 +318,54 @@ function registerMoneyMetrics(registry: Registry, db: SqlClient, money: Money): 
   });
 }
 
+/** The job write buffer: records waiting for the database, and those it refused and set aside. */
+function registerStoreMetrics(registry: Registry, store: SqlStore): void {
+  new Counter({
+    name: 'spinneret_job_records_set_aside_total',
+    help: 'Job records the database refused for their data (set aside with their error, never retried).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.setAsideJobs.count);
+    },
+  });
+  new Gauge({
+    name: 'spinneret_job_records_buffered',
+    help: 'Job records put and not yet written to the database (grows while it is unreachable).',
+    registers: [registry],
+    collect() {
+      this.set(store.bufferedJobs);
+    },
+  });
+}
+
 const PASSED = ['canary-pass', 'replica-agree', 'tie-break-pass'];
 const FAILED = ['canary-fail', 'replica-disagree', 'tie-break-fail'];
 
 /** Checks passed and failed, quarantines, from the verification records. */
 function registerVerificationMetrics(registry: Registry, db: SqlClient): void {
+  const kinds = lastGood(
+    async () => (await db.query<{ kind: string; n: unknown }>(`SELECT kind, count(*) AS n FROM verification_records GROUP BY kind`)).rows,
+    [],
+  );
+  const quarantined = lastGood(
+    async () =>
+      toNumber(
+        (
+          await db.query<{ n: unknown }>(`SELECT count(*) AS n FROM verification_quarantines WHERE until_at IS NULL OR until_at > $1`, [
+            Date.now(),
+          ])
+        ).rows[0]?.n,
+      ),
+    0,
+  );
   new Counter({
     name: 'spinneret_verification_checks_total',
     help: 'Verification findings by kind (canary, replica, tie-break) and result (passed, failed).',
     labelNames: ['check', 'result'],
     registers: [registry],
     async collect() {
-      const { rows } = await db.query<{ kind: string; n: unknown }>(`SELECT kind, count(*) AS n FROM verification_records GROUP BY kind`);
+      const rows = await kinds();
       this.reset();
       for (const kind of [...PASSED, ...FAILED]) {
         const n = toNumber(rows.find((r) => r.kind === kind)?.n);
@@ -327,11 +381,7 @@ function registerVerificationMetrics(registry: Registry, db: SqlClient): void {
     help: 'Contributors in quarantine now.',
     registers: [registry],
     async collect() {
-      const { rows } = await db.query<{ n: unknown }>(
-        `SELECT count(*) AS n FROM verification_quarantines WHERE until_at IS NULL OR until_at > $1`,
-        [Date.now()],
-      );
-      this.set(toNumber(rows[0]?.n));
+      this.set(await quarantined());
     },
   });
 }

@@ -43,6 +43,7 @@ export const WireError = v.strictObject({
     'PAYMENT_REQUIRED',
     'ENVELOPE',
     'RESTARTED',
+    'UNAVAILABLE',
   ]),
   message: SafeText(2000),
 });

@@ -24,6 +24,8 @@ export interface ContributorPoolOptions {
   connectParallel?: number;
   /** How often each worker pings, ms. Default 5 000 (the coordinator's default heartbeat is 15 000). */
   pingEveryMs?: number;
+  /** Where to record each worker's hello → welcome time, ms (the connections benchmark). */
+  helloMs?: Samples;
 }
 
 /** What the workers saw while recording. */
@@ -87,7 +89,7 @@ class Contributor {
 
 /** N connected, welcomed workers offering slots; see the module comment. */
 export class ContributorPool {
-  readonly #o: Required<ContributorPoolOptions>;
+  readonly #o: Required<Omit<ContributorPoolOptions, 'helloMs'>> & Pick<ContributorPoolOptions, 'helloMs'>;
   readonly #workers: Contributor[] = [];
   readonly #resultCt: string;
   readonly #resultEnc: string;
@@ -197,6 +199,7 @@ export class ContributorPool {
         await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, new Uint8Array(helloMessage(c.nonce, identityKey, hpkeKey))),
       );
       const welcome = worker.next('welcome', 10_000);
+      const helloAt = performance.now();
       worker.send({
         v: PROTOCOL_VERSION,
         type: 'hello',
@@ -207,6 +210,7 @@ export class ContributorPool {
         client: { name: 'bench-dispatch', version: '0' },
       });
       const w = await welcome;
+      this.#o.helloMs?.add(performance.now() - helloAt);
       if (w.type !== 'welcome') throw new Error('expected a welcome');
       worker.contributorId = w.contributorId;
       const pong = worker.next('pong', 10_000);

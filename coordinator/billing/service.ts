@@ -105,6 +105,14 @@ export interface Billing {
   budget(): Promise<PayerBalances>;
   /** Releases reservations older than `staleAfterMs` whose job this coordinator no longer runs (the timer's work). */
   sweepStale(): Promise<void>;
+  /**
+   * On start, after the unfinished jobs were failed: releases every open reservation whose job a
+   * previous run left without an end (never recorded, or recorded failed or cancelled), at once
+   * rather than after `staleAfterMs`. How many.
+   */
+  releaseOrphaned(): Promise<number>;
+  /** Requester jobs the store has as done whose reservation is still open (a run died before charging them), with their envelopes. */
+  doneUncharged(): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>>;
   /** Moves commission into the check budget (the operator's call). */
   fundBudgetFromFees(fundingId: string, amount: bigint): Promise<LedgerTxn>;
   /** The budget changed outside billing (a deposit to it was booked): read it again. */
@@ -307,6 +315,32 @@ export function createBilling(options: BillingOptions): Billing {
     if (rows.length > 0) await enqueue(refresh);
   }
 
+  async function releaseOrphaned(): Promise<number> {
+    const { rows } = await db.query<{ job_id: string }>(
+      `SELECT b.job_id FROM job_billing b LEFT JOIN jobs j ON j.id = b.job_id
+       WHERE b.state = 'reserved' AND (j.id IS NULL OR j.state IN ('failed', 'cancelled')) ORDER BY b.created_at`,
+    );
+    let n = 0;
+    for (const { job_id: jobId } of rows) {
+      if (relay?.jobById(jobId) !== undefined) continue;
+      await release(jobId, 'the coordinator restarted');
+      n++;
+    }
+    if (n > 0) await enqueue(refresh);
+    return n;
+  }
+
+  async function doneUncharged(): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>> {
+    const { rows } = await db.query<{ job_id: string; input_tokens: unknown; max_output_tokens: unknown }>(
+      `SELECT b.job_id, b.input_tokens, b.max_output_tokens FROM job_billing b JOIN jobs j ON j.id = b.job_id
+       WHERE b.state = 'reserved' AND b.role = 'job' AND j.state = 'done' ORDER BY b.created_at`,
+    );
+    return rows.map((r) => ({
+      jobId: r.job_id,
+      envelope: { inputTokens: toInt(r.input_tokens), maxOutputTokens: toInt(r.max_output_tokens) },
+    }));
+  }
+
   async function createRerun(primaryJobId: string): Promise<Job | Refusal> {
     const refuse = (status: Refusal['status'], code: Refusal['error']['code'], message: string): Refusal => ({
       status,
@@ -401,6 +435,8 @@ export function createBilling(options: BillingOptions): Billing {
     },
     budget: () => ledger.payerBalances(budgetPayer),
     sweepStale: sweep,
+    releaseOrphaned,
+    doneUncharged,
     fundBudgetFromFees: (fundingId, amount) =>
       enqueue(async () => {
         const txn = await ledger.fundBudgetFromFees(fundingId, amount);

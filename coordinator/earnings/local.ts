@@ -23,6 +23,7 @@ import { HotWallet, loadHotWallet } from '../payouts/hot-wallet.ts';
 import { SandboxChain } from '../payouts/sandbox-chain.ts';
 import { TonClientChain } from '../payouts/ton-client-chain.ts';
 import type { SqlStore } from '../store/sql-store.ts';
+import { isDatabaseUnavailable } from '../store/sql.ts';
 import type { PublicKeyLookup } from '../wallets/public-key-lookup.ts';
 import type { Verification } from '../verification/service.ts';
 import { createEarnings, type Earnings } from './service.ts';
@@ -195,7 +196,7 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     },
     onJobDone(done) {
-      const task = (async () => {
+      const charge = async (): Promise<void> => {
         // A check's budget reservation is written asynchronously; charge it after.
         if (done.role !== 'job') await billing.whenReserved(done.jobId);
         const contributor = await store.getContributor(done.contributorId);
@@ -214,6 +215,20 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
             at: Date.now(),
           });
         }
+      };
+      // Every step is idempotent (the ledger's keys, ON CONFLICT rows): while the database is
+      // unreachable the whole charge is tried again, with backoff, for up to CHARGE_RETRY_MS, so a
+      // job delivered during a database restart is still paid for, once.
+      const task = (async () => {
+        const until = Date.now() + CHARGE_RETRY_MS;
+        for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+          try {
+            return await charge();
+          } catch (err) {
+            if (!isDatabaseUnavailable(err) || Date.now() + delay > until) throw err;
+            await new Promise((resolve) => setTimeout(resolve, delay));
+          }
+        }
       })()
         .catch((err: unknown) => log(`earnings: crediting job ${done.jobId} failed: ${err instanceof Error ? err.message : String(err)}`))
         .finally(() => inFlight.delete(task));
@@ -221,6 +236,9 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
     },
   };
 }
+
+/** How long a finished job's charge is retried while the database is unreachable, ms. */
+const CHARGE_RETRY_MS = 10 * 60_000;
 
 function unsupported(): never {
   throw new Error('deposits need the sandbox chain or a TonClient chain');

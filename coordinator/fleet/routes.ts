@@ -39,14 +39,14 @@ export interface FleetRouteDeps {
 /** Longest enrollment token lifetime: one year. */
 const MAX_TTL_MS = 365 * 24 * 60 * 60_000;
 const Label = v.pipe(v.string(), v.trim(), v.minLength(1, 'a label is required'), v.maxLength(64));
-const IssueRequest = v.strictObject({
+export const IssueRequest = v.strictObject({
   label: Label,
   /** How long the token can enroll devices, ms. */
   ttlMs: v.pipe(v.number(), v.integer(), v.minValue(60_000, 'at least one minute'), v.maxValue(MAX_TTL_MS, 'at most one year')),
   scope: v.optional(v.picklist(ENROLLMENT_SCOPES), 'contribute'),
   maxDevices: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1),
 });
-const EnrollRequest = v.strictObject({
+export const EnrollRequest = v.strictObject({
   token: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
   identityKey: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url Ed25519 public key')),
   /** The identity key's signature of {@link enrollMessage}: proof the caller holds the device's key. */
@@ -54,7 +54,7 @@ const EnrollRequest = v.strictObject({
   /** This machine's name; default the token's label. */
   label: v.optional(Label),
 });
-const ControlRequest = v.strictObject({
+export const ControlRequest = v.strictObject({
   action: v.picklist(['pause', 'resume', 'message']),
   text: v.optional(v.pipe(v.string(), v.maxLength(500))),
 });

@@ -47,7 +47,10 @@ export async function openPostgresDb(options: PostgresOptions): Promise<SqlDb> {
     ...(schema === undefined ? {} : { options: `-c search_path="${schema}"` }),
   });
   // An idle client's connection error would otherwise crash the process; the next query reports it.
-  pool.on('error', (err) => console.error('store: idle PostgreSQL connection failed', err));
+  // Only the message and code: the error carries its client, whose connection parameters may hold a password.
+  pool.on('error', (err: Error & { code?: string }) =>
+    console.error(`store: idle PostgreSQL connection failed: ${err.message}${err.code === undefined ? '' : ` (${err.code})`}`),
+  );
   const db: SqlDb = {
     ...client(pool),
     async transaction(fn) {

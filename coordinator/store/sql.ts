@@ -32,3 +32,26 @@ export function toInt(value: unknown): number {
 export function toIntOrNull(value: unknown): number | null {
   return value === null || value === undefined ? null : toInt(value);
 }
+
+/** Socket errors of a database that went away or is not there yet. */
+const GONE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * Whether `err` says the database is unreachable or restarting (retrying later can work), as
+ * opposed to refusing the statement: a socket error, SQLSTATE class 08 (connection exception),
+ * 57P01–57P03 (shut down, crashed, starting up), 53300 (too many connections), and the `pg`
+ * pool's own connection errors.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (GONE_ERRNO.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code) || code === '53300')) {
+    return true;
+  }
+  return (
+    typeof message === 'string' &&
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|the database system is (starting up|shutting down)/i.test(
+      message,
+    )
+  );
+}
