@@ -230,3 +230,30 @@ export function graphInputs(bytes: Uint8Array): { name: string; type: string }[]
     .filter((i) => !initializers.has(i.name ?? ''))
     .map((i) => ({ name: i.name ?? '', type: TYPE_NAMES[i.type?.tensorType?.elemType ?? 0] ?? 'unknown' }));
 }
+
+const ELEM_BYTES: Record<number, number> = {
+  [DataType.FLOAT]: 4,
+  [DataType.FLOAT16]: 2,
+  [DataType.INT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.INT8]: 1,
+  [DataType.UINT8]: 1,
+  [DataType.BOOL]: 1,
+  [DataType.DOUBLE]: 8,
+};
+
+/**
+ * The largest initializer of an ONNX model, bytes, read from its bytes: raw data, or the
+ * `length` an external-data initializer declares, or its dimensions times its element size.
+ */
+export function largestInitializerBytes(bytes: Uint8Array): number {
+  const model = onnx.ModelProto.decode(bytes);
+  let largest = 0;
+  for (const t of model.graph?.initializer ?? []) {
+    const external = (t.externalData ?? []).find((e) => e.key === 'length')?.value;
+    const counted = (t.dims ?? []).reduce((n: number, d) => n * Number(d), 1) * (ELEM_BYTES[t.dataType ?? 0] ?? 1);
+    const size = t.rawData !== undefined && t.rawData.length > 0 ? t.rawData.length : external !== undefined ? Number(external) : counted;
+    largest = Math.max(largest, size);
+  }
+  return largest;
+}
