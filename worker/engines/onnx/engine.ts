@@ -3,7 +3,7 @@ import { EngineError, toSpinneretError } from '../../../protocol/errors.ts';
 import type { ModelEntry, ModelFile, OnnxModel } from '../../../protocol/manifest.ts';
 import type { Engine, EngineContext, LoadOptions, LoadedModel, RunPlan } from '../types.ts';
 import { presentNames } from './decoder.ts';
-import { createSession, loadOrt, type OrtModule } from './ort.ts';
+import { createSession, externalDataFiles, loadOrt, type OrtModule } from './ort.ts';
 import { selectOnnxBackend, type BackendChoice } from './select.ts';
 
 export interface OnnxEngineOptions {
@@ -74,6 +74,7 @@ export class OnnxEngine implements Engine {
         backend: choice.backend,
         device,
         gpuOutputs: model.onnx.decoder !== undefined ? presentNames(model.onnx.decoder) : [],
+        externalData: externalDataFiles(model.onnx.model, files),
       });
       const loaded = await openLoadedModel(ort, model, files, session, choice);
       options.onProgress?.({ modelId: model.id, phase: 'ready', loadedBytes: 0, totalBytes: 0 });
