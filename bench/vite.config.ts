@@ -9,7 +9,12 @@ export default defineConfig({
     outDir: resolve(import.meta.dirname, '../.cache/bench-dist'),
     emptyOutDir: true,
     target: 'es2022',
-    rollupOptions: { input: { runtime: resolve(import.meta.dirname, 'runtime/index.html') } },
+    rollupOptions: {
+      input: {
+        runtime: resolve(import.meta.dirname, 'runtime/index.html'),
+        standins: resolve(import.meta.dirname, 'standins/index.html'),
+      },
+    },
   },
   worker: { format: 'es' },
 });

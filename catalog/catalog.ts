@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'n
 import { dirname, join, relative } from 'node:path';
 import * as v from 'valibot';
 import { IntegrityError, ManifestError, ModelUnreachableError } from '../protocol/errors.ts';
-import { HubSource } from '../protocol/manifest.ts';
+import { HubSource, ModelEntry } from '../protocol/manifest.ts';
 
 const FileName = v.pipe(
   v.string(),
@@ -222,6 +222,24 @@ export async function mirror(
   return written;
 }
 
+/**
+ * The manifest entries a mirror folder holds (written by `npm run catalog -- entries`), with
+ * relative file URLs resolved under `baseUrl`, where the model host serves the mirror; none
+ * when the folder has no entries file.
+ */
+export function readMirrorEntries(dir: string, baseUrl: string): ModelEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, MIRROR_ENTRIES), 'utf8');
+  } catch {
+    return [];
+  }
+  const base = `${baseUrl.replace(/\/+$/, '')}/`;
+  const result = v.safeParse(v.array(ModelEntry), JSON.parse(text) as unknown);
+  if (!result.success) throw new ManifestError(`${join(dir, MIRROR_ENTRIES)} is invalid: ${v.summarize(result.issues)}.`);
+  return result.output.map((entry) => ({ ...entry, files: entry.files.map((f) => ({ ...f, url: new URL(f.url, base).href })) }));
+}
+
 /** Per model: how many of its files are pinned. */
 export function status(catalog: Catalog, pins: Pins): { id: string; files: number; pinned: number }[] {
   return catalog.models.map((model) => {
@@ -235,6 +253,9 @@ export function nanoTonPer1k(usdPer1M: number, usdPerTon: number): bigint {
   return BigInt(Math.round(((usdPer1M / 1000) * 1e9) / usdPerTon));
 }
 
+/** The file in a mirror folder that holds its manifest entries (`npm run catalog -- entries`); not served as a file. */
+export const MIRROR_ENTRIES = 'manifest-entries.json';
+
 /** A mirror folder as the model host's extra files: URL path → bytes. */
 export function readMirror(dir: string): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
@@ -242,6 +263,7 @@ export function readMirror(dir: string): Map<string, Uint8Array> {
     for (const name of readdirSync(at)) {
       const path = join(at, name);
       if (statSync(path).isDirectory()) walk(path);
+      else if (at === dir && name === MIRROR_ENTRIES) continue;
       else files.set(relative(dir, path).split('\\').join('/'), new Uint8Array(readFileSync(path)));
     }
   };

@@ -4,15 +4,31 @@
  * - `pin`: downloads each file once from the hub and records its size and SHA-256; a pinned
  *   file whose hash changed is refused;
  * - `mirror --out DIR`: copies the pinned files into DIR in the hub layout, each checked,
- *   for the model host to serve (`npx tsx modelhost/main.ts --mirror DIR`).
+ *   for the model host to serve (`npx tsx modelhost/main.ts --mirror DIR`);
+ * - `entries --mirror DIR [--base URL] [--out FILE]`: the model host's manifest entries for the
+ *   mirrored models (hub repository, revision, variant, each file's size and SHA-256, the facts
+ *   read from the model's own files), written to DIR/manifest-entries.json by default, which
+ *   the model host lists when it serves that mirror;
+ * - `prices [--merge FILE] [--out FILE]`: the coordinator's price entries from the catalog's
+ *   cited prices (nanoTON per 1,000 tokens); `--merge` sets them in a prices.json, keeping
+ *   every other model's price.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { mirror, pin, readCatalog, readPins, status } from './catalog.ts';
+import { mirror, MIRROR_ENTRIES, pin, readCatalog, readPins, status } from './catalog.ts';
+import { manifestEntries, mergePrices, priceEntries } from './entries.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { hub: { type: 'string' }, out: { type: 'string' }, pins: { type: 'string' } },
+  options: {
+    hub: { type: 'string' },
+    out: { type: 'string' },
+    pins: { type: 'string' },
+    mirror: { type: 'string' },
+    base: { type: 'string' },
+    merge: { type: 'string' },
+  },
 });
 const [command, ...ids] = positionals;
 const catalog = readCatalog();
@@ -30,8 +46,23 @@ try {
   } else if (command === 'mirror') {
     if (values.out === undefined) throw new Error('mirror needs --out DIR');
     console.log(`Mirrored ${await mirror(catalog, pins, values.out, { ...hub, ids })} files into ${values.out}.`);
+  } else if (command === 'entries') {
+    if (values.mirror === undefined) throw new Error('entries needs --mirror DIR (a folder written by `npm run catalog -- mirror`)');
+    const entries = manifestEntries(catalog, pins, values.mirror, { ids, ...(values.base !== undefined ? { baseUrl: values.base } : {}) });
+    const out = values.out ?? join(values.mirror, MIRROR_ENTRIES);
+    writeFileSync(out, JSON.stringify(entries, null, 2) + '\n');
+    console.log(`Wrote ${entries.length} manifest entries (${entries.map((e) => e.id).join(', ')}) to ${out}.`);
+  } else if (command === 'prices') {
+    const text =
+      values.merge !== undefined
+        ? JSON.stringify(mergePrices(JSON.parse(readFileSync(values.merge, 'utf8')) as unknown, catalog), null, 2)
+        : JSON.stringify(priceEntries(catalog), null, 2);
+    if (values.out !== undefined) writeFileSync(values.out, text + '\n');
+    else console.log(text);
   } else {
-    console.error('Usage: npm run catalog -- status | pin [ids…] [--hub URL] | mirror --out DIR [ids…] [--hub URL]');
+    console.error(
+      'Usage: npm run catalog -- status | pin [ids…] [--hub URL] | mirror --out DIR [ids…] [--hub URL] | entries --mirror DIR [ids…] [--base URL] [--out FILE] | prices [--merge prices.json] [--out FILE]',
+    );
     process.exitCode = 2;
   }
 } catch (err) {

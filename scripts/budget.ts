@@ -10,9 +10,11 @@
  *   imports statically; the service worker, its Workbox runtime and every file it precaches
  *   on install; `runtime.json`. Text files are gzipped (level 9) one by one; PNGs count as they are.
  * not counted: what loads only after a click or a first job — TON Connect, @ton/core and Buffer
- *   (on Connect wallet), the worker's network code and engines (on Start), onnxruntime-web's and
- *   web-llm's code and WASM (on the first job), the chart library (once there is work to chart),
- *   kiosk mode (kiosk machines only) — and source maps. Responses from the coordinator and the
+ *   (on Connect wallet), the worker's network code and HPKE (on Start), onnxruntime-web's and
+ *   web-llm's code and WASM, the engines' model code (worker/engines/onnx/loaded.ts: tokenizers,
+ *   the Jinja chat template engine, the hub-file reader; worker/engines/webllm/loaded.ts: cache
+ *   seeding, web-llm's errors, the chat loop) (on the first job), the
+ *   chart library (once there is work to chart), kiosk mode (kiosk machines only) — and source maps. Responses from the coordinator and the
  *   model host (the model manifest, prices, demand: a few KB of JSON) are measured in the
  *   browser by `npm run bench` (bench/first-click/), which also counts what the browser itself
  *   fetches (the web app manifest's icon).
@@ -24,7 +26,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { readBuildManifest, type BuildManifest } from './shell.ts';
 
-export const BUDGET_KB = 150;
+/** Lowered from 150 KB when the engines' model code left the worker's first load (132.3 → 93.0 KB). */
+export const BUDGET_KB = 100;
 export const GOAL_KB = 60;
 const BUDGETED_ENTRY = 'index.html';
 

@@ -4,8 +4,6 @@
  * `postMessage`.
  */
 import type { StreamChunk } from '../protocol/jobs.ts';
-import { toB64url } from '../protocol/envelope.ts';
-import { enrollMessage } from '../protocol/wire.ts';
 import type { GpuBenchmark, GpuInfo } from './gpu/types.ts';
 import type { GpuDeviceManager } from './gpu/device.ts';
 import { runGpuBenchmark } from './gpu/bench.ts';
@@ -293,9 +291,8 @@ export function createWorkerApi(build: (config: WorkerConfig) => RuntimeParts, d
 
     /** Signs an enrollment with fleet token `token` (`POST /v1/enroll`): proves this device holds its identity key. */
     async signEnrollment(token: string): Promise<{ identityKey: string; signature: string }> {
-      const identity = await deviceIdentity();
-      const signature = await identity.sign(enrollMessage(token, identity.identityKey));
-      return { identityKey: identity.identityKey, signature: toB64url(signature) };
+      const [identity, [, { signEnrollment }]] = await Promise.all([deviceIdentity(), network()]);
+      return signEnrollment(identity, token);
     },
 
     /**

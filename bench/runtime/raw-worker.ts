@@ -12,6 +12,20 @@ interface DecoderShape {
   numKvHeads: number;
   headDim: number;
   vocabSize: number;
+  /** The graph's cache type (fp16 for fp16/q4f16 exports); float32 when not given. */
+  cacheType?: 'float32' | 'float16';
+  /** End-of-sequence ids: greedy stops after one, as the engine does. */
+  eosTokenIds?: readonly number[];
+}
+
+/** IEEE 754 half-precision bits to a number (float16 logits read as Uint16Array). */
+function half(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac === 0 ? sign * Infinity : NaN;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 const sessions = new Map<string, ort.InferenceSession>();
@@ -25,6 +39,12 @@ function ids(values: readonly number[], dims: number[]): ort.Tensor {
 }
 
 const api = {
+  /** Releases every session (the page then ends the worker). */
+  async close(): Promise<void> {
+    for (const session of sessions.values()) await session.release();
+    sessions.clear();
+  },
+
   async open(key: string, url: string, backend: 'webgpu' | 'wasm', gpuOutputs: string[] = []): Promise<void> {
     ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
@@ -37,22 +57,28 @@ const api = {
     sessions.set(key, await ort.InferenceSession.create(bytes, options));
   },
 
-  /** One embedding batch: ids and mask already made; returns milliseconds. */
-  async embed(key: string, inputIds: number[], mask: number[], batch: number, seq: number): Promise<number> {
+  /** One embedding batch: ids and mask already made (and zero `token_type_ids` where the graph takes them); returns milliseconds. */
+  async embed(key: string, inputIds: number[], mask: number[], batch: number, seq: number, tokenTypeIds = false): Promise<number> {
     const session = sessions.get(key);
     if (session === undefined) throw new Error(`no session ${key}`);
-    const feeds = { input_ids: ids(inputIds, [batch, seq]), attention_mask: ids(mask, [batch, seq]) };
+    const feeds: Record<string, ort.Tensor> = { input_ids: ids(inputIds, [batch, seq]), attention_mask: ids(mask, [batch, seq]) };
+    if (tokenTypeIds) feeds['token_type_ids'] = ids(new Array<number>(inputIds.length).fill(0), [batch, seq]);
     const start = performance.now();
     const out = await session.run(feeds);
     await out['last_hidden_state']?.getData();
     return performance.now() - start;
   },
 
-  /** Greedy decoding of `maxTokens` tokens with the cache on the GPU; returns milliseconds and the tokens. */
+  /** Greedy decoding of up to `maxTokens` tokens (the end token not counted) with the cache on the GPU; returns milliseconds and the tokens. */
   async generate(key: string, prompt: number[], maxTokens: number, shape: DecoderShape): Promise<{ ms: number; tokens: number[] }> {
     const session = sessions.get(key);
     if (session === undefined) throw new Error(`no session ${key}`);
-    const empty = new ort.Tensor('float32', new Float32Array(0), [1, shape.numKvHeads, 0, shape.headDim]);
+    const dims = [1, shape.numKvHeads, 0, shape.headDim];
+    const empty =
+      shape.cacheType === 'float16'
+        ? new ort.Tensor('float16', new Uint16Array(0), dims)
+        : new ort.Tensor('float32', new Float32Array(0), dims);
+    const eos = new Set(shape.eosTokenIds ?? []);
     const start = performance.now();
     let past: ort.Tensor[] = [];
     let pending = prompt;
@@ -73,14 +99,20 @@ const api = {
         feeds[`past_key_values.${l}.value`] = past[2 * l + 1] ?? empty;
       }
       const out = await session.run(feeds);
-      const logits = (await out['logits']?.getData()) as Float32Array;
-      const last = logits.subarray((n - 1) * shape.vocabSize, n * shape.vocabSize);
+      const data = await out['logits']?.getData();
       let best = 0;
-      for (let i = 1; i < last.length; i++) if ((last[i] ?? 0) > (last[best] ?? 0)) best = i;
+      if (data instanceof Uint16Array) {
+        const last = data.subarray((n - 1) * shape.vocabSize, n * shape.vocabSize);
+        for (let i = 1; i < last.length; i++) if (half(last[i] ?? 0) > half(last[best] ?? 0)) best = i;
+      } else {
+        const last = (data as Float32Array).subarray((n - 1) * shape.vocabSize, n * shape.vocabSize);
+        for (let i = 1; i < last.length; i++) if ((last[i] ?? 0) > (last[best] ?? 0)) best = i;
+      }
       for (const t of past) t.dispose();
       past = [];
       for (let l = 0; l < shape.numLayers; l++) past.push(out[`present.${l}.key`] as ort.Tensor, out[`present.${l}.value`] as ort.Tensor);
       length += n;
+      if (eos.has(best)) break;
       tokens.push(best);
       pending = [best];
     }

@@ -230,3 +230,64 @@ export function graphInputs(bytes: Uint8Array): { name: string; type: string }[]
     .filter((i) => !initializers.has(i.name ?? ''))
     .map((i) => ({ name: i.name ?? '', type: TYPE_NAMES[i.type?.tensorType?.elemType ?? 0] ?? 'unknown' }));
 }
+
+const ELEM_BYTES: Record<number, number> = {
+  [DataType.FLOAT]: 4,
+  [DataType.FLOAT16]: 2,
+  [DataType.INT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.INT8]: 1,
+  [DataType.UINT8]: 1,
+  [DataType.BOOL]: 1,
+  [DataType.DOUBLE]: 8,
+};
+
+/**
+ * The largest initializer of an ONNX model, bytes, read from its bytes: raw data, or the
+ * `length` an external-data initializer declares, or its dimensions times its element size.
+ */
+export function largestInitializerBytes(bytes: Uint8Array): number {
+  const model = onnx.ModelProto.decode(bytes);
+  let largest = 0;
+  for (const t of model.graph?.initializer ?? []) {
+    const external = (t.externalData ?? []).find((e) => e.key === 'length')?.value;
+    const counted = (t.dims ?? []).reduce((n: number, d) => n * Number(d), 1) * (ELEM_BYTES[t.dataType ?? 0] ?? 1);
+    const size = t.rawData !== undefined && t.rawData.length > 0 ? t.rawData.length : external !== undefined ? Number(external) : counted;
+    largest = Math.max(largest, size);
+  }
+  return largest;
+}
+
+/**
+ * The model with every initializer of at least `minBytes` moved to one external data file, as
+ * exports over protobuf's 2 GB limit are published (`model.onnx` + `model.onnx_data`): each
+ * moved tensor names `location` (relative to the graph's folder), its `offset` (4096-aligned)
+ * and `length`.
+ */
+export function withExternalData(bytes: Uint8Array, location: string, minBytes = 1024): { graph: Uint8Array; data: Uint8Array } {
+  const model = onnx.ModelProto.decode(bytes);
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  for (const t of model.graph?.initializer ?? []) {
+    const raw = t.rawData;
+    if (raw === undefined || raw === null || raw.length < minBytes) continue;
+    const start = Math.ceil(offset / 4096) * 4096;
+    if (start > offset) parts.push(new Uint8Array(start - offset));
+    parts.push(new Uint8Array(raw));
+    t.externalData = [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(start) },
+      { key: 'length', value: String(raw.length) },
+    ];
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    t.rawData = new Uint8Array(0);
+    offset = start + raw.length;
+  }
+  const data = new Uint8Array(offset);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p, at);
+    at += p.length;
+  }
+  return { graph: new Uint8Array(onnx.ModelProto.encode(model).finish()), data };
+}

@@ -6,7 +6,7 @@
  */
 import { exportPublicKey, generateHpkeKeyPair, toB64url } from '../../protocol/envelope.ts';
 import { IdbStore } from '../storage/idb.ts';
-import { helloMessage } from '../../protocol/wire.ts';
+import { enrollMessage, helloMessage } from '../../protocol/wire.ts';
 
 /** The two key pairs as stored. */
 export interface DeviceKeys {
@@ -63,6 +63,12 @@ export async function answerChallenge(
 ): Promise<{ identityKey: string; hpkeKey: string; nonce: string; signature: string }> {
   const { identityKey, hpkeKey } = identity;
   return { identityKey, hpkeKey, nonce, signature: toB64url(await identity.sign(helloMessage(nonce, identityKey, hpkeKey))) };
+}
+
+/** An enrollment with fleet token `token` (`POST /v1/enroll`), signed with the identity key: proves this device holds it. */
+export async function signEnrollment(identity: DeviceIdentity, token: string): Promise<{ identityKey: string; signature: string }> {
+  const signature = await identity.sign(enrollMessage(token, identity.identityKey));
+  return { identityKey: identity.identityKey, signature: toB64url(signature) };
 }
 
 /** True when `value` holds both pairs with the expected algorithms and private keys that cannot be exported. */

@@ -30,11 +30,14 @@ export interface SessionRequest {
   device: GPUDevice | null;
   /** Outputs kept on the GPU between runs (a decoder's `present.*`). */
   gpuOutputs?: readonly string[];
+  /** The graph's external data files (`model.onnx_data`), by the path the graph names them with. */
+  externalData?: readonly { path: string; data: Uint8Array }[];
 }
 
 export async function createSession(ort: OrtModule, request: SessionRequest): Promise<OrtSession> {
-  const { bytes, backend, device, gpuOutputs = [] } = request;
+  const { bytes, backend, device, gpuOutputs = [], externalData = [] } = request;
   const options: Ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
+  if (externalData.length > 0) options.externalData = externalData.map((f) => ({ path: f.path, data: f.data }));
   if (backend === 'webgpu') {
     options.executionProviders = device === null ? ['webgpu'] : [{ name: 'webgpu', device }];
     if (gpuOutputs.length > 0) {
@@ -57,6 +60,20 @@ export function int64Tensor(ort: OrtModule, values: ArrayLike<number>, dims: rea
 
 export function float32Tensor(ort: OrtModule, values: ArrayLike<number>, dims: readonly number[]): OrtTensor {
   return new ort.Tensor('float32', Float32Array.from(values), dims);
+}
+
+/**
+ * A graph's external data among a model's files: `<graph>_data` and its numbered parts
+ * (`onnx/model_q4f16.onnx_data`, `…_data_1`), as published exports name them, each with the
+ * path relative to the graph's folder that the graph refers to it by.
+ */
+export function externalDataFiles(graph: string, files: ReadonlyMap<string, Uint8Array>): { path: string; data: Uint8Array }[] {
+  const dir = graph.slice(0, graph.lastIndexOf('/') + 1);
+  const part = new RegExp(`^${graph.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_data(_\\d+)?$`);
+  return [...files]
+    .filter(([name]) => part.test(name))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, data]) => ({ path: name.slice(dir.length), data }));
 }
 
 /** An empty tensor of `type` (a decoder's first past, with a zero-length sequence axis). */

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DECODER_TEST_PROMPTS, decoderTokenizer, referenceDecoderForward, referenceGreedy } from '../../../modelhost/reference.ts';
 import { testModels } from '../../../modelhost/models/index.ts';
 import { OrtDecoder } from './decoder.ts';
-import { topK } from './engine.ts';
+import { topK } from './loaded.ts';
 import type { OrtModule } from './ort.ts';
 
 // onnxruntime-node implements the same API as onnxruntime-web (onnxruntime-common).

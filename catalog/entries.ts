@@ -1,0 +1,148 @@
+/**
+ * What the catalog generates for a network that serves its models: the model host's manifest
+ * entries (hub repository, revision and variant, each file with its size and SHA-256, and the
+ * facts read from the model's own files by protocol/hub-config.ts), built from a mirror folder
+ * written by `npm run catalog -- mirror`; and the coordinator's price entries, from the
+ * catalog's cited USD prices at its USD/TON rate (coordinator/ledger/prices.json's shape).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as v from 'valibot';
+import { IntegrityError, ManifestError } from '../protocol/errors.ts';
+import { OnnxModel } from '../protocol/manifest.ts';
+import { estimateVram, withHubFacts } from '../modelhost/models/layers.ts';
+import { largestInitializerBytes } from '../modelhost/models/onnx-graph.ts';
+import { PriceListSchema } from '../coordinator/ledger/prices.ts';
+import { filesOf, nanoTonPer1k, type Catalog, type CatalogModel, type Pins } from './catalog.ts';
+
+/** The hub files by role, as published: the export's own, then the sentence-transformers repository's. */
+const ROLES = {
+  config: 'config.json',
+  generationConfig: 'generation_config.json',
+  tokenizer: 'tokenizer.json',
+  tokenizerConfig: 'tokenizer_config.json',
+  modules: 'modules.json',
+  pooling: '1_Pooling/config.json',
+  sentenceBertConfig: 'sentence_bert_config.json',
+} as const;
+
+/** Where a mirrored file lies under the mirror folder and under the model host: the hub's own path. */
+export function mirrorPath(repository: string, revision: string, file: string): string {
+  return `${repository}/resolve/${revision}/${file}`;
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * The model host's manifest entry for each onnx model of `catalog` (all, or `ids`), read from
+ * the mirror folder `dir`. Every file must be pinned and its mirrored bytes must match the pin
+ * (else {@link IntegrityError}); a file the mirror lacks is an error that names it. File URLs
+ * are relative to the manifest (the host serves the mirror at the hub's paths), or under
+ * `baseUrl` when given.
+ */
+export function manifestEntries(
+  catalog: Catalog,
+  pins: Pins,
+  dir: string,
+  options: { ids?: readonly string[]; baseUrl?: string } = {},
+): OnnxModel[] {
+  const models =
+    options.ids === undefined || options.ids.length === 0 ? catalog.models : catalog.models.filter((m) => options.ids?.includes(m.id));
+  const missing = (options.ids ?? []).filter((id) => !catalog.models.some((m) => m.id === id));
+  if (missing.length > 0) throw new ManifestError(`The catalog has no model ${missing.map((id) => `"${id}"`).join(', ')}.`);
+  return models.map((model) => entryOf(model, pins, dir, options.baseUrl));
+}
+
+function entryOf(model: CatalogModel, pins: Pins, dir: string, baseUrl: string | undefined): OnnxModel {
+  const files = new Map<string, Uint8Array>();
+  const listed: OnnxModel['files'] = [];
+  for (const f of filesOf(model)) {
+    const pinned = pins[f.key];
+    if (pinned === undefined)
+      throw new ManifestError(`"${f.file}" of ${model.id} is not pinned yet. Run: npm run catalog -- pin ${model.id}`);
+    if (files.has(f.file)) throw new ManifestError(`${model.id} lists "${f.file}" twice (in ${f.repository} and another repository).`);
+    const path = mirrorPath(f.repository, f.revision, f.file);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(join(dir, path)));
+    } catch {
+      throw new ManifestError(
+        `The mirror has no "${f.file}" of ${model.id} (${path} under ${dir}). Run: npm run catalog -- mirror --out ${dir} ${model.id}`,
+      );
+    }
+    const found = sha256(bytes);
+    if (found !== pinned.sha256 || bytes.length !== pinned.size) throw new IntegrityError(join(dir, path), pinned.sha256, found);
+    files.set(f.file, bytes);
+    const url = baseUrl === undefined ? path : `${baseUrl.replace(/\/+$/, '')}/${path}`;
+    listed.push({ name: f.file, url, size: pinned.size, sha256: pinned.sha256 });
+  }
+  const graph = model.files.find((name) => name.startsWith('onnx/') && name.endsWith('.onnx'));
+  if (graph === undefined) throw new ManifestError(`${model.id} lists no onnx/*.onnx graph file.`);
+  const role = (name: string): string | undefined => (files.has(name) ? name : undefined);
+  const names = Object.fromEntries(
+    Object.entries(ROLES)
+      .map(([key, name]) => [key, role(name)] as const)
+      .filter(([, name]) => name !== undefined),
+  );
+  const graphBytes = files.get(graph) ?? new Uint8Array();
+  const fp16 = model.variant === 'fp16' || model.variant === 'q4f16';
+  const draft = withHubFacts(
+    {
+      id: model.id,
+      name: model.id,
+      description: `${model.repository} (${model.variant}) at revision ${model.revision}.`,
+      license: model.license,
+      kinds: model.kind === 'embed' ? ['embed'] : ['generate', 'chat'],
+      engine: 'onnx',
+      // The catalog's figure, or twice the weights where the catalog's is smaller.
+      vramBytes: Math.max(model.vramBytes, estimateVram(graphBytes.length, 0)),
+      maxBufferBytes: largestInitializerBytes(graphBytes),
+      requiredFeatures: fp16 ? ['shader-f16'] : [],
+      hub: { repository: model.repository, revision: model.revision, variant: model.variant },
+      onnx: { model: graph, ...names, backends: ['webgpu', 'wasm'] },
+    },
+    files,
+    model.prefixes ?? {},
+  );
+  const entry = v.safeParse(OnnxModel, { ...draft, files: listed });
+  if (!entry.success) throw new ManifestError(`The entry made for ${model.id} is invalid: ${v.summarize(entry.issues)}.`);
+  return entry.output;
+}
+
+/** One model's price as coordinator/ledger/prices.json writes it (nanoTON per 1,000 tokens, decimal strings). */
+export type PriceEntry =
+  { kind: 'chat'; unit: 'tokens'; promptPer1k: string; completionPer1k: string } | { kind: 'embed'; unit: 'tokens'; inputPer1k: string };
+
+/** The coordinator's price entry for each catalog model, from its cited USD price at the catalog's USD/TON rate. */
+export function priceEntries(catalog: Catalog): Record<string, PriceEntry> {
+  const rate = catalog.prices.usdPerTon;
+  const nano = (usd: number): string => nanoTonPer1k(usd, rate).toString();
+  return Object.fromEntries(
+    catalog.models.map((m): [string, PriceEntry] => [
+      m.id,
+      m.kind === 'embed'
+        ? { kind: 'embed', unit: 'tokens', inputPer1k: nano(m.price.usdPer1MInput) }
+        : {
+            kind: 'chat',
+            unit: 'tokens',
+            promptPer1k: nano(m.price.usdPer1MInput),
+            completionPer1k: nano(m.price.usdPer1MOutput ?? m.price.usdPer1MInput),
+          },
+    ]),
+  );
+}
+
+/**
+ * `prices` (a parsed prices.json) with the catalog's models set to their catalog prices;
+ * every other model (the test models, with their test prices) kept as it is. The result is
+ * checked against the coordinator's own schema.
+ */
+export function mergePrices(prices: unknown, catalog: Catalog): { commissionBps: number; models: Record<string, unknown> } {
+  const base = v.safeParse(v.object({ commissionBps: v.number(), models: v.record(v.string(), v.unknown()) }), prices);
+  if (!base.success) throw new ManifestError(`The price list to merge into is invalid: ${v.summarize(base.issues)}.`);
+  const merged = { commissionBps: base.output.commissionBps, models: { ...base.output.models, ...priceEntries(catalog) } };
+  const checked = v.safeParse(PriceListSchema, merged);
+  if (!checked.success) throw new ManifestError(`The merged price list is invalid: ${v.summarize(checked.issues)}.`);
+  return merged;
+}
