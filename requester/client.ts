@@ -11,20 +11,20 @@ import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '..
 import { JobKind } from '../protocol/manifest.ts';
 import {
   Account,
-  Assignment,
+  type Assignment,
   type DepositInstructions,
-  JobEvent,
   type JobReport,
-  JobReportAnswer,
+  type JobReportAnswer,
   MAX_MESSAGE_BYTES,
-  parseFrame,
   type SubmitPayload,
   type Verdict,
   VerdictAnswer,
 } from '../protocol/wire.ts';
 import type { ModelFacts } from '../protocol/wire.ts';
 import { EnvelopeCounter } from './billing.ts';
-import { CoordinatorError, failedJobError, httpError, networkError } from './errors.ts';
+import { ChannelLine } from './channel.ts';
+import { CoordinatorError, failedJobError, networkError } from './errors.ts';
+import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
 
 export interface RequesterClientOptions {
   /** Base URL of the coordinator, e.g. `https://coordinator.example` (no trailing `/v1`). */
@@ -33,6 +33,12 @@ export interface RequesterClientOptions {
   apiKey: string;
   /** Defaults to the global fetch. */
   fetch?: typeof fetch;
+  /**
+   * Run jobs over the requester channel (one WebSocket for every job, `/v1/requester`) when the
+   * coordinator has one, else over HTTP. Default: true, unless `fetch` is given (then every
+   * request goes through it).
+   */
+  channel?: boolean;
   /**
    * Check replicas when the coordinator asks (default true): it may run a job again on
    * another contributor; this client seals the same request for it, compares both results
@@ -82,7 +88,6 @@ export interface ModelListing {
   kinds: JobKind[];
 }
 
-const CreatedJob = v.object({ jobId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)), assignment: v.nullable(Assignment) });
 const ModelEntry = v.object({ id: v.string(), kinds: v.array(JobKind) });
 const ModelList = v.union([v.object({ models: v.array(ModelEntry) }), v.object({ data: v.array(ModelEntry) })]);
 
@@ -99,17 +104,54 @@ interface Attempt {
 export class RequesterClient {
   readonly #url: string;
   readonly #apiKey: string;
-  readonly #fetch: typeof fetch;
   readonly #options: RequesterClientOptions;
   readonly #checks = new Set<Promise<void>>();
   readonly #envelopes: EnvelopeCounter;
+  readonly #call: Call;
+  readonly #http: HttpLine;
+  readonly #useChannel: boolean;
+  #channel: ChannelLine | null = null;
+  #opening: Promise<JobLine> | null = null;
+  /** After the channel could not open, HTTP until then (ms). */
+  #channelRetryAt = 0;
 
   constructor(options: RequesterClientOptions) {
     this.#url = options.coordinatorUrl.replace(/\/+$/, '');
     this.#apiKey = options.apiKey;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    const fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
     this.#options = options;
-    this.#envelopes = new EnvelopeCounter((path, what) => this.#call('GET', path, undefined, what), this.#fetch);
+    this.#call = httpCall(this.#url, options.apiKey, fetchFn);
+    this.#http = new HttpLine(this.#url, options.apiKey, fetchFn);
+    this.#useChannel = options.channel ?? options.fetch === undefined;
+    this.#envelopes = new EnvelopeCounter((path, what) => this.#call('GET', path, undefined, what), fetchFn);
+  }
+
+  /** Closes the requester channel, if one is open (jobs still running on it fail). */
+  close(): void {
+    this.#channel?.close();
+    this.#channel = null;
+  }
+
+  /** Whether jobs go over the requester channel now (else HTTP). */
+  async transport(): Promise<'channel' | 'http'> {
+    return (await this.#line()) === this.#http ? 'http' : 'channel';
+  }
+
+  /** The channel when the coordinator has one and it opens, else HTTP; a failed channel is tried again after a minute. */
+  #line(): Promise<JobLine> {
+    if (!this.#useChannel) return Promise.resolve(this.#http);
+    if (this.#channel?.usable === true) return Promise.resolve(this.#channel);
+    if (Date.now() < this.#channelRetryAt) return Promise.resolve(this.#http);
+    this.#opening ??= ChannelLine.open(this.#url, this.#apiKey)
+      .then(
+        (line): JobLine => (this.#channel = line),
+        (): JobLine => {
+          this.#channelRetryAt = Date.now() + 60_000;
+          return this.#http;
+        },
+      )
+      .finally(() => (this.#opening = null));
+    return this.#opening;
   }
 
   /** The key's balances and deposit instructions (`GET /v1/account`). */
@@ -168,42 +210,39 @@ export class RequesterClient {
       ...(sizeBytes <= 1_000_000 && { sizeBytes }),
       ...(replicas && { replicas }),
     };
-    const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
-    const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
-    if (!created.success)
-      throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
-    const { jobId, assignment } = created.output;
+    const line = await this.#line();
+    const { jobId, assignment } = await line.create(create, signal);
     const primary = deferred<JobResult | null>();
     const onReplica = (replicaJobId: string): void => {
-      const check = this.#check(jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
+      const check = this.#check(line, jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
       this.#checks.add(check);
     };
     try {
-      const result = await this.#follow(jobId, job, assignment, options, onReplica);
+      const result = await this.#follow(line, jobId, job, assignment, options, onReplica);
       primary.resolve(result);
       // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
-      this.#track(this.#report(jobId, { opened: true, usage: result.usage }).then(() => undefined));
+      this.#track(this.#report(line, jobId, { opened: true, usage: result.usage }).then(() => undefined));
       return result;
     } catch (err) {
       primary.resolve(null);
-      if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err, options);
+      if (err instanceof UnopenableResult) return await this.#rerun(line, jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
-      await this.#cancel(jobId);
+      await line.cancel(jobId);
       if (signal?.aborted) throw new AbortedError(`Job ${jobId}`);
       throw err instanceof SpinneretError ? err : networkError(err, this.#url, `following job ${jobId}`);
     }
   }
 
   async #follow(
+    line: JobLine,
     jobId: string,
     job: JobRequest,
     inline: Assignment | null,
     { signal, onDelta }: RunOptions,
     onReplica?: (replicaJobId: string) => void,
   ): Promise<JobResult & { attempts: number }> {
-    const events = await this.#call('GET', `/v1/jobs/${jobId}/events`, undefined, 'opening the event stream', signal);
-    if (events.body === null) throw new CoordinatorError(`The event stream of job ${jobId} has no body.`, events.status);
+    const events = await line.events(jobId, signal);
     const emitted = { text: '', tokens: [] as number[] };
     // An object, not a `let`: TypeScript does not see the closure below assigning it.
     const state: { current: Attempt | null } = { current: null };
@@ -217,16 +256,11 @@ export class RequesterClient {
       const sealed = await sealJob(assignment.hpkeKey, { request: job, resultKey }, aad);
       state.current = { attempt: assignment.attempt, opener: createResultOpener(keys, jobId), opened: 0, text: '', tokens: [] };
       const body: SubmitPayload = { attempt: assignment.attempt, sealed };
-      const put = await this.#call('PUT', `/v1/jobs/${jobId}/payload`, body, 'sending the payload', signal, [409]);
-      // 409: this attempt is already superseded; the next `assigned` event follows.
-      if (put.status === 409) await put.body?.cancel();
+      await line.submit(jobId, body, signal);
     };
 
     if (inline !== null) await submit(inline);
-    for await (const line of ndjsonLines(events.body)) {
-      const parsed = parseFrame(JobEvent, line);
-      if (!parsed.ok) throw new CoordinatorError(`The coordinator sent a malformed event for job ${jobId}: ${parsed.error.message}`, 0);
-      const event = parsed.value;
+    for await (const event of events) {
       if (event.type === 'failed') throw new JobFailed(failedJobError(event.error, jobId));
       if (event.type === 'assigned') {
         await submit(event.assignment);
@@ -261,13 +295,13 @@ export class RequesterClient {
    * Runs the replica of `jobId` (the same request, sealed for its own contributor), compares
    * its result with the primary's and posts the verdict; then the tie-break, if one is asked.
    */
-  async #check(jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
+  async #check(line: JobLine, jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
     const report = (check: ReplicaCheck): void => this.#options.onCheck?.(check);
     try {
-      const replica = await this.#follow(replicaJobId, job, null, {});
+      const replica = await this.#follow(line, replicaJobId, job, null, {});
       const first = await primary;
       if (first === null) {
-        await this.#cancel(replicaJobId);
+        await line.cancel(replicaJobId);
         return report({ jobId, replicaJobId, agree: null, reason: 'The job failed, so there is nothing to compare.' });
       }
       const a = compareResults(first, replica, this.#options.compare);
@@ -275,7 +309,7 @@ export class RequesterClient {
       const answer = await this.#verdict(jobId, verdict);
       if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
       const tieBreakJobId = answer.tieBreak.jobId;
-      const third = await this.#follow(tieBreakJobId, job, null, {});
+      const third = await this.#follow(line, tieBreakJobId, job, null, {});
       const withPrimary = compareResults(third, first, this.#options.compare);
       const withReplica = compareResults(third, replica, this.#options.compare);
       const said = (x: typeof a) => ({ agree: x.agree, score: x.score, reason: x.reason.slice(0, 500) });
@@ -306,14 +340,8 @@ export class RequesterClient {
     this.#checks.add(tracked);
   }
 
-  async #report(jobId: string, report: JobReport): Promise<JobReportAnswer | null> {
-    const response = await this.#call('POST', `/v1/jobs/${jobId}/report`, report, 'reporting the result', undefined, [404, 409]);
-    if (!response.ok) {
-      await response.body?.cancel();
-      return null;
-    }
-    const answer = v.safeParse(JobReportAnswer, await response.json().catch(() => null));
-    return answer.success ? answer.output : null;
+  async #report(line: JobLine, jobId: string, report: JobReport): Promise<JobReportAnswer | null> {
+    return line.report(jobId, report);
   }
 
   /**
@@ -321,12 +349,13 @@ export class RequesterClient {
    * voided, never refunded to anyone) and follows the free re-run the coordinator places.
    */
   async #rerun(
+    line: JobLine,
     jobId: string,
     job: JobRequest,
     unopenable: UnopenableResult,
     options: RunOptions,
   ): Promise<JobResult & { attempts: number }> {
-    const answer = await this.#report(jobId, { opened: false, reason: unopenable.message.slice(0, 500) }).catch(() => null);
+    const answer = await this.#report(line, jobId, { opened: false, reason: unopenable.message.slice(0, 500) }).catch(() => null);
     const rerun = answer?.rerun ?? null;
     if (rerun === null) {
       // No re-run (a coordinator without reports, or none could be placed): the open error stands.
@@ -334,42 +363,14 @@ export class RequesterClient {
       throw new CoordinatorError(`The result of job ${jobId} could not be opened (${unopenable.message}); submit the job again.`, 0);
     }
     try {
-      return await this.#follow(rerun.jobId, job, null, options);
+      return await this.#follow(line, rerun.jobId, job, null, options);
     } catch (err) {
       if (err instanceof JobFailed) throw err.error;
       if (err instanceof UnopenableResult)
         throw new CoordinatorError(`The re-run ${rerun.jobId} of job ${jobId} did not open either: ${err.message}`, 0);
-      await this.#cancel(rerun.jobId);
+      await line.cancel(rerun.jobId);
       throw err instanceof SpinneretError ? err : networkError(err, this.#url, `following the re-run of job ${jobId}`);
     }
-  }
-
-  async #cancel(jobId: string): Promise<void> {
-    try {
-      const response = await this.#fetch(`${this.#url}/v1/jobs/${jobId}`, {
-        method: 'DELETE',
-        headers: { authorization: `Bearer ${this.#apiKey}` },
-        signal: AbortSignal.timeout(5000),
-      });
-      await response.body?.cancel();
-    } catch {
-      // Best effort: the coordinator's lease expiry ends the job anyway.
-    }
-  }
-
-  async #call(method: string, path: string, body: unknown, what: string, signal?: AbortSignal, allowed: number[] = []): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#apiKey}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    try {
-      const init: RequestInit = { method, headers, body: body === undefined ? null : JSON.stringify(body) };
-      if (signal !== undefined) init.signal = signal;
-      response = await this.#fetch(`${this.#url}${path}`, init);
-    } catch (err) {
-      throw networkError(err, this.#url, what);
-    }
-    if (!response.ok && !allowed.includes(response.status)) throw await httpError(response, what, this.#url);
-    return response;
   }
 }
 
@@ -413,30 +414,4 @@ function unseen(emitted: { text: string; tokens: number[] }, attempt: Attempt, j
   emitted.text += fresh.text;
   emitted.tokens.push(...fresh.tokens);
   return fresh;
-}
-
-/** Lines of a newline-delimited JSON body; cancels the body when the consumer stops early. */
-async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
-        if (line !== '') yield line;
-      }
-      if (done) break;
-      // A line over the frame limit is refused like an oversized frame; don't buffer it forever.
-      if (buffer.length > MAX_MESSAGE_BYTES * 2)
-        throw new CoordinatorError('An event of the job stream is larger than any valid event.', 0);
-    }
-    if (buffer.trim() !== '') yield buffer.trim();
-  } finally {
-    reader.cancel().catch(() => undefined);
-  }
 }

@@ -24,6 +24,8 @@ import { MAX_CREATE_BODY, MAX_PAYLOAD_BODY } from './routes.ts';
 const FRAME_OVERHEAD = 1024;
 /** The largest message the channel takes: a payload as large as `PUT …/payload` takes, with its fields. */
 export const MAX_CHANNEL_MESSAGE = Math.max(MAX_PAYLOAD_BODY, MAX_CREATE_BODY) + FRAME_OVERHEAD;
+/** The largest `create` message: the route's body limit with room for the message fields. */
+const CREATE_LIMIT = MAX_CREATE_BODY + FRAME_OVERHEAD;
 const CLOSE_POLICY = 1008;
 const CLOSE_GOING_AWAY = 1001;
 
@@ -134,7 +136,12 @@ class ChannelSession {
       return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message } });
     }
     const parsed = parseFrame(ChannelRequest, text);
-    if (!parsed.ok) return this.#refuse({ status: 400, error: parsed.error, ...tags(text) });
+    if (!parsed.ok) {
+      const { type, ...where } = tags(text);
+      // Refused by size first, as the route's body limit does.
+      if (type === 'create' && text.length > CREATE_LIMIT) return this.#refuse({ status: 413, error: tooLarge('create'), ...where });
+      return this.#refuse({ status: 400, error: parsed.error, ...where });
+    }
     const unsafe = findUnsafeText(parsed.value);
     if (unsafe !== null) {
       const message = `Invalid message at ${printable(unsafe.slice(0, 200))}: ${UNSAFE_TEXT_MESSAGE}.`;
@@ -144,13 +151,7 @@ class ChannelSession {
     const { actions } = this.#o;
     switch (m.type) {
       case 'create': {
-        if (text.length > MAX_CREATE_BODY + FRAME_OVERHEAD) {
-          return this.#refuse({
-            status: 413,
-            error: { code: 'BAD_MESSAGE', message: `A create message over ${MAX_CREATE_BODY + FRAME_OVERHEAD} bytes is refused.` },
-            ref: m.ref,
-          });
-        }
+        if (text.length > CREATE_LIMIT) return this.#refuse({ status: 413, error: tooLarge('create'), ref: m.ref });
         const created = await actions.createJob(this.#key, m.job);
         if (!created.ok) return this.#refused(created, { ref: m.ref });
         const { job, assignment } = created.value;
@@ -258,15 +259,24 @@ function rawText(data: RawData): string | null {
   return data instanceof ArrayBuffer ? Buffer.from(data).toString('utf8') : data.toString('utf8');
 }
 
-/** The `ref` and `jobId` of a message that failed validation, when they are usable, so the refusal can name it. */
-function tags(text: string): { ref?: string; jobId?: string } {
+/** The `type`, `ref` and `jobId` of a message that failed validation, when they are usable, so the refusal can name it. */
+function tags(text: string): { type?: string; ref?: string; jobId?: string } {
   try {
-    const data = JSON.parse(text) as { ref?: unknown; jobId?: unknown };
+    const data = JSON.parse(text) as { type?: unknown; ref?: unknown; jobId?: unknown } | null;
     const ok = (x: unknown): x is string => typeof x === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(x);
-    return { ...(ok(data.ref) && { ref: data.ref }), ...(ok(data.jobId) && { jobId: data.jobId }) };
+    if (data === null || typeof data !== 'object') return {};
+    return {
+      ...(ok(data.type) && { type: data.type }),
+      ...(ok(data.ref) && { ref: data.ref }),
+      ...(ok(data.jobId) && { jobId: data.jobId }),
+    };
   } catch {
     return {};
   }
+}
+
+function tooLarge(what: string): { code: 'BAD_MESSAGE'; message: string } {
+  return { code: 'BAD_MESSAGE', message: `A ${what} message over ${CREATE_LIMIT} bytes is refused, as the route's body limit.` };
 }
 
 /** Answers an upgrade with the HTTP route's refusal and closes the socket. */
