@@ -13,6 +13,7 @@ import { type ChannelErrorMessage, type ChannelMessage, ChannelRequest, REQUESTE
 import { findUnsafeText, printable, UNSAFE_TEXT_MESSAGE } from '../../protocol/text.ts';
 import { parseFrame, PROTOCOL_VERSION, type JobEvent } from '../../protocol/wire.ts';
 import { errorText, type Logger } from '../deps.ts';
+import { batchedWrites } from '../edges/batched-writes.ts';
 import { Counter } from '../edges/limits.ts';
 import { Job } from '../jobs/job.ts';
 import type { Verification } from '../verification/service.ts';
@@ -72,7 +73,7 @@ export class RequesterChannels {
       return reject(socket, 429, 'QUOTA', `This API key has ${this.#o.channelsPerKey} channels open, the limit; close one first.`);
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      const session = new ChannelSession(ws, key.value, this.#o);
+      const session = new ChannelSession(ws, key.value, this.#o, batchedWrites(socket));
       this.#open.add(session);
       ws.on('close', () => {
         this.#open.delete(session);
@@ -98,11 +99,13 @@ class ChannelSession {
   readonly #ws: WebSocket;
   readonly #key: ApiKeyRecord;
   readonly #o: ChannelOptions;
+  readonly #write: (send: () => void) => void;
   /** Followed jobs and how to stop following each. */
   readonly #following = new Map<string, () => void>();
 
-  constructor(ws: WebSocket, key: ApiKeyRecord, options: ChannelOptions) {
+  constructor(ws: WebSocket, key: ApiKeyRecord, options: ChannelOptions, write: (send: () => void) => void) {
     this.#ws = ws;
+    this.#write = write;
     this.#key = key;
     this.#o = options;
     // Messages run side by side, as HTTP requests do; a payload cannot overtake its job's creation,
@@ -250,7 +253,9 @@ class ChannelSession {
       this.#ws.close(CLOSE_POLICY, 'reader too slow');
       return;
     }
-    this.#ws.send(JSON.stringify(message));
+    const frame = JSON.stringify(message);
+    // Frames of one turn (a creation and its assignment, events of many jobs) leave in one write.
+    this.#write(() => this.#ws.send(frame));
   }
 }
 
