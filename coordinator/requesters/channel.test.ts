@@ -19,7 +19,8 @@ import { startPaidNetwork, type PaidNetwork } from '../billing/testing.ts';
 import { startCoordinator, TEST_ENVELOPE } from '../testing.ts';
 import { EmbedRuntime, testWallet } from '../verification/testing.ts';
 
-vi.setConfig({ testTimeout: 120_000 });
+// A paid network (PGlite, the model host, the sandbox chain) on a busy 2-core machine can take minutes.
+vi.setConfig({ testTimeout: 300_000 });
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
