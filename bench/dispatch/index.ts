@@ -19,9 +19,10 @@ import os from 'node:os';
 import { ContributorPool } from './contributors.ts';
 import { hotPaths } from './hot-paths.ts';
 import { EchoClients, type EchoResult } from './echo.ts';
-import { Child, type CoordinatorReport, type CpuSample, type MemorySample } from './ipc.ts';
+import { Child, type CoordinatorReport, type MemorySample } from './ipc.ts';
 import { httpTransport, type LoadResult, runLoad, type Transport } from './requesters.ts';
 import { runChannelLoad } from './channel-load.ts';
+import { clockOffset, cpuMeter } from './meter.ts';
 import { epochMs, int, kib, type LatencySummary, mib, ms, sleep } from './stats.ts';
 
 const MODEL = 'bench-model';
@@ -113,36 +114,6 @@ interface SizeResult {
   echo: EchoRun;
   loadBefore: string;
   loadAfter: string;
-}
-
-/** Measures a child's and this process's CPU use between the window's start and end. */
-function cpuMeter(child: Child, windowStart: number, windowEnd: number): () => Promise<{ server: number; driver: number }> {
-  const samples: { child: CpuSample; driver: number; at: number }[] = [];
-  const take = async (): Promise<void> => {
-    const driver = process.cpuUsage();
-    const at = epochMs();
-    samples.push({ child: await child.call({ cmd: 'cpu' }), driver: (driver.user + driver.system) / 1000, at });
-  };
-  const timers = [windowStart, windowEnd].map((t) => setTimeout(() => void take(), Math.max(0, t - epochMs())));
-  return async () => {
-    for (let i = 0; i < 100 && samples.length < 2; i++) await sleep(20);
-    timers.forEach(clearTimeout);
-    const [a, b] = samples.sort((x, y) => x.at - y.at);
-    if (a === undefined || b === undefined) return { server: Number.NaN, driver: Number.NaN };
-    return { server: (b.child.cpuMs - a.child.cpuMs) / (b.child.at - a.child.at), driver: (b.driver - a.driver) / (b.at - a.at) };
-  };
-}
-
-/** The child's clock minus this process's, from the IPC round trip with the smallest delay. */
-async function clockOffset(child: Child): Promise<number> {
-  let best = { rtt: Number.POSITIVE_INFINITY, offset: 0 };
-  for (let i = 0; i < 20; i++) {
-    const t0 = epochMs();
-    const theirs = await child.call({ cmd: 'clock' });
-    const t1 = epochMs();
-    if (t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: theirs - (t0 + t1) / 2 };
-  }
-  return best.offset;
 }
 
 async function httpPhase(
