@@ -25,6 +25,8 @@ import { recoverFromRestart } from './leases/restart.ts';
 import { type Gauges, Metrics } from './metrics/metrics.ts';
 import { ApiKeys, Quotas } from './requesters/keys.ts';
 import { requesterRoutes } from './requesters/routes.ts';
+import { RequesterActions } from './requesters/actions.ts';
+import { RequesterChannels } from './requesters/channel.ts';
 import type { SchedulerHooks } from './scheduler/scheduler.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
@@ -164,7 +166,7 @@ export interface CoordinatorStats {
 export interface Coordinator {
   /** Requester routes (`/v1/...`), `/healthz` and `/metrics`. */
   readonly app: Hono;
-  /** Accepts a contributor WebSocket on `/v1/contributor`; false for other paths (the socket is left alone). */
+  /** Accepts a contributor WebSocket on `/v1/contributor` or a requester channel on `/v1/requester`; false for other paths (the socket is left alone). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Serves contributor WebSockets on an existing HTTP server's upgrades. */
   attach(server: Server): void;
@@ -298,20 +300,26 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const operatorToken = options.operatorToken ?? process.env['SPINNERET_OPERATOR_TOKEN'];
   if (operatorToken !== undefined && operatorToken !== '') app.route('/v1', keyRoutes(operatorToken, store, apiKeys));
   for (const routes of options.publicRoutes ?? []) app.route('/v1', routes);
-  app.route(
-    '/v1',
-    requesterRoutes({
-      relay,
-      store,
-      keys: apiKeys,
-      quotas: new Quotas(clock),
-      subscribersPerJob: limits.subscribersPerJob,
-      subscribersPerKey: limits.subscribersPerKey,
-      eventStreamBufferBytes: limits.eventStreamBufferBytes,
-      ...(options.billing !== undefined && { billing: options.billing }),
-      ...(options.catalog !== undefined && { catalog: options.catalog }),
-    }),
-  );
+  // One set of requester actions (quotas, billing, stream slots) behind both the HTTP routes and the channel.
+  const actions = new RequesterActions({
+    relay,
+    store,
+    keys: apiKeys,
+    quotas: new Quotas(clock),
+    subscribersPerJob: limits.subscribersPerJob,
+    subscribersPerKey: limits.subscribersPerKey,
+    eventStreamBufferBytes: limits.eventStreamBufferBytes,
+    ...(options.billing !== undefined && { billing: options.billing }),
+    ...(options.catalog !== undefined && { catalog: options.catalog }),
+  });
+  app.route('/v1', requesterRoutes(actions));
+  const channels = new RequesterChannels({
+    actions,
+    logger,
+    channelsPerKey: limits.channelsPerKey,
+    sendBufferBytes: limits.eventStreamBufferBytes,
+    ...(options.verification !== undefined && { verification: options.verification }),
+  });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
   app.onError((err, c) => {
     if (isDatabaseUnavailable(err)) {
@@ -348,6 +356,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const attach = (server: Server): void => {
     server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (gateway.handleUpgrade(request, socket, head)) return;
+      if (channels.handleUpgrade(request, socket, head)) return;
       // Someone else may serve other upgrade paths on a shared server.
       if (server.listenerCount('upgrade') === 1) socket.destroy();
     });
@@ -358,6 +367,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       clearInterval(timer);
       relay.stopAll();
       gateway.closeAll();
+      channels.closeAll();
       await Promise.all([...servers].map(stopServer));
       await store.flush();
     })();
@@ -379,7 +389,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
 
   return {
     app,
-    handleUpgrade: (request, socket, head) => gateway.handleUpgrade(request, socket, head),
+    handleUpgrade: (request, socket, head) => gateway.handleUpgrade(request, socket, head) || channels.handleUpgrade(request, socket, head),
     attach,
     recover,
     async listen({ port = 0, host = '127.0.0.1' } = {}) {

@@ -185,7 +185,9 @@ describe('a coordinator started from a configuration file', () => {
         return rows.length === 1 ? true : undefined;
       });
 
-      const requester = new RequesterClient({ coordinatorUrl: url, apiKey: keys.demo.secret });
+      const requester = new RequesterClient({ coordinatorUrl: url, apiKey: keys.demo.secret, channel: true });
+      // The command serves the requester channel: the SDK runs the job on it.
+      expect(await requester.transport()).toBe('channel');
       const text = 'the model runs in a browser tab';
       const result = await requester.run({ kind: 'embed', model: 'tiny-embed', inputs: [text] });
       if (result.kind !== 'embed') throw new Error(`expected an embedding, got ${result.kind}`);
@@ -230,9 +232,12 @@ describe('a coordinator started from a configuration file', () => {
       expect(value('spinneret_verification_checks_total', { check: 'canary', result: 'failed' })).toBe(0);
       const http = families.get('spinneret_http_requests_total')?.metrics ?? [];
       expect(
-        http.some((m) => m.labels?.['route'] === '/v1/jobs' && m.labels['status'] === '201'),
+        http.some((m) => m.labels?.['route'] === '/v1/account' && m.labels['status'] === '200'),
         JSON.stringify(http.map((m) => m.labels)),
       ).toBe(true);
+      // The job itself went over the channel, not the HTTP job routes.
+      expect(http.some((m) => m.labels?.['route'] === '/v1/jobs')).toBe(false);
+      requester.close();
 
       expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ ready: true });
       expect((await fetch(`${url}/healthz`)).status).toBe(200);

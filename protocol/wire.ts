@@ -20,7 +20,7 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const B64 = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]*$/, 'base64url without padding'), v.maxLength(6_000_000));
 /** A raw 32-byte public key (Ed25519 or X25519), base64url: 43 characters. */
 const Key32 = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte key in base64url'));
-const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 base64url characters'));
+export const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 base64url characters'));
 const Time = v.pipe(v.number(), v.integer(), v.minValue(0));
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000));
 

@@ -26,7 +26,8 @@ async function setup(
   apiKey = 'test-key',
 ): Promise<{ fake: FakeCoordinator; client: RequesterClient }> {
   fake = await startFakeCoordinator(options);
-  return { fake, client: new RequesterClient({ coordinatorUrl: fake.url, apiKey }) };
+  // The fake speaks HTTP only; the channel is tested against the real coordinator (coordinator/requesters/channel.test.ts).
+  return { fake, client: new RequesterClient({ coordinatorUrl: fake.url, apiKey, channel: false }) };
 }
 
 function collect(): { onDelta: (p: { text: string; tokens: number[] }) => void; text: () => string; tokens: number[] } {
@@ -160,6 +161,18 @@ describe('RequesterClient', () => {
     expect(err).toBeInstanceOf(ApiKeyRefusedError);
     expect((err as Error).message).toMatch(/API key refused/);
     await expect(client.models()).rejects.toBeInstanceOf(ApiKeyRefusedError);
+  });
+
+  it('falls back to HTTP when the coordinator has no requester channel', async () => {
+    fake = await startFakeCoordinator();
+    const client = new RequesterClient({ coordinatorUrl: fake.url, apiKey: 'test-key' });
+    expect(await client.transport()).toBe('http');
+    const result = await client.run(chat);
+    expect(result.kind === 'chat' ? result.text : '').toBe(`You said: ${SECRET}`);
+    const methods = fake.requests.map((r) => `${r.method} ${r.path}`);
+    // One try at the channel (a plain GET to a server without it), then HTTP only: no second try within the minute.
+    expect(methods.filter((m) => m === 'GET /v1/requester')).toEqual(['GET /v1/requester']);
+    expect(methods).toContain('POST /v1/jobs');
   });
 
   it('reports an unreachable coordinator and refuses malformed requests before sending', async () => {

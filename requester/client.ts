@@ -12,24 +12,23 @@ import { scoredBy, scoreRequestFor } from '../protocol/teacher-forced.ts';
 import { JobKind } from '../protocol/manifest.ts';
 import {
   Account,
-  Assignment,
+  type Assignment,
   type DepositInstructions,
-  JobEvent,
   type JobReport,
-  JobReportAnswer,
+  type JobReportAnswer,
   MAX_MESSAGE_BYTES,
-  parseFrame,
   type Verdict,
   VerdictAnswer,
 } from '../protocol/wire.ts';
 import type { ModelFacts } from '../protocol/wire.ts';
 import { EnvelopeCounter } from './billing.ts';
-import { CoordinatorError, CoordinatorUnavailableError, failedJobError, httpError, networkError, RetriesExhaustedError } from './errors.ts';
+import { ChannelLine } from './channel.ts';
+import { CoordinatorError, CoordinatorUnavailableError, failedJobError, networkError, RetriesExhaustedError } from './errors.ts';
+import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
 import { backoffMs, DEFAULT_RETRY, mayRetryCreate, type RetryPolicy, sleep, withRetry } from './retry.ts';
 import {
   deferred,
   JobFailed,
-  ndjsonLines,
   newProgress,
   type Progress,
   Restarted,
@@ -45,6 +44,12 @@ export interface RequesterClientOptions {
   apiKey: string;
   /** Defaults to the global fetch. */
   fetch?: typeof fetch;
+  /**
+   * Run jobs over the requester channel (one WebSocket for every job, `/v1/requester`) when the
+   * coordinator has one, else over HTTP. Default: false (HTTP). A broken channel is followed
+   * again on a new channel or over HTTP, as a broken HTTP stream is.
+   */
+  channel?: boolean;
   /**
    * Check replicas when the coordinator asks (default true): it may run a job again on
    * another contributor; this client seals the same request for it, compares both results
@@ -102,26 +107,62 @@ export interface ModelListing {
   kinds: JobKind[];
 }
 
-const CreatedJob = v.object({ jobId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)), assignment: v.nullable(Assignment) });
 const ModelEntry = v.object({ id: v.string(), kinds: v.array(JobKind) });
 const ModelList = v.union([v.object({ models: v.array(ModelEntry) }), v.object({ data: v.array(ModelEntry) })]);
 
 export class RequesterClient {
   readonly #url: string;
   readonly #apiKey: string;
-  readonly #fetch: typeof fetch;
   readonly #options: RequesterClientOptions;
   readonly #checks = new Set<Promise<void>>();
   readonly #envelopes: EnvelopeCounter;
   readonly #retry: RetryPolicy;
+  readonly #call: Call;
+  readonly #http: HttpLine;
+  readonly #useChannel: boolean;
+  #channel: ChannelLine | null = null;
+  #opening: Promise<JobLine> | null = null;
+  /** After the channel could not open, HTTP until then (ms). */
+  #channelRetryAt = 0;
 
   constructor(options: RequesterClientOptions) {
     this.#url = options.coordinatorUrl.replace(/\/+$/, '');
     this.#apiKey = options.apiKey;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    const fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
     this.#options = options;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
-    this.#envelopes = new EnvelopeCounter((path, what) => this.#call('GET', path, undefined, what), this.#fetch);
+    this.#call = httpCall(this.#url, options.apiKey, fetchFn);
+    this.#http = new HttpLine(this.#url, options.apiKey, fetchFn);
+    this.#useChannel = options.channel ?? false;
+    this.#envelopes = new EnvelopeCounter((path, what) => this.#call('GET', path, undefined, what), fetchFn);
+  }
+
+  /** Closes the requester channel, if one is open (jobs still running on it fail). */
+  close(): void {
+    this.#channel?.close();
+    this.#channel = null;
+  }
+
+  /** Whether jobs go over the requester channel now (else HTTP). */
+  async transport(): Promise<'channel' | 'http'> {
+    return (await this.#line()) === this.#http ? 'http' : 'channel';
+  }
+
+  /** The channel when asked for, the coordinator has one and it opens, else HTTP; a failed channel is tried again after a minute. */
+  #line(): Promise<JobLine> {
+    if (!this.#useChannel) return Promise.resolve(this.#http);
+    if (this.#channel?.usable === true) return Promise.resolve(this.#channel);
+    if (Date.now() < this.#channelRetryAt) return Promise.resolve(this.#http);
+    this.#opening ??= ChannelLine.open(this.#url, this.#apiKey)
+      .then(
+        (line): JobLine => (this.#channel = line),
+        (): JobLine => {
+          this.#channelRetryAt = Date.now() + 60_000;
+          return this.#http;
+        },
+      )
+      .finally(() => (this.#opening = null));
+    return this.#opening;
   }
 
   /** The key's balances and deposit instructions (`GET /v1/account`). */
@@ -175,9 +216,10 @@ export class RequesterClient {
     // Text already passed to onDelta, across reopened streams and re-runs: each piece once.
     const emitted = { text: '', tokens: [] as number[] };
     for (let reruns = 0; ; reruns++) {
-      const { jobId, assignment } = await this.#create(job, sizeBytes, signal);
+      const line = await this.#line();
+      const { jobId, assignment } = await this.#create(line, job, sizeBytes, signal);
       try {
-        return await this.#runCreated(jobId, job, newProgress(emitted, assignment), options);
+        return await this.#runCreated(line, jobId, job, newProgress(emitted, assignment), options);
       } catch (err) {
         if (!(err instanceof Restarted)) throw err;
         if (reruns >= (this.#options.maxReruns ?? 3) || signal?.aborted === true) throw err.error;
@@ -186,7 +228,12 @@ export class RequesterClient {
   }
 
   /** Creates the job (`POST /v1/jobs`), retrying with backoff while the coordinator is unreachable or draining. */
-  async #create(job: JobRequest, sizeBytes: number, signal: AbortSignal | undefined): Promise<v.InferOutput<typeof CreatedJob>> {
+  async #create(
+    line: JobLine,
+    job: JobRequest,
+    sizeBytes: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ jobId: string; assignment: Assignment | null }> {
     const retry = { policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal };
     return withRetry(retry, mayRetryCreate, async () => {
       const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
@@ -198,34 +245,36 @@ export class RequesterClient {
         ...(sizeBytes <= 1_000_000 && { sizeBytes }),
         ...(this.#options.checkReplicas !== false && { replicas: true }),
       };
-      const response = await this.#call('POST', '/v1/jobs', create, 'creating the job', signal);
-      const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
-      if (!created.success)
-        throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);
-      return created.output;
+      return line.create(create, signal);
     });
   }
 
-  async #runCreated(jobId: string, job: JobRequest, progress: Progress, options: RunOptions): Promise<JobResult & { attempts: number }> {
+  async #runCreated(
+    line: JobLine,
+    jobId: string,
+    job: JobRequest,
+    progress: Progress,
+    options: RunOptions,
+  ): Promise<JobResult & { attempts: number }> {
     const { signal } = options;
     const primary = deferred<JobResult | null>();
     const onReplica = (replicaJobId: string): void => {
-      const check = this.#check(jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
+      const check = this.#check(line, jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
       this.#checks.add(check);
     };
     try {
-      const result = await this.#followResuming(jobId, job, progress, options, onReplica);
+      const result = await this.#followResuming(line, jobId, job, progress, options, onReplica);
       primary.resolve(result);
       // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
-      this.#track(this.#report(jobId, { opened: true, usage: result.usage }).then(() => undefined));
+      this.#track(this.#report(line, jobId, { opened: true, usage: result.usage }).then(() => undefined));
       return result;
     } catch (err) {
       primary.resolve(null);
       if (err instanceof Restarted) throw err;
-      if (err instanceof UnopenableResult) return await this.#rerun(jobId, job, err, options);
+      if (err instanceof UnopenableResult) return await this.#rerun(line, jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
-      await this.#cancel(jobId);
+      await line.cancel(jobId);
       if (signal?.aborted) throw new AbortedError(`Job ${jobId}`);
       const cause = err instanceof StreamBroken ? err.error : err;
       throw cause instanceof SpinneretError ? cause : networkError(cause, this.#url, `following job ${jobId}`);
@@ -238,6 +287,7 @@ export class RequesterClient {
    * whenever a stream made progress, so only a coordinator that stays away ends the job.
    */
   async #followResuming(
+    line: JobLine,
     jobId: string,
     job: JobRequest,
     progress: Progress,
@@ -248,7 +298,9 @@ export class RequesterClient {
     for (let n = 1; ; n++) {
       const before = progress.seen;
       try {
-        return await this.#follow(jobId, job, progress, options, onReplica);
+        // A broken channel is followed again on a new one, or over HTTP: a job's events are the same on both.
+        const current = n === 1 || line === this.#http ? line : await this.#line();
+        return await this.#follow(current, jobId, job, progress, options, onReplica);
       } catch (err) {
         if (!(err instanceof StreamBroken) || options.signal?.aborted === true) throw err;
         if (progress.seen > before) {
@@ -265,19 +317,18 @@ export class RequesterClient {
   }
 
   async #follow(
+    line: JobLine,
     jobId: string,
     job: JobRequest,
     progress: Progress,
     { signal, onDelta }: RunOptions,
     onReplica?: (replicaJobId: string) => void,
   ): Promise<JobResult & { attempts: number }> {
-    const events = await this.#call('GET', `/v1/jobs/${jobId}/events`, undefined, 'opening the event stream', signal).catch(
-      (err: unknown) => {
-        // Unreachable or 5xx: the stream can be opened again; a 404/409/410 cannot.
-        throw err instanceof CoordinatorUnavailableError ? new StreamBroken(err) : err;
-      },
-    );
-    if (events.body === null) throw new CoordinatorError(`The event stream of job ${jobId} has no body.`, events.status);
+    // Unreachable or 5xx: the stream can be opened again; a 404/409/410 cannot.
+    const broken = (err: unknown): never => {
+      throw err instanceof CoordinatorUnavailableError ? new StreamBroken(err) : err;
+    };
+    const events = await line.events(jobId, signal).catch(broken);
     const { emitted } = progress;
 
     const submit = async (assignment: Assignment): Promise<void> => {
@@ -293,14 +344,11 @@ export class RequesterClient {
         sealing = { attempt: assignment.attempt, keys, body: { attempt: assignment.attempt, sealed } };
         progress.sealing = sealing;
       }
-      const put = await this.#call('PUT', `/v1/jobs/${jobId}/payload`, sealing.body, 'sending the payload', signal, [409]).catch(
-        (err: unknown) => {
-          // Not answered: the replayed `assigned` event of a reopened stream sends it again.
-          throw err instanceof CoordinatorUnavailableError && err.status === 0 ? new StreamBroken(err) : err;
-        },
-      );
-      // 409: this attempt is superseded (the next `assigned` event follows), or its payload already arrived.
-      if (put.status === 409) await put.body?.cancel();
+      // 409 (answered by the line): this attempt is superseded (the next `assigned` event follows), or its payload already arrived.
+      await line.submit(jobId, sealing.body, signal).catch((err: unknown) => {
+        // Not answered: the replayed `assigned` event of a reopened stream sends it again.
+        throw err instanceof CoordinatorUnavailableError && err.status === 0 ? new StreamBroken(err) : err;
+      });
       progress.current = { attempt: assignment.attempt, opener: createResultOpener(sealing.keys, jobId), opened: 0, text: '', tokens: [] };
     };
 
@@ -309,10 +357,11 @@ export class RequesterClient {
       progress.inline = null;
       await submit(inline);
     }
-    for await (const line of ndjsonLines(events.body)) {
-      const parsed = parseFrame(JobEvent, line);
-      if (!parsed.ok) throw new CoordinatorError(`The coordinator sent a malformed event for job ${jobId}: ${parsed.error.message}`, 0);
-      const event = parsed.value;
+    const iterator = events[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await iterator.next().catch(broken);
+      if (next.done === true) break;
+      const event = next.value;
       progress.seen++;
       if (event.type === 'failed' && event.error.code === 'RESTARTED') throw new Restarted(failedJobError(event.error, jobId));
       if (event.type === 'failed') throw new JobFailed(failedJobError(event.error, jobId));
@@ -351,20 +400,20 @@ export class RequesterClient {
    * Runs the replica of `jobId` (the same request, sealed for its own contributor), compares
    * its result with the primary's and posts the verdict; then the tie-break, if one is asked.
    */
-  async #check(jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
+  async #check(line: JobLine, jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
     const report = (check: ReplicaCheck): void => this.#options.onCheck?.(check);
     try {
       // A generation with token ids is checked by scoring it: the replica runs one teacher-forced
       // pass over the primary's output, so an honest device of another backend still agrees.
       const scoring = job.kind === 'generate' || job.kind === 'chat';
-      const early = scoring ? null : this.#followResuming(replicaJobId, job, newProgress(), {});
+      const early = scoring ? null : this.#followResuming(line, replicaJobId, job, newProgress(), {});
       const first = await primary;
       if (first === null) {
-        await this.#cancel(replicaJobId);
+        await line.cancel(replicaJobId);
         return report({ jobId, replicaJobId, agree: null, reason: 'The job failed, so there is nothing to compare.' });
       }
       const score = scoring ? scoreRequestFor(job, first) : null;
-      const replica = await (early ?? this.#followResuming(replicaJobId, score ?? job, newProgress(), {}));
+      const replica = await (early ?? this.#followResuming(line, replicaJobId, score ?? job, newProgress(), {}));
       const a = score === null ? compareResults(first, replica, this.#options.compare) : scoredBy(replica, score);
       const verdict: Verdict = {
         stage: 'replica',
@@ -377,7 +426,7 @@ export class RequesterClient {
       const answer = await this.#verdict(jobId, verdict);
       if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
       const tieBreakJobId = answer.tieBreak.jobId;
-      const third = await this.#followResuming(tieBreakJobId, score ?? job, newProgress(), {});
+      const third = await this.#followResuming(line, tieBreakJobId, score ?? job, newProgress(), {});
       const withPrimary = score === null ? compareResults(third, first, this.#options.compare) : scoredBy(third, score);
       // Scored, the replica gave a count, not an output: it is right when the third device also finds the output unlikely.
       const withReplica =
@@ -416,14 +465,8 @@ export class RequesterClient {
     this.#checks.add(tracked);
   }
 
-  async #report(jobId: string, report: JobReport): Promise<JobReportAnswer | null> {
-    const response = await this.#call('POST', `/v1/jobs/${jobId}/report`, report, 'reporting the result', undefined, [404, 409]);
-    if (!response.ok) {
-      await response.body?.cancel();
-      return null;
-    }
-    const answer = v.safeParse(JobReportAnswer, await response.json().catch(() => null));
-    return answer.success ? answer.output : null;
+  #report(line: JobLine, jobId: string, report: JobReport): Promise<JobReportAnswer | null> {
+    return line.report(jobId, report);
   }
 
   /**
@@ -431,12 +474,13 @@ export class RequesterClient {
    * voided, never refunded to anyone) and follows the free re-run the coordinator places.
    */
   async #rerun(
+    line: JobLine,
     jobId: string,
     job: JobRequest,
     unopenable: UnopenableResult,
     options: RunOptions,
   ): Promise<JobResult & { attempts: number }> {
-    const answer = await this.#report(jobId, { opened: false, reason: unopenable.message.slice(0, 500) }).catch(() => null);
+    const answer = await this.#report(line, jobId, { opened: false, reason: unopenable.message.slice(0, 500) }).catch(() => null);
     const rerun = answer?.rerun ?? null;
     if (rerun === null) {
       // No re-run (a coordinator without reports, or none could be placed): the open error stands.
@@ -444,41 +488,13 @@ export class RequesterClient {
       throw new CoordinatorError(`The result of job ${jobId} could not be opened (${unopenable.message}); submit the job again.`, 0);
     }
     try {
-      return await this.#followResuming(rerun.jobId, job, newProgress(), options);
+      return await this.#followResuming(line, rerun.jobId, job, newProgress(), options);
     } catch (err) {
       if (err instanceof JobFailed) throw err.error;
       if (err instanceof UnopenableResult)
         throw new CoordinatorError(`The re-run ${rerun.jobId} of job ${jobId} did not open either: ${err.message}`, 0);
-      await this.#cancel(rerun.jobId);
+      await line.cancel(rerun.jobId);
       throw err instanceof SpinneretError ? err : networkError(err, this.#url, `following the re-run of job ${jobId}`);
     }
-  }
-
-  async #cancel(jobId: string): Promise<void> {
-    try {
-      const response = await this.#fetch(`${this.#url}/v1/jobs/${jobId}`, {
-        method: 'DELETE',
-        headers: { authorization: `Bearer ${this.#apiKey}` },
-        signal: AbortSignal.timeout(5000),
-      });
-      await response.body?.cancel();
-    } catch {
-      // Best effort: the coordinator's lease expiry ends the job anyway.
-    }
-  }
-
-  async #call(method: string, path: string, body: unknown, what: string, signal?: AbortSignal, allowed: number[] = []): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#apiKey}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    try {
-      const init: RequestInit = { method, headers, body: body === undefined ? null : JSON.stringify(body) };
-      if (signal !== undefined) init.signal = signal;
-      response = await this.#fetch(`${this.#url}${path}`, init);
-    } catch (err) {
-      throw networkError(err, this.#url, what);
-    }
-    if (!response.ok && !allowed.includes(response.status)) throw await httpError(response, what, this.#url);
-    return response;
   }
 }

@@ -19,8 +19,10 @@ import os from 'node:os';
 import { ContributorPool } from './contributors.ts';
 import { hotPaths } from './hot-paths.ts';
 import { EchoClients, type EchoResult } from './echo.ts';
-import { Child, type CoordinatorReport, type CpuSample, type MemorySample } from './ipc.ts';
+import { Child, type CoordinatorReport, type MemorySample } from './ipc.ts';
 import { httpTransport, type LoadResult, runLoad, type Transport } from './requesters.ts';
+import { runChannelLoad } from './channel-load.ts';
+import { clockOffset, cpuMeter } from './meter.ts';
 import { epochMs, int, kib, type LatencySummary, mib, ms, sleep } from './stats.ts';
 
 const MODEL = 'bench-model';
@@ -114,36 +116,6 @@ interface SizeResult {
   loadAfter: string;
 }
 
-/** Measures a child's and this process's CPU use between the window's start and end. */
-function cpuMeter(child: Child, windowStart: number, windowEnd: number): () => Promise<{ server: number; driver: number }> {
-  const samples: { child: CpuSample; driver: number; at: number }[] = [];
-  const take = async (): Promise<void> => {
-    const driver = process.cpuUsage();
-    const at = epochMs();
-    samples.push({ child: await child.call({ cmd: 'cpu' }), driver: (driver.user + driver.system) / 1000, at });
-  };
-  const timers = [windowStart, windowEnd].map((t) => setTimeout(() => void take(), Math.max(0, t - epochMs())));
-  return async () => {
-    for (let i = 0; i < 100 && samples.length < 2; i++) await sleep(20);
-    timers.forEach(clearTimeout);
-    const [a, b] = samples.sort((x, y) => x.at - y.at);
-    if (a === undefined || b === undefined) return { server: Number.NaN, driver: Number.NaN };
-    return { server: (b.child.cpuMs - a.child.cpuMs) / (b.child.at - a.child.at), driver: (b.driver - a.driver) / (b.at - a.at) };
-  };
-}
-
-/** The child's clock minus this process's, from the IPC round trip with the smallest delay. */
-async function clockOffset(child: Child): Promise<number> {
-  let best = { rtt: Number.POSITIVE_INFINITY, offset: 0 };
-  for (let i = 0; i < 20; i++) {
-    const t0 = epochMs();
-    const theirs = await child.call({ cmd: 'clock' });
-    const t1 = epochMs();
-    if (t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: theirs - (t0 + t1) / 2 };
-  }
-  return best.offset;
-}
-
 async function httpPhase(
   name: string,
   child: Child,
@@ -167,6 +139,40 @@ async function httpPhase(
   const { loop } = await child.call({ cmd: 'report' });
   return { name, load: result, dispatch: pool.stop().dispatch.summary(), serverCpu: used.server, driverCpu: used.driver, loop, prepareMs };
 }
+
+/** The same lanes on the requester channel: a few WebSockets, one round trip per job. */
+async function channelPhase(
+  child: Child,
+  pool: ContributorPool,
+  keys: readonly string[],
+  lanes: number,
+  cfg: Config,
+  windowMs = cfg.windowMs,
+): Promise<Phase> {
+  await child.call({ cmd: 'report' });
+  const startAt = epochMs() + 20;
+  const windowStart = startAt + cfg.warmupMs;
+  pool.record(0, windowStart, windowStart + windowMs);
+  const cpu = cpuMeter(child, windowStart, windowStart + windowMs);
+  const sockets = Math.min(lanes, CHANNEL_SOCKETS);
+  const result = await runChannelLoad({
+    url: child.ready.url,
+    keys,
+    sockets,
+    lanes,
+    model: MODEL,
+    payloadBytes: cfg.payloadBytes,
+    startAt,
+    ...timing(cfg, windowMs),
+  });
+  const used = await cpu();
+  const { loop } = await child.call({ cmd: 'report' });
+  const name = `channel, ${lanes} lanes/${sockets} ws`;
+  return { name, load: result, dispatch: pool.stop().dispatch.summary(), serverCpu: used.server, driverCpu: used.driver, loop };
+}
+
+/** WebSockets the channel phases multiplex their lanes over. */
+const CHANNEL_SOCKETS = 4;
 
 function timing(cfg: Config, windowMs: number): { warmupMs: number; windowMs: number; maxJobs: number } {
   return { warmupMs: cfg.warmupMs, windowMs, maxJobs: 2_000_000 };
@@ -280,6 +286,8 @@ async function runSize(n: number, cfg: Config): Promise<SizeResult> {
     } finally {
       transport.close();
     }
+    show(await channelPhase(child, pool, child.ready.keys, cfg.lanes, cfg));
+    show(await channelPhase(child, pool, child.ready.keys, cfg.lightLanes, cfg, Math.min(cfg.windowMs, 2_000)));
     show(await inProcessPhase(child, pool, cfg.lanes, cfg));
     const report = await child.call({ cmd: 'report' });
     const memAfterRun = await child.call({ cmd: 'memory' });
@@ -396,6 +404,17 @@ function printTable(results: SizeResult[], cfg: Config): void {
         `${ms(light?.load.endToEnd.p99 ?? Number.NaN)} ms at ${cfg.lightLanes} lanes`,
     );
     console.log(`  ≥ 0.25 of raw echo ........ ${ratio(rate)} — ${rate >= 0.25 ? 'met' : 'NOT met'}`);
+    const channel = r.phases.find((p) => p.name.startsWith(`channel, ${cfg.lanes} `));
+    if (channel !== undefined) {
+      const c = channel.load;
+      console.log(
+        `  requester channel (${cfg.lanes} lanes): ${int(c.jobsPerSecond)} jobs/s (${ratio(c.jobsPerSecond / main.load.jobsPerSecond)}× HTTP), ` +
+          `e2e p99 ${ms(c.endToEnd.p99)} ms (${ratio(c.endToEnd.p99 / main.load.endToEnd.p99)}× HTTP), dispatch p99 ${ms(channel.dispatch.p99)} ms, ` +
+          `${ms(cpuPerJob(channel))} ms coordinator CPU per job (${ratio(cpuPerJob(channel) / cpuPerJob(main))}× HTTP), ` +
+          `${ratio(c.jobsPerSecond / r.echo.messagesPerSecond)} of raw echo — ${c.jobsPerSecond >= 5_000 ? '≥ 5,000 met' : '≥ 5,000 NOT met'}, ` +
+          `${c.endToEnd.p99 < 25 ? 'p99 < 25 ms met' : 'p99 < 25 ms NOT met'}, ${c.jobsPerSecond / r.echo.messagesPerSecond >= 0.25 ? '≥ 0.25 of echo met' : '≥ 0.25 of echo NOT met'}`,
+      );
+    }
   }
 }
 

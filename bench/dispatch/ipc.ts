@@ -116,8 +116,8 @@ export class Child {
     });
   }
 
-  /** Forks `child.ts` in `mode` with `--expose-gc` (TypeScript through tsx) and waits until it listens. */
-  static async spawn(mode: ChildMode, lanes: number, timeoutMs = 60_000): Promise<Child> {
+  /** Forks `child.ts` in `mode` with `--expose-gc` (TypeScript through tsx) and waits until it listens (3 minutes: a loaded machine starts it slowly). */
+  static async spawn(mode: ChildMode, lanes: number, timeoutMs = 180_000): Promise<Child> {
     const entry = fileURLToPath(new URL('./child.ts', import.meta.url));
     const env = { ...process.env };
     // The embedded store: PGlite in memory.

@@ -27,6 +27,8 @@ export interface EdgeLimits {
   subscribersPerKey: number;
   /** Bytes queued to one event-stream reader that does not read before it is dropped. */
   eventStreamBufferBytes: number;
+  /** Requester channels (`/v1/requester` WebSockets) open at once for one API key. */
+  channelsPerKey: number;
 }
 
 export const DEFAULT_LIMITS: EdgeLimits = {
@@ -41,6 +43,7 @@ export const DEFAULT_LIMITS: EdgeLimits = {
   subscribersPerJob: 8,
   subscribersPerKey: 1_000,
   eventStreamBufferBytes: 16 * 1024 * 1024,
+  channelsPerKey: 64,
 };
 
 /** The environment variable of each limit. */
@@ -56,6 +59,7 @@ export const LIMIT_ENV: Record<keyof EdgeLimits, string> = {
   subscribersPerJob: 'SPINNERET_SUBSCRIBERS_PER_JOB',
   subscribersPerKey: 'SPINNERET_SUBSCRIBERS_PER_KEY',
   eventStreamBufferBytes: 'SPINNERET_EVENT_STREAM_BUFFER_BYTES',
+  channelsPerKey: 'SPINNERET_CHANNELS_PER_KEY',
 };
 
 /** A limit set in the environment that is not a positive whole number. */

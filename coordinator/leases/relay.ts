@@ -17,13 +17,8 @@ import { base64urlBytes, type Clock, randomId } from '../deps.ts';
 import { Job } from '../jobs/job.ts';
 import { JobTable } from '../jobs/job-table.ts';
 import type { FinalState, Metrics } from '../metrics/metrics.ts';
-import {
-  chooseContributor,
-  type ContributorView,
-  modelAvailability,
-  noContributorError,
-  type SchedulerHooks,
-} from '../scheduler/scheduler.ts';
+import { type ContributorView, modelAvailability, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
+import { FreeSlotIndex } from '../scheduler/free-slots.ts';
 import type { Store } from '../store/types.ts';
 import type { RelayBilling } from './billing.ts';
 import type { ConnectedContributor } from './contributor.ts';
@@ -108,6 +103,8 @@ type ResultMessage = v.InferOutput<typeof Chunk> | v.InferOutput<typeof Fail>;
 export class Relay {
   readonly #o: RelayOptions;
   readonly #contributors = new Map<string, ConnectedContributor>();
+  /** Contributors with a free slot, per model, in placement order. */
+  readonly #free = new FreeSlotIndex<ConnectedContributor>();
   readonly #jobs = new JobTable();
   /** Jobs waiting for a contributor, oldest first (re-queued jobs wait again from now). */
   readonly #waiting = new Map<string, Job>();
@@ -136,11 +133,15 @@ export class Relay {
 
   join(contributor: ConnectedContributor): void {
     this.#contributors.set(contributor.id, contributor);
+    contributor.onChange = (c) => this.#free.touch(c);
+    this.#free.touch(contributor);
   }
 
   /** The contributor is gone (socket closed, silent, or replaced): its jobs are re-queued. */
   leave(contributor: ConnectedContributor, why: string): void {
     if (this.#contributors.get(contributor.id) === contributor) this.#contributors.delete(contributor.id);
+    contributor.onChange = null;
+    this.#free.remove(contributor);
     for (const leaseId of [...contributor.leases]) {
       const lease = this.#leases.active(leaseId);
       if (lease !== undefined) this.#retry(lease, 'dropped', { code: 'LEASE_EXPIRED', message: `the contributor left (${why})` });
@@ -439,13 +440,10 @@ export class Relay {
   /** Assigns waiting jobs, oldest first, to contributors with open slots. */
   schedule(): void {
     if (this.#draining || this.#waiting.size === 0) return;
-    let free = [...this.#contributors.values()].filter((c) => c.openSlots > 0 && c.capabilities !== null);
     for (const job of this.#waiting.values()) {
-      if (free.length === 0) return;
-      const chosen = chooseContributor(free, job, hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id), this.#classOf));
-      if (chosen === undefined) continue;
-      this.#assign(job, chosen);
-      if (chosen.openSlots === 0) free = free.filter((c) => c !== chosen);
+      if (this.#free.freeCount === 0) return;
+      const chosen = this.#free.choose(job, hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id), this.#classOf));
+      if (chosen !== undefined) this.#assign(job, chosen);
     }
   }
 

@@ -9,6 +9,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../protocol/wire.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
 import { Counter } from '../edges/limits.ts';
+import { batchedWrites } from '../edges/batched-writes.ts';
 import { CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, ContributorSession, type SessionHost } from './session.ts';
 
 /** The path contributor workers connect to. */
@@ -61,7 +62,8 @@ export class ContributorGateway {
       if (!this.#perIp.take(ip, this.#connectionsPerIp)) {
         return this.#refuse(ws, 'QUOTA', `Too many connections from ${ip} (${this.#connectionsPerIp}); reconnect later.`);
       }
-      const session = new ContributorSession(ws, this.#host);
+      // Job frames for one device within a turn (several waiting jobs assigned at once) leave in one write.
+      const session = new ContributorSession(ws, this.#host, batchedWrites(socket));
       this.#ipOf.set(session, ip);
       this.#sessions.add(session);
     });

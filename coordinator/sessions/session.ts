@@ -71,9 +71,12 @@ export class ContributorSession {
   lastSeen: number;
   /** The wallet whose connection place this session holds. */
   #wallet: string | null = null;
+  /** Writes a frame; by default at once, from the gateway batched per event-loop turn (edges/batched-writes.ts). */
+  readonly #write: (send: () => void) => void;
 
-  constructor(ws: WebSocket, host: SessionHost) {
+  constructor(ws: WebSocket, host: SessionHost, write: (send: () => void) => void = (send) => send()) {
     this.#ws = ws;
+    this.#write = write;
     this.#host = host;
     const now = host.clock.now();
     this.lastSeen = now;
@@ -104,7 +107,8 @@ export class ContributorSession {
       return;
     }
     try {
-      this.#ws.send(JSON.stringify(message));
+      const frame = JSON.stringify(message);
+      this.#write(() => this.#ws.send(frame));
     } catch (err) {
       this.#unexpected(err);
     }

@@ -1,0 +1,176 @@
+/**
+ * Requesters on the requester channel (`/v1/requester`, protocol/requester-channel.ts) for
+ * the dispatch benchmark: the same closed-loop lanes as requesters.ts, multiplexed over a few
+ * WebSockets, each job as the SDK runs it there: `create` → `created` (with the assignment)
+ * → `payload` → the final chunk `event`. One round trip per job instead of three HTTP
+ * requests and an NDJSON stream.
+ */
+import WebSocket from 'ws';
+import { REQUESTER_CHANNEL_PATH, type ChannelMessage } from '../../protocol/requester-channel.ts';
+import type { Assignment } from '../../protocol/wire.ts';
+import type { LoadResult } from './requesters.ts';
+import { epochMs, filler, Samples, stampedBlob } from './stats.ts';
+
+export interface ChannelLoadOptions {
+  url: string;
+  /** API key secrets; socket s uses keys[s % keys.length]. */
+  keys: readonly string[];
+  /** Sockets the lanes share (lane i on socket i % sockets). */
+  sockets: number;
+  lanes: number;
+  model: string;
+  payloadBytes: number;
+  startAt?: number;
+  warmupMs: number;
+  windowMs: number;
+  maxJobs: number;
+  stepTimeoutMs?: number;
+}
+
+/** What a lane waits for next on its socket. */
+interface Waiter {
+  created(jobId: string, assignment: Assignment | null): void;
+  event(message: Extract<ChannelMessage, { type: 'event' }>): void;
+  error(why: string): void;
+}
+
+class Socket {
+  readonly #ws: WebSocket;
+  /** By ref until `created`, then by job id. */
+  readonly #byRef = new Map<string, Waiter>();
+  readonly #byJob = new Map<string, Waiter>();
+  #ref = 0;
+
+  private constructor(ws: WebSocket) {
+    this.#ws = ws;
+    ws.on('message', (data) => this.#receive(JSON.parse(String(data)) as ChannelMessage));
+  }
+
+  static open(url: string, key: string): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url.replace(/^http/, 'ws') + REQUESTER_CHANNEL_PATH, {
+        headers: { authorization: `Bearer ${key}` },
+        perMessageDeflate: false,
+      });
+      ws.once('message', () => resolve(new Socket(ws))); // `ready`
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`channel refused: HTTP ${res.statusCode ?? 0}`)));
+    });
+  }
+
+  create(body: unknown, waiter: Waiter): void {
+    const ref = (this.#ref++).toString(36);
+    this.#byRef.set(ref, waiter);
+    this.#ws.send(JSON.stringify({ v: 1, type: 'create', ref, job: body }));
+  }
+
+  send(message: unknown): void {
+    this.#ws.send(JSON.stringify(message));
+  }
+
+  done(jobId: string): void {
+    this.#byJob.delete(jobId);
+  }
+
+  close(): void {
+    this.#ws.close();
+  }
+
+  #receive(m: ChannelMessage): void {
+    if (m.type === 'created') {
+      const waiter = this.#byRef.get(m.ref);
+      this.#byRef.delete(m.ref);
+      if (waiter === undefined) return;
+      this.#byJob.set(m.jobId, waiter);
+      waiter.created(m.jobId, m.assignment);
+    } else if (m.type === 'event') {
+      this.#byJob.get(m.jobId)?.event(m);
+    } else if (m.type === 'error') {
+      const waiter =
+        (m.ref === undefined ? undefined : this.#byRef.get(m.ref)) ?? (m.jobId === undefined ? undefined : this.#byJob.get(m.jobId));
+      if (m.ref !== undefined) this.#byRef.delete(m.ref);
+      waiter?.error(`${m.status} ${m.error.code}`);
+    }
+  }
+}
+
+/** Runs closed-loop lanes on the channel for warm-up + window and measures the window, as {@link runLoad} does over HTTP. */
+export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult> {
+  const stepMs = o.stepTimeoutMs ?? 15_000;
+  const blobFiller = filler(o.payloadBytes);
+  const enc = filler(32).subarray(0, 32).toString('base64url');
+  const sockets = await Promise.all(Array.from({ length: o.sockets }, (_, s) => Socket.open(o.url, o.keys[s % o.keys.length] ?? '')));
+  const windowStart = (o.startAt ?? epochMs()) + o.warmupMs;
+  const windowEnd = windowStart + o.windowMs;
+  const endToEnd = new Samples();
+  const failures: Record<string, number> = {};
+  const fail = (why: string): void => {
+    failures[why] = (failures[why] ?? 0) + 1;
+  };
+  let started = 0;
+  let completed = 0;
+  const body = { model: o.model, kind: 'chat', sizeBytes: o.payloadBytes, billing: { inputTokens: 64, maxOutputTokens: 64 } };
+
+  const oneJob = (socket: Socket): Promise<void> =>
+    new Promise((resolve) => {
+      const t0 = epochMs();
+      let attempt = 0;
+      let jobId = '';
+      const end = (why: string | null): void => {
+        clearTimeout(timer);
+        if (jobId !== '') socket.done(jobId);
+        if (why !== null) fail(why);
+        resolve();
+      };
+      const timer = setTimeout(() => end('no answer within the step timeout'), stepMs);
+      const submit = (a: Assignment): void => {
+        if (a.attempt <= attempt) return;
+        attempt = a.attempt;
+        const sealed = { enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) };
+        socket.send({ v: 1, type: 'payload', jobId, attempt: a.attempt, sealed });
+      };
+      socket.create(body, {
+        created(id, assignment) {
+          jobId = id;
+          if (assignment !== null) submit(assignment);
+        },
+        event({ event }) {
+          if (event.type === 'assigned') return submit(event.assignment);
+          if (event.type === 'failed') return end(`failed ${event.error.code}`);
+          if (event.type === 'chunk' && event.final && event.attempt === attempt) {
+            const t1 = epochMs();
+            if (t1 >= windowStart && t1 < windowEnd) {
+              completed++;
+              endToEnd.add(t1 - t0);
+            }
+            end(null);
+          }
+        },
+        error: (why) => end(why),
+      });
+    });
+
+  const lane = async (i: number): Promise<void> => {
+    const socket = sockets[i % sockets.length] as Socket;
+    while (epochMs() < windowEnd && started < o.maxJobs) {
+      started++;
+      await oneJob(socket);
+    }
+  };
+  const wait = (o.startAt ?? epochMs()) - epochMs();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  await Promise.all(Array.from({ length: o.lanes }, (_, i) => lane(i)));
+  for (const socket of sockets) socket.close();
+  return {
+    lanes: o.lanes,
+    windowMs: o.windowMs,
+    completed,
+    jobsPerSecond: completed / (o.windowMs / 1000),
+    endToEnd: endToEnd.summary(),
+    putRoundTrip: new Samples().summary(),
+    started,
+    failures,
+    windowStart,
+    windowEnd,
+  };
+}

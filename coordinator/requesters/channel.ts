@@ -1,0 +1,295 @@
+/**
+ * The requester channel, `GET /v1/requester` (protocol/requester-channel.ts): one WebSocket
+ * carrying many jobs. The upgrade is refused with the HTTP route's 401 without a valid API
+ * key; each message then goes through {@link RequesterActions}, the code the HTTP routes run,
+ * so quotas, envelopes, billing, the relay's refusals and the event-stream limits are the
+ * same. A job created on the socket is followed on it without asking; its events come down
+ * tagged with its id until its last one.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { type ChannelErrorMessage, type ChannelMessage, ChannelRequest, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
+import { findUnsafeText, printable, UNSAFE_TEXT_MESSAGE } from '../../protocol/text.ts';
+import { parseFrame, PROTOCOL_VERSION, type JobEvent } from '../../protocol/wire.ts';
+import { errorText, type Logger } from '../deps.ts';
+import { batchedWrites } from '../edges/batched-writes.ts';
+import { Counter } from '../edges/limits.ts';
+import { Job } from '../jobs/job.ts';
+import type { Verification } from '../verification/service.ts';
+import type { ApiKeyRecord } from '../store/types.ts';
+import { recordedError, type Refused, type RequesterActions } from './actions.ts';
+import { MAX_CREATE_BODY, MAX_PAYLOAD_BODY } from './routes.ts';
+
+/** Room for the message fields around a payload or a create body, bytes. */
+const FRAME_OVERHEAD = 1024;
+/** The largest message the channel takes: a payload as large as `PUT …/payload` takes, with its fields. */
+export const MAX_CHANNEL_MESSAGE = Math.max(MAX_PAYLOAD_BODY, MAX_CREATE_BODY) + FRAME_OVERHEAD;
+/** The largest `create` message: the route's body limit with room for the message fields. */
+const CREATE_LIMIT = MAX_CREATE_BODY + FRAME_OVERHEAD;
+const CLOSE_POLICY = 1008;
+const CLOSE_GOING_AWAY = 1001;
+
+export interface ChannelOptions {
+  actions: RequesterActions;
+  logger: Logger;
+  /** Verified work: `report` messages go to it; without it they are refused with 404, as the route is not served. */
+  verification?: Verification;
+  /** Channels open at once per API key; one more is refused at the upgrade with 429. */
+  channelsPerKey: number;
+  /** Bytes queued to a socket that does not read before it is dropped (the event-stream limit). */
+  sendBufferBytes: number;
+}
+
+export class RequesterChannels {
+  // Frames up to twice the limit reach the handler, which refuses them with a typed error and keeps the socket.
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 2 * MAX_CHANNEL_MESSAGE });
+  readonly #o: ChannelOptions;
+  readonly #perKey = new Counter();
+  readonly #open = new Set<ChannelSession>();
+  #draining = false;
+
+  constructor(options: ChannelOptions) {
+    this.#o = options;
+  }
+
+  /** Takes an upgrade for {@link REQUESTER_CHANNEL_PATH}; false (the socket left alone) for any other path. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (new URL(request.url ?? '/', 'http://localhost').pathname !== REQUESTER_CHANNEL_PATH) return false;
+    void this.#accept(request, socket, head).catch((err: unknown) => {
+      this.#o.logger.error('requester channel upgrade failed', { error: errorText(err) });
+      socket.destroy();
+    });
+    return true;
+  }
+
+  async #accept(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (this.#draining) return reject(socket, 503, 'DRAINING', 'The coordinator is shutting down; reconnect later.');
+    const header = request.headers.authorization ?? '';
+    const secret = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    const key = await this.#o.actions.authenticate(secret);
+    if (!key.ok) return reject(socket, 401, key.error.code, key.error.message);
+    if (!this.#perKey.take(key.value.id, this.#o.channelsPerKey)) {
+      return reject(socket, 429, 'QUOTA', `This API key has ${this.#o.channelsPerKey} channels open, the limit; close one first.`);
+    }
+    this.#wss.handleUpgrade(request, socket, head, (ws) => {
+      const session = new ChannelSession(ws, key.value, this.#o, batchedWrites(socket));
+      this.#open.add(session);
+      ws.on('close', () => {
+        this.#open.delete(session);
+        this.#perKey.release(key.value.id);
+        session.closed();
+      });
+    });
+  }
+
+  /** Refuses new channels and closes the open ones (their jobs carry on; a requester follows them again over HTTP). */
+  closeAll(): void {
+    this.#draining = true;
+    for (const session of this.#open) session.close(CLOSE_GOING_AWAY, 'the coordinator is shutting down');
+  }
+
+  get open(): number {
+    return this.#open.size;
+  }
+}
+
+/** One requester's socket: the jobs it follows and the messages it sends. */
+class ChannelSession {
+  readonly #ws: WebSocket;
+  readonly #key: ApiKeyRecord;
+  readonly #o: ChannelOptions;
+  readonly #write: (send: () => void) => void;
+  /** Followed jobs and how to stop following each. */
+  readonly #following = new Map<string, () => void>();
+
+  constructor(ws: WebSocket, key: ApiKeyRecord, options: ChannelOptions, write: (send: () => void) => void) {
+    this.#ws = ws;
+    this.#write = write;
+    this.#key = key;
+    this.#o = options;
+    // Messages run side by side, as HTTP requests do; a payload cannot overtake its job's creation,
+    // because the requester sends it only after `created` names the job.
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      this.#handle(data, isBinary).catch((err: unknown) => {
+        this.#o.logger.error('requester channel message failed', { error: errorText(err) });
+        const error = { code: 'INTERNAL' as const, message: 'The coordinator failed on this message; try again.' };
+        this.#send({ v: PROTOCOL_VERSION, type: 'error', status: 500, error });
+      });
+    });
+    ws.on('error', () => ws.terminate());
+    this.#send({ v: PROTOCOL_VERSION, type: 'ready', maxMessageBytes: MAX_CHANNEL_MESSAGE });
+  }
+
+  close(code: number, reason: string): void {
+    this.#ws.close(code, reason);
+  }
+
+  /** The socket closed: stop following every job (the jobs carry on). */
+  closed(): void {
+    for (const stop of this.#following.values()) stop();
+    this.#following.clear();
+  }
+
+  async #handle(data: RawData, isBinary: boolean): Promise<void> {
+    const text = isBinary ? null : rawText(data);
+    if (text === null) return this.#refuse({ status: 400, error: { code: 'BAD_MESSAGE', message: 'Send JSON text messages.' } });
+    if (text.length > MAX_CHANNEL_MESSAGE) {
+      const message = `The message of ${text.length} bytes exceeds ${MAX_CHANNEL_MESSAGE} bytes, the limit.`;
+      return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message } });
+    }
+    const parsed = parseFrame(ChannelRequest, text);
+    if (!parsed.ok) {
+      const { type, ...where } = tags(text);
+      // Refused by size first, as the route's body limit does.
+      if (type === 'create' && text.length > CREATE_LIMIT) return this.#refuse({ status: 413, error: tooLarge('create'), ...where });
+      return this.#refuse({ status: 400, error: parsed.error, ...where });
+    }
+    const unsafe = findUnsafeText(parsed.value);
+    if (unsafe !== null) {
+      const message = `Invalid message at ${printable(unsafe.slice(0, 200))}: ${UNSAFE_TEXT_MESSAGE}.`;
+      return this.#refuse({ status: 400, error: { code: 'BAD_MESSAGE', message }, ...tags(text) });
+    }
+    const m = parsed.value;
+    const { actions } = this.#o;
+    switch (m.type) {
+      case 'create': {
+        if (text.length > CREATE_LIMIT) return this.#refuse({ status: 413, error: tooLarge('create'), ref: m.ref });
+        const created = await actions.createJob(this.#key, m.job);
+        if (!created.ok) return this.#refused(created, { ref: m.ref });
+        const { job, assignment } = created.value;
+        this.#send({ v: PROTOCOL_VERSION, type: 'created', ref: m.ref, jobId: job.id, assignment });
+        // Its events follow on this socket; the `assigned` already in `created` is not sent twice.
+        return this.#follow(job.id, assignment === null ? 0 : 1);
+      }
+      case 'payload': {
+        const submitted = await actions.submitPayload(this.#key, m.jobId, { attempt: m.attempt, sealed: m.sealed });
+        return submitted.ok ? undefined : this.#refused(submitted, { jobId: m.jobId });
+      }
+      case 'follow':
+        return this.#follow(m.jobId, 0);
+      case 'cancel': {
+        const cancelled = await actions.cancel(this.#key, m.jobId);
+        if (!cancelled.ok) return this.#refused(cancelled, { jobId: m.jobId });
+        return this.#send({ v: PROTOCOL_VERSION, type: 'cancelled', jobId: m.jobId, state: cancelled.value.state });
+      }
+      case 'report': {
+        const verification = this.#o.verification;
+        if (verification === undefined) {
+          return this.#refuse({
+            status: 404,
+            error: { code: 'NOT_FOUND', message: 'This coordinator takes no job reports.' },
+            ref: m.ref,
+            jobId: m.jobId,
+          });
+        }
+        const outcome = await verification.jobReport(m.jobId, this.#key.id, m.report);
+        if (!outcome.ok) {
+          return this.#refuse({
+            status: outcome.status,
+            error: { code: outcome.code, message: outcome.message },
+            ref: m.ref,
+            jobId: m.jobId,
+          });
+        }
+        return this.#send({ v: PROTOCOL_VERSION, type: 'reported', ref: m.ref, jobId: m.jobId, answer: outcome.answer });
+      }
+    }
+  }
+
+  /** Sends the job's events (after the first `skip` assignment ones) until its last; the same slots as an event stream. */
+  async #follow(jobId: string, skip: number): Promise<void> {
+    if (this.#following.has(jobId)) return;
+    const followed = await this.#o.actions.follow(this.#key, jobId);
+    if (!followed.ok) return this.#refused(followed, { jobId });
+    const { job, release } = followed.value;
+    if (!(job instanceof Job)) {
+      release();
+      return this.#event(jobId, { type: 'failed', error: recordedError(job.error) });
+    }
+    let skipped = 0;
+    let unsubscribe = (): void => {};
+    const stop = (): void => {
+      unsubscribe();
+      release();
+      this.#following.delete(jobId);
+    };
+    this.#following.set(jobId, stop);
+    unsubscribe = job.subscribe({
+      event: (event) => {
+        if (event.type === 'assigned' && skipped < skip) {
+          skipped++;
+          return;
+        }
+        this.#event(jobId, event);
+      },
+      end: stop,
+    });
+    if (!this.#following.has(jobId)) unsubscribe(); // it ended while subscribing
+  }
+
+  #event(jobId: string, event: JobEvent): void {
+    this.#send({ v: PROTOCOL_VERSION, type: 'event', jobId, event });
+  }
+
+  #refused(r: Refused, where: { ref?: string; jobId?: string }): void {
+    this.#refuse({
+      status: r.status,
+      error: r.error,
+      ...where,
+      ...(r.retryAfterS !== undefined && { retryAfterS: r.retryAfterS }),
+      ...(r.payment !== undefined && { payment: r.payment.payment }),
+    });
+  }
+
+  #refuse(e: Omit<ChannelErrorMessage, 'v' | 'type'>): void {
+    this.#send({ v: PROTOCOL_VERSION, type: 'error', ...e });
+  }
+
+  #send(message: ChannelMessage): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    // A requester that does not read is dropped, not buffered for without end (as a slow event-stream reader).
+    if (this.#ws.bufferedAmount > this.#o.sendBufferBytes) {
+      this.#ws.close(CLOSE_POLICY, 'reader too slow');
+      return;
+    }
+    const frame = JSON.stringify(message);
+    // Frames of one turn (a creation and its assignment, events of many jobs) leave in one write.
+    this.#write(() => this.#ws.send(frame));
+  }
+}
+
+function rawText(data: RawData): string | null {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return data instanceof ArrayBuffer ? Buffer.from(data).toString('utf8') : data.toString('utf8');
+}
+
+/** The `type`, `ref` and `jobId` of a message that failed validation, when they are usable, so the refusal can name it. */
+function tags(text: string): { type?: string; ref?: string; jobId?: string } {
+  try {
+    const data = JSON.parse(text) as { type?: unknown; ref?: unknown; jobId?: unknown } | null;
+    const ok = (x: unknown): x is string => typeof x === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(x);
+    if (data === null || typeof data !== 'object') return {};
+    return {
+      ...(ok(data.type) && { type: data.type }),
+      ...(ok(data.ref) && { ref: data.ref }),
+      ...(ok(data.jobId) && { jobId: data.jobId }),
+    };
+  } catch {
+    return {};
+  }
+}
+
+function tooLarge(what: string): { code: 'BAD_MESSAGE'; message: string } {
+  return { code: 'BAD_MESSAGE', message: `A ${what} message over ${CREATE_LIMIT} bytes is refused, as the route's body limit.` };
+}
+
+/** Answers an upgrade with the HTTP route's refusal and closes the socket. */
+function reject(socket: Duplex, status: 401 | 429 | 503, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  const reason = { 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status];
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}Connection: close\r\n\r\n${body}`,
+  );
+}
