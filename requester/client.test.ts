@@ -165,7 +165,7 @@ describe('RequesterClient', () => {
 
   it('falls back to HTTP when the coordinator has no requester channel', async () => {
     fake = await startFakeCoordinator();
-    const client = new RequesterClient({ coordinatorUrl: fake.url, apiKey: 'test-key' });
+    const client = new RequesterClient({ coordinatorUrl: fake.url, apiKey: 'test-key', channel: true });
     expect(await client.transport()).toBe('http');
     const result = await client.run(chat);
     expect(result.kind === 'chat' ? result.text : '').toBe(`You said: ${SECRET}`);
