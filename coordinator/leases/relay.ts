@@ -161,6 +161,11 @@ export class Relay {
     return this.#contributors;
   }
 
+  /** Jobs waiting for a contributor, oldest first (replicas look for one on another replica for them). */
+  waitingJobs(): IterableIterator<Job> {
+    return this.#waiting.values();
+  }
+
   /**
    * A requester's job. `id` is the one its reservation was made under (the requester routes
    * reserve before the job exists); `envelope` bounds what it is billed.
