@@ -159,7 +159,10 @@ export const COORDINATOR_SETTINGS = {
   'jobs.maxQueued': s('number', count(1, 1_000_000), 10_000, 'SPINNERET_MAX_QUEUED', 'Most jobs waiting at once; more get 503.'),
   'cluster.nats': s(
     'string',
-    v.pipe(v.string('expected a NATS URL'), v.regex(/^(nats|tls):\/\/[^\s]{1,250}$/, 'expected a nats:// or tls:// URL such as "nats://127.0.0.1:4222"')),
+    v.pipe(
+      v.string('expected a NATS URL'),
+      v.regex(/^(nats|tls):\/\/[^\s]{1,250}$/, 'expected a nats:// or tls:// URL such as "nats://127.0.0.1:4222"'),
+    ),
     undefined,
     'SPINNERET_NATS_URL',
     'NATS server of the replicas (docs/operating.md, "Replicas"); unset: one process, no NATS. Needs `database.url`.',

@@ -53,7 +53,12 @@ class Replica {
     return this.lines.find((l) => l['msg'] === msg);
   }
   async waitFor(msg: string, timeoutMs = 90_000): Promise<Record<string, unknown>> {
-    return until(`"${msg}" from ${this.id}`, async () => this.has(msg), timeoutMs, () => this.raw.join('\n'));
+    return until(
+      `"${msg}" from ${this.id}`,
+      async () => this.has(msg),
+      timeoutMs,
+      () => this.raw.join('\n'),
+    );
   }
 }
 
@@ -111,7 +116,10 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
           ...extra,
         }),
       );
-      const replica = new Replica(id, spawn(process.execPath, ['bin/spinneret.js', 'coordinator', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const replica = new Replica(
+        id,
+        spawn(process.execPath, ['bin/spinneret.js', 'coordinator', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }),
+      );
       cleanup.push(async () => {
         replica.process.kill('SIGKILL');
         await replica.exited;
@@ -238,7 +246,9 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
 
     // No r2 job failed; the books balance (nothing lost, nothing paid twice).
     const failed = await until('every r2 job written done', async () => {
-      const found = await db.db.query<{ id: string; state: string }>(`SELECT id, state FROM jobs WHERE replica_id <> 'r1' AND state <> 'done'`);
+      const found = await db.db.query<{ id: string; state: string }>(
+        `SELECT id, state FROM jobs WHERE replica_id <> 'r1' AND state <> 'done'`,
+      );
       return found.rows.length === 0 ? found : undefined;
     });
     expect(failed.rows).toEqual([]);

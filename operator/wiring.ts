@@ -72,7 +72,11 @@ function moneyEnv(config: CoordinatorConfig): Record<string, string | undefined>
 
 /** `<host>-<pid>` in the replica id alphabet. */
 function defaultReplicaId(): string {
-  const host = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 20);
+  const host = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 20);
   return `${host === '' ? 'replica' : host}-${process.pid}`;
 }
 

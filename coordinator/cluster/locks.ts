@@ -56,7 +56,9 @@ export class ReplicaLocks {
       if (Date.now() > until) {
         locks.#lost = true;
         await client.end().catch(() => undefined);
-        throw new Error(`replica id ${options.replicaId} is held by another live replica on schema ${options.schema}; give each its own cluster.replicaId`);
+        throw new Error(
+          `replica id ${options.replicaId} is held by another live replica on schema ${options.schema}; give each its own cluster.replicaId`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }

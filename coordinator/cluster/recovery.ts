@@ -41,7 +41,11 @@ export async function failJobsOf(options: RecoveryOptions, replicaId: string | n
 
 /** What this replica's earlier process left: its own id's unfinished jobs. */
 export function recoverOwn(options: RecoveryOptions, replicaId: string): Promise<number> {
-  return failJobsOf(options, replicaId, `RESTARTED: The coordinator replica ${replicaId} restarted while this job was unfinished; run it again.`);
+  return failJobsOf(
+    options,
+    replicaId,
+    `RESTARTED: The coordinator replica ${replicaId} restarted while this job was unfinished; run it again.`,
+  );
 }
 
 /** The singleton's pass: fails the jobs of every replica that holds no replica lock; per replica, how many. */

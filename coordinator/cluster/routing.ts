@@ -20,7 +20,7 @@
  * it ({@link RelayPort}) and a few contributors more in the owner's relay.
  */
 import * as v from 'valibot';
-import { Alive, Claim, Down, Gone, Granted, Release, RemoteView, Up } from '../../protocol/cluster.ts';
+import { Alive, Claim, Down, Gone, Granted, Release, type RemoteView, Up } from '../../protocol/cluster.ts';
 import type { CoordinatorMessage } from '../../protocol/wire.ts';
 import { type Clock, errorText, type Logger, randomId } from '../deps.ts';
 import { ConnectedContributor } from '../leases/contributor.ts';
@@ -257,7 +257,13 @@ export class Routing {
           const start = this.#rr++;
           for (let k = 0; k < peers.length && job.state === 'waiting'; k++) {
             const peer = peers[(start + k) % peers.length] ?? '';
-            const body = { owner: this.#o.replicaId, jobId: job.id, model: job.model, kind: job.kind, exclude: [...job.triedBy].slice(0, 64) };
+            const body = {
+              owner: this.#o.replicaId,
+              jobId: job.id,
+              model: job.model,
+              kind: job.kind,
+              exclude: [...job.triedBy].slice(0, 64),
+            };
             this.counts.claimsSent++;
             const answer = await this.#o.bus.request(this.#s.claim(peer), body, this.#o.claimTimeoutMs).catch(() => null);
             const granted = answer === null ? null : parseGranted(answer);
@@ -312,7 +318,13 @@ export class Routing {
     this.counts.remoteResults++;
     const answer: CoordinatorMessage =
       proxy === undefined || relay === null
-        ? { v: 1, type: 'error', error: { code: 'NOT_FOUND', message: `No lease ${m.message.leaseId} here.` }, fatal: false, jobId: m.message.jobId }
+        ? {
+            v: 1,
+            type: 'error',
+            error: { code: 'NOT_FOUND', message: `No lease ${m.message.leaseId} here.` },
+            fatal: false,
+            jobId: m.message.jobId,
+          }
         : relay.result(proxy, m.message);
     this.#o.bus.publish(this.#s.down(m.home), { owner: this.#o.replicaId, contributorId: m.contributorId, message: answer });
   }

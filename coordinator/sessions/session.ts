@@ -173,8 +173,7 @@ export class ContributorSession {
       case 'lease':
         return this.#host.relay.offer(contributor, message.slots);
       case 'chunk':
-      case 'fail':
-      {
+      case 'fail': {
         const answer = this.#host.relay.result(contributor, message);
         return answer === undefined ? undefined : this.send(answer);
       }
