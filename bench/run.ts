@@ -76,10 +76,10 @@ async function runtimeBench(): Promise<void> {
   }
 }
 
-// BENCH_ONLY=runtime|dispatch|background|first-click|earnings|trust|models runs one of them; by default all, the browser runtime first.
+// BENCH_ONLY=runtime|dispatch|background|first-click|earnings|trust|models|replicas runs one of them; by default all, the browser runtime first.
 // The background suite (a hidden tab against a visible one) takes a few minutes; BENCH_BACKGROUND_LONG=1 runs it past the 5-minute mark.
 // first-click and earnings use the app's production build in dist/ (`npx vite build` first); earnings works for 5 minutes.
-const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models'];
+const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models', 'replicas'];
 const only = process.env['BENCH_ONLY'] ?? '';
 if (only !== '' && !SUITES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${SUITES.join(', ')}, got ${only}`);
 if (only === '' || only === 'runtime') await runtimeBench();
@@ -102,4 +102,8 @@ if (only === '' || only === 'first-click' || only === 'earnings') {
 if (only === '' || only === 'models') {
   const { runModelsBench } = await import('./models/index.ts');
   await runModelsBench();
+}
+if (only === '' || only === 'replicas') {
+  const { runReplicasBench } = await import('./replicas/index.ts');
+  await runReplicasBench();
 }
