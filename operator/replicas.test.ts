@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { checkBooks } from '../coordinator/ledger/books.ts';
@@ -96,6 +97,8 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
   });
 
   it('run jobs across replicas, survive a SIGKILL of the singleton holder, and keep the books', { timeout: 240_000 }, async () => {
+    const t0 = Date.now();
+    const phase = (name: string) => console.log(`[replicas] ${name} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const models = await startModelHost({ port: 0 });
     cleanup.push(() => models.close());
     const schema = uniqueSchema('replicas');
@@ -135,6 +138,7 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
     const url = async (r: Replica) => String((await r.waitFor('coordinator listening'))['url']);
     const [u1, u2, u3] = [await url(r1), await url(r2), await url(r3)];
     const keys = JSON.parse(readFileSync(keysFile, 'utf8')) as LocalKeys;
+    phase('three replicas listening');
     expect(r2.has('singletons started')).toBeUndefined();
     expect(r3.has('singletons started')).toBeUndefined();
 
@@ -175,6 +179,7 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
         return result;
       });
 
+    phase('contributors connected');
     // 1. Jobs cross replicas: r2 has no contributor, so every one of its jobs runs on r1's or r3's.
     const onR2 = new RequesterClient({ coordinatorUrl: u2, apiKey: keys.demo.secret, checkReplicas: false });
     const texts = Array.from({ length: 6 }, (_, i) => `cross-replica job ${i}`);
@@ -191,6 +196,7 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
       expect([c1.id, c3.id]).toContain(row.contributor_id);
     }
 
+    phase('six jobs crossed replicas');
     // 2. The singleton holder (r1) settles and pays.
     const paid = async (wallet: string): Promise<bigint> => {
       const summary = (await (await fetch(`${u2}/v1/earnings/${wallet}`)).json()) as { balances: { paid: string } };
@@ -215,12 +221,14 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
     await until('jobs of r2 on both contributors', async () => (run1.started >= before1 + 2 && run3.started > before3 ? true : undefined));
     const paidBefore = await paid(c3.wallet);
 
+    phase('paid by r1; jobs held; killing r1');
     r1.process.kill('SIGKILL');
     await r1.exited;
     hold3.open();
     run3.held = null;
     // Every r2 job answers once, with the right numbers: the one on r1's contributor was re-leased.
     await Promise.all(results);
+    phase("r2's jobs answered after the kill");
     const rerun = await until('the re-leased job in the database', async () => {
       const found = await db.db.query<{ contributor_id: string }>(
         `SELECT contributor_id FROM jobs WHERE replica_id = 'r2' AND state = 'done' AND attempt > 1`,
@@ -243,6 +251,17 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
     expect(await orphan).not.toBe('answered');
     await until(`a payout by ${next.id}`, async () => ((await paid(c3.wallet)) > paidBefore ? true : undefined));
     hold1.open();
+    phase(`paid by ${next.id}`);
+
+    // The figures say so too: the new holder's singleton gauge, r2's results from other replicas.
+    const metric = async (url: string, name: string) => {
+      const families = parsePrometheusTextFormat(await (await fetch(`${url}/metrics`)).text());
+      return Number(families.find((f) => f.name === name)?.metrics[0]?.value ?? NaN);
+    };
+    expect(await metric(next === r2 ? u2 : u3, 'spinneret_cluster_singletons')).toBe(1);
+    expect(await metric(next === r2 ? u3 : u2, 'spinneret_cluster_singletons')).toBe(0);
+    expect(await metric(u2, 'spinneret_cluster_remote_results_total')).toBeGreaterThanOrEqual(12);
+    expect(await metric(u2, 'spinneret_cluster_peers')).toBe(1);
 
     // No r2 job failed; the books balance (nothing lost, nothing paid twice).
     const failed = await until('every r2 job written done', async () => {

@@ -26,6 +26,7 @@ import type { CoordinatorConfig } from './config.ts';
 import { asLogger, lineCallback } from './log.ts';
 import { hostname } from 'node:os';
 import { openReplica, type Replica } from '../coordinator/cluster/replica.ts';
+import { registerClusterMetrics } from '../coordinator/cluster/metrics.ts';
 
 /** Keys of a local network (`local.keysFile`): the gateway's and the demo requester's. */
 export interface LocalKeys {
@@ -183,6 +184,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   });
   registerMoneyMetrics(registry, store.db, money);
   registerVerificationMetrics(registry, store.db);
+  if (replica !== undefined) registerClusterMetrics(registry, replica);
   const walletDomains = config.walletDomains ?? (config.network === 'local' ? ['127.0.0.1', 'localhost'] : []);
   const coordinator = createCoordinator({
     store,
