@@ -96,7 +96,7 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
   });
 
-  it('run jobs across replicas, survive a SIGKILL of the singleton holder, and keep the books', { timeout: 240_000 }, async () => {
+  it('run jobs across replicas, survive a SIGKILL of the singleton holder, and keep the books', { timeout: 360_000 }, async () => {
     const t0 = Date.now();
     const phase = (name: string) => console.log(`[replicas] ${name} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const models = await startModelHost({ port: 0 });
@@ -134,7 +134,8 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
     // All three at once; the first makes and funds the local requester keys.
     const all = [start('ra', { local: { keysFile, fund: '10 TON' } }), start('rb'), start('rc')];
     const urls = new Map<Replica, string>();
-    for (const r of all) urls.set(r, String((await r.waitFor('coordinator listening'))['url']));
+    // Generous: three processes start at once (known answers, the sandbox chain) on a loaded machine.
+    for (const r of all) urls.set(r, String((await r.waitFor('coordinator listening', 200_000))['url']));
     const keys = JSON.parse(readFileSync(keysFile, 'utf8')) as LocalKeys;
     phase('three replicas listening');
     // r1: whichever took the singleton lock; it gets the contributor that dies with it. r2: the
@@ -190,8 +191,8 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
     await Promise.all(texts.map((text) => embedOn(onR2, text)));
     // Job rows are group-committed: wait for the writes.
     const crossed = await until('six done jobs in the database', async () => {
-      const found = await db.db.query<{ replica_id: string; contributor_id: string }>(
-        `SELECT replica_id, contributor_id FROM jobs WHERE state = 'done'`,
+      const found = await db.db.query<{ id: string; replica_id: string; contributor_id: string }>(
+        `SELECT id, replica_id, contributor_id FROM jobs WHERE state = 'done'`,
       );
       return found.rows.length === 6 ? found : undefined;
     });
@@ -201,6 +202,25 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
     }
 
     phase('six jobs crossed replicas');
+    // Reports are read from the database on any replica: the SDK reported each job on r2 (opened),
+    // and r3 knows the job and that report (one per job, whichever replica takes it).
+    const reported = crossed.rows[0]?.id ?? '';
+    const report = await until('r3 to see the report taken on r2', async () => {
+      const response = await fetch(`${u3}/v1/jobs/${reported}/report`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${keys.demo.secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ opened: true }),
+      });
+      const body = (await response.json()) as { error?: { code: string; message: string } };
+      return response.status === 409 ? body : undefined;
+    });
+    expect(report.error?.message).toContain('reported already');
+    const stranger = await fetch(`${u3}/v1/jobs/${reported}/report`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys.gateway.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ opened: false }),
+    });
+    expect(stranger.status).toBe(404); // another key's job, on any replica
     // 2. The singleton holder (r1) settles and pays.
     const paid = async (wallet: string): Promise<bigint> => {
       const summary = (await (await fetch(`${u2}/v1/earnings/${wallet}`)).json()) as { balances: { paid: string } };

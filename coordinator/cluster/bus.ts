@@ -26,7 +26,8 @@ import type * as v from 'valibot';
 import * as s from 'valibot';
 
 export interface Bus {
-  publish(subject: string, body: unknown): void;
+  /** False when NATS refused it (larger than the server's `max_payload`, or the connection closed); the reason is logged. */
+  publish(subject: string, body: unknown): boolean;
   /** Resolves the reply's body; rejects on no responder or timeout. */
   request(subject: string, body: unknown, timeoutMs: number): Promise<unknown>;
   /** Calls `handler` with each body that passes `schema` (others are counted and dropped); `reply` answers a request. */
@@ -47,7 +48,16 @@ export async function connectBus(url: string, name: string, onError: (message: s
   const encode = (body: unknown): string => JSON.stringify(body);
   return {
     publish(subject, body) {
-      nc.publish(subject, encode(body));
+      const data = encode(body);
+      try {
+        nc.publish(subject, data);
+        return true;
+      } catch (err) {
+        const limit = nc.info?.max_payload ?? 0;
+        const hint = data.length > limit ? ` (${data.length} bytes; the server's max_payload is ${limit}: set max_payload: 8MB)` : '';
+        onError(`NATS refused a message on ${subject}${hint}`, err);
+        return false;
+      }
     },
     async request(subject, body, timeoutMs) {
       const msg = await nc.request(subject, encode(body), { timeout: timeoutMs });

@@ -119,8 +119,16 @@ export class Routing {
         const remote = this.#remoteLeases.get(message.leaseId);
         if (remote === undefined || remote.contributorId !== c.id) return relay.result(c, message);
         if (message.type === 'fail' || message.final) this.#remoteLeases.delete(message.leaseId);
-        this.#o.bus.publish(this.#s.up(remote.owner), { home: this.#o.replicaId, contributorId: c.id, message });
-        return undefined;
+        if (this.#o.bus.publish(this.#s.up(remote.owner), { home: this.#o.replicaId, contributorId: c.id, message })) return undefined;
+        // Too large for the bus: the owner hears of a failed attempt instead of waiting for the lease to expire.
+        this.#remoteLeases.delete(message.leaseId);
+        const error = {
+          code: 'BAD_MESSAGE' as const,
+          message: 'A result chunk was too large for the replicas’ message bus (NATS max_payload).',
+        };
+        const fail = { v: 1 as const, type: 'fail' as const, jobId: message.jobId, leaseId: message.leaseId, error };
+        this.#o.bus.publish(this.#s.up(remote.owner), { home: this.#o.replicaId, contributorId: c.id, message: fail });
+        return { v: 1, type: 'error', error, fatal: false, jobId: message.jobId };
       },
     };
   }
@@ -293,9 +301,19 @@ export class Routing {
     const k = key(home, view.id);
     let proxy = this.#proxies.get(k);
     if (proxy === undefined || local !== proxy) {
-      proxy = new RemoteContributor(home, view, (message) =>
-        this.#o.bus.publish(this.#s.down(home), { owner: this.#o.replicaId, contributorId: view.id, message }),
-      );
+      proxy = new RemoteContributor(home, view, (message) => {
+        if (this.#o.bus.publish(this.#s.down(home), { owner: this.#o.replicaId, contributorId: view.id, message })) return;
+        const job = message.type === 'job' ? relay.jobById(message.jobId) : undefined;
+        // Outside the relay's call that sent it: the job fails, typed, rather than waiting for its lease to expire.
+        if (job !== undefined) {
+          const error = {
+            code: 'BAD_MESSAGE' as const,
+            message:
+              'The sealed payload is larger than the coordinator replicas can pass between them (NATS max_payload); send a smaller job.',
+          };
+          queueMicrotask(() => relay.refuse(job, error));
+        }
+      });
       this.#proxies.set(k, proxy);
       relay.join(proxy);
     }
@@ -303,12 +321,21 @@ export class Routing {
     relay.schedule();
   }
 
-  /** Slots held from other replicas that the relay did not use go back. */
+  /**
+   * Slots held from other replicas that the relay did not use go back; a remote contributor that
+   * holds nothing of this replica's any more leaves its relay (placement, device counts and
+   * `hasPeer` see only what this replica holds).
+   */
   #returnUnused(): void {
-    for (const proxy of this.#proxies.values()) {
-      if (proxy.openSlots <= 0) continue;
-      this.#o.bus.publish(this.#s.release(proxy.home), { owner: this.#o.replicaId, contributorId: proxy.id, slots: proxy.openSlots });
-      proxy.openSlots = 0;
+    for (const [k, proxy] of this.#proxies) {
+      if (proxy.openSlots > 0) {
+        this.#o.bus.publish(this.#s.release(proxy.home), { owner: this.#o.replicaId, contributorId: proxy.id, slots: proxy.openSlots });
+        proxy.openSlots = 0;
+      }
+      if (proxy.leases.size === 0) {
+        this.#proxies.delete(k);
+        this.#relay?.leave(proxy, 'holds nothing of this replica');
+      }
     }
   }
 
