@@ -100,6 +100,11 @@ export class Routing {
     return this.#o.replicaId;
   }
 
+  /** Contributors of other replicas holding a slot or lease of this replica's jobs now. */
+  get holding(): number {
+    return this.#proxies.size;
+  }
+
   /** Live peers (not this replica). */
   get peers(): string[] {
     return [...this.#peers.keys()];
