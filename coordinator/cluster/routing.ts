@@ -54,7 +54,7 @@ export interface RoutingOptions {
   deadAfterMs?: number;
   /** How often waiting jobs look for a contributor on another replica, ms. Default 20. */
   claimEveryMs?: number;
-  /** How long a claim waits for its answer, ms. Default 1 000. */
+  /** How long a claim waits for its answer, ms (a grant answered after it stays lent until this replica is lost). Default 5 000. */
   claimTimeoutMs?: number;
 }
 
@@ -92,7 +92,7 @@ export class Routing {
   readonly counts: RoutingCounts = { claimsSent: 0, claimsGranted: 0, slotsLent: 0, slotsReturned: 0, remoteResults: 0, peersLost: 0 };
 
   constructor(options: RoutingOptions) {
-    this.#o = { heartbeatMs: 500, deadAfterMs: 3_000, claimEveryMs: 20, claimTimeoutMs: 1_000, ...options };
+    this.#o = { heartbeatMs: 500, deadAfterMs: 3_000, claimEveryMs: 20, claimTimeoutMs: 5_000, ...options };
     this.#s = subjects(options.prefix);
   }
 
