@@ -24,6 +24,8 @@ export const Claim = v.strictObject({
   kind: JobKind,
   /** Contributors that must not get it (earlier attempts). */
   exclude: v.pipe(v.array(Id), v.maxLength(64)),
+  /** The one contributor it must run on (a canary checks the device that ran the job). */
+  target: v.optional(Id),
 });
 
 /** What the owner's scheduler needs to see of a remote contributor. */

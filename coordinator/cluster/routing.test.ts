@@ -41,13 +41,13 @@ const until = async <T>(what: string, read: () => T | undefined, timeoutMs = 30_
   }
 };
 
-/** Holds each job until `release` is called. */
+/** Holds each job until `letGo` is called. */
 class HeldRuntime extends EmbedRuntime {
   started = 0;
-  release: () => void = () => undefined;
+  letGo: () => void = () => undefined;
   override async run(...args: Parameters<EmbedRuntime['run']>): ReturnType<EmbedRuntime['run']> {
     this.started++;
-    await new Promise<void>((resolve) => (this.release = resolve));
+    await new Promise<void>((resolve) => (this.letGo = resolve));
     return super.run(...args);
   }
 }
@@ -119,7 +119,7 @@ describe('routing between replicas', () => {
     // (stop() waits for the held job, which is let go once the second attempt answered.)
     const stopped = leaving.stop({ drain: false });
     const result = await running;
-    held.release();
+    held.letGo();
     await stopped;
     check(text, result);
     expect(result.attempts).toBe(2);

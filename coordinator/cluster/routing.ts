@@ -176,7 +176,12 @@ export class Routing {
     if (relay === null || relay.draining || !this.#peers.has(m.owner)) return { contributor: null };
     const exclude = new Set(m.exclude);
     const free = [...relay.contributors.values()].filter(
-      (c) => !(c instanceof RemoteContributor) && c.openSlots > 0 && c.capabilities !== null && !exclude.has(c.id),
+      (c) =>
+        !(c instanceof RemoteContributor) &&
+        c.openSlots > 0 &&
+        c.capabilities !== null &&
+        !exclude.has(c.id) &&
+        (m.target === undefined || c.id === m.target),
     );
     const view = { id: m.jobId, apiKeyId: '', model: m.model, kind: m.kind, attempt: 1, triedBy: exclude };
     const chosen = chooseContributor(free, view, {});
@@ -270,12 +275,14 @@ export class Routing {
           const start = this.#rr++;
           for (let k = 0; k < peers.length && job.state === 'waiting'; k++) {
             const peer = peers[(start + k) % peers.length] ?? '';
+            const target = relay.targetOf(job.id);
             const body = {
               owner: this.#o.replicaId,
               jobId: job.id,
               model: job.model,
               kind: job.kind,
               exclude: [...job.triedBy].slice(0, 64),
+              ...(target !== undefined && { target }),
             };
             this.counts.claimsSent++;
             const answer = await this.#o.bus.request(this.#s.claim(peer), body, this.#o.claimTimeoutMs).catch(() => null);

@@ -166,6 +166,11 @@ export class Relay {
     return this.#waiting.values();
   }
 
+  /** The one contributor a check job must run on (a canary's), if any. */
+  targetOf(jobId: string): string | undefined {
+    return this.#meta.get(jobId)?.target;
+  }
+
   /**
    * A requester's job. `id` is the one its reservation was made under (the requester routes
    * reserve before the job exists); `envelope` bounds what it is billed.
