@@ -76,11 +76,11 @@ async function runtimeBench(): Promise<void> {
   }
 }
 
-// BENCH_ONLY=runtime|dispatch|background|first-click|earnings|trust|models|standins|connections runs one of them; by default all, the browser runtime first.
+// BENCH_ONLY=runtime|dispatch|background|first-click|earnings|trust|models|standins|connections|replicas runs one of them; by default all, the browser runtime first.
 // The background suite (a hidden tab against a visible one) takes a few minutes; BENCH_BACKGROUND_LONG=1 runs it past the 5-minute mark.
 // first-click and earnings use the app's production build in dist/ (`npx vite build` first); earnings works for 5 minutes.
 // connections holds 10,000 contributor sockets on one coordinator (BENCH_CONNECTIONS, BENCH_CONNECTIONS_BASE, BENCH_HOLD_S).
-const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models', 'standins', 'connections'];
+const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models', 'standins', 'connections', 'replicas'];
 const only = process.env['BENCH_ONLY'] ?? '';
 if (only !== '' && !SUITES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${SUITES.join(', ')}, got ${only}`);
 if (only === '' || only === 'runtime') await runtimeBench();
@@ -111,4 +111,8 @@ if (only === '' || only === 'models') {
 if (only === '' || only === 'standins') {
   const { runStandinsBench } = await import('./standins/index.ts');
   await runStandinsBench();
+}
+if (only === '' || only === 'replicas') {
+  const { runReplicasBench } = await import('./replicas/index.ts');
+  await runReplicasBench();
 }

@@ -29,6 +29,8 @@ import { RequesterActions } from './requesters/actions.ts';
 import { RequesterChannels } from './requesters/channel.ts';
 import type { SchedulerHooks } from './scheduler/scheduler.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
+import type { RelayPort } from './sessions/session.ts';
+import type { ConnectedContributor } from './leases/contributor.ts';
 import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
 import { problem, requestTargetGuard } from './http.ts';
@@ -148,6 +150,13 @@ export interface CoordinatorOptions {
    * /v1/operator/keys` and `DELETE /v1/operator/keys/:id`. Without one they are not served.
    */
   operatorToken?: string;
+  /**
+   * Replicas (coordinator/cluster/): puts the routing between replicas in front of the relay,
+   * as the contributor sessions see it. `find` gives this replica's connected contributors.
+   */
+  cluster?: (relay: Relay, find: (contributorId: string) => ConnectedContributor | undefined) => RelayPort;
+  /** Wallet sessions (default: this process's own, in memory); replicas share theirs through the database. */
+  walletSessions?: WalletSessions;
 }
 
 /** Counts for tests and health checks. */
@@ -225,7 +234,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   });
   options.verification?.attach(relay);
   options.billing?.attach(relay);
-  const walletSessions = new WalletSessions({ clock });
+  const walletSessions = options.walletSessions ?? new WalletSessions({ clock });
   const walletDomains = [
     ...(options.walletDomains ?? publicDomains(process.env['SPINNERET_PUBLIC_URL'])),
     ...(options.appUrl === undefined ? [] : [new URL(options.appUrl).host]),
@@ -233,8 +242,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const fleetDb = options.fleetDb ?? (store instanceof SqlStore ? store.db : undefined);
   const fleet: FleetService | undefined =
     fleetDb === undefined ? undefined : createFleetService({ db: fleetDb, clock, logger, walletSessions, live: (id) => gateway.find(id) });
+  const port = options.cluster?.(relay, (id) => gateway.find(id)) ?? relay;
   const gateway: ContributorGateway = new ContributorGateway({
-    relay,
+    relay: port,
     store,
     clock,
     logger,

@@ -157,6 +157,23 @@ export const COORDINATOR_SETTINGS = {
   'jobs.heartbeat': s('string', duration, '15s', 'SPINNERET_HEARTBEAT', 'Workers ping this often; one silent twice as long is dropped.'),
   'jobs.maxAttempts': s('number', count(1, 10), 3, 'SPINNERET_JOB_ATTEMPTS', 'Attempts per job, re-assignments included.'),
   'jobs.maxQueued': s('number', count(1, 1_000_000), 10_000, 'SPINNERET_MAX_QUEUED', 'Most jobs waiting at once; more get 503.'),
+  'cluster.nats': s(
+    'string',
+    v.pipe(
+      v.string('expected a NATS URL'),
+      v.regex(/^(nats|tls):\/\/[^\s]{1,250}$/, 'expected a nats:// or tls:// URL such as "nats://127.0.0.1:4222"'),
+    ),
+    undefined,
+    'SPINNERET_NATS_URL',
+    'NATS server of the replicas (docs/operating.md, "Replicas"); unset: one process, no NATS. Needs `database.url`.',
+  ),
+  'cluster.replicaId': s(
+    'string',
+    v.pipe(v.string('expected a replica id'), v.regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'expected 1 to 32 lowercase letters, digits or -')),
+    undefined,
+    'SPINNERET_REPLICA_ID',
+    "This replica's id, unique among live replicas (its jobs are its own); unset: host name and process id.",
+  ),
   drainTimeout: s(
     'string',
     duration,
@@ -453,6 +470,9 @@ export function loadCoordinatorConfig(options: LoadOptions = {}): CoordinatorCon
   }
   if (config['local.keysFile'] !== undefined && chain !== 'sandbox') {
     problems.push('local.keysFile: only on the sandbox chain (its keys are funded from the faucet)');
+  }
+  if (config['cluster.nats'] !== undefined && config['database.url'] === undefined) {
+    problems.push('cluster.nats: replicas share one PostgreSQL database; set database.url (PGlite is one process only)');
   }
   if (config.network === 'mainnet') {
     const unsafe = (key: string, reason: string): void => void problems.push(`${key}: refused on mainnet: ${reason}`);

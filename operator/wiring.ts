@@ -24,6 +24,9 @@ import type { KnownAnswer } from '../coordinator/verification/canaries.ts';
 import type { Verification } from '../coordinator/verification/service.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { asLogger, lineCallback } from './log.ts';
+import { hostname } from 'node:os';
+import { openReplica, type Replica } from '../coordinator/cluster/replica.ts';
+import { registerClusterMetrics } from '../coordinator/cluster/metrics.ts';
 
 /** Keys of a local network (`local.keysFile`): the gateway's and the demo requester's. */
 export interface LocalKeys {
@@ -68,6 +71,33 @@ function moneyEnv(config: CoordinatorConfig): Record<string, string | undefined>
   };
 }
 
+/** `<host>-<pid>` in the replica id alphabet. */
+function defaultReplicaId(): string {
+  const host = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 20);
+  return `${host === '' ? 'replica' : host}-${process.pid}`;
+}
+
+/** Takes the replica's lock and joins the bus; when its database locks are lost it stops (SIGTERM: drain). */
+async function openClusterReplica(config: CoordinatorConfig, replicaId: string, store: SqlStore, log: Pino): Promise<Replica> {
+  const databaseUrl = config['database.url'];
+  const natsUrl = config['cluster.nats'];
+  if (databaseUrl === undefined || natsUrl === undefined) throw new Error('cluster.nats needs database.url');
+  return openReplica({
+    replicaId,
+    natsUrl,
+    databaseUrl,
+    schema: config['database.schema'] ?? 'public',
+    db: store.db,
+    clock: { now: () => Date.now() },
+    logger: asLogger(log.child({ component: 'cluster' })),
+    onLost: () => process.kill(process.pid, 'SIGTERM'),
+  });
+}
+
 /** Loads the catalog, waiting up to `waitMs` for a model host that is starting too. */
 async function loadCatalog(url: string, log: Pino, waitMs = 30_000): Promise<ModelCatalog> {
   const until = Date.now() + waitMs;
@@ -100,6 +130,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const catalog = await loadCatalog(config.manifestUrl, log);
+  const replicaId = config['cluster.nats'] === undefined ? undefined : (config['cluster.replicaId'] ?? defaultReplicaId());
   const store =
     options.store ??
     (await openStore({
@@ -107,7 +138,9 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
       ...(config['database.url'] === undefined
         ? { dataDir: config['database.dataDir'] }
         : { databaseUrl: config['database.url'], ...(config['database.schema'] !== undefined && { schema: config['database.schema'] }) }),
+      ...(replicaId !== undefined && { replicaId }),
     }));
+  const replica = replicaId === undefined ? undefined : await openClusterReplica(config, replicaId, store, log);
   // Known answers for the manifest's ONNX generation models, computed here on the CPU from their
   // pinned files; without them (the host unreachable, a file off its pin) those models are checked by replicas only.
   const knownAnswers = await generateKnownAnswers(config.manifestUrl, log);
@@ -136,7 +169,10 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
     env: moneyEnv(config),
     log: lineCallback(log, 'money'),
     verification,
+    // Replicas: settlement, payouts and the deposit watcher run where the singleton lock is.
+    singletons: replica === undefined,
   });
+  const released = (jobId: string, reason: string): void => money.billing.relay.ended(jobId, reason);
   const networkInfo = createNetworkInfo({
     db: store.db,
     connected: () => coordinator.stats().contributors,
@@ -151,6 +187,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   registerMoneyMetrics(registry, store.db, money);
   registerVerificationMetrics(registry, store.db);
   registerStoreMetrics(registry, store);
+  if (replica !== undefined) registerClusterMetrics(registry, replica);
   const walletDomains = config.walletDomains ?? (config.network === 'local' ? ['127.0.0.1', 'localhost'] : []);
   const coordinator = createCoordinator({
     store,
@@ -177,10 +214,33 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
       await store.db.query('SELECT 1');
       return null;
     },
+    ...(replica !== undefined && {
+      // Each replica ends only its own jobs; the singleton holder those of dead replicas.
+      recoverUnfinished: false,
+      cluster: (relay, find) => replica.routing.attach(relay, find),
+      walletSessions: replica.walletSessions,
+    }),
     ...options.coordinator,
   });
+  if (replica !== undefined) {
+    const failed = await replica.recoverOwn(released);
+    if (failed > 0) log.info({ replica: replica.id, failed }, 'recovered unfinished jobs from before a restart');
+  }
   const localKeys = config['local.keysFile'] === undefined ? undefined : await ensureLocalKeys(config, coordinator, store, money, log);
   const server = await coordinator.listen({ port: config['listen.port'], host: config['listen.host'] });
+  replica?.start(
+    {
+      start: () => {
+        money.earnings.start();
+        money.deposits.start();
+      },
+      stop: () => {
+        money.earnings.stop();
+        money.deposits.stop();
+      },
+    },
+    released,
+  );
   log.info(
     {
       url: server.url,
@@ -189,6 +249,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
       hotWallet: money.hotWalletAddress,
       depositAddress: money.depositAddress,
       database: config['database.url'] === undefined && options.store === undefined ? `PGlite ${config['database.dataDir']}` : 'PostgreSQL',
+      ...(replica !== undefined && { replica: replica.id }),
     },
     'coordinator listening',
   );
@@ -208,6 +269,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
         await server.close().catch(() => undefined);
         await money.idle();
         money.stop();
+        await replica?.close();
         await verification.idle();
         if (options.store === undefined) await store.close();
         log.info('stopped');

@@ -52,6 +52,11 @@ export interface MoneyOptions {
    * them apart, and paid from the network's check budget.
    */
   verification?: Verification;
+  /**
+   * Start settlement, payouts and the deposit watcher's timers now (default true). Replicas
+   * pass false and start them on the replica holding the singleton lock (coordinator/cluster/).
+   */
+  singletons?: boolean;
 }
 
 export interface Money {
@@ -151,8 +156,10 @@ export async function startMoney(options: MoneyOptions): Promise<Money> {
   // A result the requester could not open is run again at no charge, paid by the check budget.
   verification?.setRerunner((jobId) => billing.createRerun(jobId));
   await billing.start();
-  earnings.start();
-  deposits.start();
+  if (options.singletons !== false) {
+    earnings.start();
+    deposits.start();
+  }
   const faucet = chain instanceof SandboxChain ? new SandboxFaucet(chain.blockchain, depositAddress) : null;
   const operatorToken = env['SPINNERET_OPERATOR_TOKEN'];
   const routes = new Hono().route('/', earnings.routes());

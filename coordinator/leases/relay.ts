@@ -164,6 +164,16 @@ export class Relay {
     return this.#contributors;
   }
 
+  /** Jobs waiting for a contributor, oldest first (replicas look for one on another replica for them). */
+  waitingJobs(): IterableIterator<Job> {
+    return this.#waiting.values();
+  }
+
+  /** The one contributor a check job must run on (a canary's), if any. */
+  targetOf(jobId: string): string | undefined {
+    return this.#meta.get(jobId)?.target;
+  }
+
   /**
    * A requester's job. `id` is the one its reservation was made under (the requester routes
    * reserve before the job exists); `envelope` bounds what it is billed.

@@ -24,9 +24,18 @@ import type { Store } from '../store/types.ts';
 import type { SessionBinding, SessionResolver } from './bindings.ts';
 import { contributorIdOf, type NonceBook, usableHpkeKey, verifyHello } from './hello.ts';
 
+/**
+ * The relay as a session sees it: the relay itself, or the replicas' routing in front of it
+ * (coordinator/cluster/), which answers a result for another replica's lease later, on the
+ * worker's socket, so `result` may return nothing.
+ */
+export type RelayPort = Pick<Relay, 'offer' | 'join' | 'leave' | 'schedule' | 'contributors'> & {
+  result(contributor: ConnectedContributor, message: Parameters<Relay['result']>[1]): CoordinatorMessage | undefined;
+};
+
 /** What a session needs from the coordinator around it. */
 export interface SessionHost {
-  relay: Relay;
+  relay: RelayPort;
   store: Store;
   clock: Clock;
   logger: Logger;
@@ -168,8 +177,10 @@ export class ContributorSession {
       case 'lease':
         return this.#host.relay.offer(contributor, message.slots);
       case 'chunk':
-      case 'fail':
-        return this.send(this.#host.relay.result(contributor, message));
+      case 'fail': {
+        const answer = this.#host.relay.result(contributor, message);
+        return answer === undefined ? undefined : this.send(answer);
+      }
       case 'ping':
         return this.send({ v: PROTOCOL_VERSION, type: 'pong', t: message.t });
       case 'status':

@@ -16,13 +16,15 @@ export interface OpenStoreOptions extends SqlStoreOptions {
   schema?: string;
   /** PGlite only: folder for the database; in memory when absent. */
   dataDir?: string;
+  /** PostgreSQL only: the replica whose jobs this store writes (`cluster.replicaId`). */
+  replicaId?: string;
 }
 
 /** Opens and migrates the store. */
 export async function openStore(options: OpenStoreOptions = {}): Promise<SqlStore> {
-  const { databaseUrl = process.env.DATABASE_URL || undefined, schema, dataDir, ...storeOptions } = options;
+  const { databaseUrl = process.env.DATABASE_URL || undefined, schema, dataDir, replicaId, ...storeOptions } = options;
   const store = databaseUrl
-    ? await openPostgresStore({ url: databaseUrl, schema, ...storeOptions })
+    ? await openPostgresStore({ url: databaseUrl, schema, ...(replicaId !== undefined && { replicaId }), ...storeOptions })
     : await openPgliteStore({ dataDir, ...storeOptions });
   try {
     await store.migrate();

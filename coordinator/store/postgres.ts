@@ -14,7 +14,15 @@ export interface PostgresOptions {
   schema?: string;
   /** Connections in the pool. Default 10. */
   maxConnections?: number;
+  /**
+   * The replica this pool writes for (`spinneret.replica` on each connection): rows of tables
+   * whose `replica_id` defaults to it (jobs, migration 009) are this replica's. Default: none.
+   */
+  replicaId?: string;
 }
+
+/** Replica ids go into a connection option: lowercase letters, digits and `-` only. */
+const REPLICA_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -33,10 +41,17 @@ function client(pgClient: pg.Pool | pg.PoolClient): SqlClient {
 
 /** Opens a pool, creating `schema` first when given. */
 export async function openPostgresDb(options: PostgresOptions): Promise<SqlDb> {
-  const { url, schema } = options;
+  const { url, schema, replicaId } = options;
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
     throw new Error(`schema ${JSON.stringify(schema)} must be letters, digits and _ (at most 63)`);
   }
+  if (replicaId !== undefined && !REPLICA_ID.test(replicaId)) {
+    throw new Error(`replica id ${JSON.stringify(replicaId)} must be 1 to 32 lowercase letters, digits or -`);
+  }
+  const settings = [
+    ...(schema === undefined ? [] : [`-c search_path="${schema}"`]),
+    ...(replicaId === undefined ? [] : [`-c spinneret.replica=${replicaId}`]),
+  ];
   const pool = new pg.Pool({
     connectionString: url,
     max: options.maxConnections ?? 10,
@@ -44,7 +59,7 @@ export async function openPostgresDb(options: PostgresOptions): Promise<SqlDb> {
     // Surfaces a silently dead server as an error (and a retried batch) instead of a hung flush.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    ...(schema === undefined ? {} : { options: `-c search_path="${schema}"` }),
+    ...(settings.length === 0 ? {} : { options: settings.join(' ') }),
   });
   // An idle client's connection error would otherwise crash the process; the next query reports it.
   // Only the message and code: the error carries its client, whose connection parameters may hold a password.
@@ -86,6 +101,6 @@ export async function openPostgresDb(options: PostgresOptions): Promise<SqlDb> {
 
 /** Opens a PostgreSQL store. Does not migrate; {@link openStore} does. */
 export async function openPostgresStore(options: PostgresOptions & SqlStoreOptions): Promise<SqlStore> {
-  const { url, schema, maxConnections, ...storeOptions } = options;
-  return new SqlStore(await openPostgresDb({ url, schema, maxConnections }), storeOptions);
+  const { url, schema, maxConnections, replicaId, ...storeOptions } = options;
+  return new SqlStore(await openPostgresDb({ url, schema, maxConnections, replicaId }), storeOptions);
 }

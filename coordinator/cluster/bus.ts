@@ -1,0 +1,112 @@
+/**
+ * The replicas' message bus: NATS core (publish, subscribe, request/reply) with JSON bodies.
+ * The routing code sees only {@link Bus}, so its subjects and checks stay in one place.
+ *
+ * Subjects, under a prefix per database (`spinneret.<schema>`, so deployments and test runs
+ * on one NATS server never hear each other):
+ *
+ * | subject | kind | from → to | body (protocol/cluster.ts) |
+ * |---|---|---|---|
+ * | `<p>.alive` | publish, all | every replica, each heartbeat | `Alive` |
+ * | `<p>.r.<id>.claim` | request/reply | a job's owner → replica `<id>` | `Claim` → `Granted` |
+ * | `<p>.r.<id>.down` | publish | owner → the contributor's replica | `Down` |
+ * | `<p>.r.<id>.up` | publish | the contributor's replica → owner | `Up` |
+ * | `<p>.r.<id>.release` | publish | owner → the contributor's replica | `Release` |
+ * | `<p>.r.<id>.gone` | publish | the contributor's replica → owner | `Gone` |
+ *
+ * Why core NATS and no JetStream stream: what must outlive a replica is in PostgreSQL (jobs,
+ * ledger, billing, sessions); what travels here is a job's sealed payload and its result chunks,
+ * which by design live only in the memory of the replicas that carry them. A replica that dies
+ * takes its part of a job with it, and the job is re-leased (its contributor's replica died)
+ * or failed `RESTARTED` (its owner died) from the database: a redelivered message could only
+ * replay a lease that no longer exists.
+ */
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type * as v from 'valibot';
+import * as s from 'valibot';
+
+export interface Bus {
+  /** False when NATS refused it (larger than the server's `max_payload`, or the connection closed); the reason is logged. */
+  publish(subject: string, body: unknown): boolean;
+  /** Resolves the reply's body; rejects on no responder or timeout. */
+  request(subject: string, body: unknown, timeoutMs: number): Promise<unknown>;
+  /** Calls `handler` with each body that passes `schema` (others are counted and dropped); `reply` answers a request. */
+  subscribe<S extends v.GenericSchema>(
+    subject: string,
+    schema: S,
+    handler: (body: v.InferOutput<S>, reply: (answer: unknown) => void) => void,
+  ): void;
+  readonly dropped: number;
+  close(): Promise<void>;
+}
+
+/** Connects to NATS at `url`; `name` shows in the server's connection list. */
+export async function connectBus(url: string, name: string, onError: (message: string, err: unknown) => void): Promise<Bus> {
+  const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  const subs: Subscription[] = [];
+  let dropped = 0;
+  const encode = (body: unknown): string => JSON.stringify(body);
+  return {
+    publish(subject, body) {
+      const data = encode(body);
+      try {
+        nc.publish(subject, data);
+        return true;
+      } catch (err) {
+        const limit = nc.info?.max_payload ?? 0;
+        const hint = data.length > limit ? ` (${data.length} bytes; the server's max_payload is ${limit}: set max_payload: 8MB)` : '';
+        onError(`NATS refused a message on ${subject}${hint}`, err);
+        return false;
+      }
+    },
+    async request(subject, body, timeoutMs) {
+      const msg = await nc.request(subject, encode(body), { timeout: timeoutMs });
+      return msg.json();
+    },
+    subscribe(subject, schema, handler) {
+      subs.push(
+        nc.subscribe(subject, {
+          callback: (err, msg) => {
+            if (err !== null) return onError(`subscription ${subject} failed`, err);
+            let raw: unknown;
+            try {
+              raw = msg.json();
+            } catch {
+              dropped++;
+              return;
+            }
+            const parsed = s.safeParse(schema, raw);
+            if (!parsed.success) {
+              dropped++;
+              return onError(`dropped a malformed message on ${subject}`, s.summarize(parsed.issues));
+            }
+            try {
+              handler(parsed.output, (answer) => void msg.respond(encode(answer)));
+            } catch (e) {
+              onError(`handling a message on ${subject} failed`, e);
+            }
+          },
+        }),
+      );
+    },
+    get dropped() {
+      return dropped;
+    },
+    async close() {
+      for (const sub of subs) sub.unsubscribe();
+      await nc.drain().catch(() => nc.close());
+    },
+  };
+}
+
+/** The subjects of one deployment (see the table above). */
+export function subjects(prefix: string) {
+  return {
+    alive: `${prefix}.alive`,
+    claim: (replica: string) => `${prefix}.r.${replica}.claim`,
+    down: (replica: string) => `${prefix}.r.${replica}.down`,
+    up: (replica: string) => `${prefix}.r.${replica}.up`,
+    release: (replica: string) => `${prefix}.r.${replica}.release`,
+    gone: (replica: string) => `${prefix}.r.${replica}.gone`,
+  };
+}

@@ -1,0 +1,47 @@
+/** A replica's figures on `/metrics`: whether it runs the singletons, its live peers, and the routing's counts. */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Replica } from './replica.ts';
+
+export function registerClusterMetrics(registry: Registry, replica: Replica): void {
+  new Gauge({
+    name: 'spinneret_cluster_singletons',
+    help: 'Whether this replica holds the singleton lock (settlement, payouts, deposits, recovery): 1 or 0.',
+    labelNames: ['replica'],
+    registers: [registry],
+    collect() {
+      this.set({ replica: replica.id }, replica.leader ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'spinneret_cluster_peers',
+    help: 'Other replicas heard from within the last 3 s.',
+    registers: [registry],
+    collect() {
+      this.set(replica.routing.peers.length);
+    },
+  });
+  const counts = replica.routing.counts;
+  const counter = (name: string, help: string, read: () => number): void =>
+    void new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  counter('spinneret_cluster_claims_total', 'Slots this replica asked other replicas for, for its waiting jobs.', () => counts.claimsSent);
+  counter('spinneret_cluster_claims_granted_total', 'Of those, slots granted.', () => counts.claimsGranted);
+  counter(
+    'spinneret_cluster_slots_lent_total',
+    "Slots of this replica's contributors lent to other replicas' jobs.",
+    () => counts.slotsLent,
+  );
+  counter(
+    'spinneret_cluster_remote_results_total',
+    "Result messages of this replica's jobs from other replicas' contributors.",
+    () => counts.remoteResults,
+  );
+  counter('spinneret_cluster_peers_lost_total', 'Replicas that went silent or restarted, as seen here.', () => counts.peersLost);
+}

@@ -1,0 +1,139 @@
+/**
+ * One coordinator replica (docs/operating.md, "Replicas"): its locks, its bus, the routing of
+ * work between replicas, the shared wallet sessions, its own recovery, and the singletons
+ * (settlement, payouts, the deposit watcher, the recovery of dead replicas' jobs) while it
+ * holds the singleton lock. `operator/wiring.ts` builds one when `cluster.nats` is set.
+ */
+import type { Clock, Logger } from '../deps.ts';
+import { errorText } from '../deps.ts';
+import type { SqlDb } from '../store/sql.ts';
+import { type Bus, connectBus } from './bus.ts';
+import { ReplicaLocks } from './locks.ts';
+import { recoverDead, recoverOwn } from './recovery.ts';
+import { Routing } from './routing.ts';
+import { SharedWalletSessions } from './wallet-sessions.ts';
+
+export interface ReplicaOptions {
+  replicaId: string;
+  natsUrl: string;
+  databaseUrl: string;
+  /** The shared schema (`database.schema`); `public` when unset. */
+  schema: string;
+  /** The store's database (jobs, wallet sessions). */
+  db: SqlDb;
+  clock: Clock;
+  logger: Logger;
+  /** The lock connection ended: the singletons were stopped; the process should stop too (its jobs are anyone's now). */
+  onLost: (why: string) => void;
+  /** How often a replica without the singleton lock tries to take it, ms. Default 1 000. */
+  leaderRetryMs?: number;
+}
+
+/** What runs on exactly one replica at a time. */
+export interface Singletons {
+  start(): void;
+  stop(): void;
+}
+
+export interface Replica {
+  readonly id: string;
+  readonly routing: Routing;
+  readonly walletSessions: SharedWalletSessions;
+  /** Whether this replica runs the singletons now. */
+  readonly leader: boolean;
+  /** Ends what this replica's previous process left (before it listens); how many jobs. */
+  recoverOwn(released: (jobId: string, reason: string) => void): Promise<number>;
+  /** Starts the routing and the contest for the singleton lock. */
+  start(singletons: Singletons, released: (jobId: string, reason: string) => void): void;
+  /** Stops the singletons, the routing and the timers, lets go of the locks and the bus. */
+  close(): Promise<void>;
+}
+
+/** Takes this replica's lock (refused while another live process has its id) and connects to NATS. */
+export async function openReplica(options: ReplicaOptions): Promise<Replica> {
+  const { logger, replicaId } = options;
+  let singletons: Singletons | null = null;
+  let running = false;
+  const stopSingletons = (): void => {
+    if (!running) return;
+    running = false;
+    singletons?.stop();
+  };
+  const locks = await ReplicaLocks.open({
+    url: options.databaseUrl,
+    schema: options.schema,
+    replicaId,
+    onLost: (why) => {
+      stopSingletons();
+      logger.error('replica lost its database locks', { replica: replicaId, why });
+      options.onLost(why);
+    },
+  });
+  let bus: Bus;
+  try {
+    bus = await connectBus(options.natsUrl, `spinneret-${replicaId}`, (message, err) =>
+      logger.error(message, { replica: replicaId, error: errorText(err) }),
+    );
+  } catch (err) {
+    await locks.close();
+    throw new Error(`cannot reach NATS at ${options.natsUrl} (cluster.nats): ${errorText(err)}`, { cause: err });
+  }
+  const routing = new Routing({ replicaId, bus, prefix: `spinneret.${options.schema}`, clock: options.clock, logger });
+  const walletSessions = new SharedWalletSessions({
+    db: options.db,
+    clock: options.clock,
+    log: (message, err) => logger.error(message, { error: errorText(err) }),
+  });
+  const recovery = (released: (jobId: string, reason: string) => void) => ({ db: options.db, now: () => options.clock.now(), released });
+  const timers: NodeJS.Timeout[] = [];
+  let busy = false;
+  let lastForget = 0;
+
+  return {
+    id: replicaId,
+    routing,
+    walletSessions,
+    get leader() {
+      return running;
+    },
+    recoverOwn: (released) => recoverOwn(recovery(released), replicaId),
+    start(given, released) {
+      singletons = given;
+      routing.start();
+      const tick = async (): Promise<void> => {
+        if (busy || locks.lost) return;
+        busy = true;
+        try {
+          if (!running && (await locks.tryLeader())) {
+            running = true;
+            logger.info('singletons started', { replica: replicaId });
+            given.start();
+          }
+          if (!running) return;
+          const failed = await recoverDead(recovery(released), locks, replicaId);
+          for (const [replica, n] of failed) logger.info('failed the unfinished jobs of a stopped replica', { replica, failed: n });
+          const now = options.clock.now();
+          if (now - lastForget > 60_000) {
+            lastForget = now;
+            await walletSessions.forgetExpired();
+          }
+        } catch (err) {
+          logger.error('singleton pass failed', { replica: replicaId, error: errorText(err) });
+        } finally {
+          busy = false;
+        }
+      };
+      void tick();
+      timers.push(setInterval(() => void tick(), options.leaderRetryMs ?? 1_000));
+      for (const t of timers) t.unref();
+    },
+    async close() {
+      for (const t of timers) clearInterval(t);
+      stopSingletons();
+      routing.stop();
+      await walletSessions.idle();
+      await locks.close();
+      await bus.close();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Messages between coordinator replicas over NATS (docs/operating.md, "Replicas"). Every
+ * replica checks what it reads with these schemas, like any other input: a replica is a peer
+ * on the same private bus, not a part of the same process. Subjects are in
+ * coordinator/cluster/subjects.ts.
+ */
+import * as v from 'valibot';
+import { JobKind } from './manifest.ts';
+import { Capabilities, Chunk, CoordinatorMessage, Fail } from './wire.ts';
+
+const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 base64url characters'));
+/** A replica id (`cluster.replicaId`). */
+export const ReplicaId = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'a replica id is 1–32 of a-z, 0-9 and -'));
+const Wallet = v.pipe(v.string(), v.minLength(1), v.maxLength(100));
+
+/** `alive`: each replica says it lives, every heartbeat; `boot` changes when it restarts. */
+export const Alive = v.strictObject({ replica: ReplicaId, boot: Id });
+
+/** `claim` (request): the owner of a waiting job asks a replica for one slot of a contributor that could run it. */
+export const Claim = v.strictObject({
+  owner: ReplicaId,
+  jobId: Id,
+  model: v.pipe(v.string(), v.maxLength(128)),
+  kind: JobKind,
+  /** Contributors that must not get it (earlier attempts). */
+  exclude: v.pipe(v.array(Id), v.maxLength(64)),
+  /** The one contributor it must run on (a canary checks the device that ran the job). */
+  target: v.optional(Id),
+});
+
+/** What the owner's scheduler needs to see of a remote contributor. */
+export const RemoteView = v.strictObject({
+  id: Id,
+  hpkeKey: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/)),
+  wallet: v.nullable(Wallet),
+  capabilities: Capabilities,
+});
+
+/** The answer to a claim: one slot of this contributor is now the owner's, or none. */
+export const Granted = v.strictObject({ contributor: v.nullable(RemoteView) });
+
+/** `down`: owner → the contributor's replica: a message for the worker's socket (job, cancel, ack, error). */
+export const Down = v.strictObject({ owner: ReplicaId, contributorId: Id, message: CoordinatorMessage });
+
+/** `up`: the contributor's replica → owner: the worker's `chunk` or `fail` for an owner's lease. */
+export const Up = v.strictObject({ home: ReplicaId, contributorId: Id, message: v.variant('type', [Chunk, Fail]) });
+
+/** `release`: owner → the contributor's replica: lent slots it did not use. */
+export const Release = v.strictObject({
+  owner: ReplicaId,
+  contributorId: Id,
+  slots: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1024)),
+});
+
+/** `gone`: the contributor's replica → owner: the worker left (its leases there are lost). */
+export const Gone = v.strictObject({ home: ReplicaId, contributorId: Id, why: v.pipe(v.string(), v.maxLength(200)) });
