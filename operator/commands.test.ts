@@ -252,7 +252,7 @@ describe('a coordinator started from a configuration file', () => {
         expect(['debug', 'info', 'warn', 'error']).toContain(line['level']);
         expect(typeof line['msg']).toBe('string');
       }
-      expect(child.lines.at(-1)?.['msg']).toBe('stopped');
+      expect(child.lines.at(-1)?.['msg'], JSON.stringify(child.lines.slice(-5))).toBe('stopped');
       // No secret reached the log.
       const log = child.raw.join('\n');
       for (const secret of [keys.demo.secret, keys.gateway.secret]) expect(log).not.toContain(secret);
