@@ -40,7 +40,8 @@ scheduler, verification (canaries, replication, quarantine, signed receipts), pr
 ledger, deposits, settlement and payouts (the sandbox chain locally; TON through toncenter on
 testnet or mainnet), the fleet, /metrics, /healthz and /readyz. On network "mainnet" it refuses
 unsafe settings: demo timings, the sandbox chain, no https appUrl for wallet proofs, the hot
-wallet's words in the file.
+wallet's words in the file. With cluster.nats (and database.url) it is one replica of several
+sharing PostgreSQL and NATS; see docs/operating.md, "Replicas".
 
   --config FILE       JSON settings (environment variables override them)
   --create-key LABEL  print a new requester API key (and its deposit memo), then serve

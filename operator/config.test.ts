@@ -77,6 +77,27 @@ describe('configuration', () => {
     ]);
   });
 
+  it('takes replica settings from the file or the environment, and refuses replicas without PostgreSQL', () => {
+    const replica = loadCoordinatorConfig({
+      fileText: JSON.stringify({ database: { url: 'postgres://db/spinneret' }, cluster: { nats: 'nats://10.0.0.5:4222' } }),
+      env: { SPINNERET_REPLICA_ID: 'coordinator-2' },
+    });
+    expect(replica['cluster.nats']).toBe('nats://10.0.0.5:4222');
+    expect(replica['cluster.replicaId']).toBe('coordinator-2');
+    expect(loadCoordinatorConfig({ env: {} })['cluster.nats']).toBeUndefined();
+    expect(problems(() => loadCoordinatorConfig({ env: { SPINNERET_NATS_URL: 'nats://127.0.0.1:4222' } }))).toEqual([
+      'cluster.nats: replicas share one PostgreSQL database; set database.url (PGlite is one process only)',
+    ]);
+    expect(
+      problems(() =>
+        loadCoordinatorConfig({ file: 'r.json', fileText: JSON.stringify({ cluster: { nats: 'http://x', replicaId: 'Not OK!' } }) }),
+      ),
+    ).toEqual([
+      'cluster.nats (from r.json): expected a nats:// or tls:// URL such as "nats://127.0.0.1:4222", got "http://x"',
+      'cluster.replicaId (from r.json): expected 1 to 32 lowercase letters, digits or -, got "Not OK!"',
+    ]);
+  });
+
   it('never prints a secret it refuses', () => {
     const found = problems(() => loadCoordinatorConfig({ fileText: '{}', env: { SPINNERET_OPERATOR_TOKEN: 'short-secret' } }));
     expect(found).toEqual([
