@@ -144,8 +144,8 @@ describe('a coordinator started from a configuration file', () => {
           listen: { port: 0 },
           database: { url: TEST_DATABASE_URL, schema },
           manifestUrl: models.manifestUrl,
-          // Every job slot also carries a known-answer canary; no replicas (they need the requester's verdict).
-          verification: { canaryRate: 1, replicationRate: 0, minReplicationRate: 0, verdictWindow: '5s' },
+          // Every job slot also carries a known-answer canary, sent at once; no replicas (they need the requester's verdict).
+          verification: { canaryRate: 1, replicationRate: 0, minReplicationRate: 0, verdictWindow: '5s', canaryDelay: '1ms' },
           payouts: { verificationWindow: '1s', threshold: '1', interval: '1s', settleInterval: '200ms' },
           deposits: { interval: '500ms' },
           drainTimeout: '5s',

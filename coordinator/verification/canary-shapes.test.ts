@@ -69,7 +69,13 @@ describe('a known answer asked with a real job’s output budget', () => {
 
   it('is not given for a chat answer whose text would have to be cut', () => {
     const chat: KnownAnswer = {
-      request: { kind: 'chat', model: 'tiny-decoder', messages: [{ role: 'user', content: 'hi' }], maxTokens: 16, sampling: {} },
+      request: {
+        kind: 'chat',
+        model: 'tiny-decoder',
+        messages: [{ role: 'user', content: 'hi' }],
+        maxTokens: 16,
+        sampling: { temperature: 0, topP: 1, seed: 0 },
+      },
       expected: { kind: 'chat', text: 'abcd', tokens: [5, 6, 7, 8], finishReason: 'stop', usage: { promptTokens: 5, completionTokens: 4 } },
     };
     expect(withOutputBudget(chat, 3)).toBeNull();

@@ -236,6 +236,7 @@ describe('a chat canary on the network', () => {
             model: 'tiny-decoder',
             messages: [{ role: 'user', content: 'hello there' }],
             maxTokens: 8,
+            sampling: { temperature: 0, topP: 1, seed: 0 },
           });
           expect(result.kind).toBe('chat');
           const verification = net.verification;
