@@ -26,6 +26,8 @@ export interface ContributorPoolOptions {
   pingEveryMs?: number;
   /** Where to record each worker's hello → welcome time, ms (the connections benchmark). */
   helloMs?: Samples;
+  /** How long each handshake step may take, ms. Default 10 000. */
+  stepTimeoutMs?: number;
 }
 
 /** What the workers saw while recording. */
@@ -49,6 +51,8 @@ function text(data: RawData): string {
 class Contributor {
   readonly ws: WebSocket;
   contributorId = '';
+  /** Welcomed, capabilities and lease taken: the pool's pings go to it from now on. */
+  ready = false;
   #waiting: { type: CoordinatorMessage['type']; resolve: (m: CoordinatorMessage) => void } | null = null;
 
   constructor(
@@ -101,7 +105,7 @@ export class ContributorPool {
   readonly unusual = new Map<string, number>();
 
   private constructor(options: ContributorPoolOptions) {
-    this.#o = { connectParallel: 64, pingEveryMs: 5_000, ...options };
+    this.#o = { connectParallel: 64, pingEveryMs: 5_000, stepTimeoutMs: 10_000, ...options };
     this.#resultCt = filler(options.resultBytes).subarray(0, options.resultBytes).toString('base64url');
     this.#resultEnc = b64(crypto.getRandomValues(new Uint8Array(32)));
   }
@@ -109,11 +113,17 @@ export class ContributorPool {
   /** Connects `count` workers (each: key, hello, welcome, capabilities, lease, ping/pong), at most `connectParallel` at once. */
   static async connect(options: ContributorPoolOptions): Promise<ContributorPool> {
     const pool = new ContributorPool(options);
-    await pool.#connectAll();
+    // Pings start with the first welcome: connecting thousands takes longer than the heartbeat allows.
     pool.#ping = setInterval(() => {
-      for (const w of pool.#workers) w.send({ v: PROTOCOL_VERSION, type: 'ping', t: Date.now() });
+      for (const w of pool.#workers) if (w.ready) w.send({ v: PROTOCOL_VERSION, type: 'ping', t: Date.now() });
     }, pool.#o.pingEveryMs);
     pool.#ping.unref();
+    try {
+      await pool.#connectAll();
+    } catch (err) {
+      clearInterval(pool.#ping);
+      throw err;
+    }
     return pool;
   }
 
@@ -180,17 +190,17 @@ export class ContributorPool {
   }
 
   async #connectAll(): Promise<void> {
-    const { url, count, connectParallel, model, slots } = this.#o;
+    const { url, count, connectParallel, model, slots, stepTimeoutMs } = this.#o;
     await pool(count, connectParallel, async () => {
       const identity = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
       const identityKey = b64(await crypto.subtle.exportKey('raw', identity.publicKey));
       const hpkeKey = b64(crypto.getRandomValues(new Uint8Array(32)));
       const worker = new Contributor(url, this);
       this.#workers.push(worker);
-      const challenge = worker.next('challenge', 10_000);
+      const challenge = worker.next('challenge', stepTimeoutMs);
       await withTimeout(
         new Promise<void>((resolve, reject) => worker.ws.once('open', () => resolve()).once('error', reject)),
-        10_000,
+        stepTimeoutMs,
         'opening a contributor socket',
       );
       const c = await challenge;
@@ -198,7 +208,7 @@ export class ContributorPool {
       const signature = b64(
         await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, new Uint8Array(helloMessage(c.nonce, identityKey, hpkeKey))),
       );
-      const welcome = worker.next('welcome', 10_000);
+      const welcome = worker.next('welcome', stepTimeoutMs);
       const helloAt = performance.now();
       worker.send({
         v: PROTOCOL_VERSION,
@@ -213,7 +223,7 @@ export class ContributorPool {
       this.#o.helloMs?.add(performance.now() - helloAt);
       if (w.type !== 'welcome') throw new Error('expected a welcome');
       worker.contributorId = w.contributorId;
-      const pong = worker.next('pong', 10_000);
+      const pong = worker.next('pong', stepTimeoutMs);
       worker.send({
         v: PROTOCOL_VERSION,
         type: 'capabilities',
@@ -226,6 +236,7 @@ export class ContributorPool {
       // Frames are handled in order: the pong means capabilities and lease were taken.
       worker.send({ v: PROTOCOL_VERSION, type: 'ping', t: 0 });
       await pong;
+      worker.ready = true;
     });
   }
 }
