@@ -26,16 +26,7 @@ import { ChannelLine } from './channel.ts';
 import { CoordinatorError, CoordinatorUnavailableError, failedJobError, networkError, RetriesExhaustedError } from './errors.ts';
 import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
 import { backoffMs, DEFAULT_RETRY, mayRetryCreate, type RetryPolicy, sleep, withRetry } from './retry.ts';
-import {
-  deferred,
-  JobFailed,
-  newProgress,
-  type Progress,
-  Restarted,
-  StreamBroken,
-  UnopenableResult,
-  unseen,
-} from './stream.ts';
+import { deferred, JobFailed, newProgress, type Progress, Restarted, StreamBroken, UnopenableResult, unseen } from './stream.ts';
 
 export interface RequesterClientOptions {
   /** Base URL of the coordinator, e.g. `https://coordinator.example` (no trailing `/v1`). */

@@ -5,15 +5,7 @@
  * (one WebSocket for every job).
  */
 import * as v from 'valibot';
-import {
-  Assignment,
-  type CreateJob,
-  JobEvent,
-  type JobReport,
-  JobReportAnswer,
-  parseFrame,
-  type SubmitPayload,
-} from '../protocol/wire.ts';
+import { Assignment, type CreateJob, JobEvent, type JobReport, JobReportAnswer, parseFrame, type SubmitPayload } from '../protocol/wire.ts';
 import { CoordinatorError, httpError, networkError } from './errors.ts';
 import { ndjsonLines } from './stream.ts';
 
