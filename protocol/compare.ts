@@ -1,6 +1,7 @@
 /**
  * Whether two results of one job agree, with a tolerance that fits the job kind: cosine per
- * vector for embeddings and tensors, token agreement for greedy generation. Callers compare
+ * vector for embeddings, the largest element error against the tensor's scale for raw
+ * tensors, token agreement for greedy generation. Callers compare
  * only results from one engine class, where numerics are expected to match this closely.
  */
 import type { JobResult, Tensor } from './jobs.ts';
@@ -27,11 +28,23 @@ export interface CompareOptions {
   readonly teacherForcedScore?: (a: readonly number[], b: readonly number[]) => number | undefined;
   /** Lowest teacher-forced score that counts as agreement. Default 0.99. */
   readonly minTeacherForced?: number;
+  /**
+   * `infer` outputs: the largest |a − b| over a tensor's elements, as a share of its largest
+   * magnitude (of either result). Default 0.01.
+   */
+  readonly maxTensorError?: number;
 }
 
 const DEFAULT_MIN_COSINE = 0.999;
 const DEFAULT_MIN_TOKEN_AGREEMENT = 1;
 const DEFAULT_MIN_TEACHER_FORCED = 0.99;
+/**
+ * Raw tensors are not normalized, so cosine would pass a scaled or shifted answer: each element
+ * must be within 1 % of the tensor's largest magnitude. Honest float32 backends differ by about
+ * 1e-6 of it (summation order); a WebGPU kernel accumulating in f16 (ε ≈ 1e-3 per step) stays
+ * well under 1 %; an output perturbed by more than that, or computed from other weights, fails.
+ */
+const DEFAULT_MAX_TENSOR_ERROR = 0.01;
 
 /** Cosine similarity of two equal-length vectors; NaN for a zero, non-finite or mismatched pair. */
 export function cosineSimilarity(a: readonly number[], b: readonly number[]): number {
@@ -117,23 +130,55 @@ export function compareTokens(a: readonly number[], b: readonly number[], option
   return { agree: false, score, reason: `Only ${equal} of ${shorter} tokens match, first difference at position ${firstDiff}.` };
 }
 
-function compareTensors(a: Record<string, Tensor>, b: Record<string, Tensor>, minCosine: number): Agreement {
+function compareTensors(a: Record<string, Tensor>, b: Record<string, Tensor>, maxError: number): Agreement {
   const names = Object.keys(a).sort();
   const other = Object.keys(b).sort();
   if (names.join('\n') !== other.join('\n')) {
     return { agree: false, score: 0, reason: `The outputs are named ${names.join(', ')} and ${other.join(', ')}; they should match.` };
   }
-  const vectors = (r: Record<string, Tensor>): number[][] => names.map((n) => r[n]?.data ?? []);
   const dims = (r: Record<string, Tensor>): string => names.map((n) => (r[n]?.dims ?? []).join('x')).join(',');
   if (dims(a) !== dims(b)) return { agree: false, score: 0, reason: `The output shapes ${dims(a)} and ${dims(b)} differ.` };
-  return compareVectors(vectors(a), vectors(b), minCosine);
+  let worst = 0;
+  let worstName = '';
+  for (const name of names) {
+    const x = a[name]?.data ?? [];
+    const y = b[name]?.data ?? [];
+    const count = (a[name]?.dims ?? []).reduce((p, d) => p * d, 1);
+    if (x.length !== count || y.length !== count) {
+      return { agree: false, score: 0, reason: `Output ${name} holds ${x.length} and ${y.length} values; its shape holds ${count}.` };
+    }
+    let scale = 0;
+    let error = 0;
+    for (let i = 0; i < count; i++) {
+      const p = x[i] ?? Number.NaN;
+      const q = y[i] ?? Number.NaN;
+      if (!Number.isFinite(p) || !Number.isFinite(q)) return { agree: false, score: 0, reason: `Output ${name} holds a non-finite value.` };
+      scale = Math.max(scale, Math.abs(p), Math.abs(q));
+      error = Math.max(error, Math.abs(p - q));
+    }
+    const relative = scale === 0 ? 0 : error / scale;
+    if (relative >= worst) {
+      worst = relative;
+      worstName = name;
+    }
+  }
+  const score = Math.max(0, 1 - worst);
+  if (worst <= maxError) {
+    return { agree: true, score, reason: `All ${names.length} outputs match (largest error ${worst.toExponential(2)} of the scale, at most ${maxError}).` };
+  }
+  return {
+    agree: false,
+    score,
+    reason: `Output ${worstName} differs by ${worst.toExponential(2)} of its scale, more than the ${maxError} two honest runs stay within.`,
+  };
 }
 
 /** Whether two results of the same job agree. */
 export function compareResults(a: JobResult, b: JobResult, options: CompareOptions = {}): Agreement {
   const minCosine = options.minCosine ?? DEFAULT_MIN_COSINE;
   if (a.kind === 'embed' && b.kind === 'embed') return compareVectors(a.embeddings, b.embeddings, minCosine);
-  if (a.kind === 'infer' && b.kind === 'infer') return compareTensors(a.outputs, b.outputs, minCosine);
+  if (a.kind === 'infer' && b.kind === 'infer')
+    return compareTensors(a.outputs, b.outputs, options.maxTensorError ?? DEFAULT_MAX_TENSOR_ERROR);
   if (a.kind === 'generate' && b.kind === 'generate') return compareTokens(a.tokens, b.tokens, options);
   // Chat results carry text only; its code points stand in for tokens.
   if (a.kind === 'chat' && b.kind === 'chat') return compareTokens(codePoints(a.text), codePoints(b.text), options);

@@ -45,7 +45,9 @@ export async function loadOnnxNode(model: OnnxModel, bytes: ReadonlyMap<string, 
     gpu: () => null,
     device: async () => null,
   };
-  return await new OnnxEngine(ctx, { loadOrt: async () => nodeOrt }).load(model);
+  // The CPU session runs every graph the manifest lists, WebGPU-only ones (tiny-q4's 4-bit kernel) too.
+  const cpu: OnnxModel = { ...model, onnx: { ...model.onnx, backends: ['wasm'] } };
+  return await new OnnxEngine(ctx, { loadOrt: async () => nodeOrt }).load(cpu);
 }
 
 /**
