@@ -112,17 +112,26 @@ async function loadCatalog(url: string, log: Pino, waitMs = 30_000): Promise<Mod
   }
 }
 
-/** Canary answers for ONNX decoders of the manifest (none, logged, when they cannot be computed). */
+/** Canary answers for ONNX decoders and `infer` models of the manifest (none, logged, when they cannot be computed). */
 async function generateKnownAnswers(manifestUrl: string, log: Pino): Promise<KnownAnswer[]> {
+  const answers: KnownAnswer[] = [];
   try {
     const { onnxGenerateKnownAnswers } = await import('../coordinator/verification/onnx-answers.ts');
-    const answers = await onnxGenerateKnownAnswers({ manifestUrl, count: 32 });
-    log.info({ component: 'verification', knownAnswers: answers.length }, 'known answers computed for ONNX generation models');
-    return answers;
+    const generated = await onnxGenerateKnownAnswers({ manifestUrl, count: 32 });
+    log.info({ component: 'verification', knownAnswers: generated.length }, 'known answers computed for ONNX generation models');
+    answers.push(...generated);
   } catch (err) {
     log.error({ component: 'verification', err }, 'no known answers for ONNX generation models: they are checked by replicas only');
-    return [];
   }
+  try {
+    const { onnxInferKnownAnswers } = await import('../coordinator/verification/onnx-infer-answers.ts');
+    const inferred = await onnxInferKnownAnswers({ manifestUrl, count: 32 });
+    log.info({ component: 'verification', knownAnswers: inferred.length }, 'known answers computed for ONNX infer models');
+    answers.push(...inferred);
+  } catch (err) {
+    log.error({ component: 'verification', err }, 'no known answers for ONNX infer models: they are checked by replicas only');
+  }
+  return answers;
 }
 
 export async function startCoordinatorNode(options: StartOptions): Promise<CoordinatorNode> {
@@ -141,7 +150,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
       ...(replicaId !== undefined && { replicaId }),
     }));
   const replica = replicaId === undefined ? undefined : await openClusterReplica(config, replicaId, store, log);
-  // Known answers for the manifest's ONNX generation models, computed here on the CPU from their
+  // Known answers for the manifest's ONNX generation and infer models, computed here on the CPU from their
   // pinned files; without them (the host unreachable, a file off its pin) those models are checked by replicas only.
   const knownAnswers = await generateKnownAnswers(config.manifestUrl, log);
   const verification = await startVerification({

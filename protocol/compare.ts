@@ -164,7 +164,11 @@ function compareTensors(a: Record<string, Tensor>, b: Record<string, Tensor>, ma
   }
   const score = Math.max(0, 1 - worst);
   if (worst <= maxError) {
-    return { agree: true, score, reason: `All ${names.length} outputs match (largest error ${worst.toExponential(2)} of the scale, at most ${maxError}).` };
+    return {
+      agree: true,
+      score,
+      reason: `All ${names.length} outputs match (largest error ${worst.toExponential(2)} of the scale, at most ${maxError}).`,
+    };
   }
   return {
     agree: false,

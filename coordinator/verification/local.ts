@@ -21,7 +21,7 @@ export interface LocalVerificationOptions {
   verdictWindowMs?: number;
   /** Known-answer jobs to draw canaries from. Default 256. */
   canaryCount?: number;
-  /** Further known answers (ONNX generation models, from onnx-answers.ts), drawn from beside `tiny-embed`'s. */
+  /** Further known answers (ONNX generation and infer models, from onnx-answers.ts and onnx-infer-answers.ts), drawn from beside `tiny-embed`'s. */
   knownAnswers?: readonly KnownAnswer[];
   /** How long a device on probation has its credits held, ms; default 0 (off). Production sets it (e.g. 48 h). */
   probationWindowMs?: number;

@@ -80,10 +80,7 @@ export function drawTensor(spec: TensorSpec, freeDim: number, uniform: () => num
 
 async function computeAnswers(model: OnnxModel, options: OnnxInferAnswerOptions): Promise<KnownAnswer[]> {
   const specs = model.onnx.inputs ?? [];
-  const fixed = Math.max(
-    1,
-    ...specs.map((s) => s.shape.reduce<number>((n, d) => (typeof d === 'string' ? n : n * d), 1)),
-  );
+  const fixed = Math.max(1, ...specs.map((s) => s.shape.reduce<number>((n, d) => (typeof d === 'string' ? n : n * d), 1)));
   const maxFree = Math.max(1, Math.min(MAX_FREE_DIM, Math.floor(MAX_VALUES / fixed)));
   const draw = options.randomInt ?? ((n: number) => randomInt(n));
   const uniform = options.uniform ?? secureUniform;

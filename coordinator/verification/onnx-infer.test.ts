@@ -147,12 +147,52 @@ describe('the tensor tolerance', () => {
     const scale = Math.max(...y.map(Math.abs));
     expect(compareResults(withY(expected, reference.flat()), expected).agree).toBe(true);
     // Cosine cannot see a scaled answer; the element error can.
-    expect(compareResults(withY(expected, y.map((v) => v * 1.05)), expected).agree).toBe(false);
-    expect(compareResults(withY(expected, y.map((v) => v + 0.05 * scale)), expected).agree).toBe(false);
-    expect(compareResults(withY(expected, y.map((v, i) => v + (i % 2 === 0 ? 0.02 : -0.02) * scale)), expected).agree).toBe(false);
-    expect(compareResults(withY(expected, y.map((v, i) => (i === 0 ? Number.NaN : v))), expected).agree).toBe(false);
+    expect(
+      compareResults(
+        withY(
+          expected,
+          y.map((v) => v * 1.05),
+        ),
+        expected,
+      ).agree,
+    ).toBe(false);
+    expect(
+      compareResults(
+        withY(
+          expected,
+          y.map((v) => v + 0.05 * scale),
+        ),
+        expected,
+      ).agree,
+    ).toBe(false);
+    expect(
+      compareResults(
+        withY(
+          expected,
+          y.map((v, i) => v + (i % 2 === 0 ? 0.02 : -0.02) * scale),
+        ),
+        expected,
+      ).agree,
+    ).toBe(false);
+    expect(
+      compareResults(
+        withY(
+          expected,
+          y.map((v, i) => (i === 0 ? Number.NaN : v)),
+        ),
+        expected,
+      ).agree,
+    ).toBe(false);
     // Within the rounding of an f16 accumulation, it passes.
-    expect(compareResults(withY(expected, y.map((v) => v + 1e-3 * scale)), expected).agree).toBe(true);
+    expect(
+      compareResults(
+        withY(
+          expected,
+          y.map((v) => v + 1e-3 * scale),
+        ),
+        expected,
+      ).agree,
+    ).toBe(true);
   });
 });
 
