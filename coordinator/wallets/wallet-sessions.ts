@@ -72,8 +72,8 @@ export class WalletSessions implements WalletSessionLookup, SessionResolver {
 
   /** Signs an owner session out: its token works nowhere afterwards. True when it was live. */
   async signOut(token: string): Promise<boolean> {
-    if ((await this.owner(token)) === null) return false;
-    return this.#byToken.delete(token);
+    const session = this.#live(token);
+    return session !== null && session.scope === 'owner' && this.#byToken.delete(token);
   }
 
   #live(token: string): WalletSession | null {
