@@ -1,6 +1,6 @@
 /**
  * One coordinator replica (docs/operating.md, "Replicas"): its locks, its bus, the routing of
- * work between replicas, the shared wallet sessions, its own recovery, and the singletons
+ * work between replicas, the shared wallet and owner sessions, its own recovery, and the singletons
  * (settlement, payouts, the deposit watcher, the recovery of dead replicas' jobs) while it
  * holds the singleton lock. `operator/wiring.ts` builds one when `cluster.nats` is set.
  */

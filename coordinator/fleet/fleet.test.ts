@@ -219,7 +219,8 @@ describe('fleet', () => {
     const sessions = new WalletSessions({ clock: net.clock });
     const issued = sessions.issue(OWNER.address, 'device-key', 'owner');
     expect(sessions.find(issued.token, 'device-key')).toBeNull();
-    expect(sessions.findOwner(sessions.issue(OWNER.address, 'device-key').token)).toBeNull();
+    expect(await sessions.owner(issued.token)).not.toBeNull();
+    expect(await sessions.owner(sessions.issue(OWNER.address, 'device-key').token)).toBeNull();
 
     const owner = await proveOwner(net.url, OWNER, net.clock.now());
     expect((await ownerCall(net.url, owner, 'GET', '/v1/fleet')).status).toBe(200);

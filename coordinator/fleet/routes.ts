@@ -108,9 +108,9 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
   app.use('/enroll', bodyLimit({ maxSize: 4 * 1024, onError: (c) => problem(c, 413, 'BAD_MESSAGE', 'The body exceeds 4 KiB.') }));
 
   /** The owner's wallet from the Bearer wallet session, or a 401 that says what to do. */
-  const owner = (c: Context): string | Response => {
+  const owner = async (c: Context): Promise<string | Response> => {
     const token = bearer(c);
-    const session = token === null ? null : deps.walletSessions.findOwner(token);
+    const session = token === null ? null : await deps.walletSessions.owner(token);
     if (session === null) {
       return problem(
         c,
@@ -124,15 +124,15 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
     return session.wallet;
   };
 
-  app.delete('/owner/session', (c) => {
-    const wallet = owner(c);
+  app.delete('/owner/session', async (c) => {
+    const wallet = await owner(c);
     if (wallet instanceof Response) return wallet;
-    deps.walletSessions.revokeOwner(bearer(c) ?? '');
+    await deps.walletSessions.signOut(bearer(c) ?? '');
     return c.json({ signedOut: true });
   });
 
   app.post('/enrollment-tokens', async (c) => {
-    const wallet = owner(c);
+    const wallet = await owner(c);
     if (wallet instanceof Response) return wallet;
     const body = await readBody(c, IssueRequest);
     if (!body.ok) return body.response;
@@ -143,7 +143,7 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
   });
 
   app.get('/enrollment-tokens', async (c) => {
-    const wallet = owner(c);
+    const wallet = await owner(c);
     if (wallet instanceof Response) return wallet;
     const now = deps.clock.now();
     const tokens = await deps.enrollment.listByOwner(Address.parseRaw(wallet));
@@ -151,7 +151,7 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
   });
 
   app.delete('/enrollment-tokens/:id', async (c) => {
-    const wallet = owner(c);
+    const wallet = await owner(c);
     if (wallet instanceof Response) return wallet;
     const id = c.req.param('id');
     if (!(await deps.enrollment.revoke(id, Address.parseRaw(wallet)))) {
@@ -195,7 +195,7 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
 
   app.get('/fleet', async (c) => {
     const token = bearer(c);
-    const session = token === null ? null : deps.walletSessions.findOwner(token);
+    const session = token === null ? null : await deps.walletSessions.owner(token);
     if (session !== null) return c.json(await deps.fleet.list(session.wallet));
     if (token !== null) {
       // A read-only `monitor` token (a lab's status screen) also lists its owner's fleet.
@@ -207,12 +207,12 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
         if (err.reason !== 'token-unknown') return refused(c, err);
       }
     }
-    const refusal = owner(c);
+    const refusal = await owner(c);
     return refusal instanceof Response ? refusal : problem(c, 401, 'UNAUTHORIZED', 'Prove the wallet again.');
   });
 
   app.post('/fleet/:contributorId/control', async (c) => {
-    const wallet = owner(c);
+    const wallet = await owner(c);
     if (wallet instanceof Response) return wallet;
     const body = await readBody(c, ControlRequest);
     if (!body.ok) return body.response;

@@ -7,7 +7,8 @@ const post = (url: string, path: string, body: unknown): Promise<Response> =>
 /**
  * Proves `wallet` to the coordinator at `url` from a made-up device and returns the owner's
  * session (the Bearer token of the owner routes; `scope: 'device'` gets a device's wallet
- * session instead). `nowMs` is the coordinator's clock.
+ * session instead). `nowMs` is the coordinator's clock; `deviceKey`, the device's identity key
+ * the proof is bound to (default: a made-up one).
  */
 export async function proveOwner(
   url: string,
@@ -15,8 +16,8 @@ export async function proveOwner(
   nowMs: number,
   domain = '127.0.0.1:5173',
   scope: 'owner' | 'device' = 'owner',
+  deviceKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url'),
 ): Promise<string> {
-  const deviceKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
   const issued = (await (await post(url, '/v1/wallet/payload', { deviceKey })).json()) as { payload: string };
   const timestamp = Math.floor(nowMs / 1000);
   const res = await post(url, '/v1/wallet/proof', {

@@ -99,7 +99,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
         },
       );
       const raw = wallet.address.toRawString();
-      const { token, expiresAt } = deps.sessions.issue(raw, deviceKey, scope);
+      const { token, expiresAt } = await deps.sessions.open(raw, deviceKey, scope);
       return c.json({ session: token, expiresAt, wallet: raw });
     } catch (err) {
       if (!(err instanceof WalletAuthError)) throw err;

@@ -6,6 +6,9 @@
  * Two scopes: a `device` session is what a contributor's worker sends in its hello; an `owner`
  * session (asked for with `scope: "owner"`, the fleet page) is the only credential of the fleet
  * routes, lives 8 hours by default and is revoked by signing out. Neither works as the other.
+ *
+ * The owner checks are async: replicas keep owner sessions in the database
+ * (coordinator/cluster/wallet-sessions.ts), so a sign-out on one replica holds on every other.
  */
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../deps.ts';
@@ -50,6 +53,11 @@ export class WalletSessions implements WalletSessionLookup, SessionResolver {
     return { token, expiresAt };
   }
 
+  /** {@link issue}, once the session is kept wherever it must be for every replica to accept it (here: at once). */
+  async open(wallet: string, deviceKey: string, scope: WalletSessionScope = 'device'): Promise<{ token: string; expiresAt: number }> {
+    return this.issue(wallet, deviceKey, scope);
+  }
+
   /** The live device session `token` when it was issued to `deviceKey` (a hello); an owner session never. */
   find(token: string, deviceKey: string): WalletSession | null {
     const session = this.#live(token);
@@ -57,15 +65,15 @@ export class WalletSessions implements WalletSessionLookup, SessionResolver {
   }
 
   /** The live owner session behind `token` (the fleet routes' Bearer); a device session never. */
-  findOwner(token: string): WalletSession | null {
+  async owner(token: string): Promise<WalletSession | null> {
     const session = this.#live(token);
     return session === null || session.scope !== 'owner' ? null : session;
   }
 
   /** Signs an owner session out: its token works nowhere afterwards. True when it was live. */
-  revokeOwner(token: string): boolean {
-    if (this.findOwner(token) === null) return false;
-    return this.#byToken.delete(token);
+  async signOut(token: string): Promise<boolean> {
+    const session = this.#live(token);
+    return session !== null && session.scope === 'owner' && this.#byToken.delete(token);
   }
 
   #live(token: string): WalletSession | null {
