@@ -79,6 +79,17 @@ export class Job {
     this.#events = this.#events.filter((event) => event.type !== 'chunk' || event.attempt === this.attempt);
   }
 
+  /** Starts the next attempt: the job waits for a contributor again from `now`, its earlier attempts' chunks dropped. */
+  requeue(now: number): void {
+    this.attempt++;
+    this.state = 'waiting';
+    this.contributorId = null;
+    this.engineClass = null;
+    this.leaseId = null;
+    this.waitingSince = now;
+    this.dropStaleChunks();
+  }
+
   /** Replays the events so far, then delivers new ones. Returns the unsubscribe function. */
   subscribe(listener: JobListener): () => void {
     for (const event of this.#events) listener.event(event);

@@ -7,7 +7,8 @@ import type { JobKind } from '../../protocol/manifest.ts';
 import type { Job } from '../jobs/job.ts';
 import type { ContributorView, JobView, SchedulerHooks } from '../scheduler/scheduler.ts';
 import type { ConnectedContributor } from './contributor.ts';
-import type { JobDone } from './relay.ts';
+import type { CheckJobBill } from './billing.ts';
+import type { JobDone } from './relay-types.ts';
 
 /**
  * Why a job runs: a requester's `job`, or a check of one: a known-answer `canary` (the
@@ -69,6 +70,40 @@ export interface JobMeta {
   primaryJobId: string | undefined;
 }
 
+/** Placement rules of the relay's jobs that have any, and each key's unfinished check jobs. */
+export class JobRulesBook {
+  readonly #meta = new Map<string, JobMeta>();
+  /** Unfinished check jobs per API key: they do not count against the key's in-flight limit. */
+  readonly #checksByKey = new Map<string, number>();
+
+  get(jobId: string): JobMeta | undefined {
+    return this.#meta.get(jobId);
+  }
+
+  set(jobId: string, m: JobMeta): void {
+    this.#meta.set(jobId, m);
+  }
+
+  /** A check job of `apiKeyId` was created. */
+  checkAdded(apiKeyId: string): void {
+    this.#checksByKey.set(apiKeyId, (this.#checksByKey.get(apiKeyId) ?? 0) + 1);
+  }
+
+  /** Unfinished check jobs of `apiKeyId`. */
+  checksOf(apiKeyId: string): number {
+    return this.#checksByKey.get(apiKeyId) ?? 0;
+  }
+
+  /** Forgets a finished job's rules and returns them; a finished check job no longer counts for its key. */
+  finished(jobId: string, apiKeyId: string): JobMeta | undefined {
+    const m = this.#meta.get(jobId);
+    if (m === undefined) return undefined;
+    this.#meta.delete(jobId);
+    if (m.role !== 'job') this.#checksByKey.set(apiKeyId, (this.#checksByKey.get(apiKeyId) ?? 1) - 1);
+    return m;
+  }
+}
+
 /** The engine class of a model on a device, derived from the manifest (protocol/engine-class.ts), never taken from the device. */
 export type EngineClassOf = (contributor: ContributorView, model: string) => string;
 
@@ -82,6 +117,27 @@ export function meta(role: JobRole, rules: Partial<Omit<JobMeta, 'role'>>): JobM
     excludeWallets: rules.excludeWallets ?? new Set(),
     primaryJobId: rules.primaryJobId,
   };
+}
+
+/** A check job's placement rules and the bill it reserves under, for the id `id`. */
+export function checkJobPlan(spec: CheckJobSpec, id: string, envelope: BillingEnvelope): { meta: JobMeta; bill: CheckJobBill } {
+  const m = meta(spec.role, {
+    target: spec.target,
+    engineClass: spec.engineClass,
+    exclude: new Set(spec.exclude ?? []),
+    excludeWallets: new Set(spec.excludeWallets ?? []),
+    primaryJobId: spec.primaryJobId,
+  });
+  const bill = {
+    jobId: id,
+    role: spec.role,
+    apiKeyId: spec.apiKeyId,
+    model: spec.model,
+    kind: spec.kind,
+    envelope,
+    ...(spec.primaryJobId === undefined ? {} : { primaryJobId: spec.primaryJobId }),
+  };
+  return { meta: m, bill };
 }
 
 export function fits(m: JobMeta, c: ContributorView, model: string, classOf: EngineClassOf): boolean {

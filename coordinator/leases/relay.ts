@@ -9,96 +9,25 @@
  * A job is assigned (and a slot reserved) before its payload exists, because the requester seals the payload to that
  * one contributor's key. All in-flight state is in memory; the store gets the metadata on every change.
  */
-import type * as v from 'valibot';
-import { type BillingEnvelope, clampUsage } from '../../protocol/billing.ts';
+import { clampUsage, type BillingEnvelope } from '../../protocol/billing.ts';
+import { engineClassOf } from '../../protocol/engine-class.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
-import type { Chunk, CoordinatorMessage, Fail, Sealed, WireError } from '../../protocol/wire.ts';
-import { base64urlBytes, type Clock, randomId } from '../deps.ts';
+import type { CoordinatorMessage, Sealed, WireError } from '../../protocol/wire.ts';
+import { base64urlBytes, randomId } from '../deps.ts';
 import { Job } from '../jobs/job.ts';
 import { JobTable } from '../jobs/job-table.ts';
-import type { FinalState, Metrics } from '../metrics/metrics.ts';
-import { type ContributorView, modelAvailability, noContributorError, type SchedulerHooks } from '../scheduler/scheduler.ts';
+import type { FinalState } from '../metrics/metrics.ts';
+import { type ContributorView, modelAvailability, noContributorError } from '../scheduler/scheduler.ts';
 import { FreeSlotIndex } from '../scheduler/free-slots.ts';
-import type { Store } from '../store/types.ts';
-import type { RelayBilling } from './billing.ts';
 import type { ConnectedContributor } from './contributor.ts';
-import { engineClassOf } from '../../protocol/engine-class.ts';
-import {
-  type CheckJobSpec,
-  type EngineClassOf,
-  hasPeer,
-  hooksFor,
-  type JobMeta,
-  type JobRole,
-  meta,
-  type RelayChecks,
-} from './check-jobs.ts';
+import { type CheckJobSpec, checkJobPlan, type EngineClassOf, hasPeer, hooksFor, type JobMeta, JobRulesBook, meta } from './check-jobs.ts';
 import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
+import { jobDone, payloadRefusal, type Refusal, refusal, type RelayOptions, type ResultMessage } from './relay-types.ts';
+import { ChunkLimits, RestartedJobs } from './result-limits.ts';
 
 export type { CheckJobSpec, EngineClassOf, JobRole, RelayChecks } from './check-jobs.ts';
 export type { CheckJobBill, RelayBilling } from './billing.ts';
-
-export interface RelayOptions {
-  store: Store;
-  clock: Clock;
-  metrics: Metrics;
-  hooks: SchedulerHooks;
-  /** How long a contributor has for a job, and a requester for its payload, ms. */
-  leaseMs: number;
-  /** Extra time on a job's lease when its model is not in the contributor's memory yet (download, compile), ms. */
-  loadAllowanceMs: number;
-  /** Attempts per job, counting re-assignments. */
-  maxAttempts: number;
-  /** How long a job may wait for a contributor before it fails, ms. */
-  maxWaitMs: number;
-  /** Most jobs waiting or queued at once; more are refused. */
-  maxQueued: number;
-  /** How long a finished job's event log stays for late subscribers, ms. */
-  retainMs: number;
-  /** Largest sealed result per job, bytes. */
-  maxResultBytes: number;
-  /** Result chunks one lease may send (default 100,000). */
-  chunksPerLease?: number;
-  /** Empty, non-final result chunks one lease may send (default 256). */
-  emptyChunksPerLease?: number;
-  /** Told of each job that ends with a final result (for the ledger); must not throw. */
-  onJobDone?: (done: JobDone) => void;
-  /** Verification's view into the job flow; must not throw. */
-  checks?: RelayChecks;
-  /** The money side's view: check jobs reserve from the network budget, jobs that end without a result release. */
-  billing?: RelayBilling;
-  /** The engine class of a model on a device, from the catalog; default `model:<id>` for every device. */
-  engineClass?: EngineClassOf;
-}
-
-/** A job that ended with a final result: what money and trust need, and nothing sealed. */
-export interface JobDone {
-  jobId: string;
-  apiKeyId: string;
-  contributorId: string;
-  /** `job` is billed to its requester; checks are paid by the network. */
-  role: JobRole;
-  /** The requester job a replica or tie-break checks. */
-  primaryJobId?: string;
-  /** The engine class of the job's model on the device, fixed when the job was assigned (never the device's word). */
-  engineClass: string;
-  model: string;
-  kind: JobKind;
-  /** What is billed and credited: `claimed` clamped to `envelope` (docs/protocol.md, "Billing envelopes"). */
-  usage: { promptTokens: number; completionTokens: number };
-  /** What the contributor reported in its final chunk (its word; canaries check it against the known usage). */
-  claimed: { promptTokens: number; completionTokens: number };
-  /** What the job's requester (or the coordinator, for a check) agreed to pay for. */
-  envelope: BillingEnvelope;
-}
-
-/** A refused requester action: the HTTP status and the error body. */
-export interface Refusal {
-  status: 402 | 404 | 409 | 413 | 503;
-  error: WireError;
-}
-
-type ResultMessage = v.InferOutput<typeof Chunk> | v.InferOutput<typeof Fail>;
+export type { JobDone, Refusal, RelayOptions } from './relay-types.ts';
 
 export class Relay {
   readonly #o: RelayOptions;
@@ -110,19 +39,16 @@ export class Relay {
   readonly #waiting = new Map<string, Job>();
   readonly #leases: LeaseBook;
   /** Role and placement rules of jobs that are not plain requester jobs, or that allow replicas. */
-  readonly #meta = new Map<string, JobMeta>();
-  /** Unfinished check jobs per API key: they do not count against the key's in-flight limit. */
-  readonly #checksByKey = new Map<string, number>();
+  readonly #meta = new JobRulesBook();
   #draining = false;
-  /** Empty chunks each lease sent so far. */
-  readonly #emptyChunks = new WeakMap<Lease, number>();
+  readonly #limits: ChunkLimits;
   readonly #classOf: EngineClassOf;
-  /** Jobs a previous run left unfinished (ended `RESTARTED` at start): their holder's late result is refused by name. */
-  readonly #restarted = new Map<string, { contributorId: string | null; at: number }>();
+  readonly #restarted = new RestartedJobs();
 
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#leases = new LeaseBook(options.clock);
+    this.#limits = new ChunkLimits(options);
     this.#classOf = options.engineClass ?? ((_c, model) => engineClassOf(model, undefined, { features: [] }));
   }
 
@@ -200,30 +126,15 @@ export class Relay {
     if (envelope === undefined) {
       return refusal(409, 'CONFLICT', 'A check job needs a billing envelope: give one, or the id of a job this coordinator still holds.');
     }
-    const m = meta(spec.role, {
-      target: spec.target,
-      engineClass: spec.engineClass,
-      exclude: new Set(spec.exclude ?? []),
-      excludeWallets: new Set(spec.excludeWallets ?? []),
-      primaryJobId: spec.primaryJobId,
-    });
     const id = randomId();
-    const bill = {
-      jobId: id,
-      role: spec.role,
-      apiKeyId: spec.apiKeyId,
-      model: spec.model,
-      kind: spec.kind,
-      envelope,
-      ...(spec.primaryJobId === undefined ? {} : { primaryJobId: spec.primaryJobId }),
-    };
+    const { meta: m, bill } = checkJobPlan(spec, id, envelope);
     if (this.#o.billing !== undefined && !this.#o.billing.reserveCheck(bill)) {
       return refusal(402, 'PAYMENT_REQUIRED', "The network's check budget cannot cover this check now; it was not created.");
     }
     const job = this.#create(id, spec.apiKeyId, spec.model, spec.kind, envelope, m);
     if (!(job instanceof Job)) this.#o.billing?.ended(id, job.error.message);
     if (job instanceof Job) {
-      this.#checksByKey.set(spec.apiKeyId, (this.#checksByKey.get(spec.apiKeyId) ?? 0) + 1);
+      this.#meta.checkAdded(spec.apiKeyId);
       if (spec.role === 'replica') spec.announceOn?.emit({ type: 'replica-assigned', jobId: job.id, role: 'replica' });
     }
     return job;
@@ -262,24 +173,14 @@ export class Relay {
 
   /** Unfinished jobs of one API key. */
   inFlightFor(apiKeyId: string): number {
-    return this.#jobs.unfinishedFor(apiKeyId) - (this.#checksByKey.get(apiKeyId) ?? 0);
+    return this.#jobs.unfinishedFor(apiKeyId) - this.#meta.checksOf(apiKeyId);
   }
 
   /** Sends the payload, sealed for the current attempt's contributor, on its reserved slot. */
   submitPayload(job: Job, attempt: number, sealed: Sealed): Refusal | null {
-    if (job.finished) return refusal(409, 'CONFLICT', `The job is ${job.state}; it takes no payload.`);
-    if (attempt !== job.attempt) {
-      return refusal(
-        409,
-        'CONFLICT',
-        `The payload is sealed for attempt ${attempt}, but the job is on attempt ${job.attempt}; seal it for the latest \`assigned\` event.`,
-      );
-    }
     const lease = job.leaseId === null ? undefined : this.#leases.active(job.leaseId);
-    if (job.state === 'waiting' || lease === undefined) {
-      return refusal(409, 'CONFLICT', 'No contributor is assigned yet; wait for the `assigned` event and seal the payload for it.');
-    }
-    if (lease.phase === 'running') return refusal(409, 'CONFLICT', `The payload of attempt ${attempt} was already submitted.`);
+    const refused = payloadRefusal(job, attempt, lease);
+    if (refused !== null || lease === undefined) return refused;
     const started = performance.now();
     const allowance = modelAvailability(lease.holder, job.model) === 'loaded' ? 0 : this.#o.loadAllowanceMs;
     this.#leases.start(lease, this.#o.clock.now() + this.#o.leaseMs + allowance);
@@ -326,23 +227,15 @@ export class Relay {
    * "Surviving faults"), not as an unknown job.
    */
   markRestarted(jobs: ReadonlyArray<{ id: string; contributorId: string | null }>): void {
-    const at = this.#o.clock.now();
-    for (const job of jobs) this.#restarted.set(job.id, { contributorId: job.contributorId, at });
+    this.#restarted.mark(jobs, this.#o.clock.now());
   }
 
   /** Handles a `chunk` or `fail` from a contributor and returns the answer to send back. */
   result(contributor: ConnectedContributor, message: ResultMessage): CoordinatorMessage {
     const { jobId } = message;
     const lease = this.#leases.get(message.leaseId);
-    const restarted = lease === undefined ? this.#restarted.get(jobId) : undefined;
-    if (restarted !== undefined && restarted.contributorId === contributor.id) {
-      // Its payload, its requester's stream and its reservation did not survive the restart: nothing can take the result.
-      const error: WireError = {
-        code: 'RESTARTED',
-        message: `Job ${jobId} ended when the coordinator restarted (its requester runs it again); this result is refused and earns nothing. Drop the job.`,
-      };
-      return { v: 1, type: 'error', error, fatal: false, jobId };
-    }
+    const restarted = lease === undefined ? this.#restarted.refusalFor(jobId, contributor.id) : undefined;
+    if (restarted !== undefined) return restarted;
     const seq = message.type === 'chunk' ? message.seq : (lease?.nextSeq ?? 0);
     const verdict = judgeResult(lease, contributor.id, message, this.#o.clock.now());
     const job = this.#jobs.get(jobId);
@@ -368,21 +261,11 @@ export class Relay {
       }
       return { v: 1, type: 'ack', jobId, seq, status: 'accepted' };
     }
-    const empty = message.sealed.ct === '' && !message.final;
-    const emptySoFar = (this.#emptyChunks.get(lease) ?? 0) + (empty ? 1 : 0);
-    if (lease.nextSeq >= (this.#o.chunksPerLease ?? 100_000) || emptySoFar > (this.#o.emptyChunksPerLease ?? 256)) {
-      const what = empty ? 'empty result chunks' : 'result chunks';
-      this.#release(lease, 'failed', `too many ${what}`);
-      this.#finish(job, 'failed', { code: 'QUOTA', message: `The contributor sent too many ${what} for one job; the job was stopped.` });
-      return refuse({ code: 'QUOTA', message: `Too many ${what} for one lease; the job was stopped.` });
-    }
-    if (empty) this.#emptyChunks.set(lease, emptySoFar);
-    lease.nextSeq++;
-    job.resultBytes += base64urlBytes(message.sealed.ct) + base64urlBytes(message.sealed.enc ?? '');
-    if (job.resultBytes > this.#o.maxResultBytes) {
-      this.#release(lease, 'failed', 'result too large');
-      this.#finish(job, 'failed', { code: 'BAD_MESSAGE', message: `The result exceeds ${this.#o.maxResultBytes} bytes, the limit.` });
-      return refuse({ code: 'BAD_MESSAGE', message: 'The result exceeds the size limit; the job was stopped.' });
+    const overflow = this.#limits.admit(lease, job, message.sealed, message.final);
+    if (overflow !== null) {
+      this.#release(lease, 'failed', overflow.release);
+      this.#finish(job, 'failed', overflow.finish);
+      return refuse(overflow.refuse);
     }
     const { sealed, final, usage } = message;
     const m = this.#meta.get(job.id);
@@ -399,19 +282,7 @@ export class Relay {
       const contributorId = job.contributorId;
       this.#finish(job, 'done', null);
       if (contributorId !== null) {
-        const done: JobDone = {
-          jobId: job.id,
-          apiKeyId: job.apiKeyId,
-          contributorId,
-          role,
-          ...(m?.primaryJobId === undefined ? {} : { primaryJobId: m.primaryJobId }),
-          engineClass: job.engineClass ?? this.#classOf(contributor, job.model),
-          model: job.model,
-          kind: job.kind,
-          usage: billed,
-          claimed,
-          envelope: job.envelope,
-        };
+        const done = jobDone(job, contributorId, m, job.engineClass ?? this.#classOf(contributor, job.model), billed, claimed);
         this.#o.checks?.onDone?.(done);
         this.#o.onJobDone?.(done);
       }
@@ -442,7 +313,7 @@ export class Relay {
       this.#finish(job, 'failed', noContributorError(this.#contributors.values(), job, this.#o.maxWaitMs));
     }
     this.#jobs.forget(now - this.#o.retainMs);
-    for (const [id, { at }] of this.#restarted) if (now - at > this.#o.leaseMs + this.#o.loadAllowanceMs) this.#restarted.delete(id);
+    this.#restarted.forget(now, this.#o.leaseMs + this.#o.loadAllowanceMs);
     this.#leases.forget(now - Math.max(this.#o.retainMs, this.#o.leaseMs));
     this.schedule();
   }
@@ -538,14 +409,7 @@ export class Relay {
       const message = `Attempt ${job.attempt} of ${this.#o.maxAttempts} failed (${reason.code}: ${reason.message}); no attempts are left. Submit the job again.`;
       return this.#finish(job, 'failed', { code: reason.code, message });
     }
-    const now = this.#o.clock.now();
-    job.attempt++;
-    job.state = 'waiting';
-    job.contributorId = null;
-    job.engineClass = null;
-    job.leaseId = null;
-    job.waitingSince = now;
-    job.dropStaleChunks();
+    job.requeue(this.#o.clock.now());
     this.#waiting.set(job.id, job);
     this.#put(job);
     this.schedule();
@@ -562,14 +426,8 @@ export class Relay {
     job.end();
     this.#jobs.finished(job, now);
     if (state !== 'done') this.#o.billing?.ended(job.id, error === null ? `the job ended ${state}` : `${error.code}: ${error.message}`);
-    const m = this.#meta.get(job.id);
-    if (m !== undefined) {
-      this.#meta.delete(job.id);
-      if (m.role !== 'job') {
-        this.#checksByKey.set(job.apiKeyId, (this.#checksByKey.get(job.apiKeyId) ?? 1) - 1);
-        if (state !== 'done') this.#o.checks?.onCheckEnded?.(job.id, m.role, m.primaryJobId);
-      }
-    }
+    const m = this.#meta.finished(job.id, job.apiKeyId);
+    if (m !== undefined && m.role !== 'job' && state !== 'done') this.#o.checks?.onCheckEnded?.(job.id, m.role, m.primaryJobId);
     this.#o.metrics.jobFinished(state, (now - job.createdAt) / 1000);
     this.#put(job, now);
   }
@@ -578,8 +436,4 @@ export class Relay {
     job.updatedAt = now;
     this.#o.store.putJob(job.toRecord());
   }
-}
-
-function refusal(status: Refusal['status'], code: WireError['code'], message: string): Refusal {
-  return { status, error: { code, message } };
 }

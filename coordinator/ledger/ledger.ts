@@ -3,8 +3,7 @@
  * `ledger_entries`; balances are sums over entries, never stored. See accounts.ts for the
  * accounts, the sign convention and the life of a job's money.
  */
-import type { Usage } from '../../protocol/jobs.ts';
-import type { SqlClient, SqlDb } from '../store/sql.ts';
+import type { SqlDb } from '../store/sql.ts';
 import {
   BUDGET_AVAILABLE,
   CHAIN_DEPOSITS,
@@ -30,87 +29,31 @@ import {
   InvalidAmountError,
   JobStateError,
   UnknownDepositError,
-  UnknownJobError,
-  UnknownReservationError,
   PayoutStateError,
-  UnknownPayoutError,
 } from './errors.ts';
 import { defaultPrices, divRoundHalfUp, price, type PriceList } from './prices.ts';
+import type {
+  ChargeJobInput,
+  DepositInput,
+  LedgerOptions,
+  PayerBalances,
+  PayoutConfirmInput,
+  PayoutIntentInput,
+  ReserveInput,
+} from './inputs.ts';
+import { lockAccount, lockJob, lockPayout, lockReservation, PENDING, sumOf } from './locks.ts';
 import { postTxn, readTxn, replayOf, type LedgerTxn, type TxnSpec } from './txn.ts';
 
-/** Options for {@link Ledger}. */
-export interface LedgerOptions {
-  /** Clock for `created_at`, ms since epoch. Default Date.now. */
-  now?: () => number;
-  /** Default: the bundled prices.json. */
-  prices?: PriceList;
-}
-
-/** Where a deposit is booked. */
-export type DepositTarget =
-  { readonly kind: 'requester'; readonly apiKeyId: string } | { readonly kind: 'budget' } | { readonly kind: 'unmatched' };
-
-/** A transfer that arrived on the deposit address. */
-export interface DepositInput {
-  /** Logical time of the chain transaction. */
-  lt: bigint;
-  /** Hash of the chain transaction, hex. */
-  hash: string;
-  /** nanoTON received, > 0. */
-  amount: bigint;
-  to: DepositTarget;
-  /** What the operator sees: sender and comment. */
-  note: string;
-}
-
-/** A job's maximum price, held before it runs. */
-export interface ReserveInput {
-  jobId: string;
-  payer: Payer;
-  /** nanoTON, ≥ 0. */
-  amount: bigint;
-  /** For the budget: most nanoTON it may have reserved at once; a reservation past it is refused. */
-  limit?: bigint;
-}
-
-/** A finished job to charge. */
-export interface ChargeJobInput {
-  jobId: string;
-  /** The TON address the contributor is paid to; null: no wallet, its share goes to `network:unclaimed`. */
-  contributorWallet: string | null;
-  model: string;
-  /** The billed usage: the contributor's report clamped to the envelope. */
-  usage: Usage;
-}
-
-/** A payout about to be sent. */
-export interface PayoutIntentInput {
-  payoutId: string;
-  wallet: string;
-  /** nanoTON, > 0, at most the wallet's settled balance. */
-  amount: bigint;
-}
-
-/** A payout seen on chain. */
-export interface PayoutConfirmInput {
-  payoutId: string;
-  txHash: string;
-  /** Chain fee paid by the hot wallet, nanoTON, ≥ 0. */
-  fee: bigint;
-}
-
-/** A payer's balances, positive nanoTON. */
-export interface PayerBalances {
-  /** Deposited (or funded) and not reserved. */
-  available: bigint;
-  /** Held for jobs in flight. */
-  reserved: bigint;
-}
-
-const PENDING = /^contributor:(.*):pending$/;
-const IN_FLIGHT = /^contributor:(.*):in-flight$/;
-const RESERVED = /^(requester:.*|network:budget):reserved$/;
-const PAYER_NOTE = /^payer=(budget|requester:(.+))$/;
+export type {
+  ChargeJobInput,
+  DepositInput,
+  DepositTarget,
+  LedgerOptions,
+  PayerBalances,
+  PayoutConfirmInput,
+  PayoutIntentInput,
+  ReserveInput,
+} from './inputs.ts';
 
 /** Double-entry, append-only, idempotent ledger over the store's database. */
 export class Ledger {
@@ -233,7 +176,7 @@ export class Ledger {
   async chargeJob(input: ChargeJobInput): Promise<LedgerTxn> {
     const listed = price(input.model, input.usage, this.prices);
     return this.db.transaction(async (tx) => {
-      const { payer, amount: held } = await this.lockReservation(tx, input.jobId);
+      const { payer, amount: held } = await lockReservation(tx, input.jobId);
       // Prices are fixed while a job runs, so the clamped usage never costs more than its envelope; the cap is a guard.
       const gross = listed.gross <= held ? listed.gross : held;
       const commission = gross === listed.gross ? listed.commission : divRoundHalfUp(gross * BigInt(this.prices.commissionBps), 10_000n);
@@ -262,7 +205,7 @@ export class Ledger {
   /** Gives a job's whole reservation back: it failed, was cancelled, expired or never ran. */
   async releaseJob(jobId: string, reason: string): Promise<LedgerTxn> {
     return this.db.transaction(async (tx) => {
-      const { payer, amount } = await this.lockReservation(tx, jobId);
+      const { payer, amount } = await lockReservation(tx, jobId);
       const { available, reserved } = payerAccounts(payer);
       const spec: TxnSpec = {
         idempotencyKey: keys.release(jobId),
@@ -284,7 +227,7 @@ export class Ledger {
   /** Moves the job's share from pending to settled. The caller checks the verification window. */
   async settleJob(jobId: string): Promise<LedgerTxn> {
     return this.db.transaction(async (tx) => {
-      const credit = await this.lockJob(tx, jobId);
+      const credit = await lockJob(tx, jobId);
       const entries = credit.entries.flatMap((e) => {
         const wallet = PENDING.exec(e.account)?.[1];
         return wallet === undefined
@@ -308,7 +251,7 @@ export class Ledger {
    */
   async voidJob(jobId: string, reason: string): Promise<LedgerTxn> {
     return this.db.transaction(async (tx) => {
-      const credit = await this.lockJob(tx, jobId);
+      const credit = await lockJob(tx, jobId);
       const entries = credit.entries.flatMap((e) =>
         PENDING.test(e.account)
           ? [
@@ -352,7 +295,7 @@ export class Ledger {
   async confirmPayout(input: PayoutConfirmInput): Promise<LedgerTxn> {
     if (input.fee < 0n) throw new InvalidAmountError(`a chain fee cannot be negative, got ${input.fee}`);
     return this.db.transaction(async (tx) => {
-      const { inFlight, amount } = await this.lockPayout(tx, input.payoutId);
+      const { inFlight, amount } = await lockPayout(tx, input.payoutId);
       const spec: TxnSpec = {
         idempotencyKey: keys.confirm(input.payoutId),
         kind: 'payout.confirm',
@@ -376,7 +319,7 @@ export class Ledger {
   /** The payout did not happen: in-flight goes back to settled. */
   async failPayout(payoutId: string): Promise<LedgerTxn> {
     return this.db.transaction(async (tx) => {
-      const { inFlight, wallet, amount } = await this.lockPayout(tx, payoutId);
+      const { inFlight, wallet, amount } = await lockPayout(tx, payoutId);
       const spec: TxnSpec = {
         idempotencyKey: keys.fail(payoutId),
         kind: 'payout.fail',
@@ -414,46 +357,4 @@ export class Ledger {
   async checkBooks(): Promise<BookCheck> {
     return checkBooks(this.db);
   }
-
-  /** The job's reservation, its row locked so charge and release of one job run one after the other. */
-  private async lockReservation(tx: SqlClient, jobId: string): Promise<{ payer: Payer; amount: bigint }> {
-    const reservation = await readTxn(tx, keys.reserve(jobId), true);
-    if (reservation === undefined) throw new UnknownReservationError(jobId);
-    const who = PAYER_NOTE.exec(reservation.note ?? '');
-    if (who === null) throw new Error(`internal: job ${jobId}'s reservation names no payer`);
-    const payer: Payer = who[2] === undefined ? { kind: 'budget' } : { kind: 'requester', apiKeyId: who[2] };
-    const held = reservation.entries.find((e) => RESERVED.test(e.account));
-    return { payer, amount: held === undefined ? 0n : -held.amount };
-  }
-
-  /** The job's charge, its row locked so settle and void of one job run one after the other. */
-  private async lockJob(tx: SqlClient, jobId: string): Promise<LedgerTxn> {
-    const credit = await readTxn(tx, keys.credit(jobId), true);
-    if (credit === undefined) throw new UnknownJobError(jobId);
-    return credit;
-  }
-
-  /** The payout's intent, locked likewise, with its wallet and amount. */
-  private async lockPayout(tx: SqlClient, payoutId: string): Promise<{ inFlight: string; wallet: string; amount: bigint }> {
-    const intent = await readTxn(tx, keys.intent(payoutId), true);
-    if (intent === undefined) throw new UnknownPayoutError(payoutId);
-    for (const e of intent.entries) {
-      const wallet = IN_FLIGHT.exec(e.account)?.[1];
-      if (wallet !== undefined) return { inFlight: e.account, wallet, amount: -e.amount };
-    }
-    throw new Error(`internal: payout ${payoutId}'s intent has no in-flight entry`);
-  }
-}
-
-/** Serialises decisions that read then spend one account, until the transaction ends. */
-async function lockAccount(tx: SqlClient, account: string): Promise<void> {
-  await tx.query(`SELECT pg_advisory_xact_lock(hashtext('spinneret.ledger.account'), hashtext($1))`, [account]);
-}
-
-async function sumOf(db: SqlClient, account: string): Promise<bigint> {
-  const { rows } = await db.query<{ total: string }>(
-    'SELECT coalesce(sum(amount), 0)::text AS total FROM ledger_entries WHERE account = $1',
-    [account],
-  );
-  return BigInt(rows[0]?.total ?? '0');
 }
