@@ -30,7 +30,6 @@ import { referenceEmbed } from '../modelhost/reference.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import type { JobRequest } from '../protocol/jobs.ts';
 import { RequesterClient } from '../requester/client.ts';
-import type { SocketConstructor } from '../worker/network/connection.ts';
 import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import type { LocalKeys } from './wiring.ts';
@@ -138,7 +137,7 @@ describe('the coordinator killed with SIGKILL under load, restarted on PostgreSQ
           identity: await loadOrCreateIdentity(new MemoryKeyStore()),
           consent: ['embed'],
           client: { name: 'fault-test', version: '0.0.0' },
-          webSocket: WebSocket as unknown as SocketConstructor,
+          webSocket: WebSocket,
           backoff: { baseMs: 200, capMs: 1_000, stableMs: 2_000 },
         });
         contributor.start();

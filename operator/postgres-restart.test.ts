@@ -21,7 +21,6 @@ import { EmbedRuntime } from '../coordinator/verification/testing.ts';
 import { referenceEmbed } from '../modelhost/reference.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';
-import type { SocketConstructor } from '../worker/network/connection.ts';
 import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import { loadCoordinatorConfig } from './config.ts';
@@ -143,7 +142,7 @@ describe('the coordinator across a PostgreSQL restart', () => {
         identity: await loadOrCreateIdentity(new MemoryKeyStore()),
         consent: ['embed'],
         client: { name: 'fault-test', version: '0.0.0' },
-        webSocket: WebSocket as unknown as SocketConstructor,
+        webSocket: WebSocket,
       });
       contributor.start();
       cleanup.push(() => contributor.stop({ drain: false }));

@@ -25,7 +25,6 @@ import { disposeStore, EmbedRuntime, testWallet } from '../coordinator/verificat
 import { referenceEmbed } from '../modelhost/reference.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';
-import type { SocketConstructor } from '../worker/network/connection.ts';
 import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import type { LocalKeys } from './wiring.ts';
@@ -156,7 +155,7 @@ describe('three coordinator replicas on PostgreSQL and NATS', () => {
         identity: await loadOrCreateIdentity(new MemoryKeyStore()),
         consent: ['embed'],
         client: { name: 'test', version: '0.0.0' },
-        webSocket: WebSocket as unknown as SocketConstructor,
+        webSocket: WebSocket,
         slots,
       });
       contributor.start();

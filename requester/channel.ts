@@ -67,7 +67,8 @@ class EventQueue {
           yield next;
           continue;
         }
-        if (this.#error !== null) throw this.#error;
+        if (this.#error !== null)
+          throw this.#error instanceof Error ? this.#error : new Error('The requester channel failed.', { cause: this.#error });
         if (this.#ended) return;
         await new Promise<void>((resolve) => (this.#wake = resolve));
       }
@@ -91,7 +92,8 @@ export class ChannelLine implements JobLine {
     this.#ws = ws;
     this.#url = url;
     this.#socket = socket;
-    ws.on('message', (data) => this.#receive(String(data)));
+    // Text frames arrive as one Buffer (ws's default binary type).
+    ws.on('message', (data) => this.#receive((data as Buffer).toString('utf8')));
     ws.on('close', (code, reason) => this.#closed(`the requester channel closed (${code} ${reason.toString() || 'no reason'})`));
     ws.on('error', (err) => this.#closed(err.message));
     this.#idle();
@@ -121,7 +123,7 @@ export class ChannelLine implements JobLine {
       });
       ws.once('error', (err) => fail(networkError(err, coordinatorUrl, 'opening the requester channel')));
       ws.once('message', (data) => {
-        const first = parseFrame(ChannelMessage, String(data));
+        const first = parseFrame(ChannelMessage, (data as Buffer).toString('utf8'));
         if (!first.ok || first.value.type !== 'ready')
           return fail(new CoordinatorError('The requester channel did not start with `ready`.', 0));
         ws.removeAllListeners();

@@ -49,7 +49,7 @@ function counting(): { fetch: typeof fetch; count: (method: string, path: RegExp
   const seen: string[] = [];
   return {
     fetch: (input, init) => {
-      seen.push(`${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`);
+      seen.push(`${init?.method ?? 'GET'} ${new URL(input instanceof Request ? input.url : input.toString()).pathname}`);
       return fetch(input, init);
     },
     count: (method, path) => seen.filter((s) => s.startsWith(`${method} `) && path.test(s.slice(method.length + 1))).length,
@@ -172,18 +172,19 @@ describe('the requester SDK across faults', () => {
       retry: { baseMs: 50, capMs: 300, attempts: 50, forMs: 20_000 },
     });
     const deltas: string[] = [];
-    let crashed: Promise<void> | null = null;
+    // An object, not a `let`: TypeScript does not see the callback below assigning it.
+    const crash: { done: Promise<void> | null } = { done: null };
     const result = await client.run(chat, {
       onDelta: (piece) => {
         deltas.push(piece.text);
         // Mid-job, the coordinator process dies and is started again.
-        if (crashed === null) {
+        if (crash.done === null) {
           worker.runtime.chatDelayMs = 0;
-          crashed = net.crash(() => relay.drop());
+          crash.done = net.crash(() => relay.drop());
         }
       },
     });
-    await crashed;
+    await crash.done;
     expect(result).toMatchObject({ kind: 'chat', text: 'Hello!' });
     expect(deltas.join('')).toBe('Hello!');
     expect(calls.count('POST', /^\/v1\/jobs$/)).toBe(2);

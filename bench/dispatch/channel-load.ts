@@ -43,7 +43,7 @@ class Socket {
 
   private constructor(ws: WebSocket) {
     this.#ws = ws;
-    ws.on('message', (data) => this.#receive(JSON.parse(String(data)) as ChannelMessage));
+    ws.on('message', (data) => this.#receive(JSON.parse((data as Buffer).toString('utf8')) as ChannelMessage));
   }
 
   static open(url: string, key: string): Promise<Socket> {

@@ -16,7 +16,6 @@ import { openStore } from '../../coordinator/store/index.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../../coordinator/store/testing.ts';
 import { disposeStore, EmbedRuntime } from '../../coordinator/verification/testing.ts';
 import { RequesterClient } from '../../requester/client.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
 
@@ -66,7 +65,7 @@ export async function runReplicasBench(): Promise<void> {
         identity: await loadOrCreateIdentity(new MemoryKeyStore()),
         consent: ['embed'],
         client: { name: 'bench', version: '0.0.0' },
-        webSocket: WebSocket as unknown as SocketConstructor,
+        webSocket: WebSocket,
         slots: 4,
       });
       contributor.start();

@@ -8,7 +8,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { referenceEmbed } from '../../modelhost/reference.ts';
 import { RequesterClient } from '../../requester/client.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
 import { createCoordinator } from '../app.ts';
@@ -81,7 +80,7 @@ const contributor = async (url: string, runtime: EmbedRuntime) => {
     identity: await loadOrCreateIdentity(new MemoryKeyStore()),
     consent: ['embed'],
     client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket as unknown as SocketConstructor,
+    webSocket: WebSocket,
   });
   c.start();
   cleanup.push(() => c.stop({ drain: false }));

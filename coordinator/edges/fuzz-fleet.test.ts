@@ -92,7 +92,7 @@ describe('hostile input to the fleet and enrollment routes, on PostgreSQL', () =
             signal: AbortSignal.timeout(30_000),
           }).catch((err: unknown) => (String((err as Error).cause ?? err).match(/ECONNRESET|EPIPE|other side closed/) ? null : err));
           if (res === null) return;
-          if (!(res instanceof Response)) return void bad.push(`${method} ${target.slice(0, 80)}: ${String(res)}`);
+          if (!(res instanceof Response)) return void bad.push(`${method} ${target.slice(0, 80)}: ${JSON.stringify(res)}`);
           byStatus[res.status] = (byStatus[res.status] ?? 0) + 1;
           const text = await res.text();
           if (res.status >= 500) bad.push(`${res.status} ${method} ${target.slice(0, 80)}: ${text.slice(0, 200)}`);

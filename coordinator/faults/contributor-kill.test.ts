@@ -58,7 +58,11 @@ describe(`contributors killed mid-job ${KILLS} times`, () => {
           checkReplicas: false,
           fetch: async (input, init) => {
             const response = await fetch(input, init);
-            if (init?.method === 'POST' && new URL(String(input)).pathname === '/v1/jobs' && response.ok)
+            if (
+              init?.method === 'POST' &&
+              new URL(input instanceof Request ? input.url : input.toString()).pathname === '/v1/jobs' &&
+              response.ok
+            )
               jobId = ((await response.clone().json()) as { jobId: string }).jobId;
             return response;
           },
@@ -67,7 +71,13 @@ describe(`contributors killed mid-job ${KILLS} times`, () => {
           const tag = String(next++);
           let deltas = '';
           const result = await client.run(
-            { kind: 'chat', model: 'tiny-decoder', messages: [{ role: 'user', content: `job ${tag}` }], maxTokens: 8 },
+            {
+              kind: 'chat',
+              model: 'tiny-decoder',
+              messages: [{ role: 'user', content: `job ${tag}` }],
+              maxTokens: 8,
+              sampling: { temperature: 0, topP: 1, seed: 0 },
+            },
             { onDelta: (piece) => (deltas += piece.text) },
           );
           outcomes.push({ tag, jobId, text: result.kind === 'chat' ? result.text : '', deltas, attempts: result.attempts });

@@ -96,17 +96,18 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
   await new Promise<void>((resolve) => server.listen(listenOn, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('the relay has no port');
+  const drop = (): void => {
+    for (const socket of open) socket.resetAndDestroy();
+    open.clear();
+  };
   return {
     url: `http://127.0.0.1:${address.port}`,
     get connections() {
       return connections;
     },
-    drop() {
-      for (const socket of open) socket.resetAndDestroy();
-      open.clear();
-    },
+    drop,
     close() {
-      this.drop();
+      drop();
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
@@ -235,7 +236,7 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
         runtime,
         id,
         wallet,
-        kill: () => (socket as WebSocket | null)?.terminate(),
+        kill: () => socket?.terminate(),
         killAfterNextChunk: () => (killAfterChunk = true),
       };
       holder.c = c;

@@ -12,7 +12,6 @@ import { referenceEmbed } from '../../modelhost/reference.ts';
 import { type ChannelMessage, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import { QuotaExceededError } from '../../requester/errors.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
 import { startPaidNetwork, type PaidNetwork } from '../billing/testing.ts';
@@ -33,7 +32,7 @@ class RawChannel {
   #read = 0;
 
   constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(JSON.parse(String(data)) as ChannelMessage));
+    ws.on('message', (data) => this.messages.push(JSON.parse((data as Buffer).toString('utf8')) as ChannelMessage));
   }
 
   static open(url: string, auth: string | null): Promise<RawChannel | { status: number; body: string }> {
@@ -198,7 +197,7 @@ describe('the SDK over the requester channel', () => {
       identity: await loadOrCreateIdentity(new MemoryKeyStore()),
       consent: ['embed'],
       client: { name: 'test', version: '0.0.0' },
-      webSocket: WebSocket as unknown as SocketConstructor,
+      webSocket: WebSocket,
     });
     cleanups.push(() => contributor.stop({ drain: false }));
     contributor.start();

@@ -202,7 +202,9 @@ class ChannelSession {
     if (this.#following.has(jobId)) return;
     const followed = await this.#o.actions.follow(this.#key, jobId);
     if (!followed.ok) return this.#refused(followed, { jobId });
-    const { job, release } = followed.value;
+    const { value } = followed;
+    const { job } = value;
+    const release = (): void => value.release();
     if (!(job instanceof Job)) {
       release();
       return this.#event(jobId, { type: 'failed', error: recordedError(job.error) });

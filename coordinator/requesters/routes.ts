@@ -27,7 +27,7 @@ type Env = { Variables: { apiKey: ApiKeyRecord } };
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The refusal as the HTTP answer. */
-function refusal(c: Context, r: Refused): Response {
+function refusal<C extends Context>(c: C, r: Refused): Response {
   if (r.retryAfterS !== undefined) c.header('Retry-After', String(r.retryAfterS));
   if (r.payment !== undefined) return c.json(r.payment, 402);
   if (r.status === 401) c.header('WWW-Authenticate', 'Bearer');
@@ -71,7 +71,8 @@ export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<En
   app.get('/jobs/:id/events', async (c) => {
     const followed = await actions.follow(c.get('apiKey'), c.req.param('id'));
     if (!followed.ok) return refusal(c, followed);
-    return ndjson(followed.value.job, streamBuffer, followed.value.release);
+    const { value } = followed;
+    return ndjson(value.job, streamBuffer, () => value.release());
   });
 
   app.delete('/jobs/:id', async (c) => answer(c, await actions.cancel(c.get('apiKey'), c.req.param('id')), 200, (value) => value));

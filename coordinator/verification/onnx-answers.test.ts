@@ -220,7 +220,7 @@ describe('a chat canary on the network', () => {
           identity: await loadOrCreateIdentity(new MemoryKeyStore()),
           consent: ['chat'],
           client: { name: 'test', version: '0.0.0' },
-          webSocket: WebSocket as unknown as SocketConstructor,
+          webSocket: WebSocket,
         });
         try {
           await net.money.fund(net.money.budgetMemo, toNano('10'));

@@ -17,7 +17,6 @@ import { compareTokens } from '../../protocol/compare.ts';
 import type { GenerateRequest, JobResult } from '../../protocol/jobs.ts';
 import { judgeScored, positionsOf, ranksWithin, scoreRequestFor } from '../../protocol/teacher-forced.ts';
 import { RequesterClient, type ReplicaCheck } from '../../requester/client.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import type { FakeRuntime } from '../../worker/network/fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
@@ -122,7 +121,7 @@ async function device(net: PaidNetwork, runtime: FakeRuntime): Promise<{ contrib
     identity: await loadOrCreateIdentity(new MemoryKeyStore()),
     consent: ['generate'],
     client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket as unknown as SocketConstructor,
+    webSocket: WebSocket,
   });
   contributor.start();
   await waitFor(async () => contributor.status().contributorId !== null);

@@ -252,7 +252,8 @@ export function largestInitializerBytes(bytes: Uint8Array): number {
   for (const t of model.graph?.initializer ?? []) {
     const external = (t.externalData ?? []).find((e) => e.key === 'length')?.value;
     const counted = (t.dims ?? []).reduce((n: number, d) => n * Number(d), 1) * (ELEM_BYTES[t.dataType ?? 0] ?? 1);
-    const size = t.rawData !== undefined && t.rawData.length > 0 ? t.rawData.length : external !== undefined ? Number(external) : counted;
+    const inline = t.rawData?.length ?? 0;
+    const size = inline > 0 ? inline : external !== undefined ? Number(external) : counted;
     largest = Math.max(largest, size);
   }
   return largest;
