@@ -71,7 +71,7 @@ export class FakeSession {
   next<T extends ContributorMessage['type']>(
     type: T,
     match: (m: Message<T>) => boolean = () => true,
-    timeoutMs = 5000,
+    timeoutMs = 20_000,
   ): Promise<Message<T>> {
     const take = (): Message<T> | undefined => {
       const index = this.#unread.findIndex((m) => m.type === type && match(m as Message<T>));
@@ -217,7 +217,7 @@ export class FakeCoordinator {
   }
 
   /** The `index`th session (from 0), once it has been accepted. */
-  session(index: number, timeoutMs = 5000): Promise<FakeSession> {
+  session(index: number, timeoutMs = 20_000): Promise<FakeSession> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
         const found = this.sessions[index];
