@@ -49,6 +49,26 @@ export default tseslint.config(
     },
   },
   {
+    // The server stands on its own: the browser's, the requester's and the model host's code, and
+    // the harnesses that drive them all (testing/), reach it only from tests and from operator/.
+    files: ['coordinator/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/worker/**', '**/requester/**', '**/modelhost/**', '**/testing/**'],
+              message:
+                'coordinator/ imports none of worker/, requester/, modelhost/ or testing/: move what both need to protocol/, or wire it in from operator/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.test.ts', 'e2e/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

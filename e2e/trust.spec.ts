@@ -8,12 +8,12 @@
  */
 import { toNano } from '@ton/core';
 import { WebSocket } from 'ws';
-import { startPaidNetwork, type PaidNetwork } from '../coordinator/billing/testing.ts';
+import { startPaidNetwork, type PaidNetwork } from '../testing/billing.ts';
 import type { JobDone } from '../coordinator/leases/relay.ts';
 import { availableAccount, reservedAccount, settledAccount } from '../coordinator/ledger/accounts.ts';
 import { price } from '../coordinator/ledger/prices.ts';
 import { waitFor } from '../coordinator/store/testing.ts';
-import { EmbedRuntime, testWallet } from '../coordinator/verification/testing.ts';
+import { EmbedRuntime, testWallet } from '../testing/verification.ts';
 import { embedTokenizer } from '../modelhost/reference.ts';
 import type { JobResult, StreamChunk } from '../protocol/jobs.ts';
 import { RequesterClient } from '../requester/client.ts';

@@ -21,7 +21,7 @@ import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../coordinator/store/testing.ts';
-import { disposeStore, EmbedRuntime, testWallet } from '../coordinator/verification/testing.ts';
+import { disposeStore, EmbedRuntime, testWallet } from '../testing/verification.ts';
 import type { LocalKeys } from './wiring.ts';
 
 const BIN = 'bin/spinneret.js';

@@ -25,7 +25,7 @@ import { checkBooks } from '../coordinator/ledger/books.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../coordinator/store/testing.ts';
-import { disposeStore, EmbedRuntime } from '../coordinator/verification/testing.ts';
+import { disposeStore, EmbedRuntime } from '../testing/verification.ts';
 import { referenceEmbed } from '../modelhost/reference.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import type { JobRequest } from '../protocol/jobs.ts';

@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { checkBooks } from '../coordinator/ledger/books.ts';
 import { openStore } from '../coordinator/store/index.ts';
-import { EmbedRuntime } from '../coordinator/verification/testing.ts';
+import { EmbedRuntime } from '../testing/verification.ts';
 import { referenceEmbed } from '../modelhost/reference.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';

@@ -21,7 +21,7 @@ import { WebSocket } from 'ws';
 import { checkBooks } from '../coordinator/ledger/books.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../coordinator/store/testing.ts';
-import { disposeStore, EmbedRuntime, testWallet } from '../coordinator/verification/testing.ts';
+import { disposeStore, EmbedRuntime, testWallet } from '../testing/verification.ts';
 import { referenceEmbed } from '../modelhost/reference.ts';
 import { startModelHost } from '../modelhost/server.ts';
 import { RequesterClient } from '../requester/client.ts';

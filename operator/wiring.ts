@@ -19,7 +19,7 @@ import { priceRoutes } from '../coordinator/prices/routes.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
 import { isDatabaseUnavailable, type SqlClient } from '../coordinator/store/sql.ts';
-import { startVerification } from '../coordinator/verification/local.ts';
+import { startVerification } from './verification.ts';
 import type { KnownAnswer } from '../coordinator/verification/canaries.ts';
 import type { Verification } from '../coordinator/verification/service.ts';
 import type { CoordinatorConfig } from './config.ts';
@@ -116,7 +116,7 @@ async function loadCatalog(url: string, log: Pino, waitMs = 30_000): Promise<Mod
 async function generateKnownAnswers(manifestUrl: string, log: Pino): Promise<KnownAnswer[]> {
   const answers: KnownAnswer[] = [];
   try {
-    const { onnxGenerateKnownAnswers } = await import('../coordinator/verification/onnx-answers.ts');
+    const { onnxGenerateKnownAnswers } = await import('./known-answers/onnx-answers.ts');
     const generated = await onnxGenerateKnownAnswers({ manifestUrl, count: 32 });
     log.info({ component: 'verification', knownAnswers: generated.length }, 'known answers computed for ONNX generation models');
     answers.push(...generated);
@@ -124,7 +124,7 @@ async function generateKnownAnswers(manifestUrl: string, log: Pino): Promise<Kno
     log.error({ component: 'verification', err }, 'no known answers for ONNX generation models: they are checked by replicas only');
   }
   try {
-    const { onnxInferKnownAnswers } = await import('../coordinator/verification/onnx-infer-answers.ts');
+    const { onnxInferKnownAnswers } = await import('./known-answers/onnx-infer-answers.ts');
     const inferred = await onnxInferKnownAnswers({ manifestUrl, count: 32 });
     log.info({ component: 'verification', knownAnswers: inferred.length }, 'known answers computed for ONNX infer models');
     answers.push(...inferred);

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { toNano } from '@ton/core';
 import type { JobRequest } from '../protocol/jobs.ts';
-import { type FaultContributor, type FaultNetwork, startFaultNetwork, startTcpRelay, type Relay } from '../coordinator/faults/testing.ts';
+import { type FaultContributor, type FaultNetwork, startFaultNetwork, startTcpRelay, type Relay } from '../testing/faults.ts';
 import { RequesterClient } from './client.ts';
 import { CoordinatorUnavailableError, RetriesExhaustedError } from './errors.ts';
 import { backoffMs, DEFAULT_RETRY } from './retry.ts';

@@ -11,7 +11,7 @@ import { ModelCatalog } from '../../coordinator/models/catalog.ts';
 import { createNetworkInfo } from '../../coordinator/network/network.ts';
 import { priceRoutes } from '../../coordinator/prices/routes.ts';
 import { openStore } from '../../coordinator/store/index.ts';
-import { startVerification } from '../../coordinator/verification/local.ts';
+import { startVerification } from '../../operator/verification.ts';
 import { startModelHost } from '../../modelhost/server.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import { demoJob } from '../../requester/demo.ts';

@@ -14,7 +14,7 @@ import { Routing } from '../../coordinator/cluster/routing.ts';
 import { systemClock } from '../../coordinator/deps.ts';
 import { openStore } from '../../coordinator/store/index.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../../coordinator/store/testing.ts';
-import { disposeStore, EmbedRuntime } from '../../coordinator/verification/testing.ts';
+import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';

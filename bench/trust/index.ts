@@ -10,7 +10,7 @@
 import { compareResults } from '../../protocol/compare.ts';
 import type { JobResult } from '../../protocol/jobs.ts';
 import { seededRandom } from '../../protocol/random.ts';
-import { DEFAULT_POLICY } from '../../coordinator/verification/local.ts';
+import { DEFAULT_POLICY } from '../../operator/verification.ts';
 import { judge, judgeReported, type Judgement } from '../../coordinator/verification/outcome.ts';
 import { VerificationPolicy } from '../../coordinator/verification/policy.ts';
 import { RequesterStanding } from '../../coordinator/verification/requesters.ts';

@@ -14,7 +14,7 @@ import { PaymentRequiredError } from '../../requester/errors.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import { Job } from '../jobs/job.ts';
 import { createBilling } from './service.ts';
-import { type PaidNetwork, startPaidNetwork } from './testing.ts';
+import { type PaidNetwork, startPaidNetwork } from '../../testing/billing.ts';
 
 // Each test runs a coordinator, a chain and a database; on a busy 2-core machine that can take a while.
 vi.setConfig({ testTimeout: 120_000 });

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { availableAccount, PENALTIES, pendingAccount, settledAccount } from '../ledger/accounts.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { waitFor } from '../store/testing.ts';
-import { startVerifiedNetwork, type VerifiedNetwork } from '../verification/testing.ts';
+import { startVerifiedNetwork, type VerifiedNetwork } from '../../testing/verification.ts';
 
 // Each test runs a coordinator, a chain and a database; on a busy 2-core machine that can take a while.
 vi.setConfig({ testTimeout: 120_000 });

@@ -12,7 +12,7 @@ import { openStore } from '../store/index.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
 import { FakeClock, FakeWorker } from '../testing.ts';
-import { disposeStore } from '../verification/testing.ts';
+import { disposeStore } from '../../testing/verification.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
 import { SharedWalletSessions } from './wallet-sessions.ts';
 

@@ -9,7 +9,7 @@ import { openStore } from '../store/index.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
 import type { JobRecord } from '../store/types.ts';
-import { disposeStore } from '../verification/testing.ts';
+import { disposeStore } from '../../testing/verification.ts';
 import { ReplicaLocks } from './locks.ts';
 import { recoverDead, recoverOwn } from './recovery.ts';
 import { SharedWalletSessions } from './wallet-sessions.ts';

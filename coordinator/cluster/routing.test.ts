@@ -15,7 +15,7 @@ import { systemClock } from '../deps.ts';
 import { openStore } from '../store/index.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
-import { disposeStore, EmbedRuntime } from '../verification/testing.ts';
+import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';
 import { connectBus } from './bus.ts';
 import { Routing } from './routing.ts';
 

@@ -3,7 +3,7 @@
  * given to the key their sender meant, the check budget funded from the commission, the books.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startPaidNetwork, type PaidNetwork } from '../billing/testing.ts';
+import { startPaidNetwork, type PaidNetwork } from '../../testing/billing.ts';
 
 // Each test runs a coordinator, a chain and a database; on a busy 2-core machine that can take a while.
 vi.setConfig({ testTimeout: 120_000 });

@@ -15,7 +15,7 @@ import { ownerCall, proveOwner } from '../fleet/testing.ts';
 import { SqlStore } from '../store/sql-store.ts';
 import { openTestPostgres, uniqueSchema } from '../store/testing.ts';
 import { FakeClock, FakeWorker } from '../testing.ts';
-import { disposeStore } from '../verification/testing.ts';
+import { disposeStore } from '../../testing/verification.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
 import { frame, hostile, rng, sample } from './fuzz.ts';
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toNano } from '@ton/core';
 import { RequesterClient } from '../../requester/client.ts';
 import { pendingAccount } from '../ledger/accounts.ts';
-import { type FaultContributor, type FaultNetwork, startFaultNetwork } from './testing.ts';
+import { type FaultContributor, type FaultNetwork, startFaultNetwork } from '../../testing/faults.ts';
 
 const KILLS = Number(process.env['FAULT_KILLS'] ?? 15);
 /** Two of every three jobs lose their first contributor. */

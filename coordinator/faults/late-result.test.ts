@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pendingAccount } from '../ledger/accounts.ts';
-import { ciphertext } from '../billing/testing.ts';
+import { ciphertext } from '../../testing/billing.ts';
 import { FakeWorker, newIdentity } from '../testing.ts';
-import { testWallet } from '../verification/testing.ts';
-import { type FaultNetwork, startFaultNetwork } from './testing.ts';
+import { testWallet } from '../../testing/verification.ts';
+import { type FaultNetwork, startFaultNetwork } from '../../testing/faults.ts';
 
 vi.setConfig({ testTimeout: 60_000 });
 

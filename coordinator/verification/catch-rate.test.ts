@@ -5,7 +5,7 @@
  * the canary and replication rates seen match the configuration.
  */
 import { describe, expect, it } from 'vitest';
-import { startVerifiedNetwork } from './testing.ts';
+import { startVerifiedNetwork } from '../../testing/verification.ts';
 
 const POLICY = {
   canaryRate: 0.1,

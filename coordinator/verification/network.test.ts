@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyReceipt, type SignedReceipt } from './receipts.ts';
-import { disposeStore, startVerifiedNetwork, type VerifiedNetwork } from './testing.ts';
+import { disposeStore, startVerifiedNetwork, type VerifiedNetwork } from '../../testing/verification.ts';
 import type { VerificationReport } from './service.ts';
 
 const open: VerifiedNetwork[] = [];

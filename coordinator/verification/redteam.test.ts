@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { toNano } from '@ton/core';
-import { type PaidNetwork, startPaidNetwork, type TestKey } from '../billing/testing.ts';
+import { type PaidNetwork, startPaidNetwork, type TestKey } from '../../testing/billing.ts';
 import type { JobDone } from '../leases/relay.ts';
 import { waitFor } from '../store/testing.ts';
 import type { FakeWorker } from '../testing.ts';
@@ -15,7 +15,7 @@ import { WebSocket } from 'ws';
 import { RequesterClient } from '../../requester/client.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { EmbedRuntime, testWallet } from './testing.ts';
+import { EmbedRuntime, testWallet } from '../../testing/verification.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
 

@@ -4,7 +4,7 @@
  * and on a disagreement runs the tie-break the coordinator asks for.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startVerifiedNetwork, type VerifiedNetwork } from './testing.ts';
+import { startVerifiedNetwork, type VerifiedNetwork } from '../../testing/verification.ts';
 
 // Every job replicated, no canaries, nobody quarantined: each disagreement goes to a tie-break.
 const POLICY = {

@@ -10,7 +10,7 @@ import type { SqlStore } from '../store/sql-store.ts';
 import { KnownAnswerCanaries } from './canaries.ts';
 import { VerificationPolicy } from './policy.ts';
 import { createVerification, DEFAULT_PROBATION_CREDIT_CAP, type Verification } from './service.ts';
-import { disposeStore, openTestStore } from './testing.ts';
+import { disposeStore, openTestStore } from '../../testing/verification.ts';
 
 const clock = { now: () => 1_000_000 };
 const POLICY = {

@@ -20,11 +20,11 @@ import { RequesterClient, type ReplicaCheck } from '../../requester/client.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import type { FakeRuntime } from '../../worker/network/fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { type PaidNetwork, startPaidNetwork } from '../billing/testing.ts';
+import { type PaidNetwork, startPaidNetwork } from '../../testing/billing.ts';
 import type { JobDone } from '../leases/relay.ts';
 import { waitFor } from '../store/testing.ts';
-import { OnnxNodeRuntime, otherBackendGreedy, OtherBackendRuntime, RandomTokenRuntime } from './decoder-runtimes.ts';
-import { testWallet } from './testing.ts';
+import { OnnxNodeRuntime, otherBackendGreedy, OtherBackendRuntime, RandomTokenRuntime } from '../../testing/decoder-runtimes.ts';
+import { testWallet } from '../../testing/verification.ts';
 
 const EOS = testModels().decoder.entry.onnx.decoder?.eosTokenIds ?? [];
 const MAX_TOKENS = 8;

@@ -1,7 +1,7 @@
 /**
  * The worker's own onnx engine on onnxruntime-node (CPU), loaded from a manifest entry's files
  * fetched from the model host, each checked against its pinned SHA-256 before use. The
- * coordinator computes known answers with it (onnx-answers.ts); tests run contributor devices on it.
+ * operator computes the coordinator's known answers with it (onnx-answers.ts); tests run contributor devices on it.
  */
 import { createHash } from 'node:crypto';
 import * as ortNode from 'onnxruntime-node';

@@ -11,8 +11,8 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import type { JobRequest } from '../../protocol/jobs.ts';
 import { type ModelEntry, type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
 import { promptTokenIds } from '../../protocol/prompt.ts';
-import type { KnownAnswer } from './canaries.ts';
-import { readWords } from './known-answers.ts';
+import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
+import { readWords } from './tiny-embed.ts';
 import { MarginProbe } from './margins.ts';
 import { fetchModelFiles, fetchOnceMore, loadOnnxNode, ModelFileMismatchError } from './onnx-node.ts';
 

@@ -5,22 +5,22 @@
  * over real WebSockets, whose reported usage each test chooses.
  */
 import { randomBytes } from 'node:crypto';
-import { startModelHost } from '../../modelhost/server.ts';
-import type { BillingEnvelope } from '../../protocol/billing.ts';
-import type { Usage } from '../../protocol/jobs.ts';
-import type { JobKind } from '../../protocol/manifest.ts';
-import { type Coordinator, createCoordinator, type JobDone } from '../app.ts';
-import { startMoney, type Money } from '../earnings/local.ts';
-import { FEES_NETWORK, PENALTIES, pendingAccount } from '../ledger/accounts.ts';
-import { Ledger } from '../ledger/ledger.ts';
-import { ModelCatalog } from '../models/catalog.ts';
-import type { SqlStore } from '../store/sql-store.ts';
-import { waitFor } from '../store/testing.ts';
-import { EventReader, FakeWorker } from '../testing.ts';
-import type { Relay } from '../leases/relay.ts';
-import { type LocalVerificationOptions, startVerification } from '../verification/local.ts';
-import type { Verification } from '../verification/service.ts';
-import { disposeStore, openTestStore, testWallet } from '../verification/testing.ts';
+import { startModelHost } from '../modelhost/server.ts';
+import type { BillingEnvelope } from '../protocol/billing.ts';
+import type { Usage } from '../protocol/jobs.ts';
+import type { JobKind } from '../protocol/manifest.ts';
+import { type Coordinator, createCoordinator, type JobDone } from '../coordinator/app.ts';
+import { startMoney, type Money } from '../coordinator/earnings/local.ts';
+import { FEES_NETWORK, PENALTIES, pendingAccount } from '../coordinator/ledger/accounts.ts';
+import { Ledger } from '../coordinator/ledger/ledger.ts';
+import { ModelCatalog } from '../coordinator/models/catalog.ts';
+import type { SqlStore } from '../coordinator/store/sql-store.ts';
+import { waitFor } from '../coordinator/store/testing.ts';
+import { EventReader, FakeWorker } from '../coordinator/testing.ts';
+import type { Relay } from '../coordinator/leases/relay.ts';
+import { type LocalVerificationOptions, startVerification } from '../operator/verification.ts';
+import type { Verification } from '../coordinator/verification/service.ts';
+import { disposeStore, openTestStore, testWallet } from './verification.ts';
 
 /** A requester key of the paid network. */
 export interface TestKey {

@@ -7,15 +7,15 @@
  *   sometimes does: its tokens differ from the onnx engine's, yet every one is a likely token;
  * - {@link RandomTokenRuntime}: answers random tokens to every job (chat too), checks included.
  */
-import { decoderTokenizer, referenceDecoderForward, referenceDecoderLogits } from '../../modelhost/reference.ts';
-import { testModels } from '../../modelhost/models/index.ts';
-import type { ChatRequest, GenerateRequest, JobRequest, JobResult, ScoreRequest, StreamChunk } from '../../protocol/jobs.ts';
-import { type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
-import { seededRandom } from '../../protocol/random.ts';
-import { ranksWithin } from '../../protocol/teacher-forced.ts';
-import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
-import type { LoadedModel } from '../../worker/engines/types.ts';
-import { fetchModelFiles, fetchOnceMore, loadOnnxNode } from './onnx-node.ts';
+import { decoderTokenizer, referenceDecoderForward, referenceDecoderLogits } from '../modelhost/reference.ts';
+import { testModels } from '../modelhost/models/index.ts';
+import type { ChatRequest, GenerateRequest, JobRequest, JobResult, ScoreRequest, StreamChunk } from '../protocol/jobs.ts';
+import { type OnnxModel, parseManifest } from '../protocol/manifest.ts';
+import { seededRandom } from '../protocol/random.ts';
+import { ranksWithin } from '../protocol/teacher-forced.ts';
+import { FakeRuntime } from '../worker/network/fake-runtime.ts';
+import type { LoadedModel } from '../worker/engines/types.ts';
+import { fetchModelFiles, fetchOnceMore, loadOnnxNode } from '../operator/known-answers/onnx-node.ts';
 
 const MODEL = 'tiny-decoder';
 const spec = (): { eos: readonly number[]; vocab: number } => {

@@ -12,7 +12,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { InferRequest, Tensor } from '../../protocol/jobs.ts';
 import { type ModelEntry, type OnnxModel, parseManifest, type TensorSpec } from '../../protocol/manifest.ts';
-import type { KnownAnswer } from './canaries.ts';
+import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { fetchModelFiles, fetchOnceMore, loadOnnxNode } from './onnx-node.ts';
 
 export interface OnnxInferAnswerOptions {

@@ -19,12 +19,12 @@ import { RequesterClient } from '../../requester/client.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { startPaidNetwork } from '../billing/testing.ts';
-import { waitFor } from '../store/testing.ts';
-import type { KnownAnswer } from './canaries.ts';
+import { startPaidNetwork } from '../../testing/billing.ts';
+import { waitFor } from '../../coordinator/store/testing.ts';
+import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { DEFAULT_MIN_MARGIN, ModelFileMismatchError, onnxGenerateKnownAnswers } from './onnx-answers.ts';
-import { OnnxNodeRuntime, RandomTokenRuntime } from './decoder-runtimes.ts';
-import { testWallet } from './testing.ts';
+import { OnnxNodeRuntime, RandomTokenRuntime } from '../../testing/decoder-runtimes.ts';
+import { testWallet } from '../../testing/verification.ts';
 
 const EOS = testModels().decoder.entry.onnx.decoder?.eosTokenIds ?? [];
 

@@ -9,20 +9,20 @@
 import { createServer, type Server, Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { toNano } from '@ton/core';
-import { startModelHost } from '../../modelhost/server.ts';
-import type { JobRequest, JobResult, StreamChunk } from '../../protocol/jobs.ts';
-import type { SocketConstructor } from '../../worker/network/connection.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { type Coordinator, type CoordinatorOptions, createCoordinator, type JobDone } from '../app.ts';
-import type { Billing } from '../billing/service.ts';
-import { startMoney, type Money } from '../earnings/local.ts';
-import { Ledger } from '../ledger/ledger.ts';
-import { ModelCatalog } from '../models/catalog.ts';
-import type { SqlStore } from '../store/sql-store.ts';
-import type { Store } from '../store/types.ts';
-import { disposeStore, openTestStore, testWallet } from '../verification/testing.ts';
+import { startModelHost } from '../modelhost/server.ts';
+import type { JobRequest, JobResult, StreamChunk } from '../protocol/jobs.ts';
+import type { SocketConstructor } from '../worker/network/connection.ts';
+import { Contributor } from '../worker/network/contributor.ts';
+import { FakeRuntime } from '../worker/network/fake-runtime.ts';
+import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
+import { type Coordinator, type CoordinatorOptions, createCoordinator, type JobDone } from '../coordinator/app.ts';
+import type { Billing } from '../coordinator/billing/service.ts';
+import { startMoney, type Money } from '../coordinator/earnings/local.ts';
+import { Ledger } from '../coordinator/ledger/ledger.ts';
+import { ModelCatalog } from '../coordinator/models/catalog.ts';
+import type { SqlStore } from '../coordinator/store/sql-store.ts';
+import type { Store } from '../coordinator/store/types.ts';
+import { disposeStore, openTestStore, testWallet } from './verification.ts';
 
 /**
  * Serves `tiny-decoder` chat (three deltas, then the answer, as FakeRuntime does) and

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { secureUniform, startVerification } from './local.ts';
-import { disposeStore, openTestStore } from './testing.ts';
+import { secureUniform, startVerification } from './verification.ts';
+import { disposeStore, openTestStore } from '../testing/verification.ts';
 
 describe('startVerification', () => {
   it('draws uniform floats in [0, 1) for the policy', () => {

@@ -4,14 +4,14 @@
  * cannot be read off the source), and the receipt key kept in the coordinator's database.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { systemClock } from '../deps.ts';
-import type { SqlStore } from '../store/sql-store.ts';
-import { type KnownAnswer, KnownAnswerCanaries } from './canaries.ts';
-import { ShapedCanaries } from './canary-shapes.ts';
-import { receiptKekFromEnv } from './receipt-key.ts';
-import { tinyEmbedKnownAnswers } from './known-answers.ts';
-import { type VerificationConfig, VerificationPolicy } from './policy.ts';
-import { createVerification, type Verification } from './service.ts';
+import { systemClock } from '../coordinator/deps.ts';
+import type { SqlStore } from '../coordinator/store/sql-store.ts';
+import { type KnownAnswer, KnownAnswerCanaries } from '../coordinator/verification/canaries.ts';
+import { ShapedCanaries } from '../coordinator/verification/canary-shapes.ts';
+import { receiptKekFromEnv } from '../coordinator/verification/receipt-key.ts';
+import { tinyEmbedKnownAnswers } from './known-answers/tiny-embed.ts';
+import { type VerificationConfig, VerificationPolicy } from '../coordinator/verification/policy.ts';
+import { createVerification, type Verification } from '../coordinator/verification/service.ts';
 
 export interface LocalVerificationOptions {
   store: SqlStore;
@@ -21,7 +21,7 @@ export interface LocalVerificationOptions {
   verdictWindowMs?: number;
   /** Known-answer jobs to draw canaries from. Default 256. */
   canaryCount?: number;
-  /** Further known answers (ONNX generation and infer models, from onnx-answers.ts and onnx-infer-answers.ts), drawn from beside `tiny-embed`'s. */
+  /** Further known answers (ONNX generation and infer models, from known-answers/onnx-answers.ts and known-answers/onnx-infer-answers.ts), drawn from beside `tiny-embed`'s. */
   knownAnswers?: readonly KnownAnswer[];
   /** How long a device on probation has its credits held, ms; default 0 (off). Production sets it (e.g. 48 h). */
   probationWindowMs?: number;

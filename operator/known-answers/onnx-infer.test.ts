@@ -22,12 +22,12 @@ import { RequesterClient } from '../../requester/client.ts';
 import type { LoadedModel } from '../../worker/engines/types.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { startPaidNetwork } from '../billing/testing.ts';
-import { waitFor } from '../store/testing.ts';
-import type { KnownAnswer } from './canaries.ts';
+import { startPaidNetwork } from '../../testing/billing.ts';
+import { waitFor } from '../../coordinator/store/testing.ts';
+import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { MAX_FREE_DIM, onnxInferKnownAnswers } from './onnx-infer-answers.ts';
 import { fetchModelFiles, loadOnnxNode, ModelFileMismatchError } from './onnx-node.ts';
-import { EmbedRuntime, testWallet } from './testing.ts';
+import { EmbedRuntime, testWallet } from '../../testing/verification.ts';
 
 const rows = (t: { dims: number[]; data: number[] }): number[][] =>
   Array.from({ length: t.dims[0] ?? 0 }, (_, i) => t.data.slice(i * (t.dims[1] ?? 0), (i + 1) * (t.dims[1] ?? 0)));

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { embedTokenizer, referenceEmbed } from '../../modelhost/reference.ts';
 import { seededRandom } from '../../protocol/random.ts';
-import type { KnownAnswer } from './canaries.ts';
+import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 
 /** Sentences look like requests: 3 to 9 common words. */
 const MIN_WORDS = 3;
