@@ -13,7 +13,7 @@ import {
   PROTOCOL_VERSION,
 } from '../protocol/wire.ts';
 import { type CoordinatorOptions, createCoordinator } from './app.ts';
-import type { Clock } from './deps.ts';
+import type { Clock } from './clock.ts';
 import { MemoryStore } from './store/memory.ts';
 
 /** The billing envelope of the test requester's jobs: room for the usage {@link FakeWorker.chunk} reports. */

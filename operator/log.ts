@@ -6,7 +6,7 @@
  * guard, but callers pass ids, never keys.
  */
 import pino, { type DestinationStream, type Logger as Pino } from 'pino';
-import type { Logger } from '../coordinator/deps.ts';
+import type { Logger } from '../coordinator/log.ts';
 
 export type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -4,7 +4,7 @@
  * cannot be read off the source), and the receipt key kept in the coordinator's database.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { systemClock } from '../coordinator/deps.ts';
+import { systemClock } from '../coordinator/clock.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
 import { type KnownAnswer, KnownAnswerCanaries } from '../coordinator/verification/canaries.ts';
 import { ShapedCanaries } from '../coordinator/verification/canary-shapes.ts';

@@ -77,6 +77,11 @@ export function toB64url(bytes: Uint8Array): string {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
+/** Bytes a base64url string (without padding) decodes to. */
+export function base64urlBytes(text: string): number {
+  return Math.floor((text.length * 3) / 4);
+}
+
 /** Decodes base64url without padding; throws {@link InvalidInputError} on anything else. */
 export function fromB64url(s: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new InvalidInputError('The value is not base64url without padding.');

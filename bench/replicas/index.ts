@@ -11,7 +11,7 @@ import { WebSocket } from 'ws';
 import { createCoordinator } from '../../coordinator/app.ts';
 import { connectBus } from '../../coordinator/cluster/bus.ts';
 import { Routing } from '../../coordinator/cluster/routing.ts';
-import { systemClock } from '../../coordinator/deps.ts';
+import { systemClock } from '../../coordinator/clock.ts';
 import { openStore } from '../../coordinator/store/index.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../../coordinator/store/testing.ts';
 import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';

@@ -10,7 +10,7 @@
 import type { BillingEnvelope } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Account, PaymentRequired } from '../../protocol/wire.ts';
-import { type Clock, systemClock } from '../deps.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import type { Job } from '../jobs/job.ts';
 import type { CheckJobBill, RelayBilling } from '../leases/billing.ts';
 import type { JobDone, Refusal, Relay } from '../leases/relay.ts';

@@ -11,7 +11,7 @@
  *   every `retryMs` and one takes over when the holder's connection ends.
  */
 import pg from 'pg';
-import { errorText } from '../deps.ts';
+import { errorText } from '../log.ts';
 
 export interface LockOptions {
   url: string;

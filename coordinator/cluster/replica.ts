@@ -4,8 +4,9 @@
  * (settlement, payouts, the deposit watcher, the recovery of dead replicas' jobs) while it
  * holds the singleton lock. `operator/wiring.ts` builds one when `cluster.nats` is set.
  */
-import type { Clock, Logger } from '../deps.ts';
-import { errorText } from '../deps.ts';
+import type { Clock } from '../clock.ts';
+import type { Logger } from '../log.ts';
+import { errorText } from '../log.ts';
 import type { SqlDb } from '../store/sql.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { ReplicaLocks } from './locks.ts';

@@ -11,7 +11,7 @@ import { RequesterClient } from '../../requester/client.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
 import { createCoordinator } from '../app.ts';
-import { systemClock } from '../deps.ts';
+import { systemClock } from '../clock.ts';
 import { openStore } from '../store/index.ts';
 import type { SqlStore } from '../store/sql-store.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';

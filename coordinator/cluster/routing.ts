@@ -22,7 +22,9 @@
 import * as v from 'valibot';
 import { Alive, Claim, Down, Gone, Granted, Release, type RemoteView, Up } from '../../protocol/cluster.ts';
 import type { CoordinatorMessage } from '../../protocol/wire.ts';
-import { type Clock, errorText, type Logger, randomId } from '../deps.ts';
+import { type Clock } from '../clock.ts';
+import { randomId } from '../ids.ts';
+import { errorText, type Logger } from '../log.ts';
 import { ConnectedContributor } from '../leases/contributor.ts';
 import type { Relay } from '../leases/relay.ts';
 import { chooseContributor } from '../scheduler/scheduler.ts';

@@ -11,7 +11,7 @@
  *   everywhere at once, and one past its expiry is refused by every replica's clock.
  */
 import { createHash } from 'node:crypto';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import { type SessionBinding, UNKNOWN_SESSION } from '../sessions/bindings.ts';
 import type { SqlDb } from '../store/sql.ts';
 import { toInt } from '../store/sql.ts';

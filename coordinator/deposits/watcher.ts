@@ -8,7 +8,7 @@
 import type { Address } from '@ton/core';
 import * as v from 'valibot';
 import { DepositMemo } from '../../protocol/wire.ts';
-import { type Clock, systemClock } from '../deps.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import { keys } from '../ledger/accounts.ts';
 import type { DepositTarget, Ledger } from '../ledger/ledger.ts';
 import { toInt, type SqlDb } from '../store/sql.ts';

@@ -10,7 +10,7 @@ import { Address, toNano } from '@ton/core';
 import { mnemonicNew } from '@ton/crypto';
 import { Hono } from 'hono';
 import { createBilling, type Billing } from '../billing/service.ts';
-import { errorMessage } from '../deps.ts';
+import { errorMessage } from '../log.ts';
 import type { DepositChain } from '../deposits/chain.ts';
 import { operatorRoutes } from '../deposits/routes.ts';
 import { SandboxDepositChain, SandboxFaucet } from '../deposits/sandbox-chain.ts';

@@ -6,7 +6,8 @@
  * their next hello is told why.
  */
 import { randomBytes } from 'node:crypto';
-import { sha256Hex, systemClock, type Clock } from '../deps.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { sha256Hex } from '../ids.ts';
 import type { SessionBinding, SessionResolver } from '../sessions/bindings.ts';
 import { contributorIdOf } from '../sessions/hello.ts';
 import { toInt, type SqlDb } from '../store/sql.ts';

@@ -6,7 +6,7 @@
  */
 import type { FleetDevice, FleetView } from '../../protocol/answers.ts';
 import { PROTOCOL_VERSION } from '../../protocol/wire.ts';
-import { systemClock, type Clock } from '../deps.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
 import { pendingAccount, walletBalances } from '../ledger/index.ts';
 import { toInt, type SqlDb } from '../store/sql.ts';

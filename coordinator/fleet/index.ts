@@ -4,8 +4,9 @@
  * controls, and their routes.
  */
 import type { Hono } from 'hono';
-import type { Clock, Logger } from '../deps.ts';
-import { errorText } from '../deps.ts';
+import type { Clock } from '../clock.ts';
+import type { Logger } from '../log.ts';
+import { errorText } from '../log.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
 import type { SessionResolver } from '../sessions/bindings.ts';
 import type { SqlDb } from '../store/sql.ts';

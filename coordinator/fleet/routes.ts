@@ -21,7 +21,7 @@ import { cors } from 'hono/cors';
 import * as v from 'valibot';
 import { enrollMessage } from '../../protocol/wire.ts';
 import { problem, readBody } from '../http.ts';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import { WalletAuthError } from '../wallets/errors.ts';
 import { ENROLLMENT_SCOPES, type Enrollment, type EnrollmentToken } from '../wallets/enrollment.ts';
 import type { WalletSessions } from '../wallets/wallet-sessions.ts';

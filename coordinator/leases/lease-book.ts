@@ -5,7 +5,7 @@
  * duplicate and a late one refused by name, not as unknown.
  */
 import type { WireError } from '../../protocol/wire.ts';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import type { ConnectedContributor } from './contributor.ts';
 
 export type LeaseOutcome = 'done' | 'failed' | 'expired' | 'cancelled' | 'dropped';

@@ -5,7 +5,7 @@ import type * as v from 'valibot';
 import type { BillingEnvelope } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Chunk, Fail, WireError } from '../../protocol/wire.ts';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import type { Job } from '../jobs/job.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { SchedulerHooks } from '../scheduler/scheduler.ts';

@@ -7,7 +7,8 @@
  * never written (the run died between the two) is charged now, once, from its record.
  */
 import type { Billing } from '../billing/service.ts';
-import type { Clock, Logger } from '../deps.ts';
+import type { Clock } from '../clock.ts';
+import type { Logger } from '../log.ts';
 import type { Store } from '../store/types.ts';
 import type { JobDone, Relay } from './relay.ts';
 

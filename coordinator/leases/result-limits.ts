@@ -3,7 +3,7 @@
  * size limits, and results for jobs a previous run ended with `RESTARTED`.
  */
 import type { CoordinatorMessage, Sealed, WireError } from '../../protocol/wire.ts';
-import { base64urlBytes } from '../deps.ts';
+import { base64urlBytes } from '../../protocol/envelope.ts';
 import type { Job } from '../jobs/job.ts';
 import type { Lease } from './lease-book.ts';
 

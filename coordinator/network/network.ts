@@ -9,7 +9,7 @@
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { NetworkInfo, PayoutRules } from '../../protocol/network.ts';
-import { type Clock, systemClock } from '../deps.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import type { SqlClient } from '../store/sql.ts';
 
 export interface NetworkInfoOptions {

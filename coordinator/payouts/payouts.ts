@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Address, fromNano } from '@ton/core';
-import { consoleLogger, type Logger } from '../deps.ts';
+import { consoleLogger, type Logger } from '../log.ts';
 import type { Chain, HotWalletTx } from './chain.ts';
 import type { BatchIntent, PayoutBook, PayoutIntent } from './book.ts';
 import { ChainTimeoutError, InsufficientHotWalletBalanceError, InvalidPayoutAddressError } from './errors.ts';

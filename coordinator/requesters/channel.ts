@@ -12,7 +12,7 @@ import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { type ChannelErrorMessage, type ChannelMessage, ChannelRequest, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
 import { findUnsafeText, printable, UNSAFE_TEXT_MESSAGE } from '../../protocol/text.ts';
 import { parseFrame, PROTOCOL_VERSION, type JobEvent } from '../../protocol/wire.ts';
-import { errorText, type Logger } from '../deps.ts';
+import { errorText, type Logger } from '../log.ts';
 import { batchedWrites } from '../edges/batched-writes.ts';
 import { Counter } from '../edges/limits.ts';
 import { Job } from '../jobs/job.ts';

@@ -3,7 +3,8 @@
  * and cached briefly, so a busy requester does not cost a database query per request
  * (a revoked key keeps working for at most {@link KEY_CACHE_MS}).
  */
-import { type Clock, sha256Hex } from '../deps.ts';
+import { type Clock } from '../clock.ts';
+import { sha256Hex } from '../ids.ts';
 import type { ApiKeyRecord, Store } from '../store/types.ts';
 
 /** How long a found key is cached, ms. */

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { helloMessage } from '../../protocol/wire.ts';
-import { randomId } from '../deps.ts';
+import { randomId } from '../ids.ts';
 
 /** How long a challenge nonce can be answered, ms. */
 export const NONCE_TTL_MS = 60_000;

@@ -16,7 +16,8 @@ import {
   PROTOCOL_VERSION,
   type WireError,
 } from '../../protocol/wire.ts';
-import { type Clock, errorText, type Logger } from '../deps.ts';
+import { type Clock } from '../clock.ts';
+import { errorText, type Logger } from '../log.ts';
 import { ConnectedContributor } from '../leases/contributor.ts';
 import type { Relay } from '../leases/relay.ts';
 import type { Metrics } from '../metrics/metrics.ts';

@@ -6,7 +6,7 @@
  * is kept with its reason for the contributor's dashboard.
  */
 import type { JobKind } from '../../protocol/manifest.ts';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import type { ContributorView, JobView, SchedulerHooks } from '../scheduler/scheduler.ts';
 import type { FindingKind, Judgement } from './outcome.ts';
 

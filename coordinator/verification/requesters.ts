@@ -6,7 +6,7 @@
  * reports then change nothing. Usage disputes are kept against both parties: a contributor
  * disputed by many distinct requesters is checked more often.
  */
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 
 /** Tuning of {@link RequesterStanding}. */
 export interface StandingConfig {

@@ -8,7 +8,7 @@
 import type { CompareOptions } from '../../protocol/compare.ts';
 import type { JobResult, Usage } from '../../protocol/jobs.ts';
 import type { JobReport, JobReportAnswer, Verdict } from '../../protocol/wire.ts';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import type { Verdict as LedgerVerdict } from '../earnings/service.ts';
 import { Job } from '../jobs/job.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';

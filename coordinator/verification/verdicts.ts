@@ -9,7 +9,7 @@
 import type { Agreement } from '../../protocol/compare.ts';
 import { judgeScored, type Scored } from '../../protocol/teacher-forced.ts';
 import type { Verdict } from '../../protocol/wire.ts';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import { Job } from '../jobs/job.ts';
 import type { Relay } from '../leases/relay.ts';
 import { judgeReported, type Judgement } from './outcome.ts';

@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { Address } from '@ton/core';
 import { InvalidInputError } from '../../protocol/errors.ts';
-import { randomId, sha256Hex, systemClock, type Clock } from '../deps.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { randomId, sha256Hex } from '../ids.ts';
 import {
   EnrollmentDeviceLimitError,
   EnrollmentScopeError,

@@ -7,7 +7,7 @@
  * apart from "never issued".
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { systemClock, type Clock } from '../deps.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { PayloadDeviceMismatchError, PayloadExpiredError, PayloadReplayedError, PayloadUnknownError } from './errors.ts';
 
 /** A payload to put in the TON Connect `tonProof` request. */

@@ -15,7 +15,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import * as v from 'valibot';
 import { problem, readBody } from '../http.ts';
-import type { Clock } from '../deps.ts';
+import type { Clock } from '../clock.ts';
 import type { Store } from '../store/types.ts';
 import { WalletAuthError } from './errors.ts';
 import { PayloadLimitError, type ProofPayloads } from './proof-payloads.ts';

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { Address, Cell, contractAddress, loadStateInit, type StateInit } from '@ton/core';
 import { signVerify } from '@ton/crypto';
 import { WalletContractV3R2, WalletContractV4, WalletContractV5R1 } from '@ton/ton';
-import { systemClock, type Clock } from '../deps.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import {
   PublicKeyMismatchError,
   PublicKeyUnavailableError,

@@ -11,7 +11,7 @@
  * (coordinator/cluster/wallet-sessions.ts), so a sign-out on one replica holds on every other.
  */
 import { randomBytes } from 'node:crypto';
-import { systemClock, type Clock } from '../deps.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { type SessionBinding, type SessionResolver, UNKNOWN_SESSION } from '../sessions/bindings.ts';
 
 export type WalletSessionScope = 'device' | 'owner';
