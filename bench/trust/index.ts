@@ -14,7 +14,7 @@ import { DEFAULT_POLICY } from '../../operator/verification.ts';
 import { judge, judgeReported, type Judgement } from '../../coordinator/verification/outcome.ts';
 import { VerificationPolicy } from '../../coordinator/verification/policy.ts';
 import { RequesterStanding } from '../../coordinator/verification/requesters.ts';
-import { inflatedUsage } from '../../coordinator/verification/service.ts';
+import { inflatedUsage } from '../../coordinator/verification/canary-checks.ts';
 import { chooseContributor, type ContributorView, type JobView } from '../../coordinator/scheduler/scheduler.ts';
 import { FakeClock } from '../../coordinator/testing.ts';
 
