@@ -4,6 +4,8 @@
  * the operator token of the same configuration. Secrets are never shown: the coordinator keeps
  * only their hashes, and the list has none.
  */
+import * as v from 'valibot';
+import { ApiKeyList, ProblemBody } from '../protocol/answers.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { isSafeLine, MAX_PATH_SEGMENT } from '../protocol/text.ts';
 
@@ -13,16 +15,6 @@ export const KEYS_USAGE = `Usage: spinneret coordinator keys list [--config FILE
 Lists or revokes requester API keys of a running coordinator (its operator routes), with the
 operator token of the configuration (operatorToken or SPINNERET_OPERATOR_TOKEN). URL defaults
 to http://<listen.host>:<listen.port>. A revoked key is refused at once. Secrets are never shown.`;
-
-interface KeyRow {
-  id: string;
-  label: string;
-  jobsPerMinute: number;
-  maxInFlight: number;
-  depositMemo: string;
-  createdAt: number;
-  revokedAt: number | null;
-}
 
 export interface KeysCommand {
   action: string | undefined;
@@ -73,9 +65,10 @@ export async function keysCommand(cmd: KeysCommand): Promise<number> {
     cmd.err(`spinneret coordinator keys: ${base} not reachable: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
-  const body = (await res.json().catch(() => null)) as { keys?: KeyRow[]; error?: { code?: string; message?: string } } | null;
+  const body: unknown = await res.json().catch(() => null);
   if (!res.ok) {
-    const reason = body?.error === undefined ? `HTTP ${res.status}` : `${body.error.code ?? res.status}: ${body.error.message ?? ''}`;
+    const problem = v.safeParse(ProblemBody, body);
+    const reason = problem.success ? `${problem.output.error.code}: ${problem.output.error.message}` : `HTTP ${res.status}`;
     cmd.err(`spinneret coordinator keys ${action}: ${reason}`);
     return 1;
   }
@@ -83,7 +76,12 @@ export async function keysCommand(cmd: KeysCommand): Promise<number> {
     cmd.out(`revoked ${id}`);
     return 0;
   }
-  const keys = body?.keys ?? [];
+  const list = v.safeParse(ApiKeyList, body);
+  if (!list.success) {
+    cmd.err(`spinneret coordinator keys list: ${base} answered no key list (${v.summarize(list.issues)}); is it a Spinneret coordinator?`);
+    return 1;
+  }
+  const keys = list.output.keys;
   if (cmd.json) {
     cmd.out(JSON.stringify(keys, null, 2));
     return 0;

@@ -193,3 +193,25 @@ export type FleetView = v.InferOutput<typeof FleetView>;
 /** `POST /v1/fleet/:contributorId/control`: whether the device was connected to be told now. */
 export const ControlAnswer = v.object({ delivered: v.boolean() });
 export type ControlAnswer = v.InferOutput<typeof ControlAnswer>;
+
+/**
+ * A requester API key as the operator's routes list it (`GET /v1/operator/keys`) and the store
+ * keeps it: never its secret, of which only a hash is stored.
+ */
+export const ApiKeyView = v.object({
+  id: v.string(),
+  label: v.string(),
+  /** Jobs this key may create per minute. */
+  jobsPerMinute: v.number(),
+  /** Jobs this key may have unfinished at once. */
+  maxInFlight: v.number(),
+  /** The text comment a TON deposit for this key carries (docs/protocol.md, "Deposits"). Not a secret. */
+  depositMemo: v.string(),
+  createdAt: Ms,
+  revokedAt: v.nullable(Ms),
+});
+export type ApiKeyView = v.InferOutput<typeof ApiKeyView>;
+
+/** `GET /v1/operator/keys`. */
+export const ApiKeyList = v.object({ keys: v.array(ApiKeyView) });
+export type ApiKeyList = v.InferOutput<typeof ApiKeyList>;

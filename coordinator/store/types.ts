@@ -4,6 +4,7 @@
  * and recovery — never a payload or a result: the coordinator only ever sees ciphertext, and
  * stores none of it.
  */
+import type { ApiKeyView } from '../../protocol/answers.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 
 export type JobState = 'waiting' | 'queued' | 'leased' | 'done' | 'failed' | 'cancelled';
@@ -33,18 +34,8 @@ export interface JobRecord {
   error: string | null;
 }
 
-export interface ApiKeyRecord {
-  id: string;
-  label: string;
-  /** Jobs this key may create per minute. */
-  jobsPerMinute: number;
-  /** Jobs this key may have unfinished at once. */
-  maxInFlight: number;
-  /** The text comment a TON deposit for this key carries (docs/protocol.md, "Deposits"). Not a secret. */
-  depositMemo: string;
-  createdAt: number;
-  revokedAt: number | null;
-}
+/** A requester API key as stored, and as the operator's routes list it (never its secret: only a hash is stored). */
+export type ApiKeyRecord = ApiKeyView;
 
 export interface ContributorRecord {
   /** Derived from the identity key (see coordinator/sessions). */

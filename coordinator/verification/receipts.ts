@@ -3,24 +3,13 @@
  * receipt's canonical JSON (keys sorted, no spaces), after a domain tag so the signature can
  * never be replayed as another kind of message.
  */
+import type { Receipt } from '../../protocol/answers.ts';
 import type { Usage } from '../../protocol/jobs.ts';
 
 const DOMAIN = 'spinneret-receipt-v1\n';
 
-/** What the coordinator attests it credited. */
-export interface Receipt {
-  readonly v: 1;
-  readonly jobId: string;
-  readonly contributorId: string;
-  /** The contributor's TON wallet address. */
-  readonly wallet: string;
-  readonly model: string;
-  readonly usage: Usage;
-  /** nanoTON as a decimal string (JSON has no bigint). */
-  readonly amountNano: string;
-  /** When it was credited, ms since epoch. */
-  readonly at: number;
-}
+/** What the coordinator attests it credited (its schema is the one pages check receipts against). */
+export type { Receipt };
 
 /** A receipt and its signature, base64url (64 bytes). */
 export interface SignedReceipt {

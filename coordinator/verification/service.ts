@@ -6,6 +6,7 @@
  * (settle, void, hold), quarantines and persisted decision records (judgement-writer.ts). It
  * also signs a receipt for every credited job (receipt-signer.ts).
  */
+import type { VerificationReport } from '../../protocol/answers.ts';
 import type { CompareOptions } from '../../protocol/compare.ts';
 import type { JobReport, Verdict } from '../../protocol/wire.ts';
 import type { Clock } from '../clock.ts';
@@ -70,14 +71,7 @@ export interface VerificationOptions {
 export const DEFAULT_PROBATION_CREDIT_CAP = 1_000_000_000n;
 
 /** A contributor's verification page (`GET /v1/contributors/:id/verification`). */
-export interface VerificationReport {
-  readonly reputation: { readonly score: number; readonly clean: number; readonly failed: number };
-  readonly quarantined: boolean;
-  readonly canaries: { readonly passed: number; readonly failed: number };
-  readonly replication: { readonly checked: number; readonly agreed: number; readonly rate: number };
-  readonly records: readonly { readonly at: number; readonly jobId: string | null; readonly kind: string; readonly reason: string }[];
-}
-
+export type { VerificationReport } from '../../protocol/answers.ts';
 export type { DecisionCounts } from './relay-checks.ts';
 export type { JobReportOutcome } from './job-reports.ts';
 export type { VerdictOutcome } from './verdicts.ts';

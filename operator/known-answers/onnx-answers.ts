@@ -9,12 +9,12 @@
 import { randomInt } from 'node:crypto';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { JobRequest } from '../../protocol/jobs.ts';
-import { type ModelEntry, type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
+import type { OnnxModel } from '../../protocol/manifest.ts';
 import { promptTokenIds } from '../../protocol/prompt.ts';
 import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { readWords } from './tiny-embed.ts';
 import { MarginProbe } from './margins.ts';
-import { fetchModelFiles, fetchOnceMore, loadOnnxNode, ModelFileMismatchError } from './onnx-node.ts';
+import { fetchModelFiles, knownAnswersPerModel, loadOnnxNode, ModelFileMismatchError } from './onnx-node.ts';
 
 export { ModelFileMismatchError };
 
@@ -39,29 +39,13 @@ const cache = new Map<string, Promise<KnownAnswer[]>>();
 
 /** `count` known `generate` answers, and as many `chat` ones where it has a chat template, for each ONNX decoder model of the manifest (those within `maxModelBytes`). */
 export async function onnxGenerateKnownAnswers(options: OnnxAnswerOptions): Promise<KnownAnswer[]> {
-  const res = await fetchOnceMore(options.manifestUrl);
-  if (!res.ok) throw new Error(`The manifest at ${options.manifestUrl} answered ${res.status}; known answers need it.`);
-  const manifest = parseManifest(await res.json());
-  const maxBytes = options.maxModelBytes ?? 64 * 1024 * 1024;
-  const decoders = manifest.models.filter(
-    (m: ModelEntry): m is OnnxModel =>
-      m.engine === 'onnx' &&
-      m.onnx.decoder !== undefined &&
-      m.onnx.tokenizer !== undefined &&
-      m.files.reduce((n, f) => n + f.size, 0) <= maxBytes,
+  return await knownAnswersPerModel(
+    options,
+    (m): m is OnnxModel => m.engine === 'onnx' && m.onnx.decoder !== undefined && m.onnx.tokenizer !== undefined,
+    cache,
+    `${options.count}:${options.maxTokens ?? 16}:${options.minMargin ?? DEFAULT_MIN_MARGIN}`,
+    (model) => computeAnswers(model, options),
   );
-  const all: KnownAnswer[] = [];
-  for (const model of decoders) {
-    const key = `${model.id}:${model.files.map((f) => f.sha256).join(',')}:${options.count}:${options.maxTokens ?? 16}:${options.minMargin ?? DEFAULT_MIN_MARGIN}`;
-    let answers = cache.get(key);
-    if (answers === undefined) {
-      answers = computeAnswers(model, options);
-      cache.set(key, answers);
-      answers.catch(() => cache.delete(key));
-    }
-    all.push(...(await answers));
-  }
-  return all;
 }
 
 async function computeAnswers(model: OnnxModel, options: OnnxAnswerOptions): Promise<KnownAnswer[]> {

@@ -11,9 +11,9 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import type { InferRequest, Tensor } from '../../protocol/jobs.ts';
-import { type ModelEntry, type OnnxModel, parseManifest, type TensorSpec } from '../../protocol/manifest.ts';
+import type { ModelEntry, OnnxModel, TensorSpec } from '../../protocol/manifest.ts';
 import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
-import { fetchModelFiles, fetchOnceMore, loadOnnxNode } from './onnx-node.ts';
+import { fetchModelFiles, knownAnswersPerModel, loadOnnxNode } from './onnx-node.ts';
 
 export interface OnnxInferAnswerOptions {
   manifestUrl: string;
@@ -51,23 +51,7 @@ export function inferable(model: ModelEntry): model is OnnxModel {
 
 /** `count` known `infer` answers for each ONNX `infer` model of the manifest (those within `maxModelBytes`, float32 inputs). */
 export async function onnxInferKnownAnswers(options: OnnxInferAnswerOptions): Promise<KnownAnswer[]> {
-  const res = await fetchOnceMore(options.manifestUrl);
-  if (!res.ok) throw new Error(`The manifest at ${options.manifestUrl} answered ${res.status}; known answers need it.`);
-  const manifest = parseManifest(await res.json());
-  const maxBytes = options.maxModelBytes ?? 64 * 1024 * 1024;
-  const models = manifest.models.filter((m): m is OnnxModel => inferable(m) && m.files.reduce((n, f) => n + f.size, 0) <= maxBytes);
-  const all: KnownAnswer[] = [];
-  for (const model of models) {
-    const key = `${model.id}:${model.files.map((f) => f.sha256).join(',')}:${options.count}`;
-    let answers = cache.get(key);
-    if (answers === undefined) {
-      answers = computeAnswers(model, options);
-      cache.set(key, answers);
-      answers.catch(() => cache.delete(key));
-    }
-    all.push(...(await answers));
-  }
-  return all;
+  return await knownAnswersPerModel(options, inferable, cache, `${options.count}`, (model) => computeAnswers(model, options));
 }
 
 /** One input tensor of `spec`, values uniform in [-1, 1) rounded to float32 (what the device feeds). */

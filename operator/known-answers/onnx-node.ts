@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import * as ortNode from 'onnxruntime-node';
-import type { ModelFile, OnnxModel } from '../../protocol/manifest.ts';
+import { type ModelEntry, type ModelFile, type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
+import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { OnnxEngine } from '../../worker/engines/onnx/engine.ts';
 import type { OrtModule } from '../../worker/engines/onnx/ort.ts';
 import type { EngineContext, LoadedModel } from '../../worker/engines/types.ts';
@@ -48,6 +49,38 @@ export async function loadOnnxNode(model: OnnxModel, bytes: ReadonlyMap<string, 
   // The CPU session runs every graph the manifest lists, WebGPU-only ones (tiny-q4's 4-bit kernel) too.
   const cpu: OnnxModel = { ...model, onnx: { ...model.onnx, backends: ['wasm'] } };
   return await new OnnxEngine(ctx, { loadOrt: async () => nodeOrt }).load(cpu);
+}
+
+/**
+ * Known answers for each model of the manifest at `manifestUrl` that `pick` takes and whose files
+ * add up to at most `maxModelBytes` (default 64 MiB: computing on the CPU at start must stay
+ * quick), computed once per `cache` key (`key` adds the settings to the model's build, its
+ * files' hashes); a failed computation is forgotten, so the next call tries again.
+ */
+export async function knownAnswersPerModel(
+  options: { manifestUrl: string; maxModelBytes?: number },
+  pick: (m: ModelEntry) => m is OnnxModel,
+  cache: Map<string, Promise<KnownAnswer[]>>,
+  key: string,
+  compute: (model: OnnxModel) => Promise<KnownAnswer[]>,
+): Promise<KnownAnswer[]> {
+  const res = await fetchOnceMore(options.manifestUrl);
+  if (!res.ok) throw new Error(`The manifest at ${options.manifestUrl} answered ${res.status}; known answers need it.`);
+  const manifest = parseManifest(await res.json());
+  const maxBytes = options.maxModelBytes ?? 64 * 1024 * 1024;
+  const models = manifest.models.filter((m): m is OnnxModel => pick(m) && m.files.reduce((n, f) => n + f.size, 0) <= maxBytes);
+  const all: KnownAnswer[] = [];
+  for (const model of models) {
+    const k = `${model.id}:${model.files.map((f) => f.sha256).join(',')}:${key}`;
+    let answers = cache.get(k);
+    if (answers === undefined) {
+      answers = compute(model);
+      cache.set(k, answers);
+      answers.catch(() => cache.delete(k));
+    }
+    all.push(...(await answers));
+  }
+  return all;
 }
 
 /**
