@@ -8,16 +8,11 @@ import { EngineError } from '../protocol/errors.ts';
 import type { JobResult } from '../protocol/jobs.ts';
 import { ApiKeyRefusedError, CoordinatorUnavailableError, PaymentRequiredError } from './errors.ts';
 import { createGateway, listen, startGateway } from './gateway.ts';
-import { ScriptedClient, listenScripted } from './scripted-client.ts';
+import { ScriptedClient, startScripted, type ScriptedGateway } from './scripted-client.ts';
 
 const client = new ScriptedClient();
-let gateway: { url: string; close(): Promise<void> };
-let openai: OpenAI;
-
-beforeAll(async () => {
-  gateway = await listenScripted(client);
-  openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
-});
+let gateway: ScriptedGateway, openai: OpenAI;
+beforeAll(async () => ({ gateway, openai } = await startScripted(client)));
 afterAll(() => gateway.close());
 beforeEach(() => client.reset());
 

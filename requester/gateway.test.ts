@@ -12,16 +12,11 @@ import type { ModelListing } from './client.ts';
 import { startFakeCoordinator } from './fake-coordinator.ts';
 import { createGateway, listen, startGateway } from './gateway.ts';
 import { DEFAULT_MAX_TOKENS } from './openai.ts';
-import { ScriptedClient, listenScripted, chatResult } from './scripted-client.ts';
+import { ScriptedClient, startScripted, type ScriptedGateway, chatResult } from './scripted-client.ts';
 
 const client = new ScriptedClient();
-let gateway: { url: string; close(): Promise<void> };
-let openai: OpenAI;
-
-beforeAll(async () => {
-  gateway = await listenScripted(client);
-  openai = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
-});
+let gateway: ScriptedGateway, openai: OpenAI;
+beforeAll(async () => ({ gateway, openai } = await startScripted(client)));
 afterAll(() => gateway.close());
 beforeEach(() => client.reset());
 

@@ -2,6 +2,7 @@
  * Test double of the requester SDK for the gateway's tests: answers from a script and records
  * what it was asked. Tests only.
  */
+import OpenAI from 'openai';
 import type { JobRequest, JobResult } from '../protocol/jobs.ts';
 import type { ModelListing, RunOptions } from './client.ts';
 import { createGateway, listen } from './gateway.ts';
@@ -51,9 +52,20 @@ export class ScriptedClient {
   }
 }
 
-/** A gateway over `client` on a free loopback port, `tiny-chat` capped at 64 tokens. */
-export function listenScripted(client: ScriptedClient): Promise<{ url: string; close(): Promise<void> }> {
-  return listen(createGateway({ client, modelsInfo: { 'tiny-chat': { maxTokens: 64, created: 1700000000 } } }), 0, '127.0.0.1');
+/** A gateway listening on a free loopback port, closed by `close()`. */
+export interface ScriptedGateway {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A gateway over `client` on a free loopback port (`tiny-chat` capped at 64 tokens), and an OpenAI client of it that never retries. */
+export async function startScripted(client: ScriptedClient): Promise<{ gateway: ScriptedGateway; openai: OpenAI }> {
+  const gateway = await listen(
+    createGateway({ client, modelsInfo: { 'tiny-chat': { maxTokens: 64, created: 1700000000 } } }),
+    0,
+    '127.0.0.1',
+  );
+  return { gateway, openai: new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0 }) };
 }
 
 /** A chat job's result: `text`, 7 prompt and 3 completion tokens. */
