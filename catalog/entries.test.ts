@@ -4,7 +4,7 @@
  * same stand-ins from the builder's own figures, a host serving that mirror lists them, and the
  * onnx engine loads and runs one; the price entries are the catalog's cited prices.
  */
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
@@ -304,6 +304,26 @@ describe('web-llm entries from the catalog', () => {
 });
 
 describe('price entries from the catalog', () => {
+  it("the coordinator's bundled prices.json holds every id the catalog serves at its catalog price, as `prices --merge` writes it", () => {
+    const bundled = JSON.parse(readFileSync(new URL('../coordinator/ledger/prices.json', import.meta.url), 'utf8')) as {
+      commissionBps: number;
+      models: Record<string, unknown>;
+    };
+    const catalog = readCatalog();
+    const expected = priceEntries(catalog);
+    for (const [id, p] of Object.entries(expected)) expect(bundled.models[id], id).toEqual(p);
+    // Merging again changes nothing: regenerate with
+    // npm run catalog -- prices --merge coordinator/ledger/prices.json --out coordinator/ledger/prices.json
+    expect(mergePrices(bundled, catalog)).toEqual(bundled);
+    // The rest are test prices: the test models', and the model id the job store's fixtures use.
+    expect(
+      Object.keys(bundled.models)
+        .filter((id) => !(id in expected))
+        .sort(),
+    ).toEqual(['qwen2.5-0.5b', 'tiny-decoder', 'tiny-embed']);
+    expect(parsePriceList(bundled).models['all-MiniLM-L6-v2']).toEqual({ kind: 'embed', unit: 'tokens', inputPer1k: 6667n });
+  });
+
   it('are each model’s cited USD price at the catalog’s rate, and merging keeps the test models’ test prices', () => {
     const catalog = readCatalog();
     const prices = priceEntries(catalog);
