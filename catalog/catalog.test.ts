@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { modelVersion, prebuiltAppConfig } from '@mlc-ai/web-llm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../protocol/errors.ts';
 import { standinModels, STANDIN_IDS } from '../modelhost/models/index.ts';
@@ -59,6 +60,43 @@ describe('catalog of real models', () => {
     expect(status(catalog, pins).every((s) => s.pinned === 0)).toBe(true);
     // $0.02 per 1M tokens at $3 per TON: 6,667 nanoTON per 1,000 tokens.
     expect(nanoTonPer1k(0.02, 3)).toBe(6667n);
+  });
+
+  it('each chat model has a q4 fallback in the same repository: the shared hub files with its own graph', () => {
+    const catalog = readCatalog();
+    for (const m of catalog.models.filter((m) => m.kind === 'chat')) {
+      expect(m.fallback).toEqual({ variant: 'q4', files: ['onnx/model_q4.onnx'] });
+      const names = (part: 'all' | 'primary' | 'fallback'): string[] => filesOf(m, part).map((f) => f.file);
+      expect(names('primary')).toEqual(m.files);
+      expect(names('fallback')).toEqual([...m.files.filter((f) => f !== 'onnx/model_q4f16.onnx'), 'onnx/model_q4.onnx']);
+      expect(names('all')).toEqual([...m.files, 'onnx/model_q4.onnx']);
+      expect(new Set(filesOf(m).map((f) => f.repository))).toEqual(new Set([m.repository]));
+    }
+    const embed = catalog.models[0]!;
+    expect(() => filesOf(embed, 'fallback')).toThrow(/has no fallback build/);
+  });
+
+  it("web-llm builds are web-llm's own prebuilt records, field for field, from the installed web-llm", () => {
+    const catalog = readCatalog();
+    expect(catalog.webllm.modelVersion).toBe(modelVersion);
+    const MiB = 1024 * 1024;
+    let builds = 0;
+    for (const m of catalog.models) {
+      for (const b of m.webllm ?? []) {
+        const record = prebuiltAppConfig.model_list.find((r) => r.model_id === b.modelId);
+        if (record === undefined) throw new Error(`web-llm ${modelVersion} has no prebuilt ${b.modelId}`);
+        expect(record.model).toBe(`${catalog.hub}/${b.repository}`);
+        expect(b.modelId).toContain(b.quantization);
+        expect(b.modelLib).toBe(record.model_lib);
+        // vram_required_MB is MiB (worker/engines/webllm/select.ts converts back the same way).
+        expect(b.vramBytes).toBe(Math.round((record.vram_required_MB ?? NaN) * MiB));
+        expect(b.lowResource).toBe(record.low_resource_required ?? false);
+        expect(b.contextWindow).toBe(record.overrides?.context_window_size);
+        expect(b.requiredFeatures ?? []).toEqual(record.required_features ?? []);
+        builds++;
+      }
+    }
+    expect(builds).toBe(6);
   });
 
   it('refuses a price that cites no listed source', () => {

@@ -35,15 +35,33 @@ const CatalogModel = v.strictObject({
   vramBytes: Bytes,
   /** The model card's input prefixes (e5: query/passage). */
   prefixes: v.optional(v.record(v.string(), v.string())),
-  /** A build for devices without shader-f16. */
-  fallback: v.optional(v.strictObject({ variant: HubSource.entries.variant, files: v.array(FileName) })),
+  /**
+   * A build for devices without shader-f16, published in the same repository: its graph
+   * `files` replace the primary variant's graph; the other hub files are shared.
+   */
+  fallback: v.optional(v.strictObject({ variant: HubSource.entries.variant, files: v.pipe(v.array(FileName), v.minLength(1)) })),
+  /**
+   * web-llm's prebuilt MLC builds of the model, as `prebuiltAppConfig` of the web-llm version
+   * named in `webllm.modelVersion` states them (catalog.test.ts compares every field).
+   */
   webllm: v.optional(
     v.array(
       v.strictObject({
         quantization: v.picklist(['q4f16_1', 'q4f32_1']),
+        /** web-llm's `model_id`. */
         modelId: v.string(),
+        /** The hub repository of the weights (web-llm's `model` is `<hub>/<repository>`). */
         repository: HubSource.entries.repository,
+        /** web-llm's `model_lib`: the compiled WebGPU library. */
+        modelLib: v.pipe(v.string(), v.url()),
+        /** web-llm's `vram_required_MB` (MiB) in bytes, rounded. */
         vramBytes: Bytes,
+        /** web-llm's `low_resource_required`: meant to fit devices with little GPU memory. */
+        lowResource: v.boolean(),
+        /** web-llm's `overrides.context_window_size`, tokens. */
+        contextWindow: v.pipe(v.number(), v.integer(), v.minValue(1)),
+        /** web-llm's `required_features`, where it states any. */
+        requiredFeatures: v.optional(v.array(v.string())),
       }),
     ),
   ),
@@ -67,6 +85,8 @@ export const Catalog = v.strictObject({
     sources: v.record(v.string(), v.string()),
     note: v.string(),
   }),
+  /** Where the `webllm` builds' figures were read: web-llm's `modelVersion` (its model library folder). */
+  webllm: v.strictObject({ package: v.literal('@mlc-ai/web-llm'), modelVersion: v.string() }),
   models: v.array(CatalogModel),
 });
 export type Catalog = v.InferOutput<typeof Catalog>;
@@ -119,16 +139,31 @@ export interface CatalogFile {
   key: string;
 }
 
-/** Every file a model needs: the export's own, then the sentence-transformers repository's. */
-export function filesOf(model: CatalogModel): CatalogFile[] {
+/** A graph file or its external data: what a variant has of its own. */
+const isGraphFile = (name: string): boolean => /\.onnx(_data(_\d+)?)?$/.test(name);
+
+/**
+ * The files a model needs, the export's own, then the sentence-transformers repository's:
+ * of its primary variant, of its `fallback` (the shared hub files with the fallback's graph
+ * instead of the primary's), or of both (`all`: what pinning and mirroring fetch).
+ */
+export function filesOf(model: CatalogModel, part: 'all' | 'primary' | 'fallback' = 'all'): CatalogFile[] {
   const of = (repository: string, file: string): CatalogFile => ({
     repository,
     revision: model.revision,
     file,
     key: `${repository}@${model.revision}/${file}`,
   });
+  const fallback = model.fallback?.files ?? [];
+  if (part === 'fallback' && model.fallback === undefined) throw new ManifestError(`Catalog model "${model.id}" has no fallback build.`);
+  const own =
+    part === 'primary'
+      ? model.files
+      : part === 'fallback'
+        ? [...model.files.filter((f) => !isGraphFile(f)), ...fallback]
+        : [...model.files, ...fallback.filter((f) => !model.files.includes(f))];
   return [
-    ...model.files.map((f) => of(model.repository, f)),
+    ...own.map((f) => of(model.repository, f)),
     ...(model.sentenceTransformers?.files ?? []).map((f) => of(model.sentenceTransformers?.repository ?? model.repository, f)),
   ];
 }

@@ -7,8 +7,10 @@
  *   for the model host to serve (`npx tsx modelhost/main.ts --mirror DIR`);
  * - `entries --mirror DIR [--base URL] [--out FILE]`: the model host's manifest entries for the
  *   mirrored models (hub repository, revision, variant, each file's size and SHA-256, the facts
- *   read from the model's own files), written to DIR/manifest-entries.json by default, which
- *   the model host lists when it serves that mirror;
+ *   read from the model's own files), the q4 fallback builds under `<id>-q4` too, written to
+ *   DIR/manifest-entries.json by default, which the model host lists when it serves that
+ *   mirror; `--webllm` adds web-llm's prebuilt MLC builds under `<id>-MLC` (fetched from the
+ *   hub and web-llm's library host at run time: not pinned, not mirrored);
  * - `prices [--merge FILE] [--out FILE]`: the coordinator's price entries from the catalog's
  *   cited prices (nanoTON per 1,000 tokens); `--merge` sets them in a prices.json, keeping
  *   every other model's price.
@@ -17,7 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mirror, MIRROR_ENTRIES, pin, readCatalog, readPins, status } from './catalog.ts';
-import { manifestEntries, mergePrices, priceEntries } from './entries.ts';
+import { manifestEntries, mergePrices, priceEntries, webllmEntries } from './entries.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -28,6 +30,7 @@ const { values, positionals } = parseArgs({
     mirror: { type: 'string' },
     base: { type: 'string' },
     merge: { type: 'string' },
+    webllm: { type: 'boolean' },
   },
 });
 const [command, ...ids] = positionals;
@@ -48,7 +51,11 @@ try {
     console.log(`Mirrored ${await mirror(catalog, pins, values.out, { ...hub, ids })} files into ${values.out}.`);
   } else if (command === 'entries') {
     if (values.mirror === undefined) throw new Error('entries needs --mirror DIR (a folder written by `npm run catalog -- mirror`)');
-    const entries = manifestEntries(catalog, pins, values.mirror, { ids, ...(values.base !== undefined ? { baseUrl: values.base } : {}) });
+    const entries = [
+      ...manifestEntries(catalog, pins, values.mirror, { ids, ...(values.base !== undefined ? { baseUrl: values.base } : {}) }),
+      // web-llm's builds are fetched from the hub and web-llm's library host, not from the mirror.
+      ...(values.webllm === true ? webllmEntries(catalog, { ids }) : []),
+    ];
     const out = values.out ?? join(values.mirror, MIRROR_ENTRIES);
     writeFileSync(out, JSON.stringify(entries, null, 2) + '\n');
     console.log(`Wrote ${entries.length} manifest entries (${entries.map((e) => e.id).join(', ')}) to ${out}.`);
@@ -61,7 +68,7 @@ try {
     else console.log(text);
   } else {
     console.error(
-      'Usage: npm run catalog -- status | pin [ids…] [--hub URL] | mirror --out DIR [ids…] [--hub URL] | entries --mirror DIR [ids…] [--base URL] [--out FILE] | prices [--merge prices.json] [--out FILE]',
+      'Usage: npm run catalog -- status | pin [ids…] [--hub URL] | mirror --out DIR [ids…] [--hub URL] | entries --mirror DIR [ids…] [--base URL] [--out FILE] [--webllm] | prices [--merge prices.json] [--out FILE]',
     );
     process.exitCode = 2;
   }

@@ -4,7 +4,7 @@
  * same stand-ins from the builder's own figures, a host serving that mirror lists them, and the
  * onnx engine loads and runs one; the price entries are the catalog's cited prices.
  */
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
@@ -28,13 +28,36 @@ import {
   readMirrorEntries,
   type Pins,
 } from './catalog.ts';
-import { manifestEntries, mergePrices, mirrorPath, priceEntries } from './entries.ts';
+import { toAppConfig } from '../worker/engines/webllm/select.ts';
+import { modelVersion, prebuiltAppConfig } from '@mlc-ai/web-llm';
+import { fallbackId, manifestEntries, mergePrices, mirrorPath, priceEntries, servedIds, webllmEntries } from './entries.ts';
+
+// onnxruntime-node implements onnxruntime-web's API; its CPU provider stands in for WASM.
+const ort = {
+  ...ortNode,
+  InferenceSession: {
+    create: (bytes: Uint8Array, options: object) => ortNode.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] }),
+  },
+} as unknown as OrtModule;
 
 let host: ModelHost;
 let dir: string;
 let pins: Pins;
+/** The q4 stand-in's graph, published next to the q4f16 one as onnx-community publishes both variants in one repository. */
+function q4Graph(): Uint8Array {
+  const graph = standinModels()
+    .find((m) => m.id === STANDIN_IDS.decoderQ4)
+    ?.files.get('onnx/model_q4.onnx');
+  if (graph === undefined) throw new Error('no q4 stand-in graph');
+  return graph;
+}
+
 beforeAll(async () => {
-  host = await startModelHost({ port: 0, standins: standinModels() });
+  host = await startModelHost({
+    port: 0,
+    standins: standinModels(),
+    extraFiles: new Map([[mirrorPath(`spinneret-test/${STANDIN_IDS.decoderQ4f16}`, 'main', 'onnx/model_q4.onnx'), q4Graph()]]),
+  });
   dir = mkdtempSync(join(tmpdir(), 'spinneret-entries-'));
   pins = {};
   await pin(standinCatalog(), pins);
@@ -73,6 +96,7 @@ function standinCatalog(): Catalog {
         repository: `spinneret-test/${STANDIN_IDS.decoderQ4f16}`,
         variant: 'q4f16',
         files: ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model_q4f16.onnx'],
+        fallback: { variant: 'q4', files: ['onnx/model_q4.onnx'] },
         price: { usdPer1MInput: 0.1, usdPer1MOutput: 0.1, source: 'together-serverless', rule: 'test' },
       },
     ],
@@ -115,6 +139,64 @@ describe('manifest entries from a pinned mirror', () => {
     ).toBe(`https://models.example/spinneret-test/${STANDIN_IDS.decoderQ4f16}/resolve/main/config.json`);
   });
 
+  it('make the q4 fallback an entry of its own: the shared hub files with the q4 graph, fp32 caches, no shader-f16', async () => {
+    const entries = manifestEntries(standinCatalog(), pins, dir, { ids: ['qwen-standin'] });
+    expect(entries.map((e) => e.id)).toEqual(['qwen-standin', 'qwen-standin-q4']);
+    const [primary, fallback] = entries;
+    const own = hostEntry(STANDIN_IDS.decoderQ4);
+    expect(fallback?.hub).toEqual({ repository: `spinneret-test/${STANDIN_IDS.decoderQ4f16}`, revision: 'main', variant: 'q4' });
+    expect(fallback?.requiredFeatures).toEqual([]);
+    expect(primary?.requiredFeatures).toEqual(['shader-f16']);
+    // The facts read from the q4f16 repository's hub files and the q4 graph equal the q4 stand-in's own.
+    expect(fallback?.onnx).toEqual(own.onnx);
+    expect(fallback?.onnx.decoder?.cacheType).toBe('float32');
+    expect(fallback?.maxBufferBytes).toBe(own.maxBufferBytes);
+    expect(fallback?.files.map((f) => f.name)).toEqual([
+      'config.json',
+      'generation_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'onnx/model_q4.onnx',
+    ]);
+    expect(fallback?.files.find((f) => f.name === 'onnx/model_q4.onnx')?.sha256).toBe(sha256Hex(q4Graph()));
+    expect(primary?.files.some((f) => f.name === 'onnx/model_q4.onnx')).toBe(false);
+
+    // The engine runs it from the mirror as it runs the q4 stand-in (same graph, same template).
+    const mirrored = readMirror(dir);
+    const store = (read: (url: string, name: string) => Uint8Array | undefined) => ({
+      getFile: async (file: { url: string; name: string }) => {
+        const bytes = read(file.url, file.name);
+        if (bytes === undefined) throw new Error(`no ${file.url}`);
+        return bytes;
+      },
+      has: async () => true,
+      evict: async () => 0,
+    });
+    const q4 = standinModels().find((m) => m.id === STANDIN_IDS.decoderQ4);
+    const run = async (entry: OnnxModel, read: (url: string, name: string) => Uint8Array | undefined) => {
+      const loaded = await new OnnxEngine(
+        { store: store(read), gpu: () => null, device: async () => null },
+        { loadOrt: async () => ort },
+      ).load(entry);
+      try {
+        return await loaded.run({
+          kind: 'chat',
+          model: entry.id,
+          messages: [{ role: 'user', content: 'hi' }],
+          maxTokens: 6,
+          sampling: { temperature: 0, topP: 1, seed: 0 },
+        });
+      } finally {
+        await loaded.unload();
+      }
+    };
+    if (fallback === undefined) throw new Error('no fallback entry');
+    const fromMirror = await run(fallback, (url) => mirrored.get(url));
+    const fromHost = await run(own, (_url, name) => q4?.files.get(name));
+    expect(fromMirror).toEqual(fromHost);
+    expect(fallbackId(standinCatalog().models[1]!)).toBe('qwen-standin-q4');
+  }, 60_000);
+
   it('are listed by a model host serving the mirror, and the onnx engine loads and runs one from it', async () => {
     writeFileSync(join(dir, MIRROR_ENTRIES), JSON.stringify(manifestEntries(standinCatalog(), pins, dir)));
     const served = await startModelHost({
@@ -128,13 +210,6 @@ describe('manifest entries from a pinned mirror', () => {
       const manifest = parseManifest(await (await fetch(served.manifestUrl)).json(), served.manifestUrl);
       const listed = manifest.models.find((m) => m.id === 'minilm-standin');
       if (listed?.engine !== 'onnx') throw new Error('the host does not list the generated entry');
-      const ort = {
-        ...ortNode,
-        InferenceSession: {
-          create: (bytes: Uint8Array, options: object) =>
-            ortNode.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] }),
-        },
-      } as unknown as OrtModule;
       // The store's boundary: fetch from the host and check the entry's hash (the Cache API store is tested in worker/models).
       const engine = new OnnxEngine(
         {
@@ -200,11 +275,63 @@ describe('manifest entries from a pinned mirror', () => {
   });
 });
 
+describe('web-llm entries from the catalog', () => {
+  it("hold both MLC builds of each chat model, and become web-llm's own prebuilt records in the engine's app config", () => {
+    const catalog = readCatalog();
+    const entries = webllmEntries(catalog);
+    expect(entries.map((e) => e.id)).toEqual(['Qwen2.5-0.5B-Instruct-MLC', 'Llama-3.2-1B-Instruct-MLC', 'SmolLM2-360M-Instruct-MLC']);
+    const manifest = parseManifest({ version: 1, models: entries });
+    for (const entry of manifest.models) {
+      if (entry.engine !== 'webllm') throw new Error(`${entry.id} is not a web-llm entry`);
+      expect(entry.kinds).toEqual(['chat']);
+      expect(entry.webllm.builds.map((b) => b.quantization)).toEqual(['q4f16_1', 'q4f32_1']);
+      expect(entry.vramBytes).toBe(Math.min(...entry.webllm.builds.map((b) => b.vramBytes)));
+      for (const build of entry.webllm.builds) {
+        const prebuilt = prebuiltAppConfig.model_list.find((r) => r.model_id === build.modelId);
+        const [record] = toAppConfig(build).model_list;
+        expect(record?.model).toBe(`${prebuilt?.model ?? ''}/resolve/main/`);
+        expect(record?.model_lib).toBe(prebuilt?.model_lib);
+        expect(Math.abs((record?.vram_required_MB ?? NaN) - (prebuilt?.vram_required_MB ?? NaN))).toBeLessThan(1e-5);
+        expect(record?.overrides?.context_window_size).toBe(prebuilt?.overrides?.context_window_size);
+        // The engine adds shader-f16 for every q4f16_1 build; web-llm states it for some.
+        expect(record?.required_features).toEqual(build.quantization === 'q4f16_1' ? ['shader-f16'] : []);
+        expect(prebuilt?.required_features ?? []).toEqual(build.requiredFeatures);
+      }
+      expect(entry.description).toContain(modelVersion);
+    }
+    expect(webllmEntries(catalog, { ids: ['all-MiniLM-L6-v2'] })).toEqual([]);
+  });
+});
+
 describe('price entries from the catalog', () => {
+  it("the coordinator's bundled prices.json holds every id the catalog serves at its catalog price, as `prices --merge` writes it", () => {
+    const bundled = JSON.parse(readFileSync(new URL('../coordinator/ledger/prices.json', import.meta.url), 'utf8')) as {
+      commissionBps: number;
+      models: Record<string, unknown>;
+    };
+    const catalog = readCatalog();
+    const expected = priceEntries(catalog);
+    for (const [id, p] of Object.entries(expected)) expect(bundled.models[id], id).toEqual(p);
+    // Merging again changes nothing: regenerate with
+    // npm run catalog -- prices --merge coordinator/ledger/prices.json --out coordinator/ledger/prices.json
+    expect(mergePrices(bundled, catalog)).toEqual(bundled);
+    // The rest are test prices: the test models', and the model id the job store's fixtures use.
+    expect(
+      Object.keys(bundled.models)
+        .filter((id) => !(id in expected))
+        .sort(),
+    ).toEqual(['qwen2.5-0.5b', 'tiny-decoder', 'tiny-embed']);
+    expect(parsePriceList(bundled).models['all-MiniLM-L6-v2']).toEqual({ kind: 'embed', unit: 'tokens', inputPer1k: 6667n });
+  });
+
   it('are each model’s cited USD price at the catalog’s rate, and merging keeps the test models’ test prices', () => {
     const catalog = readCatalog();
     const prices = priceEntries(catalog);
-    expect(Object.keys(prices)).toEqual(catalog.models.map((m) => m.id));
+    expect(Object.keys(prices)).toEqual(catalog.models.flatMap(servedIds));
+    // A model costs the same in every build it is served as.
+    expect(prices['Qwen2.5-0.5B-Instruct-q4']).toEqual(prices['Qwen2.5-0.5B-Instruct']);
+    expect(prices['Qwen2.5-0.5B-Instruct-MLC']).toEqual(prices['Qwen2.5-0.5B-Instruct']);
+    expect(prices['all-MiniLM-L6-v2-q4']).toBeUndefined();
     // $0.02 per 1M at $3/TON = 6,667 nanoTON per 1k; DeepInfra's Llama-3.2-1B $0.005 / $0.01 = 1,667 / 3,333.
     expect(prices['all-MiniLM-L6-v2']).toEqual({ kind: 'embed', unit: 'tokens', inputPer1k: '6667' });
     expect(prices['Llama-3.2-1B-Instruct']).toEqual({ kind: 'chat', unit: 'tokens', promptPer1k: '1667', completionPer1k: '3333' });

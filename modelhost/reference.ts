@@ -1,10 +1,12 @@
 /**
  * Float64 reference implementations of the test models, written from the weights alone
- * (no onnxruntime, no ONNX bytes), so they check the graphs and the engines independently.
+ * (no onnxruntime, no ONNX bytes), so they check the graphs and the engines independently;
+ * and of the Qwen-shaped stand-ins, from their config.json and their graph's weights by name.
  * The decoder reference recomputes the whole sequence at every step: no KV cache.
  */
 import { Tokenizer } from '@huggingface/tokenizers';
-import { testModels, type TinyDecoderWeights, type TinyEmbedWeights, type TinyQ4Weights } from './models/index.ts';
+import { testModels, type BuiltModel, type TinyDecoderWeights, type TinyEmbedWeights, type TinyQ4Weights } from './models/index.ts';
+import { readInitializers, type InitializerValues } from './models/onnx-graph.ts';
 import type { LayerNorm, Linear } from './models/layers.ts';
 
 type Vec = Float64Array;
@@ -257,4 +259,163 @@ export function referenceGreedy(
     seq.push(best);
   }
   return { tokens, finishReason: 'length', minMargin };
+}
+
+/**
+ * Float64 reference of the Qwen-shaped stand-ins (models/standin-qwen.ts), written from the
+ * architecture: the shapes and rope θ from its config.json, the weights read by name from the
+ * graph's initializers (no onnxruntime; either rotary layout, since a packed QKV projection is
+ * the separate ones stacked by rows), rotary angles computed here rather than read from the
+ * graph's cos/sin tables. Recomputes the whole sequence at each call (no cache), positions 0..n−1.
+ */
+export class QwenStandinReference {
+  readonly #init: Map<string, InitializerValues>;
+  readonly #hidden: number;
+  readonly #heads: number;
+  readonly #kvHeads: number;
+  readonly #layers: number;
+  readonly #vocab: number;
+  readonly #theta: number;
+  readonly #eps: number;
+
+  constructor(model: BuiltModel<unknown>) {
+    const graph = model.files.get(model.entry.onnx.model);
+    const config = model.files.get('config.json');
+    if (graph === undefined || config === undefined) throw new Error(`${model.id} has no graph or config.json`);
+    this.#init = readInitializers(graph);
+    const c = JSON.parse(new TextDecoder().decode(config)) as Record<string, number>;
+    const num = (key: string): number => {
+      const value = c[key];
+      if (typeof value !== 'number') throw new Error(`config.json has no ${key}`);
+      return value;
+    };
+    this.#hidden = num('hidden_size');
+    this.#heads = num('num_attention_heads');
+    this.#kvHeads = num('num_key_value_heads');
+    this.#layers = num('num_hidden_layers');
+    this.#vocab = num('vocab_size');
+    this.#theta = num('rope_theta');
+    this.#eps = num('rms_norm_eps');
+  }
+
+  #tensor(name: string): Float64Array {
+    const t = this.#init.get(name);
+    if (t === undefined || t.values instanceof Uint8Array) throw new Error(`no float initializer ${name}`);
+    return t.values;
+  }
+
+  /** y[n] = Σ_k x[k]·(q[n,k] − 8)·scale[n, k/32] (+ bias), rows `from..from+count` of a MatMulNBits weight. */
+  #nbits(x: Vec, name: string, from = 0, count?: number, bias?: string): Vec {
+    const packed = this.#init.get(`${name}.MatMul.weight_Q4`);
+    if (packed === undefined || !(packed.values instanceof Uint8Array)) throw new Error(`no 4-bit weight ${name}`);
+    const scales = this.#tensor(`${name}.MatMul.weight_scales`);
+    const [n = 0, blocks = 0, blob = 0] = packed.dims;
+    const rows = count ?? n;
+    const bytes = packed.values;
+    const b = bias === undefined ? undefined : this.#tensor(bias);
+    const y = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const row = from + r;
+      let sum = b?.[row] ?? 0;
+      for (let blk = 0; blk < blocks; blk++) {
+        const scale = scales[row * blocks + blk] ?? 0;
+        const base = (row * blocks + blk) * blob;
+        for (let j = 0; j < blob; j++) {
+          const byte = bytes[base + j] ?? 0;
+          const k = blk * 2 * blob + 2 * j;
+          sum += (x[k] ?? 0) * ((byte & 0x0f) - 8) * scale + (x[k + 1] ?? 0) * ((byte >> 4) - 8) * scale;
+        }
+      }
+      y[r] = sum;
+    }
+    return y;
+  }
+
+  #rms(x: Vec, name: string): Vec {
+    const gamma = this.#tensor(name);
+    const inv = 1 / Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length + this.#eps);
+    return x.map((v, i) => v * inv * (gamma[i] ?? 0));
+  }
+
+  /** Non-interleaved rotary: each head's halves (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin). */
+  #rotate(x: Vec, heads: number, position: number): Vec {
+    const headDim = this.#hidden / this.#heads;
+    const half = headDim / 2;
+    const out = new Float64Array(x.length);
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < half; i++) {
+        const angle = position * this.#theta ** ((-2 * i) / headDim);
+        const a = x[h * headDim + i] ?? 0;
+        const b = x[h * headDim + half + i] ?? 0;
+        out[h * headDim + i] = a * Math.cos(angle) - b * Math.sin(angle);
+        out[h * headDim + half + i] = b * Math.cos(angle) + a * Math.sin(angle);
+      }
+    }
+    return out;
+  }
+
+  #project(h: Vec, layer: string, part: 'q' | 'k' | 'v'): Vec {
+    const headDim = this.#hidden / this.#heads;
+    const kvDim = this.#kvHeads * headDim;
+    if (this.#init.has(`${layer}.attn.qkv_proj.MatMul.weight_Q4`)) {
+      const from = part === 'q' ? 0 : part === 'k' ? this.#hidden : this.#hidden + kvDim;
+      return this.#nbits(h, `${layer}.attn.qkv_proj`, from, part === 'q' ? this.#hidden : kvDim, `${layer}.attn.qkv_proj.bias`);
+    }
+    return this.#nbits(h, `${layer}.attn.${part}_proj`, 0, undefined, `${layer}.attn.${part}_proj.bias`);
+  }
+
+  /** Logits at the last position of `ids`. */
+  logits(ids: readonly number[]): Float64Array {
+    const embed = this.#tensor('model.embed_tokens.weight');
+    const hidden = this.#hidden;
+    let x: Vec[] = ids.map((id) => embed.slice(id * hidden, (id + 1) * hidden));
+    for (let l = 0; l < this.#layers; l++) {
+      const p = `model.layers.${l}`;
+      const h = x.map((xs) => this.#rms(xs, `${p}.input_layernorm.weight`));
+      const ctx = attention(
+        h.map((hs, s) => this.#rotate(this.#project(hs, p, 'q'), this.#heads, s)),
+        h.map((hs, s) => this.#rotate(this.#project(hs, p, 'k'), this.#kvHeads, s)),
+        h.map((hs) => this.#project(hs, p, 'v')),
+        this.#heads,
+        this.#kvHeads,
+        (s, t) => t <= s,
+      );
+      x = x.map((xs, s) => {
+        const x1 = add(xs, this.#nbits(at(ctx, s), `${p}.attn.o_proj`));
+        const h2 = this.#rms(x1, `${p}.post_attention_layernorm.weight`);
+        const gate = this.#nbits(h2, `${p}.mlp.gate_proj`);
+        const up = this.#nbits(h2, `${p}.mlp.up_proj`);
+        return add(
+          x1,
+          this.#nbits(
+            gate.map((g, i) => silu(g) * at(up, i)),
+            `${p}.mlp.down_proj`,
+          ),
+        );
+      });
+    }
+    const last = this.#rms(at(x, x.length - 1), 'model.norm.weight');
+    const logits = this.#nbits(last, 'lm_head');
+    if (logits.length !== this.#vocab) throw new RangeError(`lm_head gives ${logits.length} logits, config.json says ${this.#vocab}`);
+    return logits;
+  }
+
+  /** Greedy decoding, recomputing the whole sequence each step. */
+  greedy(prompt: readonly number[], maxTokens: number, eosIds: readonly number[]): GreedyResult {
+    const seq = [...prompt];
+    const tokens: number[] = [];
+    let minMargin = Infinity;
+    while (tokens.length < maxTokens) {
+      const logits = this.logits(seq);
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if ((logits[j] ?? 0) > (logits[best] ?? 0)) best = j;
+      let second = -Infinity;
+      for (let j = 0; j < logits.length; j++) if (j !== best) second = Math.max(second, logits[j] ?? 0);
+      minMargin = Math.min(minMargin, (logits[best] ?? 0) - second);
+      if (eosIds.includes(best)) return { tokens, finishReason: 'stop', minMargin };
+      tokens.push(best);
+      seq.push(best);
+    }
+    return { tokens, finishReason: 'length', minMargin };
+  }
 }

@@ -72,7 +72,7 @@ export async function referenceStandinGreedy(
     const result = await session.run({
       input_ids: i64(pending),
       attention_mask: i64(Array.from({ length: length + pending.length }, () => 1)),
-      position_ids: i64(pending.map((_, i) => length + i)),
+      ...(spec.positionIds ? { position_ids: i64(pending.map((_, i) => length + i)) } : {}),
       ...past,
     });
     length += pending.length;
@@ -128,7 +128,7 @@ export async function referenceStandinGap(
     ...feeds,
     input_ids: i64(sequence),
     attention_mask: i64(sequence.map(() => 1)),
-    position_ids: i64(sequence.map((_, i) => i)),
+    ...(spec.positionIds ? { position_ids: i64(sequence.map((_, i) => i)) } : {}),
   });
   const logits = result['logits'] as ort.Tensor;
   const data = logits.data as Float32Array | Uint16Array;
@@ -142,4 +142,56 @@ export async function referenceStandinGap(
   });
   await session.release();
   return worst;
+}
+
+/**
+ * The logits (widened to numbers) a raw session gives at each step of a cached run: the
+ * prompt in one pass, then each of `tokens` fed alone with the cache, so both the prompt and
+ * the one-token path of the graph are read. Row i is the distribution after prompt +
+ * tokens[0..i).
+ */
+export async function referenceStandinStepLogits(
+  model: BuiltModel<unknown>,
+  prompt: readonly number[],
+  tokens: readonly number[],
+): Promise<Float64Array[]> {
+  const spec = model.entry.onnx.decoder;
+  if (spec === undefined) throw new Error(`${model.id} is no decoder`);
+  const session = await ort.InferenceSession.create(file(model, model.entry.onnx.model));
+  const dims = [1, spec.numKvHeads, 0, spec.headDim];
+  const empty =
+    spec.cacheType === 'float16'
+      ? new ort.Tensor('float16', new Uint16Array(0), dims)
+      : new ort.Tensor('float32', new Float32Array(0), dims);
+  const past: Record<string, ort.Tensor> = {};
+  for (let l = 0; l < spec.numLayers; l++) past[`past_key_values.${l}.key`] = past[`past_key_values.${l}.value`] = empty;
+  const rows: Float64Array[] = [];
+  let pending = [...prompt];
+  let length = 0;
+  for (let step = 0; step <= tokens.length; step++) {
+    const result = await session.run({
+      input_ids: i64(pending),
+      attention_mask: i64(Array.from({ length: length + pending.length }, () => 1)),
+      ...(spec.positionIds ? { position_ids: i64(pending.map((_, i) => length + i)) } : {}),
+      ...past,
+    });
+    length += pending.length;
+    for (let l = 0; l < spec.numLayers; l++) {
+      past[`past_key_values.${l}.key`] = result[`present.${l}.key`] as ort.Tensor;
+      past[`past_key_values.${l}.value`] = result[`present.${l}.value`] as ort.Tensor;
+    }
+    const logits = result['logits'] as ort.Tensor;
+    const data = logits.data as Float32Array | Uint16Array;
+    const from = (pending.length - 1) * spec.vocabSize;
+    rows.push(
+      Float64Array.from({ length: spec.vocabSize }, (_, v) =>
+        logits.type === 'float16' ? half(data[from + v] ?? 0) : (data[from + v] ?? 0),
+      ),
+    );
+    const next = tokens[step];
+    if (next === undefined) break;
+    pending = [next];
+  }
+  await session.release();
+  return rows;
 }

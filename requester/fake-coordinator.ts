@@ -27,8 +27,10 @@ export interface FakeCoordinatorOptions {
   inline?: boolean;
   /** Attempts whose contributor drops after one delta; the fake then assigns the next attempt. */
   dropAttempts?: number[];
-  /** What the contributor answers; default echoes the last message in three pieces. */
-  answer?: (request: JobRequest) => ResultPiece[];
+  /** What the contributor answers (a real engine may answer asynchronously); default echoes the last message in three pieces. */
+  answer?: (request: JobRequest) => ResultPiece[] | Promise<ResultPiece[]>;
+  /** What `GET /v1/models` lists; default `tiny-chat` (chat) and `tiny-embed` (embed). */
+  models?: { id: string; kinds: JobKind[] }[];
   /** Contributors never answer (for cancellation tests). */
   hold?: boolean;
   /** The job fails with this instead of answering. */
@@ -121,7 +123,7 @@ export async function startFakeCoordinator(options: FakeCoordinatorOptions = {})
     if (options.hold === true) return;
     if (options.fail !== undefined) return push(job, { type: 'failed', error: options.fail }, true);
     const sealer = await createResultSealer(payload.resultKey, job.id);
-    const pieces = answer(payload.request);
+    const pieces = await answer(payload.request);
     const send = async (piece: ResultPiece, final: boolean): Promise<void> => {
       const chunk = await sealer.seal(piece, final);
       if (chunk.seq === options.tamperSeq) chunk.sealed.ct = flipFirstByte(chunk.sealed.ct);
@@ -148,7 +150,7 @@ export async function startFakeCoordinator(options: FakeCoordinatorOptions = {})
   });
   app.get('/v1/models', (c) =>
     c.json({
-      models: [
+      models: options.models ?? [
         { id: 'tiny-chat', kinds: ['chat'] },
         { id: 'tiny-embed', kinds: ['embed'] },
       ],

@@ -1,7 +1,7 @@
 /** The three test models, built from fixed seeds: every build gives the same bytes. */
 import type { BuiltModel } from './layers.ts';
 import { buildMiniLmStandin, MINILM_L6_SHAPE, TINY_MINILM_SHAPE } from './standin-minilm.ts';
-import { buildQwenStandin, QWEN25_05B_SHAPE, TINY_QWEN_SHAPE } from './standin-qwen.ts';
+import { buildQwenStandin, QWEN25_05B_SHAPE, TINY_QWEN_GENAI_SHAPE, TINY_QWEN_SHAPE } from './standin-qwen.ts';
 import { buildTinyDecoder, type TinyDecoderWeights } from './tiny-decoder.ts';
 import { buildTinyEmbed, type TinyEmbedWeights } from './tiny-embed.ts';
 import { buildTinyQ4, type TinyQ4Weights } from './tiny-q4.ts';
@@ -40,6 +40,7 @@ export const STANDIN_IDS = {
   encoder: 'standin-minilm-l6-tiny',
   decoderQ4: 'standin-qwen2.5-q4-tiny',
   decoderQ4f16: 'standin-qwen2.5-q4f16-tiny',
+  decoderQ4RotaryInAttention: 'standin-qwen2.5-q4-genai-tiny',
   encoderReal: 'standin-minilm-l6',
   decoderQ4Real: 'standin-qwen2.5-0.5b-q4',
   decoderQ4f16Real: 'standin-qwen2.5-0.5b-q4f16',
@@ -49,7 +50,8 @@ let standins: BuiltModel<unknown>[] | undefined;
 
 /**
  * The tiny stand-ins of published layouts (about 2 s to build, once per process): an encoder
- * shaped like all-MiniLM-L6-v2 and q4 / q4f16 decoders shaped like onnx-community Qwen exports.
+ * shaped like all-MiniLM-L6-v2, q4 / q4f16 decoders shaped like onnx-community Qwen exports, and
+ * a q4 decoder laid out as ONNX Runtime GenAI exports it (rotary inside GroupQueryAttention).
  */
 export function standinModels(): BuiltModel<unknown>[] {
   standins ??= [
@@ -65,6 +67,13 @@ export function standinModels(): BuiltModel<unknown>[] {
       name: 'Stand-in: Qwen-shaped decoder, q4f16, tiny (test)',
       shape: TINY_QWEN_SHAPE,
       variant: 'q4f16',
+    }),
+    buildQwenStandin({
+      id: STANDIN_IDS.decoderQ4RotaryInAttention,
+      name: 'Stand-in: Qwen-shaped decoder, q4, rotary inside GroupQueryAttention (GenAI layout), tiny (test)',
+      shape: TINY_QWEN_GENAI_SHAPE,
+      variant: 'q4',
+      rotary: 'in-attention',
     }),
   ];
   return standins;

@@ -292,3 +292,46 @@ export function withExternalData(bytes: Uint8Array, location: string, minBytes =
   }
   return { graph: new Uint8Array(onnx.ModelProto.encode(model).finish()), data };
 }
+
+/** An initializer's values widened to numbers (float32, float16 or uint8 raw data). */
+export interface InitializerValues {
+  dims: number[];
+  values: Float64Array | Uint8Array;
+}
+
+/** The model's initializers by name: float ones widened to float64, uint8 ones as bytes. */
+export function readInitializers(bytes: Uint8Array): Map<string, InitializerValues> {
+  const model = onnx.ModelProto.decode(bytes);
+  const out = new Map<string, InitializerValues>();
+  for (const t of model.graph?.initializer ?? []) {
+    const raw = t.rawData ?? new Uint8Array(0);
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const dims = (t.dims ?? []).map(Number);
+    let values: Float64Array | Uint8Array;
+    if (t.dataType === DataType.FLOAT) values = Float64Array.from({ length: raw.length / 4 }, (_, i) => view.getFloat32(i * 4, true));
+    else if (t.dataType === DataType.FLOAT16)
+      values = Float64Array.from({ length: raw.length / 2 }, (_, i) => halfToFloat(view.getUint16(i * 2, true)));
+    else if (t.dataType === DataType.UINT8) values = new Uint8Array(raw);
+    else continue;
+    out.set(t.name ?? '', { dims, values });
+  }
+  return out;
+}
+
+/** IEEE 754 half bits → number. */
+export function halfToFloat(bits: number): number {
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  const value = exp === 0 ? frac * 2 ** -24 : exp === 31 ? (frac === 0 ? Infinity : NaN) : (1 + frac / 1024) * 2 ** (exp - 15);
+  return bits & 0x8000 ? -value : value;
+}
+
+/** The op types of the graph's nodes with their int attributes, in order. */
+export function graphNodes(bytes: Uint8Array): { opType: string; inputs: string[]; ints: Record<string, number> }[] {
+  const model = onnx.ModelProto.decode(bytes);
+  return (model.graph?.node ?? []).map((n) => ({
+    opType: n.opType ?? '',
+    inputs: [...(n.input ?? [])],
+    ints: Object.fromEntries((n.attribute ?? []).filter((a) => a.type === AttrType.INT).map((a) => [a.name ?? '', Number(a.i ?? 0)])),
+  }));
+}

@@ -10,7 +10,9 @@
  *   (float16 for q4f16, float32 for q4); outputs `logits`, `present.{i}.key|value`;
  * - 4-bit `MatMulNBits` weights (block 32, scales in the activation type), `RotaryEmbedding`
  *   on `position_ids`, `GroupQueryAttention` over `seqlens_k` and `total_sequence_length`
- *   computed from the attention mask, `SimplifiedLayerNormalization` (RMSNorm), SwiGLU.
+ *   computed from the attention mask, `SimplifiedLayerNormalization` (RMSNorm), SwiGLU;
+ * - or, as ONNX Runtime GenAI exports lay it out ({@link RotaryLayout} `'in-attention'`), no
+ *   `position_ids` input and `GroupQueryAttention` with `do_rotary=1` over packed QKV.
  *
  * It is a stand-in, never the real model: its text is random tokens.
  */
@@ -20,6 +22,20 @@ import { GraphBuilder, float, int } from './onnx-graph.ts';
 import { Rng } from './prng.ts';
 
 export type DecoderVariant = 'q4' | 'q4f16';
+
+/**
+ * Where rotary embeddings are computed, as the two exporters of these models lay it out:
+ *
+ * - `'rotary-op'`: separate `RotaryEmbedding` nodes on `position_ids`, then
+ *   `GroupQueryAttention` over separate Q, K and V (the transformers.js-style onnx-community
+ *   export; the graph takes `position_ids`);
+ * - `'in-attention'`: `GroupQueryAttention` with `do_rotary=1` and its `cos_cache`/`sin_cache`
+ *   inputs over one packed QKV projection, as ONNX Runtime GenAI's model builder writes it for
+ *   CPU and CUDA (`use_rotemb_in_attn`, `use_packed_matmul`): the operator numbers positions
+ *   from `seqlens_k` itself, so the graph takes no `position_ids`; its `MatMulNBits` carry no
+ *   `accuracy_level` (the builder's default), so activations stay float.
+ */
+export type RotaryLayout = 'rotary-op' | 'in-attention';
 
 export interface QwenShape {
   hidden: number;
@@ -44,6 +60,12 @@ export const QWEN25_05B_SHAPE: QwenShape = {
 
 /** The test size: every part of the layout, at a width a test builds in milliseconds. */
 export const TINY_QWEN_SHAPE: QwenShape = { hidden: 32, layers: 2, heads: 4, kvHeads: 2, ff: 64, vocab: 151936, maxPositions: 256 };
+
+/**
+ * The test size of the GenAI layout: onnxruntime's GroupQueryAttention refuses `do_rotary`
+ * unless head_size is a multiple of 16, so two heads of 16 over one KV head (still grouped).
+ */
+export const TINY_QWEN_GENAI_SHAPE: QwenShape = { ...TINY_QWEN_SHAPE, heads: 2, kvHeads: 1 };
 
 export const BLOCK_SIZE = 32;
 const ROPE_THETA = 1_000_000;
@@ -76,7 +98,22 @@ function quantized(rng: Rng, n: number, k: number, gain = 1): { packed: Uint8Arr
   return { packed, scales };
 }
 
-function buildGraph(shape: QwenShape, variant: DecoderVariant, seed: number): GraphBuilder {
+/** Packed 4-bit weights and scales stacked along N (rows), as one packed QKV projection holds them. */
+function stacked(parts: readonly { packed: Uint8Array; scales: Float32Array }[]): { packed: Uint8Array; scales: Float32Array } {
+  const packed = new Uint8Array(parts.reduce((n, p) => n + p.packed.length, 0));
+  const scales = new Float32Array(parts.reduce((n, p) => n + p.scales.length, 0));
+  let a = 0;
+  let b = 0;
+  for (const p of parts) {
+    packed.set(p.packed, a);
+    scales.set(p.scales, b);
+    a += p.packed.length;
+    b += p.scales.length;
+  }
+  return { packed, scales };
+}
+
+function buildGraph(shape: QwenShape, variant: DecoderVariant, seed: number, rotary: RotaryLayout): GraphBuilder {
   const t = variant === 'q4f16' ? 'float16' : 'float32';
   const { hidden, layers, heads, kvHeads, ff, vocab, maxPositions } = shape;
   const headDim = hidden / heads;
@@ -85,7 +122,7 @@ function buildGraph(shape: QwenShape, variant: DecoderVariant, seed: number): Gr
   const g = new GraphBuilder(`standin-qwen-${variant}`);
   g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
   g.input('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
-  g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
+  if (rotary === 'rotary-op') g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
   for (let i = 0; i < layers; i++) {
     g.input(`past_key_values.${i}.key`, t, ['batch_size', kvHeads, 'past_sequence_length', headDim]);
     g.input(`past_key_values.${i}.value`, t, ['batch_size', kvHeads, 'past_sequence_length', headDim]);
@@ -96,19 +133,27 @@ function buildGraph(shape: QwenShape, variant: DecoderVariant, seed: number): Gr
     g.output(`present.${i}.value`, t, ['batch_size', kvHeads, 'total_sequence_length', headDim]);
   }
 
-  const nbits = (x: string, n: number, k: number, name: string, gain = 1): string => {
-    const w = quantized(rng, n, k, gain);
+  const nbitsOf = (x: string, w: { packed: Uint8Array; scales: Float32Array }, n: number, k: number, name: string): string => {
     const b = g.u8(`${name}.MatMul.weight_Q4`, [n, k / BLOCK_SIZE, BLOCK_SIZE / 2], w.packed);
     const s = g.float(t, `${name}.MatMul.weight_scales`, [n * (k / BLOCK_SIZE)], w.scales);
     return g.node(
       'MatMulNBits',
       [x, b, s],
-      { K: int(k), N: int(n), bits: int(4), block_size: int(BLOCK_SIZE), accuracy_level: int(4) },
+      {
+        K: int(k),
+        N: int(n),
+        bits: int(4),
+        block_size: int(BLOCK_SIZE),
+        // onnx-community's q4 exports ask for int8 activations (accuracy level 4); GenAI's
+        // builder leaves the attribute out unless told (default 0: activations stay float).
+        ...(rotary === 'rotary-op' ? { accuracy_level: int(4) } : {}),
+      },
       {
         domain: 'com.microsoft',
       },
     );
   };
+  const nbits = (x: string, n: number, k: number, name: string, gain = 1): string => nbitsOf(x, quantized(rng, n, k, gain), n, k, name);
   const rms = (x: string, name: string): string => {
     const gamma = new Float32Array(hidden);
     for (let i = 0; i < hidden; i++) gamma[i] = 0.8 + 0.4 * rng.uniform();
@@ -141,7 +186,7 @@ function buildGraph(shape: QwenShape, variant: DecoderVariant, seed: number): Gr
   }
   const cosCache = g.float(t, 'cos_cache', [maxPositions, half], cos);
   const sinCache = g.float(t, 'sin_cache', [maxPositions, half], sin);
-  const rotary = (x: string, n: number): string =>
+  const rotaryOp = (x: string, n: number): string =>
     g.node(
       'RotaryEmbedding',
       [x, 'position_ids', cosCache, sinCache],
@@ -155,15 +200,44 @@ function buildGraph(shape: QwenShape, variant: DecoderVariant, seed: number): Gr
   for (let i = 0; i < layers; i++) {
     const p = `model.layers.${i}`;
     const h = rms(x, `${p}.input_layernorm`);
-    const q = rotary(bias(nbits(h, hidden, hidden, `${p}.attn.q_proj`, 2), hidden, `${p}.attn.q_proj`), heads);
-    const k = rotary(bias(nbits(h, kvDim, hidden, `${p}.attn.k_proj`, 2), kvDim, `${p}.attn.k_proj`), kvHeads);
-    const v = bias(nbits(h, kvDim, hidden, `${p}.attn.v_proj`), kvDim, `${p}.attn.v_proj`);
-    const attn = g.node(
-      'GroupQueryAttention',
-      [q, k, v, `past_key_values.${i}.key`, `past_key_values.${i}.value`, seqlensK, totalLen],
-      { num_heads: int(heads), kv_num_heads: int(kvHeads) },
-      { domain: 'com.microsoft', outputs: [`${p}.attn.output`, `present.${i}.key`, `present.${i}.value`] },
-    );
+    let attn: string;
+    const cache = [`past_key_values.${i}.key`, `past_key_values.${i}.value`];
+    const outputs = { domain: 'com.microsoft', outputs: [`${p}.attn.output`, `present.${i}.key`, `present.${i}.value`] };
+    if (rotary === 'rotary-op') {
+      const q = rotaryOp(bias(nbits(h, hidden, hidden, `${p}.attn.q_proj`, 2), hidden, `${p}.attn.q_proj`), heads);
+      const k = rotaryOp(bias(nbits(h, kvDim, hidden, `${p}.attn.k_proj`, 2), kvDim, `${p}.attn.k_proj`), kvHeads);
+      const v = bias(nbits(h, kvDim, hidden, `${p}.attn.v_proj`), kvDim, `${p}.attn.v_proj`);
+      attn = g.node(
+        'GroupQueryAttention',
+        [q, k, v, ...cache, seqlensK, totalLen],
+        { num_heads: int(heads), kv_num_heads: int(kvHeads) },
+        outputs,
+      );
+    } else {
+      // The same random draws in the same order as the separate projections, stacked along N:
+      // one seed gives both layouts the same weights.
+      const wq = quantized(rng, hidden, hidden, 2);
+      const bq = rng.floats(hidden, 0.05);
+      const wk = quantized(rng, kvDim, hidden, 2);
+      const bk = rng.floats(kvDim, 0.05);
+      const wv = quantized(rng, kvDim, hidden);
+      const bv = rng.floats(kvDim, 0.05);
+      const n = hidden + 2 * kvDim;
+      const qkvBias = new Float32Array(n);
+      qkvBias.set(bq, 0);
+      qkvBias.set(bk, hidden);
+      qkvBias.set(bv, hidden + kvDim);
+      const qkv = g.node('Add', [
+        nbitsOf(h, stacked([wq, wk, wv]), n, hidden, `${p}.attn.qkv_proj`),
+        g.float(t, `${p}.attn.qkv_proj.bias`, [n], qkvBias),
+      ]);
+      attn = g.node(
+        'GroupQueryAttention',
+        [qkv, '', '', ...cache, seqlensK, totalLen, cosCache, sinCache],
+        { num_heads: int(heads), kv_num_heads: int(kvHeads), do_rotary: int(1), rotary_interleaved: int(0) },
+        outputs,
+      );
+    }
     x = g.node('Add', [x, nbits(attn, hidden, hidden, `${p}.attn.o_proj`)]);
     const h2 = rms(x, `${p}.post_attention_layernorm`);
     const gate = nbits(h2, ff, hidden, `${p}.mlp.gate_proj`, 1.5);
@@ -182,13 +256,18 @@ export interface StandinDecoderOptions {
   name: string;
   shape: QwenShape;
   variant: DecoderVariant;
+  /** Default `'rotary-op'` (the transformers.js-style export). */
+  rotary?: RotaryLayout;
   seed?: number;
 }
 
 /** Builds a Qwen-shaped stand-in in the hub layout (`onnx/model_<variant>.onnx`). */
-export function buildQwenStandin(options: StandinDecoderOptions): BuiltModel<{ shape: QwenShape; variant: DecoderVariant }> {
+export function buildQwenStandin(
+  options: StandinDecoderOptions,
+): BuiltModel<{ shape: QwenShape; variant: DecoderVariant; rotary: RotaryLayout }> {
   const { shape, variant } = options;
-  const g = buildGraph(shape, variant, options.seed ?? 0x0e3e_2025);
+  const rotary = options.rotary ?? 'rotary-op';
+  const g = buildGraph(shape, variant, options.seed ?? 0x0e3e_2025, rotary);
   const graphName = `onnx/model_${variant}.onnx`;
   const model = g.encode(
     [
@@ -232,7 +311,7 @@ export function buildQwenStandin(options: StandinDecoderOptions): BuiltModel<{ s
     {
       id: options.id,
       name: options.name,
-      description: `A stand-in shaped like an onnx-community ${variant} export of a Qwen chat model (${shape.layers} layers, hidden ${shape.hidden}), with the real Qwen3 tokenizer and chat template and random weights: its text is random tokens.`,
+      description: `A stand-in shaped like ${rotary === 'in-attention' ? 'an ONNX Runtime GenAI' : 'an onnx-community'} ${variant} export of a Qwen chat model (${shape.layers} layers, hidden ${shape.hidden}${rotary === 'in-attention' ? ', rotary embeddings inside GroupQueryAttention' : ''}), with the real Qwen3 tokenizer and chat template and random weights: its text is random tokens.`,
       license: 'MIT',
       kinds: ['generate', 'chat'],
       engine: 'onnx',
@@ -251,5 +330,5 @@ export function buildQwenStandin(options: StandinDecoderOptions): BuiltModel<{ s
     },
     files,
   );
-  return { id: options.id, files, weights: { shape, variant }, entry };
+  return { id: options.id, files, weights: { shape, variant, rotary }, entry };
 }

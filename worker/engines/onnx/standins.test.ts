@@ -11,7 +11,9 @@ import type { JobResult } from '../../../protocol/jobs.ts';
 import { type ModelEntry, type OnnxModel, parseManifest } from '../../../protocol/manifest.ts';
 import { STANDIN_IDS, standinModels, type BuiltModel } from '../../../modelhost/models/index.ts';
 import { buildManifest } from '../../../modelhost/server.ts';
-import { referenceStandinEmbed, referenceStandinGreedy } from '../../../modelhost/standin-reference.ts';
+import { graphInputs, graphNodes } from '../../../modelhost/models/onnx-graph.ts';
+import { QwenStandinReference } from '../../../modelhost/reference.ts';
+import { referenceStandinEmbed, referenceStandinGreedy, referenceStandinStepLogits } from '../../../modelhost/standin-reference.ts';
 import { testModels } from '../../../modelhost/models/index.ts';
 import type { EngineContext } from '../types.ts';
 import { OnnxEngine } from './engine.ts';
@@ -165,6 +167,77 @@ describe.each([
     expect(stopped.text).toBe(full.slice(0, full.indexOf(stop)));
     expect(chunks.join('')).toBe(stopped.text);
     await loaded.unload();
+  }, 60_000);
+});
+
+describe('Qwen-shaped q4 decoder laid out as ONNX Runtime GenAI exports it (rotary inside GroupQueryAttention)', () => {
+  const id = STANDIN_IDS.decoderQ4RotaryInAttention;
+  const messages = [{ role: 'user' as const, content: 'Name a colour.' }];
+
+  function prompt(): number[] {
+    const config = json(file(id, 'tokenizer_config.json')) as { chat_template: string; eos_token: string };
+    const rendered = new Template(config.chat_template).render({ messages, add_generation_prompt: true, eos_token: config.eos_token });
+    return new Tokenizer(json(file(id, 'tokenizer.json')), config).encode(rendered, { add_special_tokens: false }).ids;
+  }
+
+  it('is the GenAI layout: no position_ids, packed QKV into GroupQueryAttention with do_rotary=1 and cos/sin caches', () => {
+    const graph = file(id, 'onnx/model_q4.onnx');
+    expect(graphInputs(graph).map((i) => i.name)).toEqual([
+      'input_ids',
+      'attention_mask',
+      ...['0', '1'].flatMap((l) => [`past_key_values.${l}.key`, `past_key_values.${l}.value`]),
+    ]);
+    const nodes = graphNodes(graph);
+    expect(nodes.some((n) => n.opType === 'RotaryEmbedding')).toBe(false);
+    const gqa = nodes.filter((n) => n.opType === 'GroupQueryAttention');
+    expect(gqa).toHaveLength(2);
+    for (const n of gqa) {
+      expect(n.ints).toMatchObject({ do_rotary: 1, rotary_interleaved: 0, num_heads: 2, kv_num_heads: 1 });
+      // query = packed QKV, key and value left out; inputs 7 and 8 are cos_cache and sin_cache.
+      expect([n.inputs[1], n.inputs[2], n.inputs[7], n.inputs[8]]).toEqual(['', '', 'cos_cache', 'sin_cache']);
+    }
+    expect(entry(id).onnx.decoder).toMatchObject({
+      positionIds: false,
+      cacheType: 'float32',
+      headDim: 16,
+      numKvHeads: 1,
+      eosTokenIds: [151645, 151643],
+    });
+  });
+
+  it('onnxruntime-node runs it as the float64 reference computes it: logits within 1e-3 at every cached step, the same greedy tokens', async () => {
+    const ids = prompt();
+    const reference = new QwenStandinReference(built(id));
+    const greedy = reference.greedy(ids, 12, [151645, 151643]);
+    expect(greedy.tokens).toHaveLength(12);
+    // Far enough from ties that float32 rounding cannot change a choice.
+    expect(greedy.minMargin).toBeGreaterThan(1e-2);
+    expect((await referenceStandinGreedy(built(id), ids, 12)).tokens).toEqual(greedy.tokens);
+    // The prompt in one pass, then one token at a time from the cache: positions come from seqlens_k.
+    const rows = await referenceStandinStepLogits(built(id), ids, greedy.tokens);
+    expect(rows).toHaveLength(13);
+    let worst = 0;
+    rows.forEach((row, step) => {
+      const expected = reference.logits([...ids, ...greedy.tokens.slice(0, step)]);
+      row.forEach((x, v) => (worst = Math.max(worst, Math.abs(x - (expected[v] ?? NaN)))));
+    });
+    expect(worst).toBeLessThan(1e-3);
+  }, 120_000);
+
+  it('the engine chats with it: no position_ids fed, greedy tokens equal the float64 reference', async () => {
+    const ids = prompt();
+    const expected = new QwenStandinReference(built(id)).greedy(ids, 10, [151645, 151643]).tokens;
+    const loaded = await engine().load(entry(id));
+    const result = (await loaded.run({
+      kind: 'chat',
+      model: id,
+      messages,
+      maxTokens: 10,
+      sampling: { temperature: 0, topP: 1, seed: 0 },
+    })) as Extract<JobResult, { kind: 'chat' }>;
+    await loaded.unload();
+    expect(result.usage).toEqual({ promptTokens: ids.length, completionTokens: 10 });
+    expect(result.tokens).toEqual(expected);
   }, 60_000);
 });
 
