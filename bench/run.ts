@@ -79,7 +79,8 @@ async function runtimeBench(): Promise<void> {
 // BENCH_ONLY=runtime|dispatch|background|first-click|earnings|trust|models|standins|connections|replicas runs one of them; by default all, the browser runtime first.
 // The background suite (a hidden tab against a visible one) takes a few minutes; BENCH_BACKGROUND_LONG=1 runs it past the 5-minute mark.
 // first-click and earnings use the app's production build in dist/ (`npx vite build` first); earnings works for 5 minutes.
-// connections holds 10,000 contributor sockets on one coordinator (BENCH_CONNECTIONS, BENCH_CONNECTIONS_BASE, BENCH_HOLD_S).
+// connections holds 10,000 contributor sockets on one coordinator (BENCH_CONNECTIONS, BENCH_CONNECTIONS_BASE, BENCH_HOLD_S),
+// then offers jobs over them at a fixed rate (BENCH_LOAD_RATE jobs/s, default 200, 0 = off; BENCH_LOAD_S, default 10; BENCH_LOAD_SOCKETS).
 const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models', 'standins', 'connections', 'replicas'];
 const only = process.env['BENCH_ONLY'] ?? '';
 if (only !== '' && !SUITES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${SUITES.join(', ')}, got ${only}`);

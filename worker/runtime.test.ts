@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError, UnknownModelError } from '../protocol/errors.ts';
-import type { JobRequest, JobResult } from '../protocol/jobs.ts';
+import { DeviceLostError, InvalidInputError, UnknownModelError } from '../protocol/errors.ts';
+import type { JobRequest, JobResult, StreamChunk } from '../protocol/jobs.ts';
 import type { ModelEntry } from '../protocol/manifest.ts';
 import type { Engine, EngineContext, LoadedModel } from './engines/types.ts';
 import { GpuDeviceManager } from './gpu/device.ts';
@@ -34,22 +34,42 @@ const store: ModelStore = { getFile: async () => new Uint8Array(1), has: async (
 class DeviceBoundEngine implements Engine {
   readonly kind = 'onnx' as const;
   loads = 0;
+  /** Runs during each load, after the device was taken (a test destroys it there). */
+  duringLoad: ((load: number) => void) | null = null;
+  /** The text of the chunks each run streams, by load; the device is checked before each. */
+  chunks: (load: number) => string[] = () => [];
+  /** Runs after each streamed chunk (a test destroys the device there). */
+  afterChunk: ((load: number, index: number) => void) | null = null;
+  /** Where its models run: `wasm` models do not touch the device. */
+  backend: 'webgpu' | 'wasm' = 'webgpu';
   constructor(private readonly ctx: EngineContext) {}
   plan() {
-    return { backend: 'webgpu', memoryBytes: 10 };
+    return { backend: this.backend, memoryBytes: 10 };
   }
   async load(model: ModelEntry): Promise<LoadedModel> {
     this.loads++;
     const device = await this.ctx.device();
     const load = this.loads;
+    const backend = this.backend;
+    const lost = (): boolean => backend === 'webgpu' && (device as unknown as { destroyed: boolean }).destroyed;
+    this.duringLoad?.(load);
+    await Promise.resolve();
+    if (lost()) throw new Error('createBuffer: device lost');
     return {
       modelId: model.id,
-      backend: 'webgpu',
+      backend,
       memoryBytes: () => 10,
-      async run(request: JobRequest): Promise<JobResult> {
+      run: async (request: JobRequest, options = {}): Promise<JobResult> => {
         if (request.kind !== 'embed') throw new InvalidInputError('embed only');
+        const texts = this.chunks(load);
+        for (const [index, text] of texts.entries()) {
+          await Promise.resolve();
+          if (lost()) throw new Error('mapAsync: device lost');
+          options.onChunk?.({ index, tokens: [text.charCodeAt(0)], text });
+          this.afterChunk?.(load, index);
+        }
         // A destroyed device fails work, as WebGPU's mapAsync does.
-        if ((device as unknown as { destroyed: boolean }).destroyed) throw new Error('mapAsync: device lost');
+        if (lost()) throw new Error('mapAsync: device lost');
         return { kind: 'embed', embeddings: [[load]], usage: { promptTokens: 1, completionTokens: 0 } };
       },
       unload: async () => undefined,
@@ -105,6 +125,61 @@ describe('Runtime', () => {
     expect(after.deviceGeneration).toBe(2);
     expect(engine.loads).toBe(2);
     expect(runtime.status().deviceLosses).toBe(1);
+  });
+
+  it('runs a job again once when the device is lost while its model loads', async () => {
+    const { runtime, gpu, engine } = await setup();
+    engine.duringLoad = (load) => {
+      if (load === 1) void gpu.device().then((d) => d.destroy());
+    };
+    const outcome = await runtime.run(job);
+    expect(outcome.deviceGeneration).toBe(2);
+    expect(engine.loads).toBe(2);
+    expect(runtime.status()).toMatchObject({ deviceLosses: 1, jobsRerun: 1 });
+  });
+
+  it('streams a job cut by a device loss once: the re-run on the new device continues where the stream was', async () => {
+    const { runtime, gpu, engine } = await setup();
+    engine.chunks = () => ['a', 'b', 'c', 'd'];
+    engine.afterChunk = (load, index) => {
+      if (load === 1 && index === 1) void gpu.device().then((d) => d.destroy());
+    };
+    const seen: StreamChunk[] = [];
+    const outcome = await runtime.run(job, { onChunk: (c) => seen.push(c) });
+    expect(seen.map((c) => c.text)).toEqual(['a', 'b', 'c', 'd']);
+    expect(seen.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(outcome).toMatchObject({ deviceGeneration: 2, result: { embeddings: [[2]] } });
+    expect(runtime.status()).toMatchObject({ deviceLosses: 1, jobsRerun: 1 });
+  });
+
+  it('fails a streamed job with DeviceLostError when its re-run differs from what was already sent', async () => {
+    const { runtime, gpu, engine } = await setup();
+    engine.chunks = (load) => (load === 1 ? ['a', 'b', 'c'] : ['a', 'x', 'c']);
+    engine.afterChunk = (load, index) => {
+      if (load === 1 && index === 1) void gpu.device().then((d) => d.destroy());
+    };
+    const seen: string[] = [];
+    await expect(runtime.run(job, { onChunk: (c) => seen.push(c.text) })).rejects.toBeInstanceOf(DeviceLostError);
+    expect(seen).toEqual(['a', 'b']);
+    // The device is back and the next job runs whole.
+    engine.chunks = () => ['a', 'b'];
+    const next: string[] = [];
+    await runtime.run(job, { onChunk: (c) => next.push(c.text) });
+    expect(next).toEqual(['a', 'b']);
+  });
+
+  it('passes on every chunk of a WASM job once, also when the GPU device is lost while it runs', async () => {
+    const { runtime, gpu, engine } = await setup();
+    engine.backend = 'wasm';
+    engine.chunks = () => ['a', 'b', 'c'];
+    engine.afterChunk = (load, index) => {
+      if (index === 0) void gpu.device().then((d) => d.destroy());
+    };
+    const seen: string[] = [];
+    const outcome = await runtime.run(job, { onChunk: (c) => seen.push(c.text) });
+    expect(seen).toEqual(['a', 'b', 'c']);
+    expect(outcome.backend).toBe('wasm');
+    expect(runtime.status()).toMatchObject({ deviceLosses: 1, jobsRerun: 0 });
   });
 
   it('rejects malformed jobs and unknown models with typed errors, and keeps working', async () => {

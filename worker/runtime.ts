@@ -52,6 +52,8 @@ export interface RuntimeStatus {
   gpuError: SerializedError | null;
   deviceGeneration: number;
   deviceLosses: number;
+  /** Jobs run again on a new device after a loss cut them short. */
+  jobsRerun: number;
   lastDeviceLoss: { at: number; message: string } | null;
 }
 
@@ -83,6 +85,8 @@ export class Runtime {
   #gpuError: SerializedError | null = null;
   #losses = 0;
   #lastLoss: RuntimeStatus['lastDeviceLoss'] = null;
+  /** Jobs run again after a device loss cut them short. */
+  #rerun = 0;
   #lossListeners = new Set<(status: RuntimeStatus) => void>();
   readonly #loading = new Set<string>();
   readonly #loadingListeners = new Set<() => void>();
@@ -220,22 +224,37 @@ export class Runtime {
     return pending;
   }
 
-  /** Validates and runs one job, loading its model first if needed. */
+  /**
+   * Validates and runs one job, loading its model first if needed. A job cut short by a device
+   * loss (while its model loaded or while it ran) runs again, once, on the new device; its
+   * chunks reach `onChunk` once: the re-run's chunks that were already sent are checked and
+   * dropped, and a re-run that differs from them fails with DeviceLostError.
+   */
   async run(request: unknown, options: { signal?: AbortSignal; onChunk?: (c: StreamChunk) => void } = {}): Promise<RunOutcome> {
     const job = parseJobRequest(request);
     findModel(this.manifest(), job.model);
+    let lossesBefore = this.#losses;
+    let backend: string | null = null;
+    // A WASM run does not use the GPU: a loss during it leaves its chunks and result good.
+    const stream = new ChunksOnce(options.onChunk, () => backend !== 'wasm' && this.#losses > lossesBefore);
+    const runOptions = options.onChunk === undefined ? options : { ...options, onChunk: (c: StreamChunk) => stream.push(c) };
     for (let attempt = 0; ; attempt++) {
-      const lossesBefore = this.#losses;
-      const model = await this.load(job.model, options.signal ? { signal: options.signal } : {});
-      const started = performance.now();
+      lossesBefore = this.#losses;
+      stream.restart();
+      backend = null;
       try {
-        const result = await model.run(job, options);
+        const model = await this.load(job.model, options.signal ? { signal: options.signal } : {});
+        backend = model.backend;
+        const started = performance.now();
+        const result = await model.run(job, runOptions);
         // Results computed across a loss are not trusted, even when the engine returned some.
         if (model.backend !== 'wasm' && this.#losses > lossesBefore) throw new DeviceLostError('lost while the job ran');
+        stream.end();
         return { result, backend: model.backend, ms: performance.now() - started, deviceGeneration: this.#options.gpu?.generation ?? 0 };
       } catch (err) {
         // A job cut short by a device loss runs again, once, on the new device; other errors are the job's own.
-        if (attempt === 0 && model.backend !== 'wasm' && (await this.#lossSeen(lossesBefore))) {
+        if (attempt === 0 && backend !== 'wasm' && !stream.diverged && (await this.#lossSeen(lossesBefore))) {
+          this.#rerun++;
           await this.#options.gpu?.device();
           continue;
         }
@@ -270,6 +289,7 @@ export class Runtime {
       gpuError: this.#gpuError,
       deviceGeneration: this.#options.gpu?.generation ?? 0,
       deviceLosses: this.#losses,
+      jobsRerun: this.#rerun,
       lastDeviceLoss: this.#lastLoss,
     };
   }
@@ -287,5 +307,51 @@ export class Runtime {
     const engine = this.#engines.get(model.engine);
     if (engine === undefined) throw new EngineError(`No ${model.engine} engine in this worker.`);
     return engine;
+  }
+}
+
+/**
+ * A job's chunks, passed on once across its re-run after a device loss. Chunks that arrive once
+ * the loss is seen are held back (nothing computed across a loss is trusted); the re-run's
+ * chunks up to those already sent must equal them and are dropped, as they were sent.
+ */
+class ChunksOnce {
+  readonly #onChunk: ((chunk: StreamChunk) => void) | undefined;
+  readonly #lost: () => boolean;
+  readonly #sent: StreamChunk[] = [];
+  /** Chunks of the current run so far. */
+  #seen = 0;
+  /** The re-run gave other chunks than those already sent, which cannot be taken back. */
+  diverged = false;
+
+  constructor(onChunk: ((chunk: StreamChunk) => void) | undefined, lost: () => boolean) {
+    this.#onChunk = onChunk;
+    this.#lost = lost;
+  }
+
+  restart(): void {
+    this.#seen = 0;
+  }
+
+  push(chunk: StreamChunk): void {
+    if (this.diverged || this.#lost()) return;
+    const i = this.#seen++;
+    const sent = this.#sent[i];
+    if (sent !== undefined) {
+      this.diverged ||= sent.text !== chunk.text || sent.tokens.join() !== chunk.tokens.join();
+      return;
+    }
+    this.#sent.push(chunk);
+    this.#onChunk?.(chunk);
+  }
+
+  /** Throws when the run that ended does not continue what was already sent. */
+  end(): void {
+    this.diverged ||= this.#seen < this.#sent.length;
+    if (this.diverged) {
+      throw new DeviceLostError(
+        'the job run again on the new device gave other output than was already streamed, so it cannot be continued',
+      );
+    }
   }
 }

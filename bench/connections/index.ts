@@ -8,15 +8,24 @@
  * (after GC), hello → welcome latency p50/p99 while the others are
  * held, how many are still connected after the hold, and each figure's ratio to the baseline.
  *
+ * Then, with the connections still held, the load phase (bench/connections/load.ts; off with
+ * `BENCH_LOAD_RATE=0`): jobs offered at `BENCH_LOAD_RATE` per second (default 200) for
+ * `BENCH_LOAD_S` seconds (default 10) over `BENCH_LOAD_SOCKETS` requester channels (default 8),
+ * answered by the held contributors. Printed: offered, achieved jobs/s, end-to-end and dispatch
+ * p50/p99, lost (must be 0), the coordinator's memory per connection and the load average.
+ * The issue's target: `BENCH_CONNECTIONS=10000 BENCH_LOAD_RATE=2000 BENCH_LOAD_S=60`.
+ *
  * The per-address limit is lifted in the child (every socket comes from loopback); workers
  * hello without a wallet, so the per-wallet limit does not apply. File descriptors: each
  * socket costs one in this process and one in the coordinator's; the count is capped at what
  * the lower soft limit allows (the runner raises the soft limit to the hard one, see below).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { ContributorPool } from '../dispatch/contributors.ts';
-import { Child } from '../dispatch/ipc.ts';
-import { type LatencySummary, Samples, sleep } from '../dispatch/stats.ts';
+import { Child, type MemorySample } from '../dispatch/ipc.ts';
+import { epochMs, type LatencySummary, Samples, sleep } from '../dispatch/stats.ts';
+import { runOfferedLoad } from './load.ts';
 
 /** The soft and hard limits on open files of this process (what `ulimit -n` shows). */
 function fileLimits(): { soft: number; hard: number } {
@@ -69,12 +78,16 @@ export async function runConnectionsBench(): Promise<void> {
   const base = Number(process.env['BENCH_CONNECTIONS_BASE'] ?? 1_000);
   const holdS = Number(process.env['BENCH_HOLD_S'] ?? 30);
   const parallel = Number(process.env['BENCH_CONNECT_PARALLEL'] ?? 16);
+  const loadRate = Number(process.env['BENCH_LOAD_RATE'] ?? 200);
+  const loadS = Number(process.env['BENCH_LOAD_S'] ?? 10);
+  const loadSockets = Number(process.env['BENCH_LOAD_SOCKETS'] ?? 8);
   // Headroom for the coordinator's own files (modules, the store, IPC) and this process's.
   const allowed = Math.max(base, Math.min(wanted, soft - 512));
   console.log(
     `\nConnections: ${allowed} contributor WebSockets held on one coordinator (asked ${wanted}; open files soft ${soft}, hard ${hard}), baseline ${base}`,
   );
-  const child = await Child.spawn('coordinator', 1, 120_000);
+  // One API key per requester channel (the coordinator limits channels per key).
+  const child = await Child.spawn('coordinator', Math.max(1, loadSockets), 120_000);
   const pools: ContributorPool[] = [];
   try {
     await sleep(3_000); // past start-up's garbage
@@ -136,6 +149,7 @@ export async function runConnectionsBench(): Promise<void> {
           `(the larger step's hellos ran while ${b.connections} were held); lost during the ${holdS} s hold: ${t.connections - t.stillConnected}`,
       );
     }
+    if (loadRate > 0 && loadS > 0) await loadPhase(child, pools, held, empty, { rate: loadRate, seconds: loadS, sockets: loadSockets });
     const unusual = new Map<string, number>();
     for (const p of pools) for (const [k, v] of p.unusual) unusual.set(k, (unusual.get(k) ?? 0) + v);
     if (unusual.size > 0) console.log(`unusual messages: ${JSON.stringify(Object.fromEntries(unusual))}`);
@@ -146,4 +160,55 @@ export async function runConnectionsBench(): Promise<void> {
     for (const p of pools) await p.close(30_000);
     await child.close();
   }
+}
+
+/** The load phase: jobs at an offered rate over the requester channel while `connections` contributors are held. */
+async function loadPhase(
+  child: Child,
+  pools: readonly ContributorPool[],
+  connections: number,
+  empty: MemorySample,
+  o: { rate: number; seconds: number; sockets: number },
+): Promise<void> {
+  const before = await child.call({ cmd: 'memory' });
+  await child.call({ cmd: 'report' }); // resets the event-loop delay
+  const jobsBefore = pools.reduce((n, p) => n + p.jobs, 0);
+  const load0 = loadavg();
+  // Requester and contributors share this process's clock: no offset. Dispatch is recorded over the whole phase.
+  const from = epochMs();
+  for (const p of pools) p.record(0, from, from + o.seconds * 1000 + 120_000);
+  console.log(`\nLoad: ${o.rate} jobs/s offered for ${o.seconds} s over ${o.sockets} requester channels, ${connections} contributors held`);
+  const result = await runOfferedLoad({
+    url: child.ready.url,
+    keys: child.ready.keys,
+    sockets: o.sockets,
+    rate: o.rate,
+    seconds: o.seconds,
+    model: 'bench-model',
+    payloadBytes: 256,
+    stepTimeoutMs: 60_000,
+  });
+  const dispatch = new Samples();
+  for (const p of pools) dispatch.addAll(p.stop().dispatch);
+  const load1 = loadavg();
+  const report = await child.call({ cmd: 'report' });
+  const stillConnected = await child.call({ cmd: 'connected' });
+  const after = await child.call({ cmd: 'memory' });
+  const served = pools.reduce((n, p) => n + p.jobs, 0) - jobsBefore;
+  const e2e = result.endToEnd;
+  const d = dispatch.summary();
+  console.log(
+    `offered ${result.offered}, started ${result.started}, completed ${result.completed}, lost ${result.lost}` +
+      `${result.lost > 0 ? ` (${JSON.stringify(result.failures)})` : ''}; job frames the contributors received ${served}\n` +
+      `achieved ${result.achievedPerSecond.toFixed(1)} jobs/s (×${(result.achievedPerSecond / o.rate).toFixed(3)} of offered); ` +
+      `generator lag max ${result.maxLagMs.toFixed(1)} ms\n` +
+      `end to end (create → result) p50 ${ms(e2e.p50)} p99 ${ms(e2e.p99)} max ${ms(e2e.max)}; ` +
+      `dispatch (payload sent → job frame) p50 ${ms(d.p50)} p99 ${ms(d.p99)} (${d.count} frames)\n` +
+      `coordinator after the load: heap ${(after.heapUsed / 2 ** 20).toFixed(1)} MiB, RSS ${(after.rss / 2 ** 20).toFixed(1)} MiB ` +
+      `(${kib((after.rss - empty.rss) / connections)} RSS, ${kib((after.heapUsed - empty.heapUsed) / connections)} heap per connection over the empty coordinator; ` +
+      `heap ${after.heapUsed >= before.heapUsed ? '+' : ''}${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(1)} MiB over the phase); ` +
+      `event loop p99 ${report.loop.p99.toFixed(1)} ms (max ${report.loop.max.toFixed(1)}); still connected ${stillConnected}\n` +
+      `load average (1 min) ${load0[0]?.toFixed(2) ?? '?'} before, ${load1[0]?.toFixed(2) ?? '?'} after; ` +
+      `errors logged ${report.loggedErrors.length}`,
+  );
 }

@@ -34,7 +34,8 @@ interface Waiter {
   error(why: string): void;
 }
 
-class Socket {
+/** One requester channel with the jobs waiting on it (also used by the connections benchmark's load phase). */
+export class Socket {
   readonly #ws: WebSocket;
   /** By ref until `created`, then by job id. */
   readonly #byRef = new Map<string, Waiter>();

@@ -21,6 +21,12 @@ export class Samples {
     else this.dropped++;
   }
 
+  /** Adds every sample `other` kept (and counts those it dropped). */
+  addAll(other: Samples): void {
+    for (const value of other.#values) this.add(value);
+    this.dropped += other.dropped;
+  }
+
   get count(): number {
     return this.#values.length + this.dropped;
   }
