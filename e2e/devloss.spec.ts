@@ -9,12 +9,12 @@
  * PostgreSQL, money on the sandbox chain), as e2e/trust.spec.ts does.
  */
 import { toNano } from '@ton/core';
-import { startPaidNetwork, type PaidNetwork } from '../coordinator/billing/testing.ts';
+import { startPaidNetwork, type PaidNetwork } from '../testing/billing.ts';
 import type { JobDone } from '../coordinator/leases/relay.ts';
 import { availableAccount, reservedAccount } from '../coordinator/ledger/accounts.ts';
 import { price } from '../coordinator/ledger/prices.ts';
 import { waitFor } from '../coordinator/store/testing.ts';
-import { testWallet } from '../coordinator/verification/testing.ts';
+import { testWallet } from '../testing/verification.ts';
 import { DECODER_TEST_PROMPTS, decoderTokenizer, referenceEmbed, referenceGreedy } from '../modelhost/reference.ts';
 import { testModels } from '../modelhost/models/index.ts';
 import { RequesterClient } from '../requester/client.ts';
