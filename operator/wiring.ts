@@ -228,6 +228,8 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
       recoverUnfinished: false,
       cluster: (relay, find) => replica.routing.attach(relay, find),
       walletSessions: replica.walletSessions,
+      forwarding: replica.forwarding,
+      proofPayloads: replica.proofPayloads,
     }),
     ...options.coordinator,
   });

@@ -7,9 +7,12 @@
 import type { Clock, Logger } from '../deps.ts';
 import { errorText } from '../deps.ts';
 import type { SqlDb } from '../store/sql.ts';
+import { resolveLimits } from '../edges/limits.ts';
 import { type Bus, connectBus } from './bus.ts';
+import { JobForwarding } from './forwarding.ts';
 import { ReplicaLocks } from './locks.ts';
 import { recoverDead, recoverOwn } from './recovery.ts';
+import { SharedProofPayloads } from './proof-payloads.ts';
 import { Routing } from './routing.ts';
 import { SharedWalletSessions } from './wallet-sessions.ts';
 
@@ -39,6 +42,10 @@ export interface Replica {
   readonly id: string;
   readonly routing: Routing;
   readonly walletSessions: SharedWalletSessions;
+  /** Job calls that reach this replica for another's job, and the calls other replicas pass here. */
+  readonly forwarding: JobForwarding;
+  /** `ton_proof` payloads any replica checks. */
+  readonly proofPayloads: SharedProofPayloads;
   /** Whether this replica runs the singletons now. */
   readonly leader: boolean;
   /** Ends what this replica's previous process left (before it listens); how many jobs. */
@@ -79,6 +86,16 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     throw new Error(`cannot reach NATS at ${options.natsUrl} (cluster.nats): ${errorText(err)}`, { cause: err });
   }
   const routing = new Routing({ replicaId, bus, prefix: `spinneret.${options.schema}`, clock: options.clock, logger });
+  const prefix = `spinneret.${options.schema}`;
+  const forwarding = new JobForwarding({ replicaId, bus, prefix, logger, peers: () => routing.peers });
+  routing.onPeerLost((peer) => forwarding.lost(peer));
+  const limits = resolveLimits();
+  const proofPayloads = new SharedProofPayloads({
+    db: options.db,
+    clock: options.clock,
+    perIp: limits.proofPayloadsPerIp,
+    total: limits.proofPayloadsTotal,
+  });
   const walletSessions = new SharedWalletSessions({
     db: options.db,
     clock: options.clock,
@@ -93,6 +110,8 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     id: replicaId,
     routing,
     walletSessions,
+    forwarding,
+    proofPayloads,
     get leader() {
       return running;
     },
@@ -100,6 +119,7 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     start(given, released) {
       singletons = given;
       routing.start();
+      forwarding.start();
       const tick = async (): Promise<void> => {
         if (busy || locks.lost) return;
         busy = true;
@@ -116,6 +136,7 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
           if (now - lastForget > 60_000) {
             lastForget = now;
             await walletSessions.forgetExpired();
+            await proofPayloads.forgetExpired();
           }
         } catch (err) {
           logger.error('singleton pass failed', { replica: replicaId, error: errorText(err) });

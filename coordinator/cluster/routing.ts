@@ -88,6 +88,7 @@ export class Routing {
   readonly #claimedAt = new Map<string, number>();
   #claiming = false;
   #rr = 0;
+  readonly #lostListeners: ((replica: string) => void)[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
   readonly counts: RoutingCounts = { claimsSent: 0, claimsGranted: 0, slotsLent: 0, slotsReturned: 0, remoteResults: 0, peersLost: 0 };
 
@@ -108,6 +109,11 @@ export class Routing {
   /** Live peers (not this replica). */
   get peers(): string[] {
     return [...this.#peers.keys()];
+  }
+
+  /** Calls `fn` with each replica found dead or restarted (after this routing ended what it shared with it). */
+  onPeerLost(fn: (replica: string) => void): void {
+    this.#lostListeners.push(fn);
   }
 
   /** For `createCoordinator({ cluster })`: the relay as this replica's contributor sessions see it. */
@@ -407,6 +413,7 @@ export class Routing {
       const slots = byOwner.get(replica);
       if (slots !== undefined) this.#unlend(contributorId, replica, slots);
     }
+    for (const fn of this.#lostListeners) fn(replica);
   }
 }
 
