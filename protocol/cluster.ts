@@ -13,8 +13,15 @@ const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 
 export const ReplicaId = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'a replica id is 1–32 of a-z, 0-9 and -'));
 const Wallet = v.pipe(v.string(), v.minLength(1), v.maxLength(100));
 
-/** `alive`: each replica says it lives, every heartbeat; `boot` changes when it restarts. */
-export const Alive = v.strictObject({ replica: ReplicaId, boot: Id });
+/** What a replica's contributors serve: `<model>\n<kind>\n<engine class>`. */
+const Serves = v.pipe(v.array(v.pipe(v.string(), v.maxLength(300))), v.maxLength(256));
+
+/**
+ * `alive`: each replica says it lives, every heartbeat; `boot` changes when it restarts.
+ * `serves`: what its connected contributors can run, so another replica places a check (which
+ * must run on another device) where one is.
+ */
+export const Alive = v.strictObject({ replica: ReplicaId, boot: Id, serves: v.optional(Serves) });
 
 /** `claim` (request): the owner of a waiting job asks a replica for one slot of a contributor that could run it. */
 export const Claim = v.strictObject({
@@ -22,8 +29,10 @@ export const Claim = v.strictObject({
   jobId: Id,
   model: v.pipe(v.string(), v.maxLength(128)),
   kind: JobKind,
-  /** Contributors that must not get it (earlier attempts). */
+  /** Contributors that must not get it (earlier attempts; a check's primary). */
   exclude: v.pipe(v.array(Id), v.maxLength(64)),
+  /** Wallets whose devices must not get it (a check's primary's). */
+  excludeWallets: v.optional(v.pipe(v.array(Wallet), v.maxLength(16))),
   /** The one contributor it must run on (a canary checks the device that ran the job). */
   target: v.optional(Id),
 });
