@@ -4,7 +4,9 @@
  * replica check (replication rate 1); the check must not run on the device that ran the job, so
  * it can only run on B's contributor — through a slot B lends A. The requester compares both
  * results and posts its verdict; the job is paid by the requester and the check by the network's
- * budget, each contributor credited its share, each once, to the nanoTON.
+ * budget, each contributor credited its share, each once, to the nanoTON. And a canary for a
+ * device of another replica that ran a job (a while later, when the job's replica holds nothing
+ * of it any more) reaches that device through its replica and is paid once.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -33,13 +35,15 @@ import { Routing } from './routing.ts';
 
 const NATS_URL = process.env['TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const schema = uniqueSchema('checks');
 const cleanup: (() => Promise<unknown> | void)[] = [];
-const stores: SqlStore[] = [];
+/** Each test's replicas on a schema (and so a NATS prefix) of their own; its first store drops it. */
+const schemas = new Map<string, SqlStore[]>();
 afterAll(async () => {
   for (const fn of cleanup.reverse()) await Promise.resolve(fn()).catch(() => undefined);
-  for (const s of stores.slice(1)) await s.close();
-  if (stores[0] !== undefined) await disposeStore(stores[0]);
+  for (const stores of schemas.values()) {
+    for (const s of stores.slice(1)) await s.close();
+    if (stores[0] !== undefined) await disposeStore(stores[0]);
+  }
 });
 
 const until = async <T>(what: string, read: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> => {
@@ -61,9 +65,13 @@ interface Replica {
   url: string;
 }
 
-const replica = async (id: string): Promise<Replica> => {
+const replica = async (
+  schema: string,
+  id: string,
+  checks: { canaryRate: number; replicationRate: number; canaryDelayMs?: number },
+): Promise<Replica> => {
   const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: id });
-  stores.push(store);
+  schemas.set(schema, [...(schemas.get(schema) ?? []), store]);
   const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
   const prefix = `spinneret.${schema}`;
   const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger: quiet, heartbeatMs: 100 });
@@ -71,9 +79,9 @@ const replica = async (id: string): Promise<Replica> => {
   const verification = createVerification({
     db: store.db,
     policy: new VerificationPolicy({
-      canaryRate: 0,
-      baseReplicationRate: 1,
-      minReplicationRate: 1,
+      canaryRate: checks.canaryRate,
+      baseReplicationRate: checks.replicationRate,
+      minReplicationRate: checks.replicationRate,
       decayPerCleanJob: 1,
       failureBoost: 1,
       quarantineAfter: 3,
@@ -84,6 +92,7 @@ const replica = async (id: string): Promise<Replica> => {
     canaries: new KnownAnswerCanaries(tinyEmbedKnownAnswers(4, 7), seededRandom(4)),
     clock: systemClock,
     verdictWindowMs: 60_000,
+    ...(checks.canaryDelayMs !== undefined && { canaryDelayMs: checks.canaryDelayMs, random: () => 0.99 }),
   });
   await verification.start();
   const money = await startMoney({
@@ -143,8 +152,9 @@ const contributor = async (r: Replica, runtime: EmbedRuntime, wallet: string): P
 
 describe('checks across replicas', () => {
   it('runs a replica check on the other replica’s contributor and pays each job once', { timeout: 120_000 }, async () => {
-    const a = await replica('a');
-    const b = await replica('b');
+    const schema = uniqueSchema('checks');
+    const a = await replica(schema, 'a', { canaryRate: 0, replicationRate: 1 });
+    const b = await replica(schema, 'b', { canaryRate: 0, replicationRate: 1 });
     await until('the replicas to hear each other', () =>
       a.routing.peers.includes('b') && b.routing.peers.includes('a') ? true : undefined,
     );
@@ -227,5 +237,66 @@ describe('checks across replicas', () => {
     await Promise.all([a.money.idle(), b.money.idle(), a.verification.idle()]);
     expect(await read()).toEqual(want);
     expect((await checkBooks(a.store.db)).problems).toEqual([]);
+  });
+
+  it('sends a canary to a device of the other replica that ran a job, and pays it once', { timeout: 120_000 }, async () => {
+    // The canary comes ~1.5 s after the job, when C holds nothing of D's device any more.
+    const schema = uniqueSchema('canaries');
+    const c = await replica(schema, 'c', { canaryRate: 1, replicationRate: 0, canaryDelayMs: 1_500 });
+    const d = await replica(schema, 'd', { canaryRate: 1, replicationRate: 0, canaryDelayMs: 1_500 });
+    await until('the replicas to hear each other', () =>
+      c.routing.peers.includes('d') && d.routing.peers.includes('c') ? true : undefined,
+    );
+    const ledger = new Ledger(c.store.db);
+    const key = await c.coordinator.createApiKey('canaried');
+    await ledger.deposit({ lt: 3n, hash: 'c3'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: key.id }, note: 't' });
+    const budgetBefore = (await ledger.payerBalances({ kind: 'budget' })).available;
+    await ledger.deposit({ lt: 4n, hash: 'd4'.repeat(32), amount: 10_000_000n, to: { kind: 'budget' }, note: 't' });
+    await c.money.billing.refreshBudget();
+    const wallet = testWallet('device on d').address;
+    const pendingBefore = (await ledger.balances(wallet)).pending;
+    const runD = new EmbedRuntime();
+    const onD = await contributor(d, runD, wallet);
+
+    const requester = new RequesterClient({ coordinatorUrl: c.url, apiKey: key.secret, checkReplicas: false });
+    const text = 'a job whose device gets a canary through its replica';
+    const result = await requester.run({ kind: 'embed', model: 'tiny-embed', inputs: [text] });
+    if (result.kind !== 'embed') throw new Error(`expected an embedding, got ${result.kind}`);
+    await requester.idle();
+    await until('C to let go of D’s device', () => (c.routing.holding === 0 ? true : undefined));
+    const passed = await until('the canary’s finding', async () => {
+      const { rows } = await c.store.db.query<{ job_id: string }>(
+        `SELECT job_id FROM verification_records WHERE contributor_id = $1 AND kind = 'canary-pass'`,
+        [onD],
+      );
+      return rows[0];
+    });
+    expect(runD.jobs).toBe(2); // the job and its canary, both on D's device
+    const jobs = await until('both jobs done in the database', async () => {
+      const { rows } = await c.store.db.query<{ id: string; api_key_id: string; prompt_tokens: number; contributor_id: string }>(
+        `SELECT id, api_key_id, prompt_tokens, contributor_id FROM jobs WHERE replica_id = 'c' AND state = 'done'`,
+      );
+      return rows.length === 2 ? rows : undefined;
+    });
+    const primary = jobs.find((j) => j.api_key_id === key.id);
+    const canary = jobs.find((j) => j.id === passed.job_id);
+    expect(primary?.contributor_id).toBe(onD);
+    expect(canary?.contributor_id).toBe(onD);
+    const gross = (tokens: number | undefined): bigint => BigInt(Number(tokens)) * 1_000n;
+    const share = (g: bigint): bigint => g - g / 10n;
+    const want = {
+      requester: { available: 10_000_000n - gross(primary?.prompt_tokens), reserved: 0n },
+      budget: budgetBefore + 10_000_000n - gross(canary?.prompt_tokens),
+      pending: pendingBefore + share(gross(primary?.prompt_tokens)) + share(gross(canary?.prompt_tokens)),
+    };
+    const read = async () => ({
+      requester: await ledger.payerBalances({ kind: 'requester', apiKeyId: key.id }),
+      budget: (await ledger.payerBalances({ kind: 'budget' })).available,
+      pending: (await ledger.balances(wallet)).pending,
+    });
+    await until('both charges', async () => ((await read()).pending === want.pending ? true : undefined));
+    await Promise.all([c.money.idle(), d.money.idle(), c.verification.idle()]);
+    expect(await read()).toEqual(want);
+    expect((await checkBooks(c.store.db)).problems).toEqual([]);
   });
 });

@@ -69,6 +69,8 @@ export interface RoutingCounts {
 }
 
 const key = (home: string, contributorId: string): string => `${home}/${contributorId}`;
+/** Remote contributors remembered for canaries. */
+const RECENT_REMOTE = 10_000;
 
 export class Routing {
   readonly #o: Required<RoutingOptions>;
@@ -84,6 +86,8 @@ export class Routing {
   readonly #remoteLeases = new Map<string, { owner: string; contributorId: string; jobId: string }>();
   /** Owner side: contributors of other replicas holding slots or leases of this replica's jobs. */
   readonly #proxies = new Map<string, RemoteContributor>();
+  /** Owner side: contributors of other replicas that held this replica's jobs lately, and their replica (a canary may follow). */
+  readonly #recent = new Map<string, string>();
   /** When each waiting job last asked the other replicas, so one nobody can take does not spin. */
   readonly #claimedAt = new Map<string, number>();
   #claiming = false;
@@ -131,6 +135,7 @@ export class Routing {
     this.#relay = relay;
     this.#find = find;
     relay.remotePeer = (model, kind, engineClass) => this.peerServes(model, kind, engineClass);
+    relay.remoteContributor = (id) => this.#peers.has(this.#recent.get(id) ?? '');
     return {
       contributors: relay.contributors,
       join: (c) => relay.join(c),
@@ -333,6 +338,12 @@ export class Routing {
       return;
     }
     const k = key(home, view.id);
+    this.#recent.delete(view.id);
+    this.#recent.set(view.id, home);
+    if (this.#recent.size > RECENT_REMOTE) {
+      const oldest = this.#recent.keys().next();
+      if (oldest.done !== true) this.#recent.delete(oldest.value);
+    }
     let proxy = this.#proxies.get(k);
     if (proxy === undefined || local !== proxy) {
       proxy = new RemoteContributor(home, view, (message) => {
@@ -392,6 +403,7 @@ export class Routing {
 
   /** A contributor of `home` left (or `home` died): its leases of this replica's jobs are re-leased. */
   #gone(home: string, contributorId: string, why: string): void {
+    if (this.#recent.get(contributorId) === home) this.#recent.delete(contributorId);
     const k = key(home, contributorId);
     const proxy = this.#proxies.get(k);
     if (proxy === undefined) return;

@@ -155,6 +155,17 @@ export class Relay {
    */
   remotePeer: ((model: string, kind: JobKind, engineClass: string) => boolean) | null = null;
 
+  /**
+   * Replicas: whether a contributor of another replica ran this replica's jobs lately (and its
+   * replica has not said it left), so a canary for it may wait for a slot that replica lends.
+   */
+  remoteContributor: ((contributorId: string) => boolean) | null = null;
+
+  /** Whether a check aimed at `contributorId` can reach it: connected here, or (replicas) to another replica. */
+  reaches(contributorId: string): boolean {
+    return this.#contributors.has(contributorId) || this.remoteContributor?.(contributorId) === true;
+  }
+
   /** The devices and the wallets whose devices must not run `jobId` (a check's primary's), besides its earlier attempts'. */
   excludedFrom(jobId: string): { contributors: string[]; wallets: string[] } {
     const m = this.#meta.get(jobId);

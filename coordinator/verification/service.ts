@@ -255,7 +255,7 @@ export function createVerification(options: VerificationOptions): Verification {
       counts.canaryDrawn++;
       // At a random moment, not right after the job: its timing must not give it away.
       moments.at(() => {
-        const canary = relay?.contributors.has(contributor.id) === true ? canaries.next(job.model, job.kind, engineClass) : null;
+        const canary = relay?.reaches(contributor.id) === true ? canaries.next(job.model, job.kind, engineClass) : null;
         const id = canary === null || relay === null ? null : sendCanary(relay, contributor.id, canary, onCanary);
         if (canary !== null && id !== null) {
           counts.canarySent++;
