@@ -258,6 +258,14 @@ describe('job calls on any replica', () => {
     const open = await fetch(`${b.url}/v1/jobs/${second}/events`, { headers: auth });
     expect(open.status).toBe(200);
     const body = open.text();
+    // A payload larger than NATS takes (this server's max_payload) is refused on B, typed, before it is sent.
+    const large = JSON.stringify({ attempt: 1, sealed: { enc: 'e'.repeat(43), ct: 'c'.repeat(b.bus.maxPayload) } });
+    const tooLarge = await fetch(`${b.url}/v1/jobs/${second}/payload`, { method: 'PUT', headers: auth, body: large });
+    expect(tooLarge.status).toBe(413);
+    expect(((await tooLarge.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'BAD_MESSAGE',
+      message: expect.stringContaining('max_payload') as unknown,
+    });
     await a.kill();
     const events = lines(await body);
     expect(events.at(-1)).toMatchObject({ type: 'failed', error: { code: 'RESTARTED' } });
