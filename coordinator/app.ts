@@ -140,6 +140,12 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     const route = matchedRoutes(c).findLast((r) => r.method !== 'ALL')?.path ?? 'unmatched';
     metrics.httpRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000);
   });
+  // Before every job route: a call on a job another replica holds is answered by that replica.
+  const forwarding = options.forwarding?.attach(
+    (jobId) => relay.jobById(jobId) !== undefined,
+    (request, env) => app.fetch(request, env),
+  );
+  if (forwarding !== undefined) app.use('/v1/jobs/*', forwarding);
   app.get('/healthz', (c) =>
     c.json({ ok: !relay.draining, contributors: gateway.connected, queued: relay.queuedCount }, relay.draining ? 503 : 200),
   );
@@ -157,7 +163,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.route(
     '/v1',
     walletRoutes({
-      payloads: createProofPayloads({ clock, perIp: limits.proofPayloadsPerIp, total: limits.proofPayloadsTotal }),
+      payloads: options.proofPayloads ?? createProofPayloads({ clock, perIp: limits.proofPayloadsPerIp, total: limits.proofPayloadsTotal }),
       sessions: walletSessions,
       store,
       clock,

@@ -4,7 +4,7 @@
  */
 import type { Server, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Hono } from 'hono';
+import type { Hono, MiddlewareHandler } from 'hono';
 import type { Registry } from 'prom-client';
 import type { Billing } from './billing/service.ts';
 import type { Clock } from './clock.ts';
@@ -19,6 +19,7 @@ import type { SqlDb } from './store/sql.ts';
 import type { Store } from './store/types.ts';
 import type { Verification } from './verification/service.ts';
 import type { PublicKeyLookup } from './wallets/public-key-lookup.ts';
+import type { ProofPayloads } from './wallets/proof-payloads.ts';
 import type { WalletSessions } from './wallets/wallet-sessions.ts';
 
 export interface CoordinatorOptions {
@@ -114,6 +115,16 @@ export interface CoordinatorOptions {
   cluster?: (relay: Relay, find: (contributorId: string) => ConnectedContributor | undefined) => RelayPort;
   /** Wallet sessions (default: this process's own, in memory); replicas share theirs through the database. */
   walletSessions?: WalletSessions;
+  /**
+   * Replicas (coordinator/cluster/forwarding.ts): passes a call on a job another replica holds
+   * to that replica. Given whether this replica holds a job and how to answer a request here,
+   * it returns the middleware put in front of the job routes.
+   */
+  forwarding?: {
+    attach(holds: (jobId: string) => boolean, dispatch: (request: Request, env: object) => Response | Promise<Response>): MiddlewareHandler;
+  };
+  /** The `ton_proof` payloads (default: this process's own, in memory); replicas share theirs through the database. */
+  proofPayloads?: ProofPayloads;
 }
 
 /** Counts for tests and health checks. */

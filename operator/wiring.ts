@@ -26,6 +26,7 @@ import type { CoordinatorConfig } from './config.ts';
 import { asLogger, lineCallback } from './log.ts';
 import { hostname } from 'node:os';
 import { openReplica, type Replica } from '../coordinator/cluster/replica.ts';
+import { chargeDoneUncharged } from '../coordinator/leases/restart.ts';
 import { registerClusterMetrics } from '../coordinator/cluster/metrics.ts';
 
 /** Keys of a local network (`local.keysFile`): the gateway's and the demo requester's. */
@@ -228,12 +229,27 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
       recoverUnfinished: false,
       cluster: (relay, find) => replica.routing.attach(relay, find),
       walletSessions: replica.walletSessions,
+      forwarding: replica.forwarding,
+      proofPayloads: replica.proofPayloads,
     }),
     ...options.coordinator,
   });
+  // Replicas: what a stopped process left — unfinished jobs, orphaned reservations, delivered jobs never charged.
+  const handover = {
+    released,
+    money: {
+      releaseOrphaned: (replicaId: string | null) => money.billing.releaseOrphaned(replicaId),
+      chargeUncharged: async (replicaId: string | null) => {
+        const charged = await chargeDoneUncharged({ store, billing: money.billing, onJobDone: money.onJobDone }, replicaId);
+        await money.idle();
+        return charged;
+      },
+    },
+  };
   if (replica !== undefined) {
-    const failed = await replica.recoverOwn(released);
-    if (failed > 0) log.info({ replica: replica.id, failed }, 'recovered unfinished jobs from before a restart');
+    const done = await replica.recoverOwn(handover);
+    if (done.failed + done.released + done.charged > 0)
+      log.info({ replica: replica.id, ...done }, 'recovered what this replica left before a restart');
   }
   const localKeys = config['local.keysFile'] === undefined ? undefined : await ensureLocalKeys(config, coordinator, store, money, log);
   const server = await coordinator.listen({ port: config['listen.port'], host: config['listen.host'] });
@@ -248,7 +264,7 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
         money.deposits.stop();
       },
     },
-    released,
+    handover,
   );
   log.info(
     {

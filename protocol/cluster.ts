@@ -13,8 +13,15 @@ const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 
 export const ReplicaId = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'a replica id is 1–32 of a-z, 0-9 and -'));
 const Wallet = v.pipe(v.string(), v.minLength(1), v.maxLength(100));
 
-/** `alive`: each replica says it lives, every heartbeat; `boot` changes when it restarts. */
-export const Alive = v.strictObject({ replica: ReplicaId, boot: Id });
+/** What a replica's contributors serve: `<model>\n<kind>\n<engine class>`. */
+const Serves = v.pipe(v.array(v.pipe(v.string(), v.maxLength(300))), v.maxLength(256));
+
+/**
+ * `alive`: each replica says it lives, every heartbeat; `boot` changes when it restarts.
+ * `serves`: what its connected contributors can run, so another replica places a check (which
+ * must run on another device) where one is.
+ */
+export const Alive = v.strictObject({ replica: ReplicaId, boot: Id, serves: v.optional(Serves) });
 
 /** `claim` (request): the owner of a waiting job asks a replica for one slot of a contributor that could run it. */
 export const Claim = v.strictObject({
@@ -22,8 +29,10 @@ export const Claim = v.strictObject({
   jobId: Id,
   model: v.pipe(v.string(), v.maxLength(128)),
   kind: JobKind,
-  /** Contributors that must not get it (earlier attempts). */
+  /** Contributors that must not get it (earlier attempts; a check's primary). */
   exclude: v.pipe(v.array(Id), v.maxLength(64)),
+  /** Wallets whose devices must not get it (a check's primary's). */
+  excludeWallets: v.optional(v.pipe(v.array(Wallet), v.maxLength(16))),
   /** The one contributor it must run on (a canary checks the device that ran the job). */
   target: v.optional(Id),
 });
@@ -54,3 +63,57 @@ export const Release = v.strictObject({
 
 /** `gone`: the contributor's replica → owner: the worker left (its leases there are lost). */
 export const Gone = v.strictObject({ home: ReplicaId, contributorId: Id, why: v.pipe(v.string(), v.maxLength(200)) });
+
+/** `holds` (request): whether this replica holds job `jobId` (its owner: it created it and keeps it live). */
+export const Holds = v.strictObject({ jobId: Id });
+export const HoldsAnswer = v.strictObject({ holds: v.boolean() });
+
+/** Largest body of a forwarded call or of one part of a forwarded stream, characters (NATS refuses more than its `max_payload` anyway). */
+export const MAX_CALL_TEXT = 6_000_000;
+const Text = v.pipe(v.string(), v.maxLength(MAX_CALL_TEXT));
+const Header = v.pipe(v.string(), v.maxLength(4096));
+const Seq = v.pipe(v.number(), v.integer(), v.minValue(0));
+
+/**
+ * `call` (request): a requester's HTTP call on one job (payload, events, cancel, report, verdict)
+ * that reached a replica other than the job's owner, passed to the owner to answer as if made there.
+ */
+export const Call = v.strictObject({
+  from: ReplicaId,
+  /** The caller's stream id: where a streamed answer's body goes (`part`), and what `stop` names. */
+  stream: Id,
+  method: v.picklist(['GET', 'PUT', 'POST', 'DELETE']),
+  path: v.pipe(v.string(), v.regex(/^\/v1\/jobs\/[A-Za-z0-9_-]{1,64}(\/(payload|events|report|verdict))?$/, 'a job route')),
+  headers: v.strictObject({
+    authorization: v.optional(Header),
+    'content-type': v.optional(Header),
+    'x-request-id': v.optional(Header),
+  }),
+  body: v.optional(Text),
+});
+
+/** The owner's answer to a call: its status and headers; its body, or `streamed` when the body follows as `part`s. */
+export const CallAnswer = v.strictObject({
+  status: v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(599)),
+  headers: v.strictObject({
+    'content-type': v.optional(Header),
+    'cache-control': v.optional(Header),
+    'retry-after': v.optional(Header),
+    'www-authenticate': v.optional(Header),
+  }),
+  body: v.optional(Text),
+  streamed: v.boolean(),
+});
+
+/** `part`: owner → the caller's replica: the next piece of a streamed answer (`seq` from 0), or its end. */
+export const Part = v.strictObject({
+  stream: Id,
+  seq: Seq,
+  text: v.optional(Text),
+  /** The stream ended: cleanly, or with `error` (the owner could not read it to the end). */
+  end: v.optional(v.boolean()),
+  error: v.optional(v.pipe(v.string(), v.maxLength(500))),
+});
+
+/** `stop`: the caller's replica → owner: the requester went away from a streamed answer. */
+export const Stop = v.strictObject({ from: ReplicaId, stream: Id });

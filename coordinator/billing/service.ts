@@ -108,11 +108,17 @@ export interface Billing {
   /**
    * On start, after the unfinished jobs were failed: releases every open reservation whose job a
    * previous run left without an end (never recorded, or recorded failed or cancelled), at once
-   * rather than after `staleAfterMs`. How many.
+   * rather than after `staleAfterMs`. How many. With `replicaId`, only the reservations that
+   * replica wrote (`job_billing.replica_id`, migration 010; null: rows that name none): a live
+   * replica's job row may still be on its way to the database.
    */
-  releaseOrphaned(): Promise<number>;
-  /** Requester jobs the store has as done whose reservation is still open (a run died before charging them), with their envelopes. */
-  doneUncharged(): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>>;
+  releaseOrphaned(replicaId?: string | null): Promise<number>;
+  /**
+   * Requester jobs the store has as done whose reservation is still open (a run died before
+   * charging them), with their envelopes. With `replicaId` (replicas, migration 010): only the
+   * reservations that replica wrote (null: rows that name none), as for {@link releaseOrphaned}.
+   */
+  doneUncharged(replicaId?: string | null): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>>;
   /** Moves commission into the check budget (the operator's call). */
   fundBudgetFromFees(fundingId: string, amount: bigint): Promise<LedgerTxn>;
   /** The budget changed outside billing (a deposit to it was booked): read it again. */
@@ -315,10 +321,16 @@ export function createBilling(options: BillingOptions): Billing {
     if (rows.length > 0) await enqueue(refresh);
   }
 
-  async function releaseOrphaned(): Promise<number> {
+  /** `AND b.replica_id …` with its parameter, when one replica's rows are asked for. */
+  const ofReplica = (replicaId: string | null | undefined): [string, unknown[]] =>
+    replicaId === undefined ? ['', []] : [' AND b.replica_id IS NOT DISTINCT FROM $1', [replicaId]];
+
+  async function releaseOrphaned(replicaId?: string | null): Promise<number> {
+    const [only, params] = ofReplica(replicaId);
     const { rows } = await db.query<{ job_id: string }>(
       `SELECT b.job_id FROM job_billing b LEFT JOIN jobs j ON j.id = b.job_id
-       WHERE b.state = 'reserved' AND (j.id IS NULL OR j.state IN ('failed', 'cancelled')) ORDER BY b.created_at`,
+       WHERE b.state = 'reserved' AND (j.id IS NULL OR j.state IN ('failed', 'cancelled'))${only} ORDER BY b.created_at`,
+      params,
     );
     let n = 0;
     for (const { job_id: jobId } of rows) {
@@ -330,10 +342,12 @@ export function createBilling(options: BillingOptions): Billing {
     return n;
   }
 
-  async function doneUncharged(): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>> {
+  async function doneUncharged(replicaId?: string | null): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>> {
+    const [only, params] = ofReplica(replicaId);
     const { rows } = await db.query<{ job_id: string; input_tokens: unknown; max_output_tokens: unknown }>(
       `SELECT b.job_id, b.input_tokens, b.max_output_tokens FROM job_billing b JOIN jobs j ON j.id = b.job_id
-       WHERE b.state = 'reserved' AND b.role = 'job' AND j.state = 'done' ORDER BY b.created_at`,
+       WHERE b.state = 'reserved' AND b.role = 'job' AND j.state = 'done'${only} ORDER BY b.created_at`,
+      params,
     );
     return rows.map((r) => ({
       jobId: r.job_id,

@@ -13,6 +13,10 @@
  * | `<p>.r.<id>.up` | publish | the contributor's replica → owner | `Up` |
  * | `<p>.r.<id>.release` | publish | owner → the contributor's replica | `Release` |
  * | `<p>.r.<id>.gone` | publish | the contributor's replica → owner | `Gone` |
+ * | `<p>.r.<id>.holds` | request/reply | any replica → replica `<id>` | `Holds` → `HoldsAnswer` |
+ * | `<p>.r.<id>.call` | request/reply | the replica a requester called → the job's owner `<id>` | `Call` → `CallAnswer` |
+ * | `<p>.r.<id>.part` | publish | owner → the called replica `<id>` | `Part` |
+ * | `<p>.r.<id>.stop` | publish | the called replica → owner `<id>` | `Stop` |
  *
  * Why core NATS and no JetStream stream: what must outlive a replica is in PostgreSQL (jobs,
  * ledger, billing, sessions); what travels here is a job's sealed payload and its result chunks,
@@ -37,6 +41,8 @@ export interface Bus {
     handler: (body: v.InferOutput<S>, reply: (answer: unknown) => void) => void,
   ): void;
   readonly dropped: number;
+  /** The largest message the server takes, bytes (its `max_payload`). */
+  readonly maxPayload: number;
   close(): Promise<void>;
 }
 
@@ -92,6 +98,9 @@ export async function connectBus(url: string, name: string, onError: (message: s
     get dropped() {
       return dropped;
     },
+    get maxPayload() {
+      return nc.info?.max_payload ?? 1024 * 1024;
+    },
     async close() {
       for (const sub of subs) sub.unsubscribe();
       await nc.drain().catch(() => nc.close());
@@ -108,5 +117,9 @@ export function subjects(prefix: string) {
     up: (replica: string) => `${prefix}.r.${replica}.up`,
     release: (replica: string) => `${prefix}.r.${replica}.release`,
     gone: (replica: string) => `${prefix}.r.${replica}.gone`,
+    holds: (replica: string) => `${prefix}.r.${replica}.holds`,
+    call: (replica: string) => `${prefix}.r.${replica}.call`,
+    part: (replica: string) => `${prefix}.r.${replica}.part`,
+    stop: (replica: string) => `${prefix}.r.${replica}.stop`,
   };
 }

@@ -1,4 +1,4 @@
-/** A replica's figures on `/metrics`: whether it runs the singletons, its live peers, and the routing's counts. */
+/** A replica's figures on `/metrics`: whether it runs the singletons, its live peers, the routing's and the call forwarding's counts. */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Replica } from './replica.ts';
 
@@ -44,4 +44,20 @@ export function registerClusterMetrics(registry: Registry, replica: Replica): vo
     () => counts.remoteResults,
   );
   counter('spinneret_cluster_peers_lost_total', 'Replicas that went silent or restarted, as seen here.', () => counts.peersLost);
+  const calls = replica.forwarding.counts;
+  counter(
+    'spinneret_cluster_calls_forwarded_total',
+    "Requester calls on another replica's job that this replica passed to the job's owner.",
+    () => calls.forwarded,
+  );
+  counter(
+    'spinneret_cluster_calls_served_total',
+    "Requester calls other replicas passed here for this replica's jobs.",
+    () => calls.served,
+  );
+  counter(
+    'spinneret_cluster_streams_owner_lost_total',
+    'Event streams passed on from another replica that ended RESTARTED because that replica stopped.',
+    () => calls.ownerLost,
+  );
 }

@@ -76,7 +76,7 @@ describe('replica ownership and locks', () => {
     expect(await lockB.tryLeader()).toBe(false);
     const released: string[] = [];
     const failed = await recoverDead({ db: a.db, now: () => 5, released: (id) => void released.push(id) }, lockA, 'a');
-    expect([...failed]).toEqual([['c', 2]]);
+    expect([...failed]).toEqual([['c', { failed: 2, released: 0, charged: 0 }]]);
     expect(released.sort()).toEqual(['c-1', 'c-2']);
     const rows = await a.db.query<{ id: string; state: string; error: string | null }>('SELECT id, state, error FROM jobs ORDER BY id');
     expect(rows.rows.map((r) => `${r.id}:${r.state}`)).toEqual(['a-1:leased', 'b-1:queued', 'b-done:done', 'c-1:failed', 'c-2:failed']);
@@ -84,9 +84,9 @@ describe('replica ownership and locks', () => {
 
     // c comes back under its id: the lock is free again, and it ends what its earlier process left (nothing now).
     const again = await lockFor('c');
-    expect(await recoverOwn({ db: c.db, now: () => 6 }, 'c')).toBe(0);
+    expect((await recoverOwn({ db: c.db, now: () => 6 }, 'c')).failed).toBe(0);
     // b's own restart: its unfinished job ends, its finished one stays.
-    expect(await recoverOwn({ db: b.db, now: () => 7 }, 'b')).toBe(1);
+    expect((await recoverOwn({ db: b.db, now: () => 7 }, 'b')).failed).toBe(1);
     expect((await b.getJob('b-done'))?.state).toBe('done');
 
     // The singleton lock moves when its holder's connection ends.

@@ -8,9 +8,12 @@ import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
 import type { SqlDb } from '../store/sql.ts';
+import { resolveLimits } from '../edges/limits.ts';
 import { type Bus, connectBus } from './bus.ts';
+import { JobForwarding } from './forwarding.ts';
 import { ReplicaLocks } from './locks.ts';
-import { recoverDead, recoverOwn } from './recovery.ts';
+import { type Handover, recoverDead, recoverOwn, type RecoveryOptions } from './recovery.ts';
+import { SharedProofPayloads } from './proof-payloads.ts';
 import { Routing } from './routing.ts';
 import { SharedWalletSessions } from './wallet-sessions.ts';
 
@@ -36,16 +39,23 @@ export interface Singletons {
   stop(): void;
 }
 
+/** How a replica hands over what a stopped process left: the reservations of failed jobs, and (with `money`) the rest of its money. */
+export type HandoverHooks = Pick<RecoveryOptions, 'released' | 'money'>;
+
 export interface Replica {
   readonly id: string;
   readonly routing: Routing;
   readonly walletSessions: SharedWalletSessions;
+  /** Job calls that reach this replica for another's job, and the calls other replicas pass here. */
+  readonly forwarding: JobForwarding;
+  /** `ton_proof` payloads any replica checks. */
+  readonly proofPayloads: SharedProofPayloads;
   /** Whether this replica runs the singletons now. */
   readonly leader: boolean;
-  /** Ends what this replica's previous process left (before it listens); how many jobs. */
-  recoverOwn(released: (jobId: string, reason: string) => void): Promise<number>;
-  /** Starts the routing and the contest for the singleton lock. */
-  start(singletons: Singletons, released: (jobId: string, reason: string) => void): void;
+  /** Ends what this replica's previous process left (before it listens). */
+  recoverOwn(hooks: HandoverHooks): Promise<Handover>;
+  /** Starts the routing and the contest for the singleton lock; the holder hands over dead replicas' work with `hooks`. */
+  start(singletons: Singletons, hooks: HandoverHooks): void;
   /** Stops the singletons, the routing and the timers, lets go of the locks and the bus. */
   close(): Promise<void>;
 }
@@ -80,12 +90,22 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     throw new Error(`cannot reach NATS at ${options.natsUrl} (cluster.nats): ${errorText(err)}`, { cause: err });
   }
   const routing = new Routing({ replicaId, bus, prefix: `spinneret.${options.schema}`, clock: options.clock, logger });
+  const prefix = `spinneret.${options.schema}`;
+  const forwarding = new JobForwarding({ replicaId, bus, prefix, logger, peers: () => routing.peers });
+  routing.onPeerLost((peer) => forwarding.lost(peer));
+  const limits = resolveLimits();
+  const proofPayloads = new SharedProofPayloads({
+    db: options.db,
+    clock: options.clock,
+    perIp: limits.proofPayloadsPerIp,
+    total: limits.proofPayloadsTotal,
+  });
   const walletSessions = new SharedWalletSessions({
     db: options.db,
     clock: options.clock,
     log: (message, err) => logger.error(message, { error: errorText(err) }),
   });
-  const recovery = (released: (jobId: string, reason: string) => void) => ({ db: options.db, now: () => options.clock.now(), released });
+  const recovery = (hooks: HandoverHooks): RecoveryOptions => ({ db: options.db, now: () => options.clock.now(), ...hooks });
   const timers: NodeJS.Timeout[] = [];
   let busy = false;
   let lastForget = 0;
@@ -94,13 +114,16 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     id: replicaId,
     routing,
     walletSessions,
+    forwarding,
+    proofPayloads,
     get leader() {
       return running;
     },
-    recoverOwn: (released) => recoverOwn(recovery(released), replicaId),
-    start(given, released) {
+    recoverOwn: (hooks) => recoverOwn(recovery(hooks), replicaId),
+    start(given, hooks) {
       singletons = given;
       routing.start();
+      forwarding.start();
       const tick = async (): Promise<void> => {
         if (busy || locks.lost) return;
         busy = true;
@@ -111,12 +134,13 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
             given.start();
           }
           if (!running) return;
-          const failed = await recoverDead(recovery(released), locks, replicaId);
-          for (const [replica, n] of failed) logger.info('failed the unfinished jobs of a stopped replica', { replica, failed: n });
+          const handed = await recoverDead(recovery(hooks), locks, replicaId);
+          for (const [replica, done] of handed) logger.info('ended the work of a stopped replica', { replica, ...done });
           const now = options.clock.now();
           if (now - lastForget > 60_000) {
             lastForget = now;
             await walletSessions.forgetExpired();
+            await proofPayloads.forgetExpired();
           }
         } catch (err) {
           logger.error('singleton pass failed', { replica: replicaId, error: errorText(err) });

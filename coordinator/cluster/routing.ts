@@ -71,6 +71,8 @@ export interface RoutingCounts {
 }
 
 const key = (home: string, contributorId: string): string => `${home}/${contributorId}`;
+/** Remote contributors remembered for canaries. */
+const RECENT_REMOTE = 10_000;
 
 export class Routing {
   readonly #o: Required<RoutingOptions>;
@@ -78,18 +80,21 @@ export class Routing {
   readonly #boot = randomId(12);
   #relay: Relay | null = null;
   #find: (id: string) => ConnectedContributor | undefined = () => undefined;
-  /** Peers heard from: their boot id and when. */
-  readonly #peers = new Map<string, { boot: string; seenAt: number }>();
+  /** Peers heard from: their boot id, when, and what their contributors serve (`<model>\n<kind>\n<engine class>`). */
+  readonly #peers = new Map<string, { boot: string; seenAt: number; serves: ReadonlySet<string> }>();
   /** Home side: slots lent per local contributor, per owner replica. */
   readonly #lent = new Map<string, Map<string, number>>();
   /** Home side: owners' leases running on local contributors. */
   readonly #remoteLeases = new Map<string, { owner: string; contributorId: string; jobId: string }>();
   /** Owner side: contributors of other replicas holding slots or leases of this replica's jobs. */
   readonly #proxies = new Map<string, RemoteContributor>();
+  /** Owner side: contributors of other replicas that held this replica's jobs lately, and their replica (a canary may follow). */
+  readonly #recent = new Map<string, string>();
   /** When each waiting job last asked the other replicas, so one nobody can take does not spin. */
   readonly #claimedAt = new Map<string, number>();
   #claiming = false;
   #rr = 0;
+  readonly #lostListeners: ((replica: string) => void)[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
   readonly counts: RoutingCounts = { claimsSent: 0, claimsGranted: 0, slotsLent: 0, slotsReturned: 0, remoteResults: 0, peersLost: 0 };
 
@@ -107,15 +112,32 @@ export class Routing {
     return this.#proxies.size;
   }
 
+  /** Whether a live peer has a contributor serving `model` and `kind` (and `engineClass`, when given). */
+  peerServes(model: string, kind: string, engineClass?: string): boolean {
+    const exact = engineClass === undefined ? null : `${model}\n${kind}\n${engineClass}`;
+    const prefix = `${model}\n${kind}\n`;
+    for (const peer of this.#peers.values()) {
+      if (exact !== null ? peer.serves.has(exact) : [...peer.serves].some((s) => s.startsWith(prefix))) return true;
+    }
+    return false;
+  }
+
   /** Live peers (not this replica). */
   get peers(): string[] {
     return [...this.#peers.keys()];
+  }
+
+  /** Calls `fn` with each replica found dead or restarted (after this routing ended what it shared with it). */
+  onPeerLost(fn: (replica: string) => void): void {
+    this.#lostListeners.push(fn);
   }
 
   /** For `createCoordinator({ cluster })`: the relay as this replica's contributor sessions see it. */
   attach(relay: Relay, find: (id: string) => ConnectedContributor | undefined): RelayPort {
     this.#relay = relay;
     this.#find = find;
+    relay.remotePeer = (model, kind, engineClass) => this.peerServes(model, kind, engineClass);
+    relay.remoteContributor = (id) => this.#peers.has(this.#recent.get(id) ?? '');
     return {
       contributors: relay.contributors,
       join: (c) => relay.join(c),
@@ -144,14 +166,14 @@ export class Routing {
   start(): void {
     const { bus, replicaId: me } = this.#o;
     const fail = (what: string) => (err: unknown) => this.#o.logger.error(what, { error: errorText(err) });
-    bus.subscribe(this.#s.alive, Alive, (m) => this.#heard(m.replica, m.boot));
+    bus.subscribe(this.#s.alive, Alive, (m) => this.#heard(m.replica, m.boot, m.serves ?? []));
     bus.subscribe(this.#s.claim(me), Claim, (m, reply) => reply(this.#lend(m)));
     bus.subscribe(this.#s.down(me), Down, (m) => this.#down(m));
     bus.subscribe(this.#s.up(me), Up, (m) => this.#up(m));
     bus.subscribe(this.#s.release(me), Release, (m) => this.#released(m));
     bus.subscribe(this.#s.gone(me), Gone, (m) => this.#gone(m.home, m.contributorId, m.why));
     const beat = (): void => {
-      bus.publish(this.#s.alive, { replica: me, boot: this.#boot });
+      bus.publish(this.#s.alive, { replica: me, boot: this.#boot, serves: this.#serves() });
       this.#sweepPeers();
     };
     beat();
@@ -177,12 +199,14 @@ export class Routing {
     const relay = this.#relay;
     if (relay === null || relay.draining || !this.#peers.has(m.owner)) return { contributor: null };
     const exclude = new Set(m.exclude);
+    const excludeWallets = new Set(m.excludeWallets ?? []);
     const free = [...relay.contributors.values()].filter(
       (c) =>
         !(c instanceof RemoteContributor) &&
         c.openSlots > 0 &&
         c.capabilities !== null &&
         !exclude.has(c.id) &&
+        (c.wallet === null || !excludeWallets.has(c.wallet)) &&
         (m.target === undefined || c.id === m.target),
     );
     const view = { id: m.jobId, apiKeyId: '', model: m.model, kind: m.kind, attempt: 1, triedBy: exclude };
@@ -278,12 +302,15 @@ export class Routing {
           for (let k = 0; k < peers.length && job.state === 'waiting'; k++) {
             const peer = peers[(start + k) % peers.length] ?? '';
             const target = relay.targetOf(job.id);
+            const excluded = relay.excludedFrom(job.id);
+            const excludeWallets = excluded.wallets.slice(0, 16);
             const body = {
               owner: this.#o.replicaId,
               jobId: job.id,
               model: job.model,
               kind: job.kind,
-              exclude: [...job.triedBy].slice(0, 64),
+              exclude: [...new Set([...excluded.contributors, ...job.triedBy])].slice(0, 64),
+              ...(excludeWallets.length > 0 && { excludeWallets }),
               ...(target !== undefined && { target }),
             };
             this.counts.claimsSent++;
@@ -313,6 +340,12 @@ export class Routing {
       return;
     }
     const k = key(home, view.id);
+    this.#recent.delete(view.id);
+    this.#recent.set(view.id, home);
+    if (this.#recent.size > RECENT_REMOTE) {
+      const oldest = this.#recent.keys().next();
+      if (oldest.done !== true) this.#recent.delete(oldest.value);
+    }
     let proxy = this.#proxies.get(k);
     if (proxy === undefined || local !== proxy) {
       proxy = new RemoteContributor(home, view, (message) => {
@@ -372,6 +405,7 @@ export class Routing {
 
   /** A contributor of `home` left (or `home` died): its leases of this replica's jobs are re-leased. */
   #gone(home: string, contributorId: string, why: string): void {
+    if (this.#recent.get(contributorId) === home) this.#recent.delete(contributorId);
     const k = key(home, contributorId);
     const proxy = this.#proxies.get(k);
     if (proxy === undefined) return;
@@ -382,11 +416,29 @@ export class Routing {
 
   // ---- peers ----
 
-  #heard(replica: string, boot: string): void {
+  #heard(replica: string, boot: string, serves: readonly string[]): void {
     if (replica === this.#o.replicaId) return;
     const known = this.#peers.get(replica);
     if (known !== undefined && known.boot !== boot) this.#lost(replica, 'restarted');
-    this.#peers.set(replica, { boot, seenAt: this.#o.clock.now() });
+    this.#peers.set(replica, { boot, seenAt: this.#o.clock.now(), serves: new Set(serves) });
+  }
+
+  /** What this replica's own contributors serve, for the heartbeat (at most 256 entries). */
+  #serves(): string[] {
+    const relay = this.#relay;
+    const out = new Set<string>();
+    if (relay === null) return [];
+    for (const c of relay.contributors.values()) {
+      if (c instanceof RemoteContributor || c.capabilities === null) continue;
+      for (const model of c.capabilities.models) {
+        const engineClass = relay.engineClassOf(c, model.id);
+        for (const kind of c.capabilities.consent) {
+          if (out.size >= 256) return [...out];
+          out.add(`${model.id}\n${kind}\n${engineClass}`);
+        }
+      }
+    }
+    return [...out];
   }
 
   #sweepPeers(): void {
@@ -409,6 +461,7 @@ export class Routing {
       const slots = byOwner.get(replica);
       if (slots !== undefined) this.#unlend(contributorId, replica, slots);
     }
+    for (const fn of this.#lostListeners) fn(replica);
   }
 }
 

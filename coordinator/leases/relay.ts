@@ -143,7 +143,34 @@ export class Relay {
 
   /** Whether any connected contributor other than `exclude` could run a check job of this model, kind and engine class. */
   hasPeer(model: string, kind: JobKind, engineClass: string, exclude: readonly string[], excludeWallets: readonly string[] = []): boolean {
-    return hasPeer(this.#contributors.values(), this.#o.checks, { model, kind, engineClass, exclude, excludeWallets }, this.#classOf);
+    return (
+      hasPeer(this.#contributors.values(), this.#o.checks, { model, kind, engineClass, exclude, excludeWallets }, this.#classOf) ||
+      this.remotePeer?.(model, kind, engineClass) === true
+    );
+  }
+
+  /**
+   * Replicas (coordinator/cluster/routing.ts): whether another replica has a contributor that
+   * serves `model`, `kind` and `engineClass`, for checks no contributor here can take (they then
+   * wait for a slot that replica lends).
+   */
+  remotePeer: ((model: string, kind: JobKind, engineClass: string) => boolean) | null = null;
+
+  /**
+   * Replicas: whether a contributor of another replica ran this replica's jobs lately (and its
+   * replica has not said it left), so a canary for it may wait for a slot that replica lends.
+   */
+  remoteContributor: ((contributorId: string) => boolean) | null = null;
+
+  /** Whether a check aimed at `contributorId` can reach it: connected here, or (replicas) to another replica. */
+  reaches(contributorId: string): boolean {
+    return this.#contributors.has(contributorId) || this.remoteContributor?.(contributorId) === true;
+  }
+
+  /** The devices and the wallets whose devices must not run `jobId` (a check's primary's), besides its earlier attempts'. */
+  excludedFrom(jobId: string): { contributors: string[]; wallets: string[] } {
+    const m = this.#meta.get(jobId);
+    return { contributors: [...(m?.exclude ?? [])], wallets: [...(m?.excludeWallets ?? [])] };
   }
 
   /** Any job this coordinator holds, whoever owns it. */

@@ -43,30 +43,43 @@ export async function recoverFromRestart(o: RecoveryOptions): Promise<number> {
   // A late result from the ended jobs' last contributors is refused with RESTARTED, not NOT_FOUND.
   relay.markRestarted(ended);
   const released = (await billing?.releaseOrphaned()) ?? 0;
-  let charged = 0;
-  if (billing !== undefined && o.onJobDone !== undefined) {
-    for (const bill of await billing.doneUncharged()) {
-      const record = await store.getJob(bill.jobId);
-      if (record === null || record.state !== 'done' || record.contributorId === null || relay.jobById(bill.jobId) !== undefined) continue;
-      // The record holds the billed usage (the claim clamped to the envelope); the claim itself died with the run.
-      const usage = { promptTokens: record.promptTokens, completionTokens: record.completionTokens };
-      o.onJobDone({
-        jobId: record.id,
-        apiKeyId: record.apiKeyId,
-        contributorId: record.contributorId,
-        role: 'job',
-        engineClass: 'unknown',
-        model: record.model,
-        kind: record.kind,
-        usage,
-        claimed: usage,
-        envelope: bill.envelope,
-      });
-      charged++;
-    }
-  }
+  const charged =
+    billing === undefined || o.onJobDone === undefined ? 0 : await chargeDoneUncharged({ ...o, billing, onJobDone: o.onJobDone });
   if (failed > 0 || released > 0 || charged > 0) {
     o.logger.info('recovered the jobs a previous run left', { failed, released, charged });
   }
   return failed;
+}
+
+/**
+ * Charges, once each, the requester jobs the store has as done whose charge was never written
+ * (their run died between the two), from their records; with `replicaId`, only those that
+ * replica reserved (replicas: its own on restart, a dead one's on the singleton holder). How
+ * many were handed to `onJobDone`. The ledger's per-job keys make a second hand-over a replay.
+ */
+export async function chargeDoneUncharged(
+  o: { store: Store; billing: Billing; onJobDone: (done: JobDone) => void; relay?: Relay },
+  replicaId?: string | null,
+): Promise<number> {
+  let charged = 0;
+  for (const bill of await o.billing.doneUncharged(replicaId)) {
+    const record = await o.store.getJob(bill.jobId);
+    if (record === null || record.state !== 'done' || record.contributorId === null || o.relay?.jobById(bill.jobId) !== undefined) continue;
+    // The record holds the billed usage (the claim clamped to the envelope); the claim itself died with the run.
+    const usage = { promptTokens: record.promptTokens, completionTokens: record.completionTokens };
+    o.onJobDone({
+      jobId: record.id,
+      apiKeyId: record.apiKeyId,
+      contributorId: record.contributorId,
+      role: 'job',
+      engineClass: 'unknown',
+      model: record.model,
+      kind: record.kind,
+      usage,
+      claimed: usage,
+      envelope: bill.envelope,
+    });
+    charged++;
+  }
+  return charged;
 }

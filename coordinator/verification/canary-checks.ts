@@ -43,7 +43,7 @@ export class CanaryChecks {
   schedule(contributorId: string, model: string, kind: JobKind, engineClass: string): void {
     this.#o.moments.at(() => {
       const relay = this.#o.relay();
-      const canary = relay?.contributors.has(contributorId) === true ? this.#o.canaries.next(model, kind, engineClass) : null;
+      const canary = relay?.reaches(contributorId) === true ? this.#o.canaries.next(model, kind, engineClass) : null;
       const id = canary === null || relay === null ? null : sendCanary(relay, contributorId, canary, (outcome) => this.#judge(outcome));
       if (canary !== null && id !== null) {
         this.#o.onSent();

@@ -18,17 +18,28 @@ export interface IssuedPayload {
   expiresAt: number;
 }
 
-/** Issues payloads and checks them off; what {@link verifyTonProof} needs. */
+/**
+ * Issues payloads and checks them off; what {@link verifyTonProof} needs. This process's own
+ * ({@link createProofPayloads}) answers at once; replicas' (coordinator/cluster/proof-payloads.ts)
+ * from the database, so a payload issued by one is checked by any.
+ */
 export interface ProofPayloads {
   /**
    * A fresh payload bound to `deviceKey` (the device's Ed25519 public key, base64url), asked for
    * by `holder` (the caller's IP address). Throws {@link PayloadLimitError} when the holder, or
    * everyone together, already holds the limit of unused payloads.
    */
-  issuePayload(deviceKey: string, holder?: string): IssuedPayload;
+  issuePayload(deviceKey: string, holder?: string): IssuedPayload | Promise<IssuedPayload>;
   /** Throws the payload's refusal, without using it up. */
-  check(payload: string, deviceKey: string): void;
+  check(payload: string, deviceKey: string): void | Promise<void>;
   /** Like {@link check}, then marks the payload used; call only once the whole proof verified. */
+  consume(payload: string, deviceKey: string): void | Promise<void>;
+}
+
+/** The in-memory payloads: every answer at once. */
+export interface MemoryProofPayloads extends ProofPayloads {
+  issuePayload(deviceKey: string, holder?: string): IssuedPayload;
+  check(payload: string, deviceKey: string): void;
   consume(payload: string, deviceKey: string): void;
 }
 
@@ -66,7 +77,7 @@ const NONCE_BYTES = 32;
 const DEVICE_TAG_BYTES = 16;
 
 /** The in-memory payload issuer. One per coordinator process. */
-export function createProofPayloads(options: ProofPayloadsOptions = {}): ProofPayloads {
+export function createProofPayloads(options: ProofPayloadsOptions = {}): MemoryProofPayloads {
   const clock = options.clock ?? systemClock;
   const ttlMs = options.ttlMs ?? 15 * 60_000;
   // Insertion order is expiry order (fixed ttl), so forgetting stops at the first live entry.

@@ -74,7 +74,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
     const body = await readBody(c, PayloadRequest);
     if (!body.ok) return body.response;
     try {
-      return c.json(deps.payloads.issuePayload(body.value.deviceKey, clientAddress(c)));
+      return c.json(await deps.payloads.issuePayload(body.value.deviceKey, clientAddress(c)));
     } catch (err) {
       if (err instanceof PayloadLimitError) return problem(c, 429, 'QUOTA', err.message);
       throw err;

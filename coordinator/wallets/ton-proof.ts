@@ -106,7 +106,7 @@ export async function verifyTonProof(input: TonProofInput, options: TonProofOpti
   if (proof.timestamp > nowSeconds + FUTURE_SKEW_SECONDS) throw new TonProofFromFutureError(proof.timestamp - nowSeconds);
   if (nowSeconds - proof.timestamp > maxAgeSeconds) throw new TonProofExpiredError(nowSeconds - proof.timestamp, maxAgeSeconds);
 
-  options.payloads.check(proof.payload, options.expectedDeviceKey);
+  await options.payloads.check(proof.payload, options.expectedDeviceKey);
 
   const address = parseAddress(input.address);
   const shown = address.toRawString();
@@ -136,7 +136,7 @@ export async function verifyTonProof(input: TonProofInput, options: TonProofOpti
   if (!signVerify(signed, signature, publicKey)) throw new TonProofSignatureError(shown);
 
   // Checked again here: another proof with the same payload may have won while we awaited the chain.
-  options.payloads.consume(proof.payload, options.expectedDeviceKey);
+  await options.payloads.consume(proof.payload, options.expectedDeviceKey);
   return { address, publicKey };
 }
 
