@@ -6,11 +6,19 @@
  * placed again and sealed again, and typed refusals for hostile messages.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { toNano } from '@ton/core';
 import { WebSocket } from 'ws';
+import { referenceEmbed } from '../../modelhost/reference.ts';
 import { type ChannelMessage, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
+import { RequesterClient } from '../../requester/client.ts';
+import { Contributor } from '../../worker/network/contributor.ts';
+import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
+import { startPaidNetwork, type PaidNetwork } from '../billing/testing.ts';
 import { startCoordinator, TEST_ENVELOPE } from '../testing.ts';
+import { EmbedRuntime, testWallet } from '../verification/testing.ts';
 
-vi.setConfig({ testTimeout: 120_000 });
+// A paid network (PGlite, the model host, the sandbox chain) on a busy 2-core machine can take minutes.
+vi.setConfig({ testTimeout: 300_000 });
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -218,5 +226,131 @@ describe('assignments ahead of need', () => {
     ch.send(submit('ok', ok));
     await vi.waitFor(async () => expect((await net.store.getJob(ok))?.state).toBe('leased'), { timeout: 10_000 });
     expect(ch.about(ok, 'error')).toEqual([]);
+  });
+});
+
+describe('the SDK with assignments ahead of need', () => {
+  /** A Node contributor running tiny-embed for real, with a payout wallet. */
+  async function contributor(net: PaidNetwork, slots: number): Promise<Contributor> {
+    const c = new Contributor({
+      coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
+      runtime: new EmbedRuntime(),
+      identity: await loadOrCreateIdentity(new MemoryKeyStore()),
+      consent: ['embed'],
+      client: { name: 'test', version: '0.0.0' },
+      webSocket: WebSocket,
+      slots,
+    });
+    cleanups.push(() => c.stop({ drain: false }));
+    c.start();
+    await vi.waitFor(() => expect(c.status().contributorId).not.toBeNull(), { timeout: 20_000 });
+    await net.bind(c.status().contributorId ?? '', testWallet());
+    return c;
+  }
+
+  /** Channel messages by type, as every WebSocket in this process sends them (the SDK's and the coordinator's). */
+  function countFrames(): Map<string, number> {
+    const counts = new Map<string, number>();
+    const original = WebSocket.prototype.send;
+    const send = vi.spyOn(WebSocket.prototype, 'send').mockImplementation(function (this: WebSocket, ...args: unknown[]) {
+      const [data] = args;
+      const type = typeof data === 'string' ? (/^\{"v":1,"type":"([a-z-]+)"/.exec(data)?.[1] ?? null) : null;
+      if (type !== null) counts.set(type, (counts.get(type) ?? 0) + 1);
+      Reflect.apply(original, this, args);
+    } as WebSocket['send']);
+    cleanups.push(() => send.mockRestore());
+    return counts;
+  }
+
+  const inputs = ['sealed before it was needed', 'one message per job'];
+  const reference = referenceEmbed(inputs);
+  const expectReference = (result: Awaited<ReturnType<RequesterClient['run']>>): void => {
+    if (result.kind !== 'embed') throw new Error(`expected an embed result, got ${result.kind}`);
+    expect(result.embeddings).toHaveLength(inputs.length);
+    result.embeddings.forEach((vector, i) => vector.forEach((x, j) => expect(Math.abs(x - (reference[i]?.[j] ?? NaN))).toBeLessThan(1e-6)));
+  };
+  const charged = async (net: PaidNetwork, keyId: string): Promise<number> =>
+    (
+      await net.store.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_billing WHERE api_key_id = $1 AND state = 'charged'`, [
+        keyId,
+      ])
+    ).rows[0]?.n ?? -1;
+
+  it('runs many jobs at once, one message up per job, each answered once, equal to the reference and charged once', async () => {
+    const net = await startPaidNetwork('PGlite');
+    cleanups.push(() => net.close());
+    await contributor(net, 4);
+    await contributor(net, 4);
+    const key = await net.key(toNano('1'));
+    const client = new RequesterClient({
+      coordinatorUrl: net.url,
+      apiKey: key.secret,
+      checkReplicas: false,
+      channel: true,
+      assignAhead: 8,
+    });
+    cleanups.push(() => client.close());
+    const frames = countFrames();
+
+    // The first job is created the plain way; the batch is asked for once it has its slot.
+    expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
+    await vi.waitFor(() => expect(frames.get('assignments')).toBe(1), { timeout: 20_000 });
+    expect(frames.get('create')).toBe(1);
+    expect(frames.get('payload')).toBe(1);
+
+    const results = await Promise.all(Array.from({ length: 6 }, () => client.run({ kind: 'embed', model: 'tiny-embed', inputs })));
+    for (const result of results) {
+      expectReference(result);
+      expect(result.attempts).toBe(1);
+    }
+    // Six jobs, six messages up: no `create`, no `payload` of their own.
+    expect(frames.get('submit')).toBe(6);
+    expect(frames.get('create')).toBe(1);
+    expect(frames.get('payload')).toBe(1);
+    await net.settled();
+    expect(await charged(net, key.id)).toBe(7);
+    const balance = await net.balance(key);
+    expect(balance.reserved).toBe(0n);
+    expect(net.done.filter((d) => d.apiKeyId === key.id)).toHaveLength(7);
+  });
+
+  it('seals again for another contributor when the one it was sealed for left, and runs the job once', async () => {
+    const net = await startPaidNetwork('PGlite');
+    cleanups.push(() => net.close());
+    const leaving = await contributor(net, 3);
+    const key = await net.key(toNano('1'));
+    const client = new RequesterClient({
+      coordinatorUrl: net.url,
+      apiKey: key.secret,
+      checkReplicas: false,
+      channel: true,
+      assignAhead: 4,
+    });
+    cleanups.push(() => client.close());
+    const frames = countFrames();
+    expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
+    await vi.waitFor(() => expect(frames.get('assignments')).toBe(1), { timeout: 20_000 });
+
+    // The assignments in hand are all on the contributor that now leaves; another joins.
+    const gone = leaving.status().contributorId;
+    await leaving.stop({ drain: false });
+    await vi.waitFor(() => expect(net.coordinator.stats().contributors).toBe(0), { timeout: 20_000 });
+    const staying = await contributor(net, 2);
+
+    const results = await Promise.all([0, 1].map(() => client.run({ kind: 'embed', model: 'tiny-embed', inputs })));
+    for (const result of results) {
+      expectReference(result);
+      // Attempt 1 was the lapsed assignment; attempt 2 ran on the contributor that stayed.
+      expect(result.attempts).toBe(2);
+    }
+    expect(frames.get('submit')).toBe(2);
+    expect(frames.get('payload')).toBe(1 + 2); // the first job's, then each re-sealed payload
+    await net.settled();
+    const ran = net.done.filter((d) => d.apiKeyId === key.id);
+    expect(ran).toHaveLength(3);
+    expect(ran.slice(1).map((d) => d.contributorId)).toEqual([staying.status().contributorId, staying.status().contributorId]);
+    expect(ran.some((d) => d.contributorId === gone && d !== ran[0])).toBe(false);
+    expect(await charged(net, key.id)).toBe(3);
+    expect((await net.balance(key)).reserved).toBe(0n);
   });
 });
