@@ -251,7 +251,7 @@ describe('the SDK with assignments ahead of need', () => {
   /** Channel messages by type, as every WebSocket in this process sends them (the SDK's and the coordinator's). */
   function countFrames(): Map<string, number> {
     const counts = new Map<string, number>();
-    const original = WebSocket.prototype.send;
+    const original = Reflect.get(WebSocket.prototype, 'send') as (...args: unknown[]) => void;
     const send = vi.spyOn(WebSocket.prototype, 'send').mockImplementation(function (this: WebSocket, ...args: unknown[]) {
       const [data] = args;
       const type = typeof data === 'string' ? (/^\{"v":1,"type":"([a-z-]+)"/.exec(data)?.[1] ?? null) : null;
