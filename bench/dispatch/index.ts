@@ -148,7 +148,7 @@ async function channelPhase(
   lanes: number,
   cfg: Config,
   windowMs = cfg.windowMs,
-  ahead = false,
+  ahead = 0,
 ): Promise<Phase> {
   await child.call({ cmd: 'report' });
   const startAt = epochMs() + 20;
@@ -164,18 +164,24 @@ async function channelPhase(
     model: MODEL,
     payloadBytes: cfg.payloadBytes,
     startAt,
-    // As many in hand per socket as it has lanes: with the lanes' own jobs, within the slots the workers offer.
-    ...(ahead && { assignAhead: Math.min(64, Math.max(2, Math.ceil(lanes / sockets))) }),
+    ...(ahead > 0 && { assignAhead: ahead }),
     ...timing(cfg, windowMs),
   });
   const used = await cpu();
   const { loop } = await child.call({ cmd: 'report' });
-  const name = `channel${ahead ? '+ahead' : ''}, ${lanes} lanes/${sockets} ws`;
+  const name = `channel${ahead > 0 ? '+ahead' : ''}, ${lanes} lanes/${sockets} ws`;
   return { name, load: result, dispatch: pool.stop().dispatch.summary(), serverCpu: used.server, driverCpu: used.driver, loop };
 }
 
 /** WebSockets the channel phases multiplex their lanes over. */
 const CHANNEL_SOCKETS = 4;
+/**
+ * Assignments each socket keeps in hand in the ahead-of-need phases: the protocol's largest
+ * batch, or the slots the lanes' own jobs leave free shared among the sockets, if fewer.
+ */
+function aheadPerSocket(freeSlots: number, lanes: number): number {
+  return Math.max(1, Math.min(64, Math.floor((freeSlots - lanes) / Math.min(lanes, CHANNEL_SOCKETS))));
+}
 
 function timing(cfg: Config, windowMs: number): { warmupMs: number; windowMs: number; maxJobs: number } {
   return { warmupMs: cfg.warmupMs, windowMs, maxJobs: 2_000_000 };
@@ -291,8 +297,9 @@ async function runSize(n: number, cfg: Config): Promise<SizeResult> {
     }
     show(await channelPhase(child, pool, child.ready.keys, cfg.lanes, cfg));
     show(await channelPhase(child, pool, child.ready.keys, cfg.lightLanes, cfg, Math.min(cfg.windowMs, 2_000)));
-    show(await channelPhase(child, pool, child.ready.keys, cfg.lanes, cfg, cfg.windowMs, true));
-    show(await channelPhase(child, pool, child.ready.keys, cfg.lightLanes, cfg, Math.min(cfg.windowMs, 2_000), true));
+    show(await channelPhase(child, pool, child.ready.keys, cfg.lanes, cfg, cfg.windowMs, aheadPerSocket(n * slots, cfg.lanes)));
+    const lightAhead = aheadPerSocket(n * slots, cfg.lightLanes);
+    show(await channelPhase(child, pool, child.ready.keys, cfg.lightLanes, cfg, Math.min(cfg.windowMs, 2_000), lightAhead));
     show(await inProcessPhase(child, pool, cfg.lanes, cfg));
     const report = await child.call({ cmd: 'report' });
     const memAfterRun = await child.call({ cmd: 'memory' });

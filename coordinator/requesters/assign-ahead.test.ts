@@ -229,6 +229,42 @@ describe('assignments ahead of need', () => {
   });
 });
 
+describe('assignments ahead of need, billed', () => {
+  it('reserves nothing for an assignment; a job on one without funds gets the HTTP route’s 402 and gives the slot back', async () => {
+    const net = await startPaidNetwork('PGlite');
+    cleanups.push(() => net.close());
+    const worker = await net.worker({ slots: 1 });
+    const poor = await net.key();
+    const ch = await RawChannel.open(net.url, `Bearer ${poor.secret}`);
+    ch.send({ v: 1, type: 'assign', ref: 'a', model: 'tiny-decoder', kind: 'chat', count: 2 });
+    const [held] = (await ch.next('assignments')).assignments;
+    expect(held).toMatchObject({ contributorId: worker.contributorId });
+    const jobId = held?.jobId ?? '';
+    expect(await net.balance(poor)).toEqual({ available: 0n, reserved: 0n });
+
+    const envelope = { inputTokens: 10, maxOutputTokens: 10 };
+    const viaHttp = await net.create(poor, envelope);
+    ch.send({
+      v: 1,
+      type: 'submit',
+      ref: 's',
+      jobId,
+      job: { model: 'tiny-decoder', kind: 'chat', billing: envelope },
+      sealed: sealedFor(jobId),
+    });
+    const refusal = await ch.next('error');
+    expect(viaHttp.status).toBe(402);
+    expect(refusal).toMatchObject({ status: 402, ref: 's', jobId, error: viaHttp.body['error'] as object });
+    expect(refusal.payment).toEqual(viaHttp.body['payment']);
+    // Nothing booked, no job, and the slot is free again.
+    expect(await worker.none('job')).toBe(true);
+    const booked = await net.store.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_billing WHERE job_id = $1`, [jobId]);
+    expect(booked.rows[0]?.n).toBe(0);
+    ch.send({ v: 1, type: 'assign', ref: 'b', model: 'tiny-decoder', kind: 'chat', count: 1 });
+    expect((await ch.next('assignments')).assignments).toMatchObject([{ contributorId: worker.contributorId }]);
+  });
+});
+
 describe('the SDK with assignments ahead of need', () => {
   /** A Node contributor running tiny-embed for real, with a payout wallet. */
   async function contributor(net: PaidNetwork, slots: number): Promise<Contributor> {

@@ -186,7 +186,8 @@ class ChannelSession {
       case 'submit': {
         const where = { ref: m.ref, jobId: m.jobId };
         if (JSON.stringify(m.job).length > MAX_CREATE_BODY) return this.#refuse({ status: 413, error: tooLarge('create'), ...where });
-        if (JSON.stringify({ attempt: 1, sealed: m.sealed }).length > MAX_PAYLOAD_BODY) {
+        // The body `PUT …/payload` would get: `{"attempt":1,"sealed":{"enc":"…","ct":"…"}}`.
+        if (m.sealed.ct.length + (m.sealed.enc?.length ?? 0) + 40 > MAX_PAYLOAD_BODY) {
           const message = `A payload over ${MAX_PAYLOAD_BODY} bytes is refused, as the route's body limit.`;
           return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message }, ...where });
         }
