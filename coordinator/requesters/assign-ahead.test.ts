@@ -92,7 +92,12 @@ describe('assignments ahead of need', () => {
       expect(mine).toHaveLength(2);
       for (const a of mine) expect(a).toMatchObject({ attempt: 1, hpkeKey: w.hpkeKey });
     }
-    // The held slots are taken: a job over HTTP meanwhile waits for one.
+    // The held slots are taken, also when a worker offers its slots again (it cannot see the holds):
+    // a job over HTTP meanwhile waits for one.
+    for (const w of workers) {
+      w.lease(2);
+      await w.sync();
+    }
     expect((await net.createJob()).assignment).toBeNull();
 
     batch.assignments.forEach((a, i) => ch.send(submit(`s${i}`, a.jobId)));
