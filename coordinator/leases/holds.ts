@@ -31,12 +31,19 @@ export class HoldBook {
   /** Ended holds in the order they ended. */
   readonly #ended = new Map<string, Hold>();
   readonly #perHolder = new Map<ConnectedContributor, Set<Hold>>();
+  readonly #perKey = new Map<string, number>();
 
   add(hold: Hold): void {
     this.#live.set(hold.id, hold);
     let set = this.#perHolder.get(hold.holder);
     if (set === undefined) this.#perHolder.set(hold.holder, (set = new Set()));
     set.add(hold);
+    this.#perKey.set(hold.apiKeyId, (this.#perKey.get(hold.apiKeyId) ?? 0) + 1);
+  }
+
+  /** Live holds (held or claimed) of an API key, on every channel. */
+  of(apiKeyId: string): number {
+    return this.#perKey.get(apiKeyId) ?? 0;
   }
 
   /** A hold, live or recently ended. */
@@ -67,6 +74,9 @@ export class HoldBook {
     const set = this.#perHolder.get(hold.holder);
     set?.delete(hold);
     if (set?.size === 0) this.#perHolder.delete(hold.holder);
+    const left = (this.#perKey.get(hold.apiKeyId) ?? 1) - 1;
+    if (left > 0) this.#perKey.set(hold.apiKeyId, left);
+    else this.#perKey.delete(hold.apiKeyId);
     this.#ended.set(hold.id, hold);
   }
 

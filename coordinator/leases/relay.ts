@@ -181,6 +181,11 @@ export class Relay {
     return this.#holds.liveCount;
   }
 
+  /** Unused holds of one API key, on all its channels. */
+  heldFor(apiKeyId: string): number {
+    return this.#holds.of(apiKeyId);
+  }
+
   /**
    * A check job (canary, replica, tie-break, re-run) with its placement rules; a replica is
    * announced on the primary's stream. It is paid from the network's check budget: when the

@@ -115,9 +115,9 @@ export class RequesterActions {
 
   /**
    * `assign` on the requester channel: up to `count` slots of idle contributors reserved for
-   * the key's next jobs. `held` is how many the asking channel holds unused; together with the
-   * key's jobs in flight they stay within the key's in-flight limit, so assignments never
-   * promise more jobs than the key may run.
+   * the key's next jobs. `held` is how many the asking channel holds unused (at most `maxHeld`);
+   * the key's unused assignments on all its channels and its jobs in flight together stay within
+   * its in-flight limit, so assignments never promise more jobs than the key may run.
    */
   holdSlots(
     key: ApiKeyRecord,
@@ -128,12 +128,12 @@ export class RequesterActions {
     maxHeld: number,
   ): Outcome<{ holds: Hold[]; expiresInMs: number }> {
     const { relay } = this.deps;
-    const room = Math.min(maxHeld - held, key.maxInFlight - relay.inFlightFor(key.id) - held);
+    const room = Math.min(maxHeld - held, key.maxInFlight - relay.inFlightFor(key.id) - relay.heldFor(key.id));
     if (room <= 0) {
       const message =
         held >= maxHeld
           ? `This channel holds ${held} unused assignments, the limit; use them or let them expire first.`
-          : `This key's jobs in flight and the ${held} unused assignments of this channel reach its limit of ${key.maxInFlight}; wait for a job to finish.`;
+          : `This key's jobs in flight and its unused assignments reach its limit of ${key.maxInFlight} jobs in flight; use the assignments or wait for a job to finish.`;
       return { ...refused(429, 'QUOTA', message), retryAfterS: 1 };
     }
     return { ok: true, value: relay.hold(key.id, model, kind, Math.min(count, room)) };
@@ -158,7 +158,13 @@ export class RequesterActions {
         `Assignment ${holdId} is for ${hold.kind} jobs of model "${hold.model}"; it is given back, ask for one for this job.`,
       );
     }
-    const created = await this.createJob(key, body, hold);
+    let created: Outcome<{ job: Job; assignment: Assignment | null }>;
+    try {
+      created = await this.createJob(key, body, hold);
+    } catch (err) {
+      relay.releaseHold(hold); // not left claimed (and its slot taken) for ever
+      throw err;
+    }
     if (!created.ok) {
       relay.releaseHold(hold);
       return created;

@@ -216,6 +216,10 @@ describe('assignments ahead of need', () => {
     expect(mine).toHaveLength(2);
     ch.send(assign('more', 1));
     expect(await ch.next('error')).toMatchObject({ status: 429, ref: 'more', error: { code: 'QUOTA' }, retryAfterS: 1 });
+    // Nor on another channel of the key: the limit is the key's.
+    const again = await RawChannel.open(net.url, `Bearer ${small.secret}`);
+    again.send(assign('other', 1));
+    expect(await again.next('error')).toMatchObject({ status: 429, ref: 'other', error: { code: 'QUOTA' } });
 
     // Another key's assignment: refused as unknown, and still its owner's.
     const theirs = mine[0]?.jobId ?? '';
