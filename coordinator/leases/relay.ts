@@ -44,6 +44,11 @@ export class Relay {
   readonly #leases: LeaseBook;
   /** Slots reserved ahead of need for a requester's next jobs. */
   readonly #holds = new HoldBook();
+  /**
+   * Contributors whose slots come from their own `lease` offers: only these take holds (a
+   * stand-in for another replica's contributor gets its slots lent one waiting job at a time).
+   */
+  readonly #offered = new WeakSet<ContributorView>();
   readonly #holdMs: number;
   /** Role and placement rules of jobs that are not plain requester jobs, or that allow replicas. */
   readonly #meta = new JobRulesBook();
@@ -93,6 +98,7 @@ export class Relay {
     let unseen = 0;
     for (const id of contributor.leases) if (this.#leases.active(id)?.phase === 'reserved') unseen++;
     contributor.openSlots = slots - unseen - this.#holds.on(contributor).size;
+    this.#offered.add(contributor);
     this.schedule();
   }
 
@@ -134,7 +140,8 @@ export class Relay {
     if (this.#draining) return { holds, expiresInMs: this.#holdMs };
     for (const job of this.#waiting.values()) if (job.model === model) return { holds, expiresInMs: this.#holdMs };
     const now = this.#o.clock.now();
-    const hooks = hooksFor(this.#o.hooks, this.#o.checks, undefined, this.#classOf);
+    const base = hooksFor(this.#o.hooks, this.#o.checks, undefined, this.#classOf);
+    const hooks = { ...base, eligible: (c: ContributorView, j: JobView) => this.#offered.has(c) && (base.eligible?.(c, j) ?? true) };
     for (let i = 0; i < count; i++) {
       const id = randomId();
       const view: JobView = { id, apiKeyId, model, kind, attempt: 1, triedBy: NO_ONE };
@@ -263,7 +270,7 @@ export class Relay {
         return true;
       }
     }
-    job.triedBy.add(hold.holder.id);
+    // Not excluded from attempt 2: a contributor whose hold only expired may well run it, sealed anew.
     job.requeue(now);
     return false;
   }
