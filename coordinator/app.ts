@@ -82,6 +82,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     hooks: options.scheduler ?? {},
     leaseMs,
     loadAllowanceMs: options.loadAllowanceMs ?? leaseMs,
+    ...(options.assignAheadMs !== undefined && { assignAheadMs: options.assignAheadMs }),
     maxAttempts: options.maxAttempts ?? 3,
     maxWaitMs: options.maxWaitMs ?? 2 * leaseMs,
     maxQueued: options.maxQueued ?? 10_000,

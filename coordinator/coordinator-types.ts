@@ -33,6 +33,8 @@ export interface CoordinatorOptions {
    * job downloads and compiles the model. Default: leaseMs.
    */
   loadAllowanceMs?: number;
+  /** How long a slot handed out ahead of need on the requester channel (`assign`) stays unused before it goes back, ms. Default min(leaseMs, 10 000). */
+  assignAheadMs?: number;
   /** Attempts per job, re-assignments included. Default 3. */
   maxAttempts?: number;
   /** Most devices of one wallet connected at once (a further one is refused at `hello`); default 32. */

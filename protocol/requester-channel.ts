@@ -41,7 +41,43 @@ export const ChannelCancel = v.strictObject({ ...version, type: v.literal('cance
 /** `POST /v1/jobs/:id/report` on the channel; answered with `reported` or `error`. */
 export const ChannelReport = v.strictObject({ ...version, type: v.literal('report'), ref: Ref, jobId: Id, report: JobReport });
 
-export const ChannelRequest = v.variant('type', [ChannelCreate, ChannelPayload, ChannelFollow, ChannelCancel, ChannelReport]);
+/** Most assignments one `assign` asks for. */
+export const MAX_ASSIGN_BATCH = 64;
+/** Most unused assignments one channel holds at once (fewer when the key's in-flight limit leaves less room). */
+export const MAX_HELD_ASSIGNMENTS = 256;
+
+/**
+ * Assignments ahead of need (docs/protocol.md, "Sealing ahead of need"): up to `count` free
+ * contributor slots for `model` and `kind`, each reserved for this channel with a job id, so
+ * the requester seals payloads before it has the jobs. Answered with `assignments` (maybe
+ * fewer than asked, even none: only idle capacity is handed out) or `error`.
+ */
+export const ChannelAssign = v.strictObject({
+  ...version,
+  type: v.literal('assign'),
+  ref: Ref,
+  model: CreateJob.entries.model,
+  kind: CreateJob.entries.kind,
+  count: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_ASSIGN_BATCH)),
+});
+/**
+ * A job on an assignment from `assignments`, with its payload sealed for attempt 1 of that
+ * assignment: `POST /v1/jobs` and `PUT …/payload` in one message. `jobId` is the assignment's.
+ * Nothing is answered unless refused; the job's events follow by themselves (attempt 1's
+ * `assigned` is not sent). Should the contributor be gone, the job waits for another as any
+ * job does and its next `assigned` event (attempt 2) asks for the payload sealed again.
+ */
+export const ChannelSubmit = v.strictObject({ ...version, type: v.literal('submit'), ref: Ref, jobId: Id, job: CreateJob, sealed: Sealed });
+
+export const ChannelRequest = v.variant('type', [
+  ChannelCreate,
+  ChannelPayload,
+  ChannelFollow,
+  ChannelCancel,
+  ChannelReport,
+  ChannelAssign,
+  ChannelSubmit,
+]);
 export type ChannelRequest = v.InferOutput<typeof ChannelRequest>;
 
 // ── coordinator → requester ──────────────────────────────────────────────────────────────
@@ -57,6 +93,23 @@ export const ChannelCreated = v.strictObject({
 });
 /** One event of a job the socket follows, in order; a `failed` event or a `final` chunk is its last. */
 export const ChannelEvent = v.strictObject({ ...version, type: v.literal('event'), jobId: Id, event: JobEvent });
+/** One assignment ahead of need: a job id and the contributor to seal attempt 1 for. */
+export const HeldAssignment = v.strictObject({ jobId: Id, ...Assignment.entries });
+export type HeldAssignment = v.InferOutput<typeof HeldAssignment>;
+/**
+ * The answer to `assign`: the slots reserved for this channel. Each is usable for
+ * `expiresInMs` from when it was sent (a duration, so the two clocks need not agree); unused
+ * by then, its slot goes back to the network. Closing the channel gives them all back.
+ */
+export const ChannelAssignments = v.strictObject({
+  ...version,
+  type: v.literal('assignments'),
+  ref: Ref,
+  model: CreateJob.entries.model,
+  kind: CreateJob.entries.kind,
+  expiresInMs: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  assignments: v.pipe(v.array(HeldAssignment), v.maxLength(MAX_ASSIGN_BATCH)),
+});
 export const ChannelCancelled = v.strictObject({ ...version, type: v.literal('cancelled'), jobId: Id, state: v.string() });
 export const ChannelReported = v.strictObject({ ...version, type: v.literal('reported'), ref: Ref, jobId: Id, answer: JobReportAnswer });
 /**
@@ -79,6 +132,7 @@ export const ChannelError = v.strictObject({
 export const ChannelMessage = v.variant('type', [
   ChannelReady,
   ChannelCreated,
+  ChannelAssignments,
   ChannelEvent,
   ChannelCancelled,
   ChannelReported,

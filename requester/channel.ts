@@ -4,10 +4,20 @@
  * the job's events follow by themselves, so a job costs one round trip instead of three HTTP
  * requests and a stream. Refusals come back as the same typed errors as over HTTP (the
  * coordinator sends the HTTP status with each).
+ *
+ * With assignments ahead of need (`assignAhead` > 0, docs/protocol.md "Sealing ahead of
+ * need"), `create` takes an assignment the channel handed out before and answers at once;
+ * the payload sealed for it then goes up with the job in one `submit` message.
  */
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { type ChannelErrorMessage, ChannelMessage, type ChannelRequest, REQUESTER_CHANNEL_PATH } from '../protocol/requester-channel.ts';
+import {
+  type ChannelErrorMessage,
+  ChannelMessage,
+  type ChannelRequest,
+  MAX_ASSIGN_BATCH,
+  REQUESTER_CHANNEL_PATH,
+} from '../protocol/requester-channel.ts';
 import {
   type Assignment,
   type CreateJob,
@@ -18,6 +28,7 @@ import {
   PROTOCOL_VERSION,
   type SubmitPayload,
 } from '../protocol/wire.ts';
+import { AssignmentPool } from './assignments.ts';
 import { CoordinatorError, httpError, networkError } from './errors.ts';
 import type { JobLine } from './http-line.ts';
 
@@ -85,11 +96,19 @@ export class ChannelLine implements JobLine {
   readonly #creates = new Map<string, Pending<Created>>();
   readonly #reports = new Map<string, Pending<JobReportAnswer | null>>();
   readonly #queues = new Map<string, EventQueue>();
+  readonly #pool: AssignmentPool;
+  /** `assign` asks in flight, by ref. */
+  readonly #assigning = new Map<string, { model: string; kind: CreateJob['kind'] }>();
+  /** Jobs on an assignment ahead of need, answered by `create` but not sent yet: sent with their payload. */
+  readonly #unsent = new Map<string, CreateJob>();
+  /** Jobs sent with `submit` and not heard of since: a refusal naming one ends it (it is no superseded payload). */
+  readonly #unconfirmed = new Set<string>();
   #nextRef = 0;
   #closedWith: Error | null = null;
 
-  private constructor(ws: WebSocket, url: string, socket: { ref(): void; unref(): void } | null) {
+  private constructor(ws: WebSocket, url: string, socket: { ref(): void; unref(): void } | null, assignAhead: number) {
     this.#ws = ws;
+    this.#pool = new AssignmentPool(Math.max(0, Math.min(assignAhead, MAX_ASSIGN_BATCH)));
     this.#url = url;
     this.#socket = socket;
     // Text frames arrive as one Buffer (ws's default binary type).
@@ -99,8 +118,11 @@ export class ChannelLine implements JobLine {
     this.#idle();
   }
 
-  /** Opens the channel; rejects when the coordinator has none (or refuses the key), so the caller can fall back to HTTP. */
-  static open(coordinatorUrl: string, apiKey: string, timeoutMs = 10_000): Promise<ChannelLine> {
+  /**
+   * Opens the channel; rejects when the coordinator has none (or refuses the key), so the caller
+   * can fall back to HTTP. `assignAhead`: assignments to keep in hand per model and kind (0: none, at most 64).
+   */
+  static open(coordinatorUrl: string, apiKey: string, timeoutMs = 10_000, assignAhead = 0): Promise<ChannelLine> {
     const url = coordinatorUrl.replace(/^http/, 'ws') + REQUESTER_CHANNEL_PATH;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${apiKey}` }, handshakeTimeout: timeoutMs });
@@ -127,7 +149,7 @@ export class ChannelLine implements JobLine {
         if (!first.ok || first.value.type !== 'ready')
           return fail(new CoordinatorError('The requester channel did not start with `ready`.', 0));
         ws.removeAllListeners();
-        resolve(new ChannelLine(ws, coordinatorUrl, socket));
+        resolve(new ChannelLine(ws, coordinatorUrl, socket, assignAhead));
       });
     });
   }
@@ -141,9 +163,35 @@ export class ChannelLine implements JobLine {
     this.#ws.close(1000, 'done');
   }
 
-  create(body: CreateJob, signal?: AbortSignal): Promise<Created> {
+  async create(body: CreateJob, signal?: AbortSignal): Promise<Created> {
+    const held = this.#closedWith === null ? this.#pool.take(body.model, body.kind) : undefined;
+    if (held !== undefined) {
+      const { jobId, ...assignment } = held;
+      this.#unsent.set(jobId, body);
+      this.#queue(jobId);
+      this.#topUp(body.model, body.kind);
+      return { jobId, assignment };
+    }
     const ref = this.#ref();
-    return this.#ask(this.#creates, ref, { v: PROTOCOL_VERSION, type: 'create', ref, job: body }, 'creating the job', signal);
+    const created = await this.#ask(
+      this.#creates,
+      ref,
+      { v: PROTOCOL_VERSION, type: 'create', ref, job: body },
+      'creating the job',
+      signal,
+    );
+    // Asked after the job has its slot, so the batch comes from capacity left idle.
+    this.#topUp(body.model, body.kind);
+    return created;
+  }
+
+  /** Asks for a batch of assignments when the pool for this model and kind runs low. */
+  #topUp(model: string, kind: CreateJob['kind']): void {
+    const count = this.#pool.toAsk(model, kind);
+    if (count <= 0) return;
+    const ref = this.#ref();
+    this.#assigning.set(ref, { model, kind });
+    this.#send({ v: PROTOCOL_VERSION, type: 'assign', ref, model, kind, count: Math.min(count, MAX_ASSIGN_BATCH) });
   }
 
   async events(jobId: string, signal?: AbortSignal): Promise<AsyncIterable<JobEvent>> {
@@ -161,11 +209,19 @@ export class ChannelLine implements JobLine {
       yield* queue.read(signal);
     } finally {
       this.#queues.delete(jobId);
+      this.#unsent.delete(jobId);
+      this.#unconfirmed.delete(jobId);
       this.#idle();
     }
   }
 
   async submit(jobId: string, body: SubmitPayload): Promise<void> {
+    const job = this.#unsent.get(jobId);
+    if (job !== undefined && body.attempt === 1) {
+      this.#unsent.delete(jobId);
+      this.#unconfirmed.add(jobId);
+      return this.#send({ v: PROTOCOL_VERSION, type: 'submit', ref: this.#ref(), jobId, job, sealed: body.sealed });
+    }
     this.#send({ v: PROTOCOL_VERSION, type: 'payload', jobId, attempt: body.attempt, sealed: body.sealed });
   }
 
@@ -175,6 +231,8 @@ export class ChannelLine implements JobLine {
   }
 
   async cancel(jobId: string): Promise<void> {
+    // A job never sent does not exist at the coordinator: its assignment expires there.
+    if (this.#unsent.delete(jobId)) return;
     if (this.usable) this.#send({ v: PROTOCOL_VERSION, type: 'cancel', jobId });
   }
 
@@ -224,7 +282,14 @@ export class ChannelLine implements JobLine {
         pending.resolve({ jobId: m.jobId, assignment: m.assignment });
         return;
       }
+      case 'assignments': {
+        const asked = this.#assigning.get(m.ref);
+        this.#assigning.delete(m.ref);
+        if (asked !== undefined) this.#pool.answered(asked.model, asked.kind, m.assignments, m.expiresInMs);
+        return;
+      }
       case 'event': {
+        this.#unconfirmed.delete(m.jobId);
         const queue = this.#queues.get(m.jobId);
         if (queue === undefined) return;
         queue.push(m.event);
@@ -242,13 +307,27 @@ export class ChannelLine implements JobLine {
 
   #refused(m: ChannelErrorMessage): void {
     const ref = m.ref;
+    const asked = ref === undefined ? undefined : this.#assigning.get(ref);
+    if (ref !== undefined && asked !== undefined) {
+      // No assignments now (the key's limit is reached): jobs are created one by one meanwhile.
+      this.#assigning.delete(ref);
+      return this.#pool.answered(asked.model, asked.kind, [], 0);
+    }
+    // A refused `submit` ends its job as a refused `create` does.
+    const refusedSubmit = m.jobId !== undefined && this.#unconfirmed.delete(m.jobId);
     const report = ref === undefined ? undefined : this.#reports.get(ref);
     // As over HTTP: a report the coordinator takes none of is no error.
     if (report !== undefined && (m.status === 404 || m.status === 409)) return report.resolve(null);
     const pending = report ?? (ref === undefined ? undefined : this.#creates.get(ref));
     const queue = m.jobId === undefined ? undefined : this.#queues.get(m.jobId);
     // A payload for a superseded attempt: its next `assigned` event follows.
-    if (pending === undefined && queue !== undefined && m.status === 409 && m.error.code === 'CONFLICT') return;
+    if (!refusedSubmit && pending === undefined && queue !== undefined && m.status === 409 && m.error.code === 'CONFLICT') return;
+    // A `submit` the coordinator could not take now (draining, queue full) ends its job, which it never created:
+    // as a failed job, not as a broken stream to follow again.
+    if (refusedSubmit && queue !== undefined && m.status >= 500) {
+      queue.push({ type: 'failed', error: m.error });
+      return queue.end();
+    }
     const what = pending?.what ?? (m.jobId === undefined ? 'a request on the requester channel' : `job ${m.jobId}`);
     const body = m.payment === undefined ? { error: m.error } : { error: m.error, payment: m.payment };
     const headers = m.retryAfterS === undefined ? undefined : { 'retry-after': String(m.retryAfterS) };
@@ -281,6 +360,8 @@ export class ChannelLine implements JobLine {
     for (const pending of [...this.#creates.values(), ...this.#reports.values()]) pending.reject(error);
     for (const queue of this.#queues.values()) queue.fail(error);
     this.#queues.clear();
+    this.#pool.clear();
+    this.#unsent.clear();
   }
 
   /** The socket keeps the process alive only while something waits on it. */
@@ -289,6 +370,7 @@ export class ChannelLine implements JobLine {
   }
 
   #idle(): void {
-    if (this.#creates.size === 0 && this.#reports.size === 0 && this.#queues.size === 0) this.#socket?.unref();
+    if (this.#creates.size === 0 && this.#reports.size === 0 && this.#queues.size === 0 && this.#assigning.size === 0)
+      this.#socket?.unref();
   }
 }

@@ -20,6 +20,13 @@ export interface RequesterClientOptions {
    */
   channel?: boolean;
   /**
+   * On the requester channel, assignments to keep in hand per model and kind (0 to 64; default
+   * 0: none): contributor slots the coordinator reserves for this client's next jobs, so a
+   * job's payload is sealed at once and sent with the job in one message (docs/protocol.md,
+   * "Sealing ahead of need"). Unused ones go back after a few seconds.
+   */
+  assignAhead?: number;
+  /**
    * Check replicas when the coordinator asks (default true): it may run a job again on
    * another contributor; this client seals the same request for it, compares both results
    * and posts the verdict. Your result never waits for the check.

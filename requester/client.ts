@@ -76,7 +76,7 @@ export class RequesterClient {
     if (!this.#useChannel) return Promise.resolve(this.#http);
     if (this.#channel?.usable === true) return Promise.resolve(this.#channel);
     if (Date.now() < this.#channelRetryAt) return Promise.resolve(this.#http);
-    this.#opening ??= ChannelLine.open(this.#url, this.#apiKey)
+    this.#opening ??= ChannelLine.open(this.#url, this.#apiKey, undefined, this.#options.assignAhead ?? 0)
       .then(
         (line): JobLine => (this.#channel = line),
         (): JobLine => {

@@ -4,10 +4,15 @@
  * WebSockets, each job as the SDK runs it there: `create` → `created` (with the assignment)
  * → `payload` → the final chunk `event`. One round trip per job instead of three HTTP
  * requests and an NDJSON stream.
+ *
+ * With `assignAhead`, each socket keeps that many assignments in hand (`assign` →
+ * `assignments`, asked for in batches when half are used), and a job is one message up:
+ * `submit` with its payload sealed for an assignment already held → the final chunk `event`.
  */
 import WebSocket from 'ws';
 import { REQUESTER_CHANNEL_PATH, type ChannelMessage } from '../../protocol/requester-channel.ts';
 import type { Assignment } from '../../protocol/wire.ts';
+import type { HeldAssignment } from '../../protocol/requester-channel.ts';
 import type { LoadResult } from './requesters.ts';
 import { epochMs, filler, Samples, stampedBlob } from './stats.ts';
 
@@ -25,6 +30,8 @@ export interface ChannelLoadOptions {
   windowMs: number;
   maxJobs: number;
   stepTimeoutMs?: number;
+  /** Assignments each socket keeps in hand ahead of need (0 or absent: every job is created first). */
+  assignAhead?: number;
 }
 
 /** What a lane waits for next on its socket. */
@@ -41,6 +48,12 @@ export class Socket {
   readonly #byRef = new Map<string, Waiter>();
   readonly #byJob = new Map<string, Waiter>();
   #ref = 0;
+  /** Assignments in hand, oldest first, with the local time after which they are not used. */
+  readonly #held: { assignment: HeldAssignment; usableUntil: number }[] = [];
+  #asking = false;
+  #quietUntil = 0;
+  #target = 0;
+  #model = '';
 
   private constructor(ws: WebSocket) {
     this.#ws = ws;
@@ -65,6 +78,36 @@ export class Socket {
     this.#ws.send(JSON.stringify({ v: 1, type: 'create', ref, job: body }));
   }
 
+  /** Keep `target` assignments for `model` in hand from now on. */
+  aheadOfNeed(model: string, target: number): void {
+    this.#model = model;
+    this.#target = target;
+    this.#topUp();
+  }
+
+  /** An assignment in hand, or undefined (then ask for more). */
+  take(): HeldAssignment | undefined {
+    const now = epochMs();
+    let next = this.#held.shift();
+    while (next !== undefined && next.usableUntil <= now) next = this.#held.shift();
+    this.#topUp();
+    return next?.assignment;
+  }
+
+  /** The job on a held assignment, with its sealed payload, in one message. */
+  submit(jobId: string, body: unknown, sealed: unknown, waiter: Waiter): void {
+    this.#byJob.set(jobId, waiter);
+    const ref = (this.#ref++).toString(36);
+    this.#ws.send(JSON.stringify({ v: 1, type: 'submit', ref, jobId, job: body, sealed }));
+  }
+
+  #topUp(): void {
+    if (this.#target === 0 || this.#asking || this.#held.length > this.#target / 2 || epochMs() < this.#quietUntil) return;
+    this.#asking = true;
+    const count = Math.min(64, this.#target - this.#held.length);
+    this.#ws.send(JSON.stringify({ v: 1, type: 'assign', ref: 'assign', model: this.#model, kind: 'chat', count }));
+  }
+
   send(message: unknown): void {
     this.#ws.send(JSON.stringify(message));
   }
@@ -84,6 +127,14 @@ export class Socket {
       if (waiter === undefined) return;
       this.#byJob.set(m.jobId, waiter);
       waiter.created(m.jobId, m.assignment);
+    } else if (m.type === 'assignments') {
+      this.#asking = false;
+      const usableUntil = epochMs() + m.expiresInMs * 0.8;
+      for (const assignment of m.assignments) this.#held.push({ assignment, usableUntil });
+      if (m.assignments.length === 0) this.#quietUntil = epochMs() + 100;
+    } else if (m.type === 'error' && m.ref === 'assign') {
+      this.#asking = false;
+      this.#quietUntil = epochMs() + 100;
     } else if (m.type === 'event') {
       this.#byJob.get(m.jobId)?.event(m);
     } else if (m.type === 'error') {
@@ -101,6 +152,8 @@ export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult>
   const blobFiller = filler(o.payloadBytes);
   const enc = filler(32).subarray(0, 32).toString('base64url');
   const sockets = await Promise.all(Array.from({ length: o.sockets }, (_, s) => Socket.open(o.url, o.keys[s % o.keys.length] ?? '')));
+  const ahead = o.assignAhead ?? 0;
+  if (ahead > 0) for (const socket of sockets) socket.aheadOfNeed(o.model, ahead);
   const windowStart = (o.startAt ?? epochMs()) + o.warmupMs;
   const windowEnd = windowStart + o.windowMs;
   const endToEnd = new Samples();
@@ -130,7 +183,7 @@ export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult>
         const sealed = { enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) };
         socket.send({ v: 1, type: 'payload', jobId, attempt: a.attempt, sealed });
       };
-      socket.create(body, {
+      const waiter: Waiter = {
         created(id, assignment) {
           jobId = id;
           if (assignment !== null) submit(assignment);
@@ -148,7 +201,12 @@ export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult>
           }
         },
         error: (why) => end(why),
-      });
+      };
+      const held = ahead > 0 ? socket.take() : undefined;
+      if (held === undefined) return socket.create(body, waiter);
+      jobId = held.jobId;
+      attempt = 1;
+      socket.submit(jobId, body, { enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) }, waiter);
     });
 
   const lane = async (i: number): Promise<void> => {

@@ -148,6 +148,7 @@ async function channelPhase(
   lanes: number,
   cfg: Config,
   windowMs = cfg.windowMs,
+  ahead = 0,
 ): Promise<Phase> {
   await child.call({ cmd: 'report' });
   const startAt = epochMs() + 20;
@@ -163,16 +164,24 @@ async function channelPhase(
     model: MODEL,
     payloadBytes: cfg.payloadBytes,
     startAt,
+    ...(ahead > 0 && { assignAhead: ahead }),
     ...timing(cfg, windowMs),
   });
   const used = await cpu();
   const { loop } = await child.call({ cmd: 'report' });
-  const name = `channel, ${lanes} lanes/${sockets} ws`;
+  const name = `channel${ahead > 0 ? '+ahead' : ''}, ${lanes} lanes/${sockets} ws`;
   return { name, load: result, dispatch: pool.stop().dispatch.summary(), serverCpu: used.server, driverCpu: used.driver, loop };
 }
 
 /** WebSockets the channel phases multiplex their lanes over. */
 const CHANNEL_SOCKETS = 4;
+/**
+ * Assignments each socket keeps in hand in the ahead-of-need phases: the protocol's largest
+ * batch, or the slots the lanes' own jobs leave free shared among the sockets, if fewer.
+ */
+function aheadPerSocket(freeSlots: number, lanes: number): number {
+  return Math.max(1, Math.min(64, Math.floor((freeSlots - lanes) / Math.min(lanes, CHANNEL_SOCKETS))));
+}
 
 function timing(cfg: Config, windowMs: number): { warmupMs: number; windowMs: number; maxJobs: number } {
   return { warmupMs: cfg.warmupMs, windowMs, maxJobs: 2_000_000 };
@@ -288,6 +297,9 @@ async function runSize(n: number, cfg: Config): Promise<SizeResult> {
     }
     show(await channelPhase(child, pool, child.ready.keys, cfg.lanes, cfg));
     show(await channelPhase(child, pool, child.ready.keys, cfg.lightLanes, cfg, Math.min(cfg.windowMs, 2_000)));
+    show(await channelPhase(child, pool, child.ready.keys, cfg.lanes, cfg, cfg.windowMs, aheadPerSocket(n * slots, cfg.lanes)));
+    const lightAhead = aheadPerSocket(n * slots, cfg.lightLanes);
+    show(await channelPhase(child, pool, child.ready.keys, cfg.lightLanes, cfg, Math.min(cfg.windowMs, 2_000), lightAhead));
     show(await inProcessPhase(child, pool, cfg.lanes, cfg));
     const report = await child.call({ cmd: 'report' });
     const memAfterRun = await child.call({ cmd: 'memory' });
@@ -414,6 +426,17 @@ function printTable(results: SizeResult[], cfg: Config): void {
           `${ratio(c.jobsPerSecond / r.echo.messagesPerSecond)} of raw echo — ${c.jobsPerSecond >= 5_000 ? '≥ 5,000 met' : '≥ 5,000 NOT met'}, ` +
           `${c.endToEnd.p99 < 25 ? 'p99 < 25 ms met' : 'p99 < 25 ms NOT met'}, ${c.jobsPerSecond / r.echo.messagesPerSecond >= 0.25 ? '≥ 0.25 of echo met' : '≥ 0.25 of echo NOT met'}`,
       );
+      const ahead = r.phases.find((p) => p.name.startsWith(`channel+ahead, ${cfg.lanes} `));
+      if (ahead !== undefined) {
+        const a = ahead.load;
+        console.log(
+          `  channel + assignments ahead of need (${cfg.lanes} lanes): ${int(a.jobsPerSecond)} jobs/s ` +
+            `(${ratio(a.jobsPerSecond / c.jobsPerSecond)}× channel, ${ratio(a.jobsPerSecond / main.load.jobsPerSecond)}× HTTP), ` +
+            `e2e p99 ${ms(a.endToEnd.p99)} ms (${ratio(a.endToEnd.p99 / c.endToEnd.p99)}× channel), dispatch p99 ${ms(ahead.dispatch.p99)} ms, ` +
+            `${ms(cpuPerJob(ahead))} ms coordinator CPU per job (${ratio(cpuPerJob(ahead) / cpuPerJob(channel))}× channel), ` +
+            `${ratio(a.jobsPerSecond / r.echo.messagesPerSecond)} of raw echo`,
+        );
+      }
     }
   }
 }

@@ -25,6 +25,8 @@ export interface RelayOptions {
   loadAllowanceMs: number;
   /** Attempts per job, counting re-assignments. */
   maxAttempts: number;
+  /** How long a slot reserved ahead of need (`assign` on the requester channel) stays unused before it goes back, ms. Default min(leaseMs, 10 s). */
+  assignAheadMs?: number;
   /** How long a job may wait for a contributor before it fails, ms. */
   maxWaitMs: number;
   /** Most jobs waiting or queued at once; more are refused. */

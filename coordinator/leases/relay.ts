@@ -18,10 +18,11 @@ import { randomId } from '../ids.ts';
 import { Job } from '../jobs/job.ts';
 import { JobTable } from '../jobs/job-table.ts';
 import type { FinalState } from '../metrics/metrics.ts';
-import { type ContributorView, modelAvailability, noContributorError } from '../scheduler/scheduler.ts';
+import { canRun, type ContributorView, type JobView, modelAvailability, noContributorError } from '../scheduler/scheduler.ts';
 import { FreeSlotIndex } from '../scheduler/free-slots.ts';
 import type { ConnectedContributor } from './contributor.ts';
 import { type CheckJobSpec, checkJobPlan, type EngineClassOf, hasPeer, hooksFor, type JobMeta, JobRulesBook, meta } from './check-jobs.ts';
+import { type Hold, HoldBook } from './holds.ts';
 import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
 import { jobDone, payloadRefusal, type Refusal, refusal, type RelayOptions, type ResultMessage } from './relay-types.ts';
 import { ChunkLimits, RestartedJobs } from './result-limits.ts';
@@ -29,6 +30,9 @@ import { ChunkLimits, RestartedJobs } from './result-limits.ts';
 export type { CheckJobSpec, EngineClassOf, JobRole, RelayChecks } from './check-jobs.ts';
 export type { CheckJobBill, RelayBilling } from './billing.ts';
 export type { JobDone, Refusal, RelayOptions } from './relay-types.ts';
+export type { Hold } from './holds.ts';
+
+const NO_ONE: ReadonlySet<string> = new Set();
 
 export class Relay {
   readonly #o: RelayOptions;
@@ -39,6 +43,14 @@ export class Relay {
   /** Jobs waiting for a contributor, oldest first (re-queued jobs wait again from now). */
   readonly #waiting = new Map<string, Job>();
   readonly #leases: LeaseBook;
+  /** Slots reserved ahead of need for a requester's next jobs. */
+  readonly #holds = new HoldBook();
+  /**
+   * Contributors whose slots come from their own `lease` offers: only these take holds (a
+   * stand-in for another replica's contributor gets its slots lent one waiting job at a time).
+   */
+  readonly #offered = new WeakSet<ContributorView>();
+  readonly #holdMs: number;
   /** Role and placement rules of jobs that are not plain requester jobs, or that allow replicas. */
   readonly #meta = new JobRulesBook();
   #draining = false;
@@ -49,6 +61,7 @@ export class Relay {
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#leases = new LeaseBook(options.clock);
+    this.#holdMs = options.assignAheadMs ?? Math.min(options.leaseMs, 10_000);
     this.#limits = new ChunkLimits(options);
     this.#classOf = options.engineClass ?? ((_c, model) => engineClassOf(model, undefined, { features: [] }));
   }
@@ -69,6 +82,8 @@ export class Relay {
     if (this.#contributors.get(contributor.id) === contributor) this.#contributors.delete(contributor.id);
     contributor.onChange = null;
     this.#free.remove(contributor);
+    const now = this.#o.clock.now();
+    for (const hold of [...this.#holds.on(contributor)]) this.#holds.end(hold, 'lost', now);
     for (const leaseId of [...contributor.leases]) {
       const lease = this.#leases.active(leaseId);
       if (lease !== undefined) this.#retry(lease, 'dropped', { code: 'LEASE_EXPIRED', message: `the contributor left (${why})` });
@@ -83,7 +98,8 @@ export class Relay {
   offer(contributor: ConnectedContributor, slots: number): void {
     let unseen = 0;
     for (const id of contributor.leases) if (this.#leases.active(id)?.phase === 'reserved') unseen++;
-    contributor.openSlots = slots - unseen;
+    contributor.openSlots = slots - unseen - this.#holds.on(contributor).size;
+    this.#offered.add(contributor);
     this.schedule();
   }
 
@@ -109,10 +125,73 @@ export class Relay {
     apiKeyId: string,
     model: string,
     kind: JobKind,
-    options: { envelope: BillingEnvelope; replicas?: boolean; id?: string },
+    options: { envelope: BillingEnvelope; replicas?: boolean; id?: string; hold?: Hold },
   ): Job | Refusal {
     const m = options.replicas === true ? meta('job', { replicas: true }) : undefined;
-    return this.#create(options.id ?? randomId(), apiKeyId, model, kind, options.envelope, m);
+    return this.#create(options.id ?? options.hold?.id ?? randomId(), apiKeyId, model, kind, options.envelope, m, options.hold);
+  }
+
+  /**
+   * Reserves up to `count` free slots for `model` and `kind` for the key's next jobs, in
+   * placement order, each with the id its job will have (docs/protocol.md, "Sealing ahead of
+   * need"). Only idle capacity: none while a job of the model waits for a contributor, or the coordinator drains.
+   */
+  hold(apiKeyId: string, model: string, kind: JobKind, count: number): { holds: Hold[]; expiresInMs: number } {
+    const holds: Hold[] = [];
+    if (this.#draining) return { holds, expiresInMs: this.#holdMs };
+    for (const job of this.#waiting.values()) if (job.model === model) return { holds, expiresInMs: this.#holdMs };
+    const now = this.#o.clock.now();
+    const base = hooksFor(this.#o.hooks, this.#o.checks, undefined, this.#classOf);
+    const hooks = { ...base, eligible: (c: ContributorView, j: JobView) => this.#offered.has(c) && (base.eligible?.(c, j) ?? true) };
+    for (let i = 0; i < count; i++) {
+      const id = randomId();
+      const view: JobView = { id, apiKeyId, model, kind, attempt: 1, triedBy: NO_ONE };
+      const holder = this.#free.choose(view, hooks);
+      if (holder === undefined) break;
+      holder.openSlots--;
+      holder.lastAssignedAt = now;
+      const hold: Hold = { id, apiKeyId, model, kind, holder, state: 'held', expiresAt: now + this.#holdMs, endedAt: 0 };
+      this.#holds.add(hold);
+      holds.push(hold);
+    }
+    return { holds, expiresInMs: this.#holdMs };
+  }
+
+  /**
+   * Takes the key's hold `id` for its job: a live one stops expiring until {@link createJob}
+   * or {@link releaseHold} ends it; one that expired or whose contributor left is returned
+   * `lapsed` (its job falls back to normal placement). Refused when the key has no such hold,
+   * or it was used.
+   */
+  claimHold(id: string, apiKeyId: string): { hold: Hold; lapsed: boolean } | Refusal {
+    const hold = this.#holds.get(id);
+    if (hold?.apiKeyId !== apiKeyId) {
+      return refusal(404, 'NOT_FOUND', `No assignment ${id} for this API key: ask for assignments with \`assign\`, or send \`create\`.`);
+    }
+    if (hold.state === 'claimed' || hold.state === 'used') {
+      return refusal(409, 'CONFLICT', `Assignment ${id} was used already; ask for a new one, or send \`create\`.`);
+    }
+    const lapsed = hold.state !== 'held';
+    hold.state = lapsed ? 'used' : 'claimed';
+    return { hold, lapsed };
+  }
+
+  /** Ends a hold whose job will not be created (refused, or the requester gave it up): its slot goes back. */
+  releaseHold(hold: Hold): void {
+    if (hold.state !== 'held' && hold.state !== 'claimed') return;
+    this.#holds.end(hold, 'used', this.#o.clock.now());
+    hold.holder.openSlots++;
+    this.schedule();
+  }
+
+  /** Unused holds (slots reserved ahead of need) now. */
+  get heldCount(): number {
+    return this.#holds.liveCount;
+  }
+
+  /** Unused holds of one API key, on all its channels. */
+  heldFor(apiKeyId: string): number {
+    return this.#holds.of(apiKeyId);
   }
 
   /**
@@ -178,7 +257,15 @@ export class Relay {
     return this.#jobs.get(id);
   }
 
-  #create(id: string, apiKeyId: string, model: string, kind: JobKind, envelope: BillingEnvelope, m: JobMeta | undefined): Job | Refusal {
+  #create(
+    id: string,
+    apiKeyId: string,
+    model: string,
+    kind: JobKind,
+    envelope: BillingEnvelope,
+    m: JobMeta | undefined,
+    hold?: Hold,
+  ): Job | Refusal {
     if (this.#jobs.get(id) !== undefined) return refusal(409, 'CONFLICT', `Job ${id} exists already.`);
     if (this.#draining) return refusal(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
     if (this.queuedCount >= this.#o.maxQueued) {
@@ -187,10 +274,33 @@ export class Relay {
     const job = new Job({ id, apiKeyId, model, kind, envelope, now: this.#o.clock.now() });
     if (m !== undefined) this.#meta.set(job.id, m);
     this.#jobs.add(job);
+    if (hold !== undefined && this.#placeHeld(job, hold)) return job;
     this.#waiting.set(job.id, job);
     this.#put(job);
     this.schedule();
     return job;
+  }
+
+  /**
+   * Assigns a job created on a hold to the hold's contributor and returns true; or, when the
+   * contributor left, the hold lapsed or the contributor no longer fits the job, spends
+   * attempt 1 (the payload was sealed for that contributor alone) so that the job waits for
+   * attempt 2 and its requester seals again for whoever gets it.
+   */
+  #placeHeld(job: Job, hold: Hold): boolean {
+    const now = this.#o.clock.now();
+    if (hold.state === 'claimed') {
+      this.#holds.end(hold, 'used', now);
+      hold.holder.openSlots++;
+      const hooks = hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id), this.#classOf);
+      if (!this.#draining && canRun(hold.holder, job) && (hooks.eligible?.(hold.holder, job) ?? true)) {
+        this.#assign(job, hold.holder);
+        return true;
+      }
+    }
+    // Not excluded from attempt 2: a contributor whose hold only expired may well run it, sealed anew.
+    job.requeue(now);
+    return false;
   }
 
   /** A job in flight or recently finished, if the key owns it. */
@@ -340,6 +450,11 @@ export class Relay {
       if (now - job.waitingSince <= this.#o.maxWaitMs) break;
       this.#finish(job, 'failed', noContributorError(this.#contributors.values(), job, this.#o.maxWaitMs));
     }
+    for (const hold of this.#holds.overdue(now)) {
+      this.#holds.end(hold, 'expired', now);
+      hold.holder.openSlots++;
+    }
+    this.#holds.forget(now - Math.max(this.#o.retainMs, this.#o.leaseMs));
     this.#jobs.forget(now - this.#o.retainMs);
     this.#restarted.forget(now, this.#o.leaseMs + this.#o.loadAllowanceMs);
     this.#leases.forget(now - Math.max(this.#o.retainMs, this.#o.leaseMs));
@@ -379,13 +494,21 @@ export class Relay {
   /** Stops assigning; fails jobs that have not started, so their requesters hear at once. */
   startDrain(): void {
     this.#draining = true;
+    this.#dropHolds();
     for (const job of this.#jobs.unfinished()) if (job.state !== 'leased') this.#stop(job);
   }
 
   /** Fails every unfinished job (telling workers to stop). */
   stopAll(): void {
     this.#draining = true;
+    this.#dropHolds();
     for (const job of this.#jobs.unfinished()) this.#stop(job);
+  }
+
+  /** Ends every unused hold: a job on one then meets the drain's refusal. */
+  #dropHolds(): void {
+    const now = this.#o.clock.now();
+    for (const hold of [...this.#holds.live()]) if (hold.state === 'held') this.#holds.end(hold, 'expired', now);
   }
 
   get draining(): boolean {

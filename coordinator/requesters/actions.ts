@@ -7,14 +7,15 @@
  */
 import * as v from 'valibot';
 import { envelopeProblem, SEAL_TAG_BYTES } from '../../protocol/billing.ts';
-import type { Assignment, CreateJob, PaymentRequired, SubmitPayload, WireError } from '../../protocol/wire.ts';
+import type { JobKind } from '../../protocol/manifest.ts';
+import type { Assignment, CreateJob, PaymentRequired, Sealed, SubmitPayload, WireError } from '../../protocol/wire.ts';
 import { WireError as WireErrorSchema } from '../../protocol/wire.ts';
 import type { Billing } from '../billing/service.ts';
 import { base64urlBytes } from '../../protocol/envelope.ts';
 import { randomId } from '../ids.ts';
 import { Counter } from '../edges/limits.ts';
 import { Job } from '../jobs/job.ts';
-import type { Relay } from '../leases/relay.ts';
+import type { Hold, Relay } from '../leases/relay.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
 import type { ApiKeyRecord, JobRecord, JobState, Store } from '../store/types.ts';
 import type { ApiKeys, Quotas } from './keys.ts';
@@ -84,8 +85,8 @@ export class RequesterActions {
     );
   }
 
-  /** `POST /v1/jobs`: quota, envelope, reservation, then the relay. */
-  async createJob(key: ApiKeyRecord, body: CreateJob): Promise<Outcome<{ job: Job; assignment: Assignment | null }>> {
+  /** `POST /v1/jobs`: quota, envelope, reservation, then the relay (on `hold`'s contributor when given, docs/protocol.md "Sealing ahead of need"). */
+  async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<Outcome<{ job: Job; assignment: Assignment | null }>> {
     const { relay, quotas, billing, catalog } = this.deps;
     const quota = quotas.check(key, relay.inFlightFor(key.id));
     if (quota !== null) return { ...refused(429, 'QUOTA', quota.message), retryAfterS: quota.retryAfterS };
@@ -94,18 +95,90 @@ export class RequesterActions {
       const wrong = envelopeProblem(envelope, await catalog.limits(model, kind));
       if (wrong !== null) return refused(422, 'ENVELOPE', wrong);
     }
-    const id = randomId();
+    const id = hold?.id ?? randomId();
     if (billing !== undefined) {
       const reserved = await billing.reserveJob(key, id, model, kind, envelope);
       if (!reserved.ok) return { ok: false, status: 402, error: reserved.body.error, payment: reserved.body };
     }
-    const job = relay.createJob(key.id, model, kind, { envelope, replicas: body.replicas === true, id });
+    const job = relay.createJob(key.id, model, kind, {
+      envelope,
+      replicas: body.replicas === true,
+      id,
+      ...(hold !== undefined && { hold }),
+    });
     if (!(job instanceof Job)) {
       await billing?.release(id, `not created: ${job.error.message}`);
       return { ok: false, status: job.status, error: job.error };
     }
     quotas.record(key.id);
     return { ok: true, value: { job, assignment: job.assignment } };
+  }
+
+  /**
+   * `assign` on the requester channel: up to `count` slots of idle contributors reserved for
+   * the key's next jobs. `held` is how many the asking channel holds unused (at most `maxHeld`);
+   * the key's unused assignments on all its channels and its jobs in flight together stay within
+   * its in-flight limit, so assignments never promise more jobs than the key may run.
+   */
+  holdSlots(
+    key: ApiKeyRecord,
+    model: string,
+    kind: JobKind,
+    count: number,
+    held: number,
+    maxHeld: number,
+  ): Outcome<{ holds: Hold[]; expiresInMs: number }> {
+    const { relay } = this.deps;
+    const room = Math.min(maxHeld - held, key.maxInFlight - relay.inFlightFor(key.id) - relay.heldFor(key.id));
+    if (room <= 0) {
+      const message =
+        held >= maxHeld
+          ? `This channel holds ${held} unused assignments, the limit; use them or let them expire first.`
+          : `This key's jobs in flight and its unused assignments reach its limit of ${key.maxInFlight} jobs in flight; use the assignments or wait for a job to finish.`;
+      return { ...refused(429, 'QUOTA', message), retryAfterS: 1 };
+    }
+    return { ok: true, value: relay.hold(key.id, model, kind, Math.min(count, room)) };
+  }
+
+  /**
+   * `submit` on the requester channel: the job on the key's assignment `holdId` with its
+   * payload sealed for attempt 1: every check of {@link createJob} and {@link submitTo}, in one
+   * message. `pinned` false: the assignment lapsed (expired, or its contributor left), the
+   * payload was dropped unopened and the job waits for attempt 2, to be sealed again.
+   */
+  async submitHeld(key: ApiKeyRecord, holdId: string, body: CreateJob, sealed: Sealed): Promise<Outcome<{ job: Job; pinned: boolean }>> {
+    const { relay } = this.deps;
+    const claimed = relay.claimHold(holdId, key.id);
+    if (!('hold' in claimed)) return { ok: false, status: claimed.status, error: claimed.error };
+    const { hold } = claimed;
+    if (hold.model !== body.model || hold.kind !== body.kind) {
+      relay.releaseHold(hold);
+      return refused(
+        409,
+        'CONFLICT',
+        `Assignment ${holdId} is for ${hold.kind} jobs of model "${hold.model}"; it is given back, ask for one for this job.`,
+      );
+    }
+    let created: Outcome<{ job: Job; assignment: Assignment | null }>;
+    try {
+      created = await this.createJob(key, body, hold);
+    } catch (err) {
+      relay.releaseHold(hold); // not left claimed (and its slot taken) for ever
+      throw err;
+    }
+    if (!created.ok) {
+      relay.releaseHold(hold);
+      return created;
+    }
+    const { job } = created.value;
+    if (job.attempt !== 1) return { ok: true, value: { job, pinned: false } };
+    const submitted = await this.submitTo(job, { attempt: 1, sealed });
+    return submitted.ok ? { ok: true, value: { job, pinned: true } } : submitted;
+  }
+
+  /** The channel closed with these holds unused: their slots go back. */
+  releaseHolds(holds: Iterable<Hold>): void {
+    for (const hold of holds) this.deps.relay.releaseHold(hold);
   }
 
   /** `PUT /v1/jobs/:id/payload`: the envelope against the payload's size, then the relay. */

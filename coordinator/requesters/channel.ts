@@ -9,13 +9,20 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
-import { type ChannelErrorMessage, type ChannelMessage, ChannelRequest, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
+import {
+  type ChannelErrorMessage,
+  type ChannelMessage,
+  ChannelRequest,
+  MAX_HELD_ASSIGNMENTS,
+  REQUESTER_CHANNEL_PATH,
+} from '../../protocol/requester-channel.ts';
 import { findUnsafeText, printable, UNSAFE_TEXT_MESSAGE } from '../../protocol/text.ts';
 import { parseFrame, PROTOCOL_VERSION, type JobEvent } from '../../protocol/wire.ts';
 import { errorText, type Logger } from '../log.ts';
 import { batchedWrites } from '../edges/batched-writes.ts';
 import { Counter } from '../edges/limits.ts';
 import { Job } from '../jobs/job.ts';
+import type { Hold } from '../leases/relay.ts';
 import type { Verification } from '../verification/service.ts';
 import type { ApiKeyRecord } from '../store/types.ts';
 import { recordedError, type Refused, type RequesterActions } from './actions.ts';
@@ -23,8 +30,8 @@ import { MAX_CREATE_BODY, MAX_PAYLOAD_BODY } from './routes.ts';
 
 /** Room for the message fields around a payload or a create body, bytes. */
 const FRAME_OVERHEAD = 1024;
-/** The largest message the channel takes: a payload as large as `PUT …/payload` takes, with its fields. */
-export const MAX_CHANNEL_MESSAGE = Math.max(MAX_PAYLOAD_BODY, MAX_CREATE_BODY) + FRAME_OVERHEAD;
+/** The largest message the channel takes: a `submit`, a job's creation and a payload as large as `PUT …/payload` takes, with its fields. */
+export const MAX_CHANNEL_MESSAGE = MAX_PAYLOAD_BODY + MAX_CREATE_BODY + FRAME_OVERHEAD;
 /** The largest `create` message: the route's body limit with room for the message fields. */
 const CREATE_LIMIT = MAX_CREATE_BODY + FRAME_OVERHEAD;
 const CLOSE_POLICY = 1008;
@@ -102,6 +109,8 @@ class ChannelSession {
   readonly #write: (send: () => void) => void;
   /** Followed jobs and how to stop following each. */
   readonly #following = new Map<string, () => void>();
+  /** Assignments handed out ahead of need on this socket and not used by it yet, by job id. */
+  readonly #held = new Map<string, Hold>();
 
   constructor(ws: WebSocket, key: ApiKeyRecord, options: ChannelOptions, write: (send: () => void) => void) {
     this.#ws = ws;
@@ -129,6 +138,8 @@ class ChannelSession {
   closed(): void {
     for (const stop of this.#following.values()) stop();
     this.#following.clear();
+    this.#o.actions.releaseHolds(this.#held.values());
+    this.#held.clear();
   }
 
   async #handle(data: RawData, isBinary: boolean): Promise<void> {
@@ -161,6 +172,30 @@ class ChannelSession {
         this.#send({ v: PROTOCOL_VERSION, type: 'created', ref: m.ref, jobId: job.id, assignment });
         // Its events follow on this socket; the `assigned` already in `created` is not sent twice.
         return this.#follow(job.id, assignment === null ? 0 : 1);
+      }
+      case 'assign': {
+        // Holds that expired, or whose contributor left, no longer count against the channel.
+        for (const [id, hold] of this.#held) if (hold.state !== 'held') this.#held.delete(id);
+        const held = actions.holdSlots(this.#key, m.model, m.kind, m.count, this.#held.size, MAX_HELD_ASSIGNMENTS);
+        if (!held.ok) return this.#refused(held, { ref: m.ref });
+        const { holds, expiresInMs } = held.value;
+        for (const hold of holds) this.#held.set(hold.id, hold);
+        const assignments = holds.map((h) => ({ jobId: h.id, attempt: 1, contributorId: h.holder.id, hpkeKey: h.holder.hpkeKey }));
+        return this.#send({ v: PROTOCOL_VERSION, type: 'assignments', ref: m.ref, model: m.model, kind: m.kind, expiresInMs, assignments });
+      }
+      case 'submit': {
+        const where = { ref: m.ref, jobId: m.jobId };
+        if (JSON.stringify(m.job).length > MAX_CREATE_BODY) return this.#refuse({ status: 413, error: tooLarge('create'), ...where });
+        // The body `PUT …/payload` would get: `{"attempt":1,"sealed":{"enc":"…","ct":"…"}}`.
+        if (m.sealed.ct.length + (m.sealed.enc?.length ?? 0) + 40 > MAX_PAYLOAD_BODY) {
+          const message = `A payload over ${MAX_PAYLOAD_BODY} bytes is refused, as the route's body limit.`;
+          return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message }, ...where });
+        }
+        this.#held.delete(m.jobId);
+        const submitted = await actions.submitHeld(this.#key, m.jobId, m.job, m.sealed);
+        if (!submitted.ok) return this.#refused(submitted, where);
+        // Attempt 1's `assigned` is the assignment the payload was sealed for: not sent again.
+        return this.#follow(m.jobId, submitted.value.pinned ? 1 : 0);
       }
       case 'payload': {
         const submitted = await actions.submitPayload(this.#key, m.jobId, { attempt: m.attempt, sealed: m.sealed });

@@ -1,0 +1,401 @@
+/**
+ * Assignments ahead of need on the requester channel (`assign` / `submit`, docs/protocol.md
+ * "Sealing ahead of need") against the real coordinator and its workers' sockets: slots
+ * handed out in batches, jobs sent with their payload in one message and answered once,
+ * unused slots given back on expiry and when the channel closes, a job whose contributor left
+ * placed again and sealed again, and typed refusals for hostile messages.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { toNano } from '@ton/core';
+import { WebSocket } from 'ws';
+import { referenceEmbed } from '../../modelhost/reference.ts';
+import { type ChannelMessage, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
+import { RequesterClient } from '../../requester/client.ts';
+import { Contributor } from '../../worker/network/contributor.ts';
+import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
+import { startPaidNetwork, type PaidNetwork } from '../billing/testing.ts';
+import { startCoordinator, TEST_ENVELOPE } from '../testing.ts';
+import { EmbedRuntime, testWallet } from '../verification/testing.ts';
+
+// A paid network (PGlite, the model host, the sandbox chain) on a busy 2-core machine can take minutes.
+vi.setConfig({ testTimeout: 300_000 });
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A raw channel socket: its messages in order, and a way to wait for the next of a type. */
+class RawChannel {
+  readonly messages: ChannelMessage[] = [];
+  #read = 0;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => this.messages.push(JSON.parse((data as Buffer).toString('utf8')) as ChannelMessage));
+  }
+
+  static async open(url: string, auth: string): Promise<RawChannel> {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + REQUESTER_CHANNEL_PATH, { headers: { authorization: auth } });
+    cleanups.push(() => ws.terminate());
+    const channel = new RawChannel(ws);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    await channel.next('ready');
+    return channel;
+  }
+
+  send(message: unknown): void {
+    this.ws.send(JSON.stringify(message));
+  }
+
+  /** The next message (after those already read) of `type`; skips others. */
+  async next<T extends ChannelMessage['type']>(type: T): Promise<Extract<ChannelMessage, { type: T }>> {
+    for (;;) {
+      await vi.waitFor(() => expect(this.messages.length).toBeGreaterThan(this.#read), { timeout: 20_000 });
+      const m = this.messages[this.#read++] as ChannelMessage;
+      if (m.type === type) return m as Extract<ChannelMessage, { type: T }>;
+    }
+  }
+
+  /** Messages of `type` received so far about `jobId`. */
+  about(jobId: string, type: ChannelMessage['type']): ChannelMessage[] {
+    return this.messages.filter((m) => m.type === type && 'jobId' in m && m.jobId === jobId);
+  }
+}
+
+const assign = (ref: string, count: number, model = 'm') => ({ v: 1, type: 'assign', ref, model, kind: 'chat', count });
+const job = (model = 'm') => ({ model, kind: 'chat', billing: TEST_ENVELOPE });
+const sealedFor = (jobId: string) => ({ enc: 'ZW5j', ct: Buffer.from(`payload of ${jobId}`).toString('base64url') });
+const submit = (ref: string, jobId: string, model = 'm') => ({
+  v: 1,
+  type: 'submit',
+  ref,
+  jobId,
+  job: job(model),
+  sealed: sealedFor(jobId),
+});
+
+describe('assignments ahead of need', () => {
+  it('hands out slots in a batch; each job goes up with its payload in one message and is answered once', async () => {
+    const net = await startCoordinator();
+    cleanups.push(() => net.close());
+    const workers = [await net.worker({ slots: 2 }), await net.worker({ slots: 2 })];
+    const ch = await RawChannel.open(net.url, net.auth);
+
+    ch.send(assign('a', 8));
+    const batch = await ch.next('assignments');
+    // Four free slots, four assignments: two on each worker, its HPKE key to seal for, attempt 1, distinct job ids.
+    expect(batch).toMatchObject({ ref: 'a', model: 'm', kind: 'chat', expiresInMs: 10_000 });
+    expect(batch.assignments).toHaveLength(4);
+    expect(new Set(batch.assignments.map((a) => a.jobId)).size).toBe(4);
+    for (const w of workers) {
+      const mine = batch.assignments.filter((a) => a.contributorId === w.contributorId);
+      expect(mine).toHaveLength(2);
+      for (const a of mine) expect(a).toMatchObject({ attempt: 1, hpkeKey: w.hpkeKey });
+    }
+    // The held slots are taken, also when a worker offers its slots again (it cannot see the holds):
+    // a job over HTTP meanwhile waits for one.
+    for (const w of workers) {
+      w.lease(2);
+      await w.sync();
+    }
+    expect((await net.createJob()).assignment).toBeNull();
+
+    batch.assignments.forEach((a, i) => ch.send(submit(`s${i}`, a.jobId)));
+    const frames = new Map<string, { jobId: string; leaseId: string; attempt: number; sealed: unknown }>();
+    for (const w of workers) {
+      for (let i = 0; i < 2; i++) {
+        const frame = await w.take('job', 10_000);
+        // The payload went to the contributor it was sealed for, as attempt 1.
+        const a = batch.assignments.find((x) => x.jobId === frame.jobId);
+        expect(a?.contributorId).toBe(w.contributorId);
+        expect(frame).toMatchObject({ attempt: 1, sealed: sealedFor(frame.jobId) });
+        frames.set(frame.jobId, frame);
+        w.chunk(frame, 0, true);
+      }
+    }
+    for (const a of batch.assignments) {
+      await vi.waitFor(() => expect(ch.about(a.jobId, 'event')).toHaveLength(1), { timeout: 20_000 });
+      // Only the result: the assignment it was sealed for is not sent again.
+      expect(ch.about(a.jobId, 'event')[0]).toMatchObject({ event: { type: 'chunk', attempt: 1, final: true } });
+    }
+    expect(ch.messages.filter((m) => m.type === 'error')).toEqual([]);
+    // The same job id again: refused by name, nothing run twice.
+    const again = batch.assignments[0]?.jobId ?? '';
+    ch.send(submit('dup', again));
+    expect(await ch.next('error')).toMatchObject({ status: 409, ref: 'dup', jobId: again, error: { code: 'CONFLICT' } });
+    for (const w of workers) expect(await w.none('job')).toBe(true);
+    const stored = await Promise.all(batch.assignments.map((a) => net.store.getJob(a.jobId)));
+    expect(stored.map((r) => r?.state)).toEqual(['done', 'done', 'done', 'done']);
+  });
+
+  it('gives an unused slot back when its assignment expires or the channel closes', async () => {
+    const net = await startCoordinator({ assignAheadMs: 5_000 });
+    cleanups.push(() => net.close());
+    const worker = await net.worker({ slots: 1 });
+    const ch = await RawChannel.open(net.url, net.auth);
+    ch.send(assign('a', 4));
+    const [held] = (await ch.next('assignments')).assignments;
+    expect(held).toMatchObject({ contributorId: worker.contributorId });
+    const waiting = await net.createJob();
+    expect(waiting.assignment).toBeNull();
+
+    // Expired unused: the slot goes to the job that waited for it.
+    net.clock.advance(5_001);
+    net.coordinator.sweep();
+    await vi.waitFor(async () => expect((await net.store.getJob(waiting.jobId))?.state).toBe('queued'), { timeout: 10_000 });
+    const second = await RawChannel.open(net.url, net.auth);
+    second.send(assign('b', 1));
+    expect((await second.next('assignments')).assignments).toEqual([]); // the slot is the waiting job's now
+
+    // A job on the expired assignment is not lost: it waits for attempt 2, to be sealed again.
+    const late = held?.jobId ?? '';
+    ch.send(submit('late', late));
+    await vi.waitFor(async () => expect((await net.store.getJob(late))?.state).toBe('waiting'), { timeout: 10_000 });
+    expect(await worker.none('job')).toBe(true); // the payload sealed for the lapsed assignment went nowhere
+    expect(ch.about(late, 'error')).toEqual([]);
+    ch.ws.close();
+    second.ws.close();
+
+    // A closed channel's unused assignments go back at once (no expiry needed).
+    const worker2 = await net.worker({ slots: 1, models: ['n'] });
+    const third = await RawChannel.open(net.url, net.auth);
+    third.send(assign('c', 1, 'n'));
+    expect((await third.next('assignments')).assignments).toMatchObject([{ contributorId: worker2.contributorId }]);
+    const blocked = await net.createJob('n');
+    expect(blocked.assignment).toBeNull();
+    third.ws.close();
+    await vi.waitFor(async () => expect((await net.store.getJob(blocked.jobId))?.state).toBe('queued'), { timeout: 10_000 });
+  });
+
+  it('places a job whose contributor left before it arrived on another, sealed again, and runs it once', async () => {
+    const net = await startCoordinator();
+    cleanups.push(() => net.close());
+    const gone = await net.worker({ slots: 1 });
+    const ch = await RawChannel.open(net.url, net.auth);
+    ch.send(assign('a', 1));
+    const [held] = (await ch.next('assignments')).assignments;
+    const jobId = held?.jobId ?? '';
+    expect(held).toMatchObject({ contributorId: gone.contributorId });
+    gone.close();
+    await gone.closed;
+    const other = await net.worker({ slots: 1 });
+
+    ch.send(submit('s', jobId));
+    // The payload sealed for the one that left is dropped unopened; attempt 2 is assigned to the other.
+    const assigned = await ch.next('event');
+    expect(assigned).toMatchObject({ jobId, event: { type: 'assigned', assignment: { attempt: 2, contributorId: other.contributorId } } });
+    ch.send({ v: 1, type: 'payload', jobId, attempt: 2, sealed: { enc: 'ZW5j', ct: 'cmVzZWFsZWQ' } });
+    const frame = await other.take('job', 10_000);
+    expect(frame).toMatchObject({ jobId, attempt: 2, sealed: { enc: 'ZW5j', ct: 'cmVzZWFsZWQ' } });
+    other.chunk(frame, 0, true);
+    expect(await ch.next('event')).toMatchObject({ jobId, event: { type: 'chunk', attempt: 2, final: true } });
+    expect(await other.none('job')).toBe(true);
+    expect((await net.store.getJob(jobId))?.state).toBe('done');
+  });
+
+  it('refuses hostile messages with typed errors: wrong shape, another key’s assignment, too many asked', async () => {
+    const net = await startCoordinator();
+    cleanups.push(() => net.close());
+    await net.worker({ slots: 4 });
+    const small = await net.coordinator.createApiKey('two at a time', { maxInFlight: 2 });
+    const ch = await RawChannel.open(net.url, `Bearer ${small.secret}`);
+    const stranger = await RawChannel.open(net.url, net.auth);
+
+    ch.send(assign('zero', 0));
+    expect(await ch.next('error')).toMatchObject({ status: 400, ref: 'zero', error: { code: 'BAD_MESSAGE' } });
+    ch.send(assign('many', 65));
+    expect(await ch.next('error')).toMatchObject({ status: 400, ref: 'many', error: { code: 'BAD_MESSAGE' } });
+    ch.send({ v: 1, type: 'submit', ref: 'nosealed', jobId: 'abc', job: job() });
+    expect(await ch.next('error')).toMatchObject({ status: 400, ref: 'nosealed', error: { code: 'BAD_MESSAGE' } });
+    ch.send(submit('unknown', 'never-handed-out'));
+    expect(await ch.next('error')).toMatchObject({ status: 404, ref: 'unknown', jobId: 'never-handed-out', error: { code: 'NOT_FOUND' } });
+
+    // Asked for more than the key may run: as many as its in-flight limit, then a 429.
+    ch.send(assign('five', 5));
+    const mine = (await ch.next('assignments')).assignments;
+    expect(mine).toHaveLength(2);
+    ch.send(assign('more', 1));
+    expect(await ch.next('error')).toMatchObject({ status: 429, ref: 'more', error: { code: 'QUOTA' }, retryAfterS: 1 });
+    // Nor on another channel of the key: the limit is the key's.
+    const again = await RawChannel.open(net.url, `Bearer ${small.secret}`);
+    again.send(assign('other', 1));
+    expect(await again.next('error')).toMatchObject({ status: 429, ref: 'other', error: { code: 'QUOTA' } });
+
+    // Another key's assignment: refused as unknown, and still its owner's.
+    const theirs = mine[0]?.jobId ?? '';
+    stranger.send(submit('steal', theirs));
+    expect(await stranger.next('error')).toMatchObject({ status: 404, ref: 'steal', jobId: theirs, error: { code: 'NOT_FOUND' } });
+    // The wrong model for an assignment: refused, and the assignment is given back.
+    ch.send(submit('wrong', theirs, 'other-model'));
+    expect(await ch.next('error')).toMatchObject({ status: 409, ref: 'wrong', jobId: theirs, error: { code: 'CONFLICT' } });
+    ch.send(submit('late', theirs));
+    expect(await ch.next('error')).toMatchObject({ status: 409, ref: 'late', error: { code: 'CONFLICT' } });
+    // The other one still works for its owner.
+    const ok = mine[1]?.jobId ?? '';
+    ch.send(submit('ok', ok));
+    await vi.waitFor(async () => expect((await net.store.getJob(ok))?.state).toBe('leased'), { timeout: 10_000 });
+    expect(ch.about(ok, 'error')).toEqual([]);
+  });
+});
+
+describe('assignments ahead of need, billed', () => {
+  it('reserves nothing for an assignment; a job on one without funds gets the HTTP route’s 402 and gives the slot back', async () => {
+    const net = await startPaidNetwork('PGlite');
+    cleanups.push(() => net.close());
+    const worker = await net.worker({ slots: 1 });
+    const poor = await net.key();
+    const ch = await RawChannel.open(net.url, `Bearer ${poor.secret}`);
+    ch.send({ v: 1, type: 'assign', ref: 'a', model: 'tiny-decoder', kind: 'chat', count: 2 });
+    const [held] = (await ch.next('assignments')).assignments;
+    expect(held).toMatchObject({ contributorId: worker.contributorId });
+    const jobId = held?.jobId ?? '';
+    expect(await net.balance(poor)).toEqual({ available: 0n, reserved: 0n });
+
+    const envelope = { inputTokens: 10, maxOutputTokens: 10 };
+    const viaHttp = await net.create(poor, envelope);
+    ch.send({
+      v: 1,
+      type: 'submit',
+      ref: 's',
+      jobId,
+      job: { model: 'tiny-decoder', kind: 'chat', billing: envelope },
+      sealed: sealedFor(jobId),
+    });
+    const refusal = await ch.next('error');
+    expect(viaHttp.status).toBe(402);
+    expect(refusal).toMatchObject({ status: 402, ref: 's', jobId, error: viaHttp.body['error'] as object });
+    expect(refusal.payment).toEqual(viaHttp.body['payment']);
+    // Nothing booked, no job, and the slot is free again.
+    expect(await worker.none('job')).toBe(true);
+    const booked = await net.store.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_billing WHERE job_id = $1`, [jobId]);
+    expect(booked.rows[0]?.n).toBe(0);
+    ch.send({ v: 1, type: 'assign', ref: 'b', model: 'tiny-decoder', kind: 'chat', count: 1 });
+    expect((await ch.next('assignments')).assignments).toMatchObject([{ contributorId: worker.contributorId }]);
+  });
+});
+
+describe('the SDK with assignments ahead of need', () => {
+  /** A Node contributor running tiny-embed for real, with a payout wallet. */
+  async function contributor(net: PaidNetwork, slots: number): Promise<Contributor> {
+    const c = new Contributor({
+      coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
+      runtime: new EmbedRuntime(),
+      identity: await loadOrCreateIdentity(new MemoryKeyStore()),
+      consent: ['embed'],
+      client: { name: 'test', version: '0.0.0' },
+      webSocket: WebSocket,
+      slots,
+    });
+    cleanups.push(() => c.stop({ drain: false }));
+    c.start();
+    await vi.waitFor(() => expect(c.status().contributorId).not.toBeNull(), { timeout: 20_000 });
+    await net.bind(c.status().contributorId ?? '', testWallet());
+    return c;
+  }
+
+  /** Channel messages by type, as every WebSocket in this process sends them (the SDK's and the coordinator's). */
+  function countFrames(): Map<string, number> {
+    const counts = new Map<string, number>();
+    const original = Reflect.get(WebSocket.prototype, 'send') as (...args: unknown[]) => void;
+    const send = vi.spyOn(WebSocket.prototype, 'send').mockImplementation(function (this: WebSocket, ...args: unknown[]) {
+      const [data] = args;
+      const type = typeof data === 'string' ? (/^\{"v":1,"type":"([a-z-]+)"/.exec(data)?.[1] ?? null) : null;
+      if (type !== null) counts.set(type, (counts.get(type) ?? 0) + 1);
+      Reflect.apply(original, this, args);
+    } as WebSocket['send']);
+    cleanups.push(() => send.mockRestore());
+    return counts;
+  }
+
+  const inputs = ['sealed before it was needed', 'one message per job'];
+  const reference = referenceEmbed(inputs);
+  const expectReference = (result: Awaited<ReturnType<RequesterClient['run']>>): void => {
+    if (result.kind !== 'embed') throw new Error(`expected an embed result, got ${result.kind}`);
+    expect(result.embeddings).toHaveLength(inputs.length);
+    result.embeddings.forEach((vector, i) => vector.forEach((x, j) => expect(Math.abs(x - (reference[i]?.[j] ?? NaN))).toBeLessThan(1e-6)));
+  };
+  const charged = async (net: PaidNetwork, keyId: string): Promise<number> =>
+    (
+      await net.store.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_billing WHERE api_key_id = $1 AND state = 'charged'`, [
+        keyId,
+      ])
+    ).rows[0]?.n ?? -1;
+
+  it('runs many jobs at once, one message up per job, each answered once, equal to the reference and charged once', async () => {
+    const net = await startPaidNetwork('PGlite');
+    cleanups.push(() => net.close());
+    await contributor(net, 4);
+    await contributor(net, 4);
+    const key = await net.key(toNano('1'));
+    const client = new RequesterClient({
+      coordinatorUrl: net.url,
+      apiKey: key.secret,
+      checkReplicas: false,
+      channel: true,
+      assignAhead: 8,
+    });
+    cleanups.push(() => client.close());
+    const frames = countFrames();
+
+    // The first job is created the plain way; the batch is asked for once it has its slot.
+    expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
+    await vi.waitFor(() => expect(frames.get('assignments')).toBe(1), { timeout: 20_000 });
+    expect(frames.get('create')).toBe(1);
+    expect(frames.get('payload')).toBe(1);
+
+    const results = await Promise.all(Array.from({ length: 6 }, () => client.run({ kind: 'embed', model: 'tiny-embed', inputs })));
+    for (const result of results) {
+      expectReference(result);
+      expect(result.attempts).toBe(1);
+    }
+    // Six jobs, six messages up: no `create`, no `payload` of their own.
+    expect(frames.get('submit')).toBe(6);
+    expect(frames.get('create')).toBe(1);
+    expect(frames.get('payload')).toBe(1);
+    await net.settled();
+    expect(await charged(net, key.id)).toBe(7);
+    const balance = await net.balance(key);
+    expect(balance.reserved).toBe(0n);
+    expect(net.done.filter((d) => d.apiKeyId === key.id)).toHaveLength(7);
+  });
+
+  it('seals again for another contributor when the one it was sealed for left, and runs the job once', async () => {
+    const net = await startPaidNetwork('PGlite');
+    cleanups.push(() => net.close());
+    const leaving = await contributor(net, 3);
+    const key = await net.key(toNano('1'));
+    const client = new RequesterClient({
+      coordinatorUrl: net.url,
+      apiKey: key.secret,
+      checkReplicas: false,
+      channel: true,
+      assignAhead: 4,
+    });
+    cleanups.push(() => client.close());
+    const frames = countFrames();
+    expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
+    await vi.waitFor(() => expect(frames.get('assignments')).toBe(1), { timeout: 20_000 });
+
+    // The assignments in hand are all on the contributor that now leaves; another joins.
+    const gone = leaving.status().contributorId;
+    await leaving.stop({ drain: false });
+    await vi.waitFor(() => expect(net.coordinator.stats().contributors).toBe(0), { timeout: 20_000 });
+    const staying = await contributor(net, 2);
+
+    const results = await Promise.all([0, 1].map(() => client.run({ kind: 'embed', model: 'tiny-embed', inputs })));
+    for (const result of results) {
+      expectReference(result);
+      // Attempt 1 was the lapsed assignment; attempt 2 ran on the contributor that stayed.
+      expect(result.attempts).toBe(2);
+    }
+    expect(frames.get('submit')).toBe(2);
+    expect(frames.get('payload')).toBe(1 + 2); // the first job's, then each re-sealed payload
+    await net.settled();
+    const ran = net.done.filter((d) => d.apiKeyId === key.id);
+    expect(ran).toHaveLength(3);
+    expect(ran.slice(1).map((d) => d.contributorId)).toEqual([staying.status().contributorId, staying.status().contributorId]);
+    expect(ran.some((d) => d.contributorId === gone && d !== ran[0])).toBe(false);
+    expect(await charged(net, key.id)).toBe(3);
+    expect((await net.balance(key)).reserved).toBe(0n);
+  });
+});
