@@ -13,9 +13,9 @@ import { type ChannelMessage, REQUESTER_CHANNEL_PATH } from '../../protocol/requ
 import { RequesterClient } from '../../requester/client.ts';
 import { Contributor } from '../../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { startPaidNetwork, type PaidNetwork } from '../billing/testing.ts';
+import { startPaidNetwork, type PaidNetwork } from '../../testing/billing.ts';
 import { startCoordinator, TEST_ENVELOPE } from '../testing.ts';
-import { EmbedRuntime, testWallet } from '../verification/testing.ts';
+import { EmbedRuntime, testWallet } from '../../testing/verification.ts';
 
 // A paid network (PGlite, the model host, the sandbox chain) on a busy 2-core machine can take minutes.
 vi.setConfig({ testTimeout: 300_000 });
