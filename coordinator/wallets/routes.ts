@@ -13,7 +13,7 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
-import * as v from 'valibot';
+import { WalletPayloadRequest, WalletProofRequest } from '../../protocol/page-requests.ts';
 import { problem, readBody } from '../http.ts';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/types.ts';
@@ -38,24 +38,6 @@ export interface WalletRouteDeps {
   publicKeys?: PublicKeyLookup;
 }
 
-/** An Ed25519 public key, base64url without padding (32 bytes). */
-const DeviceKey = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url Ed25519 public key'));
-const PayloadRequest = v.strictObject({ deviceKey: DeviceKey });
-const ProofRequest = v.strictObject({
-  deviceKey: DeviceKey,
-  scope: v.optional(v.picklist(['device', 'owner']), 'device'),
-  address: v.pipe(v.string(), v.maxLength(100)),
-  network: v.picklist(['-239', '-3']),
-  publicKey: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
-  proof: v.strictObject({
-    timestamp: v.number(),
-    domain: v.strictObject({ lengthBytes: v.number(), value: v.pipe(v.string(), v.maxLength(256)) }),
-    signature: v.pipe(v.string(), v.maxLength(200)),
-    payload: v.pipe(v.string(), v.maxLength(200)),
-    stateInit: v.optional(v.pipe(v.string(), v.maxLength(8192))),
-  }),
-});
-
 /** True when `domain` (host[:port]) is listed, or its host is listed without a port. */
 export function domainAllowed(domain: string, allowed: readonly string[]): boolean {
   if (allowed.includes(domain)) return true;
@@ -71,7 +53,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   app.use('/wallet/*', bodyLimit({ maxSize: 16 * 1024, onError: (c) => problem(c, 413, 'BAD_MESSAGE', 'The body exceeds 16 KiB.') }));
 
   app.post('/wallet/payload', async (c) => {
-    const body = await readBody(c, PayloadRequest);
+    const body = await readBody(c, WalletPayloadRequest);
     if (!body.ok) return body.response;
     try {
       return c.json(await deps.payloads.issuePayload(body.value.deviceKey, clientAddress(c)));
@@ -82,7 +64,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   });
 
   app.post('/wallet/proof', async (c) => {
-    const body = await readBody(c, ProofRequest);
+    const body = await readBody(c, WalletProofRequest);
     if (!body.ok) return body.response;
     const { deviceKey, proof, publicKey, scope, ...account } = body.value;
     const domain = proof.domain.value;
