@@ -134,6 +134,13 @@ export interface FaultNetwork {
    * coordinator starts on the same port and store and recovers, as `npm start` restarts one.
    */
   crash(beforeDeath?: () => void): Promise<void>;
+  /**
+   * A graceful restart (SIGTERM under `npm start`): the coordinator drains for up to `drainMs`
+   * (no new job is taken, running ones may finish, the rest fail `DRAINING` and are released),
+   * closes, and a new one starts on the same port and store. `whileDraining` runs once the drain
+   * has begun; the restart waits for it.
+   */
+  restart(drainMs: number, whileDraining?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -169,10 +176,13 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
         money.onJobDone(d);
       },
     });
-  let coordinator = boot(
-    mortal(store, () => dead),
-    mortalBilling(money.billing, () => dead),
-  );
+  // Every run is mortal, so a later crash (after a restart) loses that run's writes as the first did.
+  const start = (): Coordinator =>
+    boot(
+      mortal(store, () => dead),
+      mortalBilling(money.billing, () => dead),
+    );
+  let coordinator = start();
   const server = await coordinator.listen({ port: 0 });
   const port = Number(new URL(server.url).port);
   const contributors: FaultContributor[] = [];
@@ -248,7 +258,14 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
       dead = true;
       await coordinator.close();
       dead = false;
-      coordinator = boot(store, money.billing);
+      coordinator = start();
+      await coordinator.listen({ port });
+    },
+    async restart(drainMs, whileDraining) {
+      const draining = coordinator.drain(drainMs);
+      await whileDraining?.();
+      await draining;
+      coordinator = start();
       await coordinator.listen({ port });
     },
     async close() {
