@@ -31,7 +31,7 @@ import {
   RetriesExhaustedError,
 } from './errors.ts';
 import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
-import { backoffMs, DEFAULT_RETRY, mayRetryCreate, type RetryPolicy, sleep, withRetry } from './retry.ts';
+import { backoffMs, DEFAULT_RETRY, mayRetryCreate, neverConnected, type RetryPolicy, sleep, withRetry } from './retry.ts';
 import type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
 import { deferred, JobFailed, newProgress, type Progress, Restarted, StreamBroken, UnopenableResult, unseen } from './stream.ts';
 
@@ -80,8 +80,9 @@ export class RequesterClient {
 
   /**
    * The channel when asked for, the coordinator has one and it opens, else HTTP. A coordinator
-   * that refused the channel (it has none, or not for this key) is asked again after a minute;
-   * one that was unreachable or shutting down (a restart) at the next call.
+   * that was unreachable or answered 5xx (a restart, a drain, a load balancer without a backend)
+   * is asked again at the next call; one that refused the channel otherwise (it has none, not for
+   * this key, or cut the upgrade off) after a minute.
    */
   #line(): Promise<JobLine> {
     if (!this.#useChannel) return Promise.resolve(this.#http);
@@ -91,7 +92,8 @@ export class RequesterClient {
       .then(
         (line): JobLine => (this.#channel = line),
         (err: unknown): JobLine => {
-          if (!(err instanceof CoordinatorUnavailableError)) this.#channelRetryAt = Date.now() + 60_000;
+          const passing = err instanceof CoordinatorUnavailableError && (err.status >= 500 || neverConnected(err));
+          if (!passing) this.#channelRetryAt = Date.now() + 60_000;
           return this.#http;
         },
       )
@@ -163,6 +165,8 @@ export class RequesterClient {
         if (!(err instanceof Restarted)) throw err;
         if (signal?.aborted === true) throw new AbortedError(`Job ${err.jobId}`);
         if (reruns >= (this.#options.maxReruns ?? 3)) throw new JobInterruptedError(this.#url, err.jobId, err.code, reruns, err.error);
+        // A coordinator that is going away is given a moment before the job is created again.
+        await sleep(backoffMs(reruns + 1, this.#retry), signal);
       }
     }
   }

@@ -42,8 +42,10 @@ const NOT_CONNECTED = new Set([
 /** Whether `err` (from fetch, possibly wrapped) says no connection was made. */
 export function neverConnected(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
+    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
     if (typeof code === 'string' && NOT_CONNECTED.has(code)) return true;
+    // Any failure of the connect call itself (`connect ECONNRESET` from a server closing its listener): nothing was sent.
+    if (syscall === 'connect') return true;
   }
   return false;
 }

@@ -68,6 +68,8 @@ export interface FaultContributor {
 export interface Relay {
   url: string;
   connections: number;
+  /** Every HTTP request line clients sent through it (`GET /v1/requester HTTP/1.1`), in order. */
+  requests: string[];
   drop(): void;
   close(): Promise<void>;
 }
@@ -75,6 +77,7 @@ export interface Relay {
 /** Relays connections on `listenOn` (default: any free port) to the coordinator's `port`. */
 export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> {
   const open = new Set<Socket>();
+  const requests: string[] = [];
   let connections = 0;
   const server: Server = createServer((client) => {
     connections++;
@@ -89,6 +92,9 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
     upstream.connect(port, '127.0.0.1', () => {
+      // Request lines only (a WebSocket client's frames are masked, so they never look like one);
+      // attached with the pipe, so that nothing flows before the upstream takes it.
+      client.on('data', (chunk: Buffer) => requests.push(...(chunk.toString('latin1').match(/^[A-Z]+ \/\S* HTTP\/1\.1(?=\r\n)/gm) ?? [])));
       client.pipe(upstream);
       upstream.pipe(client);
     });
@@ -105,6 +111,7 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
     get connections() {
       return connections;
     },
+    requests,
     drop,
     close() {
       drop();
