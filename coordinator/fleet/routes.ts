@@ -56,7 +56,7 @@ export const EnrollRequest = v.strictObject({
 });
 export const ControlRequest = v.strictObject({
   action: v.picklist(['pause', 'resume', 'message']),
-  text: v.optional(v.pipe(v.string(), v.maxLength(500))),
+  text: v.exactOptional(v.pipe(v.string(), v.maxLength(500))),
 });
 
 /** A token as the owner sees it (never its secret). */

@@ -46,13 +46,13 @@ const ProofRequest = v.strictObject({
   scope: v.optional(v.picklist(['device', 'owner']), 'device'),
   address: v.pipe(v.string(), v.maxLength(100)),
   network: v.picklist(['-239', '-3']),
-  publicKey: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
+  publicKey: v.exactOptional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
   proof: v.strictObject({
     timestamp: v.number(),
     domain: v.strictObject({ lengthBytes: v.number(), value: v.pipe(v.string(), v.maxLength(256)) }),
     signature: v.pipe(v.string(), v.maxLength(200)),
     payload: v.pipe(v.string(), v.maxLength(200)),
-    stateInit: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+    stateInit: v.exactOptional(v.pipe(v.string(), v.maxLength(8192))),
   }),
 });
 
@@ -84,11 +84,11 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   app.post('/wallet/proof', async (c) => {
     const body = await readBody(c, ProofRequest);
     if (!body.ok) return body.response;
-    const { deviceKey, proof, publicKey, scope, ...account } = body.value;
-    const domain = proof.domain.value;
+    const { deviceKey, scope, ...claim } = body.value;
+    const domain = claim.proof.domain.value;
     try {
       const wallet = await verifyTonProof(
-        { ...account, proof, ...(publicKey !== undefined && { publicKey }) },
+        claim,
         {
           // The verifier matches exactly; a listed host on another port passes as itself.
           allowedDomains: domainAllowed(domain, deps.walletDomains) ? [domain] : deps.walletDomains,
