@@ -27,13 +27,13 @@ export const WalletProofRequest = v.strictObject({
   scope: v.optional(v.picklist(['device', 'owner']), 'device'),
   address: v.pipe(v.string(), v.maxLength(100)),
   network: v.picklist(['-239', '-3']),
-  publicKey: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
+  publicKey: v.exactOptional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
   proof: v.strictObject({
     timestamp: v.number(),
     domain: v.strictObject({ lengthBytes: v.number(), value: v.pipe(v.string(), v.maxLength(256)) }),
     signature: v.pipe(v.string(), v.maxLength(200)),
     payload: v.pipe(v.string(), v.maxLength(200)),
-    stateInit: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+    stateInit: v.exactOptional(v.pipe(v.string(), v.maxLength(8192))),
   }),
 });
 export type WalletProofRequest = v.InferInput<typeof WalletProofRequest>;
@@ -66,6 +66,6 @@ export type EnrollRequest = v.InferInput<typeof EnrollRequest>;
 export const ControlRequest = v.strictObject({
   action: v.picklist(['pause', 'resume', 'message']),
   /** What to show on the device (`message`). */
-  text: v.optional(v.pipe(v.string(), v.maxLength(500))),
+  text: v.exactOptional(v.pipe(v.string(), v.maxLength(500))),
 });
 export type ControlRequest = v.InferInput<typeof ControlRequest>;

@@ -126,7 +126,7 @@ export class JobInterruptedError extends CoordinatorUnavailableError {
   }
 }
 
-const ErrorBody = v.object({ error: v.object({ code: v.optional(v.string()), message: v.string() }) });
+const ErrorBody = v.object({ error: v.object({ code: v.exactOptional(v.string()), message: v.string() }) });
 
 /** Turns a non-2xx answer into the error a caller handles. `what` names the request, e.g. "creating the job". */
 export async function httpError(response: Response, what: string, coordinatorUrl: string): Promise<SpinneretError> {

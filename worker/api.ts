@@ -65,7 +65,7 @@ export interface WorkerConfig {
   /** Forces ONNX models onto one backend (comparisons and tests). */
   backend?: 'webgpu' | 'wasm';
   /** GPU memory the contributor allows, MiB. */
-  vramMiB?: number;
+  vramMiB?: number | undefined;
 }
 
 export interface RuntimeParts {

@@ -87,7 +87,7 @@ export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<En
     if (!MODEL_ID.test(id)) return problem(c, 400, 'BAD_MESSAGE', 'A model id is 1–128 letters, digits, ".", "_" or "-".');
     const model = catalog?.get(id) ?? null;
     const limits: ModelFacts['limits'] = {};
-    for (const kind of model?.kinds ?? []) limits[kind] = await catalog?.limits(id, kind);
+    if (catalog !== undefined) for (const kind of model?.kinds ?? []) limits[kind] = await catalog.limits(id, kind);
     return c.json({ id, model, limits } satisfies ModelFacts);
   });
 

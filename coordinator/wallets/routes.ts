@@ -66,20 +66,17 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   app.post('/wallet/proof', async (c) => {
     const body = await readBody(c, WalletProofRequest);
     if (!body.ok) return body.response;
-    const { deviceKey, proof, publicKey, scope, ...account } = body.value;
-    const domain = proof.domain.value;
+    const { deviceKey, scope, ...claim } = body.value;
+    const domain = claim.proof.domain.value;
     try {
-      const wallet = await verifyTonProof(
-        { ...account, proof, ...(publicKey !== undefined && { publicKey }) },
-        {
-          // The verifier matches exactly; a listed host on another port passes as itself.
-          allowedDomains: domainAllowed(domain, deps.walletDomains) ? [domain] : deps.walletDomains,
-          payloads: deps.payloads,
-          expectedDeviceKey: deviceKey,
-          clock: deps.clock,
-          ...(deps.publicKeys !== undefined && { publicKeys: deps.publicKeys }),
-        },
-      );
+      const wallet = await verifyTonProof(claim, {
+        // The verifier matches exactly; a listed host on another port passes as itself.
+        allowedDomains: domainAllowed(domain, deps.walletDomains) ? [domain] : deps.walletDomains,
+        payloads: deps.payloads,
+        expectedDeviceKey: deviceKey,
+        clock: deps.clock,
+        ...(deps.publicKeys !== undefined && { publicKeys: deps.publicKeys }),
+      });
       const raw = wallet.address.toRawString();
       const { token, expiresAt } = await deps.sessions.open(raw, deviceKey, scope);
       return c.json({ session: token, expiresAt, wallet: raw });
