@@ -6,24 +6,31 @@ import type { Verification } from '../../coordinator/verification/service.ts';
 import type { CoordinatorConfig } from '../config.ts';
 import { startVerification } from '../verification.ts';
 
+/** Where the known answers of each kind of ONNX model come from (imported when used: they load onnxruntime-node). */
+const GENERATORS: { models: string; generate: (manifestUrl: string) => Promise<KnownAnswer[]> }[] = [
+  {
+    models: 'generation',
+    generate: async (manifestUrl) =>
+      (await import('../known-answers/onnx-answers.ts')).onnxGenerateKnownAnswers({ manifestUrl, count: 32 }),
+  },
+  {
+    models: 'infer',
+    generate: async (manifestUrl) =>
+      (await import('../known-answers/onnx-infer-answers.ts')).onnxInferKnownAnswers({ manifestUrl, count: 32 }),
+  },
+];
+
 /** Canary answers for ONNX decoders and `infer` models of the manifest (none, logged, when they cannot be computed). */
 async function generateKnownAnswers(manifestUrl: string, log: Pino): Promise<KnownAnswer[]> {
   const answers: KnownAnswer[] = [];
-  try {
-    const { onnxGenerateKnownAnswers } = await import('../known-answers/onnx-answers.ts');
-    const generated = await onnxGenerateKnownAnswers({ manifestUrl, count: 32 });
-    log.info({ component: 'verification', knownAnswers: generated.length }, 'known answers computed for ONNX generation models');
-    answers.push(...generated);
-  } catch (err) {
-    log.error({ component: 'verification', err }, 'no known answers for ONNX generation models: they are checked by replicas only');
-  }
-  try {
-    const { onnxInferKnownAnswers } = await import('../known-answers/onnx-infer-answers.ts');
-    const inferred = await onnxInferKnownAnswers({ manifestUrl, count: 32 });
-    log.info({ component: 'verification', knownAnswers: inferred.length }, 'known answers computed for ONNX infer models');
-    answers.push(...inferred);
-  } catch (err) {
-    log.error({ component: 'verification', err }, 'no known answers for ONNX infer models: they are checked by replicas only');
+  for (const { models, generate } of GENERATORS) {
+    try {
+      const generated = await generate(manifestUrl);
+      log.info({ component: 'verification', knownAnswers: generated.length }, `known answers computed for ONNX ${models} models`);
+      answers.push(...generated);
+    } catch (err) {
+      log.error({ component: 'verification', err }, `no known answers for ONNX ${models} models: they are checked by replicas only`);
+    }
   }
   return answers;
 }
