@@ -253,6 +253,13 @@ describe('a coordinator started from a configuration file', () => {
         expect(typeof line['msg']).toBe('string');
       }
       expect(child.lines.at(-1)?.['msg'], JSON.stringify(child.lines.slice(-5))).toBe('stopped');
+      // The canaries' known answers were computed at start for both kinds of ONNX model the test host serves.
+      const computed = child.lines.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('known answers computed'));
+      expect(computed.map((l) => l['msg'])).toEqual([
+        'known answers computed for ONNX generation models',
+        'known answers computed for ONNX infer models',
+      ]);
+      for (const line of computed) expect(line['knownAnswers']).toBeGreaterThan(0);
       // No secret reached the log.
       const log = child.raw.join('\n');
       for (const secret of [keys.demo.secret, keys.gateway.secret]) expect(log).not.toContain(secret);

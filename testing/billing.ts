@@ -10,7 +10,7 @@ import type { BillingEnvelope } from '../protocol/billing.ts';
 import type { Usage } from '../protocol/jobs.ts';
 import type { JobKind } from '../protocol/manifest.ts';
 import { type Coordinator, createCoordinator, type JobDone } from '../coordinator/app.ts';
-import { startMoney, type Money } from '../coordinator/earnings/local.ts';
+import type { Money } from '../coordinator/earnings/local.ts';
 import { FEES_NETWORK, PENALTIES, pendingAccount } from '../coordinator/ledger/accounts.ts';
 import { Ledger } from '../coordinator/ledger/ledger.ts';
 import { ModelCatalog } from '../coordinator/models/catalog.ts';
@@ -20,6 +20,7 @@ import { EventReader, FakeWorker } from '../coordinator/testing.ts';
 import type { Relay } from '../coordinator/leases/relay.ts';
 import { type LocalVerificationOptions, startVerification } from '../operator/verification.ts';
 import type { Verification } from '../coordinator/verification/service.ts';
+import { startTestMoney } from './money.ts';
 import { disposeStore, openTestStore, testWallet } from './verification.ts';
 
 /** A requester key of the paid network. */
@@ -111,14 +112,8 @@ export async function startPaidNetwork(
   }
   const models = await startModelHost({ port: 0 });
   const catalog = await ModelCatalog.load(models.manifestUrl);
-  const money = await startMoney({
-    store,
-    threshold: 1n,
-    windowMs: 3_600_000,
-    payoutIntervalMs: 3_600_000,
-    settleIntervalMs: 3_600_000,
-    depositIntervalMs: 3_600_000,
-    env: options.env ?? {},
+  const money = await startTestMoney(store, {
+    ...(options.env !== undefined && { env: options.env }),
     ...(verification !== undefined && { verification }),
     ...(options.checkBudgetLimit !== undefined && { checkBudgetLimit: options.checkBudgetLimit }),
   });

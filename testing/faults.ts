@@ -17,11 +17,12 @@ import { FakeRuntime } from '../worker/network/fake-runtime.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import { type Coordinator, type CoordinatorOptions, createCoordinator, type JobDone } from '../coordinator/app.ts';
 import type { Billing } from '../coordinator/billing/service.ts';
-import { startMoney, type Money } from '../coordinator/earnings/local.ts';
+import type { Money } from '../coordinator/earnings/local.ts';
 import { Ledger } from '../coordinator/ledger/ledger.ts';
 import { ModelCatalog } from '../coordinator/models/catalog.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
 import type { Store } from '../coordinator/store/types.ts';
+import { startTestMoney } from './money.ts';
 import { disposeStore, openTestStore, testWallet } from './verification.ts';
 
 /**
@@ -155,15 +156,7 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
   const store = await openTestStore('PGlite');
   const models = await startModelHost({ port: 0 });
   const catalog = await ModelCatalog.load(models.manifestUrl);
-  const money = await startMoney({
-    store,
-    threshold: 1n,
-    windowMs: 3_600_000,
-    payoutIntervalMs: 3_600_000,
-    settleIntervalMs: 3_600_000,
-    depositIntervalMs: 3_600_000,
-    env: {},
-  });
+  const money = await startTestMoney(store);
   const ledger = new Ledger(store.db);
   const done: JobDone[] = [];
   const logger = { info: () => {}, warn: () => {}, error: (message: string) => console.error(message) };
