@@ -5,9 +5,9 @@
  * whose smallest gap is tiny are dropped, so an honest device whose rounding differs does
  * not fail a canary on a coin flip.
  */
-import type { DecoderSpec } from '../../protocol/manifest.ts';
+import type { DecoderSpec, OnnxModel } from '../../protocol/manifest.ts';
 import { OrtDecoder } from '../../worker/engines/onnx/decoder.ts';
-import type { OrtSession } from '../../worker/engines/onnx/ort.ts';
+import { createSession, externalDataFiles, type OrtSession } from '../../worker/engines/onnx/ort.ts';
 import { nodeOrt } from './onnx-node.ts';
 
 export class MarginProbe {
@@ -18,8 +18,22 @@ export class MarginProbe {
     this.#spec = spec;
   }
 
-  static async open(graph: Uint8Array, spec: DecoderSpec): Promise<MarginProbe> {
-    return new MarginProbe(await nodeOrt.InferenceSession.create(graph, {}), spec);
+  /**
+   * A probe on `model`'s decoder graph, from its files checked against their pins
+   * (`fetchModelFiles`); the graph's external data is handed over from them, never read from
+   * the file system.
+   */
+  static async open(model: OnnxModel, spec: DecoderSpec, files: ReadonlyMap<string, Uint8Array>): Promise<MarginProbe> {
+    const graph = files.get(model.onnx.model);
+    if (graph === undefined) throw new Error(`${model.id} lists no file ${model.onnx.model}`);
+    const session = await createSession(nodeOrt, {
+      modelId: model.id,
+      bytes: graph,
+      backend: 'wasm',
+      device: null,
+      externalData: externalDataFiles(model.onnx.model, files),
+    });
+    return new MarginProbe(session, spec);
   }
 
   /**

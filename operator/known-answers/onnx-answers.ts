@@ -56,10 +56,9 @@ async function computeAnswers(model: OnnxModel, options: OnnxAnswerOptions): Pro
   };
   const tokenizer = new Tokenizer(json(model.onnx.tokenizer), json(model.onnx.tokenizerConfig));
   const spec = model.onnx.decoder;
-  const graph = bytes.get(model.onnx.model);
-  if (spec === undefined || graph === undefined) return [];
+  if (spec === undefined || !bytes.has(model.onnx.model)) return [];
   const loaded = await loadOnnxNode(model, bytes);
-  const margins = await MarginProbe.open(graph, spec);
+  const margins = await MarginProbe.open(model, spec, bytes);
   const draw = options.randomInt ?? ((n: number) => randomInt(n));
   const words = readWords().filter((w) => /^[a-z]+$/.test(w));
   const minMargin = options.minMargin ?? DEFAULT_MIN_MARGIN;

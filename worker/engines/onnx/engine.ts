@@ -72,6 +72,7 @@ export class OnnxEngine implements Engine {
       const bytes = file(model.onnx.model);
       if (bytes === undefined) throw new EngineError(`Model "${model.id}" lacks its graph file.`);
       const session = await createSession(ort, {
+        modelId: model.id,
         bytes,
         backend: choice.backend,
         device,

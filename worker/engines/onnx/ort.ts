@@ -5,6 +5,7 @@
  */
 import type * as Ort from 'onnxruntime-web';
 import type { OnnxBackend } from '../../../protocol/manifest.ts';
+import { checkExternalData } from './external-data.ts';
 
 export type OrtModule = typeof Ort;
 export type OrtSession = Ort.InferenceSession;
@@ -24,6 +25,8 @@ export function loadOrt(): Promise<OrtModule> {
 }
 
 export interface SessionRequest {
+  /** The manifest id of the model the graph belongs to (errors name it). */
+  modelId: string;
   bytes: Uint8Array;
   backend: OnnxBackend;
   /** The device sessions on `webgpu` run on; the engine recreates sessions after a device loss. */
@@ -34,8 +37,18 @@ export interface SessionRequest {
   externalData?: readonly { path: string; data: Uint8Array }[];
 }
 
+/**
+ * A session for the graph `request.bytes`, after checking that it reads external data only from
+ * the files handed over ({@link checkExternalData}): onnxruntime would read any other location
+ * from the file system.
+ */
 export async function createSession(ort: OrtModule, request: SessionRequest): Promise<OrtSession> {
-  const { bytes, backend, device, gpuOutputs = [], externalData = [] } = request;
+  const { modelId, bytes, backend, device, gpuOutputs = [], externalData = [] } = request;
+  checkExternalData(
+    modelId,
+    bytes,
+    externalData.map((f) => f.path),
+  );
   const options: Ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
   if (externalData.length > 0) options.externalData = externalData.map((f) => ({ path: f.path, data: f.data }));
   if (backend === 'webgpu') {
