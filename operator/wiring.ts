@@ -168,6 +168,12 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
     },
     log: (message, err) => log.error({ component: 'verification', ...(err === undefined ? {} : { err }) }, message),
   });
+  if (replica !== undefined) {
+    // Quarantines and benches written by any replica shut devices and wallets out on all of them.
+    replica.policy.start(() => verification.refreshShared());
+    verification.onShared(() => replica.policy.changed());
+    await replica.policy.read();
+  }
   const money = await startMoney({
     store,
     threshold: config['payouts.threshold'],

@@ -11,6 +11,7 @@ import type { SqlDb } from '../store/sql.ts';
 import { resolveLimits } from '../edges/limits.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { JobForwarding } from './forwarding.ts';
+import { PolicySync } from './policy-sync.ts';
 import { ReplicaLocks } from './locks.ts';
 import { type Handover, recoverDead, recoverOwn, type RecoveryOptions } from './recovery.ts';
 import { SharedProofPayloads } from './proof-payloads.ts';
@@ -50,6 +51,8 @@ export interface Replica {
   readonly forwarding: JobForwarding;
   /** `ton_proof` payloads any replica checks. */
   readonly proofPayloads: SharedProofPayloads;
+  /** Quarantines and benches the same on every replica: start it with the verification's `refreshShared`. */
+  readonly policy: PolicySync;
   /** Whether this replica runs the singletons now. */
   readonly leader: boolean;
   /** Ends what this replica's previous process left (before it listens). */
@@ -93,6 +96,7 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
   const prefix = `spinneret.${options.schema}`;
   const forwarding = new JobForwarding({ replicaId, bus, prefix, logger, peers: () => routing.peers });
   routing.onPeerLost((peer) => forwarding.lost(peer));
+  const policy = new PolicySync({ replicaId, bus, prefix, logger });
   const limits = resolveLimits();
   const proofPayloads = new SharedProofPayloads({
     db: options.db,
@@ -116,6 +120,7 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     walletSessions,
     forwarding,
     proofPayloads,
+    policy,
     get leader() {
       return running;
     },
@@ -156,6 +161,7 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
       for (const t of timers) clearInterval(t);
       stopSingletons();
       routing.stop();
+      policy.stop();
       await walletSessions.idle();
       await locks.close();
       await bus.close();
