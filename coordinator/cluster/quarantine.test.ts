@@ -65,7 +65,7 @@ interface Replica {
 const replica = async (
   schema: string,
   id: string,
-  checks: { canaryRate: number; replicationRate: number; canaryDelayMs?: number; quarantineAfter?: number },
+  checks: { canaryRate: number; replicationRate: number; canaryDelayMs?: number; quarantineAfter?: number; deaf?: boolean },
 ): Promise<Replica> => {
   const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: id });
   schemas.set(schema, [...(schemas.get(schema) ?? []), store]);
@@ -94,7 +94,8 @@ const replica = async (
   await verification.start();
   // As operator/wiring.ts does: quarantines and benches written here are read on every replica.
   const policy = new PolicySync({ replicaId: id, bus, prefix, logger: quiet });
-  policy.start(() => verification.refreshShared());
+  // `deaf`: a replica that missed the word (its NATS connection was down): only the database can stop its credits.
+  if (checks.deaf !== true) policy.start(() => verification.refreshShared());
   verification.onShared(() => policy.changed());
   const money = await startMoney({
     store,
@@ -255,5 +256,62 @@ describe('quarantine across replicas', () => {
     expect(await ledger.balances(wallet)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
     expect(await ledger.payerBalances({ kind: 'requester', apiKeyId: keyB.id })).toEqual({ available: 10_000_000n, reserved: 0n });
     expect((await checkBooks(a.store.db)).problems).toEqual([]);
+  });
+  it('a credit earned on a replica that missed the word does not settle once the wallet is quarantined', { timeout: 120_000 }, async () => {
+    const schema = uniqueSchema('quarantine_deaf');
+    const c = await replica(schema, 'c', { canaryRate: 1, replicationRate: 0, quarantineAfter: 1 });
+    const d = await replica(schema, 'd', { canaryRate: 0, replicationRate: 0, quarantineAfter: 1, deaf: true });
+    await until('the replicas to hear each other', () =>
+      c.routing.peers.includes('d') && d.routing.peers.includes('c') ? true : undefined,
+    );
+    const ledger = new Ledger(c.store.db);
+    const [keyC, keyD] = [await c.coordinator.createApiKey('on c'), await d.coordinator.createApiKey('on d')];
+    await ledger.deposit({ lt: 1n, hash: 'a1'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyC.id }, note: 't' });
+    await ledger.deposit({ lt: 2n, hash: 'b2'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyD.id }, note: 't' });
+    await ledger.deposit({ lt: 3n, hash: 'c3'.repeat(32), amount: 10_000_000n, to: { kind: 'budget' }, note: 't' });
+    await c.money.billing.refreshBudget();
+    await d.money.billing.refreshBudget();
+    const wallet = testWallet('a wallet that lies, again').address;
+    await contributor(c, new EmbedRuntime({ lieRate: 1 }), wallet);
+    await new RequesterClient({ coordinatorUrl: c.url, apiKey: keyC.secret, checkReplicas: false }).run({
+      kind: 'embed',
+      model: 'tiny-embed',
+      inputs: ['a lie its canary catches'],
+    });
+    await until('the wallet’s quarantine', async () => {
+      const { rows } = await c.store.db.query('SELECT 1 FROM verification_quarantines WHERE contributor_id = $1', [`wallet:${wallet}`]);
+      return rows.length === 1 ? true : undefined;
+    });
+
+    // D never heard: the wallet's other device still gets a job there, and its credit lands as pending.
+    const honest = new EmbedRuntime();
+    await boundContributor(d, honest, wallet);
+    await new RequesterClient({ coordinatorUrl: d.url, apiKey: keyD.secret, checkReplicas: false }).run({
+      kind: 'embed',
+      model: 'tiny-embed',
+      inputs: ['work on a replica that missed the word'],
+    });
+    expect(honest.jobs).toBe(1);
+    const job = await until('the job done in the database', async () => {
+      const { rows } = await d.store.db.query<{ id: string; prompt_tokens: number }>(
+        `SELECT id, prompt_tokens FROM jobs WHERE api_key_id = $1 AND state = 'done'`,
+        [keyD.id],
+      );
+      return rows[0];
+    });
+    const gross = BigInt(Number(job.prompt_tokens)) * 1_000n;
+    await until('the job recorded', async () => {
+      const { rows: recorded } = await d.store.db.query('SELECT 1 FROM verification_jobs WHERE job_id = $1', [job.id]);
+      return recorded.length === 1 ? true : undefined;
+    });
+    await Promise.all([d.verification.idle(), d.money.idle()]);
+
+    // D asks the database, not its memory: the credit is voided (when it lands, or at the end of its window at the latest).
+    expect(await d.verification.isVerified(job.id)).toBe('void');
+    await d.store.db.query('UPDATE earnings_jobs SET due_at = 0 WHERE job_id = $1', [job.id]); // its window ends now
+    expect(await d.money.earnings.settleDue()).toMatchObject({ settled: 0 });
+    expect(await ledger.balances(wallet)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
+    expect(await ledger.payerBalances({ kind: 'requester', apiKeyId: keyD.id })).toEqual({ available: 10_000_000n - gross, reserved: 0n });
+    expect((await checkBooks(c.store.db)).problems).toEqual([]);
   });
 });
