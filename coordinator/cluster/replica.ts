@@ -94,7 +94,14 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
   }
   const routing = new Routing({ replicaId, bus, prefix: `spinneret.${options.schema}`, clock: options.clock, logger });
   const prefix = `spinneret.${options.schema}`;
-  const forwarding = new JobForwarding({ replicaId, bus, prefix, logger, peers: () => routing.peers });
+  const forwarding = new JobForwarding({
+    replicaId,
+    bus,
+    prefix,
+    logger,
+    peers: () => routing.peers,
+    recordedOwner: (jobId) => recordedOwner(options.db, jobId),
+  });
   routing.onPeerLost((peer) => forwarding.lost(peer));
   const policy = new PolicySync({ replicaId, bus, prefix, logger });
   const limits = resolveLimits();
@@ -167,4 +174,10 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
       await bus.close();
     },
   };
+}
+
+/** The replica that created job `jobId` (`jobs.replica_id`), or null when its row is not written yet. */
+export async function recordedOwner(db: ReplicaOptions['db'], jobId: string): Promise<string | null> {
+  const { rows } = await db.query<{ replica_id: string | null }>('SELECT replica_id FROM jobs WHERE id = $1', [jobId]);
+  return rows[0]?.replica_id ?? null;
 }
