@@ -73,6 +73,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     contributorsConnected: () => gateway.connected,
     jobsQueued: () => relay.queuedCount,
     jobsRunning: () => relay.runningCount,
+    assignmentsHeld: () => relay.heldCount,
   };
   const metrics = new Metrics(gauges, options.registry);
   const relay = new Relay({

@@ -58,6 +58,12 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   const store = options.store ?? (await openConfiguredStore(config, log, replicaId));
   const replica = replicaId === undefined ? undefined : await openClusterReplica(config, replicaId, store, log);
   const verification = await startConfiguredVerification(config, store, log);
+  if (replica !== undefined) {
+    // Quarantines and benches written by any replica shut devices and wallets out on all of them.
+    replica.policy.start(() => verification.refreshShared());
+    verification.onShared(() => replica.policy.changed());
+    await replica.policy.read();
+  }
   // Replicas: settlement, payouts and the deposit watcher run where the singleton lock is.
   const money = await startConfiguredMoney(config, store, verification, log, replica === undefined);
   const networkInfo = createNetworkInfo({

@@ -117,3 +117,9 @@ export const Part = v.strictObject({
 
 /** `stop`: the caller's replica → owner: the requester went away from a streamed answer. */
 export const Stop = v.strictObject({ from: ReplicaId, stream: Id });
+
+/**
+ * `policy` (publish, all): a replica wrote a quarantine or a bench to the database; every other
+ * replica reads them back, so a device or wallet shut out on one is shut out on all.
+ */
+export const PolicyChanged = v.strictObject({ replica: ReplicaId });

@@ -17,6 +17,7 @@
  * | `<p>.r.<id>.call` | request/reply | the replica a requester called → the job's owner `<id>` | `Call` → `CallAnswer` |
  * | `<p>.r.<id>.part` | publish | owner → the called replica `<id>` | `Part` |
  * | `<p>.r.<id>.stop` | publish | the called replica → owner `<id>` | `Stop` |
+ * | `<p>.policy` | publish, all | the replica that quarantined or benched a device → every replica | `PolicyChanged` |
  *
  * Why core NATS and no JetStream stream: what must outlive a replica is in PostgreSQL (jobs,
  * ledger, billing, sessions); what travels here is a job's sealed payload and its result chunks,
@@ -112,6 +113,7 @@ export async function connectBus(url: string, name: string, onError: (message: s
 export function subjects(prefix: string) {
   return {
     alive: `${prefix}.alive`,
+    policy: `${prefix}.policy`,
     claim: (replica: string) => `${prefix}.r.${replica}.claim`,
     down: (replica: string) => `${prefix}.r.${replica}.down`,
     up: (replica: string) => `${prefix}.r.${replica}.up`,

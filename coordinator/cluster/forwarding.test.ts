@@ -25,6 +25,7 @@ import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { JobForwarding } from './forwarding.ts';
+import { recordedOwner } from './replica.ts';
 import { SharedProofPayloads } from './proof-payloads.ts';
 import { Routing } from './routing.ts';
 import { SharedWalletSessions } from './wallet-sessions.ts';
@@ -79,7 +80,14 @@ const replica = async (id: string, proofLimit = 32): Promise<Replica> => {
   const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
   const prefix = `spinneret.${schema}`;
   const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger: quiet, heartbeatMs: 100, deadAfterMs: 1_000 });
-  const forwarding = new JobForwarding({ replicaId: id, bus, prefix, logger: quiet, peers: () => routing.peers });
+  const forwarding = new JobForwarding({
+    replicaId: id,
+    bus,
+    prefix,
+    logger: quiet,
+    peers: () => routing.peers,
+    recordedOwner: (jobId) => recordedOwner(store.db, jobId),
+  });
   routing.onPeerLost((peer) => forwarding.lost(peer));
   const verification = createVerification({
     db: store.db,
@@ -321,5 +329,44 @@ describe('ton_proof payloads on any replica', () => {
     // Three unused payloads per address (this test's limit), counted over both replicas: the fourth is refused on either.
     for (const r of [c, d, c]) expect((await post(r.url, '/v1/wallet/payload', { deviceKey: key })).status).toBe(200);
     for (const r of [c, d]) expect((await post(r.url, '/v1/wallet/payload', { deviceKey: key })).status).toBe(429);
+  });
+  it('finds a job’s owner from its row, asking that one replica and not every peer', { timeout: 60_000 }, async () => {
+    const [e, f, g] = [await replica('e', 3), await replica('f', 3), await replica('g', 3)];
+    await until('the three to hear each other', () =>
+      ['f', 'g'].every((p) => e.routing.peers.includes(p)) && ['e', 'g'].every((p) => f.routing.peers.includes(p)) ? true : undefined,
+    );
+    const key = await e.coordinator.createApiKey('owner lookup');
+    const auth = { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' };
+    const res = await fetch(`${e.url}/v1/jobs`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ model: 'tiny-embed', kind: 'embed', billing: { inputTokens: 8, maxOutputTokens: 0 } }),
+    });
+    expect(res.status).toBe(201);
+    const jobId = ((await res.json()) as { jobId: string }).jobId;
+    // Store writes are batched: wait for the job's row, which names e.
+    const row = async (): Promise<string | null> => recordedOwner(f.store.db, jobId);
+    let recorded: string | null = null;
+    for (let i = 0; i < 600 && recorded === null; i++) {
+      recorded = await row();
+      if (recorded === null) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(recorded).toBe('e');
+    expect(f.routing.peers.length).toBeGreaterThanOrEqual(2);
+
+    // One question, to e, though f has more live peers; then it is kept.
+    const before = f.forwarding.counts.holdsAsked;
+    expect(await f.forwarding.ownerOf(jobId)).toBe('e');
+    expect(f.forwarding.counts.holdsAsked - before).toBe(1);
+    const cancelled = await fetch(`${f.url}/v1/jobs/${jobId}`, { method: 'DELETE', headers: auth });
+    expect(cancelled.status).toBe(200);
+    expect(await cancelled.json()).toEqual({ jobId, state: 'cancelled' });
+    expect(f.forwarding.counts.holdsAsked - before).toBe(1);
+
+    // A job whose row is not written (here: none at all) is still looked for among every live peer.
+    const peers = g.routing.peers.length;
+    const asked = g.forwarding.counts.holdsAsked;
+    expect(await g.forwarding.ownerOf('no-such-job')).toBeNull();
+    expect(g.forwarding.counts.holdsAsked - asked).toBe(peers);
   });
 });

@@ -8,9 +8,12 @@
  * and sends back the status, the headers and the body; an event stream's body follows as
  * ordered `part`s until its end, and the requester going away stops it on the owner.
  *
- * - The owner is found by asking the live peers whether they hold the job (`holds`), then kept
- *   for the job's later calls. A job no peer holds is answered here, from the database, exactly
- *   as before (a finished job's record; a refusal for one whose replica stopped).
+ * - The owner is found from the job's row (`jobs.replica_id`, the replica that created it) and
+ *   confirmed by asking that one replica whether it still holds the job (`holds`); only a job
+ *   whose row is not written yet (store writes are batched) is looked for by asking every live
+ *   peer. The owner is then kept for the job's later calls. A job no peer holds is answered here,
+ *   from the database, exactly as before (a finished job's record; a refusal for one whose
+ *   replica stopped).
  * - The owner gone mid-call: a typed 503 `UNAVAILABLE`; mid-stream: a last `failed` event with
  *   `RESTARTED` (the singleton holder fails its unfinished jobs the same way).
  * - Bodies are checked with valibot on both sides and kept under the server's `max_payload`.
@@ -56,6 +59,8 @@ export interface ForwardingOptions {
   callTimeoutMs?: number;
   /** How long the owner lookup waits for each peer, ms. Default 2 000. */
   holdsTimeoutMs?: number;
+  /** The replica recorded as the job's creator (`jobs.replica_id`), or null when no row is written yet. Default: none (ask every peer). */
+  recordedOwner?: (jobId: string) => Promise<string | null>;
   /** Bytes of a forwarded stream queued to a requester that does not read before it is dropped. Default 16 MiB. */
   streamBufferBytes?: number;
 }
@@ -68,6 +73,8 @@ export interface ForwardingCounts {
   served: number;
   /** Streams ended because their owner was lost. */
   ownerLost: number;
+  /** `holds` questions sent to find owners (one per lookup when the job's row names it; one per live peer otherwise). */
+  holdsAsked: number;
 }
 
 interface Sink {
@@ -87,10 +94,16 @@ export class JobForwarding {
   /** Owner side: readers of answers streamed to other replicas, by `<from>/<stream>`. */
   readonly #pumps = new Map<string, { from: string; reader: ReadableStreamDefaultReader<Uint8Array> }>();
   readonly #owners = new Map<string, string>();
-  readonly counts: ForwardingCounts = { forwarded: 0, served: 0, ownerLost: 0 };
+  readonly counts: ForwardingCounts = { forwarded: 0, served: 0, ownerLost: 0, holdsAsked: 0 };
 
   constructor(options: ForwardingOptions) {
-    this.#o = { callTimeoutMs: 15_000, holdsTimeoutMs: 2_000, streamBufferBytes: 16 * 1024 * 1024, ...options };
+    this.#o = {
+      callTimeoutMs: 15_000,
+      holdsTimeoutMs: 2_000,
+      streamBufferBytes: 16 * 1024 * 1024,
+      recordedOwner: () => Promise.resolve(null),
+      ...options,
+    };
     this.#s = subjects(options.prefix);
   }
 
@@ -144,8 +157,12 @@ export class JobForwarding {
     const peers = this.#o.peers();
     const known = this.#owners.get(jobId);
     if (known !== undefined && peers.includes(known)) return known;
+    const recorded = await this.#o.recordedOwner(jobId).catch(() => null);
+    // The row names the job's creator: only it can hold the job (a job never moves to another replica).
+    const asked = recorded === null ? peers : peers.includes(recorded) ? [recorded] : [];
     const answers = await Promise.all(
-      peers.map(async (peer) => {
+      asked.map(async (peer) => {
+        this.counts.holdsAsked++;
         const raw = await this.#o.bus.request(this.#s.holds(peer), { jobId }, this.#o.holdsTimeoutMs).catch(() => null);
         const parsed = v.safeParse(HoldsAnswer, raw);
         return parsed.success && parsed.output.holds ? peer : null;

@@ -60,4 +60,16 @@ export function registerClusterMetrics(registry: Registry, replica: Replica): vo
     'Event streams passed on from another replica that ended RESTARTED because that replica stopped.',
     () => calls.ownerLost,
   );
+  counter(
+    'spinneret_cluster_owner_questions_total',
+    "`holds` questions sent to find a job's owner (one per job its row names; one per live replica for a job not yet written).",
+    () => calls.holdsAsked,
+  );
+  const policy = replica.policy.counts;
+  counter(
+    'spinneret_cluster_policy_heard_total',
+    'Words from other replicas that they quarantined or benched a device, each followed by a read of the shared state.',
+    () => policy.heard,
+  );
+  counter('spinneret_cluster_policy_said_total', 'Quarantines or benches written here and told to the other replicas.', () => policy.said);
 }

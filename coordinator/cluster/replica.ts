@@ -11,6 +11,7 @@ import type { SqlDb } from '../store/sql.ts';
 import { resolveLimits } from '../edges/limits.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { JobForwarding } from './forwarding.ts';
+import { PolicySync } from './policy-sync.ts';
 import { ReplicaLocks } from './locks.ts';
 import { type Handover, recoverDead, recoverOwn, type RecoveryOptions } from './recovery.ts';
 import { SharedProofPayloads } from './proof-payloads.ts';
@@ -50,6 +51,8 @@ export interface Replica {
   readonly forwarding: JobForwarding;
   /** `ton_proof` payloads any replica checks. */
   readonly proofPayloads: SharedProofPayloads;
+  /** Quarantines and benches the same on every replica: start it with the verification's `refreshShared`. */
+  readonly policy: PolicySync;
   /** Whether this replica runs the singletons now. */
   readonly leader: boolean;
   /** Ends what this replica's previous process left (before it listens). */
@@ -91,8 +94,16 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
   }
   const routing = new Routing({ replicaId, bus, prefix: `spinneret.${options.schema}`, clock: options.clock, logger });
   const prefix = `spinneret.${options.schema}`;
-  const forwarding = new JobForwarding({ replicaId, bus, prefix, logger, peers: () => routing.peers });
+  const forwarding = new JobForwarding({
+    replicaId,
+    bus,
+    prefix,
+    logger,
+    peers: () => routing.peers,
+    recordedOwner: (jobId) => recordedOwner(options.db, jobId),
+  });
   routing.onPeerLost((peer) => forwarding.lost(peer));
+  const policy = new PolicySync({ replicaId, bus, prefix, logger });
   const limits = resolveLimits();
   const proofPayloads = new SharedProofPayloads({
     db: options.db,
@@ -116,6 +127,7 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     walletSessions,
     forwarding,
     proofPayloads,
+    policy,
     get leader() {
       return running;
     },
@@ -156,9 +168,16 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
       for (const t of timers) clearInterval(t);
       stopSingletons();
       routing.stop();
+      policy.stop();
       await walletSessions.idle();
       await locks.close();
       await bus.close();
     },
   };
+}
+
+/** The replica that created job `jobId` (`jobs.replica_id`), or null when its row is not written yet. */
+export async function recordedOwner(db: ReplicaOptions['db'], jobId: string): Promise<string | null> {
+  const { rows } = await db.query<{ replica_id: string | null }>('SELECT replica_id FROM jobs WHERE id = $1', [jobId]);
+  return rows[0]?.replica_id ?? null;
 }

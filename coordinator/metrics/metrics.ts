@@ -19,6 +19,8 @@ export interface Gauges {
   jobsQueued(): number;
   /** Jobs whose payload went to a contributor and whose lease runs. */
   jobsRunning(): number;
+  /** Contributor slots held for requester channels' assignments not used yet (sealed ahead of need); default 0. */
+  assignmentsHeld?(): number;
 }
 
 export type FinalState = 'done' | 'failed' | 'cancelled';
@@ -65,6 +67,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(gauges.jobsRunning());
+      },
+    });
+    new Gauge({
+      name: 'spinneret_assignments_held',
+      help: 'Contributor slots held for assignments handed out on requester channels and not used yet (sealed ahead of need).',
+      registers,
+      collect() {
+        this.set(gauges.assignmentsHeld?.() ?? 0);
       },
     });
     this.#jobs = new Counter({ name: 'spinneret_jobs_total', help: 'Jobs finished, by final state.', labelNames: ['state'], registers });

@@ -138,11 +138,16 @@ describe('assignments ahead of need', () => {
     expect(held).toMatchObject({ contributorId: worker.contributorId });
     const waiting = await net.createJob();
     expect(waiting.assignment).toBeNull();
+    // Held ahead of need, on /metrics.
+    const heldOnMetrics = async (): Promise<string | undefined> =>
+      /^spinneret_assignments_held (\d+)$/m.exec(await (await fetch(`${net.url}/metrics`)).text())?.[1];
+    expect(await heldOnMetrics()).toBe('1');
 
     // Expired unused: the slot goes to the job that waited for it.
     net.clock.advance(5_001);
     net.coordinator.sweep();
     await vi.waitFor(async () => expect((await net.store.getJob(waiting.jobId))?.state).toBe('queued'), { timeout: 10_000 });
+    expect(await heldOnMetrics()).toBe('0');
     const second = await RawChannel.open(net.url, net.auth);
     second.send(assign('b', 1));
     expect((await second.next('assignments')).assignments).toEqual([]); // the slot is the waiting job's now

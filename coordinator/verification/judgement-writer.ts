@@ -27,6 +27,7 @@ export interface JudgementWriterOptions {
 export class JudgementWriter {
   readonly #o: JudgementWriterOptions;
   #voider: ((jobId: string, reason: string) => Promise<void>) | null = null;
+  #shared: (() => void) | null = null;
 
   constructor(options: JudgementWriterOptions) {
     this.#o = options;
@@ -35,6 +36,11 @@ export class JudgementWriter {
   /** Takes back a credit at once (the earnings service); set by the money wiring. */
   setVoider(voider: (jobId: string, reason: string) => Promise<void>): void {
     this.#voider = voider;
+  }
+
+  /** Called once a judgement's quarantines or benches are in the database (replicas tell each other to read them). */
+  onShared(listener: () => void): void {
+    this.#shared = listener;
   }
 
   /** The wallets devices earn for: the live connection's binding, else the stored one. */
@@ -88,6 +94,7 @@ export class JudgementWriter {
         }
       }
     }
+    if (effects.quarantined.length > 0 || effects.benched.length > 0) this.#shared?.();
   }
 
   async #void(jobId: string, reason: string): Promise<void> {

@@ -296,6 +296,23 @@ export class VerificationPolicy {
     }
   }
 
+  /**
+   * A quarantine another replica wrote (read back from the database): the device gets no job
+   * here either. Credits are not voided here: the replica that quarantined it voided them in the
+   * database. A later end (or none) wins over an earlier one.
+   */
+  shareQuarantine(contributorId: string, until: number): void {
+    const state = this.#state(contributorId);
+    if (state.quarantinedUntil === null || state.quarantinedUntil < until) state.quarantinedUntil = until;
+  }
+
+  /** A bench another replica wrote: the device is off `model` until `until` here too (its first failure is spent). */
+  shareBench(contributorId: string, model: string, until: number): void {
+    const state = this.#state(contributorId);
+    state.forgiven.add(model);
+    state.benched.set(model, Math.max(until, state.benched.get(model) ?? 0));
+  }
+
   /** When the device's bench off `model` ends, ms; null when it is not benched there. */
   benchedUntil(contributorId: string, model: string): number | null {
     return this.#contributors.get(contributorId)?.benched.get(model) ?? null;

@@ -17,7 +17,7 @@ import type { CanarySource } from './canaries.ts';
 import { CanaryChecks } from './canary-checks.ts';
 import { CanaryMoments } from './canary-shapes.ts';
 import { type JobReportOutcome, takeJobReport } from './job-reports.ts';
-import { JudgementWriter } from './judgement-writer.ts';
+import { JudgementWriter, WALLET_PREFIX } from './judgement-writer.ts';
 import type { VerificationPolicy } from './policy.ts';
 import type { ReceiptInput, SignedReceipt } from './receipts.ts';
 import { ReceiptSigner } from './receipt-signer.ts';
@@ -102,6 +102,13 @@ export interface Verification {
   readonly counts: DecisionCounts;
   /** Resolves when the work started so far is written. */
   idle(): Promise<void>;
+  /**
+   * Reads the quarantines (of devices and wallets) and benches in the database into the policy,
+   * so ones another replica wrote shut devices out here too (coordinator/cluster/policy-sync.ts).
+   */
+  refreshShared(): Promise<void>;
+  /** Called once this replica has written a quarantine or a bench to the database. */
+  onShared(listener: () => void): void;
 }
 
 /** Builds the verification service over the coordinator's database. */
@@ -163,7 +170,12 @@ export function createVerification(options: VerificationOptions): Verification {
       if (row.status === 'void') return 'void';
       if (row.status === 'settle') return 'ok';
       const wallets = await walletsOf([row.contributorId]);
-      if (policy.isQuarantined(row.contributorId) || wallets.some((w) => policy.isWalletQuarantined(w))) {
+      // The database too: another replica may have quarantined the device or its wallet a moment ago.
+      const shutOut =
+        policy.isQuarantined(row.contributorId) ||
+        wallets.some((w) => policy.isWalletQuarantined(w)) ||
+        (await store.anyQuarantined([row.contributorId, ...wallets.map((w) => `${WALLET_PREFIX}${w}`)], clock.now()));
+      if (shutOut) {
         await store.setStatus(row.primaryJobId, row.contributorId, 'void', null, clock.now());
         return 'void';
       }
@@ -205,5 +217,18 @@ export function createVerification(options: VerificationOptions): Verification {
       return { publicKey: signer.publicKey(), receipts: await store.receipts(contributorId, limit) };
     },
     idle: () => queue.idle(),
+    async refreshShared() {
+      const now = clock.now();
+      for (const [key, until] of await store.quarantines(now)) {
+        if (key.startsWith(WALLET_PREFIX)) policy.quarantineWallet(key.slice(WALLET_PREFIX.length), until ?? Number.POSITIVE_INFINITY);
+        else policy.shareQuarantine(key, until ?? Number.POSITIVE_INFINITY);
+      }
+      for (const [contributorId, models] of (await reputation.load()).benched) {
+        for (const [model, until] of models) if (until > now) policy.shareBench(contributorId, model, until);
+      }
+    },
+    onShared(listener) {
+      writer.onShared(listener);
+    },
   };
 }

@@ -228,6 +228,16 @@ export class VerificationStore {
     await this.db.query(`DELETE FROM verification_quarantines WHERE contributor_id = $1`, [contributorId]);
   }
 
+  /** Whether any of `ids` (devices, or `wallet:` keys) is quarantined now. */
+  async anyQuarantined(ids: readonly string[], now: number): Promise<boolean> {
+    if (ids.length === 0) return false;
+    const { rows } = await this.db.query(
+      `SELECT 1 FROM verification_quarantines WHERE contributor_id = ANY($1::text[]) AND (until_at IS NULL OR until_at > $2) LIMIT 1`,
+      [[...ids], now],
+    );
+    return rows.length > 0;
+  }
+
   /** Quarantines in force: contributor → until (null: until released). */
   async quarantines(now: number): Promise<Map<string, number | null>> {
     const { rows } = await this.db.query<{ contributor_id: string; until_at: unknown }>(

@@ -1,0 +1,317 @@
+/**
+ * Quarantine across replicas, on real PostgreSQL and NATS with the real billing, ledger and
+ * earnings: a device on replica A that lies fails its canary and is quarantined there, with its
+ * wallet. Another device of the same wallet that connects to replica B must then get no work
+ * and earn nothing there either: the quarantine is in PostgreSQL, and a word on NATS makes every
+ * replica read it at once.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { seededRandom } from '../../protocol/random.ts';
+import { RequesterClient } from '../../requester/client.ts';
+import { Contributor } from '../../worker/network/contributor.ts';
+import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
+import { type Coordinator, createCoordinator } from '../app.ts';
+import { systemClock } from '../clock.ts';
+import { startMoney } from '../earnings/local.ts';
+import { checkBooks } from '../ledger/books.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { openStore } from '../store/index.ts';
+import type { SqlStore } from '../store/sql-store.ts';
+import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
+import { KnownAnswerCanaries } from '../verification/canaries.ts';
+import { tinyEmbedKnownAnswers } from '../../operator/known-answers/tiny-embed.ts';
+import { VerificationPolicy } from '../verification/policy.ts';
+import { createVerification, type Verification } from '../verification/service.ts';
+import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';
+import { testWallet } from '../wallets/test-wallet.ts';
+import { connectBus } from './bus.ts';
+import { JobForwarding } from './forwarding.ts';
+import { PolicySync } from './policy-sync.ts';
+import { Routing } from './routing.ts';
+
+const NATS_URL = process.env['TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const cleanup: (() => Promise<unknown> | void)[] = [];
+/** Each test's replicas on a schema (and so a NATS prefix) of their own; its first store drops it. */
+const schemas = new Map<string, SqlStore[]>();
+afterAll(async () => {
+  for (const fn of cleanup.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+  for (const stores of schemas.values()) {
+    for (const s of stores.slice(1)) await s.close();
+    if (stores[0] !== undefined) await disposeStore(stores[0]);
+  }
+});
+
+const until = async <T>(what: string, read: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> => {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+};
+
+interface Replica {
+  store: SqlStore;
+  coordinator: Coordinator;
+  routing: Routing;
+  verification: Verification;
+  money: Awaited<ReturnType<typeof startMoney>>;
+  url: string;
+}
+
+const replica = async (
+  schema: string,
+  id: string,
+  checks: { canaryRate: number; replicationRate: number; canaryDelayMs?: number; quarantineAfter?: number; deaf?: boolean },
+): Promise<Replica> => {
+  const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: id });
+  schemas.set(schema, [...(schemas.get(schema) ?? []), store]);
+  const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
+  const prefix = `spinneret.${schema}`;
+  const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger: quiet, heartbeatMs: 100 });
+  const forwarding = new JobForwarding({ replicaId: id, bus, prefix, logger: quiet, peers: () => routing.peers });
+  const verification = createVerification({
+    db: store.db,
+    policy: new VerificationPolicy({
+      canaryRate: checks.canaryRate,
+      baseReplicationRate: checks.replicationRate,
+      minReplicationRate: checks.replicationRate,
+      decayPerCleanJob: 1,
+      failureBoost: 1,
+      quarantineAfter: checks.quarantineAfter ?? 3,
+      windowMs: 3_600_000,
+      random: seededRandom(3),
+      clock: systemClock,
+    }),
+    canaries: new KnownAnswerCanaries(tinyEmbedKnownAnswers(4, 7), seededRandom(4)),
+    clock: systemClock,
+    verdictWindowMs: 60_000,
+    ...(checks.canaryDelayMs !== undefined && { canaryDelayMs: checks.canaryDelayMs, random: () => 0.99 }),
+  });
+  await verification.start();
+  // As operator/wiring.ts does: quarantines and benches written here are read on every replica.
+  const policy = new PolicySync({ replicaId: id, bus, prefix, logger: quiet });
+  // `deaf`: a replica that missed the word (its NATS connection was down): only the database can stop its credits.
+  if (checks.deaf !== true) policy.start(() => verification.refreshShared());
+  verification.onShared(() => policy.changed());
+  const money = await startMoney({
+    store,
+    threshold: 1n,
+    windowMs: 3_600_000,
+    payoutIntervalMs: 3_600_000,
+    settleIntervalMs: 3_600_000,
+    env: {},
+    verification,
+    singletons: false,
+  });
+  const coordinator = createCoordinator({
+    store,
+    logger: quiet,
+    recoverUnfinished: false,
+    verification,
+    billing: money.billing,
+    onJobDone: (done) => money.onJobDone(done),
+    cluster: (relay, find) => routing.attach(relay, find),
+    forwarding,
+  });
+  const server = await coordinator.listen();
+  routing.start();
+  forwarding.start();
+  cleanup.push(async () => {
+    routing.stop();
+    policy.stop();
+    money.stop();
+    await coordinator.close();
+    await server.close();
+    await bus.close();
+    await money.idle();
+    await verification.idle();
+  });
+  return { store, coordinator, routing, verification, money, url: server.url };
+};
+
+const contributor = async (r: Replica, runtime: EmbedRuntime, wallet: string): Promise<string> => {
+  const c = new Contributor({
+    coordinatorUrl: `${r.url.replace(/^http/, 'ws')}/v1/contributor`,
+    runtime,
+    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
+    consent: ['embed'],
+    client: { name: 'test', version: '0.0.0' },
+    webSocket: WebSocket,
+  });
+  c.start();
+  cleanup.push(() => c.stop({ drain: false }));
+  const id = await until('the contributor to connect', () => c.status().contributorId ?? undefined);
+  // The payout wallet a proven wallet link leaves.
+  await until('the contributor record', async () => {
+    const { rows } = await r.store.db.query('UPDATE contributors SET wallet = $1 WHERE id = $2 RETURNING id', [wallet, id]);
+    return rows.length === 1 ? true : undefined;
+  });
+  return id;
+};
+
+/** A device that reconnects with `wallet` already on its record, so the replica binds it at `hello`, as after a wallet link. */
+const boundContributor = async (r: Replica, runtime: EmbedRuntime, wallet: string): Promise<{ id: string; stop: () => void }> => {
+  const keys = new MemoryKeyStore();
+  const make = async (): Promise<Contributor> => {
+    const c = new Contributor({
+      coordinatorUrl: `${r.url.replace(/^http/, 'ws')}/v1/contributor`,
+      runtime,
+      identity: await loadOrCreateIdentity(keys),
+      consent: ['embed'],
+      client: { name: 'test', version: '0.0.0' },
+      webSocket: WebSocket,
+    });
+    c.start();
+    cleanup.push(() => c.stop({ drain: false }));
+    return c;
+  };
+  const first = await make();
+  const id = await until('the device to connect', () => first.status().contributorId ?? undefined);
+  await until('the device record', async () => {
+    const { rows } = await r.store.db.query('UPDATE contributors SET wallet = $1 WHERE id = $2 RETURNING id', [wallet, id]);
+    return rows.length === 1 ? true : undefined;
+  });
+  await first.stop({ drain: false });
+  const again = await make();
+  await until('the device to connect again', () => (again.status().contributorId === id ? true : undefined));
+  return { id, stop: () => void again.stop({ drain: false }) };
+};
+
+describe('quarantine across replicas', () => {
+  it('a wallet quarantined on one replica gets no work and no credit on another', { timeout: 120_000 }, async () => {
+    const schema = uniqueSchema('quarantine');
+    const a = await replica(schema, 'a', { canaryRate: 1, replicationRate: 0, quarantineAfter: 1 });
+    const b = await replica(schema, 'b', { canaryRate: 0, replicationRate: 0, quarantineAfter: 1 });
+    await until('the replicas to hear each other', () =>
+      a.routing.peers.includes('b') && b.routing.peers.includes('a') ? true : undefined,
+    );
+    const ledger = new Ledger(a.store.db);
+    const [keyA, keyB] = [await a.coordinator.createApiKey('on a'), await b.coordinator.createApiKey('on b')];
+    await ledger.deposit({ lt: 1n, hash: 'a1'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyA.id }, note: 't' });
+    await ledger.deposit({ lt: 2n, hash: 'b2'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyB.id }, note: 't' });
+    await ledger.deposit({ lt: 3n, hash: 'c3'.repeat(32), amount: 10_000_000n, to: { kind: 'budget' }, note: 't' });
+    await a.money.billing.refreshBudget();
+    await b.money.billing.refreshBudget();
+    const wallet = testWallet('a wallet that lies').address;
+
+    // On A: a device of the wallet lies, fails its canary and is quarantined with its wallet.
+    const liar = new EmbedRuntime({ lieRate: 1 });
+    const onA = await contributor(a, liar, wallet);
+    const requesterA = new RequesterClient({ coordinatorUrl: a.url, apiKey: keyA.secret, checkReplicas: false });
+    await requesterA.run({ kind: 'embed', model: 'tiny-embed', inputs: ['a lie its canary catches'] });
+    await requesterA.idle();
+    await until('the wallet’s quarantine', async () => {
+      const { rows } = await a.store.db.query('SELECT 1 FROM verification_quarantines WHERE contributor_id = $1', [`wallet:${wallet}`]);
+      return rows.length === 1 ? true : undefined;
+    });
+    await Promise.all([a.verification.idle(), a.money.idle()]);
+    expect(liar.jobs).toBe(2); // the job and its canary
+
+    // On B: another device of the same wallet, honest this time, connects; a requester of B asks for a job.
+    const honest = new EmbedRuntime();
+    const onB = await boundContributor(b, honest, wallet);
+    expect(onB.id).not.toBe(onA);
+    const requesterB = new RequesterClient({ coordinatorUrl: b.url, apiKey: keyB.secret, checkReplicas: false });
+    const abort = new AbortController();
+    const waiting = requesterB.run(
+      { kind: 'embed', model: 'tiny-embed', inputs: ['work for a quarantined wallet'] },
+      { signal: abort.signal },
+    );
+    const outcome = waiting.then(
+      () => 'ran',
+      () => 'refused',
+    );
+    const jobOnB = await until('B to hold the job', async () => {
+      const { rows } = await b.store.db.query<{ id: string }>(`SELECT id FROM jobs WHERE api_key_id = $1`, [keyB.id]);
+      return rows[0]?.id;
+    });
+    // Long enough for a scheduling pass and a claim on A to have placed it anywhere it may go.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(honest.jobs).toBe(0);
+    abort.abort();
+    expect(await outcome).toBe('refused');
+    await requesterB.idle();
+    // The requester gives up on it: cancelled, its reservation goes back.
+    const cancel = await fetch(`${b.url}/v1/jobs/${jobOnB}`, { method: 'DELETE', headers: { authorization: `Bearer ${keyB.secret}` } });
+    expect(cancel.status).toBeLessThan(500);
+    await until('the reservation back', async () =>
+      (await ledger.payerBalances({ kind: 'requester', apiKeyId: keyB.id })).reserved === 0n ? true : undefined,
+    );
+    expect(honest.jobs).toBe(0);
+    await Promise.all([a.money.idle(), b.money.idle(), a.verification.idle(), b.verification.idle()]);
+
+    const { rows: charged } = await a.store.db.query<{ prompt_tokens: number }>(
+      `SELECT prompt_tokens FROM jobs WHERE api_key_id = $1 AND state = 'done'`,
+      [keyA.id],
+    );
+    expect(charged).toHaveLength(1);
+    const gross = BigInt(Number(charged[0]?.prompt_tokens)) * 1_000n; // tiny-embed: 1,000 nanoTON per input token
+    expect(gross).toBeGreaterThan(0n);
+    // The requester paid for the job it got; the lie's credit was taken back, so the wallet has nothing.
+    expect(await ledger.payerBalances({ kind: 'requester', apiKeyId: keyA.id })).toEqual({ available: 10_000_000n - gross, reserved: 0n });
+    expect(await ledger.balances(wallet)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
+    expect(await ledger.payerBalances({ kind: 'requester', apiKeyId: keyB.id })).toEqual({ available: 10_000_000n, reserved: 0n });
+    expect((await checkBooks(a.store.db)).problems).toEqual([]);
+  });
+  it('a credit earned on a replica that missed the word does not settle once the wallet is quarantined', { timeout: 120_000 }, async () => {
+    const schema = uniqueSchema('quarantine_deaf');
+    const c = await replica(schema, 'c', { canaryRate: 1, replicationRate: 0, quarantineAfter: 1 });
+    const d = await replica(schema, 'd', { canaryRate: 0, replicationRate: 0, quarantineAfter: 1, deaf: true });
+    await until('the replicas to hear each other', () =>
+      c.routing.peers.includes('d') && d.routing.peers.includes('c') ? true : undefined,
+    );
+    const ledger = new Ledger(c.store.db);
+    const [keyC, keyD] = [await c.coordinator.createApiKey('on c'), await d.coordinator.createApiKey('on d')];
+    await ledger.deposit({ lt: 1n, hash: 'a1'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyC.id }, note: 't' });
+    await ledger.deposit({ lt: 2n, hash: 'b2'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyD.id }, note: 't' });
+    await ledger.deposit({ lt: 3n, hash: 'c3'.repeat(32), amount: 10_000_000n, to: { kind: 'budget' }, note: 't' });
+    await c.money.billing.refreshBudget();
+    await d.money.billing.refreshBudget();
+    const wallet = testWallet('a wallet that lies, again').address;
+    await contributor(c, new EmbedRuntime({ lieRate: 1 }), wallet);
+    await new RequesterClient({ coordinatorUrl: c.url, apiKey: keyC.secret, checkReplicas: false }).run({
+      kind: 'embed',
+      model: 'tiny-embed',
+      inputs: ['a lie its canary catches'],
+    });
+    await until('the wallet’s quarantine', async () => {
+      const { rows } = await c.store.db.query('SELECT 1 FROM verification_quarantines WHERE contributor_id = $1', [`wallet:${wallet}`]);
+      return rows.length === 1 ? true : undefined;
+    });
+
+    // D never heard: the wallet's other device still gets a job there, and its credit lands as pending.
+    const honest = new EmbedRuntime();
+    await boundContributor(d, honest, wallet);
+    await new RequesterClient({ coordinatorUrl: d.url, apiKey: keyD.secret, checkReplicas: false }).run({
+      kind: 'embed',
+      model: 'tiny-embed',
+      inputs: ['work on a replica that missed the word'],
+    });
+    expect(honest.jobs).toBe(1);
+    const job = await until('the job done in the database', async () => {
+      const { rows } = await d.store.db.query<{ id: string; prompt_tokens: number }>(
+        `SELECT id, prompt_tokens FROM jobs WHERE api_key_id = $1 AND state = 'done'`,
+        [keyD.id],
+      );
+      return rows[0];
+    });
+    const gross = BigInt(Number(job.prompt_tokens)) * 1_000n;
+    await until('the job recorded', async () => {
+      const { rows: recorded } = await d.store.db.query('SELECT 1 FROM verification_jobs WHERE job_id = $1', [job.id]);
+      return recorded.length === 1 ? true : undefined;
+    });
+    await Promise.all([d.verification.idle(), d.money.idle()]);
+
+    // D asks the database, not its memory: the credit is voided (when it lands, or at the end of its window at the latest).
+    expect(await d.verification.isVerified(job.id)).toBe('void');
+    await d.store.db.query('UPDATE earnings_jobs SET due_at = 0 WHERE job_id = $1', [job.id]); // its window ends now
+    expect(await d.money.earnings.settleDue()).toMatchObject({ settled: 0 });
+    expect(await ledger.balances(wallet)).toEqual({ pending: 0n, settled: 0n, inFlight: 0n, paid: 0n });
+    expect(await ledger.payerBalances({ kind: 'requester', apiKeyId: keyD.id })).toEqual({ available: 10_000_000n - gross, reserved: 0n });
+    expect((await checkBooks(c.store.db)).problems).toEqual([]);
+  });
+});
