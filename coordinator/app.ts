@@ -200,7 +200,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     sendBufferBytes: limits.eventStreamBufferBytes,
     ...(options.verification !== undefined && { verification: options.verification }),
   });
-  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
+  app.notFound((c) => problemAnswer(new Problem(404, 'NOT_FOUND', `No route ${c.req.method} ${c.req.path}.`), c));
   app.onError((err, c) => {
     if (err instanceof HTTPException) return problemAnswer(err, c);
     if (isDatabaseUnavailable(err)) {

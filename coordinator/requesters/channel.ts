@@ -6,7 +6,7 @@
  * same. A job created on the socket is followed on it without asking; its events come down
  * tagged with its id until its last one.
  */
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import {
@@ -72,16 +72,19 @@ export class RequesterChannels {
   }
 
   async #accept(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (this.#draining) return reject(socket, 503, 'DRAINING', 'The coordinator is shutting down; reconnect later.');
+    if (this.#draining) return reject(socket, new Problem(503, 'DRAINING', 'The coordinator is shutting down; reconnect later.'));
     let key: ApiKeyRecord;
     try {
       key = await this.#o.actions.authenticate(bearer(request.headers.authorization));
     } catch (err) {
-      if (err instanceof Problem) return reject(socket, 401, err.code, err.message);
+      if (err instanceof Problem) return reject(socket, err);
       throw err;
     }
     if (!this.#perKey.take(key.id, this.#o.channelsPerKey)) {
-      return reject(socket, 429, 'QUOTA', `This API key has ${this.#o.channelsPerKey} channels open, the limit; close one first.`);
+      return reject(
+        socket,
+        new Problem(429, 'QUOTA', `This API key has ${this.#o.channelsPerKey} channels open, the limit; close one first.`),
+      );
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
       const session = new ChannelSession(ws, key, this.#o, batchedWrites(socket));
@@ -146,32 +149,35 @@ class ChannelSession {
     this.#held.clear();
   }
 
+  /** Answers one message; every refusal is a {@link Problem}, sent as an `error` frame naming the message. */
   async #handle(data: RawData, isBinary: boolean): Promise<void> {
     const text = isBinary ? null : rawText(data);
-    if (text === null) return this.#refuse({ status: 400, error: { code: 'BAD_MESSAGE', message: 'Send JSON text messages.' } });
+    try {
+      await this.#act(this.#valid(text), text?.length ?? 0);
+    } catch (err) {
+      if (!(err instanceof Problem)) throw err;
+      // The message's `ref` and `jobId` when usable, valid or not (never its `type`: the frame's is `error`).
+      const { ref, jobId } = text === null ? {} : tags(text);
+      this.#refused(err, { ...(ref !== undefined && { ref }), ...(jobId !== undefined && { jobId }) });
+    }
+  }
+
+  /** The message, checked as the routes check a body: its size, its schema, then its text. */
+  #valid(text: string | null): ChannelRequest {
+    if (text === null) throw new Problem(400, 'BAD_MESSAGE', 'Send JSON text messages.');
     if (text.length > MAX_CHANNEL_MESSAGE) {
-      const message = `The message of ${text.length} bytes exceeds ${MAX_CHANNEL_MESSAGE} bytes, the limit.`;
-      return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message } });
+      throw new Problem(413, 'BAD_MESSAGE', `The message of ${text.length} bytes exceeds ${MAX_CHANNEL_MESSAGE} bytes, the limit.`);
     }
     const parsed = parseFrame(ChannelRequest, text);
     if (!parsed.ok) {
-      const { type, ...where } = tags(text);
       // Refused by size first, as the route's body limit does.
-      if (type === 'create' && text.length > CREATE_LIMIT) return this.#refused(tooLarge('create'), where);
-      return this.#refuse({ status: 400, error: parsed.error, ...where });
+      if (tags(text).type === 'create' && text.length > CREATE_LIMIT) throw tooLarge('create');
+      throw new Problem(400, parsed.error.code, parsed.error.message);
     }
     const unsafe = findUnsafeText(parsed.value);
-    if (unsafe !== null) {
-      const message = `Invalid message at ${printable(unsafe.slice(0, 200))}: ${UNSAFE_TEXT_MESSAGE}.`;
-      return this.#refuse({ status: 400, error: { code: 'BAD_MESSAGE', message }, ...tags(text) });
-    }
-    const m = parsed.value;
-    try {
-      await this.#act(m, text.length);
-    } catch (err) {
-      if (!(err instanceof Problem)) throw err;
-      this.#refused(err, { ...('ref' in m && { ref: m.ref }), ...('jobId' in m && { jobId: m.jobId }) });
-    }
+    if (unsafe !== null)
+      throw new Problem(400, 'BAD_MESSAGE', `Invalid message at ${printable(unsafe.slice(0, 200))}: ${UNSAFE_TEXT_MESSAGE}.`);
+    return parsed.value;
   }
 
   /** Does what a valid message asks; a refusal is thrown as the route's {@link Problem}. */
@@ -317,11 +323,11 @@ function tooLarge(what: string): Problem {
 }
 
 /** Answers an upgrade with the HTTP route's refusal and closes the socket. */
-function reject(socket: Duplex, status: 401 | 429 | 503, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  const reason = { 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status];
+function reject(socket: Duplex, refusal: Problem): void {
+  const { status } = refusal;
+  const body = JSON.stringify({ error: refusal.error });
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}Connection: close\r\n\r\n${body}`,
   );
 }
