@@ -134,6 +134,13 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.use(async (c, next) => (PAYLOAD_ROUTE.test(c.req.path) ? next() : defaultBodyLimit(c, next)));
   // A request id on every request (or the caller's `X-Request-Id`), in the answer and in the log lines.
   app.use(requestId({ limitLength: 64 }));
+  // Draining, no connection goes back to a client's keep-alive pool: a request sent on an idle one
+  // just as the server closed it would be cut off after it was sent, and a job creation so cut
+  // cannot be tried again (the job may exist).
+  app.use(async (c, next) => {
+    await next();
+    if (relay.draining) c.header('Connection', 'close');
+  });
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
@@ -292,6 +299,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     },
     async drain(timeoutMs) {
       relay.startDrain();
+      // Connections idle now are closed now, not later as a request may be on its way on one.
+      for (const server of servers) server.closeIdleConnections();
       gateway.drain(options.reconnectAfterMs ?? 5_000);
       const until = Date.now() + timeoutMs;
       while (relay.runningCount > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));

@@ -191,6 +191,7 @@ export async function main(argv: string[]): Promise<number> {
         host: config['listen.host'],
         coordinatorUrl: config.coordinatorUrl,
         apiKey,
+        channel: config.channel,
         log,
         // The gateway's own key for its clients: required where it listens beyond loopback.
         ...(process.env['SPINNERET_GATEWAY_KEY'] !== undefined && { gatewayKey: process.env['SPINNERET_GATEWAY_KEY'] }),

@@ -98,6 +98,13 @@ export const GATEWAY_SETTINGS = {
     'SPINNERET_COORDINATOR_URL',
     'The coordinator the gateway sends sealed jobs to.',
   ),
+  channel: s(
+    'boolean',
+    v.boolean('expected true or false'),
+    true,
+    'SPINNERET_GATEWAY_CHANNEL',
+    "Run jobs over the coordinator's requester channel (one WebSocket, `/v1/requester`); HTTP when it has none or it cannot open. `false`: HTTP only.",
+  ),
   apiKey: s(
     'string',
     text('an API key', 256),

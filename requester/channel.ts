@@ -31,6 +31,7 @@ import {
 import { AssignmentPool } from './assignments.ts';
 import { CoordinatorError, httpError, networkError } from './errors.ts';
 import type { JobLine } from './http-line.ts';
+import { NOT_SENT } from './retry.ts';
 
 type Created = { jobId: string; assignment: Assignment | null };
 
@@ -237,7 +238,13 @@ export class ChannelLine implements JobLine {
   }
 
   #ask<T>(map: Map<string, Pending<T>>, ref: string, message: ChannelRequest, what: string, signal?: AbortSignal): Promise<T> {
-    if (this.#closedWith !== null) return Promise.reject(networkError(this.#closedWith, this.#url, what));
+    // Never written: the coordinator cannot have acted on it, so creating the job may be tried again.
+    if (this.#closedWith !== null || this.#ws.readyState !== WebSocket.OPEN) {
+      const notSent = Object.assign(new Error(`the requester channel closed before the request was sent`, { cause: this.#closedWith }), {
+        code: NOT_SENT,
+      });
+      return Promise.reject(networkError(notSent, this.#url, what));
+    }
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
         map.delete(ref);

@@ -42,7 +42,10 @@ export interface RequesterClientOptions {
    * (default 8 tries within 30 s, backoff 200 ms doubling up to 5 s). Then RetriesExhaustedError.
    */
   retry?: Partial<RetryPolicy>;
-  /** Times a job the coordinator ended by restarting (`RESTARTED`) is run again as a new job (default 3). */
+  /**
+   * Times a job the coordinator ended by restarting or shutting down (`RESTARTED`, `DRAINING`;
+   * released, never charged) is run again as a new job (default 3). Then JobInterruptedError.
+   */
   maxReruns?: number;
 }
 

@@ -22,9 +22,16 @@ import {
 import type { ModelFacts } from '../protocol/wire.ts';
 import { EnvelopeCounter } from './billing.ts';
 import { ChannelLine } from './channel.ts';
-import { CoordinatorError, CoordinatorUnavailableError, failedJobError, networkError, RetriesExhaustedError } from './errors.ts';
+import {
+  CoordinatorError,
+  CoordinatorUnavailableError,
+  failedJobError,
+  JobInterruptedError,
+  networkError,
+  RetriesExhaustedError,
+} from './errors.ts';
 import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
-import { backoffMs, DEFAULT_RETRY, mayRetryCreate, type RetryPolicy, sleep, withRetry } from './retry.ts';
+import { backoffMs, DEFAULT_RETRY, mayRetryCreate, neverConnected, type RetryPolicy, sleep, withRetry } from './retry.ts';
 import type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
 import { deferred, JobFailed, newProgress, type Progress, Restarted, StreamBroken, UnopenableResult, unseen } from './stream.ts';
 
@@ -71,7 +78,12 @@ export class RequesterClient {
     return (await this.#line()) === this.#http ? 'http' : 'channel';
   }
 
-  /** The channel when asked for, the coordinator has one and it opens, else HTTP; a failed channel is tried again after a minute. */
+  /**
+   * The channel when asked for, the coordinator has one and it opens, else HTTP. A coordinator
+   * that was unreachable or answered 5xx (a restart, a drain, a load balancer without a backend)
+   * is asked again at the next call; one that refused the channel otherwise (it has none, not for
+   * this key, or cut the upgrade off) after a minute.
+   */
   #line(): Promise<JobLine> {
     if (!this.#useChannel) return Promise.resolve(this.#http);
     if (this.#channel?.usable === true) return Promise.resolve(this.#channel);
@@ -79,13 +91,19 @@ export class RequesterClient {
     this.#opening ??= ChannelLine.open(this.#url, this.#apiKey, undefined, this.#options.assignAhead ?? 0)
       .then(
         (line): JobLine => (this.#channel = line),
-        (): JobLine => {
-          this.#channelRetryAt = Date.now() + 60_000;
+        (err: unknown): JobLine => {
+          const passing = err instanceof CoordinatorUnavailableError && (err.status >= 500 || neverConnected(err));
+          if (!passing) this.#channelRetryAt = Date.now() + 60_000;
           return this.#http;
         },
       )
       .finally(() => (this.#opening = null));
     return this.#opening;
+  }
+
+  /** Where to go on with a job `line` carried: HTTP stays HTTP; a channel is the open one, a new one, or HTTP. */
+  async #current(line: JobLine): Promise<JobLine> {
+    return line === this.#http ? line : this.#line();
   }
 
   /** The key's balances and deposit instructions (`GET /v1/account`). */
@@ -122,7 +140,8 @@ export class RequesterClient {
    * assigns (again after one drops), streams deltas to `onDelta`, and resolves with the
    * result and the attempt that produced it. While the coordinator is unreachable, creating
    * the job is retried with backoff and a broken event stream is reopened where it was; a job
-   * the coordinator ended by restarting (`RESTARTED`, nothing charged) is run again.
+   * the coordinator ended by restarting or shutting down (`RESTARTED`, `DRAINING`: nothing
+   * charged) is run again, up to `maxReruns` times.
    */
   async run(request: JobRequest, options: RunOptions = {}): Promise<JobResult & { attempts: number }> {
     const job = parseJobRequest(request);
@@ -139,26 +158,32 @@ export class RequesterClient {
     // Text already passed to onDelta, across reopened streams and re-runs: each piece once.
     const emitted = { text: '', tokens: [] as number[] };
     for (let reruns = 0; ; reruns++) {
-      const line = await this.#line();
-      const { jobId, assignment } = await this.#create(line, job, sizeBytes, signal);
+      const { line, jobId, assignment } = await this.#create(job, sizeBytes, signal);
       try {
         return await this.#runCreated(line, jobId, job, newProgress(emitted, assignment), options);
       } catch (err) {
         if (!(err instanceof Restarted)) throw err;
-        if (reruns >= (this.#options.maxReruns ?? 3) || signal?.aborted === true) throw err.error;
+        if (signal?.aborted === true) throw new AbortedError(`Job ${err.jobId}`);
+        if (reruns >= (this.#options.maxReruns ?? 3)) throw new JobInterruptedError(this.#url, err.jobId, err.code, reruns, err.error);
+        // A coordinator that is going away is given a moment before the job is created again.
+        await sleep(backoffMs(reruns + 1, this.#retry), signal);
       }
     }
   }
 
-  /** Creates the job (`POST /v1/jobs`), retrying with backoff while the coordinator is unreachable or draining. */
+  /**
+   * Creates the job (`POST /v1/jobs`, or `create` on the channel), retrying with backoff while
+   * the coordinator is unreachable or draining; each try takes the line anew (a channel that
+   * closed is replaced), and the job is followed on the line that created it.
+   */
   async #create(
-    line: JobLine,
     job: JobRequest,
     sizeBytes: number,
     signal: AbortSignal | undefined,
-  ): Promise<{ jobId: string; assignment: Assignment | null }> {
+  ): Promise<{ line: JobLine; jobId: string; assignment: Assignment | null }> {
     const retry = { policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal };
     return withRetry(retry, mayRetryCreate, async () => {
+      const line = await this.#line();
       const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
       // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
       const create = {
@@ -168,7 +193,7 @@ export class RequesterClient {
         ...(sizeBytes <= 1_000_000 && { sizeBytes }),
         ...(this.#options.checkReplicas !== false && { replicas: true }),
       };
-      return line.create(create, signal);
+      return { line, ...(await line.create(create, signal)) };
     });
   }
 
@@ -189,7 +214,7 @@ export class RequesterClient {
       const result = await this.#followResuming(line, jobId, job, progress, options, onReplica);
       primary.resolve(result);
       // The usage the sealed result holds: the coordinator records a claim above it against the contributor.
-      this.#track(this.#report(line, jobId, { opened: true, usage: result.usage }).then(() => undefined));
+      this.#track(this.#report(await this.#current(line), jobId, { opened: true, usage: result.usage }).then(() => undefined));
       return result;
     } catch (err) {
       primary.resolve(null);
@@ -197,7 +222,7 @@ export class RequesterClient {
       if (err instanceof UnopenableResult) return await this.#rerun(line, jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
-      await line.cancel(jobId);
+      await (await this.#current(line)).cancel(jobId);
       if (signal?.aborted) throw new AbortedError(`Job ${jobId}`);
       const cause = err instanceof StreamBroken ? err.error : err;
       throw cause instanceof SpinneretError ? cause : networkError(cause, this.#url, `following job ${jobId}`);
@@ -222,7 +247,7 @@ export class RequesterClient {
       const before = progress.seen;
       try {
         // A broken channel is followed again on a new one, or over HTTP: a job's events are the same on both.
-        const current = n === 1 || line === this.#http ? line : await this.#line();
+        const current = n === 1 ? line : await this.#current(line);
         return await this.#follow(current, jobId, job, progress, options, onReplica);
       } catch (err) {
         if (!(err instanceof StreamBroken) || options.signal?.aborted === true) throw err;
@@ -286,7 +311,9 @@ export class RequesterClient {
       if (next.done === true) break;
       const event = next.value;
       progress.seen++;
-      if (event.type === 'failed' && event.error.code === 'RESTARTED') throw new Restarted(failedJobError(event.error, jobId));
+      // Ended by a restart or a graceful shutdown: released, never charged, so it is run again.
+      if (event.type === 'failed' && (event.error.code === 'RESTARTED' || event.error.code === 'DRAINING'))
+        throw new Restarted(jobId, event.error.code, failedJobError(event.error, jobId));
       if (event.type === 'failed') throw new JobFailed(failedJobError(event.error, jobId));
       if (event.type === 'assigned') {
         await submit(event.assignment);

@@ -102,7 +102,31 @@ export class RetriesExhaustedError extends CoordinatorUnavailableError {
   }
 }
 
-const ErrorBody = v.object({ error: v.object({ code: v.optional(v.string()), message: v.string() }) });
+/**
+ * The coordinator ended the job without running it to the end, by restarting (`RESTARTED`) or
+ * shutting down (`DRAINING`), and it did so again each of the `maxReruns` times the job was run
+ * again. Nothing was charged for any of them; submit the job again once the coordinator is back.
+ */
+export class JobInterruptedError extends CoordinatorUnavailableError {
+  /** The last run's job id. */
+  readonly jobId: string;
+  readonly wireCode: 'RESTARTED' | 'DRAINING';
+  /** Times the job was run again before this error. */
+  readonly reruns: number;
+
+  constructor(coordinatorUrl: string, jobId: string, wireCode: 'RESTARTED' | 'DRAINING', reruns: number, cause: unknown) {
+    const why = wireCode === 'RESTARTED' ? 'restarted' : 'shut down';
+    super(coordinatorUrl, `it ${why} while job ${jobId} ran, after ${reruns} re-run${reruns === 1 ? '' : 's'}; nothing was charged`, 503, {
+      cause,
+    });
+    this.jobId = jobId;
+    this.wireCode = wireCode;
+    this.reruns = reruns;
+    this.name = 'JobInterruptedError';
+  }
+}
+
+const ErrorBody = v.object({ error: v.object({ code: v.exactOptional(v.string()), message: v.string() }) });
 
 /** Turns a non-2xx answer into the error a caller handles. `what` names the request, e.g. "creating the job". */
 export async function httpError(response: Response, what: string, coordinatorUrl: string): Promise<SpinneretError> {

@@ -341,6 +341,12 @@ export interface StartGatewayOptions {
   host?: string;
   coordinatorUrl: string;
   apiKey: string;
+  /**
+   * Run jobs over the coordinator's requester channel (default true): one WebSocket for every
+   * request, falling back to HTTP where the coordinator has no channel or it cannot open. The
+   * SDK's fault run (requester/faults.test.ts) holds on both transports.
+   */
+  channel?: boolean;
   modelsInfo?: Record<string, GatewayModelInfo>;
   /** This gateway's own key for its clients (`SPINNERET_GATEWAY_KEY`); required unless it listens on loopback. */
   gatewayKey?: string;
@@ -362,7 +368,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<{ url:
       `The gateway spends your coordinator key: listening on ${host} needs its own client key of 16 characters or more (set SPINNERET_GATEWAY_KEY), or listen on 127.0.0.1.`,
     );
   }
-  const client = new RequesterClient({ coordinatorUrl: options.coordinatorUrl, apiKey: options.apiKey });
+  const client = new RequesterClient({
+    coordinatorUrl: options.coordinatorUrl,
+    apiKey: options.apiKey,
+    channel: options.channel ?? true,
+  });
   const app = createGateway({
     client,
     ...(options.modelsInfo !== undefined && { modelsInfo: options.modelsInfo }),
@@ -370,7 +380,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<{ url:
     ...(options.maxBodyBytes !== undefined && { maxBodyBytes: options.maxBodyBytes }),
     ...(options.log !== undefined && { log: options.log }),
   });
-  return listen(app, options.port, host);
+  const served = await listen(app, options.port, host);
+  return {
+    url: served.url,
+    async close() {
+      await served.close();
+      client.close();
+    },
+  };
 }
 
 /** Serves a Hono app with @hono/node-server; exported for tests that use a test-double client. */

@@ -25,14 +25,27 @@ export function backoffMs(n: number, policy: RetryPolicy, random: () => number =
   return Math.floor(random() * ceiling);
 }
 
-/** Codes of a connection that was never made: the request surely did not reach the coordinator. */
-const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+/** The code of a request on the requester channel that was never written (the channel had closed). */
+export const NOT_SENT = 'SPINNERET_NOT_SENT';
+
+/** Codes of a connection that was never made, or a request never written: it surely did not reach the coordinator. */
+const NOT_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  NOT_SENT,
+]);
 
 /** Whether `err` (from fetch, possibly wrapped) says no connection was made. */
 export function neverConnected(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
+    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
     if (typeof code === 'string' && NOT_CONNECTED.has(code)) return true;
+    // Any failure of the connect call itself (`connect ECONNRESET` from a server closing its listener): nothing was sent.
+    if (syscall === 'connect') return true;
   }
   return false;
 }

@@ -123,9 +123,16 @@ export class StreamBroken extends Error {
   }
 }
 
-/** The coordinator restarted and ended the job with `RESTARTED`: nothing was charged, and it can be run again. */
+/**
+ * The coordinator ended the job without running it to the end: it restarted (`RESTARTED`) or
+ * shut down gracefully (`DRAINING`). Nothing was charged, and it can be run again.
+ */
 export class Restarted extends Error {
-  constructor(readonly error: SpinneretError) {
+  constructor(
+    readonly jobId: string,
+    readonly code: 'RESTARTED' | 'DRAINING',
+    readonly error: SpinneretError,
+  ) {
     super(error.message);
   }
 }

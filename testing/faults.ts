@@ -68,6 +68,8 @@ export interface FaultContributor {
 export interface Relay {
   url: string;
   connections: number;
+  /** Every HTTP request line clients sent through it (`GET /v1/requester HTTP/1.1`), in order. */
+  requests: string[];
   drop(): void;
   close(): Promise<void>;
 }
@@ -75,6 +77,7 @@ export interface Relay {
 /** Relays connections on `listenOn` (default: any free port) to the coordinator's `port`. */
 export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> {
   const open = new Set<Socket>();
+  const requests: string[] = [];
   let connections = 0;
   const server: Server = createServer((client) => {
     connections++;
@@ -89,6 +92,9 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
     upstream.connect(port, '127.0.0.1', () => {
+      // Request lines only (a WebSocket client's frames are masked, so they never look like one);
+      // attached with the pipe, so that nothing flows before the upstream takes it.
+      client.on('data', (chunk: Buffer) => requests.push(...(chunk.toString('latin1').match(/^[A-Z]+ \/\S* HTTP\/1\.1(?=\r\n)/gm) ?? [])));
       client.pipe(upstream);
       upstream.pipe(client);
     });
@@ -105,6 +111,7 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
     get connections() {
       return connections;
     },
+    requests,
     drop,
     close() {
       drop();
@@ -134,6 +141,13 @@ export interface FaultNetwork {
    * coordinator starts on the same port and store and recovers, as `npm start` restarts one.
    */
   crash(beforeDeath?: () => void): Promise<void>;
+  /**
+   * A graceful restart (SIGTERM under `npm start`): the coordinator drains for up to `drainMs`
+   * (no new job is taken, running ones may finish, the rest fail `DRAINING` and are released),
+   * closes, and a new one starts on the same port and store. `whileDraining` runs once the drain
+   * has begun; the restart waits for it.
+   */
+  restart(drainMs: number, whileDraining?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -169,10 +183,13 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
         money.onJobDone(d);
       },
     });
-  let coordinator = boot(
-    mortal(store, () => dead),
-    mortalBilling(money.billing, () => dead),
-  );
+  // Every run is mortal, so a later crash (after a restart) loses that run's writes as the first did.
+  const start = (): Coordinator =>
+    boot(
+      mortal(store, () => dead),
+      mortalBilling(money.billing, () => dead),
+    );
+  let coordinator = start();
   const server = await coordinator.listen({ port: 0 });
   const port = Number(new URL(server.url).port);
   const contributors: FaultContributor[] = [];
@@ -248,7 +265,14 @@ export async function startFaultNetwork(options: Partial<CoordinatorOptions> = {
       dead = true;
       await coordinator.close();
       dead = false;
-      coordinator = boot(store, money.billing);
+      coordinator = start();
+      await coordinator.listen({ port });
+    },
+    async restart(drainMs, whileDraining) {
+      const draining = coordinator.drain(drainMs);
+      await whileDraining?.();
+      await draining;
+      coordinator = start();
       await coordinator.listen({ port });
     },
     async close() {

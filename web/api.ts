@@ -1,14 +1,15 @@
 /**
  * The page's one client of the coordinator's HTTP routes (docs/protocol.md, "HTTP routes").
- * Every answer is checked against its schema in protocol/ before the page uses it; every
- * refusal, unreachable coordinator or malformed answer becomes one {@link CoordinatorError}.
+ * Every answer is checked against its schema in protocol/ before the page uses it, every body
+ * sent is typed by the schema the coordinator validates it with (protocol/page-requests.ts),
+ * and every refusal, unreachable coordinator or malformed answer becomes one
+ * {@link CoordinatorError}.
  */
 import * as v from 'valibot';
 import {
   ControlAnswer,
   EarningsSummary,
   Enrollment,
-  type EnrollmentScope,
   FleetView,
   IssuedToken,
   PriceListView,
@@ -21,6 +22,13 @@ import {
   WalletSession,
 } from '../protocol/answers.ts';
 import { NetworkInfo } from '../protocol/network.ts';
+import type {
+  ControlRequest,
+  EnrollRequest,
+  IssueTokenRequest,
+  WalletPayloadRequest,
+  WalletProofRequest,
+} from '../protocol/page-requests.ts';
 import { t } from './i18n/index.ts';
 
 /**
@@ -39,35 +47,6 @@ export class CoordinatorError extends Error {
   ) {
     super(message);
   }
-}
-
-/** What a wallet sends to `POST /v1/wallet/proof` (TON Connect's `ton_proof` reply and account). */
-export interface ProofRequest {
-  deviceKey: string;
-  /** `owner`: the fleet page's owner session; `device` (default): the contributor's. */
-  scope?: 'device' | 'owner';
-  address: string;
-  network: string;
-  publicKey?: string;
-  proof: {
-    timestamp: number;
-    domain: { lengthBytes: number; value: string };
-    payload: string;
-    signature: string;
-    stateInit?: string;
-  };
-}
-
-export interface IssueTokenRequest {
-  label: string;
-  ttlMs: number;
-  scope: EnrollmentScope;
-  maxDevices: number;
-}
-
-export interface ControlRequest {
-  action: 'pause' | 'resume' | 'message';
-  text?: string;
 }
 
 interface Call {
@@ -114,16 +93,17 @@ export class CoordinatorClient {
 
   /** `POST /v1/wallet/payload`: a `ton_proof` payload bound to this device's key. */
   walletPayload(deviceKey: string): Promise<ProofPayload> {
-    return this.#call(ProofPayload, '/wallet/payload', { method: 'POST', body: { deviceKey } });
+    const body: WalletPayloadRequest = { deviceKey };
+    return this.#call(ProofPayload, '/wallet/payload', { method: 'POST', body });
   }
 
   /** `POST /v1/wallet/proof`: the wallet session of a proven wallet. */
-  walletProof(request: ProofRequest): Promise<WalletSession> {
+  walletProof(request: WalletProofRequest): Promise<WalletSession> {
     return this.#call(WalletSession, '/wallet/proof', { method: 'POST', body: request });
   }
 
   /** `POST /v1/enroll`: a kiosk machine enrolls with its owner's token. */
-  enroll(request: { token: string; identityKey: string; signature: string; label?: string }): Promise<Enrollment> {
+  enroll(request: EnrollRequest): Promise<Enrollment> {
     return this.#call(Enrollment, '/enroll', { method: 'POST', body: request });
   }
 

@@ -6,7 +6,8 @@
  * wallet is proven. One card per machine, so a phone never scrolls sideways.
  */
 import type { FleetDevice, TokenView } from '../protocol/answers.ts';
-import { CoordinatorClient, type ControlRequest } from './api.ts';
+import type { ControlRequest } from '../protocol/page-requests.ts';
+import { CoordinatorClient } from './api.ts';
 import { startWorker } from './bridge.ts';
 import { resolveConfig } from './config.ts';
 import { h, replace, say, tr, trAttr } from './dom.ts';

@@ -24,8 +24,8 @@ export const KioskFile = v.strictObject({
   /** Owner rules applied before starting: a partial of the Controls card's rules, checked by the worker. */
   controls: v.optional(
     v.looseObject({
-      dutyCycle: v.optional(v.picklist([25, 50, 75, 100], 'dutyCycle is 25, 50, 75 or 100')),
-      schedule: v.optional(v.array(v.strictObject({ start: HHMM, end: HHMM }))),
+      dutyCycle: v.exactOptional(v.picklist([25, 50, 75, 100], 'dutyCycle is 25, 50, 75 or 100')),
+      schedule: v.exactOptional(v.array(v.strictObject({ start: HHMM, end: HHMM }))),
     }),
   ),
 });

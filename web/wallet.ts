@@ -6,6 +6,7 @@
  * wallet is kept on this device until its session expires, so a reload shows it at once.
  */
 import type { ConnectedWallet, TonConnectUI } from '@tonconnect/ui';
+import type { WalletProofRequest } from '../protocol/page-requests.ts';
 import type { CoordinatorClient } from './api.ts';
 import { language, onLanguage } from './i18n/index.ts';
 import { loadWalletsList } from './wallet-list.ts';
@@ -209,7 +210,8 @@ export class Wallet {
         deviceKey: await this.#options.deviceKey(),
         ...(this.#options.scope === 'owner' && { scope: 'owner' as const }),
         address: wallet.account.address,
-        network: wallet.account.chain,
+        // TON Connect's chain is any string; one the coordinator does not serve it refuses (400).
+        network: wallet.account.chain as WalletProofRequest['network'],
         ...(wallet.account.publicKey !== undefined && { publicKey: wallet.account.publicKey }),
         proof: { ...reply.proof, ...(wallet.account.walletStateInit !== undefined && { stateInit: wallet.account.walletStateInit }) },
       };

@@ -10,7 +10,7 @@
 import type * as v from 'valibot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Coordinator, createCoordinator } from '../app.ts';
-import { ControlRequest, EnrollRequest, IssueRequest } from '../fleet/routes.ts';
+import { ControlRequest, EnrollRequest, IssueTokenRequest } from '../../protocol/page-requests.ts';
 import { ownerCall, proveOwner } from '../fleet/testing.ts';
 import { SqlStore } from '../store/sql-store.ts';
 import { openTestPostgres, uniqueSchema } from '../store/testing.ts';
@@ -62,7 +62,7 @@ const segment = (r: () => number): string =>
   r() < 0.5 ? encodeURIComponent(pick(r, ids)) : pick(r, ['%00', '%E0%A4%A', '%ED%A0%80', 'x'.repeat(300), '..%2f', '%01', '😀', 'a%0Ab']);
 
 const ROUTES: Array<[string, (r: () => number) => string, v.GenericSchema | null]> = [
-  ['POST', () => '/v1/enrollment-tokens', s(IssueRequest)],
+  ['POST', () => '/v1/enrollment-tokens', s(IssueTokenRequest)],
   ['GET', () => '/v1/enrollment-tokens', null],
   ['DELETE', (r) => `/v1/enrollment-tokens/${segment(r)}`, null],
   ['POST', () => '/v1/enroll', s(EnrollRequest)],

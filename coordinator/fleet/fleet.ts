@@ -5,6 +5,7 @@
  * database and sent again each time the device connects.
  */
 import type { FleetDevice, FleetView } from '../../protocol/answers.ts';
+import type { ControlRequest } from '../../protocol/page-requests.ts';
 import { PROTOCOL_VERSION } from '../../protocol/wire.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { ConnectedContributor } from '../leases/contributor.ts';
@@ -13,12 +14,6 @@ import { toInt, type SqlDb } from '../store/sql.ts';
 
 /** One device on the fleet page, and the page's whole answer (`GET /v1/fleet`). */
 export type { FleetDevice, FleetView };
-
-/** A remote control from the fleet page. */
-export interface ControlRequest {
-  action: 'pause' | 'resume' | 'message';
-  text?: string;
-}
 
 /** `not-found`: no such device anywhere; `forbidden`: the device earns for someone else. */
 export type ControlOutcome = { ok: true; delivered: boolean } | { ok: false; reason: 'not-found' | 'forbidden' };

@@ -17,12 +17,12 @@
 import { Address } from '@ton/core';
 import { type Context, Hono } from 'hono';
 import { cors } from 'hono/cors';
-import * as v from 'valibot';
+import { ControlRequest, EnrollRequest, IssueTokenRequest } from '../../protocol/page-requests.ts';
 import { enrollMessage } from '../../protocol/wire.ts';
 import { bearer, bodyLimitOf, Problem, readBody } from '../http.ts';
 import type { Clock } from '../clock.ts';
 import { WalletAuthError } from '../wallets/errors.ts';
-import { ENROLLMENT_SCOPES, type Enrollment, type EnrollmentToken } from '../wallets/enrollment.ts';
+import type { Enrollment, EnrollmentToken } from '../wallets/enrollment.ts';
 import type { WalletSessions } from '../wallets/wallet-sessions.ts';
 import type { EnrollmentSessions } from './enrollment-sessions.ts';
 import type { Fleet } from './fleet.ts';
@@ -34,29 +34,6 @@ export interface FleetRouteDeps {
   fleet: Fleet;
   clock: Clock;
 }
-
-/** Longest enrollment token lifetime: one year. */
-const MAX_TTL_MS = 365 * 24 * 60 * 60_000;
-const Label = v.pipe(v.string(), v.trim(), v.minLength(1, 'a label is required'), v.maxLength(64));
-export const IssueRequest = v.strictObject({
-  label: Label,
-  /** How long the token can enroll devices, ms. */
-  ttlMs: v.pipe(v.number(), v.integer(), v.minValue(60_000, 'at least one minute'), v.maxValue(MAX_TTL_MS, 'at most one year')),
-  scope: v.optional(v.picklist(ENROLLMENT_SCOPES), 'contribute'),
-  maxDevices: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1),
-});
-export const EnrollRequest = v.strictObject({
-  token: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
-  identityKey: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url Ed25519 public key')),
-  /** The identity key's signature of {@link enrollMessage}: proof the caller holds the device's key. */
-  signature: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{86}$/, 'a base64url Ed25519 signature')),
-  /** This machine's name; default the token's label. */
-  label: v.optional(Label),
-});
-export const ControlRequest = v.strictObject({
-  action: v.picklist(['pause', 'resume', 'message']),
-  text: v.optional(v.pipe(v.string(), v.maxLength(500))),
-});
 
 /** A token as the owner sees it (never its secret). */
 function tokenView(token: EnrollmentToken, now: number) {
@@ -126,7 +103,7 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
 
   app.post('/enrollment-tokens', async (c) => {
     const wallet = await owner(c);
-    const { label, ttlMs, scope, maxDevices } = await readBody(c, IssueRequest);
+    const { label, ttlMs, scope, maxDevices } = await readBody(c, IssueTokenRequest);
     const expiresAt = deps.clock.now() + ttlMs;
     const { id, secret } = await deps.enrollment.issueToken({ owner: Address.parseRaw(wallet), label, scope, expiresAt, maxDevices });
     return c.json({ id, secret, label, scope, maxDevices, expiresAt }, 201);

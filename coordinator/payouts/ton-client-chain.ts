@@ -27,7 +27,7 @@ export class TonClientChain implements Chain {
   constructor(options: TonClientChainOptions) {
     this.client = new TonClient({
       endpoint: options.endpoint,
-      apiKey: options.apiKey,
+      ...(options.apiKey !== undefined && { apiKey: options.apiKey }),
       timeout: options.timeoutMs ?? 10_000,
     });
   }

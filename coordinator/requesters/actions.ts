@@ -81,6 +81,8 @@ export class RequesterActions {
       const wrong = envelopeProblem(envelope, await catalog.limits(model, kind));
       if (wrong !== null) throw new Problem(422, 'ENVELOPE', wrong);
     }
+    // Refused before the reservation: a 503 moves no money and leaves no billing row behind.
+    if (relay.draining) throw new Problem(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
     const id = hold?.id ?? randomId();
     if (billing !== undefined) {
       const reserved = await billing.reserveJob(key, id, model, kind, envelope);

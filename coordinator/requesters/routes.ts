@@ -63,7 +63,7 @@ export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<En
     if (!MODEL_ID.test(id)) throw new Problem(400, 'BAD_MESSAGE', 'A model id is 1–128 letters, digits, ".", "_" or "-".');
     const model = catalog?.get(id) ?? null;
     const limits: ModelFacts['limits'] = {};
-    for (const kind of model?.kinds ?? []) limits[kind] = await catalog?.limits(id, kind);
+    if (catalog !== undefined) for (const kind of model?.kinds ?? []) limits[kind] = await catalog.limits(id, kind);
     return c.json({ id, model, limits } satisfies ModelFacts);
   });
 
@@ -133,5 +133,8 @@ function ndjson(job: Job | JobRecord, maxQueuedBytes: number, ended: () => void)
     },
     new ByteLengthQueuingStrategy({ highWaterMark: maxQueuedBytes }),
   );
-  return new Response(body, { headers: { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' } });
+  // The connection ends with the stream: a client acting on the last event (a re-run after
+  // `DRAINING`) would otherwise send on it just as a closing server drops it, and a job creation
+  // cut off after it was sent cannot be tried again.
+  return new Response(body, { headers: { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store', Connection: 'close' } });
 }

@@ -24,7 +24,7 @@ export interface OpenStoreOptions extends SqlStoreOptions {
 export async function openStore(options: OpenStoreOptions = {}): Promise<SqlStore> {
   const { databaseUrl = process.env.DATABASE_URL || undefined, schema, dataDir, replicaId, ...storeOptions } = options;
   const store = databaseUrl
-    ? await openPostgresStore({ url: databaseUrl, schema, ...(replicaId !== undefined && { replicaId }), ...storeOptions })
+    ? await openPostgresStore({ url: databaseUrl, schema, replicaId, ...storeOptions })
     : await openPgliteStore({ dataDir, ...storeOptions });
   try {
     await store.migrate();

@@ -17,7 +17,7 @@ function client(pg: PGlite | Transaction): SqlClient {
 }
 
 /** Starts PGlite (about 4 s) and wraps it as a {@link SqlDb}. */
-export async function openPgliteDb(options: { dataDir?: string } = {}): Promise<SqlDb> {
+export async function openPgliteDb(options: { dataDir?: string | undefined } = {}): Promise<SqlDb> {
   // PGlite creates only the last folder of the path.
   if (options.dataDir !== undefined) mkdirSync(options.dataDir, { recursive: true });
   const pg = await PGlite.create(options.dataDir);
@@ -32,7 +32,7 @@ export async function openPgliteDb(options: { dataDir?: string } = {}): Promise<
  * Opens a PGlite store: in memory when `dataDir` is absent, else in that folder (created if
  * missing). Does not migrate; {@link openStore} does. One process may open a folder at a time.
  */
-export async function openPgliteStore(options: { dataDir?: string } & SqlStoreOptions = {}): Promise<SqlStore> {
+export async function openPgliteStore(options: { dataDir?: string | undefined } & SqlStoreOptions = {}): Promise<SqlStore> {
   const { dataDir, ...storeOptions } = options;
-  return new SqlStore(await openPgliteDb(dataDir === undefined ? {} : { dataDir }), storeOptions);
+  return new SqlStore(await openPgliteDb({ dataDir }), storeOptions);
 }

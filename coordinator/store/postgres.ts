@@ -11,14 +11,14 @@ export interface PostgresOptions {
    * Schema for every table, created if missing and set as `search_path` on each connection
    * (tests use a fresh one per run). Letters, digits and `_` only. Default: the server's.
    */
-  schema?: string;
+  schema?: string | undefined;
   /** Connections in the pool. Default 10. */
-  maxConnections?: number;
+  maxConnections?: number | undefined;
   /**
    * The replica this pool writes for (`spinneret.replica` on each connection): rows of tables
    * whose `replica_id` defaults to it (jobs, migration 009) are this replica's. Default: none.
    */
-  replicaId?: string;
+  replicaId?: string | undefined;
 }
 
 /** Replica ids go into a connection option: lowercase letters, digits and `-` only. */

@@ -21,7 +21,8 @@ export interface CanaryChecksOptions {
   readonly moments: CanaryMoments;
   readonly store: VerificationStore;
   readonly clock: Clock;
-  readonly compare?: CompareOptions;
+  /** How answers are compared; absent or undefined: the defaults. */
+  readonly compare?: CompareOptions | undefined;
   readonly queue: WorkQueue;
   readonly writer: JudgementWriter;
   /** The coordinator's relay, once attached. */

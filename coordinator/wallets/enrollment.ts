@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Address } from '@ton/core';
+import type { EnrollmentScope } from '../../protocol/answers.ts';
 import { InvalidInputError } from '../../protocol/errors.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { randomId, sha256Hex } from '../ids.ts';
@@ -23,8 +24,7 @@ import {
  * What a token allows: `contribute` enrolls machines that earn for the owner and obey the
  * owner's remote controls; `monitor` only reads the owner's fleet (a lab's status screen).
  */
-export type EnrollmentScope = 'contribute' | 'monitor';
-export const ENROLLMENT_SCOPES: readonly EnrollmentScope[] = ['contribute', 'monitor'];
+export type { EnrollmentScope };
 
 /** A token as stored, without its secret. */
 export interface EnrollmentToken {

@@ -12,7 +12,7 @@
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
-import * as v from 'valibot';
+import { WalletPayloadRequest, WalletProofRequest } from '../../protocol/page-requests.ts';
 import { bodyLimitOf, clientAddress, Problem, readBody } from '../http.ts';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/types.ts';
@@ -36,24 +36,6 @@ export interface WalletRouteDeps {
   publicKeys?: PublicKeyLookup;
 }
 
-/** An Ed25519 public key, base64url without padding (32 bytes). */
-const DeviceKey = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/, 'a base64url Ed25519 public key'));
-const PayloadRequest = v.strictObject({ deviceKey: DeviceKey });
-const ProofRequest = v.strictObject({
-  deviceKey: DeviceKey,
-  scope: v.optional(v.picklist(['device', 'owner']), 'device'),
-  address: v.pipe(v.string(), v.maxLength(100)),
-  network: v.picklist(['-239', '-3']),
-  publicKey: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/))),
-  proof: v.strictObject({
-    timestamp: v.number(),
-    domain: v.strictObject({ lengthBytes: v.number(), value: v.pipe(v.string(), v.maxLength(256)) }),
-    signature: v.pipe(v.string(), v.maxLength(200)),
-    payload: v.pipe(v.string(), v.maxLength(200)),
-    stateInit: v.optional(v.pipe(v.string(), v.maxLength(8192))),
-  }),
-});
-
 /** True when `domain` (host[:port]) is listed, or its host is listed without a port. */
 export function domainAllowed(domain: string, allowed: readonly string[]): boolean {
   if (allowed.includes(domain)) return true;
@@ -69,7 +51,7 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   app.use('/wallet/*', bodyLimitOf(16 * 1024, 'The body exceeds 16 KiB.'));
 
   app.post('/wallet/payload', async (c) => {
-    const { deviceKey } = await readBody(c, PayloadRequest);
+    const { deviceKey } = await readBody(c, WalletPayloadRequest);
     try {
       return c.json(await deps.payloads.issuePayload(deviceKey, clientAddress(c)));
     } catch (err) {
@@ -79,20 +61,17 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   });
 
   app.post('/wallet/proof', async (c) => {
-    const { deviceKey, proof, publicKey, scope, ...account } = await readBody(c, ProofRequest);
-    const domain = proof.domain.value;
+    const { deviceKey, scope, ...claim } = await readBody(c, WalletProofRequest);
+    const domain = claim.proof.domain.value;
     try {
-      const wallet = await verifyTonProof(
-        { ...account, proof, ...(publicKey !== undefined && { publicKey }) },
-        {
-          // The verifier matches exactly; a listed host on another port passes as itself.
-          allowedDomains: domainAllowed(domain, deps.walletDomains) ? [domain] : deps.walletDomains,
-          payloads: deps.payloads,
-          expectedDeviceKey: deviceKey,
-          clock: deps.clock,
-          ...(deps.publicKeys !== undefined && { publicKeys: deps.publicKeys }),
-        },
-      );
+      const wallet = await verifyTonProof(claim, {
+        // The verifier matches exactly; a listed host on another port passes as itself.
+        allowedDomains: domainAllowed(domain, deps.walletDomains) ? [domain] : deps.walletDomains,
+        payloads: deps.payloads,
+        expectedDeviceKey: deviceKey,
+        clock: deps.clock,
+        ...(deps.publicKeys !== undefined && { publicKeys: deps.publicKeys }),
+      });
       const raw = wallet.address.toRawString();
       const { token, expiresAt } = await deps.sessions.open(raw, deviceKey, scope);
       return c.json({ session: token, expiresAt, wallet: raw });

@@ -69,13 +69,15 @@ export interface ConnectionEvents {
   onError?(error: unknown): void;
 }
 
+/** Options left out or undefined take their defaults. */
 export interface ConnectionOptions {
   url: string;
-  webSocket?: SocketConstructor;
-  clock?: Clock;
+  /** The global `WebSocket` by default. */
+  webSocket?: SocketConstructor | undefined;
+  clock?: Clock | undefined;
   /** Uniform in [0, 1); `Math.random` by default. */
-  random?: () => number;
-  backoff?: Partial<BackoffOptions>;
+  random?: (() => number) | undefined;
+  backoff?: Partial<BackoffOptions> | undefined;
 }
 
 /** What {@link Connection.send} did with a message. */

@@ -1,63 +1,29 @@
 /**
  * The contributor loop: one connection to the coordinator, the handshake (challenge → signed
  * hello → welcome → capabilities → lease), and up to `slots` jobs at a time, each re-leased
- * when it ends. See docs/protocol.md for the messages.
+ * when it ends. See docs/protocol.md for the messages. What the device offers and which leased
+ * jobs it takes are in ./offer.ts, the `status` message in ./status-reports.ts, the options in
+ * ./contributor-options.ts.
  */
 import { serializeError } from '../../protocol/errors.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
-import { PROTOCOL_VERSION, type ContributorMessage, type CoordinatorMessage, type WireError } from '../../protocol/wire.ts';
+import { PROTOCOL_VERSION, type ContributorMessage, type CoordinatorMessage } from '../../protocol/wire.ts';
 import { Gate } from '../controls/gate.ts';
 import { PaceMeter, type JobSpan } from '../controls/pace.ts';
 import { parseControls, parseSignals, type Controls, type Signals } from '../controls/rules.ts';
-import { describeCapabilities, withinCaps, type BenchScore, type CapabilitySource, type ModelCaps } from './capabilities.ts';
-import { Connection, systemClock, type Clock, type CloseInfo, type ConnectionOptions } from './connection.ts';
-import { answerChallenge, type DeviceIdentity } from './identity.ts';
-import { runJob, type JobMessage, type JobRunner } from './job.ts';
+import type { BenchScore } from './capabilities.ts';
+import { Connection, systemClock, type Clock, type CloseInfo } from './connection.ts';
+import type { ContributorOptions, ContributorRuntime } from './contributor-options.ts';
+import { answerChallenge } from './identity.ts';
+import { runJob, type JobMessage } from './job.ts';
+import { Offer } from './offer.ts';
 import { RunningJobs } from './running-jobs.ts';
 import { Session } from './session.ts';
 import { checkSlots } from './slots.ts';
-import type { ContributorState, ContributorStatus, DeviceLossReport } from './status.ts';
+import type { ContributorState, ContributorStatus } from './status.ts';
+import { StatusReports } from './status-reports.ts';
 
-/** What the contributor needs from the runtime; `Runtime` fits. */
-export type ContributorRuntime = JobRunner &
-  CapabilitySource & {
-    onDeviceLost?(listener: (report: DeviceLossReport) => void): () => void;
-    loadingModels?(): string[];
-    onLoadingChange?(listener: () => void): () => void;
-  };
-
-export type { ContributorState, ContributorStatus };
-
-export interface ContributorOptions extends Pick<ConnectionOptions, 'webSocket' | 'clock' | 'random' | 'backoff'> {
-  /** `wss://…/v1/contributor`. */
-  coordinatorUrl: string;
-  runtime: ContributorRuntime;
-  identity: DeviceIdentity;
-  /** Jobs run at once; 1 by default. */
-  slots?: number;
-  /** Job kinds the owner allows; when given, overrides `controls.consent`. */
-  consent?: readonly JobKind[];
-  /** The owner's rules (worker/controls/rules.ts); defaults where missing. */
-  controls?: Partial<Controls>;
-  /** What the page knows: visibility, battery, idle. */
-  signals?: Partial<Signals>;
-  /** A remote pause saved from an earlier session: it lasts until the coordinator sends `resume`. */
-  remotePaused?: boolean;
-  /** Hears each remote pause (true) and resume (false), so the caller can save it. */
-  onRemotePause?: (paused: boolean) => void;
-  /** The device label its owner gave it, sent in `status` (kiosk and lab fleets). */
-  label?: string;
-  client: { name: string; version: string };
-  /** Session token from wallet or kiosk enrollment. */
-  session?: string;
-  bench?: BenchScore;
-  /** Reconnect when no `welcome` came this long after the socket opened, ms; 15 000 by default. */
-  handshakeTimeoutMs?: number;
-}
-
-/** Resend `status` with a fresh pace at least this often while jobs end, ms. */
-const PACE_EVERY_MS = 15_000;
-const MIB = 1024 * 1024;
+export type { ContributorOptions, ContributorRuntime, ContributorState, ContributorStatus };
 
 /** Leases jobs from the coordinator and runs them on the runtime. */
 export class Contributor {
@@ -72,9 +38,8 @@ export class Contributor {
   readonly #pace = new PaceMeter();
   #ownerMessage: { text: string; at: number } | null = null;
   #device: ContributorStatus['device'] = { losses: 0, lastLoss: null };
-  /** Models the owner's caps rule out, from the last capabilities. */
-  #capped = new Set<string>();
-  #statusSent: { key: string; at: number } | null = null;
+  readonly #offer: Offer;
+  readonly #statusReports = new StatusReports();
   /** Set from the moment stop() is called: no more slots are offered. */
   #leaving = false;
   #stopping: Promise<void> | null = null;
@@ -83,7 +48,6 @@ export class Contributor {
   #contributorId: string | null = null;
   #nextAttemptAt: number | null = null;
   #bench: BenchScore | undefined;
-  #sentModels = ''; // the model states last sent in `capabilities`
   /** The session token the next hello carries (wallet or enrollment); it can change while running. */
   #token: string | undefined;
   /** The token the hello of the current socket carried. */
@@ -96,6 +60,7 @@ export class Contributor {
     this.#clock = options.clock ?? systemClock;
     this.#jobs = new RunningJobs(this.#clock, (span) => this.#jobEnded(span));
     this.#slots = checkSlots(options.slots ?? 1);
+    this.#offer = new Offer(options.runtime);
     const controls = parseControls({ ...options.controls, ...(options.consent !== undefined && { consent: [...options.consent] }) });
     this.#gate = new Gate(
       { clock: this.#clock, controls, signals: parseSignals(options.signals ?? {}), remotePaused: options.remotePaused ?? false },
@@ -233,7 +198,7 @@ export class Contributor {
   /** Sends the capabilities again: call after a model was loaded, cached or evicted, or with a new benchmark. */
   announce(update: { bench?: BenchScore } = {}): void {
     if (update.bench !== undefined) this.#bench = update.bench;
-    if (this.#session?.welcomed) this.#offer(this.#session);
+    if (this.#session?.welcomed) this.#announce(this.#session);
   }
 
   status(): ContributorStatus {
@@ -310,7 +275,7 @@ export class Contributor {
         if (this.#connection !== null && message.maxMessageBytes > 0) this.#connection.maxMessageBytes = message.maxMessageBytes;
         // The token changed during the handshake: say hello again before taking any job.
         if (this.#stale()) return this.#renewIfIdle();
-        this.#offer(session);
+        this.#announce(session);
         this.#emit();
         return;
       case 'job':
@@ -362,19 +327,13 @@ export class Contributor {
   }
 
   /** Sends the capabilities (with `ifChanged`, only when the model states changed, e.g. after a job loaded one). */
-  #offer(session: Session, ifChanged = false): void {
-    const { consent, maxDownloadMiB, maxVramMiB } = this.#gate.controls;
-    const caps: ModelCaps = {
-      maxDownloadBytes: maxDownloadMiB === null ? null : maxDownloadMiB * MIB,
-      maxVramBytes: maxVramMiB === null ? null : maxVramMiB * MIB,
-    };
-    Promise.all([describeCapabilities(this.#options.runtime, consent, this.#bench, caps), this.#options.runtime.models()])
-      .then(([capabilities, models]) => {
-        const states = JSON.stringify(capabilities.models);
-        if (session !== this.#session || (ifChanged && states === this.#sentModels)) return;
-        this.#sentModels = states;
-        this.#capped = new Set(models.filter((m) => !withinCaps(m, caps)).map((m) => m.id));
-        this.#send({ ...capabilities, visibility: this.#gate.signals.visibility });
+  #announce(session: Session, ifChanged = false): void {
+    this.#offer
+      .describe(this.#gate.controls, this.#bench)
+      .then((described) => {
+        if (session !== this.#session || (ifChanged && !this.#offer.changed(described))) return;
+        this.#offer.sent(described);
+        this.#send({ ...described.capabilities, visibility: this.#gate.signals.visibility });
         this.#lease();
         this.#sendStatus(true);
       })
@@ -398,14 +357,7 @@ export class Contributor {
 
   #accept(session: Session, job: JobMessage): void {
     if (!session.welcomed || this.#jobs.has(job.leaseId)) return;
-    const refusal: WireError | null =
-      this.#free(true) === 0
-        ? { code: 'QUOTA', message: 'No free slot: this worker did not offer one for the job.' }
-        : !this.#gate.controls.consent.includes(job.kind)
-          ? { code: 'CONFLICT', message: `The contributor does not allow ${job.kind} jobs.` }
-          : this.#capped.has(job.model)
-            ? { code: 'CONFLICT', message: `Model ${job.model} is over this contributor's download or GPU memory cap.` }
-            : null;
+    const refusal = this.#offer.refusal(job, this.#free(true), this.#gate.controls);
     if (refusal !== null) {
       this.#send({ v: PROTOCOL_VERSION, type: 'fail', jobId: job.jobId, leaseId: job.leaseId, error: refusal });
       this.#lease();
@@ -446,7 +398,7 @@ export class Contributor {
   #jobEnded(span: JobSpan): void {
     this.#pace.record(span);
     this.#renewIfIdle();
-    if (this.#session?.welcomed) this.#offer(this.#session, true);
+    if (this.#session?.welcomed) this.#announce(this.#session, true);
     // A duty-cycle rest that starts now changes the verdict, which leases and reports by itself.
     if (!this.#gate.jobEnded(span)) {
       this.#lease();
@@ -464,16 +416,14 @@ export class Contributor {
   /** Tells the coordinator what the tab can do: when `force`d, when it changed, or with a fresh pace now and then. */
   #sendStatus(force = false): void {
     if (this.#session?.welcomed !== true) return;
-    const visibility = this.#gate.signals.visibility;
-    const pausedBy = this.#gate.verdict().pausedBy;
-    const label = this.#options.label?.slice(0, 64);
     const now = this.#clock.now();
-    const key = `${visibility}|${pausedBy}|${label}`;
-    const sent = this.#statusSent;
-    if (!force && sent !== null && sent.key === key && now - sent.at < PACE_EVERY_MS) return;
-    const pace = this.#pace.pace(now, this.#jobs.startTimes());
-    this.#statusSent = { key, at: now };
-    this.#send({ v: PROTOCOL_VERSION, type: 'status', visibility, pausedBy, ...(pace && { pace }), ...(label !== undefined && { label }) });
+    const says = {
+      visibility: this.#gate.signals.visibility,
+      pausedBy: this.#gate.verdict().pausedBy,
+      label: this.#options.label?.slice(0, 64),
+    };
+    const message = this.#statusReports.next(now, says, () => this.#pace.pace(now, this.#jobs.startTimes()), force);
+    if (message !== null) this.#send(message);
   }
 
   #send(message: ContributorMessage): ReturnType<Connection['send']> {

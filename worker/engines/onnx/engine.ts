@@ -18,7 +18,9 @@ export interface OnnxEngineOptions {
 export class OnnxEngine implements Engine {
   readonly kind = 'onnx' as const;
   readonly #ctx: EngineContext;
-  readonly #options: Required<Omit<OnnxEngineOptions, 'forceBackend'>> & Pick<OnnxEngineOptions, 'forceBackend'>;
+  readonly #options: Required<Omit<OnnxEngineOptions, 'forceBackend'>> & {
+    forceBackend: OnnxEngineOptions['forceBackend'] | undefined;
+  };
 
   constructor(ctx: EngineContext, options: OnnxEngineOptions = {}) {
     this.#ctx = ctx;
