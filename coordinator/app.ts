@@ -30,9 +30,9 @@ import { RequesterChannels } from './requesters/channel.ts';
 import { ContributorGateway } from './sessions/gateway.ts';
 import { NonceBook } from './sessions/hello.ts';
 import { firstResolver } from './sessions/bindings.ts';
-import { problem, requestTargetGuard } from './http.ts';
+import { bodyLimitOf, Problem, problemAnswer, requestTargetGuard } from './http.ts';
+import { HTTPException } from 'hono/http-exception';
 import { keyRoutes } from './requesters/key-routes.ts';
-import { bodyLimit } from 'hono/body-limit';
 import { resolveLimits } from './edges/limits.ts';
 
 /** The ton_proof domains of a deployment: its public URL's host, or loopback when it has none. */
@@ -128,10 +128,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const app = new Hono();
   app.use(requestTargetGuard);
   // Every route's body is limited; the payload route has its own, larger limit.
-  const defaultBodyLimit = bodyLimit({
-    maxSize: limits.maxBodyBytes,
-    onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${limits.maxBodyBytes} bytes, the limit (SPINNERET_MAX_BODY_BYTES).`),
-  });
+  const defaultBodyLimit = bodyLimitOf(
+    limits.maxBodyBytes,
+    `The body exceeds ${limits.maxBodyBytes} bytes, the limit (SPINNERET_MAX_BODY_BYTES).`,
+  );
   app.use(async (c, next) => (PAYLOAD_ROUTE.test(c.req.path) ? next() : defaultBodyLimit(c, next)));
   // A request id on every request (or the caller's `X-Request-Id`), in the answer and in the log lines.
   app.use(requestId({ limitLength: 64 }));
@@ -208,8 +208,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     sendBufferBytes: limits.eventStreamBufferBytes,
     ...(options.verification !== undefined && { verification: options.verification }),
   });
-  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
+  app.notFound((c) => problemAnswer(new Problem(404, 'NOT_FOUND', `No route ${c.req.method} ${c.req.path}.`), c));
   app.onError((err, c) => {
+    if (err instanceof HTTPException) return problemAnswer(err, c);
     if (isDatabaseUnavailable(err)) {
       // The database went away (a restart, a failover): a typed 503 the client retries, not a 500.
       logger.warn('request refused: the database is unreachable', {
@@ -217,11 +218,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         path: c.req.path,
         error: errorText(err),
       });
-      c.header('retry-after', '2');
-      return c.json(
-        { error: { code: 'UNAVAILABLE', message: 'The coordinator cannot reach its database just now; try again shortly.' } },
-        503,
-      );
+      const unavailable = 'The coordinator cannot reach its database just now; try again shortly.';
+      return problemAnswer(new Problem(503, 'UNAVAILABLE', unavailable, { retryAfterS: 2 }), c);
     }
     logger.error('request failed', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, error: errorText(err) });
     return c.json({ error: { code: 'INTERNAL', message: 'The coordinator failed on this request; try again.' } }, 500);

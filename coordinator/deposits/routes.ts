@@ -7,7 +7,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import * as v from 'valibot';
-import { problem, readBody } from '../http.ts';
+import { bearer, Problem, readBody } from '../http.ts';
 import type { Billing } from '../billing/service.ts';
 import { LedgerError } from '../ledger/errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -34,13 +34,19 @@ export interface OperatorDeps {
   keyExists: (apiKeyId: string) => Promise<boolean>;
 }
 
+/** A ledger refusal (an entry that conflicts with the books) as the 409; anything else is rethrown. */
+function conflict(err: unknown): never {
+  if (err instanceof LedgerError) throw new Problem(409, 'CONFLICT', err.message);
+  throw err;
+}
+
 export function operatorRoutes(deps: OperatorDeps): Hono {
   const app = new Hono();
   const expected = Buffer.from(deps.token, 'utf8');
   app.use('/operator/*', async (c, next) => {
-    const given = Buffer.from(/^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '', 'utf8');
+    const given = Buffer.from(bearer(c.req.header('authorization')) ?? '', 'utf8');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return problem(c, 401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <SPINNERET_OPERATOR_TOKEN>`.');
+      throw new Problem(401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <SPINNERET_OPERATOR_TOKEN>`.');
     }
     await next();
   });
@@ -50,16 +56,10 @@ export function operatorRoutes(deps: OperatorDeps): Hono {
     return c.json({ deposits: rows.map((d) => ({ ...d, amount: d.amount.toString() })) });
   });
   app.post('/operator/deposits/assign', async (c) => {
-    const body = await readBody(c, Assign);
-    if (!body.ok) return body.response;
-    if (!(await deps.keyExists(body.value.apiKeyId))) return problem(c, 404, 'NOT_FOUND', `No API key ${body.value.apiKeyId}.`);
-    try {
-      await deps.watcher.assign(body.value.depositKey, body.value.apiKeyId);
-    } catch (err) {
-      if (err instanceof LedgerError) return problem(c, 409, 'CONFLICT', err.message);
-      throw err;
-    }
-    return c.json({ depositKey: body.value.depositKey, apiKeyId: body.value.apiKeyId });
+    const { depositKey, apiKeyId } = await readBody(c, Assign);
+    if (!(await deps.keyExists(apiKeyId))) throw new Problem(404, 'NOT_FOUND', `No API key ${apiKeyId}.`);
+    await deps.watcher.assign(depositKey, apiKeyId).catch(conflict);
+    return c.json({ depositKey, apiKeyId });
   });
   app.get('/operator/budget', async (c) => {
     const b = await deps.billing.budget();
@@ -71,15 +71,9 @@ export function operatorRoutes(deps: OperatorDeps): Hono {
     });
   });
   app.post('/operator/budget', async (c) => {
-    const body = await readBody(c, Fund);
-    if (!body.ok) return body.response;
-    try {
-      const txn = await deps.billing.fundBudgetFromFees(body.value.fundingId, BigInt(body.value.amount));
-      return c.json({ fundingId: body.value.fundingId, replayed: txn.replayed });
-    } catch (err) {
-      if (err instanceof LedgerError) return problem(c, 409, 'CONFLICT', err.message);
-      throw err;
-    }
+    const { fundingId, amount } = await readBody(c, Fund);
+    const txn = await deps.billing.fundBudgetFromFees(fundingId, BigInt(amount)).catch(conflict);
+    return c.json({ fundingId, replayed: txn.replayed });
   });
   app.get('/operator/books', async (c) => {
     const check = await deps.ledger.checkBooks();

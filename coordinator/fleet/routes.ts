@@ -16,11 +16,10 @@
  */
 import { Address } from '@ton/core';
 import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { ControlRequest, EnrollRequest, IssueTokenRequest } from '../../protocol/page-requests.ts';
 import { enrollMessage } from '../../protocol/wire.ts';
-import { problem, readBody } from '../http.ts';
+import { bearer, bodyLimitOf, Problem, readBody } from '../http.ts';
 import type { Clock } from '../clock.ts';
 import { WalletAuthError } from '../wallets/errors.ts';
 import type { Enrollment, EnrollmentToken } from '../wallets/enrollment.ts';
@@ -68,29 +67,24 @@ async function verifyEnrollment(token: string, identityKey: string, signature: s
   }
 }
 
-function bearer(c: Context): string | null {
-  const match = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
-  return match?.[1] ?? null;
-}
-
-const refused = (c: Context, err: WalletAuthError): Response => {
+/** An enrollment token's refusal as the error to throw. */
+function refused(err: WalletAuthError): Problem {
   const status = err.reason === 'token-unknown' ? 401 : err.reason === 'token-device-limit' ? 409 : 403;
-  return c.json({ error: { code: err.code, message: err.message, reason: err.reason } }, status);
-};
+  return new Problem(status, err.code, err.message, { details: { reason: err.reason } });
+}
 
 export function fleetRoutes(deps: FleetRouteDeps): Hono {
   const app = new Hono();
   const open = cors({ origin: '*', allowMethods: ['GET', 'POST', 'DELETE'], allowHeaders: ['Content-Type', 'Authorization'] });
   for (const path of ['/enrollment-tokens', '/enrollment-tokens/*', '/enroll', '/fleet', '/fleet/*', '/owner/session']) app.use(path, open);
-  app.use('/enroll', bodyLimit({ maxSize: 4 * 1024, onError: (c) => problem(c, 413, 'BAD_MESSAGE', 'The body exceeds 4 KiB.') }));
+  app.use('/enroll', bodyLimitOf(4 * 1024, 'The body exceeds 4 KiB.'));
 
-  /** The owner's wallet from the Bearer wallet session, or a 401 that says what to do. */
-  const owner = async (c: Context): Promise<string | Response> => {
-    const token = bearer(c);
+  /** The owner's wallet from the Bearer wallet session, or throws a 401 that says what to do. */
+  const owner = async (c: Context): Promise<string> => {
+    const token = bearer(c.req.header('authorization'));
     const session = token === null ? null : await deps.walletSessions.owner(token);
     if (session === null) {
-      return problem(
-        c,
+      throw new Problem(
         401,
         'UNAUTHORIZED',
         token === null
@@ -102,18 +96,14 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
   };
 
   app.delete('/owner/session', async (c) => {
-    const wallet = await owner(c);
-    if (wallet instanceof Response) return wallet;
-    await deps.walletSessions.signOut(bearer(c) ?? '');
+    await owner(c);
+    await deps.walletSessions.signOut(bearer(c.req.header('authorization')) ?? '');
     return c.json({ signedOut: true });
   });
 
   app.post('/enrollment-tokens', async (c) => {
     const wallet = await owner(c);
-    if (wallet instanceof Response) return wallet;
-    const body = await readBody(c, IssueTokenRequest);
-    if (!body.ok) return body.response;
-    const { label, ttlMs, scope, maxDevices } = body.value;
+    const { label, ttlMs, scope, maxDevices } = await readBody(c, IssueTokenRequest);
     const expiresAt = deps.clock.now() + ttlMs;
     const { id, secret } = await deps.enrollment.issueToken({ owner: Address.parseRaw(wallet), label, scope, expiresAt, maxDevices });
     return c.json({ id, secret, label, scope, maxDevices, expiresAt }, 201);
@@ -121,7 +111,6 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
 
   app.get('/enrollment-tokens', async (c) => {
     const wallet = await owner(c);
-    if (wallet instanceof Response) return wallet;
     const now = deps.clock.now();
     const tokens = await deps.enrollment.listByOwner(Address.parseRaw(wallet));
     return c.json({ tokens: tokens.map((t) => tokenView(t, now)) });
@@ -129,10 +118,9 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
 
   app.delete('/enrollment-tokens/:id', async (c) => {
     const wallet = await owner(c);
-    if (wallet instanceof Response) return wallet;
     const id = c.req.param('id');
     if (!(await deps.enrollment.revoke(id, Address.parseRaw(wallet)))) {
-      return problem(c, 404, 'NOT_FOUND', `You have no enrollment token ${id} in force. List yours with GET /v1/enrollment-tokens.`);
+      throw new Problem(404, 'NOT_FOUND', `You have no enrollment token ${id} in force. List yours with GET /v1/enrollment-tokens.`);
     }
     const devices = await deps.enrollmentSessions.endToken(id, wallet);
     // Connected machines say so on their screen now; their next hello is refused the session.
@@ -145,33 +133,28 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
 
   app.post('/enroll', async (c) => {
     const body = await readBody(c, EnrollRequest);
-    if (!body.ok) return body.response;
-    const { token, identityKey, signature } = body.value;
+    const { token, identityKey, signature } = body;
     if (!(await verifyEnrollment(token, identityKey, signature))) {
-      return c.json(
-        {
-          error: {
-            code: 'UNAUTHORIZED',
-            message: 'The signature does not prove this identity key: a device enrolls itself, signing the token with its own key.',
-            reason: 'bad-signature',
-          },
-        },
+      throw new Problem(
         401,
+        'UNAUTHORIZED',
+        'The signature does not prove this identity key: a device enrolls itself, signing the token with its own key.',
+        { details: { reason: 'bad-signature' } },
       );
     }
     try {
       const redemption = await deps.enrollment.redeem(token, identityKey, 'contribute');
-      const label = body.value.label ?? redemption.label;
+      const label = body.label ?? redemption.label;
       const issued = await deps.enrollmentSessions.issue({ tokenId: redemption.tokenId, deviceKey: identityKey, label });
       return c.json({ ...issued, wallet: redemption.owner.toRawString(), label });
     } catch (err) {
-      if (err instanceof WalletAuthError) return refused(c, err);
+      if (err instanceof WalletAuthError) throw refused(err);
       throw err;
     }
   });
 
   app.get('/fleet', async (c) => {
-    const token = bearer(c);
+    const token = bearer(c.req.header('authorization'));
     const session = token === null ? null : await deps.walletSessions.owner(token);
     if (session !== null) return c.json(await deps.fleet.list(session.wallet));
     if (token !== null) {
@@ -181,27 +164,25 @@ export function fleetRoutes(deps: FleetRouteDeps): Hono {
         return c.json(await deps.fleet.list(monitor.owner));
       } catch (err) {
         if (!(err instanceof WalletAuthError)) throw err;
-        if (err.reason !== 'token-unknown') return refused(c, err);
+        if (err.reason !== 'token-unknown') throw refused(err);
       }
     }
-    const refusal = await owner(c);
-    return refusal instanceof Response ? refusal : problem(c, 401, 'UNAUTHORIZED', 'Prove the wallet again.');
+    await owner(c); // throws the 401 that says what to do
+    throw new Problem(401, 'UNAUTHORIZED', 'Prove the wallet again.');
   });
 
   app.post('/fleet/:contributorId/control', async (c) => {
     const wallet = await owner(c);
-    if (wallet instanceof Response) return wallet;
     const body = await readBody(c, ControlRequest);
-    if (!body.ok) return body.response;
-    if (body.value.action === 'message' && (body.value.text ?? '').trim() === '') {
-      return problem(c, 400, 'BAD_MESSAGE', 'A message needs some text to show on the device.');
+    if (body.action === 'message' && (body.text ?? '').trim() === '') {
+      throw new Problem(400, 'BAD_MESSAGE', 'A message needs some text to show on the device.');
     }
     const id = c.req.param('contributorId');
-    const outcome = await deps.fleet.control(wallet, id, body.value);
+    const outcome = await deps.fleet.control(wallet, id, body);
     if (outcome.ok) return c.json({ delivered: outcome.delivered });
-    return outcome.reason === 'not-found'
-      ? problem(c, 404, 'NOT_FOUND', `No device ${id} is known. Check the id on your fleet page.`)
-      : problem(c, 403, 'UNAUTHORIZED', `Device ${id} does not earn for your wallet; only its owner can control it.`);
+    throw outcome.reason === 'not-found'
+      ? new Problem(404, 'NOT_FOUND', `No device ${id} is known. Check the id on your fleet page.`)
+      : new Problem(403, 'UNAUTHORIZED', `Device ${id} does not earn for your wallet; only its owner can control it.`);
   });
 
   return app;

@@ -2,20 +2,21 @@
  * What a requester can do with its jobs, whatever carries the request: the HTTP routes
  * (routes.ts) and the requester channel (channel.ts) both call these, so authentication,
  * quotas, envelope checks, billing reservations, the relay's refusals and the event-stream
- * limits are one code path. Each answer is an {@link Outcome}: the HTTP status and body the
- * route sends, which the channel forwards as a message.
+ * limits are one code path. Each returns what it did or throws a {@link Problem}: the route
+ * answers it as the HTTP error, the channel sends it as an `error` message with the status.
  */
 import * as v from 'valibot';
 import { envelopeProblem, SEAL_TAG_BYTES } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
-import type { Assignment, CreateJob, PaymentRequired, Sealed, SubmitPayload, WireError } from '../../protocol/wire.ts';
+import type { Assignment, CreateJob, Sealed, SubmitPayload, WireError } from '../../protocol/wire.ts';
 import { WireError as WireErrorSchema } from '../../protocol/wire.ts';
 import type { Billing } from '../billing/service.ts';
 import { base64urlBytes } from '../../protocol/envelope.ts';
 import { randomId } from '../ids.ts';
 import { Counter } from '../edges/limits.ts';
 import { Job } from '../jobs/job.ts';
-import type { Hold, Relay } from '../leases/relay.ts';
+import { Problem } from '../http.ts';
+import type { Hold, Refusal, Relay } from '../leases/relay.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
 import type { ApiKeyRecord, JobRecord, JobState, Store } from '../store/types.ts';
 import type { ApiKeys, Quotas } from './keys.ts';
@@ -38,27 +39,15 @@ export interface RequesterDeps {
   eventStreamBufferBytes?: number;
 }
 
-/** A refusal: the HTTP status, the error, and what goes with some of them. */
-export interface Refused {
-  ok: false;
-  status: 400 | 401 | 402 | 404 | 409 | 410 | 413 | 422 | 429 | 503;
-  error: WireError;
-  /** With a 429: when to try again, seconds. */
-  retryAfterS?: number;
-  /** With a 402: the body the HTTP route sends (the price, the balance, where to deposit). */
-  payment?: PaymentRequired;
-}
-
-export type Outcome<T> = { ok: true; value: T } | Refused;
-
-export function refused(status: Refused['status'], code: WireError['code'], message: string): Refused {
-  return { ok: false, status, error: { code, message } };
+/** The relay's refusal as the error to throw. */
+function refusedBy(r: Refusal): Problem {
+  return new Problem(r.status, r.error.code, r.error.message);
 }
 
 /** A followed job's events: stop it to release its stream slots. */
 export interface Subscription {
   job: Job | JobRecord;
-  release(): void;
+  readonly release: () => void;
 }
 
 export class RequesterActions {
@@ -74,33 +63,30 @@ export class RequesterActions {
     this.#maxPerKey = deps.subscribersPerKey ?? 1_000;
   }
 
-  /** The key of a bearer secret, or the 401. */
-  async authenticate(secret: string | undefined): Promise<Outcome<ApiKeyRecord>> {
-    const key = secret === undefined ? null : await this.deps.keys.find(secret);
-    if (key !== null) return { ok: true, value: key };
-    return refused(
-      401,
-      'UNAUTHORIZED',
-      secret === undefined ? 'Send `Authorization: Bearer <api key>`.' : 'The API key is unknown or revoked.',
-    );
+  /** The key of a bearer secret, or throws the 401. */
+  async authenticate(secret: string | null): Promise<ApiKeyRecord> {
+    const key = secret === null ? null : await this.deps.keys.find(secret);
+    if (key !== null) return key;
+    const message = secret === null ? 'Send `Authorization: Bearer <api key>`.' : 'The API key is unknown or revoked.';
+    throw new Problem(401, 'UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': 'Bearer' } });
   }
 
   /** `POST /v1/jobs`: quota, envelope, reservation, then the relay (on `hold`'s contributor when given, docs/protocol.md "Sealing ahead of need"). */
-  async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<Outcome<{ job: Job; assignment: Assignment | null }>> {
+  async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<{ job: Job; assignment: Assignment | null }> {
     const { relay, quotas, billing, catalog } = this.deps;
     const quota = quotas.check(key, relay.inFlightFor(key.id));
-    if (quota !== null) return { ...refused(429, 'QUOTA', quota.message), retryAfterS: quota.retryAfterS };
+    if (quota !== null) throw new Problem(429, 'QUOTA', quota.message, { retryAfterS: quota.retryAfterS });
     const { model, kind, billing: envelope } = body;
     if (catalog !== undefined) {
       const wrong = envelopeProblem(envelope, await catalog.limits(model, kind));
-      if (wrong !== null) return refused(422, 'ENVELOPE', wrong);
+      if (wrong !== null) throw new Problem(422, 'ENVELOPE', wrong);
     }
     // Refused before the reservation: a 503 moves no money and leaves no billing row behind.
-    if (relay.draining) return refused(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
+    if (relay.draining) throw new Problem(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
     const id = hold?.id ?? randomId();
     if (billing !== undefined) {
       const reserved = await billing.reserveJob(key, id, model, kind, envelope);
-      if (!reserved.ok) return { ok: false, status: 402, error: reserved.body.error, payment: reserved.body };
+      if (!reserved.ok) throw new Problem(402, reserved.body.error.code, reserved.body.error.message, { payment: reserved.body });
     }
     const job = relay.createJob(key.id, model, kind, {
       envelope,
@@ -110,10 +96,10 @@ export class RequesterActions {
     });
     if (!(job instanceof Job)) {
       await billing?.release(id, `not created: ${job.error.message}`);
-      return { ok: false, status: job.status, error: job.error };
+      throw refusedBy(job);
     }
     quotas.record(key.id);
-    return { ok: true, value: { job, assignment: job.assignment } };
+    return { job, assignment: job.assignment };
   }
 
   /**
@@ -129,7 +115,7 @@ export class RequesterActions {
     count: number,
     held: number,
     maxHeld: number,
-  ): Outcome<{ holds: Hold[]; expiresInMs: number }> {
+  ): { holds: Hold[]; expiresInMs: number } {
     const { relay } = this.deps;
     const room = Math.min(maxHeld - held, key.maxInFlight - relay.inFlightFor(key.id) - relay.heldFor(key.id));
     if (room <= 0) {
@@ -137,9 +123,9 @@ export class RequesterActions {
         held >= maxHeld
           ? `This channel holds ${held} unused assignments, the limit; use them or let them expire first.`
           : `This key's jobs in flight and its unused assignments reach its limit of ${key.maxInFlight} jobs in flight; use the assignments or wait for a job to finish.`;
-      return { ...refused(429, 'QUOTA', message), retryAfterS: 1 };
+      throw new Problem(429, 'QUOTA', message, { retryAfterS: 1 });
     }
-    return { ok: true, value: relay.hold(key.id, model, kind, Math.min(count, room)) };
+    return relay.hold(key.id, model, kind, Math.min(count, room));
   }
 
   /**
@@ -148,34 +134,29 @@ export class RequesterActions {
    * message. `pinned` false: the assignment lapsed (expired, or its contributor left), the
    * payload was dropped unopened and the job waits for attempt 2, to be sealed again.
    */
-  async submitHeld(key: ApiKeyRecord, holdId: string, body: CreateJob, sealed: Sealed): Promise<Outcome<{ job: Job; pinned: boolean }>> {
+  async submitHeld(key: ApiKeyRecord, holdId: string, body: CreateJob, sealed: Sealed): Promise<{ job: Job; pinned: boolean }> {
     const { relay } = this.deps;
     const claimed = relay.claimHold(holdId, key.id);
-    if (!('hold' in claimed)) return { ok: false, status: claimed.status, error: claimed.error };
+    if (!('hold' in claimed)) throw refusedBy(claimed);
     const { hold } = claimed;
     if (hold.model !== body.model || hold.kind !== body.kind) {
       relay.releaseHold(hold);
-      return refused(
+      throw new Problem(
         409,
         'CONFLICT',
         `Assignment ${holdId} is for ${hold.kind} jobs of model "${hold.model}"; it is given back, ask for one for this job.`,
       );
     }
-    let created: Outcome<{ job: Job; assignment: Assignment | null }>;
+    let job: Job;
     try {
-      created = await this.createJob(key, body, hold);
+      ({ job } = await this.createJob(key, body, hold));
     } catch (err) {
       relay.releaseHold(hold); // not left claimed (and its slot taken) for ever
       throw err;
     }
-    if (!created.ok) {
-      relay.releaseHold(hold);
-      return created;
-    }
-    const { job } = created.value;
-    if (job.attempt !== 1) return { ok: true, value: { job, pinned: false } };
-    const submitted = await this.submitTo(job, { attempt: 1, sealed });
-    return submitted.ok ? { ok: true, value: { job, pinned: true } } : submitted;
+    if (job.attempt !== 1) return { job, pinned: false };
+    await this.submitTo(job, { attempt: 1, sealed });
+    return { job, pinned: true };
   }
 
   /** The channel closed with these holds unused: their slots go back. */
@@ -184,14 +165,12 @@ export class RequesterActions {
   }
 
   /** `PUT /v1/jobs/:id/payload`: the envelope against the payload's size, then the relay. */
-  async submitPayload(key: ApiKeyRecord, jobId: string, body: SubmitPayload): Promise<Outcome<{ jobId: string; attempt: number }>> {
-    const job = await this.liveJob(key, jobId);
-    if (!job.ok) return job;
-    return this.submitTo(job.value, body);
+  async submitPayload(key: ApiKeyRecord, jobId: string, body: SubmitPayload): Promise<{ jobId: string; attempt: number }> {
+    return this.submitTo(await this.liveJob(key, jobId), body);
   }
 
   /** The payload of a job already found live for its key. */
-  async submitTo(job: Job, body: SubmitPayload): Promise<Outcome<{ jobId: string; attempt: number }>> {
+  async submitTo(job: Job, body: SubmitPayload): Promise<{ jobId: string; attempt: number }> {
     const { relay, catalog } = this.deps;
     if (catalog !== undefined && !job.finished) {
       const plaintext = base64urlBytes(body.sealed.ct) - SEAL_TAG_BYTES;
@@ -199,55 +178,56 @@ export class RequesterActions {
       if (wrong !== null) {
         // The envelope cannot change after creation: the job ends, and its reservation goes back.
         relay.refuse(job, { code: 'ENVELOPE', message: wrong });
-        return refused(422, 'ENVELOPE', wrong);
+        throw new Problem(422, 'ENVELOPE', wrong);
       }
     }
     const refusal = relay.submitPayload(job, body.attempt, body.sealed);
-    if (refusal !== null) return { ok: false, status: refusal.status, error: refusal.error };
-    return { ok: true, value: { jobId: job.id, attempt: job.attempt } };
+    if (refusal !== null) throw refusedBy(refusal);
+    return { jobId: job.id, attempt: job.attempt };
   }
 
   /** `DELETE /v1/jobs/:id`. */
-  async cancel(key: ApiKeyRecord, jobId: string): Promise<Outcome<{ jobId: string; state: JobState }>> {
+  async cancel(key: ApiKeyRecord, jobId: string): Promise<{ jobId: string; state: JobState }> {
     const job = await this.liveJob(key, jobId);
-    if (!job.ok) return job;
-    const refusal = this.deps.relay.cancel(job.value);
-    if (refusal !== null) return { ok: false, status: refusal.status, error: refusal.error };
-    return { ok: true, value: { jobId, state: job.value.state } };
+    const refusal = this.deps.relay.cancel(job);
+    if (refusal !== null) throw refusedBy(refusal);
+    return { jobId, state: job.state };
   }
 
   /** A job of the key: live, or the record of one this coordinator no longer holds. */
-  async findJob(key: ApiKeyRecord, id: string): Promise<Outcome<Job | JobRecord>> {
+  async findJob(key: ApiKeyRecord, id: string): Promise<Job | JobRecord> {
     const job = this.deps.relay.job(id, key.id);
-    if (job !== undefined) return { ok: true, value: job };
+    if (job !== undefined) return job;
     const record = await this.deps.store.getJob(id);
-    if (record === null || record.apiKeyId !== key.id) return refused(404, 'NOT_FOUND', `No job ${id} for this API key.`);
-    return { ok: true, value: record };
+    if (record === null || record.apiKeyId !== key.id) throw new Problem(404, 'NOT_FOUND', `No job ${id} for this API key.`);
+    return record;
   }
 
-  /** A live job of the key, or why not. */
-  async liveJob(key: ApiKeyRecord, id: string): Promise<Outcome<Job>> {
+  /** A live job of the key, or throws why not. */
+  async liveJob(key: ApiKeyRecord, id: string): Promise<Job> {
     const found = await this.findJob(key, id);
-    if (!found.ok || found.value instanceof Job) return found as Outcome<Job>;
-    const { state } = found.value;
-    return refused(409, 'CONFLICT', `The job is ${state}${FINAL.has(state) ? '' : ' on another coordinator, or from before a restart'}.`);
+    if (found instanceof Job) return found;
+    const { state } = found;
+    throw new Problem(
+      409,
+      'CONFLICT',
+      `The job is ${state}${FINAL.has(state) ? '' : ' on another coordinator, or from before a restart'}.`,
+    );
   }
 
   /**
    * `GET /v1/jobs/:id/events`: takes a stream slot of the key and of the job (released by the
    * subscription), or refuses; a record of an ended job needs none.
    */
-  async follow(key: ApiKeyRecord, id: string): Promise<Outcome<Subscription>> {
-    const found = await this.findJob(key, id);
-    if (!found.ok) return found;
-    const job = found.value;
+  async follow(key: ApiKeyRecord, id: string): Promise<Subscription> {
+    const job = await this.findJob(key, id);
     if (job instanceof Job) {
       if (!this.#perKey.take(key.id, this.#maxPerKey)) {
-        return refused(429, 'QUOTA', `This API key has ${this.#maxPerKey} event streams open, the limit; close one first.`);
+        throw new Problem(429, 'QUOTA', `This API key has ${this.#maxPerKey} event streams open, the limit; close one first.`);
       }
       if (!this.#perJob.take(job.id, this.#maxPerJob)) {
         this.#perKey.release(key.id);
-        return refused(429, 'QUOTA', `Job ${job.id} has ${this.#maxPerJob} event streams open, the limit; close one first.`);
+        throw new Problem(429, 'QUOTA', `Job ${job.id} has ${this.#maxPerJob} event streams open, the limit; close one first.`);
       }
       let released = false;
       const release = (): void => {
@@ -256,17 +236,17 @@ export class RequesterActions {
         this.#perKey.release(key.id);
         this.#perJob.release(job.id);
       };
-      return { ok: true, value: { job, release } };
+      return { job, release };
     }
-    if (job.state === 'failed' || job.state === 'cancelled') return { ok: true, value: { job, release: () => {} } };
+    if (job.state === 'failed' || job.state === 'cancelled') return { job, release: () => {} };
     if (job.state === 'done') {
-      return refused(
+      throw new Problem(
         410,
         'NOT_FOUND',
         'The job is done and its result is no longer held: the coordinator keeps results only briefly after the last chunk.',
       );
     }
-    return refused(409, 'CONFLICT', `The job is ${job.state} on another coordinator, or from before a restart.`);
+    throw new Problem(409, 'CONFLICT', `The job is ${job.state} on another coordinator, or from before a restart.`);
   }
 }
 

@@ -109,6 +109,9 @@ describe('the requester channel', () => {
     // An over-long create is refused by size, as the route's body limit does.
     ch.send({ ...create('r5'), pad: 'x'.repeat(20_000) });
     expect(await ch.next('error')).toMatchObject({ status: 413, ref: 'r5', error: { code: 'BAD_MESSAGE' } });
+    // Text the schema lets through but nothing stores (NUL): an `error` frame that names the message, never typed as it.
+    ch.send({ v: 1, type: 'report', ref: 'r6', jobId: 'job-x', report: { opened: false, reason: 'a\u0000b' } });
+    expect(await ch.next('error')).toMatchObject({ type: 'error', status: 400, ref: 'r6', jobId: 'job-x', error: { code: 'BAD_MESSAGE' } });
 
     // The same socket still works: a job created, assigned, its payload delivered, its result streamed back.
     const worker = await net.worker({ slots: 1 });

@@ -6,7 +6,7 @@
  * same. A job created on the socket is followed on it without asking; its events come down
  * tagged with its id until its last one.
  */
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import {
@@ -25,7 +25,8 @@ import { Job } from '../jobs/job.ts';
 import type { Hold } from '../leases/relay.ts';
 import type { Verification } from '../verification/service.ts';
 import type { ApiKeyRecord } from '../store/types.ts';
-import { recordedError, type Refused, type RequesterActions } from './actions.ts';
+import { recordedError, type RequesterActions, type Subscription } from './actions.ts';
+import { bearer, Problem } from '../http.ts';
 import { MAX_CREATE_BODY, MAX_PAYLOAD_BODY } from './routes.ts';
 
 /** Room for the message fields around a payload or a create body, bytes. */
@@ -71,20 +72,26 @@ export class RequesterChannels {
   }
 
   async #accept(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (this.#draining) return reject(socket, 503, 'DRAINING', 'The coordinator is shutting down; reconnect later.');
-    const header = request.headers.authorization ?? '';
-    const secret = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    const key = await this.#o.actions.authenticate(secret);
-    if (!key.ok) return reject(socket, 401, key.error.code, key.error.message);
-    if (!this.#perKey.take(key.value.id, this.#o.channelsPerKey)) {
-      return reject(socket, 429, 'QUOTA', `This API key has ${this.#o.channelsPerKey} channels open, the limit; close one first.`);
+    if (this.#draining) return reject(socket, new Problem(503, 'DRAINING', 'The coordinator is shutting down; reconnect later.'));
+    let key: ApiKeyRecord;
+    try {
+      key = await this.#o.actions.authenticate(bearer(request.headers.authorization));
+    } catch (err) {
+      if (err instanceof Problem) return reject(socket, err);
+      throw err;
+    }
+    if (!this.#perKey.take(key.id, this.#o.channelsPerKey)) {
+      return reject(
+        socket,
+        new Problem(429, 'QUOTA', `This API key has ${this.#o.channelsPerKey} channels open, the limit; close one first.`),
+      );
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      const session = new ChannelSession(ws, key.value, this.#o, batchedWrites(socket));
+      const session = new ChannelSession(ws, key, this.#o, batchedWrites(socket));
       this.#open.add(session);
       ws.on('close', () => {
         this.#open.delete(session);
-        this.#perKey.release(key.value.id);
+        this.#perKey.release(key.id);
         session.closed();
       });
     });
@@ -142,33 +149,44 @@ class ChannelSession {
     this.#held.clear();
   }
 
+  /** Answers one message; every refusal is a {@link Problem}, sent as an `error` frame naming the message. */
   async #handle(data: RawData, isBinary: boolean): Promise<void> {
     const text = isBinary ? null : rawText(data);
-    if (text === null) return this.#refuse({ status: 400, error: { code: 'BAD_MESSAGE', message: 'Send JSON text messages.' } });
+    try {
+      await this.#act(this.#valid(text), text?.length ?? 0);
+    } catch (err) {
+      if (!(err instanceof Problem)) throw err;
+      // The message's `ref` and `jobId` when usable, valid or not (never its `type`: the frame's is `error`).
+      const { ref, jobId } = text === null ? {} : tags(text);
+      this.#refused(err, { ...(ref !== undefined && { ref }), ...(jobId !== undefined && { jobId }) });
+    }
+  }
+
+  /** The message, checked as the routes check a body: its size, its schema, then its text. */
+  #valid(text: string | null): ChannelRequest {
+    if (text === null) throw new Problem(400, 'BAD_MESSAGE', 'Send JSON text messages.');
     if (text.length > MAX_CHANNEL_MESSAGE) {
-      const message = `The message of ${text.length} bytes exceeds ${MAX_CHANNEL_MESSAGE} bytes, the limit.`;
-      return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message } });
+      throw new Problem(413, 'BAD_MESSAGE', `The message of ${text.length} bytes exceeds ${MAX_CHANNEL_MESSAGE} bytes, the limit.`);
     }
     const parsed = parseFrame(ChannelRequest, text);
     if (!parsed.ok) {
-      const { type, ...where } = tags(text);
       // Refused by size first, as the route's body limit does.
-      if (type === 'create' && text.length > CREATE_LIMIT) return this.#refuse({ status: 413, error: tooLarge('create'), ...where });
-      return this.#refuse({ status: 400, error: parsed.error, ...where });
+      if (tags(text).type === 'create' && text.length > CREATE_LIMIT) throw tooLarge('create');
+      throw new Problem(400, parsed.error.code, parsed.error.message);
     }
     const unsafe = findUnsafeText(parsed.value);
-    if (unsafe !== null) {
-      const message = `Invalid message at ${printable(unsafe.slice(0, 200))}: ${UNSAFE_TEXT_MESSAGE}.`;
-      return this.#refuse({ status: 400, error: { code: 'BAD_MESSAGE', message }, ...tags(text) });
-    }
-    const m = parsed.value;
+    if (unsafe !== null)
+      throw new Problem(400, 'BAD_MESSAGE', `Invalid message at ${printable(unsafe.slice(0, 200))}: ${UNSAFE_TEXT_MESSAGE}.`);
+    return parsed.value;
+  }
+
+  /** Does what a valid message asks; a refusal is thrown as the route's {@link Problem}. */
+  async #act(m: ChannelRequest, length: number): Promise<void> {
     const { actions } = this.#o;
     switch (m.type) {
       case 'create': {
-        if (text.length > CREATE_LIMIT) return this.#refuse({ status: 413, error: tooLarge('create'), ref: m.ref });
-        const created = await actions.createJob(this.#key, m.job);
-        if (!created.ok) return this.#refused(created, { ref: m.ref });
-        const { job, assignment } = created.value;
+        if (length > CREATE_LIMIT) throw tooLarge('create');
+        const { job, assignment } = await actions.createJob(this.#key, m.job);
         this.#send({ v: PROTOCOL_VERSION, type: 'created', ref: m.ref, jobId: job.id, assignment });
         // Its events follow on this socket; the `assigned` already in `created` is not sent twice.
         return this.#follow(job.id, assignment === null ? 0 : 1);
@@ -176,57 +194,36 @@ class ChannelSession {
       case 'assign': {
         // Holds that expired, or whose contributor left, no longer count against the channel.
         for (const [id, hold] of this.#held) if (hold.state !== 'held') this.#held.delete(id);
-        const held = actions.holdSlots(this.#key, m.model, m.kind, m.count, this.#held.size, MAX_HELD_ASSIGNMENTS);
-        if (!held.ok) return this.#refused(held, { ref: m.ref });
-        const { holds, expiresInMs } = held.value;
+        const { holds, expiresInMs } = actions.holdSlots(this.#key, m.model, m.kind, m.count, this.#held.size, MAX_HELD_ASSIGNMENTS);
         for (const hold of holds) this.#held.set(hold.id, hold);
         const assignments = holds.map((h) => ({ jobId: h.id, attempt: 1, contributorId: h.holder.id, hpkeKey: h.holder.hpkeKey }));
         return this.#send({ v: PROTOCOL_VERSION, type: 'assignments', ref: m.ref, model: m.model, kind: m.kind, expiresInMs, assignments });
       }
       case 'submit': {
-        const where = { ref: m.ref, jobId: m.jobId };
-        if (JSON.stringify(m.job).length > MAX_CREATE_BODY) return this.#refuse({ status: 413, error: tooLarge('create'), ...where });
+        if (JSON.stringify(m.job).length > MAX_CREATE_BODY) throw tooLarge('create');
         // The body `PUT …/payload` would get: `{"attempt":1,"sealed":{"enc":"…","ct":"…"}}`.
         if (m.sealed.ct.length + (m.sealed.enc?.length ?? 0) + 40 > MAX_PAYLOAD_BODY) {
-          const message = `A payload over ${MAX_PAYLOAD_BODY} bytes is refused, as the route's body limit.`;
-          return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message }, ...where });
+          throw new Problem(413, 'BAD_MESSAGE', `A payload over ${MAX_PAYLOAD_BODY} bytes is refused, as the route's body limit.`);
         }
         this.#held.delete(m.jobId);
-        const submitted = await actions.submitHeld(this.#key, m.jobId, m.job, m.sealed);
-        if (!submitted.ok) return this.#refused(submitted, where);
+        const { pinned } = await actions.submitHeld(this.#key, m.jobId, m.job, m.sealed);
         // Attempt 1's `assigned` is the assignment the payload was sealed for: not sent again.
-        return this.#follow(m.jobId, submitted.value.pinned ? 1 : 0);
+        return this.#follow(m.jobId, pinned ? 1 : 0);
       }
-      case 'payload': {
-        const submitted = await actions.submitPayload(this.#key, m.jobId, { attempt: m.attempt, sealed: m.sealed });
-        return submitted.ok ? undefined : this.#refused(submitted, { jobId: m.jobId });
-      }
+      case 'payload':
+        await actions.submitPayload(this.#key, m.jobId, { attempt: m.attempt, sealed: m.sealed });
+        return;
       case 'follow':
         return this.#follow(m.jobId, 0);
       case 'cancel': {
-        const cancelled = await actions.cancel(this.#key, m.jobId);
-        if (!cancelled.ok) return this.#refused(cancelled, { jobId: m.jobId });
-        return this.#send({ v: PROTOCOL_VERSION, type: 'cancelled', jobId: m.jobId, state: cancelled.value.state });
+        const { state } = await actions.cancel(this.#key, m.jobId);
+        return this.#send({ v: PROTOCOL_VERSION, type: 'cancelled', jobId: m.jobId, state });
       }
       case 'report': {
         const verification = this.#o.verification;
-        if (verification === undefined) {
-          return this.#refuse({
-            status: 404,
-            error: { code: 'NOT_FOUND', message: 'This coordinator takes no job reports.' },
-            ref: m.ref,
-            jobId: m.jobId,
-          });
-        }
+        if (verification === undefined) throw new Problem(404, 'NOT_FOUND', 'This coordinator takes no job reports.');
         const outcome = await verification.jobReport(m.jobId, this.#key.id, m.report);
-        if (!outcome.ok) {
-          return this.#refuse({
-            status: outcome.status,
-            error: { code: outcome.code, message: outcome.message },
-            ref: m.ref,
-            jobId: m.jobId,
-          });
-        }
+        if (!outcome.ok) throw new Problem(outcome.status, outcome.code, outcome.message);
         return this.#send({ v: PROTOCOL_VERSION, type: 'reported', ref: m.ref, jobId: m.jobId, answer: outcome.answer });
       }
     }
@@ -235,11 +232,15 @@ class ChannelSession {
   /** Sends the job's events (after the first `skip` assignment ones) until its last; the same slots as an event stream. */
   async #follow(jobId: string, skip: number): Promise<void> {
     if (this.#following.has(jobId)) return;
-    const followed = await this.#o.actions.follow(this.#key, jobId);
-    if (!followed.ok) return this.#refused(followed, { jobId });
-    const { value } = followed;
-    const { job } = value;
-    const release = (): void => value.release();
+    let followed: Subscription;
+    try {
+      followed = await this.#o.actions.follow(this.#key, jobId);
+    } catch (err) {
+      // After a `create` or `submit` too, the refusal names the job, not the message.
+      if (err instanceof Problem) return this.#refused(err, { jobId });
+      throw err;
+    }
+    const { job, release } = followed;
     if (!(job instanceof Job)) {
       release();
       return this.#event(jobId, { type: 'failed', error: recordedError(job.error) });
@@ -269,7 +270,7 @@ class ChannelSession {
     this.#send({ v: PROTOCOL_VERSION, type: 'event', jobId, event });
   }
 
-  #refused(r: Refused, where: { ref?: string; jobId?: string }): void {
+  #refused(r: Problem, where: { ref?: string; jobId?: string }): void {
     this.#refuse({
       status: r.status,
       error: r.error,
@@ -317,16 +318,16 @@ function tags(text: string): { type?: string; ref?: string; jobId?: string } {
   }
 }
 
-function tooLarge(what: string): { code: 'BAD_MESSAGE'; message: string } {
-  return { code: 'BAD_MESSAGE', message: `A ${what} message over ${CREATE_LIMIT} bytes is refused, as the route's body limit.` };
+function tooLarge(what: string): Problem {
+  return new Problem(413, 'BAD_MESSAGE', `A ${what} message over ${CREATE_LIMIT} bytes is refused, as the route's body limit.`);
 }
 
 /** Answers an upgrade with the HTTP route's refusal and closes the socket. */
-function reject(socket: Duplex, status: 401 | 429 | 503, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  const reason = { 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status];
+function reject(socket: Duplex, refusal: Problem): void {
+  const { status } = refusal;
+  const body = JSON.stringify({ error: refusal.error });
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}Connection: close\r\n\r\n${body}`,
   );
 }

@@ -6,7 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
-import { problem } from '../http.ts';
+import { bearer, Problem } from '../http.ts';
 import type { Store } from '../store/types.ts';
 import type { ApiKeys } from './keys.ts';
 
@@ -16,9 +16,9 @@ export function keyRoutes(token: string, store: Store, keys: ApiKeys): Hono {
   app.use('/operator/keys', guard);
   app.use('/operator/keys/*', guard);
   async function guard(c: Parameters<Parameters<Hono['use']>[1]>[0], next: () => Promise<void>): Promise<Response | void> {
-    const given = Buffer.from(/^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '', 'utf8');
+    const given = Buffer.from(bearer(c.req.header('authorization')) ?? '', 'utf8');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return problem(c, 401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <SPINNERET_OPERATOR_TOKEN>`.');
+      throw new Problem(401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <SPINNERET_OPERATOR_TOKEN>`.');
     }
     await next();
   }
@@ -26,7 +26,7 @@ export function keyRoutes(token: string, store: Store, keys: ApiKeys): Hono {
   app.delete('/operator/keys/:id', async (c) => {
     const id = c.req.param('id');
     const key = (await store.listApiKeys()).find((k) => k.id === id);
-    if (key === undefined) return problem(c, 404, 'NOT_FOUND', `No API key ${id}. List them with GET /v1/operator/keys.`);
+    if (key === undefined) throw new Problem(404, 'NOT_FOUND', `No API key ${id}. List them with GET /v1/operator/keys.`);
     await keys.revoke(id);
     return c.json({ id, revoked: true });
   });

@@ -1,18 +1,16 @@
 /**
  * The requester API (docs/protocol.md): create a job, submit its sealed payload, follow
  * its events as NDJSON, cancel it, list models. Every route needs `Authorization: Bearer
- * <api key>`; a job is visible only to the key that created it. Errors are JSON
- * `{error: {code, message}}`.
+ * <api key>`; a job is visible only to the key that created it. Refusals are thrown as
+ * {@link Problem}s, answered as JSON `{error: {code, message}}`.
  */
-import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { problem, readBody } from '../http.ts';
+import { Hono } from 'hono';
+import { bearer, bodyLimitOf, Problem, readBody } from '../http.ts';
 import type { ModelFacts, JobEvent } from '../../protocol/wire.ts';
 import { CreateJob, MAX_MESSAGE_BYTES, SubmitPayload } from '../../protocol/wire.ts';
 import { Job } from '../jobs/job.ts';
 import type { ApiKeyRecord, JobRecord } from '../store/types.ts';
-import { type Outcome, recordedError, type Refused, RequesterActions, type RequesterDeps } from './actions.ts';
+import { recordedError, RequesterActions, type RequesterDeps } from './actions.ts';
 
 export type { RequesterDeps } from './actions.ts';
 
@@ -26,18 +24,6 @@ type Env = { Variables: { apiKey: ApiKeyRecord } };
 
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** The refusal as the HTTP answer. */
-function refusal<C extends Context>(c: C, r: Refused): Response {
-  if (r.retryAfterS !== undefined) c.header('Retry-After', String(r.retryAfterS));
-  if (r.payment !== undefined) return c.json(r.payment, 402);
-  if (r.status === 401) c.header('WWW-Authenticate', 'Bearer');
-  return problem(c, r.status as ContentfulStatusCode, r.error.code, r.error.message);
-}
-
-function answer<T>(c: Context, outcome: Outcome<T>, status: 200 | 201 | 202, body: (value: T) => unknown): Response {
-  return outcome.ok ? c.json(body(outcome.value) as object, status) : refusal(c, outcome);
-}
-
 /** The `/v1` requester routes, on `actions` (shared with the requester channel). */
 export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<Env> {
   const actions = deps instanceof RequesterActions ? deps : new RequesterActions(deps);
@@ -46,45 +32,35 @@ export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<En
   const streamBuffer = actions.deps.eventStreamBufferBytes ?? 16 * 1024 * 1024;
 
   app.use('*', async (c, next) => {
-    const secret = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-    const key = await actions.authenticate(secret);
-    if (!key.ok) return refusal(c, key);
-    c.set('apiKey', key.value);
+    c.set('apiKey', await actions.authenticate(bearer(c.req.header('authorization'))));
     await next();
   });
 
-  app.post('/jobs', limit(MAX_CREATE_BODY), async (c) => {
-    const body = await readBody(c, CreateJob);
-    if (!body.ok) return body.response;
-    const created = await actions.createJob(c.get('apiKey'), body.value);
-    return answer(c, created, 201, ({ job, assignment }) => ({ jobId: job.id, assignment }));
+  app.post('/jobs', bodyLimitOf(MAX_CREATE_BODY), async (c) => {
+    const { job, assignment } = await actions.createJob(c.get('apiKey'), await readBody(c, CreateJob));
+    return c.json({ jobId: job.id, assignment }, 201);
   });
 
-  app.put('/jobs/:id/payload', limit(MAX_PAYLOAD_BODY), async (c) => {
+  app.put('/jobs/:id/payload', bodyLimitOf(MAX_PAYLOAD_BODY), async (c) => {
     const job = await actions.liveJob(c.get('apiKey'), c.req.param('id'));
-    if (!job.ok) return refusal(c, job);
-    const body = await readBody(c, SubmitPayload);
-    if (!body.ok) return body.response;
-    return answer(c, await actions.submitTo(job.value, body.value), 202, (value) => value);
+    return c.json(await actions.submitTo(job, await readBody(c, SubmitPayload)), 202);
   });
 
   app.get('/jobs/:id/events', async (c) => {
-    const followed = await actions.follow(c.get('apiKey'), c.req.param('id'));
-    if (!followed.ok) return refusal(c, followed);
-    const { value } = followed;
-    return ndjson(value.job, streamBuffer, () => value.release());
+    const { job, release } = await actions.follow(c.get('apiKey'), c.req.param('id'));
+    return ndjson(job, streamBuffer, release);
   });
 
-  app.delete('/jobs/:id', async (c) => answer(c, await actions.cancel(c.get('apiKey'), c.req.param('id')), 200, (value) => value));
+  app.delete('/jobs/:id', async (c) => c.json(await actions.cancel(c.get('apiKey'), c.req.param('id'))));
 
   app.get('/account', async (c) => {
-    if (billing === undefined) return problem(c, 404, 'NOT_FOUND', 'This coordinator takes no payments: its jobs are free.');
+    if (billing === undefined) throw new Problem(404, 'NOT_FOUND', 'This coordinator takes no payments: its jobs are free.');
     return c.json(await billing.account(c.get('apiKey')));
   });
 
   app.get('/models/:id', async (c) => {
     const id = c.req.param('id');
-    if (!MODEL_ID.test(id)) return problem(c, 400, 'BAD_MESSAGE', 'A model id is 1–128 letters, digits, ".", "_" or "-".');
+    if (!MODEL_ID.test(id)) throw new Problem(400, 'BAD_MESSAGE', 'A model id is 1–128 letters, digits, ".", "_" or "-".');
     const model = catalog?.get(id) ?? null;
     const limits: ModelFacts['limits'] = {};
     if (catalog !== undefined) for (const kind of model?.kinds ?? []) limits[kind] = await catalog.limits(id, kind);
@@ -161,8 +137,4 @@ function ndjson(job: Job | JobRecord, maxQueuedBytes: number, ended: () => void)
   // `DRAINING`) would otherwise send on it just as a closing server drops it, and a job creation
   // cut off after it was sent cannot be tried again.
   return new Response(body, { headers: { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store', Connection: 'close' } });
-}
-
-function limit(maxSize: number) {
-  return bodyLimit({ maxSize, onError: (c) => problem(c, 413, 'BAD_MESSAGE', `The body exceeds ${maxSize} bytes, the limit.`) });
 }

@@ -11,15 +11,13 @@
  * - `GET /contributors/:id` → `{id, wallet, firstSeen, lastSeen}`: public, read-only.
  */
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { WalletPayloadRequest, WalletProofRequest } from '../../protocol/page-requests.ts';
-import { problem, readBody } from '../http.ts';
+import { bodyLimitOf, clientAddress, Problem, readBody } from '../http.ts';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/types.ts';
 import { WalletAuthError } from './errors.ts';
 import { PayloadLimitError, type ProofPayloads } from './proof-payloads.ts';
-import { clientAddress } from '../http.ts';
 import { PublicKeyLookupError, type PublicKeyLookup } from './public-key-lookup.ts';
 import { verifyTonProof } from './ton-proof.ts';
 import type { WalletSessions } from './wallet-sessions.ts';
@@ -50,23 +48,20 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
   const open = cors({ origin: '*', allowMethods: ['GET', 'POST'], allowHeaders: ['Content-Type'] });
   app.use('/wallet/*', open);
   app.use('/contributors/*', open);
-  app.use('/wallet/*', bodyLimit({ maxSize: 16 * 1024, onError: (c) => problem(c, 413, 'BAD_MESSAGE', 'The body exceeds 16 KiB.') }));
+  app.use('/wallet/*', bodyLimitOf(16 * 1024, 'The body exceeds 16 KiB.'));
 
   app.post('/wallet/payload', async (c) => {
-    const body = await readBody(c, WalletPayloadRequest);
-    if (!body.ok) return body.response;
+    const { deviceKey } = await readBody(c, WalletPayloadRequest);
     try {
-      return c.json(await deps.payloads.issuePayload(body.value.deviceKey, clientAddress(c)));
+      return c.json(await deps.payloads.issuePayload(deviceKey, clientAddress(c)));
     } catch (err) {
-      if (err instanceof PayloadLimitError) return problem(c, 429, 'QUOTA', err.message);
+      if (err instanceof PayloadLimitError) throw new Problem(429, 'QUOTA', err.message);
       throw err;
     }
   });
 
   app.post('/wallet/proof', async (c) => {
-    const body = await readBody(c, WalletProofRequest);
-    if (!body.ok) return body.response;
-    const { deviceKey, scope, ...claim } = body.value;
+    const { deviceKey, scope, ...claim } = await readBody(c, WalletProofRequest);
     const domain = claim.proof.domain.value;
     try {
       const wallet = await verifyTonProof(claim, {
@@ -84,14 +79,14 @@ export function walletRoutes(deps: WalletRouteDeps): Hono {
       if (!(err instanceof WalletAuthError)) throw err;
       // A chain that did not answer is the coordinator's trouble, not the wallet's: 503, try again.
       const status = err.reason === 'malformed' ? 400 : err instanceof PublicKeyLookupError ? 503 : 401;
-      return c.json({ error: { code: err.code, message: err.message, reason: err.reason } }, status);
+      throw new Problem(status, err.code, err.message, { details: { reason: err.reason } });
     }
   });
 
   app.get('/contributors/:id', async (c) => {
     const id = c.req.param('id');
     const record = await deps.store.getContributor(id);
-    if (record === null) return problem(c, 404, 'NOT_FOUND', `No contributor ${id}.`);
+    if (record === null) throw new Problem(404, 'NOT_FOUND', `No contributor ${id}.`);
     return c.json({ id: record.id, wallet: record.wallet, firstSeen: record.firstSeen, lastSeen: record.lastSeen });
   });
 
