@@ -19,6 +19,7 @@ import type { Hold, Relay } from '../leases/relay.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
 import type { ApiKeyRecord, JobRecord, JobState, Store } from '../store/types.ts';
 import type { ApiKeys, Quotas } from './keys.ts';
+import { type IdempotencyLimits, IdempotentCreations } from './idempotency.ts';
 
 const FINAL: ReadonlySet<JobState> = new Set(['done', 'failed', 'cancelled']);
 
@@ -36,6 +37,15 @@ export interface RequesterDeps {
   subscribersPerKey?: number;
   /** Bytes queued to an event-stream reader that does not read before it is dropped (default 16 MiB). */
   eventStreamBufferBytes?: number;
+  /** Job creations remembered by idempotency key (default 100,000 for one hour). */
+  idempotency?: Partial<IdempotencyLimits>;
+}
+
+/** A created job; `repeated`: an earlier creation with the same idempotency key made it. */
+export interface Created {
+  job: Job;
+  assignment: Assignment | null;
+  repeated?: boolean;
 }
 
 /** A refusal: the HTTP status, the error, and what goes with some of them. */
@@ -67,9 +77,11 @@ export class RequesterActions {
   readonly #perKey = new Counter();
   readonly #maxPerJob: number;
   readonly #maxPerKey: number;
+  readonly #creations: IdempotentCreations<Outcome<Created>>;
 
   constructor(deps: RequesterDeps) {
     this.deps = deps;
+    this.#creations = new IdempotentCreations(deps.idempotency);
     this.#maxPerJob = deps.subscribersPerJob ?? 8;
     this.#maxPerKey = deps.subscribersPerKey ?? 1_000;
   }
@@ -85,8 +97,37 @@ export class RequesterActions {
     );
   }
 
-  /** `POST /v1/jobs`: quota, envelope, reservation, then the relay (on `hold`'s contributor when given, docs/protocol.md "Sealing ahead of need"). */
-  async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<Outcome<{ job: Job; assignment: Assignment | null }>> {
+  /**
+   * `POST /v1/jobs`: quota, envelope, reservation, then the relay (on `hold`'s contributor when
+   * given, docs/protocol.md "Sealing ahead of need"). With an `idempotencyKey`, a repeat of the
+   * same creation gets the same job (nothing reserved again); another body under the key, 409.
+   */
+  async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold, idempotencyKey?: string): Promise<Outcome<Created>> {
+    if (idempotencyKey === undefined) return this.#createJob(key, body, hold);
+    const remembered = await this.#creations.run(
+      key.id,
+      idempotencyKey,
+      body,
+      (outcome) => outcome.ok,
+      () => this.#createJob(key, body, hold),
+    );
+    if (remembered.kind === 'mismatch') {
+      return refused(409, 'CONFLICT', 'This idempotency key was used for another job creation; use a new key for a new job.');
+    }
+    if (remembered.kind === 'first' || !remembered.value.ok) return remembered.value;
+    const job = this.deps.relay.job(remembered.value.value.job.id, key.id);
+    if (job === undefined) {
+      const id = remembered.value.value.job.id;
+      return refused(
+        409,
+        'CONFLICT',
+        `This idempotency key created job ${id}, which this coordinator no longer holds; follow it by its id.`,
+      );
+    }
+    return { ok: true, value: { job, assignment: job.assignment, repeated: true } };
+  }
+
+  async #createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<Outcome<Created>> {
     const { relay, quotas, billing, catalog } = this.deps;
     const quota = quotas.check(key, relay.inFlightFor(key.id));
     if (quota !== null) return { ...refused(429, 'QUOTA', quota.message), retryAfterS: quota.retryAfterS };
@@ -148,7 +189,13 @@ export class RequesterActions {
    * message. `pinned` false: the assignment lapsed (expired, or its contributor left), the
    * payload was dropped unopened and the job waits for attempt 2, to be sealed again.
    */
-  async submitHeld(key: ApiKeyRecord, holdId: string, body: CreateJob, sealed: Sealed): Promise<Outcome<{ job: Job; pinned: boolean }>> {
+  async submitHeld(
+    key: ApiKeyRecord,
+    holdId: string,
+    body: CreateJob,
+    sealed: Sealed,
+    idempotencyKey?: string,
+  ): Promise<Outcome<{ job: Job; pinned: boolean }>> {
     const { relay } = this.deps;
     const claimed = relay.claimHold(holdId, key.id);
     if (!('hold' in claimed)) return { ok: false, status: claimed.status, error: claimed.error };
@@ -161,9 +208,9 @@ export class RequesterActions {
         `Assignment ${holdId} is for ${hold.kind} jobs of model "${hold.model}"; it is given back, ask for one for this job.`,
       );
     }
-    let created: Outcome<{ job: Job; assignment: Assignment | null }>;
+    let created: Outcome<Created>;
     try {
-      created = await this.createJob(key, body, hold);
+      created = await this.createJob(key, body, hold, idempotencyKey);
     } catch (err) {
       relay.releaseHold(hold); // not left claimed (and its slot taken) for ever
       throw err;

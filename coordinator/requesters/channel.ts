@@ -166,7 +166,7 @@ class ChannelSession {
     switch (m.type) {
       case 'create': {
         if (text.length > CREATE_LIMIT) return this.#refuse({ status: 413, error: tooLarge('create'), ref: m.ref });
-        const created = await actions.createJob(this.#key, m.job);
+        const created = await actions.createJob(this.#key, m.job, undefined, m.idempotencyKey);
         if (!created.ok) return this.#refused(created, { ref: m.ref });
         const { job, assignment } = created.value;
         this.#send({ v: PROTOCOL_VERSION, type: 'created', ref: m.ref, jobId: job.id, assignment });
@@ -192,7 +192,7 @@ class ChannelSession {
           return this.#refuse({ status: 413, error: { code: 'BAD_MESSAGE', message }, ...where });
         }
         this.#held.delete(m.jobId);
-        const submitted = await actions.submitHeld(this.#key, m.jobId, m.job, m.sealed);
+        const submitted = await actions.submitHeld(this.#key, m.jobId, m.job, m.sealed, m.idempotencyKey);
         if (!submitted.ok) return this.#refused(submitted, where);
         // Attempt 1's `assigned` is the assignment the payload was sealed for: not sent again.
         return this.#follow(m.jobId, submitted.value.pinned ? 1 : 0);

@@ -6,10 +6,12 @@
  */
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import * as v from 'valibot';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { problem, readBody } from '../http.ts';
 import type { ModelFacts, JobEvent } from '../../protocol/wire.ts';
 import { CreateJob, MAX_MESSAGE_BYTES, SubmitPayload } from '../../protocol/wire.ts';
+import { IdempotencyKey } from '../../protocol/requester-channel.ts';
 import { Job } from '../jobs/job.ts';
 import type { ApiKeyRecord, JobRecord } from '../store/types.ts';
 import { type Outcome, recordedError, type Refused, RequesterActions, type RequesterDeps } from './actions.ts';
@@ -56,8 +58,14 @@ export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<En
   app.post('/jobs', limit(MAX_CREATE_BODY), async (c) => {
     const body = await readBody(c, CreateJob);
     if (!body.ok) return body.response;
-    const created = await actions.createJob(c.get('apiKey'), body.value);
-    return answer(c, created, 201, ({ job, assignment }) => ({ jobId: job.id, assignment }));
+    const idempotencyKey = c.req.header('idempotency-key');
+    if (idempotencyKey !== undefined && !v.is(IdempotencyKey, idempotencyKey)) {
+      return problem(c, 400, 'BAD_MESSAGE', 'The Idempotency-Key header is 16–64 base64url characters; send a new random one per job.');
+    }
+    const created = await actions.createJob(c.get('apiKey'), body.value, undefined, idempotencyKey);
+    // A repeat under the same idempotency key answers 200 with the job the first one created.
+    const status = created.ok && created.value.repeated === true ? 200 : 201;
+    return answer(c, created, status, ({ job, assignment }) => ({ jobId: job.id, assignment }));
   });
 
   app.put('/jobs/:id/payload', limit(MAX_PAYLOAD_BODY), async (c) => {
