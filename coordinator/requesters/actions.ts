@@ -219,6 +219,12 @@ export class RequesterActions {
       relay.releaseHold(hold);
       return created;
     }
+    if (created.value.repeated === true) {
+      // The key's job was made on another assignment: this one goes back, and its payload (sealed for it) is not used.
+      relay.releaseHold(hold);
+      const id = created.value.job.id;
+      return refused(409, 'CONFLICT', `This idempotency key created job ${id}; follow that job instead of submitting it again.`);
+    }
     const { job } = created.value;
     if (job.attempt !== 1) return { ok: true, value: { job, pinned: false } };
     const submitted = await this.submitTo(job, { attempt: 1, sealed });
