@@ -197,6 +197,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     subscribersPerJob: limits.subscribersPerJob,
     subscribersPerKey: limits.subscribersPerKey,
     eventStreamBufferBytes: limits.eventStreamBufferBytes,
+    idempotency: { keys: limits.idempotencyKeys, ttlMs: limits.idempotencyTtlS * 1000 },
     ...(options.billing !== undefined && { billing: options.billing }),
     ...(options.catalog !== undefined && { catalog: options.catalog }),
   });

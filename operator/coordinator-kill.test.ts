@@ -3,9 +3,9 @@
  * `COORDINATOR_KILLS` times (2 in `npm test`, 10 in `npm run test:faults`). It runs as an operator
  * runs it (`node bin/spinneret.js coordinator --config FILE`, money on the sandbox chain); Node
  * contributors (reconnecting on their own) and two requesters (the SDK) keep jobs going
- * throughout. The SDK runs a job the restart ended (`RESTARTED`) again itself; one that still
- * breaks (a creation cut off after it was sent, which the SDK must not repeat, or retries used
- * up while the coordinator restarts) is run again by this harness, as a requester would.
+ * throughout. The SDK runs a job the restart ended (`RESTARTED`) again itself, and repeats a
+ * creation cut off after it was sent under its idempotency key; one that still breaks (retries
+ * used up while the coordinator restarts) is run again by this harness, as a requester would.
  *
  * Afterwards, from the database: no job is left unfinished; each failed one failed
  * `RESTARTED` with its reservation released; each done one was charged exactly once and none

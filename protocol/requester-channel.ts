@@ -27,11 +27,23 @@ const version = { v: v.literal(PROTOCOL_VERSION) };
 /** A requester's own tag for a request it wants answered (`create`, `report`): 1–64 base64url characters. */
 const Ref = Id;
 const Attempt = v.pipe(v.number(), v.integer(), v.minValue(1));
+/**
+ * The requester's key for one logical job creation (HTTP: the `Idempotency-Key` header):
+ * 16–64 base64url characters. A creation repeated with the same key and the same body gets the
+ * same job; with another body, 409 `CONFLICT` (docs/protocol.md, "Job creation").
+ */
+export const IdempotencyKey = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{16,64}$/, 'an idempotency key is 16–64 base64url characters'));
 
 // ── requester → coordinator ──────────────────────────────────────────────────────────────
 
 /** `POST /v1/jobs` on the channel; answered with `created` (the job's events follow by themselves) or `error`. */
-export const ChannelCreate = v.strictObject({ ...version, type: v.literal('create'), ref: Ref, job: CreateJob });
+export const ChannelCreate = v.strictObject({
+  ...version,
+  type: v.literal('create'),
+  ref: Ref,
+  job: CreateJob,
+  idempotencyKey: v.optional(IdempotencyKey),
+});
 /** `PUT /v1/jobs/:id/payload` on the channel; no answer unless refused. */
 export const ChannelPayload = v.strictObject({ ...version, type: v.literal('payload'), jobId: Id, attempt: Attempt, sealed: Sealed });
 /** `GET /v1/jobs/:id/events` on the channel, for a job not created on it (a replica, a re-run, another socket's job). */
@@ -67,7 +79,15 @@ export const ChannelAssign = v.strictObject({
  * `assigned` is not sent). Should the contributor be gone, the job waits for another as any
  * job does and its next `assigned` event (attempt 2) asks for the payload sealed again.
  */
-export const ChannelSubmit = v.strictObject({ ...version, type: v.literal('submit'), ref: Ref, jobId: Id, job: CreateJob, sealed: Sealed });
+export const ChannelSubmit = v.strictObject({
+  ...version,
+  type: v.literal('submit'),
+  ref: Ref,
+  jobId: Id,
+  job: CreateJob,
+  sealed: Sealed,
+  idempotencyKey: v.optional(IdempotencyKey),
+});
 
 export const ChannelRequest = v.variant('type', [
   ChannelCreate,

@@ -101,7 +101,7 @@ export class ChannelLine implements JobLine {
   /** `assign` asks in flight, by ref. */
   readonly #assigning = new Map<string, { model: string; kind: CreateJob['kind'] }>();
   /** Jobs on an assignment ahead of need, answered by `create` but not sent yet: sent with their payload. */
-  readonly #unsent = new Map<string, CreateJob>();
+  readonly #unsent = new Map<string, { job: CreateJob; idempotencyKey: string | undefined }>();
   /** Jobs sent with `submit` and not heard of since: a refusal naming one ends it (it is no superseded payload). */
   readonly #unconfirmed = new Set<string>();
   #nextRef = 0;
@@ -164,11 +164,11 @@ export class ChannelLine implements JobLine {
     this.#ws.close(1000, 'done');
   }
 
-  async create(body: CreateJob, signal?: AbortSignal): Promise<Created> {
+  async create(body: CreateJob, signal?: AbortSignal, idempotencyKey?: string): Promise<Created> {
     const held = this.#closedWith === null ? this.#pool.take(body.model, body.kind) : undefined;
     if (held !== undefined) {
       const { jobId, ...assignment } = held;
-      this.#unsent.set(jobId, body);
+      this.#unsent.set(jobId, { job: body, idempotencyKey });
       this.#queue(jobId);
       this.#topUp(body.model, body.kind);
       return { jobId, assignment };
@@ -177,7 +177,7 @@ export class ChannelLine implements JobLine {
     const created = await this.#ask(
       this.#creates,
       ref,
-      { v: PROTOCOL_VERSION, type: 'create', ref, job: body },
+      { v: PROTOCOL_VERSION, type: 'create', ref, job: body, ...(idempotencyKey !== undefined && { idempotencyKey }) },
       'creating the job',
       signal,
     );
@@ -217,11 +217,13 @@ export class ChannelLine implements JobLine {
   }
 
   async submit(jobId: string, body: SubmitPayload): Promise<void> {
-    const job = this.#unsent.get(jobId);
-    if (job !== undefined && body.attempt === 1) {
+    const unsent = this.#unsent.get(jobId);
+    if (unsent !== undefined && body.attempt === 1) {
       this.#unsent.delete(jobId);
       this.#unconfirmed.add(jobId);
-      return this.#send({ v: PROTOCOL_VERSION, type: 'submit', ref: this.#ref(), jobId, job, sealed: body.sealed });
+      const { job, idempotencyKey } = unsent;
+      const key = idempotencyKey === undefined ? {} : { idempotencyKey };
+      return this.#send({ v: PROTOCOL_VERSION, type: 'submit', ref: this.#ref(), jobId, job, sealed: body.sealed, ...key });
     }
     this.#send({ v: PROTOCOL_VERSION, type: 'payload', jobId, attempt: body.attempt, sealed: body.sealed });
   }

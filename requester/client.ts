@@ -5,7 +5,7 @@
  */
 import * as v from 'valibot';
 import { compareResults } from '../protocol/compare.ts';
-import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type ResultOpener } from '../protocol/envelope.ts';
+import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, toB64url, type ResultOpener } from '../protocol/envelope.ts';
 import { AbortedError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
 import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
 import { scoredBy, scoreRequestFor } from '../protocol/teacher-forced.ts';
@@ -182,7 +182,10 @@ export class RequesterClient {
     signal: AbortSignal | undefined,
   ): Promise<{ line: JobLine; jobId: string; assignment: Assignment | null }> {
     const retry = { policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal };
-    return withRetry(retry, mayRetryCreate, async () => {
+    // One key for every try of this creation: a try cut off after it was sent is repeated, and the coordinator answers with the job it made.
+    const idempotencyKey = toB64url(crypto.getRandomValues(new Uint8Array(18)));
+    const retryable = (err: unknown): boolean => mayRetryCreate(err, true);
+    return withRetry(retry, retryable, async () => {
       const line = await this.#line();
       const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
       // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
@@ -193,7 +196,7 @@ export class RequesterClient {
         ...(sizeBytes <= 1_000_000 && { sizeBytes }),
         ...(this.#options.checkReplicas !== false && { replicas: true }),
       };
-      return { line, ...(await line.create(create, signal)) };
+      return { line, ...(await line.create(create, signal, idempotencyKey)) };
     });
   }
 

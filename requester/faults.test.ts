@@ -54,8 +54,10 @@ function counting(): {
   statuses: (method: string, path: RegExp) => number[];
   /** When each matching request was sent, ms since epoch. */
   at: (method: string, path: RegExp) => number[];
+  /** The `Idempotency-Key` header of each matching request. */
+  keys: (method: string, path: RegExp) => Array<string | undefined>;
 } {
-  const seen: Array<{ request: string; status: number | null; at: number }> = [];
+  const seen: Array<{ request: string; status: number | null; at: number; key: string | undefined }> = [];
   const matching = (method: string, path: RegExp) =>
     seen.filter((s) => s.request.startsWith(`${method} `) && path.test(s.request.slice(method.length + 1)));
   return {
@@ -64,6 +66,7 @@ function counting(): {
         request: `${init?.method ?? 'GET'} ${new URL(input instanceof Request ? input.url : input.toString()).pathname}`,
         status: null as number | null,
         at: Date.now(),
+        key: new Headers(init?.headers).get('idempotency-key') ?? undefined,
       };
       seen.push(entry);
       const response = await fetch(input, init);
@@ -73,6 +76,7 @@ function counting(): {
     count: (method, path) => matching(method, path).length,
     statuses: (method, path) => matching(method, path).flatMap((s) => (s.status === null ? [] : [s.status])),
     at: (method, path) => matching(method, path).map((s) => s.at),
+    keys: (method, path) => matching(method, path).map((s) => s.key),
   };
 }
 
@@ -163,6 +167,36 @@ describe.each([
       expect(await sdk.transport()).toBe('channel');
     } else expect(calls.count('POST', /^\/v1\/jobs$/)).toBe(1);
     await net.money.idle();
+    expect((await billing(key.id)).map((r) => r.state)).toEqual(['charged']);
+    await expectChargedOnce(key.id, toNano('1'));
+  });
+
+  it('repeats a creation cut off after it was sent under the same idempotency key: one job, charged once, answered once', async () => {
+    worker.runtime.chatDelayMs = 0;
+    const relay = await relayTo(net.port);
+    const key = await net.key(toNano('1'));
+    const calls = counting();
+    const sdk = client(relay.url, key.secret, channel, calls, { baseMs: 50, capMs: 200, attempts: 20, forMs: 20_000 });
+    // The coordinator creates the job and answers; the answer never reaches the SDK (a proxy reset after the request).
+    const dropped = relay.dropResponse(channel ? /"type":"created"/ : /^HTTP\/1\.1 201 /);
+    const deltas: string[] = [];
+    const result = await sdk.run(chat, { onDelta: (piece) => void deltas.push(piece.text) });
+    await dropped;
+    expect(result).toMatchObject({ kind: 'chat', text: 'Hello!', attempts: 1 });
+    expect(deltas).toEqual(['Hel', 'lo', '!']);
+    if (channel) {
+      expect(calls.count('POST', /^\/v1\/jobs$/)).toBe(0);
+      expect(relay.requests.filter((r) => r.startsWith('GET /v1/requester ')).length).toBeGreaterThanOrEqual(2);
+    } else {
+      // Two tries with one key: the first one's answer was cut off, the repeat was answered 200 with the same job.
+      expect(calls.count('POST', /^\/v1\/jobs$/)).toBe(2);
+      expect(calls.statuses('POST', /^\/v1\/jobs$/)).toEqual([200]);
+      const keys = calls.keys('POST', /^\/v1\/jobs$/);
+      expect(keys[0]).toMatch(/^[A-Za-z0-9_-]{16,64}$/);
+      expect(keys[1]).toBe(keys[0]);
+    }
+    await net.money.idle();
+    // One job was created (one reservation), answered once, and charged once.
     expect((await billing(key.id)).map((r) => r.state)).toEqual(['charged']);
     await expectChargedOnce(key.id, toNano('1'));
   });
@@ -395,11 +429,14 @@ describe('the requester SDK when the coordinator stays away', () => {
     expect(mayRetryCreate(fetchFailed(net('connect ECONNRESET', { code: 'ECONNRESET', syscall: 'connect' })))).toBe(true);
     expect(mayRetryCreate(failed(net('the requester channel closed before the request was sent', { code: NOT_SENT })))).toBe(true);
     expect(mayRetryCreate(failed(new Error('HTTP 503'), 503))).toBe(true);
-    // Sent, then cut off: the job may exist.
+    // Sent, then cut off: the job may exist; tried again only under an idempotency key.
     expect(mayRetryCreate(fetchFailed(net('read ECONNRESET', { code: 'ECONNRESET', syscall: 'read' })))).toBe(false);
     expect(mayRetryCreate(fetchFailed(net('other side closed', { code: 'UND_ERR_SOCKET' })))).toBe(false);
     expect(mayRetryCreate(failed(new Error('the requester channel closed (1006)')))).toBe(false);
     expect(mayRetryCreate(failed(new Error('HTTP 500'), 500))).toBe(false);
+    expect(mayRetryCreate(fetchFailed(net('read ECONNRESET', { code: 'ECONNRESET', syscall: 'read' })), true)).toBe(true);
+    expect(mayRetryCreate(failed(new Error('the requester channel closed (1006)')), true)).toBe(true);
+    expect(mayRetryCreate(failed(new Error('HTTP 500'), 500), true)).toBe(false);
   });
 
   it('keeps every backoff within its capped, doubling ceiling', () => {

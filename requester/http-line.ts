@@ -10,8 +10,11 @@ import { CoordinatorError, httpError, networkError } from './errors.ts';
 import { ndjsonLines } from './stream.ts';
 
 export interface JobLine {
-  /** `POST /v1/jobs`: the job's id and, when a contributor was free, its first assignment. */
-  create(body: CreateJob, signal?: AbortSignal): Promise<{ jobId: string; assignment: Assignment | null }>;
+  /**
+   * `POST /v1/jobs`: the job's id and, when a contributor was free, its first assignment.
+   * `idempotencyKey`: the same for every try of one creation, so a repeat gets the same job.
+   */
+  create(body: CreateJob, signal?: AbortSignal, idempotencyKey?: string): Promise<{ jobId: string; assignment: Assignment | null }>;
   /** The job's events in order (its log so far, then live), ending after its last. */
   events(jobId: string, signal?: AbortSignal): Promise<AsyncIterable<JobEvent>>;
   /** The payload sealed for one attempt; an attempt already superseded is no error (its next `assigned` event follows). */
@@ -32,12 +35,13 @@ export type Call = (
   what: string,
   signal?: AbortSignal,
   allowed?: number[],
+  extraHeaders?: Record<string, string>,
 ) => Promise<Response>;
 
 /** A {@link Call} on `fetchFn` with the API key. */
 export function httpCall(url: string, apiKey: string, fetchFn: typeof fetch): Call {
-  return async (method, path, body, what, signal, allowed = []) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
+  return async (method, path, body, what, signal, allowed = [], extraHeaders = {}) => {
+    const headers: Record<string, string> = { ...extraHeaders, authorization: `Bearer ${apiKey}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
@@ -65,8 +69,9 @@ export class HttpLine implements JobLine {
     this.#call = httpCall(url, apiKey, fetchFn);
   }
 
-  async create(body: CreateJob, signal?: AbortSignal): Promise<{ jobId: string; assignment: Assignment | null }> {
-    const response = await this.#call('POST', '/v1/jobs', body, 'creating the job', signal);
+  async create(body: CreateJob, signal?: AbortSignal, idempotencyKey?: string): Promise<{ jobId: string; assignment: Assignment | null }> {
+    const headers: Record<string, string> = idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey };
+    const response = await this.#call('POST', '/v1/jobs', body, 'creating the job', signal, [], headers);
     const created = v.safeParse(CreatedJob, await response.json().catch(() => null));
     if (!created.success)
       throw new CoordinatorError(`The coordinator's answer to a new job is malformed: ${v.summarize(created.issues)}`, response.status);

@@ -53,11 +53,13 @@ export function neverConnected(err: unknown): boolean {
 /**
  * Whether creating a job may be tried again: the coordinator was not reached, or it answered
  * 503 (draining, or its queue full), which creates and reserves nothing. A request cut off
- * after it was sent is not retried: the job may exist, and a second one would be charged too.
+ * after it was sent is retried only when it carries an idempotency key (`idempotent`): the job
+ * may exist, and the coordinator answers the repeat with it instead of creating and charging a
+ * second one.
  */
-export function mayRetryCreate(err: unknown): boolean {
+export function mayRetryCreate(err: unknown, idempotent = false): boolean {
   if (!(err instanceof CoordinatorUnavailableError)) return false;
-  return err.status === 503 || (err.status === 0 && neverConnected(err));
+  return err.status === 503 || (err.status === 0 && (idempotent || neverConnected(err)));
 }
 
 /** Resolves after `ms`, or rejects with AbortedError when `signal` aborts; clears its timer either way. */

@@ -71,6 +71,12 @@ export interface Relay {
   connections: number;
   /** Every HTTP request line clients sent through it (`GET /v1/requester HTTP/1.1`), in order. */
   requests: string[];
+  /**
+   * Once: the next chunk from the coordinator that matches `pattern` (an HTTP answer's status
+   * line, a channel frame: the coordinator's frames are not masked) is withheld and its
+   * connection cut, as a proxy reset after the request was sent and handled.
+   */
+  dropResponse(pattern: RegExp): Promise<void>;
   drop(): void;
   close(): Promise<void>;
 }
@@ -80,6 +86,7 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
   const open = new Set<Socket>();
   const requests: string[] = [];
   let connections = 0;
+  let armed: { pattern: RegExp; dropped: () => void } | null = null;
   const server: Server = createServer((client) => {
     connections++;
     const upstream = new Socket();
@@ -97,7 +104,20 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
       // attached with the pipe, so that nothing flows before the upstream takes it.
       client.on('data', (chunk: Buffer) => requests.push(...(chunk.toString('latin1').match(/^[A-Z]+ \/\S* HTTP\/1\.1(?=\r\n)/gm) ?? [])));
       client.pipe(upstream);
-      upstream.pipe(client);
+      upstream.on('data', (chunk: Buffer) => {
+        if (armed !== null && armed.pattern.test(chunk.toString('latin1'))) {
+          const { dropped } = armed;
+          armed = null;
+          client.resetAndDestroy();
+          upstream.destroy();
+          return dropped();
+        }
+        if (!client.write(chunk)) {
+          upstream.pause();
+          client.once('drain', () => upstream.resume());
+        }
+      });
+      upstream.on('end', () => client.end());
     });
   });
   await new Promise<void>((resolve) => server.listen(listenOn, '127.0.0.1', resolve));
@@ -113,6 +133,7 @@ export async function startTcpRelay(port: number, listenOn = 0): Promise<Relay> 
       return connections;
     },
     requests,
+    dropResponse: (pattern) => new Promise<void>((dropped) => (armed = { pattern, dropped })),
     drop,
     close() {
       drop();

@@ -29,6 +29,10 @@ export interface EdgeLimits {
   eventStreamBufferBytes: number;
   /** Requester channels (`/v1/requester` WebSockets) open at once for one API key. */
   channelsPerKey: number;
+  /** Job creations remembered by their idempotency key (all API keys together; the oldest is forgotten first). */
+  idempotencyKeys: number;
+  /** How long a job creation is remembered by its idempotency key, seconds. */
+  idempotencyTtlS: number;
 }
 
 export const DEFAULT_LIMITS: EdgeLimits = {
@@ -44,6 +48,8 @@ export const DEFAULT_LIMITS: EdgeLimits = {
   subscribersPerKey: 1_000,
   eventStreamBufferBytes: 16 * 1024 * 1024,
   channelsPerKey: 64,
+  idempotencyKeys: 100_000,
+  idempotencyTtlS: 3_600,
 };
 
 /** The environment variable of each limit. */
@@ -60,6 +66,8 @@ export const LIMIT_ENV: Record<keyof EdgeLimits, string> = {
   subscribersPerKey: 'SPINNERET_SUBSCRIBERS_PER_KEY',
   eventStreamBufferBytes: 'SPINNERET_EVENT_STREAM_BUFFER_BYTES',
   channelsPerKey: 'SPINNERET_CHANNELS_PER_KEY',
+  idempotencyKeys: 'SPINNERET_IDEMPOTENCY_KEYS',
+  idempotencyTtlS: 'SPINNERET_IDEMPOTENCY_TTL_S',
 };
 
 /** A limit set in the environment that is not a positive whole number. */

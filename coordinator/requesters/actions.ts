@@ -20,6 +20,7 @@ import type { Hold, Refusal, Relay } from '../leases/relay.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
 import type { ApiKeyRecord, JobRecord, JobState, Store } from '../store/types.ts';
 import type { ApiKeys, Quotas } from './keys.ts';
+import { type IdempotencyLimits, IdempotentCreations } from './idempotency.ts';
 
 const FINAL: ReadonlySet<JobState> = new Set(['done', 'failed', 'cancelled']);
 
@@ -37,6 +38,15 @@ export interface RequesterDeps {
   subscribersPerKey?: number;
   /** Bytes queued to an event-stream reader that does not read before it is dropped (default 16 MiB). */
   eventStreamBufferBytes?: number;
+  /** Job creations remembered by idempotency key (default 100,000 for one hour). */
+  idempotency?: Partial<IdempotencyLimits>;
+}
+
+/** A created job; `repeated`: an earlier creation with the same idempotency key made it. */
+export interface Created {
+  job: Job;
+  assignment: Assignment | null;
+  repeated?: boolean;
 }
 
 /** The relay's refusal as the error to throw. */
@@ -56,9 +66,11 @@ export class RequesterActions {
   readonly #perKey = new Counter();
   readonly #maxPerJob: number;
   readonly #maxPerKey: number;
+  readonly #creations: IdempotentCreations<Created>;
 
   constructor(deps: RequesterDeps) {
     this.deps = deps;
+    this.#creations = new IdempotentCreations(deps.idempotency);
     this.#maxPerJob = deps.subscribersPerJob ?? 8;
     this.#maxPerKey = deps.subscribersPerKey ?? 1_000;
   }
@@ -71,8 +83,38 @@ export class RequesterActions {
     throw new Problem(401, 'UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': 'Bearer' } });
   }
 
-  /** `POST /v1/jobs`: quota, envelope, reservation, then the relay (on `hold`'s contributor when given, docs/protocol.md "Sealing ahead of need"). */
-  async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<{ job: Job; assignment: Assignment | null }> {
+  /**
+   * `POST /v1/jobs`: quota, envelope, reservation, then the relay (on `hold`'s contributor when
+   * given, docs/protocol.md "Sealing ahead of need"). With an `idempotencyKey`, a repeat of the
+   * same creation gets the same job (nothing reserved again); another body under the key, 409.
+   */
+  async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold, idempotencyKey?: string): Promise<Created> {
+    if (idempotencyKey === undefined) return this.#createJob(key, body, hold);
+    // A refusal is thrown, so only creations that made a job are remembered.
+    const remembered = await this.#creations.run(
+      key.id,
+      idempotencyKey,
+      body,
+      () => true,
+      () => this.#createJob(key, body, hold),
+    );
+    if (remembered.kind === 'mismatch') {
+      throw new Problem(409, 'CONFLICT', 'This idempotency key was used for another job creation; use a new key for a new job.');
+    }
+    if (remembered.kind === 'first') return remembered.value;
+    const id = remembered.value.job.id;
+    const job = this.deps.relay.job(id, key.id);
+    if (job === undefined) {
+      throw new Problem(
+        409,
+        'CONFLICT',
+        `This idempotency key created job ${id}, which this coordinator no longer holds; follow it by its id.`,
+      );
+    }
+    return { job, assignment: job.assignment, repeated: true };
+  }
+
+  async #createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<Created> {
     const { relay, quotas, billing, catalog } = this.deps;
     const quota = quotas.check(key, relay.inFlightFor(key.id));
     if (quota !== null) throw new Problem(429, 'QUOTA', quota.message, { retryAfterS: quota.retryAfterS });
@@ -134,7 +176,13 @@ export class RequesterActions {
    * message. `pinned` false: the assignment lapsed (expired, or its contributor left), the
    * payload was dropped unopened and the job waits for attempt 2, to be sealed again.
    */
-  async submitHeld(key: ApiKeyRecord, holdId: string, body: CreateJob, sealed: Sealed): Promise<{ job: Job; pinned: boolean }> {
+  async submitHeld(
+    key: ApiKeyRecord,
+    holdId: string,
+    body: CreateJob,
+    sealed: Sealed,
+    idempotencyKey?: string,
+  ): Promise<{ job: Job; pinned: boolean }> {
     const { relay } = this.deps;
     const claimed = relay.claimHold(holdId, key.id);
     if (!('hold' in claimed)) throw refusedBy(claimed);
@@ -147,13 +195,20 @@ export class RequesterActions {
         `Assignment ${holdId} is for ${hold.kind} jobs of model "${hold.model}"; it is given back, ask for one for this job.`,
       );
     }
-    let job: Job;
+    let created: Created;
     try {
-      ({ job } = await this.createJob(key, body, hold));
+      created = await this.createJob(key, body, hold, idempotencyKey);
     } catch (err) {
       relay.releaseHold(hold); // not left claimed (and its slot taken) for ever
       throw err;
     }
+    if (created.repeated === true) {
+      // The key's job was made on another assignment: this one goes back, and its payload (sealed for it) is not used.
+      relay.releaseHold(hold);
+      const id = created.job.id;
+      throw new Problem(409, 'CONFLICT', `This idempotency key created job ${id}; follow that job instead of submitting it again.`);
+    }
+    const { job } = created;
     if (job.attempt !== 1) return { job, pinned: false };
     await this.submitTo(job, { attempt: 1, sealed });
     return { job, pinned: true };

@@ -128,6 +128,27 @@ describe('assignments ahead of need', () => {
     expect(stored.map((r) => r?.state)).toEqual(['done', 'done', 'done', 'done']);
   });
 
+  it('refuses a second submit under one idempotency key (409 naming the job) and gives its assignment back', async () => {
+    const net = await startCoordinator();
+    cleanups.push(() => net.close());
+    const worker = await net.worker({ slots: 2 });
+    const ch = await RawChannel.open(net.url, net.auth);
+    ch.send(assign('a', 2));
+    const [first, second] = (await ch.next('assignments')).assignments;
+    const idempotencyKey = 'submit-once-0123456789';
+    ch.send({ ...submit('s1', first?.jobId ?? ''), idempotencyKey });
+    const frame = await worker.take('job', 10_000);
+    expect(frame).toMatchObject({ jobId: first?.jobId, attempt: 1 });
+    ch.send({ ...submit('s2', second?.jobId ?? ''), idempotencyKey });
+    const refusal = await ch.next('error');
+    expect(refusal).toMatchObject({ status: 409, ref: 's2', jobId: second?.jobId, error: { code: 'CONFLICT' } });
+    expect(refusal.error.message).toContain(first?.jobId ?? 'x');
+    expect(await worker.none('job')).toBe(true);
+    expect(await net.store.getJob(second?.jobId ?? '')).toBeNull();
+    // The refused submit's slot went back: a job over HTTP gets it at once.
+    expect((await net.createJob()).assignment).toMatchObject({ contributorId: worker.contributorId });
+  });
+
   it('gives an unused slot back when its assignment expires or the channel closes', async () => {
     const net = await startCoordinator({ assignAheadMs: 5_000 });
     cleanups.push(() => net.close());

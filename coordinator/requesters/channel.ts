@@ -186,7 +186,7 @@ class ChannelSession {
     switch (m.type) {
       case 'create': {
         if (length > CREATE_LIMIT) throw tooLarge('create');
-        const { job, assignment } = await actions.createJob(this.#key, m.job);
+        const { job, assignment } = await actions.createJob(this.#key, m.job, undefined, m.idempotencyKey);
         this.#send({ v: PROTOCOL_VERSION, type: 'created', ref: m.ref, jobId: job.id, assignment });
         // Its events follow on this socket; the `assigned` already in `created` is not sent twice.
         return this.#follow(job.id, assignment === null ? 0 : 1);
@@ -206,7 +206,7 @@ class ChannelSession {
           throw new Problem(413, 'BAD_MESSAGE', `A payload over ${MAX_PAYLOAD_BODY} bytes is refused, as the route's body limit.`);
         }
         this.#held.delete(m.jobId);
-        const { pinned } = await actions.submitHeld(this.#key, m.jobId, m.job, m.sealed);
+        const { pinned } = await actions.submitHeld(this.#key, m.jobId, m.job, m.sealed, m.idempotencyKey);
         // Attempt 1's `assigned` is the assignment the payload was sealed for: not sent again.
         return this.#follow(m.jobId, pinned ? 1 : 0);
       }

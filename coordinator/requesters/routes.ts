@@ -5,9 +5,11 @@
  * {@link Problem}s, answered as JSON `{error: {code, message}}`.
  */
 import { Hono } from 'hono';
+import * as v from 'valibot';
 import { bearer, bodyLimitOf, Problem, readBody } from '../http.ts';
 import type { ModelFacts, JobEvent } from '../../protocol/wire.ts';
 import { CreateJob, MAX_MESSAGE_BYTES, SubmitPayload } from '../../protocol/wire.ts';
+import { IdempotencyKey } from '../../protocol/requester-channel.ts';
 import { Job } from '../jobs/job.ts';
 import type { ApiKeyRecord, JobRecord } from '../store/types.ts';
 import { recordedError, RequesterActions, type RequesterDeps } from './actions.ts';
@@ -37,8 +39,14 @@ export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<En
   });
 
   app.post('/jobs', bodyLimitOf(MAX_CREATE_BODY), async (c) => {
-    const { job, assignment } = await actions.createJob(c.get('apiKey'), await readBody(c, CreateJob));
-    return c.json({ jobId: job.id, assignment }, 201);
+    const body = await readBody(c, CreateJob);
+    const idempotencyKey = c.req.header('idempotency-key');
+    if (idempotencyKey !== undefined && !v.is(IdempotencyKey, idempotencyKey)) {
+      throw new Problem(400, 'BAD_MESSAGE', 'The Idempotency-Key header is 16–64 base64url characters; send a new random one per job.');
+    }
+    const { job, assignment, repeated } = await actions.createJob(c.get('apiKey'), body, undefined, idempotencyKey);
+    // A repeat under the same idempotency key answers 200 with the job the first one created.
+    return c.json({ jobId: job.id, assignment }, repeated === true ? 200 : 201);
   });
 
   app.put('/jobs/:id/payload', bodyLimitOf(MAX_PAYLOAD_BODY), async (c) => {
