@@ -20,29 +20,29 @@ import { Contributor } from './contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from './identity.ts';
 
 const MODEL = 'gpu-embed';
-const manifest = {
-  version: 1,
-  models: [
-    {
-      id: MODEL,
-      name: 'GPU embed',
-      engine: 'onnx',
-      kinds: ['embed'],
-      files: [{ name: 'model.onnx', url: 'model.onnx', size: 1, sha256: 'a'.repeat(64) }],
-      vramBytes: 10,
-      onnx: {
-        model: 'model.onnx',
-        tokenizer: 'model.onnx',
-        backends: ['webgpu'],
-        embedding: { dim: 1, maxTokens: 8, pooling: 'mean', normalize: false },
-      },
-    },
-  ],
-};
+const WASM_MODEL = 'any-embed';
+const entry = (id: string, backends: string[]) => ({
+  id,
+  name: 'GPU embed',
+  engine: 'onnx',
+  kinds: ['embed'],
+  files: [{ name: 'model.onnx', url: 'model.onnx', size: 1, sha256: 'a'.repeat(64) }],
+  vramBytes: 10,
+  onnx: {
+    model: 'model.onnx',
+    tokenizer: 'model.onnx',
+    backends,
+    embedding: { dim: 1, maxTokens: 8, pooling: 'mean', normalize: false },
+  },
+});
+const gpuOnly = { version: 1, models: [entry(MODEL, ['webgpu'])] };
 const store: ModelStore = { getFile: async () => new Uint8Array(1), has: async () => true, evict: async () => 0 };
 const embed: JobRequest = { kind: 'embed', model: MODEL, inputs: ['x'] };
 
-/** A WebGPU-only engine: no plan without a GPU; a run fails once its device is destroyed; `hold` keeps runs waiting. */
+/**
+ * An engine that runs on the GPU, or on WASM when there is none and the model lists `wasm` (as the onnx
+ * engine chooses); a GPU run fails once its device is destroyed; `hold` keeps runs waiting.
+ */
 class GpuOnlyEngine implements Engine {
   readonly kind = 'onnx' as const;
   runs = 0;
@@ -50,9 +50,10 @@ class GpuOnlyEngine implements Engine {
   #hold: Promise<void> | null = null;
   #release: () => void = () => undefined;
   constructor(private readonly ctx: EngineContext) {}
-  plan() {
-    if (this.ctx.gpu() === null) throw new WebGPUUnavailableError('no WebGPU adapter');
-    return { backend: 'webgpu', memoryBytes: 10 };
+  plan(model: ModelEntry) {
+    if (this.ctx.gpu() !== null) return { backend: 'webgpu', memoryBytes: 10 };
+    if (model.engine === 'onnx' && model.onnx.backends.includes('wasm')) return { backend: 'wasm', memoryBytes: 10 };
+    throw new WebGPUUnavailableError('no WebGPU adapter');
   }
   hold(): void {
     this.#hold = new Promise((resolve) => (this.#release = resolve));
@@ -62,11 +63,12 @@ class GpuOnlyEngine implements Engine {
     this.#release();
   }
   async load(model: ModelEntry): Promise<LoadedModel> {
-    const device = (await this.ctx.device()) as unknown as { destroyed: boolean } | null;
+    const backend = this.plan(model).backend;
+    const device = backend === 'wasm' ? { destroyed: false } : ((await this.ctx.device()) as unknown as { destroyed: boolean } | null);
     if (device === null) throw new WebGPUUnavailableError('no device');
     return {
       modelId: model.id,
-      backend: 'webgpu',
+      backend,
       memoryBytes: () => 10,
       run: async (): Promise<JobResult> => {
         this.runs++;
@@ -89,7 +91,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function device(coordinatorUrl: string) {
+async function device(coordinatorUrl: string, manifest: object = gpuOnly) {
   const gpu = new GpuDeviceManager({ gpu: new FakeGpu().asGpu() });
   let engine: GpuOnlyEngine | null = null;
   const runtime = new Runtime({
@@ -115,26 +117,33 @@ async function device(coordinatorUrl: string) {
   return { gpu, runtime, contributor, engine: engine as GpuOnlyEngine, id: contributor.status().contributorId ?? '' };
 }
 
+async function network() {
+  const captured: { relay: Relay | null } = { relay: null };
+  /** Contributors the scheduler found able to take a job (slots, consent, model), in order. */
+  const considered: string[] = [];
+  const done: JobDone[] = [];
+  const coordinator = await startCoordinator({
+    cluster: (r) => (captured.relay = r),
+    scheduler: { eligible: (c) => (considered.push(c.id), true) },
+    onJobDone: (d) => done.push(d),
+  });
+  cleanups.push(() => coordinator.close());
+  const { secret } = await coordinator.coordinator.createApiKey('requester', { jobsPerMinute: 1000, maxInFlight: 100 });
+  const requester = new RequesterClient({ coordinatorUrl: coordinator.url, apiKey: secret });
+  /** The coordinator's own record of a connected contributor. */
+  const seen = (id: string): NonNullable<ReturnType<Relay['contributors']['get']>> => {
+    const c = captured.relay?.contributors.get(id);
+    if (c === undefined) throw new Error(`contributor ${id} is not connected`);
+    return c;
+  };
+  return { coordinator, requester, considered, done, seen };
+}
+
 describe('A contributor whose GPU cannot be made again', () => {
   it('tells the coordinator, gets no job after that, and hands its job in flight back to be run elsewhere, credited there', async () => {
-    const captured: { relay: Relay | null } = { relay: null };
-    /** Contributors the scheduler found able to take a job (slots, consent, model), in order. */
-    const considered: string[] = [];
-    const done: JobDone[] = [];
-    const coordinator = await startCoordinator({
-      cluster: (r) => (captured.relay = r),
-      scheduler: { eligible: (c) => (considered.push(c.id), true) },
-      onJobDone: (d) => done.push(d),
-    });
-    cleanups.push(() => coordinator.close());
-    const { secret } = await coordinator.coordinator.createApiKey('requester', { jobsPerMinute: 1000, maxInFlight: 100 });
-    const requester = new RequesterClient({ coordinatorUrl: coordinator.url, apiKey: secret });
+    const { coordinator, requester, considered, done, seen: seenBy } = await network();
     const a = await device(coordinator.url);
-    const seen = (): NonNullable<ReturnType<Relay['contributors']['get']>> => {
-      const c = captured.relay?.contributors.get(a.id);
-      if (c === undefined) throw new Error('contributor A is not connected');
-      return c;
-    };
+    const seen = () => seenBy(a.id);
 
     // Three losses within a minute are recovered: A keeps its GPU and its slot.
     for (let i = 0; i < 3; i++) (await a.gpu.device()).destroy();
@@ -176,5 +185,27 @@ describe('A contributor whose GPU cannot be made again', () => {
     expect(considered.slice(consideredBefore)).not.toContain(a.id);
     expect(done.map((d) => d.contributorId)).toEqual([a.id, b.id, b.id]);
     expect(coordinator.coordinator.stats()).toMatchObject({ jobs: { done: 3 } });
+  });
+
+  it('goes WASM-only when a model runs without the GPU: the coordinator leases it only that model, run on WASM', async () => {
+    const { coordinator, requester, considered, seen } = await network();
+    const a = await device(coordinator.url, { version: 1, models: [entry(MODEL, ['webgpu']), entry(WASM_MODEL, ['webgpu', 'wasm'])] });
+    for (let i = 0; i < 4; i++) (await a.gpu.device()).destroy();
+    await vi.waitFor(() => expect(seen(a.id).capabilities).toMatchObject({ adapter: null, models: [{ id: WASM_MODEL }] }), {
+      timeout: 5000,
+    });
+    expect(a.contributor.status()).toMatchObject({ state: 'connected', pausedBy: null, device: { retired: { wasmModels: 1 } } });
+    expect(seen(a.id).openSlots).toBeGreaterThan(0);
+    expect(await requester.run({ ...embed, model: WASM_MODEL })).toMatchObject({ kind: 'embed', embeddings: [[1]], attempts: 1 });
+    expect(await a.runtime.loadedModels()).toEqual([{ modelId: WASM_MODEL, backend: 'wasm', memoryBytes: 10 }]);
+    // The GPU-only model is not leased to it: the job waits for another device.
+    const before = considered.length;
+    const gpuJob = requester.run(embed);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(considered.slice(before)).not.toContain(a.id);
+    const b = await device(coordinator.url);
+    expect(await gpuJob).toMatchObject({ attempts: 1 });
+    expect(considered.slice(before)).toEqual([b.id]);
+    expect(a.contributor.status()).toMatchObject({ jobsDone: 1, jobsFailed: 0 });
   });
 });
