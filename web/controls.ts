@@ -250,9 +250,16 @@ export async function mountControls(box: HTMLElement, bridge: WorkerBridge, opti
           }),
     );
     if (s.pace !== undefined) pace.dataset['busy'] = String(s.pace.busyFraction);
+    const retired = s.device.retired ?? null;
+    device.classList.toggle('error', retired !== null);
+    if (retired !== null) device.dataset['retired'] = String(retired.wasmModels);
     replace(
       device,
-      s.device.losses === 0 ? null : tr('controls.deviceLosses', { count: s.device.losses, message: s.device.lastLoss?.message ?? '' }),
+      retired !== null
+        ? tr(retired.wasmModels === 0 ? 'controls.gpuRetired' : 'controls.gpuRetiredWasm')
+        : s.device.losses === 0
+          ? null
+          : tr('controls.deviceLosses', { count: s.device.losses, message: s.device.lastLoss?.message ?? '' }),
     );
   };
 

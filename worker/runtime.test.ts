@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { DeviceLostError, InvalidInputError, UnknownModelError } from '../protocol/errors.ts';
+import { DeviceLostError, InvalidInputError, UnknownModelError, WebGPUUnavailableError } from '../protocol/errors.ts';
 import type { JobRequest, JobResult, StreamChunk } from '../protocol/jobs.ts';
 import type { ModelEntry } from '../protocol/manifest.ts';
 import type { Engine, EngineContext, LoadedModel } from './engines/types.ts';
 import { GpuDeviceManager } from './gpu/device.ts';
 import { FakeGpu } from './gpu/fake-gpu.ts';
 import type { ModelStore } from './models/store.ts';
-import { Runtime } from './runtime.ts';
+import { describeCapabilities } from './network/capabilities.ts';
+import { Runtime, type RuntimeStatus } from './runtime.ts';
 
 const manifest = {
   version: 1,
@@ -42,15 +43,21 @@ class DeviceBoundEngine implements Engine {
   afterChunk: ((load: number, index: number) => void) | null = null;
   /** Where its models run: `wasm` models do not touch the device. */
   backend: 'webgpu' | 'wasm' = 'webgpu';
+  /** Without a GPU, models run on WASM (as an onnx model listing `wasm` does) instead of being blocked. */
+  wasmFallback = false;
   constructor(private readonly ctx: EngineContext) {}
   plan() {
+    if (this.ctx.gpu() === null && this.backend === 'webgpu') {
+      if (!this.wasmFallback) throw new WebGPUUnavailableError('no WebGPU adapter');
+      return { backend: 'wasm', memoryBytes: 10 };
+    }
     return { backend: this.backend, memoryBytes: 10 };
   }
   async load(model: ModelEntry): Promise<LoadedModel> {
     this.loads++;
-    const device = await this.ctx.device();
+    const backend = this.plan().backend;
+    const device = backend === 'wasm' ? null : await this.ctx.device();
     const load = this.loads;
-    const backend = this.backend;
     const lost = (): boolean => backend === 'webgpu' && (device as unknown as { destroyed: boolean }).destroyed;
     this.duringLoad?.(load);
     await Promise.resolve();
@@ -180,6 +187,40 @@ describe('Runtime', () => {
     expect(seen).toEqual(['a', 'b', 'c']);
     expect(outcome.backend).toBe('wasm');
     expect(runtime.status()).toMatchObject({ deviceLosses: 1, jobsRerun: 0 });
+  });
+
+  it('retires the GPU once the device manager gives up: no GPU models offered, GPU jobs handed back DEVICE_LOST', async () => {
+    const { runtime, gpu, engine } = await setup();
+    const heard: RuntimeStatus[] = [];
+    runtime.onDeviceLost((s) => heard.push(s));
+    // Three losses in a minute are recovered; the fourth is one too many.
+    for (let i = 0; i < 3; i++) (await gpu.device()).destroy();
+    expect(runtime.status().gpuRetired).toBeNull();
+    await runtime.run(job);
+    // The fourth loss cuts a streamed job: it is not run again, it fails DEVICE_LOST.
+    engine.chunks = () => ['a', 'b'];
+    engine.afterChunk = (_load, index) => {
+      if (index === 0) void gpu.device().then((d) => d.destroy());
+    };
+    const loadsBefore = engine.loads;
+    await expect(runtime.run(job, { onChunk: () => undefined })).rejects.toMatchObject({ code: 'DEVICE_LOST' });
+    expect(runtime.status()).toMatchObject({ gpu: null, deviceLosses: 4, jobsRerun: 0, gpuError: { code: 'DEVICE_LOST' } });
+    expect(runtime.status().gpuRetired).toMatchObject({ wasmModels: 0, message: expect.stringMatching(/Reload the tab/) });
+    expect(heard.at(-1)?.gpuRetired).toMatchObject({ wasmModels: 0 });
+    // The model that needs the GPU is no longer offered, and a job for it fails at once, without a load.
+    expect((await runtime.models())[0]).toMatchObject({ plan: null, blocked: { code: 'WEBGPU_UNAVAILABLE' } });
+    expect(await describeCapabilities(runtime, ['embed'])).toMatchObject({ adapter: null, models: [] });
+    await expect(runtime.run(job)).rejects.toMatchObject({ code: 'DEVICE_LOST' });
+    expect(engine.loads).toBe(loadsBefore);
+  });
+
+  it('keeps running models that list WASM after the GPU is retired', async () => {
+    const { runtime, gpu, engine } = await setup();
+    engine.wasmFallback = true;
+    for (let i = 0; i < 4; i++) (await gpu.device()).destroy();
+    expect(runtime.status().gpuRetired).toMatchObject({ wasmModels: 1 });
+    expect(await describeCapabilities(runtime, ['embed'])).toMatchObject({ adapter: null, models: [{ id: 'echo', state: 'available' }] });
+    expect(await runtime.run(job)).toMatchObject({ backend: 'wasm' });
   });
 
   it('rejects malformed jobs and unknown models with typed errors, and keeps working', async () => {

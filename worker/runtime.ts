@@ -55,6 +55,20 @@ export interface RuntimeStatus {
   /** Jobs run again on a new device after a loss cut them short. */
   jobsRerun: number;
   lastDeviceLoss: { at: number; message: string } | null;
+  /**
+   * The GPU device was lost too often (more than 3 times in 60 s by default) and is not made again
+   * until the tab reloads; null while the GPU works or recovers. From then on `gpu` is null, no job
+   * runs on the GPU (each fails DEVICE_LOST), and `wasmModels` counts the models that still run here, on WASM.
+   */
+  gpuRetired: GpuRetired | null;
+}
+
+/** A GPU device the runtime gave up on: when, why, and how many models still run on WASM. */
+export interface GpuRetired {
+  /** ms since the epoch. */
+  at: number;
+  message: string;
+  wasmModels: number;
 }
 
 export interface LoadedSummary {
@@ -87,6 +101,7 @@ export class Runtime {
   #lastLoss: RuntimeStatus['lastDeviceLoss'] = null;
   /** Jobs run again after a device loss cut them short. */
   #rerun = 0;
+  #retired: GpuRetired | null = null;
   #lossListeners = new Set<(status: RuntimeStatus) => void>();
   readonly #loading = new Set<string>();
   readonly #loadingListeners = new Set<() => void>();
@@ -112,8 +127,37 @@ export class Runtime {
         this.#loaded.delete(id);
         void pending.then((m) => m.unload()).catch(() => undefined);
       }
+      if (!loss.recovering) this.#retire(loss.message || loss.reason);
       for (const listener of this.#lossListeners) listener(this.status());
     });
+  }
+
+  /**
+   * The device manager will not make another device: the GPU is gone from this runtime. Models
+   * are planned without it (those that list WASM run there), and GPU jobs fail DEVICE_LOST.
+   */
+  #retire(lastLoss: string): void {
+    this.#gpuInfo = null;
+    const message =
+      `The GPU device was lost ${this.#losses} time(s), too often to make it again (last: ${lastLoss}); ` +
+      'this tab no longer runs jobs on the GPU. Reload the tab; if it happens again, restart the browser or update the GPU driver.';
+    this.#gpuError = serializeError(new SpinneretError('DEVICE_LOST', message));
+    const wasmModels = (this.#manifest?.models ?? []).filter((m) => this.#planBackend(m) === 'wasm').length;
+    this.#retired = { at: Date.now(), message, wasmModels };
+  }
+
+  /** What a job that needs the retired GPU fails with: DEVICE_LOST, which the coordinator re-queues elsewhere. */
+  #retiredError(): SpinneretError {
+    return new SpinneretError('DEVICE_LOST', this.#retired?.message ?? 'The GPU device is gone.');
+  }
+
+  /** The backend a model would run on now, or null when it cannot run here. */
+  #planBackend(model: ModelEntry): string | null {
+    try {
+      return this.#engine(model).plan(model).backend;
+    } catch {
+      return null;
+    }
   }
 
   /** Fetches and validates the manifest, and probes the GPU (a missing GPU is not an error). */
@@ -232,7 +276,9 @@ export class Runtime {
    */
   async run(request: unknown, options: { signal?: AbortSignal; onChunk?: (c: StreamChunk) => void } = {}): Promise<RunOutcome> {
     const job = parseJobRequest(request);
-    findModel(this.manifest(), job.model);
+    const entry = findModel(this.manifest(), job.model);
+    // The GPU is retired: a job that needs it is handed back at once (DEVICE_LOST re-queues it elsewhere).
+    if (this.#retired !== null && this.#planBackend(entry) !== 'wasm') throw this.#retiredError();
     let lossesBefore = this.#losses;
     let backend: string | null = null;
     // A WASM run does not use the GPU: a loss during it leaves its chunks and result good.
@@ -254,6 +300,7 @@ export class Runtime {
       } catch (err) {
         // A job cut short by a device loss runs again, once, on the new device; other errors are the job's own.
         if (attempt === 0 && backend !== 'wasm' && !stream.diverged && (await this.#lossSeen(lossesBefore))) {
+          if (this.#retired !== null) throw this.#retiredError();
           this.#rerun++;
           await this.#options.gpu?.device();
           continue;
@@ -291,6 +338,7 @@ export class Runtime {
       deviceLosses: this.#losses,
       jobsRerun: this.#rerun,
       lastDeviceLoss: this.#lastLoss,
+      gpuRetired: this.#retired === null ? null : { ...this.#retired },
     };
   }
 

@@ -23,6 +23,8 @@ export class Gate {
   #controls: Controls;
   #signals: Signals;
   #remotePaused: boolean;
+  /** The GPU is gone for good and nothing runs without it (a reload is needed): pauses with `device`. */
+  #deviceUnusable = false;
   #restUntil = 0;
   #verdict: Verdict;
   #timer: unknown = null;
@@ -94,6 +96,12 @@ export class Gate {
     this.refresh();
   }
 
+  /** The runtime gave up on the GPU and no model runs without it (true); lasts until this tab's worker is made again. */
+  setDeviceUnusable(unusable: boolean): void {
+    this.#deviceUnusable = unusable;
+    this.refresh();
+  }
+
   /** A job ended: under a duty cycle, rest in proportion to how long it ran. Returns whether the verdict changed. */
   jobEnded(span: JobSpan): boolean {
     const rest = restAfter(span.end - span.start, this.#controls.dutyCycle);
@@ -114,7 +122,12 @@ export class Gate {
 
   #evaluate(): Verdict {
     const now = this.#clock.now();
-    return evaluate(this.#controls, this.#signals, { remotePaused: this.#remotePaused, restUntil: this.#restUntil }, this.#moment(now));
+    return evaluate(
+      this.#controls,
+      this.#signals,
+      { remotePaused: this.#remotePaused, restUntil: this.#restUntil, deviceUnusable: this.#deviceUnusable },
+      this.#moment(now),
+    );
   }
 
   #arm(): void {

@@ -121,7 +121,7 @@ describe('schedule', () => {
 });
 
 describe('order and consent', () => {
-  it('names the first rule in order: user, remote, consent, schedule, battery, idle, duty cycle', () => {
+  it('names the first rule in order: user, remote, device, consent, schedule, battery, idle, duty cycle', () => {
     const all: Partial<Controls> = {
       paused: true,
       consent: [],
@@ -131,14 +131,15 @@ describe('order and consent', () => {
     };
     const signals = { battery: { charging: false, level: 1 }, idle: 'active' as const };
     const m = at('12:00');
-    const rest = { remotePaused: true, restUntil: m.now + 1000 };
+    const rest = { remotePaused: true, restUntil: m.now + 1000, deviceUnusable: true };
     const seen: Array<string | null> = [];
     let controls = parseControls(all);
     let state = rest;
-    for (const lift of ['paused', 'remote', 'consent', 'schedule', 'battery', 'idle', 'rest'] as const) {
+    for (const lift of ['paused', 'remote', 'device', 'consent', 'schedule', 'battery', 'idle', 'rest'] as const) {
       seen.push(evaluate(controls, { ...DEFAULT_SIGNALS, ...signals }, state, m).pausedBy);
       if (lift === 'paused') controls = { ...controls, paused: false };
       if (lift === 'remote') state = { ...state, remotePaused: false };
+      if (lift === 'device') state = { ...state, deviceUnusable: false };
       if (lift === 'consent') controls = { ...controls, consent: ['chat'] };
       if (lift === 'schedule') controls = { ...controls, schedule: [] };
       if (lift === 'battery') controls = { ...controls, pauseOnBattery: false };
@@ -146,7 +147,7 @@ describe('order and consent', () => {
       if (lift === 'rest') state = { ...state, restUntil: 0 };
     }
     seen.push(evaluate(controls, { ...DEFAULT_SIGNALS, ...signals }, state, m).pausedBy);
-    expect(seen).toEqual(['user', 'remote', 'consent', 'schedule', 'battery', 'idle', 'duty-cycle', null]);
+    expect(seen).toEqual(['user', 'remote', 'device', 'consent', 'schedule', 'battery', 'idle', 'duty-cycle', null]);
   });
 
   it('merges a partial update over saved rules and drops repeated kinds', () => {

@@ -151,14 +151,15 @@ export function restAfter(ranMs: number, duty: Controls['dutyCycle']): number {
 }
 
 /**
- * Applies the rules in order: user pause, remote pause, consent, schedule, battery, idle, then
+ * Applies the rules in order: user pause, remote pause, a GPU the runtime gave up on with no model
+ * left to run without it (`deviceUnusable`), consent, schedule, battery, idle, then
  * the duty cycle's rest (`restUntil`, from {@link restAfter}). A running job is never stopped:
  * the verdict only decides whether new slots are offered.
  */
 export function evaluate(
   controls: Controls,
   signals: Signals,
-  state: { remotePaused: boolean; restUntil: number },
+  state: { remotePaused: boolean; restUntil: number; deviceUnusable?: boolean },
   moment: Moment,
 ): Verdict {
   const unusable: UnusableRule[] = [];
@@ -171,6 +172,7 @@ export function evaluate(
   const pausedBy = ((): PauseRule | null => {
     if (controls.paused) return 'user';
     if (state.remotePaused) return 'remote';
+    if (state.deviceUnusable === true) return 'device';
     if (controls.consent.length === 0) return 'consent';
     if (!schedule.open) return 'schedule';
     const battery = signals.battery;

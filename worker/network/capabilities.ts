@@ -15,7 +15,7 @@ export interface CapabilitySource {
         Partial<Pick<ModelSummary, 'runtimeBytes'>>
     >
   >;
-  status(): Pick<RuntimeStatus, 'gpu'>;
+  status(): Pick<RuntimeStatus, 'gpu'> & Partial<Pick<RuntimeStatus, 'gpuRetired'>>;
 }
 
 export type CapabilitiesMessage = v.InferOutput<typeof Capabilities>;

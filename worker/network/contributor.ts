@@ -18,6 +18,7 @@ import { answerChallenge } from './identity.ts';
 import { runJob, type JobMessage } from './job.ts';
 import { Offer } from './offer.ts';
 import { RunningJobs } from './running-jobs.ts';
+import { watchRetiredGpu } from './gpu-retired.ts';
 import { Session } from './session.ts';
 import { checkSlots } from './slots.ts';
 import type { ContributorState, ContributorStatus } from './status.ts';
@@ -71,6 +72,13 @@ export class Contributor {
     options.runtime.onLoadingChange?.(() => this.#emit());
     options.runtime.onDeviceLost?.((report) => {
       this.#device = { losses: report.deviceLosses, lastLoss: report.lastDeviceLoss };
+      this.#emit();
+    });
+    // A GPU the runtime gave up on: capabilities without it, and no slots when no model runs without it (gpu-retired.ts).
+    watchRetiredGpu(options.runtime, (retired) => {
+      this.#device = { ...this.#device, retired };
+      this.#gate.setDeviceUnusable(retired.wasmModels === 0);
+      this.announce();
       this.#emit();
     });
   }

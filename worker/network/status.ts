@@ -3,6 +3,7 @@ import type { JobKind } from '../../protocol/manifest.ts';
 import type { PauseRule } from '../../protocol/wire.ts';
 import type { JobSpan, Pace } from '../controls/pace.ts';
 import type { UnusableRule } from '../controls/rules.ts';
+import type { GpuRetired } from '../runtime.ts';
 
 /**
  * `idle`: not started (or stopped); `connecting`: opening the socket or in the handshake, or
@@ -46,7 +47,12 @@ export interface ContributorStatus {
   /** The last jobs' runs (local ms since the epoch), oldest first. */
   recentJobs: JobSpan[];
   /** GPU device losses the runtime recovered from, and the last one; shown, never hidden. */
-  device: { losses: number; lastLoss: { at: number; message: string } | null };
+  device: {
+    losses: number;
+    lastLoss: { at: number; message: string } | null;
+    /** The GPU was lost too often and this tab no longer uses it (reload the tab); absent or null while it works. */
+    retired?: GpuRetired | null;
+  };
   /** Models being loaded for a job now (downloaded, checked, compiled). */
   loading: string[];
 }
@@ -55,4 +61,6 @@ export interface ContributorStatus {
 export interface DeviceLossReport {
   deviceLosses: number;
   lastDeviceLoss: { at: number; message: string } | null;
+  /** Set once the runtime gave up on the GPU (see `RuntimeStatus.gpuRetired`). */
+  gpuRetired?: GpuRetired | null;
 }
