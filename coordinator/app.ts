@@ -137,7 +137,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   app.use(requestId({ limitLength: 64 }));
   // Draining, no connection goes back to a client's keep-alive pool: a request sent on an idle one
   // just as the server closed it would be cut off after it was sent, and a job creation so cut
-  // cannot be tried again (the job may exist).
+  // can be tried again only under its idempotency key (the job may exist).
   app.use(async (c, next) => {
     await next();
     if (relay.draining) c.header('Connection', 'close');

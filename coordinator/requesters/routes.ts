@@ -143,6 +143,6 @@ function ndjson(job: Job | JobRecord, maxQueuedBytes: number, ended: () => void)
   );
   // The connection ends with the stream: a client acting on the last event (a re-run after
   // `DRAINING`) would otherwise send on it just as a closing server drops it, and a job creation
-  // cut off after it was sent cannot be tried again.
+  // cut off after it was sent is tried again only under its idempotency key.
   return new Response(body, { headers: { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store', Connection: 'close' } });
 }
