@@ -93,14 +93,26 @@ export class Relay {
 
   /**
    * The worker's `lease {slots}`: it can start `slots` more jobs now. Assignments it has not
-   * seen a job frame for yet are invisible to it, so they still take from that count.
+   * seen a job frame for yet are invisible to it, so they still take from that count, and so do
+   * the slots held ahead of need on it. Held slots beyond what it offers now (it paused, or its
+   * GPU gave up) lapse as when it leaves: their jobs wait for attempt 2, sealed again.
    */
   offer(contributor: ConnectedContributor, slots: number): void {
     let unseen = 0;
     for (const id of contributor.leases) if (this.#leases.active(id)?.phase === 'reserved') unseen++;
+    this.#lapseHolds(contributor, Math.max(0, slots - unseen));
     contributor.openSlots = slots - unseen - this.#holds.on(contributor).size;
     this.#offered.add(contributor);
     this.schedule();
+  }
+
+  /** Ends the contributor's holds beyond `keep`, the newest unclaimed ones first, as `lost`. */
+  #lapseHolds(contributor: ConnectedContributor, keep: number): void {
+    const live = [...this.#holds.on(contributor)];
+    if (live.length <= keep) return;
+    const byState = (state: Hold['state']): Hold[] => live.filter((h) => h.state === state).reverse();
+    const now = this.#o.clock.now();
+    for (const hold of [...byState('held'), ...byState('claimed')].slice(0, live.length - keep)) this.#holds.end(hold, 'lost', now);
   }
 
   get contributors(): ReadonlyMap<string, ConnectedContributor> {

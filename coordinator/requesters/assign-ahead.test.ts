@@ -219,6 +219,67 @@ describe('assignments ahead of need', () => {
     expect((await net.store.getJob(jobId))?.state).toBe('done');
   });
 
+  it('ends the assignments of a contributor that withdraws its slots: their jobs wait for attempt 2 on another, sealed again', async () => {
+    const net = await startCoordinator();
+    cleanups.push(() => net.close());
+    const paused = await net.worker({ slots: 3 });
+    const ch = await RawChannel.open(net.url, net.auth);
+    ch.send(assign('a', 3));
+    const held = (await ch.next('assignments')).assignments;
+    expect(held.map((a) => a.contributorId)).toEqual([paused.contributorId, paused.contributorId, paused.contributorId]);
+    const [first, second, third] = held.map((a) => a.jobId) as [string, string, string];
+    const heldOnMetrics = async (): Promise<string | undefined> =>
+      /^spinneret_assignments_held (\d+)$/m.exec(await (await fetch(`${net.url}/metrics`)).text())?.[1];
+
+    // One slot fewer (it cannot see the holds, so it offers what it can run): the newest
+    // assignment lapses, the others still hold, and a job on the oldest runs there as attempt 1.
+    paused.lease(2);
+    await paused.sync();
+    expect(await heldOnMetrics()).toBe('2');
+    ch.send(submit('s1', first));
+    const frame = await paused.take('job', 10_000);
+    expect(frame).toMatchObject({ jobId: first, attempt: 1, sealed: sealedFor(first) });
+
+    // No slots at all (paused, or its GPU gave up): every assignment on it lapses at once, and
+    // the key's room for assignments is back.
+    paused.lease(0);
+    await paused.sync();
+    expect(await heldOnMetrics()).toBe('0');
+    ch.send(submit('s2', second));
+    ch.send(submit('s3', third));
+    for (const jobId of [second, third])
+      await vi.waitFor(async () => expect((await net.store.getJob(jobId))?.state).toBe('waiting'), { timeout: 10_000 });
+    // Their payloads, sealed for it, never reach it: it is not sent a job it would refuse.
+    expect(await paused.none('job')).toBe(true);
+    expect(ch.messages.filter((m) => m.type === 'error')).toEqual([]);
+
+    // Another contributor gets attempt 2 of both, sealed again for it, and runs each once.
+    const other = await net.worker({ slots: 2 });
+    for (const jobId of [second, third]) {
+      await vi.waitFor(() => expect(ch.about(jobId, 'event')).toHaveLength(1), { timeout: 20_000 });
+      expect(ch.about(jobId, 'event')[0]).toMatchObject({
+        event: { type: 'assigned', assignment: { attempt: 2, contributorId: other.contributorId } },
+      });
+      ch.send({
+        v: 1,
+        type: 'payload',
+        jobId,
+        attempt: 2,
+        sealed: { enc: 'ZW5j', ct: Buffer.from(`again ${jobId}`).toString('base64url') },
+      });
+    }
+    for (let i = 0; i < 2; i++) {
+      const again = await other.take('job', 10_000);
+      expect(again).toMatchObject({ attempt: 2, sealed: { ct: Buffer.from(`again ${again.jobId}`).toString('base64url') } });
+      other.chunk(again, 0, true);
+    }
+    paused.chunk(frame, 0, true);
+    for (const jobId of [first, second, third])
+      await vi.waitFor(async () => expect((await net.store.getJob(jobId))?.state).toBe('done'), { timeout: 10_000 });
+    expect(await paused.none('job')).toBe(true);
+    expect(await other.none('job')).toBe(true);
+  });
+
   it('refuses hostile messages with typed errors: wrong shape, another key’s assignment, too many asked', async () => {
     const net = await startCoordinator();
     cleanups.push(() => net.close());
