@@ -9,146 +9,20 @@
  * of it any more) reaches that device through its replica and is paid once.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { referenceEmbed } from '../../modelhost/reference.ts';
-import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient, type ReplicaCheck } from '../../requester/client.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { type Coordinator, createCoordinator } from '../app.ts';
-import { systemClock } from '../clock.ts';
-import { startMoney } from '../earnings/local.ts';
+import { paidReplica, type PaidReplica, ReplicaKit, until, walletContributor } from '../../testing/cluster.ts';
+import { EmbedRuntime } from '../../testing/verification.ts';
 import { checkBooks } from '../ledger/books.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { openStore } from '../store/index.ts';
-import type { SqlStore } from '../store/sql-store.ts';
-import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
-import { KnownAnswerCanaries } from '../verification/canaries.ts';
-import { tinyEmbedKnownAnswers } from '../../operator/known-answers/tiny-embed.ts';
-import { VerificationPolicy } from '../verification/policy.ts';
-import { createVerification, type Verification } from '../verification/service.ts';
-import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';
+import { uniqueSchema } from '../store/testing.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
-import { connectBus } from './bus.ts';
-import { JobForwarding } from './forwarding.ts';
-import { Routing } from './routing.ts';
 
-const NATS_URL = process.env['TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const cleanup: (() => Promise<unknown> | void)[] = [];
-/** Each test's replicas on a schema (and so a NATS prefix) of their own; its first store drops it. */
-const schemas = new Map<string, SqlStore[]>();
-afterAll(async () => {
-  for (const fn of cleanup.reverse()) await Promise.resolve(fn()).catch(() => undefined);
-  for (const stores of schemas.values()) {
-    for (const s of stores.slice(1)) await s.close();
-    if (stores[0] !== undefined) await disposeStore(stores[0]);
-  }
-});
-
-const until = async <T>(what: string, read: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> => {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
-
-interface Replica {
-  store: SqlStore;
-  coordinator: Coordinator;
-  routing: Routing;
-  verification: Verification;
-  money: Awaited<ReturnType<typeof startMoney>>;
-  url: string;
-}
-
-const replica = async (
-  schema: string,
-  id: string,
-  checks: { canaryRate: number; replicationRate: number; canaryDelayMs?: number },
-): Promise<Replica> => {
-  const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: id });
-  schemas.set(schema, [...(schemas.get(schema) ?? []), store]);
-  const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
-  const prefix = `spinneret.${schema}`;
-  const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger: quiet, heartbeatMs: 100 });
-  const forwarding = new JobForwarding({ replicaId: id, bus, prefix, logger: quiet, peers: () => routing.peers });
-  const verification = createVerification({
-    db: store.db,
-    policy: new VerificationPolicy({
-      canaryRate: checks.canaryRate,
-      baseReplicationRate: checks.replicationRate,
-      minReplicationRate: checks.replicationRate,
-      decayPerCleanJob: 1,
-      failureBoost: 1,
-      quarantineAfter: 3,
-      windowMs: 3_600_000,
-      random: seededRandom(3),
-      clock: systemClock,
-    }),
-    canaries: new KnownAnswerCanaries(tinyEmbedKnownAnswers(4, 7), seededRandom(4)),
-    clock: systemClock,
-    verdictWindowMs: 60_000,
-    ...(checks.canaryDelayMs !== undefined && { canaryDelayMs: checks.canaryDelayMs, random: () => 0.99 }),
-  });
-  await verification.start();
-  const money = await startMoney({
-    store,
-    threshold: 1n,
-    windowMs: 3_600_000,
-    payoutIntervalMs: 3_600_000,
-    settleIntervalMs: 3_600_000,
-    env: {},
-    verification,
-    singletons: false,
-  });
-  const coordinator = createCoordinator({
-    store,
-    logger: quiet,
-    recoverUnfinished: false,
-    verification,
-    billing: money.billing,
-    onJobDone: (done) => money.onJobDone(done),
-    cluster: (relay, find) => routing.attach(relay, find),
-    forwarding,
-  });
-  const server = await coordinator.listen();
-  routing.start();
-  forwarding.start();
-  cleanup.push(async () => {
-    routing.stop();
-    money.stop();
-    await coordinator.close();
-    await server.close();
-    await bus.close();
-    await money.idle();
-    await verification.idle();
-  });
-  return { store, coordinator, routing, verification, money, url: server.url };
-};
-
-const contributor = async (r: Replica, runtime: EmbedRuntime, wallet: string): Promise<string> => {
-  const c = new Contributor({
-    coordinatorUrl: `${r.url.replace(/^http/, 'ws')}/v1/contributor`,
-    runtime,
-    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-    consent: ['embed'],
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-  });
-  c.start();
-  cleanup.push(() => c.stop({ drain: false }));
-  const id = await until('the contributor to connect', () => c.status().contributorId ?? undefined);
-  // The payout wallet a proven wallet link leaves.
-  await until('the contributor record', async () => {
-    const { rows } = await r.store.db.query('UPDATE contributors SET wallet = $1 WHERE id = $2 RETURNING id', [wallet, id]);
-    return rows.length === 1 ? true : undefined;
-  });
-  return id;
-};
+const kit = new ReplicaKit();
+afterAll(() => kit.dispose());
+const replica = (schema: string, id: string, checks: { canaryRate: number; replicationRate: number; canaryDelayMs?: number }) =>
+  paidReplica(kit, schema, id, checks);
+const contributor = (r: PaidReplica, runtime: EmbedRuntime, wallet: string) => walletContributor(kit, r, runtime, wallet);
 
 describe('checks across replicas', () => {
   it('runs a replica check on the other replica’s contributor and pays each job once', { timeout: 120_000 }, async () => {

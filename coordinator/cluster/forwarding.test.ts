@@ -6,22 +6,15 @@
  * is checked on B, single use on both, and the per-address limit counts both replicas' payloads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { referenceEmbed } from '../../modelhost/reference.ts';
-import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient } from '../../requester/client.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
+import type { Contributor } from '../../worker/network/contributor.ts';
 import { type Coordinator, createCoordinator } from '../app.ts';
 import { systemClock } from '../clock.ts';
-import { openStore } from '../store/index.ts';
 import type { SqlStore } from '../store/sql-store.ts';
-import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
-import { KnownAnswerCanaries } from '../verification/canaries.ts';
-import { tinyEmbedKnownAnswers } from '../../operator/known-answers/tiny-embed.ts';
-import { VerificationPolicy } from '../verification/policy.ts';
-import { createVerification } from '../verification/service.ts';
-import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';
+import { uniqueSchema } from '../store/testing.ts';
+import { HeldRuntime, NATS_URL, quiet, ReplicaKit, startContributor, testVerification, until } from '../../testing/cluster.ts';
+import { EmbedRuntime } from '../../testing/verification.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { JobForwarding } from './forwarding.ts';
@@ -30,37 +23,9 @@ import { SharedProofPayloads } from './proof-payloads.ts';
 import { Routing } from './routing.ts';
 import { SharedWalletSessions } from './wallet-sessions.ts';
 
-const NATS_URL = process.env['TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const schema = uniqueSchema('forward');
-const cleanup: (() => Promise<unknown>)[] = [];
-const stores: SqlStore[] = [];
-afterAll(async () => {
-  for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
-  for (const s of stores.slice(1)) await s.close();
-  if (stores[0] !== undefined) await disposeStore(stores[0]);
-});
-
-const until = async <T>(what: string, read: () => T | undefined, timeoutMs = 30_000): Promise<T> => {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
-
-/** Holds each job until `letGo` is called. */
-class HeldRuntime extends EmbedRuntime {
-  started = 0;
-  letGo: () => void = () => undefined;
-  override async run(...args: Parameters<EmbedRuntime['run']>): ReturnType<EmbedRuntime['run']> {
-    this.started++;
-    await new Promise<void>((resolve) => (this.letGo = resolve));
-    return super.run(...args);
-  }
-}
+const kit = new ReplicaKit();
+afterAll(() => kit.dispose());
 
 interface Replica {
   id: string;
@@ -75,8 +40,7 @@ interface Replica {
 }
 
 const replica = async (id: string, proofLimit = 32): Promise<Replica> => {
-  const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: id });
-  stores.push(store);
+  const store = await kit.store(schema, id);
   const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
   const prefix = `spinneret.${schema}`;
   const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger: quiet, heartbeatMs: 100, deadAfterMs: 1_000 });
@@ -89,23 +53,7 @@ const replica = async (id: string, proofLimit = 32): Promise<Replica> => {
     recordedOwner: (jobId) => recordedOwner(store.db, jobId),
   });
   routing.onPeerLost((peer) => forwarding.lost(peer));
-  const verification = createVerification({
-    db: store.db,
-    policy: new VerificationPolicy({
-      canaryRate: 0,
-      baseReplicationRate: 0,
-      minReplicationRate: 0,
-      decayPerCleanJob: 1,
-      failureBoost: 1,
-      quarantineAfter: 3,
-      windowMs: 3_600_000,
-      random: seededRandom(1),
-      clock: systemClock,
-    }),
-    canaries: new KnownAnswerCanaries(tinyEmbedKnownAnswers(4, 7), seededRandom(2)),
-    clock: systemClock,
-    verdictWindowMs: 60_000,
-  });
+  const verification = testVerification(store, { canaryRate: 0, replicationRate: 0, seed: 1 });
   await verification.start();
   const coordinator = createCoordinator({
     store,
@@ -130,24 +78,11 @@ const replica = async (id: string, proofLimit = 32): Promise<Replica> => {
     await server.close();
     await verification.idle();
   };
-  cleanup.push(kill);
+  kit.cleanup.push(kill);
   return { id, store, coordinator, routing, forwarding, bus, url: server.url, kill };
 };
 
-const contributor = async (url: string, runtime: EmbedRuntime): Promise<Contributor> => {
-  const c = new Contributor({
-    coordinatorUrl: `${url.replace(/^http/, 'ws')}/v1/contributor`,
-    runtime,
-    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-    consent: ['embed'],
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-  });
-  c.start();
-  cleanup.push(() => c.stop({ drain: false }));
-  await until('the contributor to connect', () => c.status().contributorId ?? undefined);
-  return c;
-};
+const contributor = (url: string, runtime: EmbedRuntime): Promise<Contributor> => startContributor(kit, url, runtime);
 
 /** A fetch that creates jobs on `create` and sends every other call to `rest`, as a round-robin balancer might. */
 const split =

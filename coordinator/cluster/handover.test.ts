@@ -8,41 +8,24 @@
  * after it, change nothing.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { startMoney } from '../earnings/local.ts';
 import { chargeDoneUncharged } from '../leases/restart.ts';
 import { FEES_NETWORK } from '../ledger/accounts.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { openStore } from '../store/index.ts';
-import type { SqlStore } from '../store/sql-store.ts';
 import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
 import type { JobRecord } from '../store/types.ts';
-import { disposeStore } from '../../testing/verification.ts';
+import { ReplicaKit, testMoney } from '../../testing/cluster.ts';
 import { testWallet } from '../wallets/test-wallet.ts';
 import { ReplicaLocks } from './locks.ts';
 import { recoverDead, recoverOwn, type RecoveryOptions } from './recovery.ts';
 
 const schema = uniqueSchema('handover');
-const stores: SqlStore[] = [];
-const closers: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  for (const fn of closers.reverse()) await fn();
-  for (const s of stores.slice(1)) await s.close();
-  if (stores[0] !== undefined) await disposeStore(stores[0]);
-});
+const kit = new ReplicaKit();
+afterAll(() => kit.dispose());
 
 const replica = async (id: string) => {
-  const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: id });
-  stores.push(store);
-  const money = await startMoney({
-    store,
-    threshold: 1n,
-    windowMs: 3_600_000,
-    payoutIntervalMs: 3_600_000,
-    settleIntervalMs: 3_600_000,
-    env: {},
-    singletons: false,
-  });
-  closers.push(() => money.stop());
+  const store = await kit.store(schema, id);
+  const money = await testMoney(store);
+  kit.cleanup.push(() => money.stop());
   // As operator/wiring.ts hands over with a replica's money.
   const hooks: Pick<RecoveryOptions, 'released' | 'money'> = {
     released: (jobId, reason) => money.billing.relay.ended(jobId, reason),
@@ -60,7 +43,7 @@ const replica = async (id: string) => {
 
 const lock = async (id: string): Promise<ReplicaLocks> => {
   const l = await ReplicaLocks.open({ url: TEST_DATABASE_URL, schema, replicaId: id, onLost: () => undefined }, 300);
-  closers.push(() => l.close());
+  kit.cleanup.push(() => l.close());
   return l;
 };
 

@@ -5,55 +5,22 @@
  * sealed again by the requester) to B's other contributor; results match the reference.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { referenceEmbed } from '../../modelhost/reference.ts';
 import { RequesterClient } from '../../requester/client.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
+import { HeldRuntime, NATS_URL, quiet, ReplicaKit, startContributor, until } from '../../testing/cluster.ts';
+import { EmbedRuntime } from '../../testing/verification.ts';
 import { createCoordinator } from '../app.ts';
 import { systemClock } from '../clock.ts';
-import { openStore } from '../store/index.ts';
-import type { SqlStore } from '../store/sql-store.ts';
-import { TEST_DATABASE_URL, uniqueSchema } from '../store/testing.ts';
-import { disposeStore, EmbedRuntime } from '../../testing/verification.ts';
+import { uniqueSchema } from '../store/testing.ts';
 import { connectBus } from './bus.ts';
 import { Routing } from './routing.ts';
 
-const NATS_URL = process.env['TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const schema = uniqueSchema('routing');
-const cleanup: (() => Promise<unknown>)[] = [];
-const stores: SqlStore[] = [];
-afterAll(async () => {
-  for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
-  await stores[1]?.close();
-  if (stores[0] !== undefined) await disposeStore(stores[0]);
-});
-
-const until = async <T>(what: string, read: () => T | undefined, timeoutMs = 30_000): Promise<T> => {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
-
-/** Holds each job until `letGo` is called. */
-class HeldRuntime extends EmbedRuntime {
-  started = 0;
-  letGo: () => void = () => undefined;
-  override async run(...args: Parameters<EmbedRuntime['run']>): ReturnType<EmbedRuntime['run']> {
-    this.started++;
-    await new Promise<void>((resolve) => (this.letGo = resolve));
-    return super.run(...args);
-  }
-}
+const kit = new ReplicaKit();
+afterAll(() => kit.dispose());
 
 const replica = async (id: string) => {
-  const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: id });
-  stores.push(store);
+  const store = await kit.store(schema, id);
   const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
   const routing = new Routing({ replicaId: id, bus, prefix: `spinneret.${schema}`, clock: systemClock, logger: quiet, heartbeatMs: 100 });
   const coordinator = createCoordinator({
@@ -64,7 +31,7 @@ const replica = async (id: string) => {
   });
   const server = await coordinator.listen();
   routing.start();
-  cleanup.push(async () => {
+  kit.cleanup.push(async () => {
     routing.stop();
     await coordinator.close();
     await server.close();
@@ -73,20 +40,7 @@ const replica = async (id: string) => {
   return { coordinator, routing, url: server.url };
 };
 
-const contributor = async (url: string, runtime: EmbedRuntime) => {
-  const c = new Contributor({
-    coordinatorUrl: `${url.replace(/^http/, 'ws')}/v1/contributor`,
-    runtime,
-    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-    consent: ['embed'],
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-  });
-  c.start();
-  cleanup.push(() => c.stop({ drain: false }));
-  await until('the contributor to connect', () => c.status().contributorId ?? undefined);
-  return c;
-};
+const contributor = (url: string, runtime: EmbedRuntime) => startContributor(kit, url, runtime);
 
 describe('routing between replicas', () => {
   it('runs a job of A on a contributor of B, and re-leases it when that contributor leaves B', { timeout: 120_000 }, async () => {
