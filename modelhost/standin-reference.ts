@@ -27,6 +27,50 @@ function half(bits: number): number {
   return bits & 0x8000 ? -value : value;
 }
 
+type DecoderSpec = NonNullable<BuiltModel<unknown>['entry']['onnx']['decoder']>;
+
+/** An empty cache for each of the decoder's layers. */
+function emptyPast(spec: DecoderSpec): Record<string, ort.Tensor> {
+  const dims = [1, spec.numKvHeads, 0, spec.headDim];
+  const empty =
+    spec.cacheType === 'float16'
+      ? new ort.Tensor('float16', new Uint16Array(0), dims)
+      : new ort.Tensor('float32', new Float32Array(0), dims);
+  const past: Record<string, ort.Tensor> = {};
+  for (let l = 0; l < spec.numLayers; l++) past[`past_key_values.${l}.key`] = past[`past_key_values.${l}.value`] = empty;
+  return past;
+}
+
+/**
+ * A cached run on a raw decoder session: each call feeds `ids` after all those fed before (the
+ * first call with an empty cache), keeps the cache the session returns, and gives the logits
+ * after the last of `ids`, widened to numbers, with the logits' element type.
+ */
+function cachedRun(
+  session: ort.InferenceSession,
+  spec: DecoderSpec,
+): (ids: readonly number[]) => Promise<{ type: ort.Tensor['type']; at: (token: number) => number }> {
+  const past = emptyPast(spec);
+  let length = 0;
+  return async (ids) => {
+    const result = await session.run({
+      input_ids: i64(ids),
+      attention_mask: i64(Array.from({ length: length + ids.length }, () => 1)),
+      ...(spec.positionIds ? { position_ids: i64(ids.map((_, i) => length + i)) } : {}),
+      ...past,
+    });
+    length += ids.length;
+    for (let l = 0; l < spec.numLayers; l++) {
+      past[`past_key_values.${l}.key`] = result[`present.${l}.key`] as ort.Tensor;
+      past[`past_key_values.${l}.value`] = result[`present.${l}.value`] as ort.Tensor;
+    }
+    const logits = result['logits'] as ort.Tensor;
+    const data = logits.data as Float32Array | Uint16Array;
+    const row = (ids.length - 1) * spec.vocabSize;
+    return { type: logits.type, at: (v) => (logits.type === 'float16' ? half(data[row + v] ?? 0) : (data[row + v] ?? 0)) };
+  };
+}
+
 /** Mean-pooled, L2-normalized embeddings of each text, one unpadded run per text. */
 export async function referenceStandinEmbed(model: BuiltModel<unknown>, texts: readonly string[]): Promise<number[][]> {
   const spec = model.entry.onnx.embedding;
@@ -57,38 +101,18 @@ export async function referenceStandinGreedy(
   const spec = entry.onnx.decoder;
   if (spec === undefined) throw new Error(`${model.id} is no decoder`);
   const session = await ort.InferenceSession.create(file(model, entry.onnx.model));
-  const past: Record<string, ort.Tensor> = {};
-  const dims = [1, spec.numKvHeads, 0, spec.headDim];
-  const empty =
-    spec.cacheType === 'float16'
-      ? new ort.Tensor('float16', new Uint16Array(0), dims)
-      : new ort.Tensor('float32', new Float32Array(0), dims);
-  for (let l = 0; l < spec.numLayers; l++) past[`past_key_values.${l}.key`] = past[`past_key_values.${l}.value`] = empty;
+  const step = cachedRun(session, spec);
   const tokens: number[] = [];
   let minMargin = Infinity;
   let pending = [...prompt];
-  let length = 0;
   while (tokens.length < steps) {
-    const result = await session.run({
-      input_ids: i64(pending),
-      attention_mask: i64(Array.from({ length: length + pending.length }, () => 1)),
-      ...(spec.positionIds ? { position_ids: i64(pending.map((_, i) => length + i)) } : {}),
-      ...past,
-    });
-    length += pending.length;
-    for (let l = 0; l < spec.numLayers; l++) {
-      past[`past_key_values.${l}.key`] = result[`present.${l}.key`] as ort.Tensor;
-      past[`past_key_values.${l}.value`] = result[`present.${l}.value`] as ort.Tensor;
-    }
-    const logits = result['logits'] as ort.Tensor;
+    const logits = await step(pending);
     if (logits.type !== spec.cacheType) throw new Error(`logits are ${logits.type}, the cache ${spec.cacheType}`);
-    const data = logits.data as Float32Array | Uint16Array;
-    const row = (pending.length - 1) * spec.vocabSize;
     let best = 0;
     let first = -Infinity;
     let second = -Infinity;
     for (let v = 0; v < spec.vocabSize; v++) {
-      const x = logits.type === 'float16' ? half(data[row + v] ?? 0) : (data[row + v] ?? 0);
+      const x = logits.at(v);
       if (x > first) [second, first, best] = [first, x, v];
       else if (x > second) second = x;
     }
@@ -116,13 +140,7 @@ export async function referenceStandinGap(
   const spec = entry.onnx.decoder;
   if (spec === undefined) throw new Error(`${model.id} is no decoder`);
   const session = await ort.InferenceSession.create(file(model, entry.onnx.model));
-  const dims = [1, spec.numKvHeads, 0, spec.headDim];
-  const empty =
-    spec.cacheType === 'float16'
-      ? new ort.Tensor('float16', new Uint16Array(0), dims)
-      : new ort.Tensor('float32', new Float32Array(0), dims);
-  const feeds: Record<string, ort.Tensor> = {};
-  for (let l = 0; l < spec.numLayers; l++) feeds[`past_key_values.${l}.key`] = feeds[`past_key_values.${l}.value`] = empty;
+  const feeds = emptyPast(spec);
   const sequence = [...prompt, ...tokens];
   const result = await session.run({
     ...feeds,
@@ -158,37 +176,13 @@ export async function referenceStandinStepLogits(
   const spec = model.entry.onnx.decoder;
   if (spec === undefined) throw new Error(`${model.id} is no decoder`);
   const session = await ort.InferenceSession.create(file(model, model.entry.onnx.model));
-  const dims = [1, spec.numKvHeads, 0, spec.headDim];
-  const empty =
-    spec.cacheType === 'float16'
-      ? new ort.Tensor('float16', new Uint16Array(0), dims)
-      : new ort.Tensor('float32', new Float32Array(0), dims);
-  const past: Record<string, ort.Tensor> = {};
-  for (let l = 0; l < spec.numLayers; l++) past[`past_key_values.${l}.key`] = past[`past_key_values.${l}.value`] = empty;
+  const step = cachedRun(session, spec);
   const rows: Float64Array[] = [];
   let pending = [...prompt];
-  let length = 0;
-  for (let step = 0; step <= tokens.length; step++) {
-    const result = await session.run({
-      input_ids: i64(pending),
-      attention_mask: i64(Array.from({ length: length + pending.length }, () => 1)),
-      ...(spec.positionIds ? { position_ids: i64(pending.map((_, i) => length + i)) } : {}),
-      ...past,
-    });
-    length += pending.length;
-    for (let l = 0; l < spec.numLayers; l++) {
-      past[`past_key_values.${l}.key`] = result[`present.${l}.key`] as ort.Tensor;
-      past[`past_key_values.${l}.value`] = result[`present.${l}.value`] as ort.Tensor;
-    }
-    const logits = result['logits'] as ort.Tensor;
-    const data = logits.data as Float32Array | Uint16Array;
-    const from = (pending.length - 1) * spec.vocabSize;
-    rows.push(
-      Float64Array.from({ length: spec.vocabSize }, (_, v) =>
-        logits.type === 'float16' ? half(data[from + v] ?? 0) : (data[from + v] ?? 0),
-      ),
-    );
-    const next = tokens[step];
+  for (let i = 0; i <= tokens.length; i++) {
+    const logits = await step(pending);
+    rows.push(Float64Array.from({ length: spec.vocabSize }, (_, v) => logits.at(v)));
+    const next = tokens[i];
     if (next === undefined) break;
     pending = [next];
   }
