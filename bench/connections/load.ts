@@ -5,8 +5,7 @@
  * final chunk `event`, answered by the held contributor sockets. Every job started is followed
  * to its end: a job without its result within the step timeout, or failed, is lost.
  */
-import type { Assignment } from '../../protocol/wire.ts';
-import { Socket } from '../dispatch/channel-load.ts';
+import { followJob, Socket } from '../dispatch/channel-load.ts';
 import { epochMs, filler, type LatencySummary, Samples, stampedBlob } from '../dispatch/stats.ts';
 
 export interface OfferedLoadOptions {
@@ -66,46 +65,18 @@ export async function runOfferedLoad(o: OfferedLoadOptions): Promise<OfferedLoad
   const ended: Promise<void>[] = [];
 
   const oneJob = (socket: Socket): Promise<void> =>
-    new Promise((resolve) => {
-      const t0 = epochMs();
-      let attempt = 0;
-      let jobId = '';
-      const end = (why: string | null): void => {
-        clearTimeout(timer);
-        if (jobId !== '') socket.done(jobId);
-        if (why !== null) failures[why] = (failures[why] ?? 0) + 1;
-        resolve();
-      };
-      const timer = setTimeout(() => end('no answer within the step timeout'), o.stepTimeoutMs);
-      const submit = (a: Assignment): void => {
-        if (a.attempt <= attempt) return;
-        attempt = a.attempt;
-        socket.send({
-          v: 1,
-          type: 'payload',
-          jobId,
-          attempt: a.attempt,
-          sealed: { enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) },
-        });
-      };
-      socket.create(body, {
-        created(id, assignment) {
-          jobId = id;
-          if (assignment !== null) submit(assignment);
-        },
-        event({ event }) {
-          if (event.type === 'assigned') return submit(event.assignment);
-          if (event.type === 'failed') return end(`failed ${event.error.code}`);
-          if (event.type === 'chunk' && event.final && event.attempt === attempt) {
-            const t1 = epochMs();
-            completed++;
-            if (t1 < windowEnd) inWindow++;
-            endToEnd.add(t1 - t0);
-            end(null);
-          }
-        },
-        error: (why) => end(why),
-      });
+    followJob(socket, {
+      body,
+      seal: () => ({ enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) }),
+      stepMs: o.stepTimeoutMs,
+      done(t0, t1) {
+        completed++;
+        if (t1 < windowEnd) inWindow++;
+        endToEnd.add(t1 - t0);
+      },
+      fail(why) {
+        failures[why] = (failures[why] ?? 0) + 1;
+      },
     });
 
   await new Promise<void>((resolve) => {

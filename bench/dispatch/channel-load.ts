@@ -146,6 +146,66 @@ export class Socket {
   }
 }
 
+/** One job for {@link followJob}. */
+export interface FollowedJob {
+  /** The `create` body. */
+  body: unknown;
+  /** A payload sealed now, for each attempt. */
+  seal: () => unknown;
+  /** How long the job may take from its first message to its result, ms. */
+  stepMs: number;
+  /** An assignment held ahead of need: the job and its payload go up in one `submit`. */
+  held?: HeldAssignment | undefined;
+  /** Its final chunk arrived: `t0` when it was sent, `t1` now (epoch ms). */
+  done(t0: number, t1: number): void;
+  /** It failed, was refused, or had no result within `stepMs`. */
+  fail(why: string): void;
+}
+
+/**
+ * One job on `socket` as the SDK runs it on the channel (`create` → `created` → `payload`, or
+ * one `submit` on a held assignment; the payload sealed again for each later attempt), followed
+ * to its end. Resolves when it ended either way.
+ */
+export function followJob(socket: Socket, job: FollowedJob): Promise<void> {
+  return new Promise((resolve) => {
+    const t0 = epochMs();
+    let attempt = 0;
+    let jobId = '';
+    const end = (why: string | null): void => {
+      clearTimeout(timer);
+      if (jobId !== '') socket.done(jobId);
+      if (why !== null) job.fail(why);
+      resolve();
+    };
+    const timer = setTimeout(() => end('no answer within the step timeout'), job.stepMs);
+    const submit = (a: Assignment): void => {
+      if (a.attempt <= attempt) return;
+      attempt = a.attempt;
+      socket.send({ v: 1, type: 'payload', jobId, attempt: a.attempt, sealed: job.seal() });
+    };
+    const waiter: Waiter = {
+      created(id, assignment) {
+        jobId = id;
+        if (assignment !== null) submit(assignment);
+      },
+      event({ event }) {
+        if (event.type === 'assigned') return submit(event.assignment);
+        if (event.type === 'failed') return end(`failed ${event.error.code}`);
+        if (event.type === 'chunk' && event.final && event.attempt === attempt) {
+          job.done(t0, epochMs());
+          end(null);
+        }
+      },
+      error: (why) => end(why),
+    };
+    if (job.held === undefined) return socket.create(job.body, waiter);
+    jobId = job.held.jobId;
+    attempt = 1;
+    socket.submit(jobId, job.body, job.seal(), waiter);
+  });
+}
+
 /** Runs closed-loop lanes on the channel for warm-up + window and measures the window, as {@link runLoad} does over HTTP. */
 export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult> {
   const stepMs = o.stepTimeoutMs ?? 15_000;
@@ -166,47 +226,18 @@ export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult>
   const body = { model: o.model, kind: 'chat', sizeBytes: o.payloadBytes, billing: { inputTokens: 64, maxOutputTokens: 64 } };
 
   const oneJob = (socket: Socket): Promise<void> =>
-    new Promise((resolve) => {
-      const t0 = epochMs();
-      let attempt = 0;
-      let jobId = '';
-      const end = (why: string | null): void => {
-        clearTimeout(timer);
-        if (jobId !== '') socket.done(jobId);
-        if (why !== null) fail(why);
-        resolve();
-      };
-      const timer = setTimeout(() => end('no answer within the step timeout'), stepMs);
-      const submit = (a: Assignment): void => {
-        if (a.attempt <= attempt) return;
-        attempt = a.attempt;
-        const sealed = { enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) };
-        socket.send({ v: 1, type: 'payload', jobId, attempt: a.attempt, sealed });
-      };
-      const waiter: Waiter = {
-        created(id, assignment) {
-          jobId = id;
-          if (assignment !== null) submit(assignment);
-        },
-        event({ event }) {
-          if (event.type === 'assigned') return submit(event.assignment);
-          if (event.type === 'failed') return end(`failed ${event.error.code}`);
-          if (event.type === 'chunk' && event.final && event.attempt === attempt) {
-            const t1 = epochMs();
-            if (t1 >= windowStart && t1 < windowEnd) {
-              completed++;
-              endToEnd.add(t1 - t0);
-            }
-            end(null);
-          }
-        },
-        error: (why) => end(why),
-      };
-      const held = ahead > 0 ? socket.take() : undefined;
-      if (held === undefined) return socket.create(body, waiter);
-      jobId = held.jobId;
-      attempt = 1;
-      socket.submit(jobId, body, { enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) }, waiter);
+    followJob(socket, {
+      body,
+      seal: () => ({ enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) }),
+      stepMs,
+      held: ahead > 0 ? socket.take() : undefined,
+      done(t0, t1) {
+        if (t1 >= windowStart && t1 < windowEnd) {
+          completed++;
+          endToEnd.add(t1 - t0);
+        }
+      },
+      fail,
     });
 
   const lane = async (i: number): Promise<void> => {
