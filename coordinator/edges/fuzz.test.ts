@@ -17,7 +17,7 @@ import { RequesterClient } from '../../requester/client.ts';
 import { createGateway, listen } from '../../requester/gateway.ts';
 import { startAppServer, type RunningServer } from '../../scripts/serve.ts';
 import { ChatBody, EmbeddingsBody } from '../../requester/openai.ts';
-import { ContributorMessage, CreateJob, SubmitPayload, Verdict } from '../../protocol/wire.ts';
+import { type Assignment, ContributorMessage, CreateJob, SubmitPayload, Verdict } from '../../protocol/wire.ts';
 import { FakeWorker, startCoordinator, TEST_ENVELOPE } from '../testing.ts';
 import { frame, hostile, rng, sample } from './fuzz.ts';
 
@@ -216,15 +216,27 @@ describe('hostile input from the protocol’s schemas', () => {
       const settle = Date.now() + 10_000;
       while (coordinator.coordinator.stats().contributors > 0 && Date.now() < settle)
         await new Promise((resolve) => setTimeout(resolve, 50));
-      const worker = await coordinator.worker({ slots: 1 });
-      const res = await coordinator.api('POST', '/v1/jobs', { model: 'm', kind: 'chat', billing: TEST_ENVELOPE });
+      // A model no fuzz input offers or asks for, so neither a fuzz socket that lingers nor a
+      // fuzz job left waiting can come between the fresh contributor and this job.
+      const model = 'after-the-fuzz';
+      const worker = await coordinator.worker({ slots: 1, models: [model] });
+      const res = await coordinator.api('POST', '/v1/jobs', { model, kind: 'chat', billing: TEST_ENVELOPE });
       expect(res.status).toBe(201);
-      const { jobId } = (await res.json()) as { jobId: string };
+      const { jobId, assignment } = (await res.json()) as { jobId: string; assignment: Assignment | null };
       const events = await coordinator.events(jobId);
-      expect((await coordinator.submit(jobId, 1)).status).toBe(202);
-      const job = await worker.take('job', 10_000);
-      worker.chunk(job, 0, true);
       const seen = [];
+      // The payload goes to the attempt assigned to the fresh contributor, whichever attempt that is.
+      let attempt = assignment?.contributorId === worker.contributorId ? assignment.attempt : 0;
+      while (attempt === 0) {
+        const e = await events.next(30_000);
+        if (e === null) throw new Error(`the job's events ended before it was assigned to the fresh contributor: ${JSON.stringify(seen)}`);
+        seen.push(e);
+        if (e.type === 'assigned' && e.assignment.contributorId === worker.contributorId) attempt = e.assignment.attempt;
+      }
+      expect((await coordinator.submit(jobId, attempt)).status).toBe(202);
+      const job = await worker.take('job', 10_000);
+      expect(job).toMatchObject({ jobId, attempt });
+      worker.chunk(job, 0, true);
       for (let e = await events.next(10_000); e !== null; e = await events.next(10_000)) seen.push(e);
       expect(seen.at(-1)).toMatchObject({ type: 'chunk', final: true });
       worker.close();
