@@ -15,7 +15,7 @@ import type { SqlStore } from '../store/sql-store.ts';
 import { uniqueSchema } from '../store/testing.ts';
 import { HeldRuntime, NATS_URL, quiet, ReplicaKit, startContributor, testVerification, until } from '../../testing/cluster.ts';
 import { EmbedRuntime } from '../../testing/verification.ts';
-import { testWallet } from '../wallets/test-wallet.ts';
+import { proofBody, testWallet } from '../wallets/test-wallet.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { JobForwarding } from './forwarding.ts';
 import { recordedOwner } from './replica.ts';
@@ -224,22 +224,8 @@ describe('ton_proof payloads on any replica', () => {
   const domain = '127.0.0.1:5173';
   const post = (url: string, path: string, body: unknown): Promise<Response> =>
     fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const proofFor = (deviceKey: string, payload: string) => {
-    const timestamp = Math.floor(Date.now() / 1000);
-    return {
-      deviceKey,
-      address: wallet.address,
-      network: '-3',
-      publicKey: wallet.publicKey,
-      proof: {
-        timestamp,
-        domain: { lengthBytes: Buffer.byteLength(domain), value: domain },
-        signature: wallet.signProof(domain, timestamp, payload),
-        payload,
-        stateInit: wallet.stateInit,
-      },
-    };
-  };
+  const proofFor = (deviceKey: string, payload: string) =>
+    proofBody(wallet, { deviceKey, payload, domain, timestamp: Math.floor(Date.now() / 1000) });
   const deviceKey = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
 
   it('checks a payload issued by one replica on the other, once, within one per-address limit', { timeout: 60_000 }, async () => {

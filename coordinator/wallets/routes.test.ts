@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeWorker, startCoordinator } from '../testing.ts';
 import { domainAllowed } from './routes.ts';
-import { testWallet } from './test-wallet.ts';
+import { proofBody, testWallet } from './test-wallet.ts';
 
 type Started = Awaited<ReturnType<typeof startCoordinator>>;
 let started: Started | null = null;
@@ -22,20 +22,8 @@ async function deviceKeyOf(worker: FakeWorker): Promise<string> {
 async function prove(s: Started, deviceKey: string, domain = '127.0.0.1:5173', tamper = false): Promise<Response> {
   const issued = (await (await post(s.url, '/v1/wallet/payload', { deviceKey })).json()) as { payload: string; expiresAt: number };
   const timestamp = Math.floor(s.clock.now() / 1000);
-  const signature = wallet.signProof(tamper ? 'other.example' : domain, timestamp, issued.payload);
-  return post(s.url, '/v1/wallet/proof', {
-    deviceKey,
-    address: wallet.address,
-    network: '-3',
-    publicKey: wallet.publicKey,
-    proof: {
-      timestamp,
-      domain: { lengthBytes: Buffer.byteLength(domain), value: domain },
-      signature,
-      payload: issued.payload,
-      stateInit: wallet.stateInit,
-    },
-  });
+  const signedDomain = tamper ? 'other.example' : domain;
+  return post(s.url, '/v1/wallet/proof', proofBody(wallet, { deviceKey, payload: issued.payload, domain, timestamp, signedDomain }));
 }
 
 describe('wallet routes', () => {

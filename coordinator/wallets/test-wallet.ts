@@ -55,3 +55,27 @@ export function testWallet(label = 'spinneret test wallet'): TestWallet {
     signProof: (domain, timestamp, payload) => signTonProof(keys.secretKey, address, domain, timestamp, payload),
   };
 }
+
+/**
+ * A `POST /v1/wallet/proof` body: `wallet`'s `ton_proof` of `payload` for `domain` at
+ * `timestamp` (s), for the device `deviceKey`. `signedDomain`: the domain the signature is
+ * made for, when it is not `domain` (a tampered proof).
+ */
+export function proofBody(
+  wallet: TestWallet,
+  o: { deviceKey: string; payload: string; domain: string; timestamp: number; signedDomain?: string },
+): Record<string, unknown> {
+  return {
+    deviceKey: o.deviceKey,
+    address: wallet.address,
+    network: '-3',
+    publicKey: wallet.publicKey,
+    proof: {
+      timestamp: o.timestamp,
+      domain: { lengthBytes: Buffer.byteLength(o.domain), value: o.domain },
+      signature: wallet.signProof(o.signedDomain ?? o.domain, o.timestamp, o.payload),
+      payload: o.payload,
+      stateInit: wallet.stateInit,
+    },
+  };
+}
