@@ -88,6 +88,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     maxWaitMs: options.maxWaitMs ?? 2 * leaseMs,
     maxQueued: options.maxQueued ?? 10_000,
     retainMs: options.retainMs ?? 60_000,
+    ...(options.recordWaitMs !== undefined && { recordWaitMs: options.recordWaitMs }),
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
     chunksPerLease: limits.chunksPerLease,
     emptyChunksPerLease: limits.emptyChunksPerLease,
@@ -327,6 +328,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         jobs: snapshot.jobs,
         leaseExpiries: snapshot.leaseExpiries,
         duplicates: snapshot.duplicates,
+        deliveredUnrecorded: snapshot.deliveredUnrecorded,
         protocolErrors: snapshot.protocolErrors,
       };
     },

@@ -46,6 +46,10 @@ export class Job {
   error: WireError | null = null;
   #events: JobEvent[] = [];
   readonly #listeners = new Set<JobListener>();
+  /** While set, events from this index on are kept but not delivered (see {@link holdDelivery}). */
+  #heldFrom: number | null = null;
+  /** {@link end} was called while delivery was held. */
+  #endHeld = false;
 
   constructor(init: { id: string; apiKeyId: string; model: string; kind: JobKind; envelope: BillingEnvelope; now: number }) {
     this.id = init.id;
@@ -62,16 +66,47 @@ export class Job {
     return FINAL_STATES.has(this.state);
   }
 
-  /** Appends an event and delivers it to every subscriber. */
+  /** Appends an event and delivers it to every subscriber (unless delivery is held). */
   emit(event: JobEvent): void {
     this.#events.push(event);
+    if (this.#heldFrom !== null) return;
     for (const listener of this.#listeners) listener.event(event);
   }
 
   /** Ends every subscriber's stream; later subscribers get the log replayed and then the end. */
   end(): void {
+    if (this.#heldFrom !== null) {
+      this.#endHeld = true;
+      return;
+    }
     for (const listener of this.#listeners) listener.end();
     this.#listeners.clear();
+  }
+
+  /**
+   * Holds back the events emitted from now on (and the end of the stream) until
+   * {@link releaseDelivery}: a final result goes out only once the job's record says it is
+   * done, so no requester holds an answer the store could lose (docs/protocol.md, "Surviving faults").
+   */
+  holdDelivery(): void {
+    this.#heldFrom ??= this.#events.length;
+  }
+
+  /** Delivers what {@link holdDelivery} kept back, then the end if it came meanwhile. */
+  releaseDelivery(): void {
+    const from = this.#heldFrom;
+    if (from === null) return;
+    this.#heldFrom = null;
+    for (const event of this.#events.slice(from)) for (const listener of this.#listeners) listener.event(event);
+    if (this.#endHeld) {
+      this.#endHeld = false;
+      this.end();
+    }
+  }
+
+  /** Whether events are being held back from subscribers. */
+  get deliveryHeld(): boolean {
+    return this.#heldFrom !== null;
   }
 
   /** Drops result chunks of earlier attempts: a new attempt's stream starts again at seq 0. */
@@ -92,8 +127,9 @@ export class Job {
 
   /** Replays the events so far, then delivers new ones. Returns the unsubscribe function. */
   subscribe(listener: JobListener): () => void {
-    for (const event of this.#events) listener.event(event);
-    if (this.finished) {
+    const shown = this.#heldFrom ?? this.#events.length;
+    for (const event of this.#events.slice(0, shown)) listener.event(event);
+    if (this.finished && this.#heldFrom === null) {
       listener.end();
       return () => {};
     }

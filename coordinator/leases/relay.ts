@@ -33,6 +33,8 @@ export type { JobDone, Refusal, RelayOptions } from './relay-types.ts';
 export type { Hold } from './holds.ts';
 
 const NO_ONE: ReadonlySet<string> = new Set();
+/** Default {@link RelayOptions.recordWaitMs}. */
+const RECORD_WAIT_MS = 10_000;
 
 export class Relay {
   readonly #o: RelayOptions;
@@ -422,6 +424,8 @@ export class Relay {
     const role = m?.role ?? 'job';
     if (final && role === 'job') this.#o.checks?.beforeFinal?.(job, contributor, m?.replicas === true);
     const event = { type: 'chunk' as const, attempt: job.attempt, seq, final, sealed };
+    // A requester's answer goes out once the store has the job as done (then a restart charges it).
+    if (final && role === 'job') job.holdDelivery();
     job.emit(usage === undefined ? event : { ...event, usage });
     if (final) {
       this.#leases.end(lease, 'done');
@@ -431,6 +435,7 @@ export class Relay {
       job.completionTokens = billed.completionTokens;
       const contributorId = job.contributorId;
       this.#finish(job, 'done', null);
+      if (job.deliveryHeld) this.#deliverWhenRecorded(job);
       if (contributorId !== null) {
         const done = jobDone(job, contributorId, m, job.engineClass ?? this.#classOf(contributor, job.model), billed, claimed);
         this.#o.checks?.onDone?.(done);
@@ -593,6 +598,28 @@ export class Relay {
     if (m !== undefined && m.role !== 'job' && state !== 'done') this.#o.checks?.onCheckEnded?.(job.id, m.role, m.primaryJobId);
     this.#o.metrics.jobFinished(state, (now - job.createdAt) / 1000);
     this.#put(job, now);
+  }
+
+  /**
+   * Releases a done job's held answer once its record is written. If the database cannot take
+   * it (down, or slower than `recordWaitMs`) the answer goes out anyway, counted: the requester
+   * is not kept waiting on an outage, and the charge is retried (earnings/local.ts).
+   */
+  #deliverWhenRecorded(job: Job): void {
+    let released = false;
+    const release = (unrecorded: 'database' | 'timeout' | null): void => {
+      if (released) return;
+      released = true;
+      clearTimeout(timer);
+      if (unrecorded !== null) this.#o.metrics.deliveredUnrecorded(unrecorded);
+      job.releaseDelivery();
+    };
+    const timer = setTimeout(() => release('timeout'), this.#o.recordWaitMs ?? RECORD_WAIT_MS);
+    timer.unref?.();
+    this.#o.store.written().then(
+      () => release(null),
+      () => release('database'),
+    );
   }
 
   #put(job: Job, now = this.#o.clock.now()): void {

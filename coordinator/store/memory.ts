@@ -68,6 +68,8 @@ export class MemoryStore implements Store {
 
   async flush(): Promise<void> {}
 
+  async written(): Promise<void> {}
+
   async getJob(id: string): Promise<JobRecord | null> {
     const record = this.#jobs.get(id);
     return record === undefined ? null : { ...record };

@@ -257,6 +257,10 @@ export class SqlStore implements Store {
     return this.jobs.flush();
   }
 
+  written(): Promise<void> {
+    return this.jobs.written();
+  }
+
   /** Job records the database refused, set aside (see {@link JobWriteBuffer}). */
   get setAsideJobs(): SetAside {
     return this.jobs.setAside;

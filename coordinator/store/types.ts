@@ -74,6 +74,11 @@ export interface Store {
   putJob(record: JobRecord): void;
   /** Waits until every earlier putJob is written. */
   flush(): Promise<void>;
+  /**
+   * Like {@link flush}, without hurrying a write: resolves when every earlier putJob is written
+   * in its batch; rejects at once while the database cannot be written, or when that batch fails.
+   */
+  written(): Promise<void>;
   getJob(id: string): Promise<JobRecord | null>;
   /** Jobs not in a final state (for recovery after a restart). */
   unfinishedJobs(): Promise<JobRecord[]>;
