@@ -52,6 +52,10 @@ export interface CoordinatorOptions {
    * goes out anyway (the database is slow or down; counted in `spinneret_results_delivered_unrecorded_total`), ms. Default 10 000.
    */
   recordWaitMs?: number;
+  /** Largest sealed result kept with a done job's record for a requester cut off by a crash, bytes. Default 4 MiB. */
+  maxStoredResultBytes?: number;
+  /** How long such a stored result is kept after its job ended, ms. Default 10 minutes. */
+  resultRetainMs?: number;
   /** Largest sealed result of one job, bytes. Default 64 MiB. */
   maxResultBytes?: number;
   /** How often leases and heartbeats are checked, real-time ms. Default 250. */

@@ -1,12 +1,13 @@
 /**
  * One job in flight: its metadata (what the store keeps) and its event log (what the
- * requester's event stream replays). Payload and result bytes pass through; none is kept
- * beyond the event log of a job in flight.
+ * requester's event stream replays). Payload and result bytes pass through, sealed; the
+ * payload is kept nowhere beyond the job in flight, and a done requester job's sealed result
+ * only briefly in its record ({@link StoredResult}).
  */
 import type { BillingEnvelope } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Assignment, JobEvent, WireError } from '../../protocol/wire.ts';
-import type { JobRecord, JobState } from '../store/types.ts';
+import type { JobRecord, JobState, StoredResult } from '../store/types.ts';
 
 /** Receives a job's events as they happen; `end` after the last one. */
 export interface JobListener {
@@ -148,9 +149,17 @@ export class Job {
     return this.#events;
   }
 
-  /** The metadata the store keeps (no payload, no result). */
-  toRecord(): JobRecord {
+  /** The sealed result chunks of the current attempt. */
+  storedResult(): StoredResult {
+    const chunks: StoredResult['chunks'] = [];
+    for (const event of this.#events) if (event.type === 'chunk' && event.attempt === this.attempt) chunks.push(event);
+    return { attempt: this.attempt, chunks };
+  }
+
+  /** The metadata the store keeps (no payload; the sealed result only when asked). */
+  toRecord(options: { result?: boolean } = {}): JobRecord {
     return {
+      ...(options.result === true && { result: this.storedResult() }),
       id: this.id,
       apiKeyId: this.apiKeyId,
       model: this.model,

@@ -35,6 +35,8 @@ export type { Hold } from './holds.ts';
 const NO_ONE: ReadonlySet<string> = new Set();
 /** Default {@link RelayOptions.recordWaitMs}. */
 const RECORD_WAIT_MS = 10_000;
+/** Default {@link RelayOptions.maxStoredResultBytes}: 4 MiB. */
+const MAX_STORED_RESULT_BYTES = 4 * 1024 * 1024;
 
 export class Relay {
   readonly #o: RelayOptions;
@@ -597,7 +599,9 @@ export class Relay {
     const m = this.#meta.finished(job.id, job.apiKeyId);
     if (m !== undefined && m.role !== 'job' && state !== 'done') this.#o.checks?.onCheckEnded?.(job.id, m.role, m.primaryJobId);
     this.#o.metrics.jobFinished(state, (now - job.createdAt) / 1000);
-    this.#put(job, now);
+    // A held answer is written with the record, for a requester whose stream a crash cuts off.
+    const keep = job.deliveryHeld && job.resultBytes <= (this.#o.maxStoredResultBytes ?? MAX_STORED_RESULT_BYTES);
+    this.#put(job, now, keep);
   }
 
   /**
@@ -622,8 +626,8 @@ export class Relay {
     );
   }
 
-  #put(job: Job, now = this.#o.clock.now()): void {
+  #put(job: Job, now = this.#o.clock.now(), result = false): void {
     job.updatedAt = now;
-    this.#o.store.putJob(job.toRecord());
+    this.#o.store.putJob(job.toRecord({ result }));
   }
 }

@@ -79,6 +79,16 @@ export class MemoryStore implements Store {
     return [...this.#jobs.values()].filter((job) => !['done', 'failed', 'cancelled'].includes(job.state)).map((job) => ({ ...job }));
   }
 
+  async forgetResults(before: number): Promise<number> {
+    let cleared = 0;
+    for (const job of this.#jobs.values()) {
+      if (job.result === undefined || job.updatedAt >= before) continue;
+      delete job.result;
+      cleared++;
+    }
+    return cleared;
+  }
+
   async countJobs(): Promise<Record<JobState, number>> {
     const counts: Record<JobState, number> = { waiting: 0, queued: 0, leased: 0, done: 0, failed: 0, cancelled: 0 };
     for (const job of this.#jobs.values()) counts[job.state]++;
