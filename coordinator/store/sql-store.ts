@@ -97,8 +97,8 @@ function jobFromRow(row: JobRow): JobRecord {
   };
 }
 
-/** A stored result read back (the driver parses JSONB; a text form is parsed here). */
-function storedResult(value: unknown): StoredResult {
+/** A stored result read back from its JSONB column (the drivers parse it; a text form is parsed here). */
+export function storedResult(value: unknown): StoredResult {
   return (typeof value === 'string' ? JSON.parse(value) : value) as StoredResult;
 }
 
