@@ -1,9 +1,9 @@
 /**
  * Idempotency keys kept in the store (migration 011), on PostgreSQL: a repeat after a restart,
  * or on another replica, gets the job the first creation made and reserves nothing again (one
- * `job.reserve` in the ledger); two tries at once on two replicas make one job; one API key at
- * its cap of keys never pushes out another key's; an expired key makes a new job and expired
- * rows are deleted.
+ * `job.reserve` in the ledger), and a creation its coordinator stopped mid-way is taken over; two
+ * tries at once on two replicas make one job; one API key at its cap of keys never pushes out
+ * another key's; an expired key makes a new job and expired rows are deleted.
  */
 import { toNano } from '@ton/core';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -111,6 +111,20 @@ describe('idempotency keys in the store', () => {
       body: { error: { code: 'CONFLICT', message: expect.stringMatching(/idempotency key/) as unknown } },
     });
     expect(await reservations(second.store, key.id)).toEqual({ reserves: 1, billed: [jobId] });
+
+    // A creation the stopped coordinator claimed and never finished: after 10 s its repeat makes the job.
+    await second.store.db.query(
+      `INSERT INTO idempotency_keys (api_key_id, idem_key, fingerprint, job_id, state, claimed_at, expires_at)
+       SELECT api_key_id, 'cut-off-mid-creation', fingerprint, 'never-made', 'pending', $1, expires_at FROM idempotency_keys WHERE api_key_id = $2`,
+      [Date.now() - 10_000, key.id],
+    );
+    const taken = await post(second.url, key, 'cut-off-mid-creation');
+    expect(taken.status).toBe(201);
+    const { rows } = await second.store.db.query<{ job_id: string; state: string }>(
+      `SELECT job_id, state FROM idempotency_keys WHERE idem_key = 'cut-off-mid-creation'`,
+    );
+    expect(rows).toEqual([{ job_id: taken.body['jobId'], state: 'created' }]);
+    expect((await reservations(second.store, key.id)).reserves).toBe(2);
   });
 
   it('answers a repeat on another replica with the same job, and makes one job of two tries at once on two replicas', async () => {
