@@ -181,5 +181,10 @@ describe('idempotency keys in the store', () => {
     );
     // Every row expired by now was deleted by the sweep; only the last creation's is left.
     expect(rows.rows).toEqual([{ api_key_id: busy.id, idem_key: 'busy-key-creation-04' }]);
+    // Each API key's count of rows (its cap's measure) follows every insert and delete.
+    const counts = await c.store.db.query<{ api_key_id: string; n: number }>(
+      'SELECT api_key_id, n FROM idempotency_key_counts WHERE n > 0',
+    );
+    expect(counts.rows).toEqual([{ api_key_id: busy.id, n: 1 }]);
   });
 });

@@ -61,7 +61,30 @@ const fromRow = (r: Row): CreationRow => ({
   expiresAt: toInt(r.expires_at),
 });
 
-/** Rows in the store's database (PGlite or PostgreSQL). */
+/**
+ * Deletes the rows matching `where` (over `params`) and takes them off their API keys' counts;
+ * how many. `many`: it may match several rows, so it runs under one transaction lock, and two
+ * such deletes never wait on each other's rows (a deadlock); one row needs none.
+ */
+async function deleteCounted(db: SqlDb, where: string, params: readonly unknown[], many = false): Promise<number> {
+  return db.transaction(async (tx) => {
+    if (many) await tx.query(`SELECT pg_advisory_xact_lock(hashtext('spinneret.idempotency-keys'))`);
+    const { rows } = await tx.query<{ n: unknown }>(
+      `WITH gone AS (DELETE FROM idempotency_keys WHERE ${where} RETURNING api_key_id),
+            per AS (SELECT api_key_id, count(*) AS k FROM gone GROUP BY api_key_id),
+            counted AS (UPDATE idempotency_key_counts c SET n = c.n - per.k FROM per WHERE c.api_key_id = per.api_key_id RETURNING per.k)
+       SELECT coalesce(sum(k), 0) AS n FROM counted`,
+      params,
+    );
+    return toInt(rows[0]?.n ?? 0);
+  });
+}
+
+/**
+ * Rows in the store's database (PGlite or PostgreSQL). Each API key's rows are counted in
+ * `idempotency_key_counts` as they are inserted and deleted, so a claim checks the cap in one
+ * row, whatever the key holds.
+ */
 export class SqlCreationRows implements CreationRows {
   readonly #db: SqlDb;
 
@@ -72,36 +95,40 @@ export class SqlCreationRows implements CreationRows {
   async claim(apiKeyId: string, key: string, row: CreationRow, now: number, cap: number): Promise<Claim> {
     // A row deleted between the insert and the read (its creation refused, or expired) is claimed again.
     for (let round = 0; round < 8; round++) {
-      // The cap is counted in the insert itself: creations at once may pass it by how many run at once, never more.
-      const inserted = await this.#db.query(
-        `INSERT INTO idempotency_keys (api_key_id, idem_key, fingerprint, job_id, state, claimed_at, expires_at)
-         SELECT $1::text, $2::text, $3::text, $4::text, 'pending', $5::bigint, $6::bigint
-         WHERE (SELECT count(*) FROM (SELECT 1 FROM idempotency_keys WHERE api_key_id = $1::text AND expires_at > $5::bigint LIMIT $7::bigint) AS live) < $7::bigint
-         ON CONFLICT (api_key_id, idem_key) DO NOTHING RETURNING 1`,
-        [apiKeyId, key, row.fingerprint, row.jobId, row.claimedAt, row.expiresAt, cap],
+      // The row and its count in one statement; past the cap it is deleted again, so creations at
+      // once near the cap may all be refused, and the key keeps at most `cap`.
+      const { rows: counted } = await this.#db.query<{ n: unknown }>(
+        `WITH ins AS (
+           INSERT INTO idempotency_keys (api_key_id, idem_key, fingerprint, job_id, state, claimed_at, expires_at)
+           VALUES ($1, $2, $3, $4, 'pending', $5, $6) ON CONFLICT (api_key_id, idem_key) DO NOTHING RETURNING api_key_id
+         ), cnt AS (
+           INSERT INTO idempotency_key_counts (api_key_id, n) SELECT api_key_id, 1 FROM ins
+           ON CONFLICT (api_key_id) DO UPDATE SET n = idempotency_key_counts.n + 1 RETURNING n
+         )
+         SELECT n FROM cnt`,
+        [apiKeyId, key, row.fingerprint, row.jobId, row.claimedAt, row.expiresAt],
       );
-      if (inserted.rows.length > 0) return { kind: 'claimed' };
+      const n = counted[0]?.n;
+      if (n !== undefined && toInt(n) <= cap) return { kind: 'claimed' };
+      if (n !== undefined) {
+        await this.forget(apiKeyId, key, row.jobId);
+        const { rows } = await this.#db.query<{ oldest: unknown }>(
+          'SELECT min(expires_at) AS oldest FROM idempotency_keys WHERE api_key_id = $1',
+          [apiKeyId],
+        );
+        const oldest = toInt(rows[0]?.oldest ?? now);
+        if (oldest > now) return { kind: 'full', oldestExpiresAt: oldest };
+        // Rows expired and not yet swept count against the cap: delete the key's, and claim again.
+        await deleteCounted(this.#db, 'api_key_id = $1 AND expires_at <= $2', [apiKeyId, now], true);
+        continue;
+      }
       const { rows } = await this.#db.query<Row>(
         'SELECT fingerprint, job_id, state, claimed_at, expires_at FROM idempotency_keys WHERE api_key_id = $1 AND idem_key = $2',
         [apiKeyId, key],
       );
       const held = rows[0];
       if (held !== undefined && toInt(held.expires_at) > now) return { kind: 'taken', row: fromRow(held) };
-      if (held !== undefined) {
-        await this.#db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idem_key = $2 AND expires_at <= $3', [
-          apiKeyId,
-          key,
-          now,
-        ]);
-        continue;
-      }
-      const oldest = await this.#db.query<{ n: unknown; oldest: unknown }>(
-        `SELECT count(*) AS n, min(expires_at) AS oldest FROM
-           (SELECT expires_at FROM idempotency_keys WHERE api_key_id = $1 AND expires_at > $2 ORDER BY expires_at LIMIT $3) AS live`,
-        [apiKeyId, now, cap],
-      );
-      const o = oldest.rows[0];
-      if (o !== undefined && toInt(o.n) >= cap) return { kind: 'full', oldestExpiresAt: toInt(o.oldest) };
+      if (held !== undefined) await deleteCounted(this.#db, 'api_key_id = $1 AND idem_key = $2 AND expires_at <= $3', [apiKeyId, key, now]);
     }
     throw new Error(`internal: the idempotency key of API key ${apiKeyId} changed hands 8 times in one claim`);
   }
@@ -124,15 +151,11 @@ export class SqlCreationRows implements CreationRows {
   }
 
   async forget(apiKeyId: string, key: string, jobId: string): Promise<void> {
-    await this.#db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idem_key = $2 AND job_id = $3', [apiKeyId, key, jobId]);
+    await deleteCounted(this.#db, 'api_key_id = $1 AND idem_key = $2 AND job_id = $3', [apiKeyId, key, jobId]);
   }
 
   async forgetExpired(now: number): Promise<number> {
-    const { rows } = await this.#db.query<{ n: unknown }>(
-      'WITH gone AS (DELETE FROM idempotency_keys WHERE expires_at <= $1 RETURNING 1) SELECT count(*) AS n FROM gone',
-      [now],
-    );
-    return toInt(rows[0]?.n ?? 0);
+    return deleteCounted(this.#db, 'expires_at <= $1', [now], true);
   }
 }
 
@@ -144,11 +167,9 @@ export class SqlCreationRows implements CreationRows {
 export class MemoryCreationRows implements CreationRows {
   readonly #byApiKey = new Map<string, Map<string, CreationRow>>();
 
-  /** Rows held, expired or not (tests). */
-  get size(): number {
-    let n = 0;
-    for (const rows of this.#byApiKey.values()) n += rows.size;
-    return n;
+  /** Rows `apiKeyId` holds, expired or not (tests). */
+  held(apiKeyId: string): number {
+    return this.#byApiKey.get(apiKeyId)?.size ?? 0;
   }
 
   async claim(apiKeyId: string, key: string, row: CreationRow, now: number, cap: number): Promise<Claim> {

@@ -118,7 +118,7 @@ describe.each(['memory', 'database'] as const)('idempotency keys kept in %s', (w
   const rows = (): CreationRows => (where === 'memory' ? new MemoryCreationRows() : new SqlCreationRows(net.store.db));
   /** Rows of `apiKeyId` held (expired or not). */
   const held = async (r: CreationRows, apiKeyId: string): Promise<number> => {
-    if (r instanceof MemoryCreationRows) return r.size;
+    if (r instanceof MemoryCreationRows) return r.held(apiKeyId);
     const { rows: found } = await net.store.db.query<{ n: unknown }>('SELECT count(*) AS n FROM idempotency_keys WHERE api_key_id = $1', [
       apiKeyId,
     ]);
@@ -164,6 +164,10 @@ describe.each(['memory', 'database'] as const)('idempotency keys kept in %s', (w
     expect((await memory.run(busy, 'b', 1, newId, make)).kind).toBe('first');
     for (let i = 0; i < 5; i++) expect(await memory.run(busy, `c${i}`, 1, newId, make)).toEqual({ kind: 'full', retryAfterMs: 1_000 });
     expect(await memory.run(other, 'x', 1, newId, make)).toEqual({ kind: 'repeat', jobId: kept.kind === 'first' ? kept.value : '' });
+    // Once the busy key's rows expire (before any sweep) they make room again.
+    clock.advance(1_000);
+    expect((await memory.run(busy, 'c0', 1, newId, make)).kind).toBe('first');
+    expect(await held(r, busy)).toBe(1);
     // A creation that throws (a refusal) made nothing: its repeat runs again.
     await expect(memory.run(other, 'y', 1, newId, () => Promise.reject(new Error('refused')))).rejects.toThrow('refused');
     expect((await memory.run(other, 'y', 1, newId, make)).kind).toBe('first');
