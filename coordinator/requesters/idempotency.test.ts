@@ -2,19 +2,23 @@
  * Job creation under an idempotency key (docs/protocol.md, "Job creation"), on the real
  * coordinator with its money side: a repeat with the same key and body gets the same job and
  * reserves nothing again (exact nanoTON), over HTTP and the requester channel; another body under
- * the key is 409; a malformed key is 400. Then the keys' own rules, kept in memory and in the
- * database: time, a cap per API key, creations at once, and one cut off mid-way.
+ * the key is 409; a malformed key is 400; the same on a coordinator on the memory store, with
+ * its cap per API key (429). Then the keys' own rules, kept in memory and in the database: time,
+ * a cap per API key, creations at once, and one cut off mid-way.
  */
 import { randomUUID } from 'node:crypto';
 import { toNano } from '@ton/core';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type PaidNetwork, startPaidNetwork, type TestKey } from '../../testing/billing.ts';
-import { FakeClock } from '../testing.ts';
+import { createCoordinator } from '../app.ts';
+import { MemoryStore } from '../store/memory.ts';
+import { FakeClock, TEST_ENVELOPE } from '../testing.ts';
 import { IdempotentCreations } from './idempotency.ts';
 import { type CreationRows, MemoryCreationRows, SqlCreationRows } from './idempotency-rows.ts';
 
 vi.setConfig({ testTimeout: 60_000 });
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** tiny-decoder (prices.json): 40 · 1,000 + 16 · 3,000 nanoTON reserved for this envelope. */
 const ENVELOPE = { inputTokens: 40, maxOutputTokens: 16 };
@@ -111,6 +115,46 @@ describe('job creation under an idempotency key', () => {
     expect(bad).toMatchObject({ type: 'error', status: 400, ref: 'r4' });
     expect(await net.balance(key)).toEqual({ available: toNano('1') - RESERVED, reserved: RESERVED });
     expect(await billingRows(key.id)).toEqual([first['jobId']]);
+  });
+});
+
+describe('job creation under an idempotency key on the memory store', () => {
+  it('answers a repeat with the same job, refuses another body, and refuses past the cap per API key (429)', async () => {
+    const clock = new FakeClock();
+    const coordinator = createCoordinator({
+      store: new MemoryStore(),
+      clock,
+      logger: quiet,
+      limits: { idempotencyKeys: 1, idempotencyTtlS: 60 },
+    });
+    try {
+      const [one, two] = [await coordinator.createApiKey('one'), await coordinator.createApiKey('two')];
+      const create = async (
+        secret: string,
+        key: string,
+        envelope = TEST_ENVELOPE,
+      ): Promise<{ status: number; body: Record<string, unknown> }> => {
+        const res = await coordinator.app.request('/v1/jobs', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'idempotency-key': key },
+          body: JSON.stringify({ model: 'm', kind: 'chat', billing: envelope }),
+        });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const first = await create(one.secret, 'memory-store-key-01');
+      expect(first.status).toBe(201);
+      expect(await create(one.secret, 'memory-store-key-01')).toEqual({
+        status: 200,
+        body: { jobId: first.body['jobId'], assignment: null },
+      });
+      expect((await create(one.secret, 'memory-store-key-01', { ...TEST_ENVELOPE, maxOutputTokens: 1 })).status).toBe(409);
+      expect(await create(one.secret, 'memory-store-key-02')).toMatchObject({ status: 429, body: { error: { code: 'QUOTA' } } });
+      expect((await create(two.secret, 'memory-store-key-02')).status).toBe(201);
+      clock.advance(60_000);
+      expect((await create(one.secret, 'memory-store-key-02')).status).toBe(201);
+    } finally {
+      await coordinator.close();
+    }
   });
 });
 
