@@ -200,6 +200,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     subscribersPerKey: limits.subscribersPerKey,
     eventStreamBufferBytes: limits.eventStreamBufferBytes,
     idempotency: { keys: limits.idempotencyKeys, ttlMs: limits.idempotencyTtlS * 1000 },
+    clock,
     ...(options.billing !== undefined && { billing: options.billing }),
     ...(options.catalog !== undefined && { catalog: options.catalog }),
   });

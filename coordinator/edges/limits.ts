@@ -29,7 +29,7 @@ export interface EdgeLimits {
   eventStreamBufferBytes: number;
   /** Requester channels (`/v1/requester` WebSockets) open at once for one API key. */
   channelsPerKey: number;
-  /** Job creations remembered by their idempotency key (all API keys together; the oldest is forgotten first). */
+  /** Unexpired job creations one API key holds by idempotency key (past it, a creation under a new key is refused 429). */
   idempotencyKeys: number;
   /** How long a job creation is remembered by its idempotency key, seconds. */
   idempotencyTtlS: number;

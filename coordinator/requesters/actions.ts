@@ -20,7 +20,10 @@ import type { Hold, Refusal, Relay } from '../leases/relay.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
 import type { ApiKeyRecord, JobRecord, JobState, Store } from '../store/types.ts';
 import type { ApiKeys, Quotas } from './keys.ts';
+import type { Clock } from '../clock.ts';
+import { SqlStore } from '../store/sql-store.ts';
 import { type IdempotencyLimits, IdempotentCreations } from './idempotency.ts';
+import { MemoryCreationRows, SqlCreationRows } from './idempotency-rows.ts';
 
 const FINAL: ReadonlySet<JobState> = new Set(['done', 'failed', 'cancelled']);
 
@@ -38,16 +41,23 @@ export interface RequesterDeps {
   subscribersPerKey?: number;
   /** Bytes queued to an event-stream reader that does not read before it is dropped (default 16 MiB). */
   eventStreamBufferBytes?: number;
-  /** Job creations remembered by idempotency key (default 100,000 for one hour). */
+  /**
+   * Job creations remembered by idempotency key (default 100,000 per API key, for one hour): in
+   * the store's database when it has one (shared by replicas, kept across restarts), else here.
+   */
   idempotency?: Partial<IdempotencyLimits>;
+  /** Time of the idempotency keys' expiry (default the system clock). */
+  clock?: Clock;
 }
 
-/** A created job; `repeated`: an earlier creation with the same idempotency key made it. */
-export interface Created {
-  job: Job;
-  assignment: Assignment | null;
-  repeated?: boolean;
-}
+/**
+ * A created job; `repeated`: an earlier creation with the same idempotency key made it. `job`:
+ * the live job, or null for a repeat whose job this coordinator does not hold (on another
+ * replica, or from before a restart): it is followed by its id.
+ */
+export type Created =
+  | { job: Job; jobId: string; assignment: Assignment | null; repeated?: false }
+  | { job: Job | null; jobId: string; assignment: Assignment | null; repeated: true };
 
 /** The relay's refusal as the error to throw. */
 function refusedBy(r: Refusal): Problem {
@@ -66,11 +76,12 @@ export class RequesterActions {
   readonly #perKey = new Counter();
   readonly #maxPerJob: number;
   readonly #maxPerKey: number;
-  readonly #creations: IdempotentCreations<Created>;
+  readonly #creations: IdempotentCreations<Created & { job: Job }>;
 
   constructor(deps: RequesterDeps) {
     this.deps = deps;
-    this.#creations = new IdempotentCreations(deps.idempotency);
+    const rows = deps.store instanceof SqlStore ? new SqlCreationRows(deps.store.db) : new MemoryCreationRows();
+    this.#creations = new IdempotentCreations(rows, deps.idempotency, deps.clock);
     this.#maxPerJob = deps.subscribersPerJob ?? 8;
     this.#maxPerKey = deps.subscribersPerKey ?? 1_000;
   }
@@ -89,32 +100,56 @@ export class RequesterActions {
    * same creation gets the same job (nothing reserved again); another body under the key, 409.
    */
   async createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold, idempotencyKey?: string): Promise<Created> {
-    if (idempotencyKey === undefined) return this.#createJob(key, body, hold);
+    if (idempotencyKey === undefined) return this.#createJob(key, body, hold, hold?.id ?? randomId());
     // A refusal is thrown, so only creations that made a job are remembered.
     const remembered = await this.#creations.run(
       key.id,
       idempotencyKey,
       body,
-      () => true,
-      () => this.#createJob(key, body, hold),
+      () => hold?.id ?? randomId(),
+      (id) => this.#createJob(key, body, hold, id),
     );
-    if (remembered.kind === 'mismatch') {
-      throw new Problem(409, 'CONFLICT', 'This idempotency key was used for another job creation; use a new key for a new job.');
+    switch (remembered.kind) {
+      case 'first':
+        return remembered.value;
+      case 'mismatch':
+        throw new Problem(409, 'CONFLICT', 'This idempotency key was used for another job creation; use a new key for a new job.');
+      case 'full': {
+        const retryAfterS = Math.max(1, Math.ceil(remembered.retryAfterMs / 1000));
+        const { keys, ttlMs } = this.#creations.limits;
+        const ttlS = Math.round(ttlMs / 1000);
+        throw new Problem(
+          429,
+          'QUOTA',
+          `This API key holds ${keys} idempotency keys from the last ${ttlS} s, its limit; retry in ${retryAfterS} s, or create the job without an Idempotency-Key.`,
+          { retryAfterS },
+        );
+      }
+      case 'busy':
+        throw new Problem(
+          503,
+          'UNAVAILABLE',
+          'A creation under this idempotency key is still running; try again under the same key in a few seconds.',
+          {
+            retryAfterS: 1,
+          },
+        );
+      case 'superseded': {
+        // Another try under the key made its job: this one ends before anyone follows it, and its reservation goes back.
+        this.deps.relay.refuse(remembered.value.job, { code: 'CONFLICT', message: 'Another try under its idempotency key made the job.' });
+        throw new Problem(503, 'UNAVAILABLE', 'This creation took too long; try again under the same idempotency key to get its job.', {
+          retryAfterS: 1,
+        });
+      }
+      case 'repeat': {
+        const { jobId } = remembered;
+        const job = this.deps.relay.job(jobId, key.id) ?? null;
+        return { job, jobId, assignment: job?.assignment ?? null, repeated: true };
+      }
     }
-    if (remembered.kind === 'first') return remembered.value;
-    const id = remembered.value.job.id;
-    const job = this.deps.relay.job(id, key.id);
-    if (job === undefined) {
-      throw new Problem(
-        409,
-        'CONFLICT',
-        `This idempotency key created job ${id}, which this coordinator no longer holds; follow it by its id.`,
-      );
-    }
-    return { job, assignment: job.assignment, repeated: true };
   }
 
-  async #createJob(key: ApiKeyRecord, body: CreateJob, hold?: Hold): Promise<Created> {
+  async #createJob(key: ApiKeyRecord, body: CreateJob, hold: Hold | undefined, id: string): Promise<Created & { job: Job }> {
     const { relay, quotas, billing, catalog } = this.deps;
     const quota = quotas.check(key, relay.inFlightFor(key.id));
     if (quota !== null) throw new Problem(429, 'QUOTA', quota.message, { retryAfterS: quota.retryAfterS });
@@ -125,7 +160,6 @@ export class RequesterActions {
     }
     // Refused before the reservation: a 503 moves no money and leaves no billing row behind.
     if (relay.draining) throw new Problem(503, 'DRAINING', 'The coordinator is shutting down; submit the job again in a minute.');
-    const id = hold?.id ?? randomId();
     if (billing !== undefined) {
       const reserved = await billing.reserveJob(key, id, model, kind, envelope);
       if (!reserved.ok) throw new Problem(402, reserved.body.error.code, reserved.body.error.message, { payment: reserved.body });
@@ -141,7 +175,7 @@ export class RequesterActions {
       throw refusedBy(job);
     }
     quotas.record(key.id);
-    return { job, assignment: job.assignment };
+    return { job, jobId: id, assignment: job.assignment };
   }
 
   /**
@@ -205,7 +239,7 @@ export class RequesterActions {
     if (created.repeated === true) {
       // The key's job was made on another assignment: this one goes back, and its payload (sealed for it) is not used.
       relay.releaseHold(hold);
-      const id = created.job.id;
+      const id = created.jobId;
       throw new Problem(409, 'CONFLICT', `This idempotency key created job ${id}; follow that job instead of submitting it again.`);
     }
     const { job } = created;

@@ -186,10 +186,10 @@ class ChannelSession {
     switch (m.type) {
       case 'create': {
         if (length > CREATE_LIMIT) throw tooLarge('create');
-        const { job, assignment } = await actions.createJob(this.#key, m.job, undefined, m.idempotencyKey);
-        this.#send({ v: PROTOCOL_VERSION, type: 'created', ref: m.ref, jobId: job.id, assignment });
+        const { jobId, assignment } = await actions.createJob(this.#key, m.job, undefined, m.idempotencyKey);
+        this.#send({ v: PROTOCOL_VERSION, type: 'created', ref: m.ref, jobId, assignment });
         // Its events follow on this socket; the `assigned` already in `created` is not sent twice.
-        return this.#follow(job.id, assignment === null ? 0 : 1);
+        return this.#follow(jobId, assignment === null ? 0 : 1);
       }
       case 'assign': {
         // Holds that expired, or whose contributor left, no longer count against the channel.

@@ -2,16 +2,23 @@
  * Job creation under an idempotency key (docs/protocol.md, "Job creation"), on the real
  * coordinator with its money side: a repeat with the same key and body gets the same job and
  * reserves nothing again (exact nanoTON), over HTTP and the requester channel; another body under
- * the key is 409; a malformed key is 400. Then the memory's own bounds: time, count, oldest first.
+ * the key is 409; a malformed key is 400; the same on a coordinator on the memory store, with
+ * its cap per API key (429). Then the keys' own rules, kept in memory and in the database: time,
+ * a cap per API key, creations at once, and one cut off mid-way.
  */
+import { randomUUID } from 'node:crypto';
 import { toNano } from '@ton/core';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type PaidNetwork, startPaidNetwork, type TestKey } from '../../testing/billing.ts';
-import { FakeClock } from '../testing.ts';
+import { createCoordinator } from '../app.ts';
+import { MemoryStore } from '../store/memory.ts';
+import { FakeClock, TEST_ENVELOPE } from '../testing.ts';
 import { IdempotentCreations } from './idempotency.ts';
+import { type CreationRows, MemoryCreationRows, SqlCreationRows } from './idempotency-rows.ts';
 
 vi.setConfig({ testTimeout: 60_000 });
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** tiny-decoder (prices.json): 40 · 1,000 + 16 · 3,000 nanoTON reserved for this envelope. */
 const ENVELOPE = { inputTokens: 40, maxOutputTokens: 16 };
@@ -111,26 +118,131 @@ describe('job creation under an idempotency key', () => {
   });
 });
 
-describe('the idempotency memory', () => {
-  const ok = (): boolean => true;
-  it('forgets a creation after its time and the oldest past its count, and never remembers a refusal', async () => {
-    const clock = new FakeClock(0);
-    const memory = new IdempotentCreations<string>({ keys: 2, ttlMs: 1_000 }, clock);
-    let made = 0;
-    const create = (): Promise<string> => Promise.resolve(`job-${++made}`);
-    expect(await memory.run('k', 'a', 1, ok, create)).toEqual({ kind: 'first', value: 'job-1' });
-    expect(await memory.run('k', 'a', 1, ok, create)).toEqual({ kind: 'repeat', value: 'job-1' });
-    expect(await memory.run('k', 'a', 2, ok, create)).toEqual({ kind: 'mismatch' });
+describe('job creation under an idempotency key on the memory store', () => {
+  it('answers a repeat with the same job, refuses another body, and refuses past the cap per API key (429)', async () => {
+    const clock = new FakeClock();
+    const coordinator = createCoordinator({
+      store: new MemoryStore(),
+      clock,
+      logger: quiet,
+      limits: { idempotencyKeys: 1, idempotencyTtlS: 60 },
+    });
+    try {
+      const [one, two] = [await coordinator.createApiKey('one'), await coordinator.createApiKey('two')];
+      const create = async (
+        secret: string,
+        key: string,
+        envelope = TEST_ENVELOPE,
+      ): Promise<{ status: number; body: Record<string, unknown> }> => {
+        const res = await coordinator.app.request('/v1/jobs', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'idempotency-key': key },
+          body: JSON.stringify({ model: 'm', kind: 'chat', billing: envelope }),
+        });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const first = await create(one.secret, 'memory-store-key-01');
+      expect(first.status).toBe(201);
+      expect(await create(one.secret, 'memory-store-key-01')).toEqual({
+        status: 200,
+        body: { jobId: first.body['jobId'], assignment: null },
+      });
+      expect((await create(one.secret, 'memory-store-key-01', { ...TEST_ENVELOPE, maxOutputTokens: 1 })).status).toBe(409);
+      expect(await create(one.secret, 'memory-store-key-02')).toMatchObject({ status: 429, body: { error: { code: 'QUOTA' } } });
+      expect((await create(two.secret, 'memory-store-key-02')).status).toBe(201);
+      clock.advance(60_000);
+      expect((await create(one.secret, 'memory-store-key-02')).status).toBe(201);
+    } finally {
+      await coordinator.close();
+    }
+  });
+});
+
+describe.each(['memory', 'database'] as const)('idempotency keys kept in %s', (where) => {
+  const rows = (): CreationRows => (where === 'memory' ? new MemoryCreationRows() : new SqlCreationRows(net.store.db));
+  /** Rows of `apiKeyId` held (expired or not). */
+  const held = async (r: CreationRows, apiKeyId: string): Promise<number> => {
+    if (r instanceof MemoryCreationRows) return r.held(apiKeyId);
+    const { rows: found } = await net.store.db.query<{ n: unknown }>('SELECT count(*) AS n FROM idempotency_keys WHERE api_key_id = $1', [
+      apiKeyId,
+    ]);
+    return Number(found[0]?.n);
+  };
+  let made = 0;
+  const newId = (): string => `job-${++made}`;
+  const make = (id: string): Promise<string> => Promise.resolve(id);
+  const apiKey = (): string => `key-${randomUUID()}`;
+
+  it('answers a repeat until the key expires, refuses another body, and deletes expired rows', async () => {
+    const clock = new FakeClock();
+    const r = rows();
+    const memory = new IdempotentCreations<string>(r, { keys: 10, ttlMs: 1_000 }, clock);
+    const k = apiKey();
+    const first = await memory.run(k, 'a', 1, newId, make);
+    expect(first.kind).toBe('first');
+    const jobId = first.kind === 'first' ? first.value : '';
+    expect(await memory.run(k, 'a', 1, newId, make)).toEqual({ kind: 'repeat', jobId });
+    expect(await memory.run(k, 'a', 2, newId, make)).toEqual({ kind: 'mismatch' });
+    clock.advance(999);
+    expect(await memory.run(k, 'a', 1, newId, make)).toEqual({ kind: 'repeat', jobId });
+    clock.advance(1);
+    const again = await memory.run(k, 'a', 1, newId, make);
+    expect(again).toMatchObject({ kind: 'first' });
+    expect(again).not.toEqual(first);
+    await memory.run(k, 'b', 1, newId, make);
+    expect(await held(r, k)).toBe(2);
+    // Both expire; the sweep (once a minute of the clock) deletes them without any repeat.
+    clock.advance(60_000);
+    expect(await r.forgetExpired(clock.now())).toBeGreaterThanOrEqual(2);
+    expect(await held(r, k)).toBe(0);
+  });
+
+  it("refuses a key's creations past its cap without touching another key's, and forgets a refused creation", async () => {
+    const clock = new FakeClock();
+    const r = rows();
+    const memory = new IdempotentCreations<string>(r, { keys: 2, ttlMs: 1_000 }, clock);
+    const [busy, other] = [apiKey(), apiKey()];
+    const kept = await memory.run(other, 'x', 1, newId, make);
+    clock.advance(100);
+    expect((await memory.run(busy, 'a', 1, newId, make)).kind).toBe('first');
+    expect((await memory.run(busy, 'b', 1, newId, make)).kind).toBe('first');
+    for (let i = 0; i < 5; i++) expect(await memory.run(busy, `c${i}`, 1, newId, make)).toEqual({ kind: 'full', retryAfterMs: 1_000 });
+    expect(await memory.run(other, 'x', 1, newId, make)).toEqual({ kind: 'repeat', jobId: kept.kind === 'first' ? kept.value : '' });
+    // Once the busy key's rows expire (before any sweep) they make room again.
     clock.advance(1_000);
-    expect(await memory.run('k', 'a', 1, ok, create)).toEqual({ kind: 'first', value: 'job-2' });
-    await memory.run('k', 'b', 1, ok, create);
-    await memory.run('k', 'c', 1, ok, create);
-    expect(memory.size).toBe(2);
-    // `a` was the oldest: forgotten.
-    expect(await memory.run('k', 'a', 1, ok, create)).toEqual({ kind: 'first', value: 'job-5' });
-    expect(await memory.run('k', 'c', 1, ok, create)).toEqual({ kind: 'repeat', value: 'job-4' });
-    // A refused creation made nothing: the next try runs again.
-    expect(await memory.run('k', 'd', 1, () => false, create)).toEqual({ kind: 'first', value: 'job-6' });
-    expect(await memory.run('k', 'd', 1, ok, create)).toEqual({ kind: 'first', value: 'job-7' });
+    expect((await memory.run(busy, 'c0', 1, newId, make)).kind).toBe('first');
+    expect(await held(r, busy)).toBe(1);
+    // A creation that throws (a refusal) made nothing: its repeat runs again.
+    await expect(memory.run(other, 'y', 1, newId, () => Promise.reject(new Error('refused')))).rejects.toThrow('refused');
+    expect((await memory.run(other, 'y', 1, newId, make)).kind).toBe('first');
+  });
+
+  it('makes one job of two creations at once on two coordinators, and takes over one whose coordinator stopped mid-way', async () => {
+    const clock = new FakeClock();
+    const r = rows();
+    const limits = { keys: 10, ttlMs: 60_000, pendingMs: 150 };
+    const [a, b] = [new IdempotentCreations<string>(r, limits, clock), new IdempotentCreations<string>(r, limits, clock)];
+    const k = apiKey();
+    let letGo = (): void => undefined;
+    const slow = (id: string): Promise<string> => new Promise((resolve) => (letGo = () => resolve(id)));
+    const first = a.run(k, 'same', 1, newId, slow);
+    await vi.waitFor(() => expect(held(r, k)).resolves.toBe(1));
+    // B waits for A's creation: within `pendingMs` it answers busy (try again), not a second job.
+    expect(await b.run(k, 'same', 1, newId, make)).toEqual({ kind: 'busy' });
+    const repeat = b.run(k, 'same', 1, newId, make);
+    letGo();
+    const answer = await first;
+    expect(answer.kind).toBe('first');
+    expect(await repeat).toEqual({ kind: 'repeat', jobId: answer.kind === 'first' ? answer.value : '' });
+
+    // A stopped mid-way (its creation never ends): past `pendingMs` B makes the job, and A's late one is undone.
+    const stuck = a.run(k, 'cut-off', 1, newId, slow);
+    await vi.waitFor(() => expect(held(r, k)).resolves.toBe(2));
+    clock.advance(150);
+    const taken = await b.run(k, 'cut-off', 1, newId, make);
+    expect(taken.kind).toBe('first');
+    letGo();
+    expect((await stuck).kind).toBe('superseded');
+    expect(await a.run(k, 'cut-off', 1, newId, make)).toEqual({ kind: 'repeat', jobId: taken.kind === 'first' ? taken.value : '' });
   });
 });

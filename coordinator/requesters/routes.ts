@@ -44,9 +44,9 @@ export function requesterRoutes(deps: RequesterDeps | RequesterActions): Hono<En
     if (idempotencyKey !== undefined && !v.is(IdempotencyKey, idempotencyKey)) {
       throw new Problem(400, 'BAD_MESSAGE', 'The Idempotency-Key header is 16–64 base64url characters; send a new random one per job.');
     }
-    const { job, assignment, repeated } = await actions.createJob(c.get('apiKey'), body, undefined, idempotencyKey);
+    const { jobId, assignment, repeated } = await actions.createJob(c.get('apiKey'), body, undefined, idempotencyKey);
     // A repeat under the same idempotency key answers 200 with the job the first one created.
-    return c.json({ jobId: job.id, assignment }, repeated === true ? 200 : 201);
+    return c.json({ jobId, assignment }, repeated === true ? 200 : 201);
   });
 
   app.put('/jobs/:id/payload', bodyLimitOf(MAX_PAYLOAD_BODY), async (c) => {
