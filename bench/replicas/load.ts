@@ -79,6 +79,8 @@ export interface Cluster {
   models: string[];
   /** The model requesters on replica i ask for. */
   asks: string[];
+  /** How long connecting every contributor took (handshakes, 64 at once), ms. */
+  connectMs: number;
 }
 
 const loadAverage = (): string =>
@@ -107,6 +109,7 @@ async function startCluster(n: number, schema: string, cfg: LoadConfig, closers:
   // One slot each, or more when there are fewer contributors than twice the lanes (as the dispatch bench).
   const slots = Math.min(64, Math.max(1, Math.ceil((2 * cfg.lanes) / cfg.contributors)));
   const pools: ContributorPool[] = [];
+  const t0 = performance.now();
   for (const [i, replica] of replicas.entries()) {
     const count = Math.floor(cfg.contributors / n) + (i < cfg.contributors % n ? 1 : 0);
     const pool = await ContributorPool.connect({
@@ -121,7 +124,7 @@ async function startCluster(n: number, schema: string, cfg: LoadConfig, closers:
     const connected = await replica.call({ cmd: 'connected' });
     if (connected !== count) throw new Error(`${connected} of ${count} contributors connected to replica ${i}`);
   }
-  return { replicas, pools, models, asks };
+  return { replicas, pools, models, asks, connectMs: performance.now() - t0 };
 }
 
 export interface SteadyResult {
@@ -130,6 +133,10 @@ export interface SteadyResult {
   dispatch: LatencySummary;
   /** Coordinator CPU, summed over the replicas, in cores (1 = one core busy). */
   coordinatorCpu: number;
+  /** This process's CPU (the contributors and the requesters), cores. */
+  driverCpu: number;
+  connectMs: number;
+  contributors: number;
   /** The NATS server's and PostgreSQL's CPU in the window, cores; null without /proc. */
   services: { nats: number; postgres: number } | null;
   loadBefore: string;
@@ -176,7 +183,12 @@ async function steady(n: number, cluster: Cluster, cfg: LoadConfig): Promise<Ste
   });
   timers.forEach(clearTimeout);
   let coordinatorCpu = 0;
-  for (const meter of meters) coordinatorCpu += (await meter()).server;
+  let driverCpu = 0;
+  for (const meter of meters) {
+    const used = await meter();
+    coordinatorCpu += used.server;
+    driverCpu = used.driver;
+  }
   const dispatch = new Samples();
   for (const pool of cluster.pools) dispatch.addAll(pool.stop().dispatch);
   const [a, b] = services;
@@ -189,6 +201,9 @@ async function steady(n: number, cluster: Cluster, cfg: LoadConfig): Promise<Ste
     load,
     dispatch: dispatch.summary(),
     coordinatorCpu,
+    driverCpu,
+    connectMs: cluster.connectMs,
+    contributors: cluster.pools.reduce((sum, pool) => sum + pool.size, 0),
     services: used === null ? null : { nats: used.nats / 1000 / seconds, postgres: used.postgres / 1000 / seconds },
     loadBefore,
     loadAfter: loadAverage(),
@@ -215,7 +230,8 @@ function printSteady(r: SteadyResult, base: SteadyResult | undefined): void {
       `e2e p50 ${ms(r.load.endToEnd.p50)} p99 ${ms(r.load.endToEnd.p99)} ms  ` +
       `dispatch p50 ${ms(r.dispatch.p50)}${x(r.dispatch.p50, base?.dispatch.p50)} p99 ${ms(r.dispatch.p99)} ms  ` +
       `coordinator CPU ${(r.coordinatorCpu * 100).toFixed(0)}% summed, ${ms(coord)} ms/job${x(coord, baseCoord)}${svcText}  ` +
-      `load average ${r.loadBefore} → ${r.loadAfter}${failures.length > 0 ? `  failures: ${failures.join(', ')}` : ''}` +
+      `driver CPU ${(r.driverCpu * 100).toFixed(0)}%  ${int(r.contributors)} contributors welcomed in ${ms(r.connectMs)} ms ` +
+      `(${int((r.contributors / r.connectMs) * 1000)}/s)  load average ${r.loadBefore} → ${r.loadAfter}${failures.length > 0 ? `  failures: ${failures.join(', ')}` : ''}` +
       `${r.loggedErrors.length > 0 ? `  logged errors: ${r.loggedErrors.slice(0, 3).join(' | ')}` : ''}`,
   );
 }
