@@ -303,6 +303,7 @@ export class ContributorPool {
     const { model, slots, stepTimeoutMs } = this.#o;
     const { ws, identity } = worker;
     const challenge = worker.next('challenge', stepTimeoutMs);
+    challenge.catch(() => undefined); // awaited below, unless opening the socket fails first
     await withTimeout(
       new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject)),
       stepTimeoutMs,
