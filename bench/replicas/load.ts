@@ -18,7 +18,9 @@
  * BENCH_REPLICAS_PAYLOAD (1024 bytes), BENCH_REPLICAS_WARMUP_MS (2000),
  * BENCH_REPLICAS_WINDOW_MS (10000), BENCH_REPLICAS_CROSS (1), BENCH_REPLICAS_KILL (1; 0: no
  * kill), BENCH_REPLICAS_KILL_AT_MS (3000 into the kill phase's window),
- * BENCH_REPLICAS_KILL_WINDOW_MS (15000). Needs PostgreSQL (TEST_DATABASE_URL) and NATS
+ * BENCH_REPLICAS_KILL_WINDOW_MS (15000), BENCH_REPLICAS_IDLE_MS (2000: the replicas' CPU with the
+ * contributors connected and no jobs, measured first, so that a job's share can be told from the
+ * heartbeats, pings and timers that cost the same at any rate). Needs PostgreSQL (TEST_DATABASE_URL) and NATS
  * (TEST_NATS_URL, default nats://127.0.0.1:4222).
  */
 import os from 'node:os';
@@ -48,6 +50,7 @@ export interface LoadConfig {
   kill: boolean;
   killAtMs: number;
   killWindowMs: number;
+  idleMs: number;
 }
 
 function config(): LoadConfig {
@@ -68,6 +71,7 @@ function config(): LoadConfig {
     kill: envNumber('BENCH_REPLICAS_KILL', 1, 0, 1) === 1,
     killAtMs: envNumber('BENCH_REPLICAS_KILL_AT_MS', 3_000, 500, killWindowMs - 1_000),
     killWindowMs,
+    idleMs: envNumber('BENCH_REPLICAS_IDLE_MS', 2_000, 500, 60_000),
   };
 }
 
@@ -133,6 +137,8 @@ export interface SteadyResult {
   dispatch: LatencySummary;
   /** Coordinator CPU, summed over the replicas, in cores (1 = one core busy). */
   coordinatorCpu: number;
+  /** Coordinator CPU summed over the replicas with no jobs (heartbeats, pings, timers), cores. */
+  idleCpu: number;
   /** This process's CPU (the contributors and the requesters), cores. */
   driverCpu: number;
   connectMs: number;
@@ -153,7 +159,19 @@ export function endpoints(cluster: Cluster, use: number[]): ChannelEndpoint[] {
   }));
 }
 
+/** The replicas' CPU with their contributors connected and nothing to do, cores summed. */
+async function idleCpu(cluster: Cluster, cfg: LoadConfig): Promise<number> {
+  await sleep(500); // the contributors' records written, the connect's garbage collected
+  const from = epochMs() + 20;
+  const meters = cluster.replicas.map((r) => cpuMeter(r, from, from + cfg.idleMs));
+  await sleep(cfg.idleMs + 40);
+  let cores = 0;
+  for (const meter of meters) cores += (await meter()).server;
+  return cores;
+}
+
 async function steady(n: number, cluster: Cluster, cfg: LoadConfig): Promise<SteadyResult> {
+  const idle = await idleCpu(cluster, cfg);
   const loadBefore = loadAverage();
   const startAt = epochMs() + 50;
   const windowStart = startAt + cfg.warmupMs;
@@ -201,6 +219,7 @@ async function steady(n: number, cluster: Cluster, cfg: LoadConfig): Promise<Ste
     load,
     dispatch: dispatch.summary(),
     coordinatorCpu,
+    idleCpu: idle,
     driverCpu,
     connectMs: cluster.connectMs,
     contributors: cluster.pools.reduce((sum, pool) => sum + pool.size, 0),
@@ -220,6 +239,8 @@ function printSteady(r: SteadyResult, base: SteadyResult | undefined): void {
   const failures = Object.entries(r.load.failures).map(([k, v]) => `${k}×${v}`);
   const coord = perJob(r.coordinatorCpu, r.load.jobsPerSecond);
   const baseCoord = base === undefined ? undefined : perJob(base.coordinatorCpu, base.load.jobsPerSecond);
+  const net = perJob(r.coordinatorCpu - r.idleCpu, r.load.jobsPerSecond);
+  const baseNet = base === undefined ? undefined : perJob(base.coordinatorCpu - base.idleCpu, base.load.jobsPerSecond);
   const svc = r.services;
   const svcText =
     svc === null
@@ -229,7 +250,8 @@ function printSteady(r: SteadyResult, base: SteadyResult | undefined): void {
     `  ${r.n} replica(s): ${int(r.load.jobsPerSecond).padStart(6)} jobs/s${x(r.load.jobsPerSecond, base?.load.jobsPerSecond)}  ` +
       `e2e p50 ${ms(r.load.endToEnd.p50)} p99 ${ms(r.load.endToEnd.p99)} ms  ` +
       `dispatch p50 ${ms(r.dispatch.p50)}${x(r.dispatch.p50, base?.dispatch.p50)} p99 ${ms(r.dispatch.p99)} ms  ` +
-      `coordinator CPU ${(r.coordinatorCpu * 100).toFixed(0)}% summed, ${ms(coord)} ms/job${x(coord, baseCoord)}${svcText}  ` +
+      `coordinator CPU ${(r.coordinatorCpu * 100).toFixed(0)}% summed, ${ms(coord)} ms/job${x(coord, baseCoord)}, ` +
+      `${ms(net)} ms/job${x(net, baseNet)} over the ${(r.idleCpu * 100).toFixed(0)}% idle${svcText}  ` +
       `driver CPU ${(r.driverCpu * 100).toFixed(0)}%  ${int(r.contributors)} contributors welcomed in ${ms(r.connectMs)} ms ` +
       `(${int((r.contributors / r.connectMs) * 1000)}/s)  load average ${r.loadBefore} → ${r.loadAfter}${failures.length > 0 ? `  failures: ${failures.join(', ')}` : ''}` +
       `${r.loggedErrors.length > 0 ? `  logged errors: ${r.loggedErrors.slice(0, 3).join(' | ')}` : ''}`,
