@@ -23,7 +23,7 @@ import { Child, type CoordinatorReport, type MemorySample } from './ipc.ts';
 import { httpTransport, type LoadResult, runLoad, type Transport } from './requesters.ts';
 import { runChannelLoad } from './channel-load.ts';
 import { clockOffset, cpuMeter } from './meter.ts';
-import { epochMs, int, kib, type LatencySummary, mib, ms, sleep } from './stats.ts';
+import { envNumber, epochMs, int, kib, type LatencySummary, mib, ms, sleep } from './stats.ts';
 
 const MODEL = 'bench-model';
 
@@ -34,13 +34,6 @@ interface Config {
   payloadBytes: number;
   warmupMs: number;
   windowMs: number;
-}
-
-function envNumber(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name} must be a number from ${min} to ${max}, got ${raw}`);
-  return Math.round(value);
 }
 
 function config(): Config {
