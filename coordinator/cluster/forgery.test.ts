@@ -6,6 +6,8 @@
  *   or message, a drain, a welcome or a fatal error never reach B's device.
  * - Claims in A's name take B's contributor's only slot; A never uses it. The slot comes back
  *   after `lendForMs`, and A's real job then runs on it.
+ * - An `alive` in A's name with another boot id, while A still speaks, is not taken for a restart
+ *   of A (which would end what A and B share: leases, slots, forwarded streams).
  * - A forwarded call whose header `Headers` refuses, or a GET with a body, is dropped and
  *   counted, not answered 500 with an error in the owner's log.
  */
@@ -108,6 +110,19 @@ describe('messages in a replica’s name from a client that is not one', () => {
     expect(await run('after a forged claim')).toBe('embed');
     expect(runtime.jobs - jobs).toBe(1);
     expect(b.routing.counts.slotsExpired).toBeGreaterThanOrEqual(1);
+  });
+
+  it('does not take another process speaking as a live replica for its restart', { timeout: 30_000 }, async () => {
+    const lost = b.routing.counts.peersLost;
+    for (let i = 0; i < 5; i++) {
+      send('alive', { replica: 'a', boot: `forged${i}`, serves: [] });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(b.routing.counts.peersLost).toBe(lost);
+    expect(b.routing.peers).toEqual(['a']);
+    expect(b.routing.counts.aliveRefused).toBeGreaterThanOrEqual(5);
   });
 
   it('drops a forwarded call that no HTTP request could be, and counts it', { timeout: 30_000 }, async () => {

@@ -50,6 +50,11 @@ export function registerClusterMetrics(registry: Registry, replica: Replica): vo
     () => counts.slotsExpired,
   );
   counter(
+    'spinneret_cluster_alive_refused_total',
+    'Heartbeats not taken: another process speaking as a replica still heard, or more replicas than 256.',
+    () => counts.aliveRefused,
+  );
+  counter(
     'spinneret_cluster_bus_dropped_total',
     'Messages on the replicas’ bus dropped here: not JSON, or not of their subject’s schema.',
     () => replica.dropped,

@@ -76,11 +76,15 @@ export interface RoutingCounts {
   peersLost: number;
   /** Lent slots that came back unused after `lendForMs`. */
   slotsExpired: number;
+  /** `alive` words not taken: another boot of a replica still heard, or more replicas than {@link MAX_PEERS}. */
+  aliveRefused: number;
 }
 
 const key = (home: string, contributorId: string): string => `${home}/${contributorId}`;
 /** Remote contributors remembered for canaries. */
 const RECENT_REMOTE = 10_000;
+/** Replicas heard at once, at most (more are not taken: their `alive` is refused and counted). */
+export const MAX_PEERS = 256;
 
 export class Routing {
   readonly #o: Required<RoutingOptions>;
@@ -114,6 +118,7 @@ export class Routing {
     remoteResults: 0,
     peersLost: 0,
     slotsExpired: 0,
+    aliveRefused: 0,
   };
 
   constructor(options: RoutingOptions) {
@@ -454,11 +459,27 @@ export class Routing {
 
   // ---- peers ----
 
+  /**
+   * A replica said it lives. A new boot id is a restart only once the old one has gone quiet
+   * (two heartbeats): while both speak, one of them is not the replica (its lock allows one
+   * process), and the one heard first is kept.
+   */
   #heard(replica: string, boot: string, serves: readonly string[]): void {
     if (replica === this.#o.replicaId) return;
+    const now = this.#o.clock.now();
     const known = this.#peers.get(replica);
-    if (known !== undefined && known.boot !== boot) this.#lost(replica, 'restarted');
-    this.#peers.set(replica, { boot, seenAt: this.#o.clock.now(), serves: new Set(serves) });
+    if (known !== undefined && known.boot !== boot) {
+      if (now - known.seenAt < 2 * this.#o.heartbeatMs) {
+        this.counts.aliveRefused++;
+        return;
+      }
+      this.#lost(replica, 'restarted');
+    }
+    if (known === undefined && this.#peers.size >= MAX_PEERS) {
+      this.counts.aliveRefused++;
+      return;
+    }
+    this.#peers.set(replica, { boot, seenAt: now, serves: new Set(serves) });
   }
 
   /** What this replica's own contributors serve, for the heartbeat (at most 256 entries). */
