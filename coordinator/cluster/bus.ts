@@ -35,7 +35,7 @@ export interface Bus {
   publish(subject: string, body: unknown): boolean;
   /** Resolves the reply's body; rejects on no responder or timeout. */
   request(subject: string, body: unknown, timeoutMs: number): Promise<unknown>;
-  /** Calls `handler` with each body that passes `schema` (others are counted and dropped); `reply` answers a request. */
+  /** Calls `handler` with each body that passes `schema` (others are counted, logged with the reason and dropped); `reply` answers a request. */
   subscribe<S extends v.GenericSchema>(
     subject: string,
     schema: S,
@@ -78,9 +78,9 @@ export async function connectBus(url: string, name: string, onError: (message: s
             let raw: unknown;
             try {
               raw = msg.json();
-            } catch {
+            } catch (e) {
               dropped++;
-              return;
+              return onError(`dropped a message on ${subject} that is not JSON`, e);
             }
             const parsed = s.safeParse(schema, raw);
             if (!parsed.success) {
