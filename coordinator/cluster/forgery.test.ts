@@ -141,6 +141,6 @@ describe('messages in a replica’s name from a client that is not one', () => {
       expect(answer).toBe('dropped');
     }
     expect((busB?.dropped ?? 0) - dropped).toBe(calls.length);
-    expect(errorsB.filter((e) => !/^dropped a (malformed message on \S+|message on \S+ that is not JSON)/.test(e))).toEqual([]);
+    expect(errorsB.filter((e) => !/^dropped a (malformed message|message that is not JSON) on /.test(e))).toEqual([]);
   });
 });

@@ -101,7 +101,7 @@ const watched = async (replicaId: string): Promise<Watched> => {
   const w = { drops: 0 };
   /** A drop of a malformed message, with its reason, is what a replica should log; it is counted, not kept (the heap is measured). */
   const note = (line: string): void => {
-    if (/^dropped a (malformed message on \S+|message on \S+ that is not JSON)/.test(line)) w.drops++;
+    if (/^dropped a (malformed message|message that is not JSON) on /.test(line)) w.drops++;
     else if (errors.length < 100) errors.push(line);
   };
   const logger: Logger = {
@@ -327,10 +327,11 @@ describe('hostile messages on the replicas’ bus', () => {
       expect(tally.problems).toEqual([]);
       // Every request not answered was dropped, and counted, by the replica it went to.
       expect(dropped() - droppedBefore).toBeGreaterThanOrEqual(tally.unanswered - unansweredBefore);
-      // What the replicas logged as errors: only the drops of malformed messages, each with its reason, as many as were dropped.
+      // What the replicas logged as errors: only drops of malformed messages with their reason (a line per subject now and then).
       expect(a.errors).toEqual([]);
       expect(b.errors).toEqual([]);
-      expect(a.drops + b.drops).toBe(dropped());
+      expect(a.drops + b.drops).toBeGreaterThan(0);
+      expect(a.drops + b.drops).toBeLessThan(dropped());
       expect(after).toBeLessThan(before * 1.1 + 4 * 2 ** 20);
       expect(a.replica.routing.peers).toEqual(['b']);
       expect(b.replica.routing.peers).toEqual(['a']);

@@ -55,7 +55,7 @@ export interface Replica {
   readonly policy: PolicySync;
   /** Whether this replica runs the singletons now. */
   readonly leader: boolean;
-  /** Messages its bus dropped: not JSON, or not of their subject's schema (each logged with the reason). */
+  /** Messages its bus dropped: not JSON, or not of their subject's schema (logged with the reason, a line per subject every 10 s at most). */
   readonly dropped: number;
   /** Ends what this replica's previous process left (before it listens). */
   recoverOwn(hooks: HandoverHooks): Promise<Handover>;
