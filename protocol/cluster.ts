@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot';
 import { JobKind } from './manifest.ts';
-import { Capabilities, Chunk, CoordinatorMessage, Fail } from './wire.ts';
+import { Ack, Cancel, Capabilities, Chunk, ErrorMessage, Fail, Job, SelfTest } from './wire.ts';
 
 const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 base64url characters'));
 /** A replica id (`cluster.replicaId`). */
@@ -48,8 +48,18 @@ export const RemoteView = v.strictObject({
 /** The answer to a claim: one slot of this contributor is now the owner's, or none. */
 export const Granted = v.strictObject({ contributor: v.nullable(RemoteView) });
 
-/** `down`: owner → the contributor's replica: a message for the worker's socket (job, cancel, ack, error). */
-export const Down = v.strictObject({ owner: ReplicaId, contributorId: Id, message: CoordinatorMessage });
+/**
+ * `down`: owner → the contributor's replica: a message for the worker's socket, of the kinds a
+ * job's relay sends its holder: the job, its cancel, the answer to a result (an ack, or a refusal,
+ * never fatal), and the bench of a device whose check failed. Nothing else: what a replica itself
+ * says to its own devices (challenge, welcome, drain, a fleet owner's pause or message) never
+ * comes from another replica.
+ */
+export const Down = v.strictObject({
+  owner: ReplicaId,
+  contributorId: Id,
+  message: v.variant('type', [Job, Cancel, Ack, v.strictObject({ ...ErrorMessage.entries, fatal: v.literal(false) }), SelfTest]),
+});
 
 /** `up`: the contributor's replica → owner: the worker's `chunk` or `fail` for an owner's lease. */
 export const Up = v.strictObject({ home: ReplicaId, contributorId: Id, message: v.variant('type', [Chunk, Fail]) });
@@ -71,26 +81,30 @@ export const HoldsAnswer = v.strictObject({ holds: v.boolean() });
 /** Largest body of a forwarded call or of one part of a forwarded stream, characters (NATS refuses more than its `max_payload` anyway). */
 export const MAX_CALL_TEXT = 6_000_000;
 const Text = v.pipe(v.string(), v.maxLength(MAX_CALL_TEXT));
-const Header = v.pipe(v.string(), v.maxLength(4096));
+/** An HTTP header value (`Headers` refuses NUL, line breaks and characters past U+00FF). */
+const Header = v.pipe(v.string(), v.maxLength(4096), v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header value is visible Latin-1 text'));
 const Seq = v.pipe(v.number(), v.integer(), v.minValue(0));
 
 /**
  * `call` (request): a requester's HTTP call on one job (payload, events, cancel, report, verdict)
  * that reached a replica other than the job's owner, passed to the owner to answer as if made there.
  */
-export const Call = v.strictObject({
-  from: ReplicaId,
-  /** The caller's stream id: where a streamed answer's body goes (`part`), and what `stop` names. */
-  stream: Id,
-  method: v.picklist(['GET', 'PUT', 'POST', 'DELETE']),
-  path: v.pipe(v.string(), v.regex(/^\/v1\/jobs\/[A-Za-z0-9_-]{1,64}(\/(payload|events|report|verdict))?$/, 'a job route')),
-  headers: v.strictObject({
-    authorization: v.optional(Header),
-    'content-type': v.optional(Header),
-    'x-request-id': v.optional(Header),
+export const Call = v.pipe(
+  v.strictObject({
+    from: ReplicaId,
+    /** The caller's stream id: where a streamed answer's body goes (`part`), and what `stop` names. */
+    stream: Id,
+    method: v.picklist(['GET', 'PUT', 'POST', 'DELETE']),
+    path: v.pipe(v.string(), v.regex(/^\/v1\/jobs\/[A-Za-z0-9_-]{1,64}(\/(payload|events|report|verdict))?$/, 'a job route')),
+    headers: v.strictObject({
+      authorization: v.optional(Header),
+      'content-type': v.optional(Header),
+      'x-request-id': v.optional(Header),
+    }),
+    body: v.optional(Text),
   }),
-  body: v.optional(Text),
-});
+  v.check((call) => call.body === undefined || call.method === 'PUT' || call.method === 'POST', 'only a PUT or POST call has a body'),
+);
 
 /** The owner's answer to a call: its status and headers; its body, or `streamed` when the body follows as `part`s. */
 export const CallAnswer = v.strictObject({

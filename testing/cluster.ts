@@ -10,10 +10,12 @@ import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/app.ts';
 import { systemClock } from '../coordinator/clock.ts';
-import { connectBus } from '../coordinator/cluster/bus.ts';
+import { type Bus, connectBus } from '../coordinator/cluster/bus.ts';
 import { JobForwarding } from '../coordinator/cluster/forwarding.ts';
 import { PolicySync } from '../coordinator/cluster/policy-sync.ts';
-import { Routing } from '../coordinator/cluster/routing.ts';
+import { recordedOwner } from '../coordinator/cluster/replica.ts';
+import { Routing, type RoutingOptions } from '../coordinator/cluster/routing.ts';
+import type { Logger } from '../coordinator/log.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { openStore } from '../coordinator/store/index.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
@@ -116,6 +118,14 @@ export interface PaidReplica {
   url: string;
 }
 
+/** What a test watches of a replica: its log, what its bus reports, and the bus itself (to wrap it). */
+export interface ReplicaWatch {
+  logger?: Logger;
+  onBusError?: (message: string, err: unknown) => void;
+  bus?: (bus: Bus) => Bus;
+  routing?: Partial<Pick<RoutingOptions, 'deadAfterMs' | 'claimTimeoutMs' | 'lendForMs'>>;
+}
+
 /**
  * A replica with verification, billing and earnings, routing and job forwarding. `policy`: also
  * shares quarantines and benches over NATS as operator/wiring.ts does (`deaf`: it sends the word
@@ -126,17 +136,28 @@ export const paidReplica = async (
   schema: string,
   id: string,
   checks: Omit<ChecksConfig, 'seed'> & { policy?: { deaf: boolean } },
+  watch: ReplicaWatch = {},
 ): Promise<PaidReplica> => {
   const store = await kit.store(schema, id);
-  const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
+  const connected = await connectBus(NATS_URL, `test-${id}`, watch.onBusError ?? (() => undefined));
+  const bus = watch.bus?.(connected) ?? connected;
+  const logger = watch.logger ?? quiet;
   const prefix = `spinneret.${schema}`;
-  const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger: quiet, heartbeatMs: 100 });
-  const forwarding = new JobForwarding({ replicaId: id, bus, prefix, logger: quiet, peers: () => routing.peers });
+  const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger, heartbeatMs: 100, ...watch.routing });
+  const forwarding = new JobForwarding({
+    replicaId: id,
+    bus,
+    prefix,
+    logger,
+    peers: () => routing.peers,
+    recordedOwner: (jobId) => recordedOwner(store.db, jobId),
+  });
+  routing.onPeerLost((peer) => forwarding.lost(peer));
   const verification = testVerification(store, { ...checks, seed: 3 });
   await verification.start();
   let policy: PolicySync | undefined;
   if (checks.policy !== undefined) {
-    policy = new PolicySync({ replicaId: id, bus, prefix, logger: quiet });
+    policy = new PolicySync({ replicaId: id, bus, prefix, logger });
     if (!checks.policy.deaf) policy.start(() => verification.refreshShared());
     const sync = policy;
     verification.onShared(() => sync.changed());
@@ -144,7 +165,7 @@ export const paidReplica = async (
   const money = await testMoney(store, verification);
   const coordinator = createCoordinator({
     store,
-    logger: quiet,
+    logger,
     recoverUnfinished: false,
     verification,
     billing: money.billing,

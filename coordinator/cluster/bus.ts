@@ -35,7 +35,11 @@ export interface Bus {
   publish(subject: string, body: unknown): boolean;
   /** Resolves the reply's body; rejects on no responder or timeout. */
   request(subject: string, body: unknown, timeoutMs: number): Promise<unknown>;
-  /** Calls `handler` with each body that passes `schema` (others are counted and dropped); `reply` answers a request. */
+  /**
+   * Calls `handler` with each body that passes `schema`; others are dropped and counted, and
+   * logged with the reason (at most one line per subject every {@link DROP_LOG_MS}). `reply`
+   * answers a request.
+   */
   subscribe<S extends v.GenericSchema>(
     subject: string,
     schema: S,
@@ -47,11 +51,28 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/** A subject's dropped messages are logged at most once this often, ms; the rest are counted, and named in the next line. */
+export const DROP_LOG_MS = 10_000;
+
 /** Connects to NATS at `url`; `name` shows in the server's connection list. */
 export async function connectBus(url: string, name: string, onError: (message: string, err: unknown) => void): Promise<Bus> {
   const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   const subs: Subscription[] = [];
   let dropped = 0;
+  /** Per subject: when a drop was last logged, and how many since were not. */
+  const dropLog = new Map<string, { at: number; quiet: number }>();
+  const drop = (subject: string, why: string, detail: unknown): void => {
+    dropped++;
+    const now = Date.now();
+    const last = dropLog.get(subject);
+    if (last !== undefined && now - last.at < DROP_LOG_MS) {
+      last.quiet++;
+      return;
+    }
+    dropLog.set(subject, { at: now, quiet: 0 });
+    const more = last !== undefined && last.quiet > 0 ? ` (and ${last.quiet} more since the last logged)` : '';
+    onError(`dropped a ${why} on ${subject}${more}`, detail);
+  };
   const encode = (body: unknown): string => JSON.stringify(body);
   return {
     publish(subject, body) {
@@ -78,15 +99,11 @@ export async function connectBus(url: string, name: string, onError: (message: s
             let raw: unknown;
             try {
               raw = msg.json();
-            } catch {
-              dropped++;
-              return;
+            } catch (e) {
+              return drop(subject, 'message that is not JSON', e);
             }
             const parsed = s.safeParse(schema, raw);
-            if (!parsed.success) {
-              dropped++;
-              return onError(`dropped a malformed message on ${subject}`, s.summarize(parsed.issues));
-            }
+            if (!parsed.success) return drop(subject, 'malformed message', s.summarize(parsed.issues));
             try {
               handler(parsed.output, (answer) => void msg.respond(encode(answer)));
             } catch (e) {

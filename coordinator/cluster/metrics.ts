@@ -44,6 +44,21 @@ export function registerClusterMetrics(registry: Registry, replica: Replica): vo
     () => counts.remoteResults,
   );
   counter('spinneret_cluster_peers_lost_total', 'Replicas that went silent or restarted, as seen here.', () => counts.peersLost);
+  counter(
+    'spinneret_cluster_slots_expired_total',
+    'Slots lent to another replica that came back unused after `lendForMs` (a late grant, or a claim in its name).',
+    () => counts.slotsExpired,
+  );
+  counter(
+    'spinneret_cluster_alive_refused_total',
+    'Heartbeats not taken: another process speaking as a replica still heard, or more replicas than 256.',
+    () => counts.aliveRefused,
+  );
+  counter(
+    'spinneret_cluster_bus_dropped_total',
+    'Messages on the replicas’ bus dropped here: not JSON, or not of their subject’s schema.',
+    () => replica.dropped,
+  );
   const calls = replica.forwarding.counts;
   counter(
     'spinneret_cluster_calls_forwarded_total',

@@ -57,6 +57,8 @@ export interface Replica {
   readonly policy: PolicySync;
   /** Whether this replica runs the singletons now. */
   readonly leader: boolean;
+  /** Messages its bus dropped: not JSON, or not of their subject's schema (logged with the reason, a line per subject every 10 s at most). */
+  readonly dropped: number;
   /** Ends what this replica's previous process left (before it listens). */
   recoverOwn(hooks: HandoverHooks): Promise<Handover>;
   /** Starts the routing and the contest for the singleton lock; the holder hands over dead replicas' work with `hooks`. */
@@ -133,6 +135,9 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     policy,
     get leader() {
       return running;
+    },
+    get dropped() {
+      return bus.dropped;
     },
     recoverOwn: (hooks) => recoverOwn(recovery(hooks), replicaId),
     start(given, hooks) {

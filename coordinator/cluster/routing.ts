@@ -56,8 +56,14 @@ export interface RoutingOptions {
   deadAfterMs?: number;
   /** How often waiting jobs look for a contributor on another replica, ms. Default 20. */
   claimEveryMs?: number;
-  /** How long a claim waits for its answer, ms (a grant answered after it stays lent until this replica is lost). Default 5 000. */
+  /** How long a claim waits for its answer, ms. Default 5 000. */
   claimTimeoutMs?: number;
+  /**
+   * Slots lent to an owner that neither sent a job on them nor released them this long after the
+   * last grant come back to the contributor, ms: a grant answered after the owner stopped waiting,
+   * or a claim some other client sent in an owner's name. Default twice `claimTimeoutMs`.
+   */
+  lendForMs?: number;
 }
 
 /** Counts for tests and `/metrics`. */
@@ -68,11 +74,17 @@ export interface RoutingCounts {
   slotsReturned: number;
   remoteResults: number;
   peersLost: number;
+  /** Lent slots that came back unused after `lendForMs`. */
+  slotsExpired: number;
+  /** `alive` words not taken: another boot of a replica still heard, or more replicas than {@link MAX_PEERS}. */
+  aliveRefused: number;
 }
 
 const key = (home: string, contributorId: string): string => `${home}/${contributorId}`;
 /** Remote contributors remembered for canaries. */
 const RECENT_REMOTE = 10_000;
+/** Replicas heard at once, at most (more are not taken: their `alive` is refused and counted). */
+export const MAX_PEERS = 256;
 
 export class Routing {
   readonly #o: Required<RoutingOptions>;
@@ -84,6 +96,8 @@ export class Routing {
   readonly #peers = new Map<string, { boot: string; seenAt: number; serves: ReadonlySet<string> }>();
   /** Home side: slots lent per local contributor, per owner replica. */
   readonly #lent = new Map<string, Map<string, number>>();
+  /** Home side: when each contributor's slots were last lent to each owner (`<contributor>/<owner>`). */
+  readonly #lentAt = new Map<string, number>();
   /** Home side: owners' leases running on local contributors. */
   readonly #remoteLeases = new Map<string, { owner: string; contributorId: string; jobId: string }>();
   /** Owner side: contributors of other replicas holding slots or leases of this replica's jobs. */
@@ -96,10 +110,20 @@ export class Routing {
   #rr = 0;
   readonly #lostListeners: ((replica: string) => void)[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
-  readonly counts: RoutingCounts = { claimsSent: 0, claimsGranted: 0, slotsLent: 0, slotsReturned: 0, remoteResults: 0, peersLost: 0 };
+  readonly counts: RoutingCounts = {
+    claimsSent: 0,
+    claimsGranted: 0,
+    slotsLent: 0,
+    slotsReturned: 0,
+    remoteResults: 0,
+    peersLost: 0,
+    slotsExpired: 0,
+    aliveRefused: 0,
+  };
 
   constructor(options: RoutingOptions) {
-    this.#o = { heartbeatMs: 500, deadAfterMs: 3_000, claimEveryMs: 20, claimTimeoutMs: 5_000, ...options };
+    const claimTimeoutMs = options.claimTimeoutMs ?? 5_000;
+    this.#o = { heartbeatMs: 500, deadAfterMs: 3_000, claimEveryMs: 20, claimTimeoutMs, lendForMs: 2 * claimTimeoutMs, ...options };
     this.#s = subjects(options.prefix);
   }
 
@@ -175,6 +199,7 @@ export class Routing {
     const beat = (): void => {
       bus.publish(this.#s.alive, { replica: me, boot: this.#boot, serves: this.#serves() });
       this.#sweepPeers();
+      this.#sweepLent();
     };
     beat();
     this.#timers.push(setInterval(beat, this.#o.heartbeatMs));
@@ -216,6 +241,7 @@ export class Routing {
     const byOwner = this.#lent.get(chosen.id) ?? new Map<string, number>();
     byOwner.set(m.owner, (byOwner.get(m.owner) ?? 0) + 1);
     this.#lent.set(chosen.id, byOwner);
+    this.#lentAt.set(key(chosen.id, m.owner), this.#o.clock.now());
     this.counts.slotsLent++;
     return { contributor: { id: chosen.id, hpkeKey: chosen.hpkeKey, wallet: chosen.wallet, capabilities: chosen.capabilities } };
   }
@@ -233,6 +259,23 @@ export class Routing {
     if (c !== undefined) {
       c.openSlots += back;
       this.#relay?.schedule();
+    }
+  }
+
+  /** Slots lent longer than `lendForMs` ago and still unused go back (see {@link RoutingOptions.lendForMs}). */
+  #sweepLent(): void {
+    const now = this.#o.clock.now();
+    for (const [contributorId, byOwner] of [...this.#lent]) {
+      for (const [owner, slots] of [...byOwner]) {
+        if (now - (this.#lentAt.get(key(contributorId, owner)) ?? 0) <= this.#o.lendForMs) continue;
+        this.counts.slotsExpired += slots;
+        this.#o.logger.warn('lent slots came back unused', { owner, contributorId, slots });
+        this.#unlend(contributorId, owner, slots);
+      }
+    }
+    for (const k of this.#lentAt.keys()) {
+      const [contributorId = '', owner = ''] = k.split('/');
+      if (this.#lent.get(contributorId)?.has(owner) !== true) this.#lentAt.delete(k);
     }
   }
 
@@ -416,11 +459,27 @@ export class Routing {
 
   // ---- peers ----
 
+  /**
+   * A replica said it lives. A new boot id is a restart only once the old one has gone quiet
+   * (two heartbeats): while both speak, one of them is not the replica (its lock allows one
+   * process), and the one heard first is kept.
+   */
   #heard(replica: string, boot: string, serves: readonly string[]): void {
     if (replica === this.#o.replicaId) return;
+    const now = this.#o.clock.now();
     const known = this.#peers.get(replica);
-    if (known !== undefined && known.boot !== boot) this.#lost(replica, 'restarted');
-    this.#peers.set(replica, { boot, seenAt: this.#o.clock.now(), serves: new Set(serves) });
+    if (known !== undefined && known.boot !== boot) {
+      if (now - known.seenAt < 2 * this.#o.heartbeatMs) {
+        this.counts.aliveRefused++;
+        return;
+      }
+      this.#lost(replica, 'restarted');
+    }
+    if (known === undefined && this.#peers.size >= MAX_PEERS) {
+      this.counts.aliveRefused++;
+      return;
+    }
+    this.#peers.set(replica, { boot, seenAt: now, serves: new Set(serves) });
   }
 
   /** What this replica's own contributors serve, for the heartbeat (at most 256 entries). */
