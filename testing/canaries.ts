@@ -1,6 +1,6 @@
 /**
  * Test support (not used by the app) for canary tests on the real coordinator with its money
- * side (PGlite): a network whose every job gets a canary, a contributor loop over WebSockets
+ * side (PGlite): a network with checks on (by default every job gets a canary), a contributor loop over WebSockets
  * with a payout wallet, and a manifest with a file off its SHA-256 pin.
  */
 import { createServer } from 'node:http';
@@ -16,6 +16,9 @@ import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity
 import { type PaidNetwork, startPaidNetwork } from './billing.ts';
 import { testWallet } from './verification.ts';
 
+/** Verification settings of a checked network. */
+export type CheckPolicy = NonNullable<Parameters<typeof startPaidNetwork>[1]>['policy'];
+
 /** Every job gets a canary; nothing is replicated; one failed check quarantines. */
 export const CANARY_EVERY_JOB = {
   canaryRate: 1,
@@ -26,9 +29,13 @@ export const CANARY_EVERY_JOB = {
   benchFirstFailure: false,
 };
 
-/** A paid network whose every job gets a canary from `knownAnswers`; its check budget funded with 10 TON, as `npm start` funds it. */
-export async function startCanaryNetwork(knownAnswers: KnownAnswer[]): Promise<PaidNetwork> {
-  const net = await startPaidNetwork('PGlite', { policy: CANARY_EVERY_JOB, knownAnswers });
+/**
+ * A paid network with checks on, by `policy` (default: every job gets a canary, from
+ * `knownAnswers` when given); its check budget funded with 10 TON, as `npm start` funds it.
+ */
+export async function startCheckedNetwork(options: { policy?: CheckPolicy; knownAnswers?: KnownAnswer[] } = {}): Promise<PaidNetwork> {
+  const { policy = CANARY_EVERY_JOB, knownAnswers } = options;
+  const net = await startPaidNetwork('PGlite', { policy, ...(knownAnswers !== undefined && { knownAnswers }) });
   await net.money.fund(net.money.budgetMemo, toNano('10'));
   // The budget's view is refreshed as its deposit is booked; wait for it, or the first check may be refused.
   await net.money.billing.refreshBudget();

@@ -14,7 +14,7 @@ import type { JobRequest, JobResult, StreamChunk } from '../../protocol/jobs.ts'
 import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
-import { canariesChecked, newContributor, startCanaryNetwork, welcome, withFileOffPin } from '../../testing/canaries.ts';
+import { canariesChecked, newContributor, startCheckedNetwork, welcome, withFileOffPin } from '../../testing/canaries.ts';
 import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { DEFAULT_MIN_MARGIN, ModelFileMismatchError, onnxGenerateKnownAnswers } from './onnx-answers.ts';
 import { OnnxNodeRuntime, RandomTokenRuntime } from '../../testing/decoder-runtimes.ts';
@@ -122,7 +122,7 @@ describe('a generate canary on the network', () => {
     it(
       garbage ? 'a device answering garbage tokens fails it and is quarantined' : 'an honest device passes it',
       async () => {
-        const net = await startCanaryNetwork(answers);
+        const net = await startCheckedNetwork({ knownAnswers: answers });
         const contributor = await newContributor(net, new DecoderRuntime(garbage), ['generate', 'chat']);
         try {
           const key = await net.key(toNano('1'));
@@ -160,7 +160,7 @@ describe('a chat canary on the network', () => {
     it(
       garbage ? 'a device answering random tokens fails it' : 'the onnx engine on onnxruntime-node passes it',
       async () => {
-        const net = await startCanaryNetwork(answers);
+        const net = await startCheckedNetwork({ knownAnswers: answers });
         const runtime = garbage ? new RandomTokenRuntime(3) : await OnnxNodeRuntime.start(host.manifestUrl);
         const contributor = await newContributor(net, runtime, ['chat']);
         try {

@@ -17,7 +17,7 @@ import { type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
 import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import type { LoadedModel } from '../../worker/engines/types.ts';
-import { canariesChecked, newContributor, startCanaryNetwork, welcome, withFileOffPin } from '../../testing/canaries.ts';
+import { canariesChecked, newContributor, startCheckedNetwork, welcome, withFileOffPin } from '../../testing/canaries.ts';
 import { waitFor } from '../../coordinator/store/testing.ts';
 import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { MAX_FREE_DIM, onnxInferKnownAnswers } from './onnx-infer-answers.ts';
@@ -154,7 +154,7 @@ describe('an infer canary on the network', () => {
         ? 'the onnx engine on onnxruntime-node passes it and keeps its credits'
         : 'a device perturbing its tensors fails it, is quarantined, and its unchecked credit goes to penalties',
       async () => {
-        const net = await startCanaryNetwork(answers);
+        const net = await startCheckedNetwork({ knownAnswers: answers });
         const manifest = parseManifest(await (await fetch(host.manifestUrl)).json());
         const model = manifest.models.find((m): m is OnnxModel => m.id === 'tiny-q4' && m.engine === 'onnx');
         if (model === undefined) throw new Error('no tiny-q4');
