@@ -9,22 +9,20 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { toNano } from '@ton/core';
-import type { JobRequest } from '../protocol/jobs.ts';
-import { type FaultContributor, type FaultNetwork, startFaultNetwork, startTcpRelay, type Relay } from '../testing/faults.ts';
+import {
+  type FaultContributor,
+  type FaultNetwork,
+  startFaultNetwork,
+  startTcpRelay,
+  type Relay,
+  TINY_CHAT as chat,
+} from '../testing/faults.ts';
 import { countingFetch, freePort } from '../testing/http.ts';
 import { RequesterClient } from './client.ts';
 import { startGateway } from './gateway.ts';
 import { CoordinatorUnavailableError, JobInterruptedError } from './errors.ts';
 
 vi.setConfig({ testTimeout: 60_000 });
-
-const chat: JobRequest = {
-  kind: 'chat',
-  model: 'tiny-decoder',
-  messages: [{ role: 'user', content: 'hello there' }],
-  maxTokens: 8,
-  sampling: { temperature: 0, topP: 1, seed: 1 },
-};
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

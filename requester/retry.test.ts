@@ -4,21 +4,13 @@
  * reached nothing (or under an idempotency key); backoff stays within its capped ceiling.
  */
 import { describe, expect, it, vi } from 'vitest';
-import type { JobRequest } from '../protocol/jobs.ts';
+import { TINY_CHAT as chat } from '../testing/faults.ts';
 import { countingFetch, freePort } from '../testing/http.ts';
 import { RequesterClient } from './client.ts';
 import { CoordinatorUnavailableError, RetriesExhaustedError } from './errors.ts';
 import { backoffMs, DEFAULT_RETRY, mayRetryCreate, NOT_SENT } from './retry.ts';
 
 vi.setConfig({ testTimeout: 60_000 });
-
-const chat: JobRequest = {
-  kind: 'chat',
-  model: 'tiny-decoder',
-  messages: [{ role: 'user', content: 'hello there' }],
-  maxTokens: 8,
-  sampling: { temperature: 0, topP: 1, seed: 1 },
-};
 
 describe('the requester SDK when the coordinator stays away', () => {
   it.each([false, true])('gives up with a typed error after its tries or its time, holding nothing (channel: %s)', async (channel) => {

@@ -43,21 +43,20 @@ describe('the SDK with assignments ahead of need', () => {
       ])
     ).rows[0]?.n ?? -1;
 
+  /** An SDK client on the channel keeping `assignAhead` assignments in hand, of a fresh key holding 1 TON; the channel messages counted from now. */
+  async function aheadClient(net: PaidNetwork, assignAhead: number) {
+    const key = await net.key(toNano('1'));
+    const client = new RequesterClient({ coordinatorUrl: net.url, apiKey: key.secret, checkReplicas: false, channel: true, assignAhead });
+    cleanups.push(() => client.close());
+    return { key, client, frames: countFrames() };
+  }
+
   it('runs many jobs at once, one message up per job, each answered once, equal to the reference and charged once', async () => {
     const net = await startPaidNetwork('PGlite');
     cleanups.push(() => net.close());
     await embedContributor(net, cleanups, 4);
     await embedContributor(net, cleanups, 4);
-    const key = await net.key(toNano('1'));
-    const client = new RequesterClient({
-      coordinatorUrl: net.url,
-      apiKey: key.secret,
-      checkReplicas: false,
-      channel: true,
-      assignAhead: 8,
-    });
-    cleanups.push(() => client.close());
-    const frames = countFrames();
+    const { key, client, frames } = await aheadClient(net, 8);
 
     // The first job is created the plain way; the batch is asked for once it has its slot.
     expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
@@ -85,16 +84,7 @@ describe('the SDK with assignments ahead of need', () => {
     const net = await startPaidNetwork('PGlite');
     cleanups.push(() => net.close());
     const leaving = await embedContributor(net, cleanups, 3);
-    const key = await net.key(toNano('1'));
-    const client = new RequesterClient({
-      coordinatorUrl: net.url,
-      apiKey: key.secret,
-      checkReplicas: false,
-      channel: true,
-      assignAhead: 4,
-    });
-    cleanups.push(() => client.close());
-    const frames = countFrames();
+    const { key, client, frames } = await aheadClient(net, 4);
     expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
     await vi.waitFor(() => expect(frames.get('assignments')).toBe(1), { timeout: 20_000 });
 
