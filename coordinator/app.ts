@@ -17,7 +17,7 @@ import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
 import { matchedRoutes } from 'hono/route';
-import { renderBillingMetrics } from './billing/service.ts';
+import { renderBillingMetrics } from './billing/metrics.ts';
 import { systemClock } from './clock.ts';
 import { consoleLogger, errorText } from './log.ts';
 import { Relay } from './leases/relay.ts';

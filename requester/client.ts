@@ -1,14 +1,13 @@
 /**
  * The requester SDK: runs one job through the coordinator's HTTP API (docs/protocol.md,
  * "Requester ↔ coordinator"). The request is sealed here to the assigned contributor and the
- * result is opened here; only sealed envelopes go over the wire.
+ * result is opened here; only sealed envelopes go over the wire. Following a job's event stream
+ * is in ./follow.ts, the replica checks in ./replica-check.ts.
  */
 import * as v from 'valibot';
-import { compareResults } from '../protocol/compare.ts';
-import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, toB64url, type ResultOpener } from '../protocol/envelope.ts';
+import { toB64url } from '../protocol/envelope.ts';
 import { AbortedError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
 import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
-import { scoredBy, scoreRequestFor } from '../protocol/teacher-forced.ts';
 import { JobKind } from '../protocol/manifest.ts';
 import {
   Account,
@@ -16,24 +15,19 @@ import {
   type JobReport,
   type JobReportAnswer,
   MAX_MESSAGE_BYTES,
+  type ModelFacts,
   type Verdict,
   VerdictAnswer,
 } from '../protocol/wire.ts';
-import type { ModelFacts } from '../protocol/wire.ts';
 import { EnvelopeCounter } from './billing.ts';
 import { ChannelLine } from './channel.ts';
-import {
-  CoordinatorError,
-  CoordinatorUnavailableError,
-  failedJobError,
-  JobInterruptedError,
-  networkError,
-  RetriesExhaustedError,
-} from './errors.ts';
+import type { AccountBalance, ModelListing, RequesterClientOptions, RunOptions } from './client-types.ts';
+import { CoordinatorError, CoordinatorUnavailableError, JobInterruptedError, networkError, RetriesExhaustedError } from './errors.ts';
+import { follow } from './follow.ts';
 import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
+import { checkReplica, type CheckParts } from './replica-check.ts';
 import { backoffMs, DEFAULT_RETRY, mayRetryCreate, neverConnected, type RetryPolicy, sleep, withRetry } from './retry.ts';
-import type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
-import { deferred, JobFailed, newProgress, type Progress, Restarted, StreamBroken, UnopenableResult, unseen } from './stream.ts';
+import { deferred, JobFailed, newProgress, type Progress, Restarted, StreamBroken, UnopenableResult } from './stream.ts';
 
 export type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
 
@@ -54,6 +48,7 @@ export class RequesterClient {
   #opening: Promise<JobLine> | null = null;
   /** After the channel could not open, HTTP until then (ms). */
   #channelRetryAt = 0;
+  readonly #checkParts: CheckParts;
 
   constructor(options: RequesterClientOptions) {
     this.#url = options.coordinatorUrl.replace(/\/+$/, '');
@@ -65,6 +60,12 @@ export class RequesterClient {
     this.#http = new HttpLine(this.#url, options.apiKey, fetchFn);
     this.#useChannel = options.channel ?? false;
     this.#envelopes = new EnvelopeCounter((path, what) => this.#call('GET', path, undefined, what), fetchFn);
+    this.#checkParts = {
+      follow: (line, jobId, request) => this.#followResuming(line, jobId, request, newProgress(), {}),
+      verdict: (jobId, verdict) => this.#verdict(jobId, verdict),
+      compare: options.compare,
+      onCheck: options.onCheck,
+    };
   }
 
   /** Closes the requester channel, if one is open (jobs still running on it fail). */
@@ -210,7 +211,9 @@ export class RequesterClient {
     const { signal } = options;
     const primary = deferred<JobResult | null>();
     const onReplica = (replicaJobId: string): void => {
-      const check = this.#check(line, jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
+      const check = checkReplica(this.#checkParts, line, jobId, replicaJobId, job, primary.promise).finally(() =>
+        this.#checks.delete(check),
+      );
       this.#checks.add(check);
     };
     try {
@@ -251,7 +254,7 @@ export class RequesterClient {
       try {
         // A broken channel is followed again on a new one, or over HTTP: a job's events are the same on both.
         const current = n === 1 ? line : await this.#current(line);
-        return await this.#follow(current, jobId, job, progress, options, onReplica);
+        return await follow(current, jobId, job, progress, options, onReplica);
       } catch (err) {
         if (!(err instanceof StreamBroken) || options.signal?.aborted === true) throw err;
         if (progress.seen > before) {
@@ -264,144 +267,6 @@ export class RequesterClient {
           throw new RetriesExhaustedError(this.#url, `following job ${jobId}`, n, elapsed, err.error);
         await sleep(wait, options.signal);
       }
-    }
-  }
-
-  async #follow(
-    line: JobLine,
-    jobId: string,
-    job: JobRequest,
-    progress: Progress,
-    { signal, onDelta }: RunOptions,
-    onReplica?: (replicaJobId: string) => void,
-  ): Promise<JobResult & { attempts: number }> {
-    // Unreachable or 5xx: the stream can be opened again; a 404/409/410 cannot.
-    const broken = (err: unknown): never => {
-      throw err instanceof CoordinatorUnavailableError ? new StreamBroken(err) : err;
-    };
-    const events = await line.events(jobId, signal).catch(broken);
-    const { emitted } = progress;
-
-    const submit = async (assignment: Assignment): Promise<void> => {
-      if (progress.current !== null && assignment.attempt <= progress.current.attempt) return;
-      // A fresh result key per attempt: a contributor that dropped cannot write into a later attempt's stream.
-      // Sealed once per attempt: a payload sent again after a broken connection carries the same key.
-      let sealing = progress.sealing;
-      if (sealing?.attempt !== assignment.attempt) {
-        const keys = await generateHpkeKeyPair();
-        const resultKey = await exportPublicKey(keys.publicKey);
-        const aad = { jobId, attempt: assignment.attempt, model: job.model, kind: wireKindOf(job) };
-        const sealed = await sealJob(assignment.hpkeKey, { request: job, resultKey }, aad);
-        sealing = { attempt: assignment.attempt, keys, body: { attempt: assignment.attempt, sealed } };
-        progress.sealing = sealing;
-      }
-      // 409 (answered by the line): this attempt is superseded (the next `assigned` event follows), or its payload already arrived.
-      await line.submit(jobId, sealing.body, signal).catch((err: unknown) => {
-        // Not answered: the replayed `assigned` event of a reopened stream sends it again.
-        throw err instanceof CoordinatorUnavailableError && err.status === 0 ? new StreamBroken(err) : err;
-      });
-      progress.current = { attempt: assignment.attempt, opener: createResultOpener(sealing.keys, jobId), opened: 0, text: '', tokens: [] };
-    };
-
-    if (progress.inline !== null) {
-      const inline = progress.inline;
-      progress.inline = null;
-      await submit(inline);
-    }
-    const iterator = events[Symbol.asyncIterator]();
-    for (;;) {
-      const next = await iterator.next().catch(broken);
-      if (next.done === true) break;
-      const event = next.value;
-      progress.seen++;
-      // Ended by a restart or a graceful shutdown: released, never charged, so it is run again.
-      if (event.type === 'failed' && (event.error.code === 'RESTARTED' || event.error.code === 'DRAINING'))
-        throw new Restarted(jobId, event.error.code, failedJobError(event.error, jobId));
-      if (event.type === 'failed') throw new JobFailed(failedJobError(event.error, jobId));
-      if (event.type === 'assigned') {
-        await submit(event.assignment);
-        continue;
-      }
-      if (event.type === 'replica-assigned') {
-        if (!progress.replicas.has(event.jobId)) onReplica?.(event.jobId);
-        progress.replicas.add(event.jobId);
-        continue;
-      }
-      const attempt = progress.current;
-      if (attempt === null || event.attempt !== attempt.attempt || event.seq < attempt.opened) continue;
-      let piece: Awaited<ReturnType<ResultOpener['open']>>;
-      try {
-        piece = await attempt.opener.open({ seq: event.seq, final: event.final, sealed: event.sealed });
-      } catch (err) {
-        // A delivered result that does not open is garbage: it is reported, its credit voided, and the job run again.
-        // A broken chunk mid-stream fails the job as before (it is cancelled, so nobody pays for it).
-        if (event.final) throw new UnopenableResult(err);
-        throw err;
-      }
-      attempt.opened++;
-      if (piece.type === 'result') return { ...piece.result, attempts: attempt.attempt };
-      attempt.text += piece.text;
-      attempt.tokens.push(...piece.tokens);
-      const fresh = unseen(emitted, attempt, jobId);
-      if (fresh !== null && onDelta !== undefined) onDelta(fresh);
-    }
-    // The coordinator ends a job's stream only after its last event: an end before it is a broken connection.
-    throw new StreamBroken(new CoordinatorError(`The coordinator closed the event stream of job ${jobId} before the result arrived.`, 0));
-  }
-
-  /**
-   * Runs the replica of `jobId` (the same request, sealed for its own contributor), compares
-   * its result with the primary's and posts the verdict; then the tie-break, if one is asked.
-   */
-  async #check(line: JobLine, jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
-    const report = (check: ReplicaCheck): void => this.#options.onCheck?.(check);
-    try {
-      // A generation with token ids is checked by scoring it: the replica runs one teacher-forced
-      // pass over the primary's output, so an honest device of another backend still agrees.
-      const scoring = job.kind === 'generate' || job.kind === 'chat';
-      const early = scoring ? null : this.#followResuming(line, replicaJobId, job, newProgress(), {});
-      const first = await primary;
-      if (first === null) {
-        await line.cancel(replicaJobId);
-        return report({ jobId, replicaJobId, agree: null, reason: 'The job failed, so there is nothing to compare.' });
-      }
-      const score = scoring ? scoreRequestFor(job, first) : null;
-      const replica = await (early ?? this.#followResuming(line, replicaJobId, score ?? job, newProgress(), {}));
-      const a = score === null ? compareResults(first, replica, this.#options.compare) : scoredBy(replica, score);
-      const verdict: Verdict = {
-        stage: 'replica',
-        replicaJobId,
-        agree: a.agree,
-        score: a.score,
-        reason: a.reason.slice(0, 500),
-        ...(replica.kind === 'score' && score !== null && { scored: { positions: replica.positions, inTopK: replica.inTopK } }),
-      };
-      const answer = await this.#verdict(jobId, verdict);
-      if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
-      const tieBreakJobId = answer.tieBreak.jobId;
-      const third = await this.#followResuming(line, tieBreakJobId, score ?? job, newProgress(), {});
-      const withPrimary = score === null ? compareResults(third, first, this.#options.compare) : scoredBy(third, score);
-      // Scored, the replica gave a count, not an output: it is right when the third device also finds the output unlikely.
-      const withReplica =
-        score === null ? compareResults(third, replica, this.#options.compare) : { ...withPrimary, agree: !withPrimary.agree };
-      const said = (x: typeof a) => ({ agree: x.agree, score: x.score, reason: x.reason.slice(0, 500) });
-      await this.#verdict(jobId, {
-        stage: 'tie-break',
-        tieBreakJobId,
-        withPrimary: said(withPrimary),
-        withReplica: said(withReplica),
-        ...(third.kind === 'score' && score !== null && { scored: { positions: third.positions, inTopK: third.inTopK } }),
-      });
-      report({
-        jobId,
-        replicaJobId,
-        agree: false,
-        reason: a.reason,
-        tieBreak: { jobId: tieBreakJobId, withPrimary: withPrimary.agree, withReplica: withReplica.agree },
-      });
-    } catch (err) {
-      const error = err instanceof JobFailed ? err.error.message : err instanceof Error ? err.message : String(err);
-      report({ jobId, replicaJobId, agree: null, reason: 'The check could not finish.', error });
     }
   }
 

@@ -4,27 +4,25 @@
  * delta once, one result), a job is created once the coordinator comes back (capped, jittered
  * backoff; a typed error when it does not), and a job the coordinator's restart or graceful
  * shutdown ended (`RESTARTED`, `DRAINING`) is run again and charged once. Each fault runs over
- * HTTP and over the requester channel (`channel: true`).
+ * HTTP and over the requester channel (`channel: true`). A coordinator that stays away:
+ * retry.test.ts.
  */
-import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { toNano } from '@ton/core';
-import type { JobRequest } from '../protocol/jobs.ts';
-import { type FaultContributor, type FaultNetwork, startFaultNetwork, startTcpRelay, type Relay } from '../testing/faults.ts';
+import {
+  type FaultContributor,
+  type FaultNetwork,
+  startFaultNetwork,
+  startTcpRelay,
+  type Relay,
+  TINY_CHAT as chat,
+} from '../testing/faults.ts';
+import { countingFetch, freePort } from '../testing/http.ts';
 import { RequesterClient } from './client.ts';
 import { startGateway } from './gateway.ts';
-import { CoordinatorUnavailableError, JobInterruptedError, RetriesExhaustedError } from './errors.ts';
-import { backoffMs, DEFAULT_RETRY, mayRetryCreate, NOT_SENT } from './retry.ts';
+import { CoordinatorUnavailableError, JobInterruptedError } from './errors.ts';
 
 vi.setConfig({ testTimeout: 60_000 });
-
-const chat: JobRequest = {
-  kind: 'chat',
-  model: 'tiny-decoder',
-  messages: [{ role: 'user', content: 'hello there' }],
-  maxTokens: 8,
-  sampling: { temperature: 0, topP: 1, seed: 1 },
-};
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -47,39 +45,6 @@ async function relayTo(port: number, listenOn?: number): Promise<Relay> {
   return relay;
 }
 
-/** A fetch that counts the requests to each `METHOD path-pattern`, and keeps the status of each answer. */
-function counting(): {
-  fetch: typeof fetch;
-  count: (method: string, path: RegExp) => number;
-  statuses: (method: string, path: RegExp) => number[];
-  /** When each matching request was sent, ms since epoch. */
-  at: (method: string, path: RegExp) => number[];
-  /** The `Idempotency-Key` header of each matching request. */
-  keys: (method: string, path: RegExp) => Array<string | undefined>;
-} {
-  const seen: Array<{ request: string; status: number | null; at: number; key: string | undefined }> = [];
-  const matching = (method: string, path: RegExp) =>
-    seen.filter((s) => s.request.startsWith(`${method} `) && path.test(s.request.slice(method.length + 1)));
-  return {
-    fetch: async (input, init) => {
-      const entry = {
-        request: `${init?.method ?? 'GET'} ${new URL(input instanceof Request ? input.url : input.toString()).pathname}`,
-        status: null as number | null,
-        at: Date.now(),
-        key: new Headers(init?.headers).get('idempotency-key') ?? undefined,
-      };
-      seen.push(entry);
-      const response = await fetch(input, init);
-      entry.status = response.status;
-      return response;
-    },
-    count: (method, path) => matching(method, path).length,
-    statuses: (method, path) => matching(method, path).flatMap((s) => (s.status === null ? [] : [s.status])),
-    at: (method, path) => matching(method, path).map((s) => s.at),
-    keys: (method, path) => matching(method, path).map((s) => s.key),
-  };
-}
-
 /** The key's jobs' billing rows, oldest first. */
 async function billing(keyId: string): Promise<Array<{ job_id: string; state: string; charged: string | null }>> {
   const { rows } = await net.store.db.query<{ job_id: string; state: string; charged: string | null }>(
@@ -94,7 +59,7 @@ function client(
   url: string,
   secret: string,
   channel: boolean,
-  calls: ReturnType<typeof counting>,
+  calls: ReturnType<typeof countingFetch>,
   retry: ConstructorParameters<typeof RequesterClient>[0]['retry'] = {},
 ): RequesterClient {
   const c = new RequesterClient({ coordinatorUrl: url, apiKey: secret, fetch: calls.fetch, checkReplicas: false, channel, retry });
@@ -122,7 +87,7 @@ describe.each([
     worker.runtime.chatDelayMs = 400;
     const relay = await relayTo(net.port);
     const key = await net.key(toNano('1'));
-    const calls = counting();
+    const calls = countingFetch();
     const sdk = client(relay.url, key.secret, channel, calls);
     const deltas: string[] = [];
     // The first delta arrives, then every connection to the coordinator breaks (a proxy restart).
@@ -153,7 +118,7 @@ describe.each([
     worker.runtime.chatDelayMs = 0;
     const key = await net.key(toNano('1'));
     const port = await freePort();
-    const calls = counting();
+    const calls = countingFetch();
     const sdk = client(`http://127.0.0.1:${port}`, key.secret, channel, calls, { baseMs: 50, capMs: 200, attempts: 100, forMs: 20_000 });
     const running = sdk.run(chat);
     // Nothing listens yet: the SDK keeps trying (the envelope's model facts come first).
@@ -175,7 +140,7 @@ describe.each([
     worker.runtime.chatDelayMs = 0;
     const relay = await relayTo(net.port);
     const key = await net.key(toNano('1'));
-    const calls = counting();
+    const calls = countingFetch();
     const sdk = client(relay.url, key.secret, channel, calls, { baseMs: 50, capMs: 200, attempts: 20, forMs: 20_000 });
     // The coordinator creates the job and answers; the answer never reaches the SDK (a proxy reset after the request).
     const dropped = relay.dropResponse(channel ? /"type":"created"/ : /^HTTP\/1\.1 201 /);
@@ -205,7 +170,7 @@ describe.each([
     worker.runtime.chatDelayMs = 3_000;
     const relay = await relayTo(net.port);
     const key = await net.key(toNano('1'));
-    const calls = counting();
+    const calls = countingFetch();
     const sdk = client(relay.url, key.secret, channel, calls, { baseMs: 50, capMs: 300, attempts: 50, forMs: 20_000 });
     const deltas: string[] = [];
     // An object, not a `let`: TypeScript does not see the callback below assigning it.
@@ -237,7 +202,7 @@ describe.each([
     // Longer than the drain: the job is still running when the coordinator stops waiting for it.
     worker.runtime.chatDelayMs = 4_000;
     const [keyA, keyB] = [await net.key(toNano('1')), await net.key(toNano('1'))];
-    const [callsA, callsB] = [counting(), counting()];
+    const [callsA, callsB] = [countingFetch(), countingFetch()];
     const retry = { baseMs: 50, capMs: 300, attempts: 200, forMs: 40_000 };
     const a = client(net.url, keyA.secret, channel, callsA, retry);
     const b = client(net.url, keyB.secret, channel, callsB, retry);
@@ -369,88 +334,3 @@ describe('the OpenAI gateway across faults', () => {
     expect(await net.ledger.checkBooks()).toMatchObject({ ok: true, problems: [] });
   });
 });
-
-describe('the requester SDK when the coordinator stays away', () => {
-  it.each([false, true])('gives up with a typed error after its tries or its time, holding nothing (channel: %s)', async (channel) => {
-    const port = await freePort();
-    const byTries = new RequesterClient({
-      coordinatorUrl: `http://127.0.0.1:${port}`,
-      apiKey: 'k',
-      channel,
-      retry: { attempts: 4, baseMs: 10, capMs: 40, forMs: 30_000 },
-    });
-    const err = await byTries.run(chat).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RetriesExhaustedError);
-    expect(err).toBeInstanceOf(CoordinatorUnavailableError);
-    expect(err).toMatchObject({ attempts: 4, status: 0 });
-    expect((err as Error).message).toMatch(/creating the job: gave up after 4 tries/);
-  });
-
-  it('gives up by time, and an abort ends a wait at once', async () => {
-    const port = await freePort();
-    const started = Date.now();
-    const timed = counting();
-    const byTime = new RequesterClient({
-      coordinatorUrl: `http://127.0.0.1:${port}`,
-      apiKey: 'k',
-      fetch: timed.fetch,
-      retry: { attempts: 1_000, baseMs: 100, capMs: 100, forMs: 500 },
-    });
-    const late = (await byTime.run(chat).catch((e: unknown) => e)) as RetriesExhaustedError;
-    expect(late).toBeInstanceOf(RetriesExhaustedError);
-    expect(late.attempts).toBeLessThan(1_000);
-    // No try starts past the 500 ms (a timer may fire late on a loaded machine, and the last try takes its time).
-    const tries = timed.at('GET', /^\/v1\/models\//);
-    expect(tries).toHaveLength(late.attempts);
-    expect((tries.at(-1) ?? Infinity) - (tries[0] ?? 0)).toBeLessThanOrEqual(500 + 250);
-    // Each wait is at most 100 ms, so it cannot have run far past its 500 ms (generous for a loaded machine).
-    expect(Date.now() - started).toBeLessThan(10_000);
-
-    // An abort while waiting (up to a minute here) ends at once, as an abort.
-    const controller = new AbortController();
-    const calls = counting();
-    const slow = new RequesterClient({
-      coordinatorUrl: `http://127.0.0.1:${port}`,
-      apiKey: 'k',
-      fetch: calls.fetch,
-      retry: { baseMs: 60_000, capMs: 60_000, forMs: 600_000 },
-    });
-    const aborted = slow.run(chat, { signal: controller.signal }).catch((e: unknown) => e);
-    await vi.waitFor(() => expect(calls.count('GET', /^\/v1\/models\//)).toBe(1));
-    controller.abort();
-    expect(await aborted).toMatchObject({ code: 'ABORTED' });
-  });
-
-  it('retries a creation only when it surely reached nothing, or was answered 503', () => {
-    const failed = (cause: Error, status = 0) => new CoordinatorUnavailableError('http://c', 'creating the job', status, { cause });
-    const net = (message: string, fields: Record<string, string>) => Object.assign(new Error(message), fields);
-    const fetchFailed = (cause: Error) => failed(new TypeError('fetch failed', { cause }));
-    expect(mayRetryCreate(fetchFailed(net('connect ECONNREFUSED', { code: 'ECONNREFUSED', syscall: 'connect' })))).toBe(true);
-    expect(mayRetryCreate(fetchFailed(net('connect ECONNRESET', { code: 'ECONNRESET', syscall: 'connect' })))).toBe(true);
-    expect(mayRetryCreate(failed(net('the requester channel closed before the request was sent', { code: NOT_SENT })))).toBe(true);
-    expect(mayRetryCreate(failed(new Error('HTTP 503'), 503))).toBe(true);
-    // Sent, then cut off: the job may exist; tried again only under an idempotency key.
-    expect(mayRetryCreate(fetchFailed(net('read ECONNRESET', { code: 'ECONNRESET', syscall: 'read' })))).toBe(false);
-    expect(mayRetryCreate(fetchFailed(net('other side closed', { code: 'UND_ERR_SOCKET' })))).toBe(false);
-    expect(mayRetryCreate(failed(new Error('the requester channel closed (1006)')))).toBe(false);
-    expect(mayRetryCreate(failed(new Error('HTTP 500'), 500))).toBe(false);
-    expect(mayRetryCreate(fetchFailed(net('read ECONNRESET', { code: 'ECONNRESET', syscall: 'read' })), true)).toBe(true);
-    expect(mayRetryCreate(failed(new Error('the requester channel closed (1006)')), true)).toBe(true);
-    expect(mayRetryCreate(failed(new Error('HTTP 500'), 500), true)).toBe(false);
-  });
-
-  it('keeps every backoff within its capped, doubling ceiling', () => {
-    const policy = { ...DEFAULT_RETRY, baseMs: 100, capMs: 1_000 };
-    expect([1, 2, 3, 4, 5, 9].map((n) => backoffMs(n, policy, () => 0.999_999))).toEqual([99, 199, 399, 799, 999, 999]);
-    expect(backoffMs(3, policy, () => 0)).toBe(0);
-  });
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}

@@ -30,6 +30,15 @@ import { disposeStore, openTestStore, testWallet } from './verification.ts';
  * `tiny-embed`. `onDelta` sees each job's deltas as they are sent: a fault run cuts the
  * contributor's socket there, mid-stream.
  */
+/** A short greedy chat job of `tiny-decoder`, as the fault tests send it. */
+export const TINY_CHAT: JobRequest = {
+  kind: 'chat',
+  model: 'tiny-decoder',
+  messages: [{ role: 'user', content: 'hello there' }],
+  maxTokens: 8,
+  sampling: { temperature: 0, topP: 1, seed: 1 },
+};
+
 export class StreamingRuntime extends FakeRuntime {
   constructor(readonly onDelta: (request: JobRequest, index: number) => void = () => undefined) {
     super();

@@ -14,13 +14,15 @@ import { type Clock, systemClock } from '../clock.ts';
 import type { Job } from '../jobs/job.ts';
 import type { CheckJobBill, RelayBilling } from '../leases/billing.ts';
 import type { JobDone, Refusal, Relay } from '../leases/relay.ts';
-import type { Payer } from '../ledger/accounts.ts';
 import { BudgetLimitError, InsufficientFundsError, JobStateError, UnknownPriceError, UnknownReservationError } from '../ledger/errors.ts';
 import type { Ledger, PayerBalances } from '../ledger/ledger.ts';
 import { price } from '../ledger/prices.ts';
 import type { LedgerTxn } from '../ledger/txn.ts';
 import { toInt, type SqlDb } from '../store/sql.ts';
 import type { ApiKeyRecord, Store } from '../store/types.ts';
+import { CheckBudget } from './check-budget.ts';
+import type { BillingCounts } from './metrics.ts';
+import { BillingRows } from './rows.ts';
 
 /** Settings of {@link createBilling}. */
 export interface BillingOptions {
@@ -39,39 +41,6 @@ export interface BillingOptions {
   readonly clock?: Clock;
   /** Where unexpected failures go. Default console.error. */
   readonly log?: (message: string, err?: unknown) => void;
-}
-
-/** What billing did, for operators and tests. */
-export interface BillingCounts {
-  /** Requester jobs whose maximum price was reserved. */
-  jobsReserved: number;
-  /** Requester jobs refused with 402. */
-  jobsRefused: number;
-  /** Check jobs the budget reserved for. */
-  checksReserved: number;
-  /** Check jobs not created because the budget (or its limit) could not cover them. */
-  checksRefused: number;
-  /** Reservations given back (failed, cancelled, expired, stale). */
-  released: number;
-  /** Finished jobs whose contributor claimed more than the envelope, billed at the envelope. */
-  clamped: number;
-}
-
-/** The counts in the Prometheus text format, appended to `/metrics`. */
-export function renderBillingMetrics(counts: Readonly<BillingCounts>): string {
-  const lines: [string, string, number][] = [
-    ['spinneret_billing_jobs_reserved_total', 'Requester jobs whose maximum price was reserved.', counts.jobsReserved],
-    ['spinneret_billing_jobs_refused_total', 'Requester jobs refused with 402 (balance short).', counts.jobsRefused],
-    ['spinneret_billing_checks_reserved_total', 'Check jobs paid from the network budget.', counts.checksReserved],
-    [
-      'spinneret_billing_checks_refused_total',
-      'Check jobs not created: the budget or its limit could not cover them.',
-      counts.checksRefused,
-    ],
-    ['spinneret_billing_released_total', 'Reservations given back (failed, cancelled, expired, stale).', counts.released],
-    ['spinneret_billing_clamped_total', 'Finished jobs billed at the envelope because the contributor claimed more.', counts.clamped],
-  ];
-  return lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}\n`).join('');
 }
 
 /** A requester job's reservation, or why there is none. */
@@ -131,55 +100,24 @@ export interface Billing {
   createRerun(primaryJobId: string): Promise<Job | Refusal>;
 }
 
-interface BillingRow {
-  job_id: string;
-  api_key_id: string;
-  payer: 'requester' | 'budget';
-  role: string;
-  model: string;
-  kind: JobKind;
-  input_tokens: unknown;
-  max_output_tokens: unknown;
-  state: 'reserved' | 'charged' | 'released';
-}
-
-const SWEEP_BATCH = 500;
 /** Envelopes of recent requester jobs kept for checks of them (a tie-break can come minutes later). */
 const RECENT_ENVELOPES = 100_000;
 
 /** Builds billing over the coordinator's database and ledger. */
 export function createBilling(options: BillingOptions): Billing {
-  const { db, ledger } = options;
+  const { ledger } = options;
   const clock = options.clock ?? systemClock;
   const log = options.log ?? ((message: string, err?: unknown) => console.error(`[billing] ${message}`, err ?? ''));
   const staleAfterMs = options.staleAfterMs ?? 3_600_000;
   const counts: BillingCounts = { jobsReserved: 0, jobsRefused: 0, checksReserved: 0, checksRefused: 0, released: 0, clamped: 0 };
-  const budgetPayer: Payer = { kind: 'budget' };
+  const rows = new BillingRows(options.db, clock);
+  const budget = new CheckBudget(ledger, options.budgetLimit);
+  const refresh = (): Promise<void> => budget.refresh();
   let relay: Relay | null = null;
   let timer: NodeJS.Timeout | null = null;
-
-  // The check budget is decided synchronously (a replica must be announced before the primary's
-  // final chunk), from its last-read balances minus reservations decided but not yet written.
-  // Every budget write goes through one queue, so the view never counts a reservation twice.
-  let budgetView: PayerBalances | null = null;
-  const undecided = new Map<string, bigint>();
   const checkJobs = new Set<string>();
   const recentEnvelopes = new Map<string, BillingEnvelope>();
   const rerunning = new Set<string>();
-  let queue: Promise<void> = Promise.resolve();
-  /** Runs `fn` after every budget write before it; its failure rejects the result, never the queue. */
-  const enqueue = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn);
-    queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  };
-  const refresh = async (): Promise<void> => {
-    budgetView = await ledger.payerBalances(budgetPayer);
-  };
-  const undecidedTotal = (): bigint => [...undecided.values()].reduce((a, b) => a + b, 0n);
 
   const maxPrice = (model: string, envelope: BillingEnvelope): bigint => {
     try {
@@ -190,23 +128,6 @@ export function createBilling(options: BillingOptions): Billing {
     }
   };
 
-  const insertRow = (
-    jobId: string,
-    key: string,
-    payer: Payer['kind'],
-    role: string,
-    model: string,
-    kind: JobKind,
-    envelope: BillingEnvelope,
-    amount: bigint,
-    rerunOf: string | null,
-  ) =>
-    db.query(
-      `INSERT INTO job_billing (job_id, api_key_id, payer, role, model, kind, input_tokens, max_output_tokens, reserved, state, rerun_of, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'reserved', $10, $11, $11) ON CONFLICT (job_id) DO NOTHING`,
-      [jobId, key, payer, role, model, kind, envelope.inputTokens, envelope.maxOutputTokens, amount.toString(), rerunOf, clock.now()],
-    );
-
   async function releaseNow(jobId: string, reason: string): Promise<void> {
     try {
       const txn = await ledger.releaseJob(jobId, reason);
@@ -215,16 +136,13 @@ export function createBilling(options: BillingOptions): Billing {
       if (err instanceof JobStateError) return;
       if (!(err instanceof UnknownReservationError)) throw err;
     }
-    await db.query(`UPDATE job_billing SET state = 'released', updated_at = $2 WHERE job_id = $1 AND state = 'reserved'`, [
-      jobId,
-      clock.now(),
-    ]);
+    await rows.markReleased(jobId);
   }
 
   async function release(jobId: string, reason: string): Promise<void> {
     if (!checkJobs.has(jobId)) return releaseNow(jobId, reason);
     checkJobs.delete(jobId);
-    return enqueue(async () => {
+    return budget.enqueue(async () => {
       await releaseNow(jobId, reason);
       await refresh();
     });
@@ -233,32 +151,32 @@ export function createBilling(options: BillingOptions): Billing {
   const relayBilling: RelayBilling = {
     reserveCheck(bill: CheckJobBill): boolean {
       const amount = maxPrice(bill.model, bill.envelope);
-      const view = budgetView;
-      const pending = undecidedTotal();
-      if (view === null || view.available - pending < amount || view.reserved + pending + amount > options.budgetLimit) {
+      if (!budget.decide(bill.jobId, amount)) {
         counts.checksRefused++;
         return false;
       }
-      undecided.set(bill.jobId, amount);
       checkJobs.add(bill.jobId);
       counts.checksReserved++;
-      enqueue(async () => {
-        try {
-          const rerunOf = bill.role === 'rerun' ? (bill.primaryJobId ?? null) : null;
-          await insertRow(bill.jobId, bill.apiKeyId, 'budget', bill.role, bill.model, bill.kind, bill.envelope, amount, rerunOf);
-          await ledger.reserve({ jobId: bill.jobId, payer: budgetPayer, amount, limit: options.budgetLimit });
-        } catch (err) {
-          // Another coordinator spent the budget first: the check cannot be paid, so it stops.
-          if (!(err instanceof InsufficientFundsError || err instanceof BudgetLimitError)) throw err;
-          counts.checksRefused++;
-          const job = relay?.jobById(bill.jobId);
-          if (job !== undefined)
-            relay?.refuse(job, { code: 'PAYMENT_REQUIRED', message: "The network's check budget could not cover this check." });
-        } finally {
-          await refresh();
-          undecided.delete(bill.jobId);
-        }
-      }).catch((err: unknown) => log(`reserving check ${bill.jobId} failed`, err));
+      budget
+        .enqueue(async () => {
+          try {
+            const rerunOf = bill.role === 'rerun' ? (bill.primaryJobId ?? null) : null;
+            const { jobId, apiKeyId, role, model, kind, envelope } = bill;
+            await rows.insert({ jobId, apiKeyId, payer: 'budget', role, model, kind, envelope, amount, rerunOf });
+            await ledger.reserve({ jobId: bill.jobId, payer: budget.payer, amount, limit: options.budgetLimit });
+          } catch (err) {
+            // Another coordinator spent the budget first: the check cannot be paid, so it stops.
+            if (!(err instanceof InsufficientFundsError || err instanceof BudgetLimitError)) throw err;
+            counts.checksRefused++;
+            const job = relay?.jobById(bill.jobId);
+            if (job !== undefined)
+              relay?.refuse(job, { code: 'PAYMENT_REQUIRED', message: "The network's check budget could not cover this check." });
+          } finally {
+            await refresh();
+            budget.written(bill.jobId);
+          }
+        })
+        .catch((err: unknown) => log(`reserving check ${bill.jobId} failed`, err));
       return true;
     },
     ended(jobId, reason) {
@@ -275,29 +193,14 @@ export function createBilling(options: BillingOptions): Billing {
     envelope: BillingEnvelope,
   ): Promise<ReserveOutcome> {
     const amount = maxPrice(model, envelope);
-    await insertRow(jobId, key.id, 'requester', 'job', model, kind, envelope, amount, null);
+    await rows.insert({ jobId, apiKeyId: key.id, payer: 'requester', role: 'job', model, kind, envelope, amount, rerunOf: null });
     try {
       await ledger.reserve({ jobId, payer: { kind: 'requester', apiKeyId: key.id }, amount });
     } catch (err) {
-      await db.query(`DELETE FROM job_billing WHERE job_id = $1 AND state = 'reserved'`, [jobId]);
+      await rows.deleteReserved(jobId);
       if (!(err instanceof InsufficientFundsError)) throw err;
       counts.jobsRefused++;
-      const deposit = { address: options.depositAddress, memo: key.depositMemo };
-      return {
-        ok: false,
-        body: {
-          error: {
-            code: 'PAYMENT_REQUIRED',
-            message: `This job may cost up to ${err.required} nanoTON, but the key holds ${err.available} available; deposit at least ${err.shortfall} nanoTON to ${deposit.address} with the comment "${deposit.memo}", then submit the job again.`,
-          },
-          payment: {
-            required: err.required.toString(),
-            available: err.available.toString(),
-            shortfall: err.shortfall.toString(),
-            deposit,
-          },
-        },
-      };
+      return { ok: false, body: paymentRequired(err, { address: options.depositAddress, memo: key.depositMemo }) };
     }
     counts.jobsReserved++;
     recentEnvelopes.set(jobId, envelope);
@@ -309,50 +212,24 @@ export function createBilling(options: BillingOptions): Billing {
   }
 
   async function sweep(): Promise<void> {
-    const { rows } = await db.query<{ job_id: string }>(
-      `SELECT job_id FROM job_billing WHERE state = 'reserved' AND created_at < $1 ORDER BY created_at LIMIT ${SWEEP_BATCH}`,
-      [clock.now() - staleAfterMs],
-    );
-    for (const { job_id: jobId } of rows) {
+    const stale = await rows.staleReserved(clock.now() - staleAfterMs);
+    for (const jobId of stale) {
       const live = relay?.jobById(jobId);
       if (live !== undefined && !live.finished) continue;
       await release(jobId, `no result within ${Math.round(staleAfterMs / 60_000)} min (the coordinator lost track of the job)`);
     }
-    if (rows.length > 0) await enqueue(refresh);
+    if (stale.length > 0) await budget.enqueue(refresh);
   }
 
-  /** `AND b.replica_id …` with its parameter, when one replica's rows are asked for. */
-  const ofReplica = (replicaId: string | null | undefined): [string, unknown[]] =>
-    replicaId === undefined ? ['', []] : [' AND b.replica_id IS NOT DISTINCT FROM $1', [replicaId]];
-
   async function releaseOrphaned(replicaId?: string | null): Promise<number> {
-    const [only, params] = ofReplica(replicaId);
-    const { rows } = await db.query<{ job_id: string }>(
-      `SELECT b.job_id FROM job_billing b LEFT JOIN jobs j ON j.id = b.job_id
-       WHERE b.state = 'reserved' AND (j.id IS NULL OR j.state IN ('failed', 'cancelled'))${only} ORDER BY b.created_at`,
-      params,
-    );
     let n = 0;
-    for (const { job_id: jobId } of rows) {
+    for (const jobId of await rows.orphaned(replicaId)) {
       if (relay?.jobById(jobId) !== undefined) continue;
       await release(jobId, 'the coordinator restarted');
       n++;
     }
-    if (n > 0) await enqueue(refresh);
+    if (n > 0) await budget.enqueue(refresh);
     return n;
-  }
-
-  async function doneUncharged(replicaId?: string | null): Promise<Array<{ jobId: string; envelope: BillingEnvelope }>> {
-    const [only, params] = ofReplica(replicaId);
-    const { rows } = await db.query<{ job_id: string; input_tokens: unknown; max_output_tokens: unknown }>(
-      `SELECT b.job_id, b.input_tokens, b.max_output_tokens FROM job_billing b JOIN jobs j ON j.id = b.job_id
-       WHERE b.state = 'reserved' AND b.role = 'job' AND j.state = 'done'${only} ORDER BY b.created_at`,
-      params,
-    );
-    return rows.map((r) => ({
-      jobId: r.job_id,
-      envelope: { inputTokens: toInt(r.input_tokens), maxOutputTokens: toInt(r.max_output_tokens) },
-    }));
   }
 
   async function createRerun(primaryJobId: string): Promise<Job | Refusal> {
@@ -361,16 +238,11 @@ export function createBilling(options: BillingOptions): Billing {
       error: { code, message },
     });
     if (relay === null) return refuse(503, 'DRAINING', 'Billing is not attached to a relay; re-runs cannot be placed.');
-    const { rows } = await db.query<BillingRow>(
-      `SELECT job_id, api_key_id, payer, role, model, kind, input_tokens, max_output_tokens, state FROM job_billing WHERE job_id = $1`,
-      [primaryJobId],
-    );
-    const primary = rows[0];
+    const primary = await rows.get(primaryJobId);
     if (primary === undefined || primary.role !== 'job' || primary.state !== 'charged') {
       return refuse(404, 'NOT_FOUND', `No delivered requester job ${primaryJobId}: only a job that was charged can be re-run.`);
     }
-    const taken = await db.query<{ job_id: string }>(`SELECT job_id FROM job_billing WHERE rerun_of = $1`, [primaryJobId]);
-    if (rerunning.has(primaryJobId) || taken.rows.length > 0)
+    if (rerunning.has(primaryJobId) || (await rows.hasRerun(primaryJobId)))
       return refuse(409, 'CONFLICT', `Job ${primaryJobId} was re-run already; one re-run per job.`);
     rerunning.add(primaryJobId);
     try {
@@ -386,7 +258,7 @@ export function createBilling(options: BillingOptions): Billing {
       });
     } finally {
       // The row written by the reservation (its `rerun_of`) keeps the one-per-job rule from now on.
-      void queue.then(() => rerunning.delete(primaryJobId));
+      void budget.settled().then(() => rerunning.delete(primaryJobId));
     }
   }
 
@@ -414,28 +286,15 @@ export function createBilling(options: BillingOptions): Billing {
     reserveJob,
     release,
     whenReserved: async (jobId) => {
-      if (undecided.has(jobId)) await queue;
+      if (budget.pending(jobId)) await budget.settled();
     },
     async recordDone(done, charged) {
       const clamped = done.claimed.promptTokens > done.usage.promptTokens || done.claimed.completionTokens > done.usage.completionTokens;
       if (clamped) counts.clamped++;
-      await db.query(
-        `UPDATE job_billing SET state = $2, claimed_prompt = $3, claimed_completion = $4, billed_prompt = $5, billed_completion = $6,
-           charged = $7, updated_at = $8 WHERE job_id = $1`,
-        [
-          done.jobId,
-          charged === null ? 'released' : 'charged',
-          done.claimed.promptTokens,
-          done.claimed.completionTokens,
-          done.usage.promptTokens,
-          done.usage.completionTokens,
-          charged === null ? null : charged.toString(),
-          clock.now(),
-        ],
-      );
+      await rows.recordDone(done, charged);
       if (done.role !== 'job') {
         checkJobs.delete(done.jobId);
-        await enqueue(refresh);
+        await budget.enqueue(refresh);
       }
     },
     async account(key) {
@@ -447,17 +306,33 @@ export function createBilling(options: BillingOptions): Billing {
         deposit: { address: options.depositAddress, memo: key.depositMemo },
       };
     },
-    budget: () => ledger.payerBalances(budgetPayer),
+    budget: () => ledger.payerBalances(budget.payer),
     sweepStale: sweep,
     releaseOrphaned,
-    doneUncharged,
+    doneUncharged: (replicaId) => rows.doneUncharged(replicaId),
     fundBudgetFromFees: (fundingId, amount) =>
-      enqueue(async () => {
+      budget.enqueue(async () => {
         const txn = await ledger.fundBudgetFromFees(fundingId, amount);
         await refresh();
         return txn;
       }),
-    refreshBudget: () => enqueue(refresh),
+    refreshBudget: () => budget.enqueue(refresh),
     createRerun,
+  };
+}
+
+/** The 402 body: how much is short, and where to deposit it. */
+function paymentRequired(err: InsufficientFundsError, deposit: { address: string; memo: string }): PaymentRequired {
+  return {
+    error: {
+      code: 'PAYMENT_REQUIRED',
+      message: `This job may cost up to ${err.required} nanoTON, but the key holds ${err.available} available; deposit at least ${err.shortfall} nanoTON to ${deposit.address} with the comment "${deposit.memo}", then submit the job again.`,
+    },
+    payment: {
+      required: err.required.toString(),
+      available: err.available.toString(),
+      shortfall: err.shortfall.toString(),
+      deposit,
+    },
   };
 }

@@ -1,18 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { startCoordinator } from '../testing.ts';
+import { describe, expect, it } from 'vitest';
+import { coordinatorsClosedAfterEach } from '../../testing/coordinators.ts';
 
-type Started = Awaited<ReturnType<typeof startCoordinator>>;
-const started: Started[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((c) => c.close()));
-});
+const start = coordinatorsClosedAfterEach();
 
 const HOSTILE = ['a\u0000b', 'tab\u0007bell', 'lone \ud800 surrogate', 'end \udfff', 'x'.repeat(10_000)];
 
 describe('input the store cannot take is refused at the edge', () => {
   it('refuses a job whose model holds NUL, control characters, lone surrogates or is over-long, with a typed 400', async () => {
-    const c = await startCoordinator();
-    started.push(c);
+    const c = await start();
     for (const model of HOSTILE) {
       const res = await c.api('POST', '/v1/jobs', { model, kind: 'chat', billing: { inputTokens: 1, maxOutputTokens: 1 } });
       expect(res.status, JSON.stringify(model.slice(0, 20))).toBe(400);
@@ -22,8 +17,7 @@ describe('input the store cannot take is refused at the edge', () => {
   });
 
   it('refuses path ids and query strings with NUL, control characters, bad UTF-8 or over-long', async () => {
-    const c = await startCoordinator();
-    started.push(c);
+    const c = await start();
     const paths = [
       '/v1/jobs/a%00b/events',
       '/v1/jobs/%01/events',
@@ -49,8 +43,7 @@ describe('input the store cannot take is refused at the edge', () => {
   });
 
   it('refuses a JSON body with a hostile string anywhere in it, before any route reads it', async () => {
-    const c = await startCoordinator();
-    started.push(c);
+    const c = await start();
     const { jobId } = await c.createJob();
     const res = await c.api('PUT', `/v1/jobs/${jobId}/payload`, {
       attempt: 1,
@@ -62,8 +55,7 @@ describe('input the store cannot take is refused at the edge', () => {
   });
 
   it("refuses a contributor's fail message with NUL in its text, and the job stays the contributor's to finish", async () => {
-    const c = await startCoordinator();
-    started.push(c);
+    const c = await start();
     const worker = await c.worker({ slots: 1 });
     const { jobId } = await c.createJob();
     await c.submit(jobId, 1);

@@ -1,18 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { startCoordinator } from '../testing.ts';
+import { describe, expect, it } from 'vitest';
+import { coordinatorsClosedAfterEach } from '../../testing/coordinators.ts';
 
-type Started = Awaited<ReturnType<typeof startCoordinator>>;
-const started: Started[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((c) => c.close()));
-});
+const start = coordinatorsClosedAfterEach();
 
 const OPERATOR = 'operator-token-for-tests-0123456789';
 
 describe('API keys, listed and revoked by the operator', () => {
   it('lists keys without their secrets and revokes one at once; only the operator may', async () => {
-    const c = await startCoordinator({ operatorToken: OPERATOR });
-    started.push(c);
+    const c = await start({ operatorToken: OPERATOR });
     const op = (method: string, path: string, token = OPERATOR) =>
       fetch(c.url + path, { method, headers: { authorization: `Bearer ${token}` } });
     expect((await c.api('GET', '/v1/account')).status).not.toBe(401);
@@ -37,8 +32,7 @@ describe('API keys, listed and revoked by the operator', () => {
   });
 
   it('serves no operator key routes without an operator token', async () => {
-    const c = await startCoordinator();
-    started.push(c);
+    const c = await start();
     // The requester routes answer instead: a bearer that is no API key is refused.
     expect((await fetch(`${c.url}/v1/operator/keys`, { headers: { authorization: 'Bearer x' } })).status).toBe(401);
     expect((await c.api('GET', '/v1/operator/keys')).status).toBe(404);

@@ -1,18 +1,10 @@
 import { type IncomingMessage, request } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
-import { FakeWorker, startCoordinator } from '../testing.ts';
+import { describe, expect, it } from 'vitest';
+import { coordinatorsClosedAfterEach } from '../../testing/coordinators.ts';
+import { FakeWorker } from '../testing.ts';
 import { LimitConfigError, resolveLimits } from './limits.ts';
 
-type Started = Awaited<ReturnType<typeof startCoordinator>>;
-const started: Started[] = [];
-async function start(options: Parameters<typeof startCoordinator>[0] = {}): Promise<Started> {
-  const c = await startCoordinator(options);
-  started.push(c);
-  return c;
-}
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((c) => c.close()));
-});
+const start = coordinatorsClosedAfterEach();
 
 const deviceKey = 'A'.repeat(43);
 

@@ -3,64 +3,21 @@
  * "Sealing ahead of need") against the real coordinator and its workers' sockets: slots
  * handed out in batches, jobs sent with their payload in one message and answered once,
  * unused slots given back on expiry and when the channel closes, a job whose contributor left
- * placed again and sealed again, and typed refusals for hostile messages.
+ * placed again and sealed again, and typed refusals for hostile messages. The SDK using them:
+ * assign-ahead-sdk.test.ts.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { toNano } from '@ton/core';
-import { WebSocket } from 'ws';
-import { referenceEmbed } from '../../modelhost/reference.ts';
-import { type ChannelMessage, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
-import { RequesterClient } from '../../requester/client.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { startPaidNetwork, type PaidNetwork } from '../../testing/billing.ts';
+import { startPaidNetwork } from '../../testing/billing.ts';
+import { type Cleanups, RawChannel } from '../../testing/requesters.ts';
 import { startCoordinator, TEST_ENVELOPE } from '../testing.ts';
-import { EmbedRuntime, testWallet } from '../../testing/verification.ts';
 
 // A paid network (PGlite, the model host, the sandbox chain) on a busy 2-core machine can take minutes.
 vi.setConfig({ testTimeout: 300_000 });
 
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-/** A raw channel socket: its messages in order, and a way to wait for the next of a type. */
-class RawChannel {
-  readonly messages: ChannelMessage[] = [];
-  #read = 0;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(JSON.parse((data as Buffer).toString('utf8')) as ChannelMessage));
-  }
-
-  static async open(url: string, auth: string): Promise<RawChannel> {
-    const ws = new WebSocket(url.replace(/^http/, 'ws') + REQUESTER_CHANNEL_PATH, { headers: { authorization: auth } });
-    cleanups.push(() => ws.terminate());
-    const channel = new RawChannel(ws);
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    await channel.next('ready');
-    return channel;
-  }
-
-  send(message: unknown): void {
-    this.ws.send(JSON.stringify(message));
-  }
-
-  /** The next message (after those already read) of `type`; skips others. */
-  async next<T extends ChannelMessage['type']>(type: T): Promise<Extract<ChannelMessage, { type: T }>> {
-    for (;;) {
-      await vi.waitFor(() => expect(this.messages.length).toBeGreaterThan(this.#read), { timeout: 20_000 });
-      const m = this.messages[this.#read++] as ChannelMessage;
-      if (m.type === type) return m as Extract<ChannelMessage, { type: T }>;
-    }
-  }
-
-  /** Messages of `type` received so far about `jobId`. */
-  about(jobId: string, type: ChannelMessage['type']): ChannelMessage[] {
-    return this.messages.filter((m) => m.type === type && 'jobId' in m && m.jobId === jobId);
-  }
-}
 
 const assign = (ref: string, count: number, model = 'm') => ({ v: 1, type: 'assign', ref, model, kind: 'chat', count });
 const job = (model = 'm') => ({ model, kind: 'chat', billing: TEST_ENVELOPE });
@@ -79,7 +36,7 @@ describe('assignments ahead of need', () => {
     const net = await startCoordinator();
     cleanups.push(() => net.close());
     const workers = [await net.worker({ slots: 2 }), await net.worker({ slots: 2 })];
-    const ch = await RawChannel.open(net.url, net.auth);
+    const ch = await RawChannel.open(net.url, net.auth, cleanups);
 
     ch.send(assign('a', 8));
     const batch = await ch.next('assignments');
@@ -132,7 +89,7 @@ describe('assignments ahead of need', () => {
     const net = await startCoordinator();
     cleanups.push(() => net.close());
     const worker = await net.worker({ slots: 2 });
-    const ch = await RawChannel.open(net.url, net.auth);
+    const ch = await RawChannel.open(net.url, net.auth, cleanups);
     ch.send(assign('a', 2));
     const [first, second] = (await ch.next('assignments')).assignments;
     const idempotencyKey = 'submit-once-0123456789';
@@ -153,7 +110,7 @@ describe('assignments ahead of need', () => {
     const net = await startCoordinator({ assignAheadMs: 5_000 });
     cleanups.push(() => net.close());
     const worker = await net.worker({ slots: 1 });
-    const ch = await RawChannel.open(net.url, net.auth);
+    const ch = await RawChannel.open(net.url, net.auth, cleanups);
     ch.send(assign('a', 4));
     const [held] = (await ch.next('assignments')).assignments;
     expect(held).toMatchObject({ contributorId: worker.contributorId });
@@ -169,7 +126,7 @@ describe('assignments ahead of need', () => {
     net.coordinator.sweep();
     await vi.waitFor(async () => expect((await net.store.getJob(waiting.jobId))?.state).toBe('queued'), { timeout: 10_000 });
     expect(await heldOnMetrics()).toBe('0');
-    const second = await RawChannel.open(net.url, net.auth);
+    const second = await RawChannel.open(net.url, net.auth, cleanups);
     second.send(assign('b', 1));
     expect((await second.next('assignments')).assignments).toEqual([]); // the slot is the waiting job's now
 
@@ -184,7 +141,7 @@ describe('assignments ahead of need', () => {
 
     // A closed channel's unused assignments go back at once (no expiry needed).
     const worker2 = await net.worker({ slots: 1, models: ['n'] });
-    const third = await RawChannel.open(net.url, net.auth);
+    const third = await RawChannel.open(net.url, net.auth, cleanups);
     third.send(assign('c', 1, 'n'));
     expect((await third.next('assignments')).assignments).toMatchObject([{ contributorId: worker2.contributorId }]);
     const blocked = await net.createJob('n');
@@ -197,7 +154,7 @@ describe('assignments ahead of need', () => {
     const net = await startCoordinator();
     cleanups.push(() => net.close());
     const gone = await net.worker({ slots: 1 });
-    const ch = await RawChannel.open(net.url, net.auth);
+    const ch = await RawChannel.open(net.url, net.auth, cleanups);
     ch.send(assign('a', 1));
     const [held] = (await ch.next('assignments')).assignments;
     const jobId = held?.jobId ?? '';
@@ -223,7 +180,7 @@ describe('assignments ahead of need', () => {
     const net = await startCoordinator();
     cleanups.push(() => net.close());
     const paused = await net.worker({ slots: 3 });
-    const ch = await RawChannel.open(net.url, net.auth);
+    const ch = await RawChannel.open(net.url, net.auth, cleanups);
     ch.send(assign('a', 3));
     const held = (await ch.next('assignments')).assignments;
     expect(held.map((a) => a.contributorId)).toEqual([paused.contributorId, paused.contributorId, paused.contributorId]);
@@ -285,8 +242,8 @@ describe('assignments ahead of need', () => {
     cleanups.push(() => net.close());
     await net.worker({ slots: 4 });
     const small = await net.coordinator.createApiKey('two at a time', { maxInFlight: 2 });
-    const ch = await RawChannel.open(net.url, `Bearer ${small.secret}`);
-    const stranger = await RawChannel.open(net.url, net.auth);
+    const ch = await RawChannel.open(net.url, `Bearer ${small.secret}`, cleanups);
+    const stranger = await RawChannel.open(net.url, net.auth, cleanups);
 
     ch.send(assign('zero', 0));
     expect(await ch.next('error')).toMatchObject({ status: 400, ref: 'zero', error: { code: 'BAD_MESSAGE' } });
@@ -304,7 +261,7 @@ describe('assignments ahead of need', () => {
     ch.send(assign('more', 1));
     expect(await ch.next('error')).toMatchObject({ status: 429, ref: 'more', error: { code: 'QUOTA' }, retryAfterS: 1 });
     // Nor on another channel of the key: the limit is the key's.
-    const again = await RawChannel.open(net.url, `Bearer ${small.secret}`);
+    const again = await RawChannel.open(net.url, `Bearer ${small.secret}`, cleanups);
     again.send(assign('other', 1));
     expect(await again.next('error')).toMatchObject({ status: 429, ref: 'other', error: { code: 'QUOTA' } });
 
@@ -331,7 +288,7 @@ describe('assignments ahead of need, billed', () => {
     cleanups.push(() => net.close());
     const worker = await net.worker({ slots: 1 });
     const poor = await net.key();
-    const ch = await RawChannel.open(net.url, `Bearer ${poor.secret}`);
+    const ch = await RawChannel.open(net.url, `Bearer ${poor.secret}`, cleanups);
     ch.send({ v: 1, type: 'assign', ref: 'a', model: 'tiny-decoder', kind: 'chat', count: 2 });
     const [held] = (await ch.next('assignments')).assignments;
     expect(held).toMatchObject({ contributorId: worker.contributorId });
@@ -358,131 +315,5 @@ describe('assignments ahead of need, billed', () => {
     expect(booked.rows[0]?.n).toBe(0);
     ch.send({ v: 1, type: 'assign', ref: 'b', model: 'tiny-decoder', kind: 'chat', count: 1 });
     expect((await ch.next('assignments')).assignments).toMatchObject([{ contributorId: worker.contributorId }]);
-  });
-});
-
-describe('the SDK with assignments ahead of need', () => {
-  /** A Node contributor running tiny-embed for real, with a payout wallet. */
-  async function contributor(net: PaidNetwork, slots: number): Promise<Contributor> {
-    const c = new Contributor({
-      coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
-      runtime: new EmbedRuntime(),
-      identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-      consent: ['embed'],
-      client: { name: 'test', version: '0.0.0' },
-      webSocket: WebSocket,
-      slots,
-    });
-    cleanups.push(() => c.stop({ drain: false }));
-    c.start();
-    await vi.waitFor(() => expect(c.status().contributorId).not.toBeNull(), { timeout: 20_000 });
-    await net.bind(c.status().contributorId ?? '', testWallet());
-    return c;
-  }
-
-  /** Channel messages by type, as every WebSocket in this process sends them (the SDK's and the coordinator's). */
-  function countFrames(): Map<string, number> {
-    const counts = new Map<string, number>();
-    const original = Reflect.get(WebSocket.prototype, 'send') as (...args: unknown[]) => void;
-    const send = vi.spyOn(WebSocket.prototype, 'send').mockImplementation(function (this: WebSocket, ...args: unknown[]) {
-      const [data] = args;
-      const type = typeof data === 'string' ? (/^\{"v":1,"type":"([a-z-]+)"/.exec(data)?.[1] ?? null) : null;
-      if (type !== null) counts.set(type, (counts.get(type) ?? 0) + 1);
-      Reflect.apply(original, this, args);
-    } as WebSocket['send']);
-    cleanups.push(() => send.mockRestore());
-    return counts;
-  }
-
-  const inputs = ['sealed before it was needed', 'one message per job'];
-  const reference = referenceEmbed(inputs);
-  const expectReference = (result: Awaited<ReturnType<RequesterClient['run']>>): void => {
-    if (result.kind !== 'embed') throw new Error(`expected an embed result, got ${result.kind}`);
-    expect(result.embeddings).toHaveLength(inputs.length);
-    result.embeddings.forEach((vector, i) => vector.forEach((x, j) => expect(Math.abs(x - (reference[i]?.[j] ?? NaN))).toBeLessThan(1e-6)));
-  };
-  const charged = async (net: PaidNetwork, keyId: string): Promise<number> =>
-    (
-      await net.store.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_billing WHERE api_key_id = $1 AND state = 'charged'`, [
-        keyId,
-      ])
-    ).rows[0]?.n ?? -1;
-
-  it('runs many jobs at once, one message up per job, each answered once, equal to the reference and charged once', async () => {
-    const net = await startPaidNetwork('PGlite');
-    cleanups.push(() => net.close());
-    await contributor(net, 4);
-    await contributor(net, 4);
-    const key = await net.key(toNano('1'));
-    const client = new RequesterClient({
-      coordinatorUrl: net.url,
-      apiKey: key.secret,
-      checkReplicas: false,
-      channel: true,
-      assignAhead: 8,
-    });
-    cleanups.push(() => client.close());
-    const frames = countFrames();
-
-    // The first job is created the plain way; the batch is asked for once it has its slot.
-    expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
-    await vi.waitFor(() => expect(frames.get('assignments')).toBe(1), { timeout: 20_000 });
-    expect(frames.get('create')).toBe(1);
-    expect(frames.get('payload')).toBe(1);
-
-    const results = await Promise.all(Array.from({ length: 6 }, () => client.run({ kind: 'embed', model: 'tiny-embed', inputs })));
-    for (const result of results) {
-      expectReference(result);
-      expect(result.attempts).toBe(1);
-    }
-    // Six jobs, six messages up: no `create`, no `payload` of their own.
-    expect(frames.get('submit')).toBe(6);
-    expect(frames.get('create')).toBe(1);
-    expect(frames.get('payload')).toBe(1);
-    await net.settled();
-    expect(await charged(net, key.id)).toBe(7);
-    const balance = await net.balance(key);
-    expect(balance.reserved).toBe(0n);
-    expect(net.done.filter((d) => d.apiKeyId === key.id)).toHaveLength(7);
-  });
-
-  it('seals again for another contributor when the one it was sealed for left, and runs the job once', async () => {
-    const net = await startPaidNetwork('PGlite');
-    cleanups.push(() => net.close());
-    const leaving = await contributor(net, 3);
-    const key = await net.key(toNano('1'));
-    const client = new RequesterClient({
-      coordinatorUrl: net.url,
-      apiKey: key.secret,
-      checkReplicas: false,
-      channel: true,
-      assignAhead: 4,
-    });
-    cleanups.push(() => client.close());
-    const frames = countFrames();
-    expectReference(await client.run({ kind: 'embed', model: 'tiny-embed', inputs }));
-    await vi.waitFor(() => expect(frames.get('assignments')).toBe(1), { timeout: 20_000 });
-
-    // The assignments in hand are all on the contributor that now leaves; another joins.
-    const gone = leaving.status().contributorId;
-    await leaving.stop({ drain: false });
-    await vi.waitFor(() => expect(net.coordinator.stats().contributors).toBe(0), { timeout: 20_000 });
-    const staying = await contributor(net, 2);
-
-    const results = await Promise.all([0, 1].map(() => client.run({ kind: 'embed', model: 'tiny-embed', inputs })));
-    for (const result of results) {
-      expectReference(result);
-      // Attempt 1 was the lapsed assignment; attempt 2 ran on the contributor that stayed.
-      expect(result.attempts).toBe(2);
-    }
-    expect(frames.get('submit')).toBe(2);
-    expect(frames.get('payload')).toBe(1 + 2); // the first job's, then each re-sealed payload
-    await net.settled();
-    const ran = net.done.filter((d) => d.apiKeyId === key.id);
-    expect(ran).toHaveLength(3);
-    expect(ran.slice(1).map((d) => d.contributorId)).toEqual([staying.status().contributorId, staying.status().contributorId]);
-    expect(ran.some((d) => d.contributorId === gone && d !== ran[0])).toBe(false);
-    expect(await charged(net, key.id)).toBe(3);
-    expect((await net.balance(key)).reserved).toBe(0n);
   });
 });

@@ -4,68 +4,24 @@
  * stays open, the same limits as HTTP, and a job run by the SDK over the channel, checked
  * against the float64 reference and billed to the nanoTON as the same job over HTTP.
  */
-import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { toNano } from '@ton/core';
-import { WebSocket } from 'ws';
-import { referenceEmbed } from '../../modelhost/reference.ts';
-import { type ChannelMessage, REQUESTER_CHANNEL_PATH } from '../../protocol/requester-channel.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import { QuotaExceededError } from '../../requester/errors.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
 import { startPaidNetwork, type PaidNetwork } from '../../testing/billing.ts';
 import { startCoordinator, TEST_ENVELOPE } from '../testing.ts';
-import { EmbedRuntime, testWallet } from '../../testing/verification.ts';
+import { type Cleanups, embedContributor, expectReferenceEmbeddings, RawChannel } from '../../testing/requesters.ts';
 
 // A paid network (PGlite, the model host, the sandbox chain) on a busy 2-core machine can take minutes.
 vi.setConfig({ testTimeout: 300_000 });
 
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A raw channel socket: its messages in order, and a way to wait for the next that matches. */
-class RawChannel {
-  readonly messages: ChannelMessage[] = [];
-  #read = 0;
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(JSON.parse((data as Buffer).toString('utf8')) as ChannelMessage));
-  }
-
-  static open(url: string, auth: string | null): Promise<RawChannel | { status: number; body: string }> {
-    const headers = auth === null ? {} : { authorization: auth };
-    const ws = new WebSocket(url.replace(/^http/, 'ws') + REQUESTER_CHANNEL_PATH, { headers });
-    cleanups.push(() => ws.terminate());
-    return new Promise((resolve, reject) => {
-      ws.once('unexpected-response', (_req, res: IncomingMessage) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      ws.once('open', () => resolve(new RawChannel(ws)));
-      ws.once('error', reject);
-    });
-  }
-
-  send(message: unknown): void {
-    this.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
-  }
-
-  /** The next message (after those already read) of `type`; skips others. */
-  async next<T extends ChannelMessage['type']>(type: T): Promise<Extract<ChannelMessage, { type: T }>> {
-    for (;;) {
-      await vi.waitFor(() => expect(this.messages.length).toBeGreaterThan(this.#read), { timeout: 10_000 });
-      const m = this.messages[this.#read++] as ChannelMessage;
-      if (m.type === type) return m as Extract<ChannelMessage, { type: T }>;
-    }
-  }
-}
-
 async function channel(url: string, auth: string): Promise<RawChannel> {
-  const opened = await RawChannel.open(url, auth);
+  const opened = await RawChannel.connect(url, auth, cleanups);
   if (!(opened instanceof RawChannel)) throw new Error(`channel refused: ${opened.status} ${opened.body}`);
   expect(await opened.next('ready')).toMatchObject({ maxMessageBytes: expect.any(Number) as number });
   return opened;
@@ -77,8 +33,8 @@ describe('the requester channel', () => {
   it('refuses the upgrade without a valid API key, with the HTTP routes’ 401', async () => {
     const net = await startCoordinator();
     cleanups.push(() => net.close());
-    const none = await RawChannel.open(net.url, null);
-    const wrong = await RawChannel.open(net.url, 'Bearer not-a-key');
+    const none = await RawChannel.connect(net.url, null, cleanups);
+    const wrong = await RawChannel.connect(net.url, 'Bearer not-a-key', cleanups);
     const http = await fetch(`${net.url}/v1/jobs`, { method: 'POST', headers: { authorization: 'Bearer not-a-key' }, body: '{}' });
     expect(none).toMatchObject({ status: 401 });
     expect(wrong).toMatchObject({ status: 401, body: await http.text() });
@@ -87,7 +43,7 @@ describe('the requester channel', () => {
     // A revoked key is refused too.
     const key = await net.coordinator.createApiKey('soon revoked');
     await net.store.revokeApiKey(key.id);
-    expect(await RawChannel.open(net.url, `Bearer ${key.secret}`)).toMatchObject({ status: 401 });
+    expect(await RawChannel.connect(net.url, `Bearer ${key.secret}`, cleanups)).toMatchObject({ status: 401 });
   });
 
   it('answers bad messages with typed errors and keeps the socket; then serves a job on it', async () => {
@@ -158,12 +114,12 @@ describe('the requester channel', () => {
     second.send({ v: 1, type: 'follow', jobId: first.jobId });
     expect(await second.next('error')).toMatchObject({ status: 429, jobId: first.jobId, error: { code: 'QUOTA' } });
     // A third channel for the key is refused at the upgrade.
-    expect(await RawChannel.open(net.url, auth)).toMatchObject({ status: 429 });
+    expect(await RawChannel.connect(net.url, auth, cleanups)).toMatchObject({ status: 429 });
     // Closing a socket gives its slots back.
     second.ws.close();
     const third = await vi.waitFor(
       async () => {
-        const opened = await RawChannel.open(net.url, auth);
+        const opened = await RawChannel.connect(net.url, auth, cleanups);
         expect(opened).toBeInstanceOf(RawChannel);
         return opened as RawChannel;
       },
@@ -194,18 +150,7 @@ describe('the SDK over the requester channel', () => {
   it('runs a tiny-embed job to the reference result, billed and reported exactly as over HTTP', async () => {
     const net: PaidNetwork = await startPaidNetwork('PGlite', { receipts: true });
     cleanups.push(() => net.close());
-    const contributor = new Contributor({
-      coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
-      runtime: new EmbedRuntime(),
-      identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-      consent: ['embed'],
-      client: { name: 'test', version: '0.0.0' },
-      webSocket: WebSocket,
-    });
-    cleanups.push(() => contributor.stop({ drain: false }));
-    contributor.start();
-    await vi.waitFor(() => expect(contributor.status().contributorId).not.toBeNull(), { timeout: 20_000 });
-    await net.bind(contributor.status().contributorId ?? '', testWallet());
+    await embedContributor(net, cleanups);
     const overChannel = await net.key(toNano('1'));
     const overHttp = await net.key(toNano('1'));
     const channelClient = new RequesterClient({ coordinatorUrl: net.url, apiKey: overChannel.secret, checkReplicas: false, channel: true });
@@ -215,7 +160,6 @@ describe('the SDK over the requester channel', () => {
     expect(await httpClient.transport()).toBe('http');
 
     const inputs = ['the channel carries sealed jobs', 'one socket, many jobs'];
-    const reference = referenceEmbed(inputs);
     const before = await requestCounts(net.url);
     const viaChannel = await Promise.all([
       channelClient.run({ kind: 'embed', model: 'tiny-embed', inputs }),
@@ -230,14 +174,7 @@ describe('the SDK over the requester channel', () => {
     await httpClient.idle();
     const afterHttp = await requestCounts(net.url);
 
-    for (const result of [...viaChannel, ...viaHttp]) {
-      if (result.kind !== 'embed') throw new Error(`expected an embed result, got ${result.kind}`);
-      expect(result.embeddings).toHaveLength(inputs.length);
-      // Float32 from the float64 reference: within float32 rounding of each component.
-      result.embeddings.forEach((vector, i) =>
-        vector.forEach((x, j) => expect(Math.abs(x - (reference[i]?.[j] ?? NaN))).toBeLessThan(1e-6)),
-      );
-    }
+    for (const result of [...viaChannel, ...viaHttp]) expectReferenceEmbeddings(result, inputs);
     // No job request went over HTTP for the channel's jobs (the model facts are read once, over HTTP, by both).
     expect(afterChannel.jobs - before.jobs).toBe(0);
     expect(afterHttp.jobs - afterChannel.jobs).toBe(2 * 3 + 2); // per job: POST, GET events, PUT payload; then the reports

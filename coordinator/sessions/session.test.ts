@@ -1,19 +1,11 @@
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { coordinatorsClosedAfterEach } from '../../testing/coordinators.ts';
 import { MAX_MESSAGE_BYTES } from '../../protocol/wire.ts';
-import { FakeWorker, newIdentity, startCoordinator, TEST_ENVELOPE } from '../testing.ts';
+import { FakeWorker, newIdentity, TEST_ENVELOPE } from '../testing.ts';
 import { contributorIdOf } from './hello.ts';
 
-type Started = Awaited<ReturnType<typeof startCoordinator>>;
-const started: Started[] = [];
-async function start(options: Parameters<typeof startCoordinator>[0] = {}): Promise<Started> {
-  const c = await startCoordinator(options);
-  started.push(c);
-  return c;
-}
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((c) => c.close()));
-});
+const start = coordinatorsClosedAfterEach();
 
 describe('contributor sessions', () => {
   it('welcomes a worker that signs the challenge, with the id derived from its identity key', async () => {

@@ -7,14 +7,13 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { toNano } from '@ton/core';
-import { type PaidNetwork, startPaidNetwork, type TestKey } from '../../testing/billing.ts';
+import type { PaidNetwork, TestKey } from '../../testing/billing.ts';
+import { CANARY_EVERY_JOB, type CheckPolicy, newContributor, startCheckedNetwork } from '../../testing/canaries.ts';
 import type { JobDone } from '../leases/relay.ts';
 import { waitFor } from '../store/testing.ts';
 import type { FakeWorker } from '../testing.ts';
-import { WebSocket } from 'ws';
 import { RequesterClient } from '../../requester/client.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
+import type { Contributor } from '../../worker/network/contributor.ts';
 import { EmbedRuntime, testWallet } from '../../testing/verification.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
@@ -27,28 +26,15 @@ const cost = (prompt: number) => {
   const commission = gross / 10n;
   return { gross, commission, share: gross - commission };
 };
-/** Every job gets a canary; nothing is replicated; one failed check quarantines. */
-const CANARY_EVERY_JOB = {
-  canaryRate: 1,
-  probationCanaryRate: 1,
-  baseReplicationRate: 0,
-  minReplicationRate: 0,
-  quarantineAfter: 1,
-  benchFirstFailure: false,
-};
 
 const open: PaidNetwork[] = [];
 afterEach(async () => {
   for (const net of open.splice(0)) await net.close();
 });
 
-async function start(policy: NonNullable<Parameters<typeof startPaidNetwork>[1]>['policy'] = CANARY_EVERY_JOB): Promise<PaidNetwork> {
-  const net = await startPaidNetwork('PGlite', { policy });
+async function start(policy: CheckPolicy = CANARY_EVERY_JOB): Promise<PaidNetwork> {
+  const net = await startCheckedNetwork({ policy });
   open.push(net);
-  // Checks are paid from the network's budget, funded as `npm start` funds it.
-  await net.money.fund(net.money.budgetMemo, toNano('10'));
-  // The budget's view is refreshed as its deposit is booked; wait for it, or the first check may be refused.
-  await net.money.billing.refreshBudget();
   return net;
 }
 
@@ -64,14 +50,7 @@ async function garbageJob(net: PaidNetwork, key: TestKey, worker: FakeWorker, us
 
 /** An honest contributor loop running `tiny-embed` from the reference, earning for a wallet of its own. */
 async function honestContributor(net: PaidNetwork): Promise<{ contributor: Contributor; id: string; wallet: string }> {
-  const contributor = new Contributor({
-    coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
-    runtime: new EmbedRuntime(),
-    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-    consent: ['embed'],
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-  });
+  const contributor = await newContributor(net, new EmbedRuntime(), ['embed']);
   contributor.start();
   await waitFor(async () => contributor.status().contributorId !== null);
   const id = contributor.status().contributorId ?? '';

@@ -5,26 +5,19 @@
  * (PGlite) and contributor loops over WebSockets, an honest device passes a `generate`
  * canary and one answering garbage tokens fails it.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toNano } from '@ton/core';
-import { WebSocket } from 'ws';
 import { testModels } from '../../modelhost/models/index.ts';
 import { decoderTokenizer, referenceChatPrompt, referenceGreedy } from '../../modelhost/reference.ts';
 import { startModelHost } from '../../modelhost/server.ts';
 import type { JobRequest, JobResult, StreamChunk } from '../../protocol/jobs.ts';
 import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient } from '../../requester/client.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
 import { FakeRuntime } from '../../worker/network/fake-runtime.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { startPaidNetwork } from '../../testing/billing.ts';
-import { waitFor } from '../../coordinator/store/testing.ts';
+import { canariesChecked, newContributor, startCheckedNetwork, welcome, withFileOffPin } from '../../testing/canaries.ts';
 import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { DEFAULT_MIN_MARGIN, ModelFileMismatchError, onnxGenerateKnownAnswers } from './onnx-answers.ts';
 import { OnnxNodeRuntime, RandomTokenRuntime } from '../../testing/decoder-runtimes.ts';
-import { testWallet } from '../../testing/verification.ts';
 
 const EOS = testModels().decoder.entry.onnx.decoder?.eosTokenIds ?? [];
 
@@ -118,19 +111,9 @@ describe('known answers of ONNX generation models', () => {
   });
 
   it('are never computed from a file off its SHA-256 pin', async () => {
-    const manifest = (await (await fetch(host.manifestUrl)).json()) as { models: { id: string; files: { sha256: string }[] }[] };
-    const decoder = manifest.models.find((m) => m.id === 'tiny-decoder');
-    const file = decoder?.files[0];
-    if (file === undefined) throw new Error('no tiny-decoder in the manifest');
-    file.sha256 = file.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
-    const server = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify(manifest)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/manifest.json`;
+    await withFileOffPin(host.manifestUrl, 'tiny-decoder', async (url) => {
       await expect(onnxGenerateKnownAnswers({ manifestUrl: url, count: 2 })).rejects.toThrow(ModelFileMismatchError);
-    } finally {
-      server.close();
-    }
+    });
   });
 });
 
@@ -139,33 +122,11 @@ describe('a generate canary on the network', () => {
     it(
       garbage ? 'a device answering garbage tokens fails it and is quarantined' : 'an honest device passes it',
       async () => {
-        const net = await startPaidNetwork('PGlite', {
-          policy: {
-            canaryRate: 1,
-            probationCanaryRate: 1,
-            baseReplicationRate: 0,
-            minReplicationRate: 0,
-            quarantineAfter: 1,
-            benchFirstFailure: false,
-          },
-          knownAnswers: answers,
-        });
-        const contributor = new Contributor({
-          coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
-          runtime: new DecoderRuntime(garbage),
-          identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-          consent: ['generate', 'chat'],
-          client: { name: 'test', version: '0.0.0' },
-          webSocket: WebSocket,
-        });
+        const net = await startCheckedNetwork({ knownAnswers: answers });
+        const contributor = await newContributor(net, new DecoderRuntime(garbage), ['generate', 'chat']);
         try {
-          await net.money.fund(net.money.budgetMemo, toNano('10'));
-          await net.money.billing.refreshBudget();
           const key = await net.key(toNano('1'));
-          contributor.start();
-          await waitFor(async () => contributor.status().contributorId !== null);
-          const id = contributor.status().contributorId ?? '';
-          await net.bind(id, testWallet());
+          const { id } = await welcome(net, contributor);
           const requester = new RequesterClient({ coordinatorUrl: net.url, apiKey: key.secret });
           const prompt = decoderTokenizer().encode('<|user|>hi\n<|assistant|>').ids;
           const result = await requester.run({
@@ -178,10 +139,7 @@ describe('a generate canary on the network', () => {
           expect(result.kind).toBe('generate');
           const verification = net.verification;
           if (verification === undefined) throw new Error('no verification');
-          await waitFor(async () => {
-            const { canaries } = await verification.report(id);
-            return canaries.passed + canaries.failed === 1;
-          }, 90_000);
+          await canariesChecked(verification, id, 1);
           const report = await verification.report(id);
           expect(net.done.filter((d) => d.role === 'canary').map((d) => d.model)).toEqual(['tiny-decoder']);
           expect(report.canaries).toEqual(garbage ? { passed: 0, failed: 1 } : { passed: 1, failed: 0 });
@@ -202,34 +160,12 @@ describe('a chat canary on the network', () => {
     it(
       garbage ? 'a device answering random tokens fails it' : 'the onnx engine on onnxruntime-node passes it',
       async () => {
-        const net = await startPaidNetwork('PGlite', {
-          policy: {
-            canaryRate: 1,
-            probationCanaryRate: 1,
-            baseReplicationRate: 0,
-            minReplicationRate: 0,
-            quarantineAfter: 1,
-            benchFirstFailure: false,
-          },
-          knownAnswers: answers,
-        });
+        const net = await startCheckedNetwork({ knownAnswers: answers });
         const runtime = garbage ? new RandomTokenRuntime(3) : await OnnxNodeRuntime.start(host.manifestUrl);
-        const contributor = new Contributor({
-          coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
-          runtime,
-          identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-          consent: ['chat'],
-          client: { name: 'test', version: '0.0.0' },
-          webSocket: WebSocket,
-        });
+        const contributor = await newContributor(net, runtime, ['chat']);
         try {
-          await net.money.fund(net.money.budgetMemo, toNano('10'));
-          await net.money.billing.refreshBudget();
           const key = await net.key(toNano('1'));
-          contributor.start();
-          await waitFor(async () => contributor.status().contributorId !== null);
-          const id = contributor.status().contributorId ?? '';
-          await net.bind(id, testWallet());
+          const { id } = await welcome(net, contributor);
           const requester = new RequesterClient({ coordinatorUrl: net.url, apiKey: key.secret });
           const result = await requester.run({
             kind: 'chat',
@@ -241,10 +177,7 @@ describe('a chat canary on the network', () => {
           expect(result.kind).toBe('chat');
           const verification = net.verification;
           if (verification === undefined) throw new Error('no verification');
-          await waitFor(async () => {
-            const { canaries } = await verification.report(id);
-            return canaries.passed + canaries.failed === 1;
-          }, 90_000);
+          await canariesChecked(verification, id, 1);
           expect(net.done.filter((d) => d.role === 'canary').map((d) => [d.model, d.kind])).toEqual([['tiny-decoder', 'chat']]);
           expect((await verification.report(id)).canaries).toEqual(garbage ? { passed: 0, failed: 1 } : { passed: 1, failed: 0 });
           await requester.idle();

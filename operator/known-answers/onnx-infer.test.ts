@@ -7,11 +7,8 @@
  * it had not been checked for. Prices are prices.json's: `tiny-embed` costs 1 000 nanoTON per
  * input token with 10 % commission; `tiny-q4` has no price (an `infer` job counts no tokens).
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toNano } from '@ton/core';
-import { WebSocket } from 'ws';
 import { referenceQ4 } from '../../modelhost/reference.ts';
 import { startModelHost } from '../../modelhost/server.ts';
 import { compareResults } from '../../protocol/compare.ts';
@@ -20,14 +17,12 @@ import { type OnnxModel, parseManifest } from '../../protocol/manifest.ts';
 import { seededRandom } from '../../protocol/random.ts';
 import { RequesterClient } from '../../requester/client.ts';
 import type { LoadedModel } from '../../worker/engines/types.ts';
-import { Contributor } from '../../worker/network/contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from '../../worker/network/identity.ts';
-import { startPaidNetwork } from '../../testing/billing.ts';
+import { canariesChecked, newContributor, startCheckedNetwork, welcome, withFileOffPin } from '../../testing/canaries.ts';
 import { waitFor } from '../../coordinator/store/testing.ts';
 import type { KnownAnswer } from '../../coordinator/verification/canaries.ts';
 import { MAX_FREE_DIM, onnxInferKnownAnswers } from './onnx-infer-answers.ts';
 import { fetchModelFiles, loadOnnxNode, ModelFileMismatchError } from './onnx-node.ts';
-import { EmbedRuntime, testWallet } from '../../testing/verification.ts';
+import { EmbedRuntime } from '../../testing/verification.ts';
 
 const rows = (t: { dims: number[]; data: number[] }): number[][] =>
   Array.from({ length: t.dims[0] ?? 0 }, (_, i) => t.data.slice(i * (t.dims[1] ?? 0), (i + 1) * (t.dims[1] ?? 0)));
@@ -115,18 +110,9 @@ describe('known answers of ONNX infer models', () => {
   });
 
   it('are never computed from a file off its SHA-256 pin', async () => {
-    const manifest = (await (await fetch(host.manifestUrl)).json()) as { models: { id: string; files: { sha256: string }[] }[] };
-    const file = manifest.models.find((m) => m.id === 'tiny-q4')?.files[0];
-    if (file === undefined) throw new Error('no tiny-q4 in the manifest');
-    file.sha256 = file.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
-    const server = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify(manifest)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/manifest.json`;
+    await withFileOffPin(host.manifestUrl, 'tiny-q4', async (url) => {
       await expect(onnxInferKnownAnswers({ manifestUrl: url, count: 2 })).rejects.toThrow(ModelFileMismatchError);
-    } finally {
-      server.close();
-    }
+    });
   });
 });
 
@@ -145,54 +131,15 @@ describe('the tensor tolerance', () => {
     const { expected, reference } = answer();
     const y = expected.outputs['y']?.data ?? [];
     const scale = Math.max(...y.map(Math.abs));
-    expect(compareResults(withY(expected, reference.flat()), expected).agree).toBe(true);
+    const agrees = (data: number[]): boolean => compareResults(withY(expected, data), expected).agree;
+    expect(agrees(reference.flat())).toBe(true);
     // Cosine cannot see a scaled answer; the element error can.
-    expect(
-      compareResults(
-        withY(
-          expected,
-          y.map((v) => v * 1.05),
-        ),
-        expected,
-      ).agree,
-    ).toBe(false);
-    expect(
-      compareResults(
-        withY(
-          expected,
-          y.map((v) => v + 0.05 * scale),
-        ),
-        expected,
-      ).agree,
-    ).toBe(false);
-    expect(
-      compareResults(
-        withY(
-          expected,
-          y.map((v, i) => v + (i % 2 === 0 ? 0.02 : -0.02) * scale),
-        ),
-        expected,
-      ).agree,
-    ).toBe(false);
-    expect(
-      compareResults(
-        withY(
-          expected,
-          y.map((v, i) => (i === 0 ? Number.NaN : v)),
-        ),
-        expected,
-      ).agree,
-    ).toBe(false);
+    expect(agrees(y.map((v) => v * 1.05))).toBe(false);
+    expect(agrees(y.map((v) => v + 0.05 * scale))).toBe(false);
+    expect(agrees(y.map((v, i) => v + (i % 2 === 0 ? 0.02 : -0.02) * scale))).toBe(false);
+    expect(agrees(y.map((v, i) => (i === 0 ? Number.NaN : v)))).toBe(false);
     // Within the rounding of an f16 accumulation, it passes.
-    expect(
-      compareResults(
-        withY(
-          expected,
-          y.map((v) => v + 1e-3 * scale),
-        ),
-        expected,
-      ).agree,
-    ).toBe(true);
+    expect(agrees(y.map((v) => v + 1e-3 * scale))).toBe(true);
   });
 });
 
@@ -207,54 +154,27 @@ describe('an infer canary on the network', () => {
         ? 'the onnx engine on onnxruntime-node passes it and keeps its credits'
         : 'a device perturbing its tensors fails it, is quarantined, and its unchecked credit goes to penalties',
       async () => {
-        const net = await startPaidNetwork('PGlite', {
-          policy: {
-            canaryRate: 1,
-            probationCanaryRate: 1,
-            baseReplicationRate: 0,
-            minReplicationRate: 0,
-            quarantineAfter: 1,
-            benchFirstFailure: false,
-          },
-          knownAnswers: answers,
-        });
+        const net = await startCheckedNetwork({ knownAnswers: answers });
         const manifest = parseManifest(await (await fetch(host.manifestUrl)).json());
         const model = manifest.models.find((m): m is OnnxModel => m.id === 'tiny-q4' && m.engine === 'onnx');
         if (model === undefined) throw new Error('no tiny-q4');
         const loaded = await loadOnnxNode(model, await fetchModelFiles(model));
-        const contributor = new Contributor({
-          coordinatorUrl: `${net.url.replace(/^http/, 'ws')}/v1/contributor`,
-          runtime: new InferRuntime(loaded, perturb),
-          identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-          consent: ['embed', 'infer'],
-          client: { name: 'test', version: '0.0.0' },
-          webSocket: WebSocket,
-        });
+        const contributor = await newContributor(net, new InferRuntime(loaded, perturb), ['embed', 'infer']);
         try {
-          await net.money.fund(net.money.budgetMemo, toNano('10'));
-          await net.money.billing.refreshBudget();
           const budgetBefore = await net.money.billing.budget();
           const funds = toNano('1');
           const key = await net.key(funds);
-          contributor.start();
-          await waitFor(async () => contributor.status().contributorId !== null);
-          const id = contributor.status().contributorId ?? '';
-          const wallet = testWallet();
-          await net.bind(id, wallet);
+          const { id, wallet } = await welcome(net, contributor);
           const verification = net.verification;
           if (verification === undefined) throw new Error('no verification');
-          const checked = (n: number) => async () => {
-            const { canaries } = await verification.report(id);
-            return canaries.passed + canaries.failed === n;
-          };
           const requester = new RequesterClient({ coordinatorUrl: net.url, apiKey: key.secret });
           // A paid embed job first (its canary passes: the device embeds honestly), then an infer job.
           expect((await requester.run({ kind: 'embed', model: 'tiny-embed', inputs: ['a quiet river'] })).kind).toBe('embed');
-          await waitFor(checked(1), 90_000);
+          await canariesChecked(verification, id, 1);
           const x = { type: 'float32' as const, dims: [2, 64], data: Array.from({ length: 128 }, (_, i) => Math.sin(i)) };
           const result = await requester.run({ kind: 'infer', model: 'tiny-q4', inputs: { x } });
           if (result.kind !== 'infer') throw new Error('not an infer result');
-          await waitFor(checked(2), 90_000);
+          await canariesChecked(verification, id, 2);
           await requester.idle();
           await net.settled();
           await verification.idle();

@@ -1,12 +1,9 @@
 /** The owner's rules and the fleet's remote control, enforced by the job loop against a scripted coordinator. */
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
-import { Contributor, type ContributorOptions } from './contributor.ts';
+import { contributorOnFake } from '../../testing/fake-coordinator-socket.ts';
+import type { ContributorOptions } from './contributor.ts';
 import { FakeCoordinator, type FakeSession } from './fake-coordinator.ts';
 import { chat, embed, FakeRuntime } from './fake-runtime.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from './identity.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -15,26 +12,7 @@ afterEach(async () => {
 
 async function setup(options: Partial<ContributorOptions> = {}, runtime = new FakeRuntime()) {
   const coordinator = new FakeCoordinator();
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  server.on('connection', (ws) => {
-    const session = coordinator.accept({ send: (frame) => ws.send(frame), close: (code, reason) => ws.close(code, reason) });
-    ws.on('message', (data: Buffer) => session.receive(data.toString()));
-    ws.on('close', () => session.markClosed());
-  });
-  const contributor = new Contributor({
-    coordinatorUrl: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    runtime,
-    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-    ...options,
-  });
-  cleanups.push(async () => {
-    await contributor.stop({ drain: false });
-    for (const client of server.clients) client.terminate();
-    server.close();
-  });
+  const contributor = await contributorOnFake(coordinator, { runtime, ...options }, cleanups);
   contributor.start();
   const session = await coordinator.session(0);
   const capabilities = await session.next('capabilities');

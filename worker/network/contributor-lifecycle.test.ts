@@ -1,9 +1,6 @@
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
-import { Contributor, type ContributorOptions, type ContributorState, type ContributorStatus } from './contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from './identity.ts';
+import { contributorOnFake } from '../../testing/fake-coordinator-socket.ts';
+import type { ContributorOptions, ContributorState, ContributorStatus } from './contributor.ts';
 import { FakeCoordinator, type FakeCoordinatorOptions, type FakeSession } from './fake-coordinator.ts';
 import { chat, FakeRuntime } from './fake-runtime.ts';
 
@@ -15,35 +12,17 @@ afterEach(async () => {
 /** Starts a contributor against a fake coordinator; backoff delays are exactly 40, 80, 160… ms (random = 1). */
 async function setup(options: { coordinator?: FakeCoordinatorOptions; contributor?: Partial<ContributorOptions> } = {}) {
   const coordinator = new FakeCoordinator(options.coordinator);
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  server.on('connection', (ws) => {
-    const session = coordinator.accept({ send: (frame) => ws.send(frame), close: (code, reason) => ws.close(code, reason) });
-    ws.on('message', (data: Buffer) => session.receive(data.toString()));
-    ws.on('close', () => session.markClosed());
-  });
   const runtime = new FakeRuntime();
-  const contributor = new Contributor({
-    coordinatorUrl: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    runtime,
-    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-    consent: ['chat'],
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-    random: () => 1,
-    backoff: { baseMs: 40, capMs: 1000, stableMs: 60_000 },
-    ...options.contributor,
-  });
+  const contributor = await contributorOnFake(
+    coordinator,
+    { runtime, consent: ['chat'], random: () => 1, backoff: { baseMs: 40, capMs: 1000, stableMs: 60_000 }, ...options.contributor },
+    cleanups,
+  );
   const states: ContributorState[] = [];
   const statuses: ContributorStatus[] = [];
   contributor.onStatus((status) => {
     statuses.push(status);
     if (states.at(-1) !== status.state) states.push(status.state);
-  });
-  cleanups.push(async () => {
-    await contributor.stop({ drain: false });
-    for (const client of server.clients) client.terminate();
-    server.close();
   });
   contributor.start();
   return { coordinator, contributor, runtime, states, statuses };

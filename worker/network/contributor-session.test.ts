@@ -1,10 +1,6 @@
 /** A wallet proven while contributing: the worker says hello again with the new session, without losing a job. */
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
-import { Contributor } from './contributor.ts';
-import { loadOrCreateIdentity, MemoryKeyStore } from './identity.ts';
+import { contributorOnFake } from '../../testing/fake-coordinator-socket.ts';
 import { FakeCoordinator, type FakeSession } from './fake-coordinator.ts';
 import { chat, FakeRuntime } from './fake-runtime.ts';
 
@@ -15,30 +11,18 @@ afterEach(async () => {
 
 async function setup(session?: string) {
   const coordinator = new FakeCoordinator();
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  server.on('connection', (ws) => {
-    const peer = coordinator.accept({ send: (frame) => ws.send(frame), close: (code, reason) => ws.close(code, reason) });
-    ws.on('message', (data: Buffer) => peer.receive(data.toString()));
-    ws.on('close', () => peer.markClosed());
-  });
   const runtime = new FakeRuntime();
-  const contributor = new Contributor({
-    coordinatorUrl: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    runtime,
-    identity: await loadOrCreateIdentity(new MemoryKeyStore()),
-    consent: ['chat'],
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-    random: () => 1,
-    backoff: { baseMs: 2000, capMs: 4000, stableMs: 60_000 },
-    ...(session !== undefined && { session }),
-  });
-  cleanups.push(async () => {
-    await contributor.stop({ drain: false });
-    for (const client of server.clients) client.terminate();
-    server.close();
-  });
+  const contributor = await contributorOnFake(
+    coordinator,
+    {
+      runtime,
+      consent: ['chat'],
+      random: () => 1,
+      backoff: { baseMs: 2000, capMs: 4000, stableMs: 60_000 },
+      ...(session !== undefined && { session }),
+    },
+    cleanups,
+  );
   contributor.start();
   return { coordinator, contributor, runtime };
 }

@@ -1,8 +1,6 @@
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
-import { Contributor, type ContributorOptions } from './contributor.ts';
+import { contributorOnFake } from '../../testing/fake-coordinator-socket.ts';
+import type { ContributorOptions } from './contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from './identity.ts';
 import { FakeCoordinator, type FakeCoordinatorOptions } from './fake-coordinator.ts';
 import { chat, embed, FakeRuntime } from './fake-runtime.ts';
@@ -14,29 +12,13 @@ afterEach(async () => {
 
 async function setup(options: { coordinator?: FakeCoordinatorOptions; contributor?: Partial<ContributorOptions> } = {}) {
   const coordinator = new FakeCoordinator(options.coordinator);
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  server.on('connection', (ws) => {
-    const session = coordinator.accept({ send: (frame) => ws.send(frame), close: (code, reason) => ws.close(code, reason) });
-    ws.on('message', (data: Buffer) => session.receive(data.toString()));
-    ws.on('close', () => session.markClosed());
-  });
   const identity = await loadOrCreateIdentity(new MemoryKeyStore());
   const runtime = new FakeRuntime();
-  const contributor = new Contributor({
-    coordinatorUrl: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    runtime,
-    identity,
-    consent: ['chat', 'embed'],
-    client: { name: 'test', version: '0.0.0' },
-    webSocket: WebSocket,
-    ...options.contributor,
-  });
-  cleanups.push(async () => {
-    await contributor.stop({ drain: false });
-    for (const client of server.clients) client.terminate();
-    server.close();
-  });
+  const contributor = await contributorOnFake(
+    coordinator,
+    { runtime, identity, consent: ['chat', 'embed'], ...options.contributor },
+    cleanups,
+  );
   contributor.start();
   const session = await coordinator.session(0);
   await session.next('capabilities');

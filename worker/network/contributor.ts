@@ -19,7 +19,8 @@ import { runJob, type JobMessage } from './job.ts';
 import { Offer } from './offer.ts';
 import { RunningJobs } from './running-jobs.ts';
 import { watchRetiredGpu } from './gpu-retired.ts';
-import { Session } from './session.ts';
+import { closeOutcome, Session } from './session.ts';
+import { SessionToken } from './session-token.ts';
 import { checkSlots } from './slots.ts';
 import type { ContributorState, ContributorStatus } from './status.ts';
 import { StatusReports } from './status-reports.ts';
@@ -49,12 +50,7 @@ export class Contributor {
   #contributorId: string | null = null;
   #nextAttemptAt: number | null = null;
   #bench: BenchScore | undefined;
-  /** The session token the next hello carries (wallet or enrollment); it can change while running. */
-  #token: string | undefined;
-  /** The token the hello of the current socket carried. */
-  #helloToken: string | undefined;
-  /** The socket is being replaced to say hello with a new session: its close is not an error. */
-  #renewing = false;
+  readonly #token: SessionToken;
 
   constructor(options: ContributorOptions) {
     this.#options = options;
@@ -68,7 +64,7 @@ export class Contributor {
       () => this.#verdictChanged(),
     );
     this.#bench = options.bench;
-    this.#token = options.session;
+    this.#token = new SessionToken(options.session);
     options.runtime.onLoadingChange?.(() => this.#emit());
     options.runtime.onDeviceLost?.((report) => {
       this.#device = { losses: report.deviceLosses, lastLoss: report.lastDeviceLoss };
@@ -183,9 +179,7 @@ export class Contributor {
    * then reconnects at once. Jobs that finish after the new hello are credited to the new wallet.
    */
   setSession(token: string | undefined): void {
-    if (token === this.#token) return;
-    this.#token = token;
-    if (!this.#stale()) return;
+    if (!this.#token.set(token) || !this.#stale()) return;
     this.#lease();
     this.#renewIfIdle();
     this.#emit();
@@ -193,12 +187,12 @@ export class Contributor {
 
   /** The socket's hello carried another token than the one in force. */
   #stale(): boolean {
-    return this.#session?.welcomed === true && this.#helloToken !== this.#token;
+    return this.#token.stale(this.#session?.welcomed === true);
   }
 
   #renewIfIdle(): void {
     if (!this.#stale() || this.#jobs.size > 0 || this.#leaving || this.#connection === null) return;
-    this.#renewing = true;
+    this.#token.renew();
     this.#connection.delayNextConnect(0);
     this.#connection.reconnect('new session');
   }
@@ -328,9 +322,8 @@ export class Contributor {
   async #hello(session: Session, nonce: string): Promise<void> {
     const proof = await answerChallenge(this.#options.identity, nonce);
     const { client } = this.#options;
-    const token = this.#token;
     if (session !== this.#session) return;
-    this.#helloToken = token;
+    const token = this.#token.forHello();
     this.#send({ v: PROTOCOL_VERSION, type: 'hello', ...proof, client, ...(token && { session: token }) });
   }
 
@@ -378,19 +371,11 @@ export class Contributor {
 
   #onClose(info: CloseInfo): void {
     const session = this.#session;
-    const renewing = this.#renewing;
-    this.#renewing = false;
+    const renewing = this.#token.closedToRenew();
     this.#endSession();
-    if (renewing) {
-      // Replaced on purpose to say hello with the new session: not a failure.
-    } else if (session?.refused) {
-      this.#failing = true;
-    } else if (session === null || !session.welcomed) {
-      this.#failing = true;
-      this.#lastError = `Could not connect to the coordinator (close code ${info.code}${info.reason ? `: ${info.reason}` : ''}).`;
-    } else if (!session.draining && !this.#failing) {
-      this.#lastError = `The connection to the coordinator closed (code ${info.code}); reconnecting.`;
-    }
+    const outcome = closeOutcome(info, session, renewing, this.#failing);
+    this.#failing = outcome.failing;
+    this.#lastError = outcome.lastError ?? this.#lastError;
     if (this.#leaving) this.#connection?.stop();
     this.#nextAttemptAt = info.retryInMs === null || this.#leaving ? null : this.#clock.now() + info.retryInMs;
     this.#emit();

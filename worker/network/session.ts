@@ -3,7 +3,7 @@
  * the handshake is, the coordinator's clock, and the timers that notice a stalled handshake
  * or a link gone silent.
  */
-import type { Clock } from './connection.ts';
+import type { Clock, CloseInfo } from './connection.ts';
 
 export interface SessionEvents {
   /** No `welcome` within the handshake timeout. */
@@ -67,4 +67,26 @@ export class Session {
     this.#ended = true;
     this.#clock.clearTimeout(this.#timer);
   }
+}
+
+/**
+ * What a socket's close means for the owner: whether the worker is failing, and the error to
+ * show (none: the last one stands). `renewing`: closed on purpose to say hello with a new
+ * session, not a failure; `failing`: whether it was failing before.
+ */
+export function closeOutcome(
+  info: CloseInfo,
+  session: Session | null,
+  renewing: boolean,
+  failing: boolean,
+): { failing: boolean; lastError?: string } {
+  if (renewing) return { failing };
+  if (session?.refused) return { failing: true };
+  if (session === null || !session.welcomed) {
+    const reason = info.reason ? `: ${info.reason}` : '';
+    return { failing: true, lastError: `Could not connect to the coordinator (close code ${info.code}${reason}).` };
+  }
+  if (!session.draining && !failing)
+    return { failing, lastError: `The connection to the coordinator closed (code ${info.code}); reconnecting.` };
+  return { failing };
 }

@@ -1,0 +1,189 @@
+/**
+ * The owner side of the work between replicas (coordinator/cluster/routing.ts): this replica's
+ * waiting jobs claim slots of other replicas' contributors, which join the relay as
+ * {@link RemoteContributor}s; their answers come up, and slots the relay did not use go back.
+ */
+import * as v from 'valibot';
+import { Granted, type RemoteView, type Up } from '../../protocol/cluster.ts';
+import type { CoordinatorMessage } from '../../protocol/wire.ts';
+import { RemoteContributor, type RoutingContext } from './routing-context.ts';
+
+const key = (home: string, contributorId: string): string => `${home}/${contributorId}`;
+/** Remote contributors remembered for canaries. */
+const RECENT_REMOTE = 10_000;
+
+export class Borrowing {
+  readonly #x: RoutingContext;
+  /** Contributors of other replicas holding slots or leases of this replica's jobs. */
+  readonly #proxies = new Map<string, RemoteContributor>();
+  /** Contributors of other replicas that held this replica's jobs lately, and their replica (a canary may follow). */
+  readonly #recent = new Map<string, string>();
+  /** When each waiting job last asked the other replicas, so one nobody can take does not spin. */
+  readonly #claimedAt = new Map<string, number>();
+  #claiming = false;
+  #rr = 0;
+
+  constructor(context: RoutingContext) {
+    this.#x = context;
+  }
+
+  /** Contributors of other replicas holding a slot or lease of this replica's jobs now. */
+  get holding(): number {
+    return this.#proxies.size;
+  }
+
+  /** The replica of a contributor that held this replica's jobs lately. */
+  recentHome(contributorId: string): string | undefined {
+    return this.#recent.get(contributorId);
+  }
+
+  /** Waiting jobs (32 at most, each at most every 250 ms) ask the live `peers` in turn for a slot. */
+  async claim(peers: readonly string[]): Promise<void> {
+    const relay = this.#x.relay();
+    if (relay === null || this.#claiming) return;
+    const { bus, replicaId, clock, claimTimeoutMs } = this.#x.options;
+    const now = clock.now();
+    const due = [];
+    for (const job of relay.waitingJobs()) {
+      if (due.length >= 32) break;
+      if (now - (this.#claimedAt.get(job.id) ?? -Infinity) >= 250) due.push(job);
+    }
+    if (due.length === 0 || peers.length === 0) {
+      this.returnUnused();
+      return;
+    }
+    this.#claiming = true;
+    try {
+      await Promise.all(
+        due.map(async (job) => {
+          this.#claimedAt.set(job.id, now);
+          const start = this.#rr++;
+          for (let k = 0; k < peers.length && job.state === 'waiting'; k++) {
+            const peer = peers[(start + k) % peers.length] ?? '';
+            const target = relay.targetOf(job.id);
+            const excluded = relay.excludedFrom(job.id);
+            const excludeWallets = excluded.wallets.slice(0, 16);
+            const body = {
+              owner: replicaId,
+              jobId: job.id,
+              model: job.model,
+              kind: job.kind,
+              exclude: [...new Set([...excluded.contributors, ...job.triedBy])].slice(0, 64),
+              ...(excludeWallets.length > 0 && { excludeWallets }),
+              ...(target !== undefined && { target }),
+            };
+            this.#x.counts.claimsSent++;
+            const answer = await bus.request(this.#x.subjects.claim(peer), body, claimTimeoutMs).catch(() => null);
+            const granted = answer === null ? null : parseGranted(answer);
+            if (granted !== null) {
+              this.#x.counts.claimsGranted++;
+              this.#hold(peer, granted);
+              return;
+            }
+          }
+        }),
+      );
+    } finally {
+      this.#claiming = false;
+      for (const id of this.#claimedAt.keys()) if (relay.jobById(id)?.state !== 'waiting') this.#claimedAt.delete(id);
+      this.returnUnused();
+    }
+  }
+
+  /** One slot of `view`'s contributor, lent by `home`, joins this relay and is scheduled at once. */
+  #hold(home: string, view: v.InferOutput<typeof RemoteView>): void {
+    const { bus, replicaId } = this.#x.options;
+    const relay = this.#x.relay();
+    const local = relay?.contributors.get(view.id);
+    if (relay === null || (local !== undefined && !(local instanceof RemoteContributor)) || !this.#x.isPeer(home)) {
+      bus.publish(this.#x.subjects.release(home), { owner: replicaId, contributorId: view.id, slots: 1 });
+      return;
+    }
+    const k = key(home, view.id);
+    this.#recent.delete(view.id);
+    this.#recent.set(view.id, home);
+    if (this.#recent.size > RECENT_REMOTE) {
+      const oldest = this.#recent.keys().next();
+      if (oldest.done !== true) this.#recent.delete(oldest.value);
+    }
+    let proxy = this.#proxies.get(k);
+    if (proxy === undefined || local !== proxy) {
+      proxy = new RemoteContributor(home, view, (message) => {
+        if (bus.publish(this.#x.subjects.down(home), { owner: replicaId, contributorId: view.id, message })) return;
+        const job = message.type === 'job' ? relay.jobById(message.jobId) : undefined;
+        // Outside the relay's call that sent it: the job fails, typed, rather than waiting for its lease to expire.
+        if (job !== undefined) {
+          const error = {
+            code: 'BAD_MESSAGE' as const,
+            message:
+              'The sealed payload is larger than the coordinator replicas can pass between them (NATS max_payload); send a smaller job.',
+          };
+          queueMicrotask(() => relay.refuse(job, error));
+        }
+      });
+      this.#proxies.set(k, proxy);
+      relay.join(proxy);
+    }
+    proxy.openSlots++;
+    relay.schedule();
+  }
+
+  /**
+   * Slots held from other replicas that the relay did not use go back; a remote contributor that
+   * holds nothing of this replica's any more leaves its relay (placement, device counts and
+   * `hasPeer` see only what this replica holds).
+   */
+  returnUnused(): void {
+    const { bus, replicaId } = this.#x.options;
+    for (const [k, proxy] of this.#proxies) {
+      if (proxy.openSlots > 0) {
+        bus.publish(this.#x.subjects.release(proxy.home), { owner: replicaId, contributorId: proxy.id, slots: proxy.openSlots });
+        proxy.openSlots = 0;
+      }
+      if (proxy.leases.size === 0) {
+        this.#proxies.delete(k);
+        this.#x.relay()?.leave(proxy, 'holds nothing of this replica');
+      }
+    }
+  }
+
+  /** A worker's answer from its home: the relay takes it as from a local contributor, and its answer goes back down. */
+  up(m: v.InferOutput<typeof Up>): void {
+    const proxy = this.#proxies.get(key(m.home, m.contributorId));
+    const relay = this.#x.relay();
+    this.#x.counts.remoteResults++;
+    const answer: CoordinatorMessage =
+      proxy === undefined || relay === null
+        ? {
+            v: 1,
+            type: 'error',
+            error: { code: 'NOT_FOUND', message: `No lease ${m.message.leaseId} here.` },
+            fatal: false,
+            jobId: m.message.jobId,
+          }
+        : relay.result(proxy, m.message);
+    const { bus, replicaId } = this.#x.options;
+    bus.publish(this.#x.subjects.down(m.home), { owner: replicaId, contributorId: m.contributorId, message: answer });
+  }
+
+  /** A contributor of `home` left (or `home` died): its leases of this replica's jobs are re-leased. */
+  gone(home: string, contributorId: string, why: string): void {
+    if (this.#recent.get(contributorId) === home) this.#recent.delete(contributorId);
+    const k = key(home, contributorId);
+    const proxy = this.#proxies.get(k);
+    if (proxy === undefined) return;
+    this.#proxies.delete(k);
+    proxy.openSlots = 0;
+    this.#x.relay()?.leave(proxy, `its replica ${home}: ${why}`);
+  }
+
+  /** `replica` died or restarted: every contributor of it leaves this relay. */
+  peerLost(replica: string, why: string): void {
+    for (const proxy of [...this.#proxies.values()]) if (proxy.home === replica) this.gone(replica, proxy.id, `replica ${why}`);
+  }
+}
+
+function parseGranted(answer: unknown): v.InferOutput<typeof RemoteView> | null {
+  const parsed = v.safeParse(Granted, answer);
+  return parsed.success ? parsed.output.contributor : null;
+}
