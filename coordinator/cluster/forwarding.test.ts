@@ -18,7 +18,7 @@ import { EmbedRuntime } from '../../testing/verification.ts';
 import { proofBody, testWallet } from '../wallets/test-wallet.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { JobForwarding } from './forwarding.ts';
-import { recordedOwner } from './replica.ts';
+import { recordedOwner, recordedResult } from './replica.ts';
 import { SharedProofPayloads } from './proof-payloads.ts';
 import { Routing } from './routing.ts';
 import { SharedWalletSessions } from './wallet-sessions.ts';
@@ -51,6 +51,7 @@ const replica = async (id: string, proofLimit = 32): Promise<Replica> => {
     logger: quiet,
     peers: () => routing.peers,
     recordedOwner: (jobId) => recordedOwner(store.db, jobId),
+    recordedResult: (jobId) => recordedResult(store.db, jobId),
   });
   routing.onPeerLost((peer) => forwarding.lost(peer));
   const verification = testVerification(store, { canaryRate: 0, replicationRate: 0, seed: 1 });
