@@ -31,9 +31,29 @@ import {
   RetriesExhaustedError,
 } from './errors.ts';
 import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
-import { backoffMs, DEFAULT_RETRY, mayRetryCreate, neverConnected, type RetryPolicy, sleep, withRetry } from './retry.ts';
+import {
+  Backoff,
+  backoffMs,
+  DEFAULT_RETRY,
+  mayRetryCreate,
+  mayRetrySubmit,
+  neverConnected,
+  type RetryPolicy,
+  sleep,
+  withRetry,
+} from './retry.ts';
 import type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
-import { deferred, JobFailed, newProgress, type Progress, Restarted, StreamBroken, UnopenableResult, unseen } from './stream.ts';
+import {
+  deferred,
+  JobFailed,
+  newProgress,
+  NotCreated,
+  type Progress,
+  Restarted,
+  StreamBroken,
+  UnopenableResult,
+  unseen,
+} from './stream.ts';
 
 export type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
 
@@ -158,9 +178,18 @@ export class RequesterClient {
     // Text already passed to onDelta, across reopened streams and re-runs: each piece once.
     const emitted = { text: '', tokens: [] as number[] };
     for (let reruns = 0; ; reruns++) {
-      const { line, jobId, assignment } = await this.#create(job, sizeBytes, signal);
+      const creation = this.#creation(signal);
       try {
-        return await this.#runCreated(line, jobId, job, newProgress(emitted, assignment), options);
+        for (;;) {
+          const { line, jobId, assignment } = await this.#create(job, sizeBytes, creation);
+          try {
+            return await this.#runCreated(line, jobId, job, newProgress(emitted, assignment), options);
+          } catch (err) {
+            if (!(err instanceof NotCreated)) throw err;
+            // Refused at its `submit` (nothing created, nothing reserved): created again under the same backoff and key.
+            await creation.backoff.failed(err.error);
+          }
+        }
       } catch (err) {
         if (!(err instanceof Restarted)) throw err;
         if (signal?.aborted === true) throw new AbortedError(`Job ${err.jobId}`);
@@ -171,6 +200,15 @@ export class RequesterClient {
     }
   }
 
+  /** One logical creation: its backoff over every try, and the idempotency key every try carries. */
+  #creation(signal: AbortSignal | undefined): { backoff: Backoff; idempotencyKey: string } {
+    return {
+      backoff: new Backoff({ policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal }),
+      // One key for every try of this creation: a try cut off after it was sent is repeated, and the coordinator answers with the job it made.
+      idempotencyKey: toB64url(crypto.getRandomValues(new Uint8Array(18))),
+    };
+  }
+
   /**
    * Creates the job (`POST /v1/jobs`, or `create` on the channel), retrying with backoff while
    * the coordinator is unreachable or draining; each try takes the line anew (a channel that
@@ -179,13 +217,11 @@ export class RequesterClient {
   async #create(
     job: JobRequest,
     sizeBytes: number,
-    signal: AbortSignal | undefined,
+    creation: { backoff: Backoff; idempotencyKey: string },
   ): Promise<{ line: JobLine; jobId: string; assignment: Assignment | null }> {
-    const retry = { policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal };
-    // One key for every try of this creation: a try cut off after it was sent is repeated, and the coordinator answers with the job it made.
-    const idempotencyKey = toB64url(crypto.getRandomValues(new Uint8Array(18)));
     const retryable = (err: unknown): boolean => mayRetryCreate(err, true);
-    return withRetry(retry, retryable, async () => {
+    const { signal } = creation.backoff.options;
+    return withRetry(creation.backoff, retryable, async () => {
       const line = await this.#line();
       const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
       // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
@@ -196,7 +232,7 @@ export class RequesterClient {
         ...(sizeBytes <= 1_000_000 && { sizeBytes }),
         ...(this.#options.checkReplicas !== false && { replicas: true }),
       };
-      return { line, ...(await line.create(create, signal, idempotencyKey)) };
+      return { line, ...(await line.create(create, signal, creation.idempotencyKey)) };
     });
   }
 
@@ -221,7 +257,7 @@ export class RequesterClient {
       return result;
     } catch (err) {
       primary.resolve(null);
-      if (err instanceof Restarted) throw err;
+      if (err instanceof Restarted || err instanceof NotCreated) throw err;
       if (err instanceof UnopenableResult) return await this.#rerun(line, jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
@@ -296,9 +332,14 @@ export class RequesterClient {
         progress.sealing = sealing;
       }
       // 409 (answered by the line): this attempt is superseded (the next `assigned` event follows), or its payload already arrived.
-      await line.submit(jobId, sealing.body, signal).catch((err: unknown) => {
-        // Not answered: the replayed `assigned` event of a reopened stream sends it again.
-        throw err instanceof CoordinatorUnavailableError && err.status === 0 ? new StreamBroken(err) : err;
+      // 503 (the job's replica or the database briefly away): sent again with backoff, the same bytes; a repeat of one that
+      // arrived is that 409, so the job runs once.
+      const body = sealing.body;
+      const sending = { policy: this.#retry, what: `sending the payload of job ${jobId}`, coordinatorUrl: this.#url, signal };
+      await withRetry(sending, mayRetrySubmit, () => line.submit(jobId, body, signal)).catch((err: unknown) => {
+        // Not answered: the replayed `assigned` event of a reopened stream sends it again. 503 to the end: a typed error.
+        const unanswered = err instanceof CoordinatorUnavailableError && err.status === 0 && !(err instanceof RetriesExhaustedError);
+        throw unanswered ? new StreamBroken(err) : err;
       });
       progress.current = { attempt: assignment.attempt, opener: createResultOpener(sealing.keys, jobId), opened: 0, text: '', tokens: [] };
     };

@@ -10,7 +10,7 @@ import { Contributor } from '../worker/network/contributor.ts';
 import { loadOrCreateIdentity, MemoryKeyStore } from '../worker/network/identity.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/app.ts';
 import { systemClock } from '../coordinator/clock.ts';
-import { connectBus } from '../coordinator/cluster/bus.ts';
+import { type Bus, connectBus } from '../coordinator/cluster/bus.ts';
 import { JobForwarding } from '../coordinator/cluster/forwarding.ts';
 import { PolicySync } from '../coordinator/cluster/policy-sync.ts';
 import { Routing } from '../coordinator/cluster/routing.ts';
@@ -47,9 +47,9 @@ export class ReplicaKit {
   readonly cleanup: (() => Promise<unknown> | void)[] = [];
   readonly #schemas = new Map<string, SqlStore[]>();
 
-  /** A store handle on `schema` for replica `replicaId`. */
-  async store(schema: string, replicaId: string): Promise<SqlStore> {
-    const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId });
+  /** A store handle on `schema` for replica `replicaId` (through `databaseUrl`, a relay to the test database, when given). */
+  async store(schema: string, replicaId: string, databaseUrl = TEST_DATABASE_URL): Promise<SqlStore> {
+    const store = await openStore({ databaseUrl, schema, replicaId });
     this.#schemas.set(schema, [...(this.#schemas.get(schema) ?? []), store]);
     return store;
   }
@@ -116,6 +116,14 @@ export interface PaidReplica {
   url: string;
 }
 
+/** How a test replica reaches its database and its peers, where a test puts a fault between them. */
+export interface ReplicaLinks {
+  /** The database through a relay (default: the test database itself). */
+  databaseUrl?: string;
+  /** The bus as job forwarding uses it: a test may fail its requests, as a peer briefly gone. */
+  forwardingBus?: (bus: Bus) => Bus;
+}
+
 /**
  * A replica with verification, billing and earnings, routing and job forwarding. `policy`: also
  * shares quarantines and benches over NATS as operator/wiring.ts does (`deaf`: it sends the word
@@ -126,12 +134,19 @@ export const paidReplica = async (
   schema: string,
   id: string,
   checks: Omit<ChecksConfig, 'seed'> & { policy?: { deaf: boolean } },
+  links: ReplicaLinks = {},
 ): Promise<PaidReplica> => {
-  const store = await kit.store(schema, id);
+  const store = await kit.store(schema, id, links.databaseUrl);
   const bus = await connectBus(NATS_URL, `test-${id}`, () => undefined);
   const prefix = `spinneret.${schema}`;
   const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger: quiet, heartbeatMs: 100 });
-  const forwarding = new JobForwarding({ replicaId: id, bus, prefix, logger: quiet, peers: () => routing.peers });
+  const forwarding = new JobForwarding({
+    replicaId: id,
+    bus: links.forwardingBus?.(bus) ?? bus,
+    prefix,
+    logger: quiet,
+    peers: () => routing.peers,
+  });
   const verification = testVerification(store, { ...checks, seed: 3 });
   await verification.start();
   let policy: PolicySync | undefined;
@@ -177,6 +192,7 @@ export const startContributor = async (
   url: string,
   runtime: EmbedRuntime,
   keys = new MemoryKeyStore(),
+  slots?: number,
 ): Promise<Contributor> => {
   const c = new Contributor({
     coordinatorUrl: `${url.replace(/^http/, 'ws')}/v1/contributor`,
@@ -185,6 +201,7 @@ export const startContributor = async (
     consent: ['embed'],
     client: { name: 'test', version: '0.0.0' },
     webSocket: WebSocket,
+    ...(slots !== undefined && { slots }),
   });
   c.start();
   kit.cleanup.push(() => c.stop({ drain: false }));
