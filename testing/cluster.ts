@@ -16,6 +16,7 @@ import { PolicySync } from '../coordinator/cluster/policy-sync.ts';
 import { Routing } from '../coordinator/cluster/routing.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { openStore } from '../coordinator/store/index.ts';
+import type { SqlDb } from '../coordinator/store/sql.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
 import { TEST_DATABASE_URL } from '../coordinator/store/testing.ts';
 import { KnownAnswerCanaries } from '../coordinator/verification/canaries.ts';
@@ -74,7 +75,7 @@ export interface ChecksConfig {
 }
 
 /** Verification with fixed rates (no decay below them) and tiny-embed's known answers. */
-export const testVerification = (store: SqlStore, checks: ChecksConfig): Verification =>
+export const testVerification = (store: { db: SqlDb }, checks: ChecksConfig): Verification =>
   createVerification({
     db: store.db,
     policy: new VerificationPolicy({
@@ -122,6 +123,8 @@ export interface ReplicaLinks {
   databaseUrl?: string;
   /** The bus as job forwarding uses it: a test may fail its requests, as a peer briefly gone. */
   forwardingBus?: (bus: Bus) => Bus;
+  /** Serves the operator routes with this token. */
+  operatorToken?: string;
 }
 
 /**
@@ -152,9 +155,9 @@ export const paidReplica = async (
   let policy: PolicySync | undefined;
   if (checks.policy !== undefined) {
     policy = new PolicySync({ replicaId: id, bus, prefix, logger: quiet });
-    if (!checks.policy.deaf) policy.start(() => verification.refreshShared());
+    if (!checks.policy.deaf) policy.start((ids) => verification.refreshShared(ids));
     const sync = policy;
-    verification.onShared(() => sync.changed());
+    verification.onShared((ids) => sync.changed(ids));
   }
   const money = await testMoney(store, verification);
   const coordinator = createCoordinator({
@@ -166,10 +169,12 @@ export const paidReplica = async (
     onJobDone: (done) => money.onJobDone(done),
     cluster: (relay, find) => routing.attach(relay, find),
     forwarding,
+    ...(links.operatorToken !== undefined && { operatorToken: links.operatorToken }),
   });
   const server = await coordinator.listen();
   routing.start();
   forwarding.start();
+  await policy?.read(); // as a replica starts: the quarantines and benches in force
   kit.cleanup.push(async () => {
     routing.stop();
     policy?.stop();
