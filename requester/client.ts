@@ -4,11 +4,9 @@
  * result is opened here; only sealed envelopes go over the wire.
  */
 import * as v from 'valibot';
-import { compareResults } from '../protocol/compare.ts';
 import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, toB64url, type ResultOpener } from '../protocol/envelope.ts';
 import { AbortedError, InvalidInputError, SpinneretError } from '../protocol/errors.ts';
 import { parseJobRequest, type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
-import { scoredBy, scoreRequestFor } from '../protocol/teacher-forced.ts';
 import { JobKind } from '../protocol/manifest.ts';
 import {
   Account,
@@ -42,7 +40,8 @@ import {
   sleep,
   withRetry,
 } from './retry.ts';
-import type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
+import type { AccountBalance, ModelListing, RequesterClientOptions, RunOptions } from './client-types.ts';
+import { type CheckDeps, runReplicaCheck } from './replica-check.ts';
 import {
   deferred,
   JobFailed,
@@ -246,7 +245,13 @@ export class RequesterClient {
     const { signal } = options;
     const primary = deferred<JobResult | null>();
     const onReplica = (replicaJobId: string): void => {
-      const check = this.#check(line, jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
+      const deps: CheckDeps = {
+        follow: (on, id, request) => this.#followResuming(on, id, request, newProgress(), {}),
+        verdict: (id, verdict) => this.#verdict(id, verdict),
+        compare: this.#options.compare,
+        report: (check) => this.#options.onCheck?.(check),
+      };
+      const check = runReplicaCheck(deps, line, jobId, replicaJobId, job, primary.promise).finally(() => this.#checks.delete(check));
       this.#checks.add(check);
     };
     try {
@@ -388,62 +393,6 @@ export class RequesterClient {
     }
     // The coordinator ends a job's stream only after its last event: an end before it is a broken connection.
     throw new StreamBroken(new CoordinatorError(`The coordinator closed the event stream of job ${jobId} before the result arrived.`, 0));
-  }
-
-  /**
-   * Runs the replica of `jobId` (the same request, sealed for its own contributor), compares
-   * its result with the primary's and posts the verdict; then the tie-break, if one is asked.
-   */
-  async #check(line: JobLine, jobId: string, replicaJobId: string, job: JobRequest, primary: Promise<JobResult | null>): Promise<void> {
-    const report = (check: ReplicaCheck): void => this.#options.onCheck?.(check);
-    try {
-      // A generation with token ids is checked by scoring it: the replica runs one teacher-forced
-      // pass over the primary's output, so an honest device of another backend still agrees.
-      const scoring = job.kind === 'generate' || job.kind === 'chat';
-      const early = scoring ? null : this.#followResuming(line, replicaJobId, job, newProgress(), {});
-      const first = await primary;
-      if (first === null) {
-        await line.cancel(replicaJobId);
-        return report({ jobId, replicaJobId, agree: null, reason: 'The job failed, so there is nothing to compare.' });
-      }
-      const score = scoring ? scoreRequestFor(job, first) : null;
-      const replica = await (early ?? this.#followResuming(line, replicaJobId, score ?? job, newProgress(), {}));
-      const a = score === null ? compareResults(first, replica, this.#options.compare) : scoredBy(replica, score);
-      const verdict: Verdict = {
-        stage: 'replica',
-        replicaJobId,
-        agree: a.agree,
-        score: a.score,
-        reason: a.reason.slice(0, 500),
-        ...(replica.kind === 'score' && score !== null && { scored: { positions: replica.positions, inTopK: replica.inTopK } }),
-      };
-      const answer = await this.#verdict(jobId, verdict);
-      if (answer.tieBreak === null) return report({ jobId, replicaJobId, agree: a.agree, reason: a.reason });
-      const tieBreakJobId = answer.tieBreak.jobId;
-      const third = await this.#followResuming(line, tieBreakJobId, score ?? job, newProgress(), {});
-      const withPrimary = score === null ? compareResults(third, first, this.#options.compare) : scoredBy(third, score);
-      // Scored, the replica gave a count, not an output: it is right when the third device also finds the output unlikely.
-      const withReplica =
-        score === null ? compareResults(third, replica, this.#options.compare) : { ...withPrimary, agree: !withPrimary.agree };
-      const said = (x: typeof a) => ({ agree: x.agree, score: x.score, reason: x.reason.slice(0, 500) });
-      await this.#verdict(jobId, {
-        stage: 'tie-break',
-        tieBreakJobId,
-        withPrimary: said(withPrimary),
-        withReplica: said(withReplica),
-        ...(third.kind === 'score' && score !== null && { scored: { positions: third.positions, inTopK: third.inTopK } }),
-      });
-      report({
-        jobId,
-        replicaJobId,
-        agree: false,
-        reason: a.reason,
-        tieBreak: { jobId: tieBreakJobId, withPrimary: withPrimary.agree, withReplica: withReplica.agree },
-      });
-    } catch (err) {
-      const error = err instanceof JobFailed ? err.error.message : err instanceof Error ? err.message : String(err);
-      report({ jobId, replicaJobId, agree: null, reason: 'The check could not finish.', error });
-    }
   }
 
   async #verdict(jobId: string, verdict: Verdict): Promise<VerdictAnswer> {
