@@ -33,6 +33,7 @@ import { firstResolver } from './sessions/bindings.ts';
 import { bodyLimitOf, Problem, problemAnswer, requestTargetGuard } from './http.ts';
 import { HTTPException } from 'hono/http-exception';
 import { keyRoutes } from './requesters/key-routes.ts';
+import { quarantineRoutes } from './verification/quarantine-routes.ts';
 import { resolveLimits } from './edges/limits.ts';
 
 /** The ton_proof domains of a deployment: its public URL's host, or loopback when it has none. */
@@ -188,7 +189,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     app.route('/v1', verdictRoutes(options.verification, apiKeys));
   }
   const operatorToken = options.operatorToken ?? process.env['SPINNERET_OPERATOR_TOKEN'];
-  if (operatorToken !== undefined && operatorToken !== '') app.route('/v1', keyRoutes(operatorToken, store, apiKeys));
+  if (operatorToken !== undefined && operatorToken !== '') {
+    app.route('/v1', keyRoutes(operatorToken, store, apiKeys));
+    if (options.verification !== undefined) app.route('/v1', quarantineRoutes(operatorToken, options.verification));
+  }
   for (const routes of options.publicRoutes ?? []) app.route('/v1', routes);
   // One set of requester actions (quotas, billing, stream slots) behind both the HTTP routes and the channel.
   const actions = new RequesterActions({

@@ -1,4 +1,5 @@
 /** The coordinator's HTTP error body and JSON body reading, shared by every route group. */
+import { timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -90,6 +91,18 @@ export function bodyLimitOf(maxSize: number, message = `The body exceeds ${maxSi
       throw new Problem(413, 'BAD_MESSAGE', message);
     },
   });
+}
+
+/** Lets through only a request with `Authorization: Bearer <token>` (the operator token); else 401. */
+export function operatorAuth(token: string): MiddlewareHandler {
+  const expected = Buffer.from(token, 'utf8');
+  return async (c, next) => {
+    const given = Buffer.from(bearer(c.req.header('authorization')) ?? '', 'utf8');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new Problem(401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <SPINNERET_OPERATOR_TOKEN>`.');
+    }
+    await next();
+  };
 }
 
 /** The token of an `Authorization: Bearer <token>` header, or null. */

@@ -17,6 +17,7 @@ import {
   MODELHOST_SETTINGS,
 } from './config.ts';
 import { keysCommand, KEYS_USAGE } from './keys.ts';
+import { quarantinesCommand, QUARANTINES_USAGE } from './quarantines.ts';
 import { createLog } from './log.ts';
 import { stopWithSupervisor } from './supervisor.ts';
 
@@ -49,7 +50,10 @@ sharing PostgreSQL and NATS; see docs/operating.md, "Replicas".
   --help              this text
 
   keys list           list the requester API keys of the running coordinator (no secrets)
-  keys revoke ID      revoke one; it is refused at once (see "spinneret coordinator keys")`,
+  keys revoke ID      revoke one; it is refused at once (see "spinneret coordinator keys")
+  quarantines list    list the quarantined devices and wallets, and the latest lifts
+  quarantines lift ID --reason TEXT [--by NAME]
+                      lift one on every replica, recorded; voided credits stay voided`,
   gateway: `Usage: spinneret gateway [--config FILE] [--check]
 
 Runs the OpenAI-compatible gateway (/v1/embeddings, /v1/chat/completions, /v1/models): each
@@ -128,27 +132,33 @@ export async function main(argv: string[]): Promise<number> {
     'create-key'?: string | undefined;
     url?: string | undefined;
     json?: boolean | undefined;
+    reason?: string | undefined;
+    by?: string | undefined;
   };
   let positionals: string[];
   const keys = name === 'coordinator' && rest[0] === 'keys';
+  const quarantines = name === 'coordinator' && rest[0] === 'quarantines';
+  const sub = keys || quarantines;
+  const usage = keys ? KEYS_USAGE : quarantines ? QUARANTINES_USAGE : HELP[name];
   try {
     ({ values, positionals } = parseArgs({
-      args: keys ? rest.slice(1) : rest,
-      allowPositionals: keys,
+      args: sub ? rest.slice(1) : rest,
+      allowPositionals: sub,
       options: {
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         check: { type: 'boolean' },
-        ...(name === 'coordinator' && !keys && { 'create-key': { type: 'string' as const } }),
-        ...(keys && { url: { type: 'string' as const }, json: { type: 'boolean' as const } }),
+        ...(name === 'coordinator' && !sub && { 'create-key': { type: 'string' as const } }),
+        ...(sub && { url: { type: 'string' as const }, json: { type: 'boolean' as const } }),
+        ...(quarantines && { reason: { type: 'string' as const }, by: { type: 'string' as const } }),
       },
     }) as { values: typeof values; positionals: string[] });
   } catch (err) {
-    console.error(`${err instanceof Error ? err.message : String(err)}\n\n${keys ? KEYS_USAGE : HELP[name]}`);
+    console.error(`${err instanceof Error ? err.message : String(err)}\n\n${usage}`);
     return 2;
   }
   if (values.help === true) {
-    console.log(keys ? KEYS_USAGE : HELP[name]);
+    console.log(usage);
     return 0;
   }
   const file = values.config;
@@ -159,6 +169,19 @@ export async function main(argv: string[]): Promise<number> {
         return await keysCommand({
           action: positionals[0],
           id: positionals[1],
+          url: values.url,
+          json: values.json === true,
+          config,
+          out: (line) => console.log(line),
+          err: (line) => console.error(line),
+        });
+      }
+      if (quarantines) {
+        return await quarantinesCommand({
+          action: positionals[0],
+          id: positionals[1],
+          reason: values.reason,
+          by: values.by,
           url: values.url,
           json: values.json === true,
           config,

@@ -27,14 +27,14 @@ export interface KeysCommand {
 }
 
 /** The coordinator's address from its own listen settings (a wildcard bind is reached on loopback). */
-function baseUrl(config: CoordinatorConfig, url: string | undefined): string {
+export function baseUrl(config: CoordinatorConfig, url: string | undefined): string {
   if (url !== undefined) return url.replace(/\/+$/, '');
   const host = config['listen.host'];
   const reach = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return `http://${reach}:${config['listen.port']}`;
 }
 
-const when = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+export const when = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
 /** Runs the command; the exit code (0 done, 1 refused or unreachable, 2 usage, 78 no token). */
 export async function keysCommand(cmd: KeysCommand): Promise<number> {

@@ -60,8 +60,8 @@ export async function startCoordinatorNode(options: StartOptions): Promise<Coord
   const verification = await startConfiguredVerification(config, store, log);
   if (replica !== undefined) {
     // Quarantines and benches written by any replica shut devices and wallets out on all of them.
-    replica.policy.start(() => verification.refreshShared());
-    verification.onShared(() => replica.policy.changed());
+    replica.policy.start((ids) => verification.refreshShared(ids));
+    verification.onShared((ids) => replica.policy.changed(ids));
     await replica.policy.read();
   }
   // Replicas: settlement, payouts and the deposit watcher run where the singleton lock is.

@@ -215,3 +215,23 @@ export type ApiKeyView = v.InferOutput<typeof ApiKeyView>;
 /** `GET /v1/operator/keys`. */
 export const ApiKeyList = v.object({ keys: v.array(ApiKeyView) });
 export type ApiKeyList = v.InferOutput<typeof ApiKeyList>;
+
+/** A quarantine in force as the operator's routes list it: a device id, or `wallet:<address>`. */
+export const QuarantineView = v.object({ id: v.string(), since: Ms, until: v.nullable(Ms) });
+/** A lifted quarantine: who lifted it, when and why, and the quarantine as it was. */
+export const LiftView = v.object({
+  id: v.string(),
+  liftedAt: Ms,
+  liftedBy: v.string(),
+  reason: v.string(),
+  quarantinedSince: Ms,
+  quarantinedUntil: v.nullable(Ms),
+});
+export type LiftView = v.InferOutput<typeof LiftView>;
+
+/** `GET /v1/operator/quarantines`: in force, newest first, and the latest lifts (at most 1,000 of each). */
+export const QuarantineList = v.object({ quarantines: v.array(QuarantineView), lifts: v.array(LiftView) });
+export type QuarantineList = v.InferOutput<typeof QuarantineList>;
+
+/** `POST /v1/operator/quarantines/lift` answers the lift it recorded. */
+export const LiftAnswer = v.object({ lifted: LiftView });

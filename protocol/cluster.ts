@@ -6,6 +6,7 @@
  */
 import * as v from 'valibot';
 import { JobKind } from './manifest.ts';
+import { QuarantineKey } from './requests.ts';
 import { Ack, Cancel, Capabilities, Chunk, ErrorMessage, Fail, Job, SelfTest } from './wire.ts';
 
 const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id is 1–64 base64url characters'));
@@ -132,8 +133,16 @@ export const Part = v.strictObject({
 /** `stop`: the caller's replica → owner: the requester went away from a streamed answer. */
 export const Stop = v.strictObject({ from: ReplicaId, stream: Id });
 
+/** Most ids one `policy` word names; a change of more is sent without them (read by what changed since). */
+export const MAX_POLICY_IDS = 256;
+
 /**
- * `policy` (publish, all): a replica wrote a quarantine or a bench to the database; every other
- * replica reads them back, so a device or wallet shut out on one is shut out on all.
+ * `policy` (publish, all): a replica wrote a quarantine, a bench or a lift to the database; every
+ * other replica reads back the rows of `ids` (devices, and wallets as `wallet:<address>`), or
+ * what changed since its last read when there are none, so a device or wallet shut out (or let
+ * back) on one is so on all.
  */
-export const PolicyChanged = v.strictObject({ replica: ReplicaId });
+export const PolicyChanged = v.strictObject({
+  replica: ReplicaId,
+  ids: v.optional(v.pipe(v.array(QuarantineKey), v.maxLength(MAX_POLICY_IDS))),
+});

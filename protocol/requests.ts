@@ -186,3 +186,17 @@ export type JobReportAnswer = v.InferOutput<typeof JobReportAnswer>;
 /** The answer to a verdict: a tie-break job to run as well, or none. */
 export const VerdictAnswer = v.strictObject({ tieBreak: v.nullable(v.strictObject({ jobId: Id })) });
 export type VerdictAnswer = v.InferOutput<typeof VerdictAnswer>;
+
+/** A quarantine's key: a device id, or `wallet:<address>` for a wallet's. */
+export const QuarantineKey = v.union(
+  [Id, v.pipe(v.string(), v.regex(/^wallet:[A-Za-z0-9_:+/=-]{1,100}$/, 'a wallet key is `wallet:` and its address'))],
+  'a device id (1–64 base64url characters) or `wallet:<address>`',
+);
+
+/** `POST /v1/operator/quarantines/lift`: whose quarantine, who lifts it and why (both recorded). */
+export const LiftQuarantine = v.strictObject({
+  id: QuarantineKey,
+  by: v.pipe(SafeLine(64), v.minLength(1, 'say who lifts it')),
+  reason: v.pipe(SafeLine(500), v.minLength(1, 'say why it is lifted')),
+});
+export type LiftQuarantine = v.InferOutput<typeof LiftQuarantine>;

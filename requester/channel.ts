@@ -32,6 +32,7 @@ import { AssignmentPool } from './assignments.ts';
 import { CoordinatorError, httpError, networkError } from './errors.ts';
 import type { JobLine } from './http-line.ts';
 import { NOT_SENT } from './retry.ts';
+import { NotCreated } from './stream.ts';
 
 type Created = { jobId: string; assignment: Assignment | null };
 
@@ -331,18 +332,15 @@ export class ChannelLine implements JobLine {
     const queue = m.jobId === undefined ? undefined : this.#queues.get(m.jobId);
     // A payload for a superseded attempt: its next `assigned` event follows.
     if (!refusedSubmit && pending === undefined && queue !== undefined && m.status === 409 && m.error.code === 'CONFLICT') return;
-    // A `submit` the coordinator could not take now (draining, queue full) ends its job, which it never created:
-    // as a failed job, not as a broken stream to follow again.
-    if (refusedSubmit && queue !== undefined && m.status >= 500) {
-      queue.push({ type: 'failed', error: m.error });
-      return queue.end();
-    }
     const what = pending?.what ?? (m.jobId === undefined ? 'a request on the requester channel' : `job ${m.jobId}`);
     const body = m.payment === undefined ? { error: m.error } : { error: m.error, payment: m.payment };
     const headers = m.retryAfterS === undefined ? undefined : { 'retry-after': String(m.retryAfterS) };
     const answer = new Response(JSON.stringify(body), { status: m.status, ...(headers !== undefined && { headers }) });
     void httpError(answer, what, this.#url).then((error) => {
       if (pending !== undefined) pending.reject(error);
+      // A `submit` the coordinator could not take now (draining, its database down): the job was never created,
+      // so it is created again, not followed as a broken stream.
+      else if (refusedSubmit && m.status >= 500) queue?.fail(new NotCreated(error));
       else queue?.fail(error);
     });
   }

@@ -26,8 +26,8 @@ import { CoordinatorError, CoordinatorUnavailableError, JobInterruptedError, net
 import { follow } from './follow.ts';
 import { type Call, httpCall, HttpLine, type JobLine } from './http-line.ts';
 import { checkReplica, type CheckParts } from './replica-check.ts';
-import { backoffMs, DEFAULT_RETRY, mayRetryCreate, neverConnected, type RetryPolicy, sleep, withRetry } from './retry.ts';
-import { deferred, JobFailed, newProgress, type Progress, Restarted, StreamBroken, UnopenableResult } from './stream.ts';
+import { Backoff, backoffMs, DEFAULT_RETRY, mayRetryCreate, neverConnected, type RetryPolicy, sleep, withRetry } from './retry.ts';
+import { deferred, JobFailed, newProgress, NotCreated, type Progress, Restarted, StreamBroken, UnopenableResult } from './stream.ts';
 
 export type { AccountBalance, ModelListing, ReplicaCheck, RequesterClientOptions, RunOptions } from './client-types.ts';
 
@@ -159,9 +159,18 @@ export class RequesterClient {
     // Text already passed to onDelta, across reopened streams and re-runs: each piece once.
     const emitted = { text: '', tokens: [] as number[] };
     for (let reruns = 0; ; reruns++) {
-      const { line, jobId, assignment } = await this.#create(job, sizeBytes, signal);
+      const creation = this.#creation(signal);
       try {
-        return await this.#runCreated(line, jobId, job, newProgress(emitted, assignment), options);
+        for (;;) {
+          const { line, jobId, assignment } = await this.#create(job, sizeBytes, creation);
+          try {
+            return await this.#runCreated(line, jobId, job, newProgress(emitted, assignment), options);
+          } catch (err) {
+            if (!(err instanceof NotCreated)) throw err;
+            // Refused at its `submit` (nothing created, nothing reserved): created again under the same backoff and key.
+            await creation.backoff.failed(err.error);
+          }
+        }
       } catch (err) {
         if (!(err instanceof Restarted)) throw err;
         if (signal?.aborted === true) throw new AbortedError(`Job ${err.jobId}`);
@@ -180,13 +189,11 @@ export class RequesterClient {
   async #create(
     job: JobRequest,
     sizeBytes: number,
-    signal: AbortSignal | undefined,
+    creation: { backoff: Backoff; idempotencyKey: string },
   ): Promise<{ line: JobLine; jobId: string; assignment: Assignment | null }> {
-    const retry = { policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal };
-    // One key for every try of this creation: a try cut off after it was sent is repeated, and the coordinator answers with the job it made.
-    const idempotencyKey = toB64url(crypto.getRandomValues(new Uint8Array(18)));
+    const { signal } = creation.backoff.options;
     const retryable = (err: unknown): boolean => mayRetryCreate(err, true);
-    return withRetry(retry, retryable, async () => {
+    return withRetry(creation.backoff, retryable, async () => {
       const line = await this.#line();
       const billing = await this.#envelopes.envelope(job, sizeBytes - 16);
       // wire.ts caps sizeBytes at 1,000,000 (its Count), below the message limit; it is optional, so larger jobs leave it out.
@@ -197,8 +204,17 @@ export class RequesterClient {
         ...(sizeBytes <= 1_000_000 && { sizeBytes }),
         ...(this.#options.checkReplicas !== false && { replicas: true }),
       };
-      return { line, ...(await line.create(create, signal, idempotencyKey)) };
+      return { line, ...(await line.create(create, signal, creation.idempotencyKey)) };
     });
+  }
+
+  /** One logical creation: its backoff over every try, and the idempotency key every try carries. */
+  #creation(signal: AbortSignal | undefined): { backoff: Backoff; idempotencyKey: string } {
+    return {
+      backoff: new Backoff({ policy: this.#retry, what: 'creating the job', coordinatorUrl: this.#url, signal }),
+      // One key for every try of this creation: a try cut off after it was sent is repeated, and the coordinator answers with the job it made.
+      idempotencyKey: toB64url(crypto.getRandomValues(new Uint8Array(18))),
+    };
   }
 
   async #runCreated(
@@ -224,7 +240,7 @@ export class RequesterClient {
       return result;
     } catch (err) {
       primary.resolve(null);
-      if (err instanceof Restarted) throw err;
+      if (err instanceof Restarted || err instanceof NotCreated) throw err;
       if (err instanceof UnopenableResult) return await this.#rerun(line, jobId, job, err, options);
       if (err instanceof JobFailed) throw err.error;
       // Anything else leaves the job running at the coordinator: cancel it so nobody works or pays for it.
@@ -254,7 +270,7 @@ export class RequesterClient {
       try {
         // A broken channel is followed again on a new one, or over HTTP: a job's events are the same on both.
         const current = n === 1 ? line : await this.#current(line);
-        return await follow(current, jobId, job, progress, options, onReplica);
+        return await follow(current, jobId, job, progress, options, { policy: this.#retry, coordinatorUrl: this.#url }, onReplica);
       } catch (err) {
         if (!(err instanceof StreamBroken) || options.signal?.aborted === true) throw err;
         if (progress.seen > before) {

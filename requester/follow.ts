@@ -8,17 +8,22 @@ import { createResultOpener, exportPublicKey, generateHpkeKeyPair, sealJob, type
 import { type JobRequest, type JobResult, wireKindOf } from '../protocol/jobs.ts';
 import type { Assignment } from '../protocol/wire.ts';
 import type { RunOptions } from './client-types.ts';
-import { CoordinatorError, CoordinatorUnavailableError, failedJobError } from './errors.ts';
+import { CoordinatorError, CoordinatorUnavailableError, failedJobError, RetriesExhaustedError } from './errors.ts';
 import type { JobLine } from './http-line.ts';
+import { mayRetrySubmit, type RetryPolicy, withRetry } from './retry.ts';
 import { JobFailed, type Progress, Restarted, StreamBroken, UnopenableResult, unseen } from './stream.ts';
 
-/** Follows `jobId` on `line` until its result; `onReplica` hears of each replica the coordinator places. */
+/**
+ * Follows `jobId` on `line` until its result; `onReplica` hears of each replica the coordinator
+ * places. A payload refused 503 is sent again under `retry`.
+ */
 export async function follow(
   line: JobLine,
   jobId: string,
   job: JobRequest,
   progress: Progress,
   { signal, onDelta }: RunOptions,
+  retry: { policy: RetryPolicy; coordinatorUrl: string },
   onReplica?: (replicaJobId: string) => void,
 ): Promise<JobResult & { attempts: number }> {
   // Unreachable or 5xx: the stream can be opened again; a 404/409/410 cannot.
@@ -42,9 +47,14 @@ export async function follow(
       progress.sealing = sealing;
     }
     // 409 (answered by the line): this attempt is superseded (the next `assigned` event follows), or its payload already arrived.
-    await line.submit(jobId, sealing.body, signal).catch((err: unknown) => {
-      // Not answered: the replayed `assigned` event of a reopened stream sends it again.
-      throw err instanceof CoordinatorUnavailableError && err.status === 0 ? new StreamBroken(err) : err;
+    // 503 (the job's replica or the database briefly away): sent again with backoff, the same bytes; a repeat of one that
+    // arrived is that 409, so the job runs once.
+    const body = sealing.body;
+    const sending = { ...retry, what: `sending the payload of job ${jobId}`, signal };
+    await withRetry(sending, mayRetrySubmit, () => line.submit(jobId, body, signal)).catch((err: unknown) => {
+      // Not answered: the replayed `assigned` event of a reopened stream sends it again. 503 to the end: a typed error.
+      const unanswered = err instanceof CoordinatorUnavailableError && err.status === 0 && !(err instanceof RetriesExhaustedError);
+      throw unanswered ? new StreamBroken(err) : err;
     });
     progress.current = { attempt: assignment.attempt, opener: createResultOpener(sealing.keys, jobId), opened: 0, text: '', tokens: [] };
   };

@@ -62,6 +62,17 @@ export function mayRetryCreate(err: unknown, idempotent = false): boolean {
   return err.status === 503 || (err.status === 0 && (idempotent || neverConnected(err)));
 }
 
+/**
+ * Whether sending a job's sealed payload may be tried again: the coordinator answered 503 (the
+ * replica that holds the job did not answer the one called, or the database is down). The
+ * payload is the same bytes for the same attempt, and the coordinator takes one payload per
+ * attempt (a repeat after one that arrived is refused 409, which the SDK takes as sent), so
+ * trying again never runs the job twice.
+ */
+export function mayRetrySubmit(err: unknown): boolean {
+  return err instanceof CoordinatorUnavailableError && err.status === 503;
+}
+
 /** Resolves after `ms`, or rejects with AbortedError when `signal` aborts; clears its timer either way. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -78,29 +89,65 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** What a {@link Backoff} retries under, and names in its error. */
+export interface BackoffOptions {
+  policy: RetryPolicy;
+  what: string;
+  coordinatorUrl: string;
+  signal?: AbortSignal | undefined;
+  random?: () => number;
+}
+
+/**
+ * The tries of one thing (creating a job, sending its payload) under a {@link RetryPolicy}:
+ * each failure waits its backoff, until the policy's tries or time run out: then
+ * RetriesExhaustedError, with the last failure as its cause. Kept across calls when the
+ * tries of one thing are spread over several (a job created again after its `submit` was refused).
+ */
+export class Backoff {
+  readonly #options: BackoffOptions;
+  readonly #started = Date.now();
+  #failed = 0;
+
+  constructor(options: BackoffOptions) {
+    this.#options = options;
+  }
+
+  get options(): BackoffOptions {
+    return this.#options;
+  }
+
+  /** After a failed try: waits before the next, or throws RetriesExhaustedError (AbortedError once aborted). */
+  async failed(err: unknown): Promise<void> {
+    const { policy, signal } = this.#options;
+    if (signal?.aborted === true) throw new AbortedError(this.#options.what);
+    this.#failed++;
+    const wait = backoffMs(this.#failed, policy, this.#options.random);
+    const elapsed = Date.now() - this.#started;
+    if (this.#failed >= policy.attempts || elapsed + wait > policy.forMs) {
+      throw new RetriesExhaustedError(this.#options.coordinatorUrl, this.#options.what, this.#failed, elapsed, err);
+    }
+    await sleep(wait, signal);
+  }
+}
+
 /**
  * Runs `attempt` until it succeeds, fails with an error `retryable` refuses, or the policy's
  * tries or time run out: then RetriesExhaustedError, with the last failure as its cause.
  */
 export async function withRetry<T>(
-  options: { policy: RetryPolicy; what: string; coordinatorUrl: string; signal?: AbortSignal | undefined; random?: () => number },
+  options: Backoff | BackoffOptions,
   retryable: (err: unknown) => boolean,
   attempt: () => Promise<T>,
 ): Promise<T> {
-  const { policy, signal } = options;
-  const started = Date.now();
-  for (let n = 1; ; n++) {
+  const backoff = options instanceof Backoff ? options : new Backoff(options);
+  for (;;) {
     try {
       return await attempt();
     } catch (err) {
-      if (signal?.aborted === true) throw new AbortedError(options.what);
+      if (backoff.options.signal?.aborted === true) throw new AbortedError(backoff.options.what);
       if (!retryable(err)) throw err;
-      const wait = backoffMs(n, policy, options.random);
-      const elapsed = Date.now() - started;
-      if (n >= policy.attempts || elapsed + wait > policy.forMs) {
-        throw new RetriesExhaustedError(options.coordinatorUrl, options.what, n, elapsed, err);
-      }
-      await sleep(wait, signal);
+      await backoff.failed(err);
     }
   }
 }

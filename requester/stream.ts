@@ -30,6 +30,17 @@ export class UnopenableResult extends Error {
   }
 }
 
+/**
+ * The coordinator refused a job's creation after its id was known (a `submit` on the requester
+ * channel answered 5xx: draining, or its database down): the job does not exist, so it is
+ * created again, under the creation's backoff and idempotency key.
+ */
+export class NotCreated extends Error {
+  constructor(readonly error: SpinneretError) {
+    super(error.message);
+  }
+}
+
 /** A `failed` event: the coordinator already ended the job, so it is not cancelled again. */
 export class JobFailed extends Error {
   constructor(readonly error: SpinneretError) {

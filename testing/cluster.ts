@@ -13,11 +13,12 @@ import { systemClock } from '../coordinator/clock.ts';
 import { type Bus, connectBus } from '../coordinator/cluster/bus.ts';
 import { JobForwarding } from '../coordinator/cluster/forwarding.ts';
 import { PolicySync } from '../coordinator/cluster/policy-sync.ts';
-import { recordedOwner } from '../coordinator/cluster/replica.ts';
+import { recordedOwner, recordedResult } from '../coordinator/cluster/replica.ts';
 import { Routing, type RoutingOptions } from '../coordinator/cluster/routing.ts';
 import type { Logger } from '../coordinator/log.ts';
 import { startMoney } from '../coordinator/earnings/local.ts';
 import { openStore } from '../coordinator/store/index.ts';
+import type { SqlDb } from '../coordinator/store/sql.ts';
 import type { SqlStore } from '../coordinator/store/sql-store.ts';
 import { TEST_DATABASE_URL } from '../coordinator/store/testing.ts';
 import { KnownAnswerCanaries } from '../coordinator/verification/canaries.ts';
@@ -49,9 +50,9 @@ export class ReplicaKit {
   readonly cleanup: (() => Promise<unknown> | void)[] = [];
   readonly #schemas = new Map<string, SqlStore[]>();
 
-  /** A store handle on `schema` for replica `replicaId`. */
-  async store(schema: string, replicaId: string): Promise<SqlStore> {
-    const store = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId });
+  /** A store handle on `schema` for replica `replicaId` (through `databaseUrl`, a relay to the test database, when given). */
+  async store(schema: string, replicaId: string, databaseUrl = TEST_DATABASE_URL): Promise<SqlStore> {
+    const store = await openStore({ databaseUrl, schema, replicaId });
     this.#schemas.set(schema, [...(this.#schemas.get(schema) ?? []), store]);
     return store;
   }
@@ -76,7 +77,7 @@ export interface ChecksConfig {
 }
 
 /** Verification with fixed rates (no decay below them) and tiny-embed's known answers. */
-export const testVerification = (store: SqlStore, checks: ChecksConfig): Verification =>
+export const testVerification = (store: { db: SqlDb }, checks: ChecksConfig): Verification =>
   createVerification({
     db: store.db,
     policy: new VerificationPolicy({
@@ -118,12 +119,18 @@ export interface PaidReplica {
   url: string;
 }
 
-/** What a test watches of a replica: its log, what its bus reports, and the bus itself (to wrap it). */
+/** What a test watches of a replica (its log, what its bus reports, the bus itself, to wrap it) and where it puts a fault. */
 export interface ReplicaWatch {
   logger?: Logger;
   onBusError?: (message: string, err: unknown) => void;
   bus?: (bus: Bus) => Bus;
   routing?: Partial<Pick<RoutingOptions, 'deadAfterMs' | 'claimTimeoutMs' | 'lendForMs'>>;
+  /** The database through a relay (default: the test database itself). */
+  databaseUrl?: string;
+  /** The bus as job forwarding uses it: a test may fail its requests, as a peer briefly gone. */
+  forwardingBus?: (bus: Bus) => Bus;
+  /** Serves the operator routes with this token. */
+  operatorToken?: string;
 }
 
 /**
@@ -138,7 +145,7 @@ export const paidReplica = async (
   checks: Omit<ChecksConfig, 'seed'> & { policy?: { deaf: boolean } },
   watch: ReplicaWatch = {},
 ): Promise<PaidReplica> => {
-  const store = await kit.store(schema, id);
+  const store = await kit.store(schema, id, watch.databaseUrl);
   const connected = await connectBus(NATS_URL, `test-${id}`, watch.onBusError ?? (() => undefined));
   const bus = watch.bus?.(connected) ?? connected;
   const logger = watch.logger ?? quiet;
@@ -146,11 +153,12 @@ export const paidReplica = async (
   const routing = new Routing({ replicaId: id, bus, prefix, clock: systemClock, logger, heartbeatMs: 100, ...watch.routing });
   const forwarding = new JobForwarding({
     replicaId: id,
-    bus,
+    bus: watch.forwardingBus?.(bus) ?? bus,
     prefix,
     logger,
     peers: () => routing.peers,
     recordedOwner: (jobId) => recordedOwner(store.db, jobId),
+    recordedResult: (jobId) => recordedResult(store.db, jobId),
   });
   routing.onPeerLost((peer) => forwarding.lost(peer));
   const verification = testVerification(store, { ...checks, seed: 3 });
@@ -158,9 +166,9 @@ export const paidReplica = async (
   let policy: PolicySync | undefined;
   if (checks.policy !== undefined) {
     policy = new PolicySync({ replicaId: id, bus, prefix, logger });
-    if (!checks.policy.deaf) policy.start(() => verification.refreshShared());
+    if (!checks.policy.deaf) policy.start((ids) => verification.refreshShared(ids));
     const sync = policy;
-    verification.onShared(() => sync.changed());
+    verification.onShared((ids) => sync.changed(ids));
   }
   const money = await testMoney(store, verification);
   const coordinator = createCoordinator({
@@ -172,10 +180,12 @@ export const paidReplica = async (
     onJobDone: (done) => money.onJobDone(done),
     cluster: (relay, find) => routing.attach(relay, find),
     forwarding,
+    ...(watch.operatorToken !== undefined && { operatorToken: watch.operatorToken }),
   });
   const server = await coordinator.listen();
   routing.start();
   forwarding.start();
+  await policy?.read(); // as a replica starts: the quarantines and benches in force
   kit.cleanup.push(async () => {
     routing.stop();
     policy?.stop();
@@ -198,6 +208,7 @@ export const startContributor = async (
   url: string,
   runtime: EmbedRuntime,
   keys = new MemoryKeyStore(),
+  slots?: number,
 ): Promise<Contributor> => {
   const c = new Contributor({
     coordinatorUrl: `${url.replace(/^http/, 'ws')}/v1/contributor`,
@@ -206,6 +217,7 @@ export const startContributor = async (
     consent: ['embed'],
     client: { name: 'test', version: '0.0.0' },
     webSocket: WebSocket,
+    ...(slots !== undefined && { slots }),
   });
   c.start();
   kit.cleanup.push(() => c.stop({ drain: false }));

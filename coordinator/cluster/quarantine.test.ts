@@ -5,6 +5,7 @@
  * and earn nothing there either: the quarantine is in PostgreSQL, and a word on NATS makes every
  * replica read it at once.
  */
+import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequesterClient } from '../../requester/client.ts';
 import { paidReplica, type PaidReplica, ReplicaKit, startContributor, until, walletContributor } from '../../testing/cluster.ts';
@@ -18,11 +19,12 @@ import { testWallet } from '../wallets/test-wallet.ts';
 const kit = new ReplicaKit();
 afterAll(() => kit.dispose());
 /** `deaf`: a replica that missed the word (its NATS connection was down): only the database can stop its credits. */
+const OPERATOR = 'operator-token-for-the-quarantines-0';
 const replica = (
   schema: string,
   id: string,
   checks: { canaryRate: number; replicationRate: number; canaryDelayMs?: number; quarantineAfter?: number; deaf?: boolean },
-) => paidReplica(kit, schema, id, { ...checks, policy: { deaf: checks.deaf === true } });
+) => paidReplica(kit, schema, id, { ...checks, policy: { deaf: checks.deaf === true } }, { operatorToken: OPERATOR });
 const contributor = (r: PaidReplica, runtime: EmbedRuntime, wallet: string) => walletContributor(kit, r, runtime, wallet);
 
 /** A device that reconnects with `wallet` already on its record, so the replica binds it at `hello`, as after a wallet link. */
@@ -173,4 +175,121 @@ describe('quarantine across replicas', () => {
     expect(await ledger.payerBalances({ kind: 'requester', apiKeyId: keyD.id })).toEqual({ available: 10_000_000n - gross, reserved: 0n });
     expect((await checkBooks(c.store.db)).problems).toEqual([]);
   });
+
+  it(
+    'an operator lifts a wallet’s quarantine on one replica: recorded, its device gets jobs on another, voided credit stays voided',
+    { timeout: 120_000 },
+    async () => {
+      const schema = uniqueSchema('quarantine_lift');
+      const a = await replica(schema, 'e', { canaryRate: 1, replicationRate: 0, quarantineAfter: 1 });
+      const b = await replica(schema, 'f', { canaryRate: 0, replicationRate: 0, quarantineAfter: 1 });
+      await until('the replicas to hear each other', () =>
+        a.routing.peers.includes('f') && b.routing.peers.includes('e') ? true : undefined,
+      );
+      const ledger = new Ledger(a.store.db);
+      const [keyA, keyB] = [await a.coordinator.createApiKey('on e'), await b.coordinator.createApiKey('on f')];
+      await ledger.deposit({ lt: 1n, hash: 'a1'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyA.id }, note: 't' });
+      await ledger.deposit({ lt: 2n, hash: 'b2'.repeat(32), amount: 10_000_000n, to: { kind: 'requester', apiKeyId: keyB.id }, note: 't' });
+      await ledger.deposit({ lt: 3n, hash: 'c3'.repeat(32), amount: 10_000_000n, to: { kind: 'budget' }, note: 't' });
+      await a.money.billing.refreshBudget();
+      await b.money.billing.refreshBudget();
+      const wallet = testWallet('a wallet lifted by the operator').address;
+      const liarId = await contributor(a, new EmbedRuntime({ lieRate: 1 }), wallet);
+      await new RequesterClient({ coordinatorUrl: a.url, apiKey: keyA.secret, checkReplicas: false }).run({
+        kind: 'embed',
+        model: 'tiny-embed',
+        inputs: ['a lie its canary catches'],
+      });
+      await until('the wallet’s quarantine', async () => {
+        const { rows } = await a.store.db.query('SELECT 1 FROM verification_quarantines WHERE contributor_id = $1', [`wallet:${wallet}`]);
+        return rows.length === 1 ? true : undefined;
+      });
+      await Promise.all([a.verification.idle(), a.money.idle()]);
+      const voided = await a.store.db.query<{ job_id: string; state: string }>(
+        'SELECT job_id, state FROM earnings_jobs WHERE wallet = $1 ORDER BY job_id',
+        [wallet],
+      );
+      // The job's credit and its canary's: both voided.
+      expect(voided.rows.length).toBeGreaterThan(0);
+      expect(voided.rows.every((r) => r.state === 'voided')).toBe(true);
+      const penalties = await ledger.accountBalance('network:penalties');
+
+      // The operator routes: the operator token only.
+      const list = (token?: string) =>
+        fetch(`${b.url}/v1/operator/quarantines`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+      expect((await list()).status).toBe(401);
+      expect((await list(keyB.secret)).status).toBe(401);
+      const lift = (token: string | undefined, body: unknown) =>
+        fetch(`${a.url}/v1/operator/quarantines/lift`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(token !== undefined && { authorization: `Bearer ${token}` }) },
+          body: JSON.stringify(body),
+        });
+      const liftBody = { id: `wallet:${wallet}`, by: 'alice', reason: 'the canary answer was wrong' };
+      expect((await lift(undefined, liftBody)).status).toBe(401);
+      expect((await lift(keyA.secret, liftBody)).status).toBe(401);
+      expect((await lift(OPERATOR, { ...liftBody, reason: '' })).status).toBe(400);
+      const listed = (await (await list(OPERATOR)).json()) as { quarantines: { id: string }[] };
+      expect(listed.quarantines.map((q) => q.id).sort()).toEqual([liarId, `wallet:${wallet}`].sort());
+
+      // B shuts the wallet's honest device out: a job of B's requester waits.
+      const honest = new EmbedRuntime();
+      await boundContributor(b, honest, wallet);
+      const requesterB = new RequesterClient({ coordinatorUrl: b.url, apiKey: keyB.secret, checkReplicas: false });
+      const text = 'work once the quarantine is lifted';
+      const waiting = requesterB.run({ kind: 'embed', model: 'tiny-embed', inputs: [text] });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(honest.jobs).toBe(0);
+
+      // The operator lifts the wallet's quarantine through A, with the command.
+      const cli = await command(['lift', `wallet:${wallet}`, '--reason', 'the canary answer was wrong', '--by', 'alice', '--url', a.url]);
+      expect(cli.stderr).toBe('');
+      expect(cli.stdout).toMatch(
+        new RegExp(`^lifted wallet:${wallet} at \\d{4}-\\d\\d-\\d\\dT\\S+ by alice: the canary answer was wrong\n$`),
+      );
+      expect(cli.status).toBe(0);
+      expect((await lift(OPERATOR, liftBody)).status).toBe(404); // lifted already
+
+      // B hears it: the waiting job runs on the wallet's honest device.
+      const result = await waiting;
+      expect(result.kind).toBe('embed');
+      expect(honest.jobs).toBe(1);
+      const after = (await (await list(OPERATOR)).json()) as { quarantines: { id: string }[]; lifts: unknown[] };
+      expect(after.quarantines.map((q) => q.id)).toEqual([liarId]); // the lying device itself stays shut out
+      expect(after.lifts).toEqual([
+        expect.objectContaining({ id: `wallet:${wallet}`, liftedBy: 'alice', reason: 'the canary answer was wrong' }),
+      ]);
+
+      // Money stays as judged: the lie's credit stays voided, the penalty stays, the new job earns.
+      await Promise.all([b.verification.idle(), b.money.idle()]);
+      const earned = await until('the honest job’s credit', async () => {
+        const { rows } = await b.store.db.query<{ job_id: string; state: string }>(
+          'SELECT job_id, state FROM earnings_jobs WHERE wallet = $1 ORDER BY job_id',
+          [wallet],
+        );
+        return rows.length > voided.rows.length ? rows : undefined;
+      });
+      expect(earned.filter((r) => r.state === 'voided')).toEqual(voided.rows);
+      expect(earned.filter((r) => r.state !== 'voided').map((r) => r.state)).toEqual(['pending']);
+      expect(await ledger.accountBalance('network:penalties')).toBe(penalties);
+      expect((await ledger.balances(wallet)).pending).toBeGreaterThan(0n);
+      expect((await checkBooks(a.store.db)).problems).toEqual([]);
+    },
+  );
 });
+
+/** `spinneret coordinator quarantines …` as an operator runs it, with the operator token in its environment. */
+function command(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/spinneret.js', 'coordinator', 'quarantines', ...args], {
+      env: { PATH: process.env['PATH'] ?? '', SPINNERET_OPERATOR_TOKEN: OPERATOR },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}

@@ -25,6 +25,7 @@ import { Job } from '../jobs/job.ts';
 import type { Hold } from '../leases/relay.ts';
 import type { Verification } from '../verification/service.ts';
 import type { ApiKeyRecord } from '../store/types.ts';
+import { isDatabaseUnavailable } from '../store/sql.ts';
 import { recordedEvents, type RequesterActions, type Subscription } from './actions.ts';
 import { bearer, Problem } from '../http.ts';
 import { MAX_CREATE_BODY, MAX_PAYLOAD_BODY } from './routes.ts';
@@ -155,10 +156,14 @@ class ChannelSession {
     try {
       await this.#act(this.#valid(text), text?.length ?? 0);
     } catch (err) {
-      if (!(err instanceof Problem)) throw err;
+      // The database away (a restart, a failover): the typed 503 the HTTP routes give, naming the message, so it is tried again.
+      const problem = isDatabaseUnavailable(err)
+        ? new Problem(503, 'UNAVAILABLE', 'The coordinator cannot reach its database just now; try again shortly.', { retryAfterS: 2 })
+        : err;
+      if (!(problem instanceof Problem)) throw err;
       // The message's `ref` and `jobId` when usable, valid or not (never its `type`: the frame's is `error`).
       const { ref, jobId } = text === null ? {} : tags(text);
-      this.#refused(err, { ...(ref !== undefined && { ref }), ...(jobId !== undefined && { jobId }) });
+      this.#refused(problem, { ...(ref !== undefined && { ref }), ...(jobId !== undefined && { jobId }) });
     }
   }
 

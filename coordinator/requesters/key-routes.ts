@@ -4,24 +4,16 @@
  * createdAt, revokedAt}]}` (never a secret: only hashes are stored) and `DELETE
  * /operator/keys/:id` → `{id, revoked: true}`, refused at once from then on.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
-import { bearer, Problem } from '../http.ts';
+import { operatorAuth, Problem } from '../http.ts';
 import type { Store } from '../store/types.ts';
 import type { ApiKeys } from './keys.ts';
 
 export function keyRoutes(token: string, store: Store, keys: ApiKeys): Hono {
   const app = new Hono();
-  const expected = Buffer.from(token, 'utf8');
+  const guard = operatorAuth(token);
   app.use('/operator/keys', guard);
   app.use('/operator/keys/*', guard);
-  async function guard(c: Parameters<Parameters<Hono['use']>[1]>[0], next: () => Promise<void>): Promise<Response | void> {
-    const given = Buffer.from(bearer(c.req.header('authorization')) ?? '', 'utf8');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new Problem(401, 'UNAUTHORIZED', 'Send `Authorization: Bearer <SPINNERET_OPERATOR_TOKEN>`.');
-    }
-    await next();
-  }
   app.get('/operator/keys', async (c) => c.json({ keys: await store.listApiKeys() }));
   app.delete('/operator/keys/:id', async (c) => {
     const id = c.req.param('id');

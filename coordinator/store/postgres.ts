@@ -70,6 +70,13 @@ export async function openPostgresDb(options: PostgresOptions): Promise<SqlDb> {
     ...client(pool),
     async transaction(fn) {
       const conn = await pool.connect();
+      // A checked-out client's connection error is the pool's no longer: kept here (the next query fails with it), never
+      // an uncaught 'error' event that would end the process; the client is then discarded, not put back.
+      let broken: Error | undefined;
+      const onError = (err: Error): void => {
+        broken = err;
+      };
+      conn.on('error', onError);
       try {
         await conn.query('BEGIN');
         const result = await fn(client(conn));
@@ -79,7 +86,8 @@ export async function openPostgresDb(options: PostgresOptions): Promise<SqlDb> {
         await conn.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
-        conn.release();
+        conn.off('error', onError);
+        conn.release(broken);
       }
     },
     close: () => pool.end(),

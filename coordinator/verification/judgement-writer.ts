@@ -27,7 +27,7 @@ export interface JudgementWriterOptions {
 export class JudgementWriter {
   readonly #o: JudgementWriterOptions;
   #voider: ((jobId: string, reason: string) => Promise<void>) | null = null;
-  #shared: (() => void) | null = null;
+  #shared: ((ids: string[]) => void) | null = null;
 
   constructor(options: JudgementWriterOptions) {
     this.#o = options;
@@ -38,8 +38,11 @@ export class JudgementWriter {
     this.#voider = voider;
   }
 
-  /** Called once a judgement's quarantines or benches are in the database (replicas tell each other to read them). */
-  onShared(listener: () => void): void {
+  /**
+   * Called once a judgement's quarantines or benches (or an operator's lift) are in the database, with the
+   * devices and `wallet:` keys they concern (replicas tell each other to read those rows).
+   */
+  onShared(listener: (ids: string[]) => void): void {
     this.#shared = listener;
   }
 
@@ -61,7 +64,7 @@ export class JudgementWriter {
     await store.addRecords(effects.records);
     for (const b of effects.benched) {
       this.#o.relay()?.contributors.get(b.contributorId)?.send({ v: 1, type: 'self-test', model: b.model, reason: b.reason });
-      await reputation.bench(b.contributorId, b.model, policy.benchedUntil(b.contributorId, b.model) ?? now);
+      await reputation.bench(b.contributorId, b.model, policy.benchedUntil(b.contributorId, b.model) ?? now, now);
     }
     for (const f of judgement.findings) {
       const status = f.ledger === 'void' ? 'void' : f.ledger === 'hold' ? 'awaiting' : 'settle';
@@ -74,7 +77,9 @@ export class JudgementWriter {
       );
       if (f.ledger === 'void') for (const id of ids) await this.#void(id, f.reason);
     }
+    const shared = new Set(effects.benched.map((b) => b.contributorId));
     for (const contributorId of effects.quarantined) {
+      shared.add(contributorId);
       const until = policy.quarantinedUntil(contributorId);
       const kept = until === null || until === Number.POSITIVE_INFINITY ? null : until;
       await store.quarantine(contributorId, kept, now);
@@ -83,6 +88,7 @@ export class JudgementWriter {
       for (const wallet of await this.walletsOf([contributorId])) {
         policy.quarantineWallet(wallet, until ?? Number.POSITIVE_INFINITY);
         await store.quarantine(`${WALLET_PREFIX}${wallet}`, kept, now);
+        shared.add(`${WALLET_PREFIX}${wallet}`);
         devices.push(...(await store.devicesOf(wallet)).filter((id) => id !== contributorId));
       }
       for (const device of devices) {
@@ -94,7 +100,12 @@ export class JudgementWriter {
         }
       }
     }
-    if (effects.quarantined.length > 0 || effects.benched.length > 0) this.#shared?.();
+    if (shared.size > 0) this.shared([...shared]);
+  }
+
+  /** Tells the other replicas to read the rows of `ids` (an operator's lift goes this way too). */
+  shared(ids: string[]): void {
+    this.#shared?.(ids);
   }
 
   async #void(jobId: string, reason: string): Promise<void> {

@@ -25,11 +25,11 @@ export class ReputationStore {
     );
   }
 
-  async bench(contributorId: string, model: string, until: number): Promise<void> {
+  async bench(contributorId: string, model: string, until: number, now: number): Promise<void> {
     await this.db.query(
-      `INSERT INTO verification_benched (contributor_id, model, until_at) VALUES ($1, $2, $3)
-       ON CONFLICT (contributor_id, model) DO UPDATE SET until_at = EXCLUDED.until_at`,
-      [contributorId, model, until],
+      `INSERT INTO verification_benched (contributor_id, model, until_at, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (contributor_id, model) DO UPDATE SET until_at = EXCLUDED.until_at, updated_at = EXCLUDED.updated_at`,
+      [contributorId, model, until, now],
     );
   }
 

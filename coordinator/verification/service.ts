@@ -25,6 +25,7 @@ import { type DecisionCounts, RelayCheckHooks } from './relay-checks.ts';
 import { RequesterStanding } from './requesters.ts';
 import { ReputationStore } from './reputation-store.ts';
 import { restoreState } from './restore.ts';
+import { type LiftRow, type QuarantineRow, SharedQuarantines } from './shared-quarantines.ts';
 import type { SqlDb } from '../store/sql.ts';
 import { takeVerdict, type VerdictOutcome } from './verdicts.ts';
 import { VerificationStore } from './verification-store.ts';
@@ -103,12 +104,21 @@ export interface Verification {
   /** Resolves when the work started so far is written. */
   idle(): Promise<void>;
   /**
-   * Reads the quarantines (of devices and wallets) and benches in the database into the policy,
-   * so ones another replica wrote shut devices out here too (coordinator/cluster/policy-sync.ts).
+   * Reads the quarantines (of devices and wallets), benches and lifts in the database into the
+   * policy, so ones another replica wrote shut devices out (or let them back) here too
+   * (coordinator/cluster/policy-sync.ts): the rows of `ids` when a word named them, else the rows
+   * changed since the last read (at start: those in force).
    */
-  refreshShared(): Promise<void>;
-  /** Called once this replica has written a quarantine or a bench to the database. */
-  onShared(listener: () => void): void;
+  refreshShared(ids?: readonly string[]): Promise<void>;
+  /** Called once this replica has written a quarantine, a bench or a lift to the database, with the ids concerned. */
+  onShared(listener: (ids: string[]) => void): void;
+  /** The quarantines in force and the latest lifts (the operator's list). */
+  quarantines(): Promise<{ quarantines: QuarantineRow[]; lifts: LiftRow[] }>;
+  /**
+   * Lifts a quarantine in force (an operator's call, `by` and `reason` recorded) on every
+   * replica; null when there is none. Credits it voided stay voided.
+   */
+  liftQuarantine(id: string, by: string, reason: string): Promise<LiftRow | null>;
 }
 
 /** Builds the verification service over the coordinator's database. */
@@ -123,6 +133,7 @@ export function createVerification(options: VerificationOptions): Verification {
   const signer = new ReceiptSigner(options.db, store, options.receiptKey, options.receiptKek ?? null);
   let relay: Relay | null = null;
   let rerunner: ((jobId: string) => Promise<Job | Refusal>) | null = null;
+  const shared = new SharedQuarantines({ db: options.db, policy, clock });
   const writer = new JudgementWriter({ policy, store, reputation, clock, verdictWindowMs: options.verdictWindowMs, relay: () => relay });
   const hooks: RelayCheckHooks = new RelayCheckHooks({
     policy,
@@ -217,18 +228,17 @@ export function createVerification(options: VerificationOptions): Verification {
       return { publicKey: signer.publicKey(), receipts: await store.receipts(contributorId, limit) };
     },
     idle: () => queue.idle(),
-    async refreshShared() {
-      const now = clock.now();
-      for (const [key, until] of await store.quarantines(now)) {
-        if (key.startsWith(WALLET_PREFIX)) policy.quarantineWallet(key.slice(WALLET_PREFIX.length), until ?? Number.POSITIVE_INFINITY);
-        else policy.shareQuarantine(key, until ?? Number.POSITIVE_INFINITY);
-      }
-      for (const [contributorId, models] of (await reputation.load()).benched) {
-        for (const [model, until] of models) if (until > now) policy.shareBench(contributorId, model, until);
-      }
-    },
+    refreshShared: (ids) => shared.refresh(ids),
     onShared(listener) {
       writer.onShared(listener);
+    },
+    quarantines: () => shared.list(),
+    async liftQuarantine(id, by, reason) {
+      const lifted = await shared.lift(id, by, reason);
+      if (lifted === null) return null;
+      if (lifted.record !== undefined) await store.addRecords([lifted.record]);
+      writer.shared([id]);
+      return lifted.lift;
     },
   };
 }
