@@ -88,6 +88,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     maxWaitMs: options.maxWaitMs ?? 2 * leaseMs,
     maxQueued: options.maxQueued ?? 10_000,
     retainMs: options.retainMs ?? 60_000,
+    ...(options.recordWaitMs !== undefined && { recordWaitMs: options.recordWaitMs }),
+    ...(options.maxStoredResultBytes !== undefined && { maxStoredResultBytes: options.maxStoredResultBytes }),
     maxResultBytes: options.maxResultBytes ?? 64 * 1024 * 1024,
     chunksPerLease: limits.chunksPerLease,
     emptyChunksPerLease: limits.emptyChunksPerLease,
@@ -236,6 +238,14 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   };
   const timer = setInterval(sweep, options.sweepMs ?? 250);
   timer.unref();
+  // Stored results (a done job's sealed answer, for a requester cut off by a crash) are kept briefly.
+  const resultRetainMs = options.resultRetainMs ?? 10 * 60_000;
+  const forgetResults = setInterval(() => {
+    store.forgetResults(clock.now() - resultRetainMs).catch((err: unknown) => {
+      logger.warn('clearing stored results failed; tried again in a minute', { error: errorText(err) });
+    });
+  }, 60_000);
+  forgetResults.unref();
 
   const servers = new Set<Server>();
   let closed: Promise<void> | null = null;
@@ -252,6 +262,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const close = (): Promise<void> => {
     closed ??= (async () => {
       clearInterval(timer);
+      clearInterval(forgetResults);
       relay.stopAll();
       gateway.closeAll();
       channels.closeAll();
@@ -327,6 +338,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         jobs: snapshot.jobs,
         leaseExpiries: snapshot.leaseExpiries,
         duplicates: snapshot.duplicates,
+        deliveredUnrecorded: snapshot.deliveredUnrecorded,
         protocolErrors: snapshot.protocolErrors,
       };
     },

@@ -47,6 +47,15 @@ export interface CoordinatorOptions {
   maxQueued?: number;
   /** How long a finished job's events stay for late subscribers, ms. Default 60 000. */
   retainMs?: number;
+  /**
+   * How long a requester's final result waits for its job's done record to be written before it
+   * goes out anyway (the database is slow or down; counted in `spinneret_results_delivered_unrecorded_total`), ms. Default 10 000.
+   */
+  recordWaitMs?: number;
+  /** Largest sealed result kept with a done job's record for a requester cut off by a crash, bytes. Default 4 MiB. */
+  maxStoredResultBytes?: number;
+  /** How long such a stored result is kept after its job ended, ms. Default 10 minutes. */
+  resultRetainMs?: number;
   /** Largest sealed result of one job, bytes. Default 64 MiB. */
   maxResultBytes?: number;
   /** How often leases and heartbeats are checked, real-time ms. Default 250. */
@@ -138,6 +147,8 @@ export interface CoordinatorStats {
   jobs: { done: number; failed: number; cancelled: number };
   leaseExpiries: number;
   duplicates: number;
+  /** Final results sent before their job was written as done (database down or slow). */
+  deliveredUnrecorded: number;
   /** Refused contributor messages by error code. */
   protocolErrors: Record<string, number>;
 }

@@ -150,7 +150,14 @@ describe('the coordinator killed with SIGKILL under load, restarted on PostgreSQ
     // Both keys are funded from the faucet; the deposit watcher books it.
     const requesters = [keys.demo, keys.gateway].map((key) => ({
       key,
-      client: new RequesterClient({ coordinatorUrl: url, apiKey: key.secret, checkReplicas: false }),
+      // Its retries outlast a restart (up to about 40 s on a loaded 2-core machine): a requester that
+      // gives up on a job the coordinator still finishes has abandoned an answer it pays for.
+      client: new RequesterClient({
+        coordinatorUrl: url,
+        apiKey: key.secret,
+        checkReplicas: false,
+        retry: { attempts: 1_000, forMs: 180_000 },
+      }),
       answers: 0,
       broken: 0,
     }));

@@ -219,6 +219,47 @@ describe('job calls on any replica', () => {
   });
 });
 
+describe('a stream whose owner stops after writing the job done', () => {
+  it('ends on B with the stored answer, not RESTARTED', { timeout: 120_000 }, async () => {
+    const c = await replica('c');
+    const d = await replica('d');
+    await until('the replicas to hear each other', () =>
+      c.routing.peers.includes('d') && d.routing.peers.includes('c') ? true : undefined,
+    );
+    await contributor(c.url, new HeldRuntime());
+    const key = await c.coordinator.createApiKey('stored');
+    const auth = { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' };
+    const created = await fetch(`${c.url}/v1/jobs`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ model: 'tiny-embed', kind: 'embed', billing: { inputTokens: 8, maxOutputTokens: 0 } }),
+    });
+    const id = ((await created.json()) as { jobId: string }).jobId;
+    const open = await fetch(`${d.url}/v1/jobs/${id}/events`, { headers: auth });
+    expect(open.status).toBe(200);
+    const body = open.text();
+    // What C wrote just before it stopped (it sends a final chunk only after this write): the job done, with its sealed answer.
+    const chunk = {
+      type: 'chunk',
+      attempt: 1,
+      seq: 0,
+      final: true,
+      sealed: { ct: 'c2VhbGVk' },
+      usage: { promptTokens: 4, completionTokens: 0 },
+    };
+    await c.store.flush();
+    await c.store.db.query(`UPDATE jobs SET state = 'done', result = $2 WHERE id = $1`, [
+      id,
+      JSON.stringify({ attempt: 1, chunks: [chunk] }),
+    ]);
+    d.forwarding.lost('c'); // as D's routing does when C's heartbeats stop
+    const events = lines(await body);
+    expect(events.map((e) => e.type)).toEqual(['assigned', 'chunk']);
+    expect(events.at(-1)).toEqual(chunk);
+    expect(d.forwarding.counts.ownerLost).toBe(1);
+  });
+});
+
 describe('ton_proof payloads on any replica', () => {
   const wallet = testWallet();
   const domain = '127.0.0.1:5173';

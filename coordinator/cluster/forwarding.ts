@@ -61,6 +61,12 @@ export interface ForwardingOptions {
   holdsTimeoutMs?: number;
   /** The replica recorded as the job's creator (`jobs.replica_id`), or null when no row is written yet. Default: none (ask every peer). */
   recordedOwner?: (jobId: string) => Promise<string | null>;
+  /**
+   * A done job's stored answer (its sealed result chunks), or null: a stream whose owner is lost
+   * ends with it rather than `RESTARTED` when the owner wrote the job as done before it died.
+   * Default: none.
+   */
+  recordedResult?: (jobId: string) => Promise<JobEvent[] | null>;
   /** Bytes of a forwarded stream queued to a requester that does not read before it is dropped. Default 16 MiB. */
   streamBufferBytes?: number;
 }
@@ -79,6 +85,7 @@ export interface ForwardingCounts {
 
 interface Sink {
   owner: string;
+  jobId: string;
   next: number;
   controller: ReadableStreamDefaultController<Uint8Array>;
   open: boolean;
@@ -102,6 +109,7 @@ export class JobForwarding {
       holdsTimeoutMs: 2_000,
       streamBufferBytes: 16 * 1024 * 1024,
       recordedOwner: () => Promise.resolve(null),
+      recordedResult: () => Promise.resolve(null),
       ...options,
     };
     this.#s = subjects(options.prefix);
@@ -142,11 +150,7 @@ export class JobForwarding {
       if (sink.owner !== replica) continue;
       this.#sinks.delete(stream);
       this.counts.ownerLost++;
-      const event: JobEvent = {
-        type: 'failed',
-        error: { code: 'RESTARTED', message: `The coordinator replica ${replica} that held this job stopped; run it again.` },
-      };
-      this.#end(sink, new TextEncoder().encode(JSON.stringify(event) + '\n'));
+      void this.#endLost(sink, replica);
     }
     for (const pump of this.#pumps.values()) if (pump.from === replica) void pump.reader.cancel('the caller replica stopped');
     for (const [jobId, owner] of this.#owners) if (owner === replica) this.#owners.delete(jobId);
@@ -222,7 +226,7 @@ export class JobForwarding {
     );
     if (controller === undefined) throw new Error('a ReadableStream did not start');
     // Open before the call: the owner's first parts may arrive before its answer.
-    this.#sinks.set(stream, { owner, next: 0, controller, open: true });
+    this.#sinks.set(stream, { owner, jobId, next: 0, controller, open: true });
     const method = request.method as v.InferOutput<typeof Call>['method'];
     this.counts.forwarded++;
     let raw: unknown;
@@ -296,6 +300,21 @@ export class JobForwarding {
         sink.controller.error(new Error(m.error));
       }
     }
+  }
+
+  /**
+   * Ends a stream whose owner is gone: with the job's stored answer when the owner wrote it as
+   * done (it sends a final chunk only after that), else with `RESTARTED` (the job is run again).
+   */
+  async #endLost(sink: Sink, replica: string): Promise<void> {
+    const stored = await this.#o.recordedResult(sink.jobId).catch(() => null);
+    const events: JobEvent[] = stored ?? [
+      {
+        type: 'failed',
+        error: { code: 'RESTARTED', message: `The coordinator replica ${replica} that held this job stopped; run it again.` },
+      },
+    ];
+    this.#end(sink, new TextEncoder().encode(events.map((e) => JSON.stringify(e) + '\n').join('')));
   }
 
   #end(sink: Sink, last?: Uint8Array): void {

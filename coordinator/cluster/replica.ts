@@ -5,9 +5,11 @@
  * holds the singleton lock. `operator/wiring.ts` builds one when `cluster.nats` is set.
  */
 import type { Clock } from '../clock.ts';
+import type { JobEvent } from '../../protocol/wire.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
 import type { SqlDb } from '../store/sql.ts';
+import { storedResult } from '../store/sql-store.ts';
 import { resolveLimits } from '../edges/limits.ts';
 import { type Bus, connectBus } from './bus.ts';
 import { JobForwarding } from './forwarding.ts';
@@ -101,6 +103,7 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
     logger,
     peers: () => routing.peers,
     recordedOwner: (jobId) => recordedOwner(options.db, jobId),
+    recordedResult: (jobId) => recordedResult(options.db, jobId),
   });
   routing.onPeerLost((peer) => forwarding.lost(peer));
   const policy = new PolicySync({ replicaId, bus, prefix, logger });
@@ -174,6 +177,16 @@ export async function openReplica(options: ReplicaOptions): Promise<Replica> {
       await bus.close();
     },
   };
+}
+
+/** The stored answer of job `jobId` (its sealed result chunks) when its row says it is done and still holds it, else null. */
+export async function recordedResult(db: ReplicaOptions['db'], jobId: string): Promise<JobEvent[] | null> {
+  const { rows } = await db.query<{ result: unknown }>(`SELECT result FROM jobs WHERE id = $1 AND state = 'done' AND result IS NOT NULL`, [
+    jobId,
+  ]);
+  const result = rows[0]?.result;
+  if (result === undefined || result === null) return null;
+  return storedResult(result).chunks;
 }
 
 /** The replica that created job `jobId` (`jobs.replica_id`), or null when its row is not written yet. */

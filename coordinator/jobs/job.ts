@@ -1,12 +1,13 @@
 /**
  * One job in flight: its metadata (what the store keeps) and its event log (what the
- * requester's event stream replays). Payload and result bytes pass through; none is kept
- * beyond the event log of a job in flight.
+ * requester's event stream replays). Payload and result bytes pass through, sealed; the
+ * payload is kept nowhere beyond the job in flight, and a done requester job's sealed result
+ * only briefly in its record ({@link StoredResult}).
  */
 import type { BillingEnvelope } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { Assignment, JobEvent, WireError } from '../../protocol/wire.ts';
-import type { JobRecord, JobState } from '../store/types.ts';
+import type { JobRecord, JobState, StoredResult } from '../store/types.ts';
 
 /** Receives a job's events as they happen; `end` after the last one. */
 export interface JobListener {
@@ -46,6 +47,10 @@ export class Job {
   error: WireError | null = null;
   #events: JobEvent[] = [];
   readonly #listeners = new Set<JobListener>();
+  /** While set, events from this index on are kept but not delivered (see {@link holdDelivery}). */
+  #heldFrom: number | null = null;
+  /** {@link end} was called while delivery was held. */
+  #endHeld = false;
 
   constructor(init: { id: string; apiKeyId: string; model: string; kind: JobKind; envelope: BillingEnvelope; now: number }) {
     this.id = init.id;
@@ -62,16 +67,47 @@ export class Job {
     return FINAL_STATES.has(this.state);
   }
 
-  /** Appends an event and delivers it to every subscriber. */
+  /** Appends an event and delivers it to every subscriber (unless delivery is held). */
   emit(event: JobEvent): void {
     this.#events.push(event);
+    if (this.#heldFrom !== null) return;
     for (const listener of this.#listeners) listener.event(event);
   }
 
   /** Ends every subscriber's stream; later subscribers get the log replayed and then the end. */
   end(): void {
+    if (this.#heldFrom !== null) {
+      this.#endHeld = true;
+      return;
+    }
     for (const listener of this.#listeners) listener.end();
     this.#listeners.clear();
+  }
+
+  /**
+   * Holds back the events emitted from now on (and the end of the stream) until
+   * {@link releaseDelivery}: a final result goes out only once the job's record says it is
+   * done, so no requester holds an answer the store could lose (docs/protocol.md, "Surviving faults").
+   */
+  holdDelivery(): void {
+    this.#heldFrom ??= this.#events.length;
+  }
+
+  /** Delivers what {@link holdDelivery} kept back, then the end if it came meanwhile. */
+  releaseDelivery(): void {
+    const from = this.#heldFrom;
+    if (from === null) return;
+    this.#heldFrom = null;
+    for (const event of this.#events.slice(from)) for (const listener of this.#listeners) listener.event(event);
+    if (this.#endHeld) {
+      this.#endHeld = false;
+      this.end();
+    }
+  }
+
+  /** Whether events are being held back from subscribers. */
+  get deliveryHeld(): boolean {
+    return this.#heldFrom !== null;
   }
 
   /** Drops result chunks of earlier attempts: a new attempt's stream starts again at seq 0. */
@@ -92,8 +128,9 @@ export class Job {
 
   /** Replays the events so far, then delivers new ones. Returns the unsubscribe function. */
   subscribe(listener: JobListener): () => void {
-    for (const event of this.#events) listener.event(event);
-    if (this.finished) {
+    const shown = this.#heldFrom ?? this.#events.length;
+    for (const event of this.#events.slice(0, shown)) listener.event(event);
+    if (this.finished && this.#heldFrom === null) {
       listener.end();
       return () => {};
     }
@@ -112,9 +149,17 @@ export class Job {
     return this.#events;
   }
 
-  /** The metadata the store keeps (no payload, no result). */
-  toRecord(): JobRecord {
+  /** The sealed result chunks of the current attempt. */
+  storedResult(): StoredResult {
+    const chunks: StoredResult['chunks'] = [];
+    for (const event of this.#events) if (event.type === 'chunk' && event.attempt === this.attempt) chunks.push(event);
+    return { attempt: this.attempt, chunks };
+  }
+
+  /** The metadata the store keeps (no payload; the sealed result only when asked). */
+  toRecord(options: { result?: boolean } = {}): JobRecord {
     return {
+      ...(options.result === true && { result: this.storedResult() }),
       id: this.id,
       apiKeyId: this.apiKeyId,
       model: this.model,

@@ -11,6 +11,7 @@
  */
 import type { JobKind } from '../../protocol/manifest.ts';
 import type { ConnectedContributor } from './contributor.ts';
+import { type Refusal, refusal } from './relay-types.ts';
 
 export interface Hold {
   /** The job id the job on this hold gets. */
@@ -78,6 +79,79 @@ export class HoldBook {
     if (left > 0) this.#perKey.set(hold.apiKeyId, left);
     else this.#perKey.delete(hold.apiKeyId);
     this.#ended.set(hold.id, hold);
+  }
+
+  /** Reserves up to `count` slots, each on the contributor `choose` picks for its job id, until `expiresAt`. */
+  reserve(
+    count: number,
+    of: Pick<Hold, 'apiKeyId' | 'model' | 'kind' | 'expiresAt'>,
+    newId: () => string,
+    choose: (id: string) => ConnectedContributor | undefined,
+    now: number,
+  ): Hold[] {
+    const holds: Hold[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = newId();
+      const holder = choose(id);
+      if (holder === undefined) break;
+      holder.openSlots--;
+      holder.lastAssignedAt = now;
+      const hold: Hold = { id, ...of, holder, state: 'held', endedAt: 0 };
+      this.add(hold);
+      holds.push(hold);
+    }
+    return holds;
+  }
+
+  /**
+   * Takes the key's hold `id` for its job: a live one stops expiring; one that expired or whose
+   * contributor left is returned `lapsed`. Refused when the key has no such hold, or it was used.
+   */
+  claim(id: string, apiKeyId: string): { hold: Hold; lapsed: boolean } | Refusal {
+    const hold = this.get(id);
+    if (hold?.apiKeyId !== apiKeyId) {
+      return refusal(404, 'NOT_FOUND', `No assignment ${id} for this API key: ask for assignments with \`assign\`, or send \`create\`.`);
+    }
+    if (hold.state === 'claimed' || hold.state === 'used') {
+      return refusal(409, 'CONFLICT', `Assignment ${id} was used already; ask for a new one, or send \`create\`.`);
+    }
+    const lapsed = hold.state !== 'held';
+    hold.state = lapsed ? 'used' : 'claimed';
+    return { hold, lapsed };
+  }
+
+  /** Ends a live hold as `used` and gives its slot back to its contributor; false when it had ended already. */
+  giveBack(hold: Hold, now: number): boolean {
+    if (hold.state !== 'held' && hold.state !== 'claimed') return false;
+    this.end(hold, 'used', now);
+    hold.holder.openSlots++;
+    return true;
+  }
+
+  /** The contributor left: its holds end `lost` (no slot to give back). */
+  lose(holder: ConnectedContributor, now: number): void {
+    for (const hold of [...this.on(holder)]) this.end(hold, 'lost', now);
+  }
+
+  /** Ends the contributor's holds beyond `keep`, the newest unclaimed ones first, as `lost`. */
+  lapse(holder: ConnectedContributor, keep: number, now: number): void {
+    const live = [...this.on(holder)];
+    if (live.length <= keep) return;
+    const byState = (state: Hold['state']): Hold[] => live.filter((h) => h.state === state).reverse();
+    for (const hold of [...byState('held'), ...byState('claimed')].slice(0, live.length - keep)) this.end(hold, 'lost', now);
+  }
+
+  /** Unclaimed holds past their time end `expired`, their slots given back. */
+  expireOverdue(now: number): void {
+    for (const hold of this.overdue(now)) {
+      this.end(hold, 'expired', now);
+      hold.holder.openSlots++;
+    }
+  }
+
+  /** Ends every unclaimed hold (a drain): a job on one then meets the drain's refusal. */
+  dropUnclaimed(now: number): void {
+    for (const hold of [...this.live()]) if (hold.state === 'held') this.end(hold, 'expired', now);
   }
 
   /** Drops ended holds that ended before `before`, ms. */

@@ -39,6 +39,16 @@ export interface RelayOptions {
   chunksPerLease?: number;
   /** Empty, non-final result chunks one lease may send (default 256). */
   emptyChunksPerLease?: number;
+  /**
+   * How long a requester's final result waits for its job's done record to be written before it
+   * goes out anyway (the database is slow or down), ms. Default 10,000.
+   */
+  recordWaitMs?: number;
+  /**
+   * Largest sealed result written with a done job's record, so that a requester cut off by a
+   * crash reads it after the restart, bytes; a larger one is not kept. Default 4 MiB.
+   */
+  maxStoredResultBytes?: number;
   /** Told of each job that ends with a final result (for the ledger); must not throw. */
   onJobDone?: (done: JobDone) => void;
   /** Verification's view into the job flow; must not throw. */

@@ -25,6 +25,7 @@ import { type CheckJobSpec, checkJobPlan, type EngineClassOf, hasPeer, hooksFor,
 import { type Hold, HoldBook } from './holds.ts';
 import { judgeResult, LeaseBook, type Lease, type LeaseOutcome } from './lease-book.ts';
 import { jobDone, payloadRefusal, type Refusal, refusal, type RelayOptions, type ResultMessage } from './relay-types.ts';
+import { deliverWhenRecorded, MAX_STORED_RESULT_BYTES, RECORD_WAIT_MS } from './delivery.ts';
 import { ChunkLimits, RestartedJobs } from './result-limits.ts';
 
 export type { CheckJobSpec, EngineClassOf, JobRole, RelayChecks } from './check-jobs.ts';
@@ -82,8 +83,7 @@ export class Relay {
     if (this.#contributors.get(contributor.id) === contributor) this.#contributors.delete(contributor.id);
     contributor.onChange = null;
     this.#free.remove(contributor);
-    const now = this.#o.clock.now();
-    for (const hold of [...this.#holds.on(contributor)]) this.#holds.end(hold, 'lost', now);
+    this.#holds.lose(contributor, this.#o.clock.now());
     for (const leaseId of [...contributor.leases]) {
       const lease = this.#leases.active(leaseId);
       if (lease !== undefined) this.#retry(lease, 'dropped', { code: 'LEASE_EXPIRED', message: `the contributor left (${why})` });
@@ -100,19 +100,10 @@ export class Relay {
   offer(contributor: ConnectedContributor, slots: number): void {
     let unseen = 0;
     for (const id of contributor.leases) if (this.#leases.active(id)?.phase === 'reserved') unseen++;
-    this.#lapseHolds(contributor, Math.max(0, slots - unseen));
+    this.#holds.lapse(contributor, Math.max(0, slots - unseen), this.#o.clock.now());
     contributor.openSlots = slots - unseen - this.#holds.on(contributor).size;
     this.#offered.add(contributor);
     this.schedule();
-  }
-
-  /** Ends the contributor's holds beyond `keep`, the newest unclaimed ones first, as `lost`. */
-  #lapseHolds(contributor: ConnectedContributor, keep: number): void {
-    const live = [...this.#holds.on(contributor)];
-    if (live.length <= keep) return;
-    const byState = (state: Hold['state']): Hold[] => live.filter((h) => h.state === state).reverse();
-    const now = this.#o.clock.now();
-    for (const hold of [...byState('held'), ...byState('claimed')].slice(0, live.length - keep)) this.#holds.end(hold, 'lost', now);
   }
 
   get contributors(): ReadonlyMap<string, ConnectedContributor> {
@@ -149,24 +140,15 @@ export class Relay {
    * need"). Only idle capacity: none while a job of the model waits for a contributor, or the coordinator drains.
    */
   hold(apiKeyId: string, model: string, kind: JobKind, count: number): { holds: Hold[]; expiresInMs: number } {
-    const holds: Hold[] = [];
-    if (this.#draining) return { holds, expiresInMs: this.#holdMs };
-    for (const job of this.#waiting.values()) if (job.model === model) return { holds, expiresInMs: this.#holdMs };
+    const expiresInMs = this.#holdMs;
+    if (this.#draining) return { holds: [], expiresInMs };
+    for (const job of this.#waiting.values()) if (job.model === model) return { holds: [], expiresInMs };
     const now = this.#o.clock.now();
     const base = hooksFor(this.#o.hooks, this.#o.checks, undefined, this.#classOf);
     const hooks = { ...base, eligible: (c: ContributorView, j: JobView) => this.#offered.has(c) && (base.eligible?.(c, j) ?? true) };
-    for (let i = 0; i < count; i++) {
-      const id = randomId();
-      const view: JobView = { id, apiKeyId, model, kind, attempt: 1, triedBy: NO_ONE };
-      const holder = this.#free.choose(view, hooks);
-      if (holder === undefined) break;
-      holder.openSlots--;
-      holder.lastAssignedAt = now;
-      const hold: Hold = { id, apiKeyId, model, kind, holder, state: 'held', expiresAt: now + this.#holdMs, endedAt: 0 };
-      this.#holds.add(hold);
-      holds.push(hold);
-    }
-    return { holds, expiresInMs: this.#holdMs };
+    const choose = (id: string) => this.#free.choose({ id, apiKeyId, model, kind, attempt: 1, triedBy: NO_ONE }, hooks);
+    const holds = this.#holds.reserve(count, { apiKeyId, model, kind, expiresAt: now + expiresInMs }, randomId, choose, now);
+    return { holds, expiresInMs };
   }
 
   /**
@@ -176,24 +158,12 @@ export class Relay {
    * or it was used.
    */
   claimHold(id: string, apiKeyId: string): { hold: Hold; lapsed: boolean } | Refusal {
-    const hold = this.#holds.get(id);
-    if (hold?.apiKeyId !== apiKeyId) {
-      return refusal(404, 'NOT_FOUND', `No assignment ${id} for this API key: ask for assignments with \`assign\`, or send \`create\`.`);
-    }
-    if (hold.state === 'claimed' || hold.state === 'used') {
-      return refusal(409, 'CONFLICT', `Assignment ${id} was used already; ask for a new one, or send \`create\`.`);
-    }
-    const lapsed = hold.state !== 'held';
-    hold.state = lapsed ? 'used' : 'claimed';
-    return { hold, lapsed };
+    return this.#holds.claim(id, apiKeyId);
   }
 
   /** Ends a hold whose job will not be created (refused, or the requester gave it up): its slot goes back. */
   releaseHold(hold: Hold): void {
-    if (hold.state !== 'held' && hold.state !== 'claimed') return;
-    this.#holds.end(hold, 'used', this.#o.clock.now());
-    hold.holder.openSlots++;
-    this.schedule();
+    if (this.#holds.giveBack(hold, this.#o.clock.now())) this.schedule();
   }
 
   /** Unused holds (slots reserved ahead of need) now. */
@@ -302,8 +272,7 @@ export class Relay {
   #placeHeld(job: Job, hold: Hold): boolean {
     const now = this.#o.clock.now();
     if (hold.state === 'claimed') {
-      this.#holds.end(hold, 'used', now);
-      hold.holder.openSlots++;
+      this.#holds.giveBack(hold, now);
       const hooks = hooksFor(this.#o.hooks, this.#o.checks, this.#meta.get(job.id), this.#classOf);
       if (!this.#draining && canRun(hold.holder, job) && (hooks.eligible?.(hold.holder, job) ?? true)) {
         this.#assign(job, hold.holder);
@@ -422,6 +391,8 @@ export class Relay {
     const role = m?.role ?? 'job';
     if (final && role === 'job') this.#o.checks?.beforeFinal?.(job, contributor, m?.replicas === true);
     const event = { type: 'chunk' as const, attempt: job.attempt, seq, final, sealed };
+    // A requester's answer goes out once the store has the job as done (then a restart charges it).
+    if (final && role === 'job') job.holdDelivery();
     job.emit(usage === undefined ? event : { ...event, usage });
     if (final) {
       this.#leases.end(lease, 'done');
@@ -431,6 +402,7 @@ export class Relay {
       job.completionTokens = billed.completionTokens;
       const contributorId = job.contributorId;
       this.#finish(job, 'done', null);
+      if (job.deliveryHeld) deliverWhenRecorded(job, this.#o.store, this.#o.metrics, this.#o.recordWaitMs ?? RECORD_WAIT_MS);
       if (contributorId !== null) {
         const done = jobDone(job, contributorId, m, job.engineClass ?? this.#classOf(contributor, job.model), billed, claimed);
         this.#o.checks?.onDone?.(done);
@@ -462,10 +434,7 @@ export class Relay {
       if (now - job.waitingSince <= this.#o.maxWaitMs) break;
       this.#finish(job, 'failed', noContributorError(this.#contributors.values(), job, this.#o.maxWaitMs));
     }
-    for (const hold of this.#holds.overdue(now)) {
-      this.#holds.end(hold, 'expired', now);
-      hold.holder.openSlots++;
-    }
+    this.#holds.expireOverdue(now);
     this.#holds.forget(now - Math.max(this.#o.retainMs, this.#o.leaseMs));
     this.#jobs.forget(now - this.#o.retainMs);
     this.#restarted.forget(now, this.#o.leaseMs + this.#o.loadAllowanceMs);
@@ -506,21 +475,15 @@ export class Relay {
   /** Stops assigning; fails jobs that have not started, so their requesters hear at once. */
   startDrain(): void {
     this.#draining = true;
-    this.#dropHolds();
+    this.#holds.dropUnclaimed(this.#o.clock.now());
     for (const job of this.#jobs.unfinished()) if (job.state !== 'leased') this.#stop(job);
   }
 
   /** Fails every unfinished job (telling workers to stop). */
   stopAll(): void {
     this.#draining = true;
-    this.#dropHolds();
+    this.#holds.dropUnclaimed(this.#o.clock.now());
     for (const job of this.#jobs.unfinished()) this.#stop(job);
-  }
-
-  /** Ends every unused hold: a job on one then meets the drain's refusal. */
-  #dropHolds(): void {
-    const now = this.#o.clock.now();
-    for (const hold of [...this.#holds.live()]) if (hold.state === 'held') this.#holds.end(hold, 'expired', now);
   }
 
   get draining(): boolean {
@@ -592,11 +555,13 @@ export class Relay {
     const m = this.#meta.finished(job.id, job.apiKeyId);
     if (m !== undefined && m.role !== 'job' && state !== 'done') this.#o.checks?.onCheckEnded?.(job.id, m.role, m.primaryJobId);
     this.#o.metrics.jobFinished(state, (now - job.createdAt) / 1000);
-    this.#put(job, now);
+    // A held answer is written with the record, for a requester whose stream a crash cuts off.
+    const keep = job.deliveryHeld && job.resultBytes <= (this.#o.maxStoredResultBytes ?? MAX_STORED_RESULT_BYTES);
+    this.#put(job, now, keep);
   }
 
-  #put(job: Job, now = this.#o.clock.now()): void {
+  #put(job: Job, now = this.#o.clock.now(), result = false): void {
     job.updatedAt = now;
-    this.#o.store.putJob(job.toRecord());
+    this.#o.store.putJob(job.toRecord({ result }));
   }
 }

@@ -32,6 +32,7 @@ export class Metrics {
   readonly #leaseExpiries: Counter;
   readonly #protocolErrors: Counter<'code'>;
   readonly #duplicates: Counter;
+  readonly #unrecorded: Counter<'reason'>;
   readonly #dispatch: Histogram;
   readonly #http: Histogram<'method' | 'route' | 'status'>;
   readonly #httpTotal: Counter<'method' | 'route' | 'status'>;
@@ -39,6 +40,7 @@ export class Metrics {
     jobs: { done: 0, failed: 0, cancelled: 0 } as Record<FinalState, number>,
     leaseExpiries: 0,
     duplicates: 0,
+    deliveredUnrecorded: 0,
     protocolErrors: new Map<string, number>(),
   };
 
@@ -98,6 +100,13 @@ export class Metrics {
       help: 'Result chunks or fails received again and acknowledged as duplicate.',
       registers,
     });
+    this.#unrecorded = new Counter({
+      name: 'spinneret_results_delivered_unrecorded_total',
+      help: 'Final results sent before their job was written as done (the database was down, or slower than the wait), by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['database', 'timeout']) this.#unrecorded.inc({ reason }, 0);
     this.#dispatch = new Histogram({
       name: 'spinneret_dispatch_latency_seconds',
       help: 'Time from a sealed payload arriving to its job frame being sent.',
@@ -142,6 +151,12 @@ export class Metrics {
     this.#duplicates.inc();
   }
 
+  /** A final result went out before its job's done record was written. */
+  deliveredUnrecorded(reason: 'database' | 'timeout'): void {
+    this.#counts.deliveredUnrecorded++;
+    this.#unrecorded.inc({ reason });
+  }
+
   /** Time from a payload's arrival to its job frame going out, seconds. */
   dispatchLatency(seconds: number): void {
     this.#dispatch.observe(seconds);
@@ -155,11 +170,18 @@ export class Metrics {
   }
 
   /** Counter values, for tests. */
-  snapshot(): { jobs: Record<FinalState, number>; leaseExpiries: number; duplicates: number; protocolErrors: Record<string, number> } {
+  snapshot(): {
+    jobs: Record<FinalState, number>;
+    leaseExpiries: number;
+    duplicates: number;
+    deliveredUnrecorded: number;
+    protocolErrors: Record<string, number>;
+  } {
     return {
       jobs: { ...this.#counts.jobs },
       leaseExpiries: this.#counts.leaseExpiries,
       duplicates: this.#counts.duplicates,
+      deliveredUnrecorded: this.#counts.deliveredUnrecorded,
       protocolErrors: Object.fromEntries(this.#counts.protocolErrors),
     };
   }

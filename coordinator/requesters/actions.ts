@@ -8,7 +8,7 @@
 import * as v from 'valibot';
 import { envelopeProblem, SEAL_TAG_BYTES } from '../../protocol/billing.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
-import type { Assignment, CreateJob, Sealed, SubmitPayload, WireError } from '../../protocol/wire.ts';
+import type { Assignment, CreateJob, JobEvent, Sealed, SubmitPayload, WireError } from '../../protocol/wire.ts';
 import { WireError as WireErrorSchema } from '../../protocol/wire.ts';
 import type { Billing } from '../billing/service.ts';
 import { base64urlBytes } from '../../protocol/envelope.ts';
@@ -294,6 +294,8 @@ export class RequesterActions {
       return { job, release };
     }
     if (job.state === 'failed' || job.state === 'cancelled') return { job, release: () => {} };
+    // Its answer, kept for a requester whose stream was cut off (a crash) before it was read.
+    if (job.state === 'done' && job.result !== undefined) return { job, release: () => {} };
     if (job.state === 'done') {
       throw new Problem(
         410,
@@ -303,6 +305,12 @@ export class RequesterActions {
     }
     throw new Problem(409, 'CONFLICT', `The job is ${job.state} on another coordinator, or from before a restart.`);
   }
+}
+
+/** What the event stream of a job this coordinator no longer holds says: its stored answer, or why it ended. */
+export function recordedEvents(record: JobRecord): JobEvent[] {
+  if (record.state === 'done' && record.result !== undefined) return record.result.chunks;
+  return [{ type: 'failed', error: recordedError(record.error) }];
 }
 
 /** Splits the store's `code: message` error back into a wire error. */

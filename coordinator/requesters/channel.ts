@@ -25,7 +25,7 @@ import { Job } from '../jobs/job.ts';
 import type { Hold } from '../leases/relay.ts';
 import type { Verification } from '../verification/service.ts';
 import type { ApiKeyRecord } from '../store/types.ts';
-import { recordedError, type RequesterActions, type Subscription } from './actions.ts';
+import { recordedEvents, type RequesterActions, type Subscription } from './actions.ts';
 import { bearer, Problem } from '../http.ts';
 import { MAX_CREATE_BODY, MAX_PAYLOAD_BODY } from './routes.ts';
 
@@ -243,7 +243,8 @@ class ChannelSession {
     const { job, release } = followed;
     if (!(job instanceof Job)) {
       release();
-      return this.#event(jobId, { type: 'failed', error: recordedError(job.error) });
+      for (const event of recordedEvents(job)) this.#event(jobId, event);
+      return;
     }
     let skipped = 0;
     let unsubscribe = (): void => {};

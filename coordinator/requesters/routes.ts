@@ -12,7 +12,7 @@ import { CreateJob, MAX_MESSAGE_BYTES, SubmitPayload } from '../../protocol/wire
 import { IdempotencyKey } from '../../protocol/requester-channel.ts';
 import { Job } from '../jobs/job.ts';
 import type { ApiKeyRecord, JobRecord } from '../store/types.ts';
-import { recordedError, RequesterActions, type RequesterDeps } from './actions.ts';
+import { recordedEvents, RequesterActions, type RequesterDeps } from './actions.ts';
 
 export type { RequesterDeps } from './actions.ts';
 
@@ -103,7 +103,7 @@ function ndjson(job: Job | JobRecord, maxQueuedBytes: number, ended: () => void)
     {
       start(controller) {
         if (!(job instanceof Job)) {
-          controller.enqueue(line({ type: 'failed', error: recordedError(job.error) }));
+          for (const event of recordedEvents(job)) controller.enqueue(line(event));
           controller.close();
           ended();
           return;

@@ -76,6 +76,39 @@ describe('the job write buffer', () => {
     await buffer.close();
   });
 
+  it('`written()` waits for the batch a put goes in anyway, and refuses at once while writes fail', async () => {
+    let down = false;
+    const batches: string[][] = [];
+    const buffer = new JobWriteBuffer({
+      delayMs: 100,
+      minRetryMs: 60_000,
+      log: () => {},
+      write: async (records) => {
+        if (down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+        batches.push(records.map((r) => r.id));
+      },
+    });
+    await expect(buffer.written()).resolves.toBeUndefined(); // nothing put
+    buffer.put(job('a'));
+    const a = buffer.written();
+    buffer.put(job('b'));
+    const b = buffer.written();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(batches).toEqual([]); // not hurried: the batch still collects
+    await Promise.all([a, b]);
+    expect(batches).toEqual([['a', 'b']]);
+
+    down = true;
+    buffer.put(job('c'));
+    await expect(buffer.written()).rejects.toThrow(/ECONNREFUSED/);
+    // While failing (the retry is a minute away), a further wait is refused at once.
+    buffer.put(job('d'));
+    await expect(buffer.written()).rejects.toThrow(/unreachable/);
+    down = false;
+    await buffer.close();
+    expect(batches.at(-1)).toEqual(['c', 'd']);
+  });
+
   it('closes (a graceful shutdown) although a refused record was put', async () => {
     const buffer = new JobWriteBuffer({
       log: () => {},

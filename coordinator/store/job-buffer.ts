@@ -129,6 +129,18 @@ export class JobWriteBuffer {
     return done;
   }
 
+  /**
+   * Resolves when every earlier put is written, in the batch it goes in anyway (no write is
+   * hurried for it). Rejects at once while writes are failing, and when that batch fails.
+   */
+  written(): Promise<void> {
+    if (this.writtenSeq >= this.lastSeq) return Promise.resolve();
+    if (this.failures > 0) return Promise.reject(new Error('job records are not being written: the database is unreachable'));
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ seq: this.lastSeq, resolve, reject });
+    });
+  }
+
   /** Flushes, then refuses further puts and stops retrying (even when the flush rejects). */
   async close(): Promise<void> {
     this.closed = true;
@@ -170,7 +182,7 @@ export class JobWriteBuffer {
           this.inFlight = null;
         }
         if (this.singly > 0) this.singly -= batch.length;
-        this.written(batch[batch.length - 1]?.seq ?? 0);
+        this.wrote(batch[batch.length - 1]?.seq ?? 0);
       }
     } finally {
       this.writing = false;
@@ -204,10 +216,10 @@ export class JobWriteBuffer {
     this.setAside.last.push({ id: entry.record.id, error: error.slice(0, 500) });
     if (this.setAside.last.length > SET_ASIDE_KEPT) this.setAside.last.shift();
     this.log(`store: job record ${entry.record.id} set aside, the database refuses it: ${error.slice(0, 500)}`);
-    this.written(entry.seq);
+    this.wrote(entry.seq);
   }
 
-  private written(seq: number): void {
+  private wrote(seq: number): void {
     this.writtenSeq = Math.max(this.writtenSeq, seq);
     if (this.failures > 0) {
       this.log(`store: job writes recovered after ${this.failures} failed batch(es)`);

@@ -68,6 +68,8 @@ export class MemoryStore implements Store {
 
   async flush(): Promise<void> {}
 
+  async written(): Promise<void> {}
+
   async getJob(id: string): Promise<JobRecord | null> {
     const record = this.#jobs.get(id);
     return record === undefined ? null : { ...record };
@@ -75,6 +77,16 @@ export class MemoryStore implements Store {
 
   async unfinishedJobs(): Promise<JobRecord[]> {
     return [...this.#jobs.values()].filter((job) => !['done', 'failed', 'cancelled'].includes(job.state)).map((job) => ({ ...job }));
+  }
+
+  async forgetResults(before: number): Promise<number> {
+    let cleared = 0;
+    for (const job of this.#jobs.values()) {
+      if (job.result === undefined || job.updatedAt >= before) continue;
+      delete job.result;
+      cleared++;
+    }
+    return cleared;
   }
 
   async countJobs(): Promise<Record<JobState, number>> {

@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { JobWriteBuffer, type JobWriteBufferOptions, type SetAside } from './job-buffer.ts';
 import { MIGRATIONS_DIR, migrate, readMigrations } from './migrate.ts';
 import { toInt, toIntOrNull, type SqlDb } from './sql.ts';
-import type { ApiKeyRecord, ContributorRecord, JobRecord, JobState, Store } from './types.ts';
+import type { ApiKeyRecord, ContributorRecord, JobRecord, JobState, Store, StoredResult } from './types.ts';
 
 /** Tuning and test seams for {@link SqlStore}. */
 export interface SqlStoreOptions extends Partial<Omit<JobWriteBufferOptions, 'write'>> {
@@ -47,13 +47,15 @@ const JOB_COLUMNS: readonly { column: string; type: string; get: (r: JobRecord) 
   { column: 'prompt_tokens', type: 'bigint', get: (r) => r.promptTokens },
   { column: 'completion_tokens', type: 'bigint', get: (r) => r.completionTokens },
   { column: 'error', type: 'text', get: (r) => r.error },
+  { column: 'result', type: 'jsonb', get: (r) => (r.result === undefined ? null : JSON.stringify(r.result)) },
 ];
 
 /** One statement for a whole batch: a row per array index, upserted by id. */
 const UPSERT_JOBS = `INSERT INTO jobs (${JOB_COLUMNS.map((c) => c.column).join(', ')})
 SELECT * FROM unnest(${JOB_COLUMNS.map((c, i) => `$${i + 1}::${c.type}[]`).join(', ')})
 ON CONFLICT (id) DO UPDATE SET ${JOB_COLUMNS.slice(1)
-  .map((c) => `${c.column} = EXCLUDED.${c.column}`)
+  // A later write without the result (none is made after done) never clears it; forgetResults does.
+  .map((c) => (c.column === 'result' ? 'result = coalesce(EXCLUDED.result, jobs.result)' : `${c.column} = EXCLUDED.${c.column}`))
   .join(', ')}`;
 
 interface JobRow {
@@ -71,10 +73,13 @@ interface JobRow {
   prompt_tokens: unknown;
   completion_tokens: unknown;
   error: string | null;
+  result?: unknown;
 }
 
 function jobFromRow(row: JobRow): JobRecord {
+  const result = row.result === null || row.result === undefined ? undefined : storedResult(row.result);
   return {
+    ...(result !== undefined && { result }),
     id: row.id,
     apiKeyId: row.api_key_id,
     model: row.model,
@@ -90,6 +95,11 @@ function jobFromRow(row: JobRow): JobRecord {
     completionTokens: toInt(row.completion_tokens),
     error: row.error,
   };
+}
+
+/** A stored result read back from its JSONB column (the drivers parse it; a text form is parsed here). */
+export function storedResult(value: unknown): StoredResult {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as StoredResult;
 }
 
 /** Why the database would reject `record` (and so block every batch after it), or null. */
@@ -257,6 +267,10 @@ export class SqlStore implements Store {
     return this.jobs.flush();
   }
 
+  written(): Promise<void> {
+    return this.jobs.written();
+  }
+
   /** Job records the database refused, set aside (see {@link JobWriteBuffer}). */
   get setAsideJobs(): SetAside {
     return this.jobs.setAside;
@@ -297,6 +311,14 @@ export class SqlStore implements Store {
     } finally {
       await this.db.close();
     }
+  }
+
+  async forgetResults(before: number): Promise<number> {
+    const { rows } = await this.db.query<{ n: unknown }>(
+      `WITH cleared AS (UPDATE jobs SET result = NULL WHERE result IS NOT NULL AND updated_at < $1 RETURNING 1) SELECT count(*) AS n FROM cleared`,
+      [before],
+    );
+    return toInt(rows[0]?.n ?? 0);
   }
 
   private async writeJobs(records: JobRecord[]): Promise<void> {

@@ -1,11 +1,12 @@
 /**
  * The coordinator's store: one schema and one set of SQL migrations on two backends, PGlite
  * (embedded, the default) and PostgreSQL (`DATABASE_URL`). It holds what matters for money
- * and recovery — never a payload or a result: the coordinator only ever sees ciphertext, and
- * stores none of it.
+ * and recovery — never a payload; a done job's result only as the ciphertext sealed to its
+ * requester, and only briefly ({@link StoredResult}): the coordinator never sees plaintext.
  */
 import type { ApiKeyView } from '../../protocol/answers.ts';
 import type { JobKind } from '../../protocol/manifest.ts';
+import type { JobEvent } from '../../protocol/wire.ts';
 
 export type JobState = 'waiting' | 'queued' | 'leased' | 'done' | 'failed' | 'cancelled';
 
@@ -32,6 +33,18 @@ export interface JobRecord {
   completionTokens: number;
   /** Error code and message when `failed`. */
   error: string | null;
+  /** A done job's sealed result, while it is kept (see {@link StoredResult}). */
+  result?: StoredResult;
+}
+
+/**
+ * The result chunks of a done job's last attempt, sealed to the requester (ciphertext only),
+ * written with the record that says it is done and kept `resultRetainMs`: a requester whose
+ * stream a coordinator crash cut off reads its answer from them, once the coordinator is back.
+ */
+export interface StoredResult {
+  attempt: number;
+  chunks: Array<Extract<JobEvent, { type: 'chunk' }>>;
 }
 
 /** A requester API key as stored, and as the operator's routes list it (never its secret: only a hash is stored). */
@@ -74,9 +87,16 @@ export interface Store {
   putJob(record: JobRecord): void;
   /** Waits until every earlier putJob is written. */
   flush(): Promise<void>;
+  /**
+   * Like {@link flush}, without hurrying a write: resolves when every earlier putJob is written
+   * in its batch; rejects at once while the database cannot be written, or when that batch fails.
+   */
+  written(): Promise<void>;
   getJob(id: string): Promise<JobRecord | null>;
   /** Jobs not in a final state (for recovery after a restart). */
   unfinishedJobs(): Promise<JobRecord[]>;
+  /** Clears the stored results of jobs that ended before `before` (ms since epoch); how many. */
+  forgetResults(before: number): Promise<number>;
   /** Counts by state (for /metrics and tests). */
   countJobs(): Promise<Record<JobState, number>>;
 
