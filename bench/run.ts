@@ -81,6 +81,8 @@ async function runtimeBench(): Promise<void> {
 // first-click and earnings use the app's production build in dist/ (`npx vite build` first); earnings works for 5 minutes.
 // connections holds 10,000 contributor sockets on one coordinator (BENCH_CONNECTIONS, BENCH_CONNECTIONS_BASE, BENCH_HOLD_S),
 // then offers jobs over them at a fixed rate (BENCH_LOAD_RATE jobs/s, default 200, 0 = off; BENCH_LOAD_S, default 10; BENCH_LOAD_SOCKETS).
+// replicas: tiny-embed jobs through another replica (embed), then the channel load over 1, 2 and 3 replica processes and a
+// replica killed mid-load (load; BENCH_REPLICAS_COUNTS, _CONTRIBUTORS, _LANES, _WINDOW_MS, _KILL…: bench/replicas/load.ts).
 const SUITES = ['runtime', 'dispatch', 'background', 'first-click', 'earnings', 'trust', 'models', 'standins', 'connections', 'replicas'];
 const only = process.env['BENCH_ONLY'] ?? '';
 if (only !== '' && !SUITES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${SUITES.join(', ')}, got ${only}`);

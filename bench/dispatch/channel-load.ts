@@ -32,6 +32,21 @@ export interface ChannelLoadOptions {
   stepTimeoutMs?: number;
   /** Assignments each socket keeps in hand ahead of need (0 or absent: every job is created first). */
   assignAhead?: number;
+  /**
+   * Coordinators (replicas) the sockets are spread over, each with the model its lanes ask for
+   * and its keys: socket s on endpoint s % endpoints.length. Absent: every socket on `url`,
+   * asking for `model`, with `keys`.
+   */
+  endpoints?: readonly ChannelEndpoint[];
+  /** Called with each job that got its result: its endpoint's index, when it was sent and answered (epoch ms). */
+  onResult?: (endpoint: number, t0: number, t1: number) => void;
+}
+
+/** Where some of the channel load's sockets go. */
+export interface ChannelEndpoint {
+  url: string;
+  model: string;
+  keys: readonly string[];
 }
 
 /** What a lane waits for next on its socket. */
@@ -211,9 +226,16 @@ export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult>
   const stepMs = o.stepTimeoutMs ?? 15_000;
   const blobFiller = filler(o.payloadBytes);
   const enc = filler(32).subarray(0, 32).toString('base64url');
-  const sockets = await Promise.all(Array.from({ length: o.sockets }, (_, s) => Socket.open(o.url, o.keys[s % o.keys.length] ?? '')));
+  const endpoints = o.endpoints ?? [{ url: o.url, model: o.model, keys: o.keys }];
+  const endpointOf = (s: number): ChannelEndpoint => endpoints[s % endpoints.length] as ChannelEndpoint;
+  const sockets = await Promise.all(
+    Array.from({ length: o.sockets }, (_, s) => {
+      const { url, keys } = endpointOf(s);
+      return Socket.open(url, keys[Math.floor(s / endpoints.length) % keys.length] ?? '');
+    }),
+  );
   const ahead = o.assignAhead ?? 0;
-  if (ahead > 0) for (const socket of sockets) socket.aheadOfNeed(o.model, ahead);
+  if (ahead > 0) sockets.forEach((socket, s) => socket.aheadOfNeed(endpointOf(s).model, ahead));
   const windowStart = (o.startAt ?? epochMs()) + o.warmupMs;
   const windowEnd = windowStart + o.windowMs;
   const endToEnd = new Samples();
@@ -223,15 +245,21 @@ export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult>
   };
   let started = 0;
   let completed = 0;
-  const body = { model: o.model, kind: 'chat', sizeBytes: o.payloadBytes, billing: { inputTokens: 64, maxOutputTokens: 64 } };
+  const bodies = endpoints.map(({ model }) => ({
+    model,
+    kind: 'chat',
+    sizeBytes: o.payloadBytes,
+    billing: { inputTokens: 64, maxOutputTokens: 64 },
+  }));
 
-  const oneJob = (socket: Socket): Promise<void> =>
+  const oneJob = (socket: Socket, s: number): Promise<void> =>
     followJob(socket, {
-      body,
+      body: bodies[s % endpoints.length],
       seal: () => ({ enc, ct: stampedBlob(o.payloadBytes, epochMs(), blobFiller) }),
       stepMs,
       held: ahead > 0 ? socket.take() : undefined,
       done(t0, t1) {
+        o.onResult?.(s % endpoints.length, t0, t1);
         if (t1 >= windowStart && t1 < windowEnd) {
           completed++;
           endToEnd.add(t1 - t0);
@@ -241,10 +269,11 @@ export async function runChannelLoad(o: ChannelLoadOptions): Promise<LoadResult>
     });
 
   const lane = async (i: number): Promise<void> => {
-    const socket = sockets[i % sockets.length] as Socket;
+    const s = i % sockets.length;
+    const socket = sockets[s] as Socket;
     while (epochMs() < windowEnd && started < o.maxJobs) {
       started++;
-      await oneJob(socket);
+      await oneJob(socket, s);
     }
   };
   const wait = (o.startAt ?? epochMs()) - epochMs();

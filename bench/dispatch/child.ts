@@ -1,13 +1,20 @@
 /**
  * A server process of the dispatch benchmark (see ipc.ts): `coordinator` — a real
- * coordinator on the embedded store (PGlite in memory), listening on 127.0.0.1 — or `echo`,
- * the raw `ws` baseline. Forked by {@link Child.spawn}; answers the parent's calls.
+ * coordinator on the embedded store (PGlite in memory), listening on 127.0.0.1 —, `replica` —
+ * the same coordinator as one replica of several on a shared PostgreSQL schema and NATS, wired
+ * as `operator/wiring.ts` wires `cluster.nats` (its lock, routing, job forwarding; no money or
+ * verification, as in `coordinator`) — or `echo`, the raw `ws` baseline. Forked by
+ * {@link Child.spawn}; answers the parent's calls.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createCoordinator } from '../../coordinator/app.ts';
+import { type CoordinatorOptions, createCoordinator } from '../../coordinator/app.ts';
+import { systemClock } from '../../coordinator/clock.ts';
+import { openReplica } from '../../coordinator/cluster/replica.ts';
 import { openStore } from '../../coordinator/store/index.ts';
+import type { SqlStore } from '../../coordinator/store/sql-store.ts';
+import { replicaCoordinatorOptions } from '../../operator/wiring/cluster.ts';
 import { startEchoServer } from './echo.ts';
-import type { ChildReady, ChildRequest, CpuSample, FromChild, MemorySample, ToChild } from './ipc.ts';
+import type { ChildReady, ChildRequest, CpuSample, FromChild, MemorySample, ReplicaPlace, ToChild } from './ipc.ts';
 import { fetchTransport, runLoad } from './requesters.ts';
 import { epochMs, sleep } from './stats.ts';
 
@@ -58,19 +65,60 @@ function serve(handler: Handler): void {
   process.on('disconnect', () => process.exit(0));
 }
 
+const loggedErrors: string[] = [];
+const logger = {
+  info: () => {},
+  warn: () => {},
+  error: (message: string, fields?: Record<string, unknown>) => {
+    if (loggedErrors.length < 20) loggedErrors.push(`${message} ${JSON.stringify(fields ?? {}).slice(0, 300)}`);
+  },
+};
+
 async function coordinatorMode(): Promise<void> {
-  const store = await openStore();
-  const loggedErrors: string[] = [];
-  const logger = {
-    info: () => {},
-    warn: () => {},
-    error: (message: string, fields?: Record<string, unknown>) => {
-      if (loggedErrors.length < 20) loggedErrors.push(`${message} ${JSON.stringify(fields ?? {}).slice(0, 300)}`);
+  await serveCoordinator(await openStore(), {});
+}
+
+/** One replica of several: the replica's lock and bus (no singletons to run here: no money), then the coordinator. */
+async function replicaMode(place: ReplicaPlace): Promise<void> {
+  const store = await openStore({ databaseUrl: place.databaseUrl, schema: place.schema, replicaId: place.replicaId });
+  const replica = await openReplica({
+    replicaId: place.replicaId,
+    natsUrl: place.natsUrl,
+    databaseUrl: place.databaseUrl,
+    schema: place.schema,
+    db: store.db,
+    clock: systemClock,
+    logger,
+    onLost: (why) => {
+      console.error(`replica ${place.replicaId} lost its database locks: ${why}`);
+      process.exit(1);
     },
-  };
+  });
+  const idle = { start: () => undefined, stop: () => undefined };
+  await serveCoordinator(store, replicaCoordinatorOptions(replica), {
+    start: () => replica.start(idle, {}),
+    peers: () => replica.routing.peers.length,
+    close: () => replica.close(),
+  });
+}
+
+interface ReplicaHooks {
+  /** After the coordinator listens. */
+  start(): void;
+  peers(): number;
+  close(): Promise<void>;
+}
+
+async function serveCoordinator(store: SqlStore, options: Partial<CoordinatorOptions>, replica?: ReplicaHooks): Promise<void> {
   // Every simulated contributor and requester connects from loopback: the per-address limits are lifted.
-  const coordinator = createCoordinator({ store, logger, limits: { connectionsPerIp: 1_000_000, subscribersPerKey: 1_000_000 } });
+  const coordinator = createCoordinator({
+    store,
+    logger,
+    limits: { connectionsPerIp: 1_000_000, subscribersPerKey: 1_000_000 },
+    ...options,
+  });
   const server = await coordinator.listen({ port: 0, host: '127.0.0.1' });
+  replica?.start();
   const limits = { jobsPerMinute: 2_000_000_000, maxInFlight: 1_000_000 };
   const keys: string[] = [];
   for (let i = 0; i < Math.max(1, lanes); i++) keys.push((await coordinator.createApiKey(`bench-lane-${i}`, limits)).secret);
@@ -87,6 +135,8 @@ async function coordinatorMode(): Promise<void> {
         return epochMs();
       case 'connected':
         return coordinator.stats().contributors;
+      case 'peers':
+        return replica?.peers() ?? 0;
       case 'report': {
         const metrics = await (await coordinator.app.fetch(new Request('http://coordinator.local/metrics'))).text();
         const dispatchHistogram = [...metrics.matchAll(/^spinneret_dispatch_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)].map((m) => ({
@@ -115,6 +165,7 @@ async function coordinatorMode(): Promise<void> {
           void (async () => {
             await server.close();
             await coordinator.close();
+            await replica?.close();
             await store.close();
             process.exit(0);
           })();
@@ -150,5 +201,6 @@ async function echoMode(): Promise<void> {
 }
 
 if (mode === 'coordinator') await coordinatorMode();
+else if (mode === 'replica') await replicaMode(JSON.parse(process.argv[4] ?? '{}') as ReplicaPlace);
 else if (mode === 'echo') await echoMode();
 else throw new Error(`unknown mode ${String(mode)}`);

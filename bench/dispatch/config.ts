@@ -1,5 +1,6 @@
 /** The dispatch benchmark's knobs (env), and the sizes and slot counts derived from them. */
 import os from 'node:os';
+import { envNumber } from './stats.ts';
 
 export const MODEL = 'bench-model';
 
@@ -10,13 +11,6 @@ export interface Config {
   payloadBytes: number;
   warmupMs: number;
   windowMs: number;
-}
-
-function envNumber(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name} must be a number from ${min} to ${max}, got ${raw}`);
-  return Math.round(value);
 }
 
 export function config(): Config {

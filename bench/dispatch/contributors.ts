@@ -6,9 +6,14 @@
  *
  * The job frame's payload is the requester's blob, whose first bytes carry the time the
  * requester sent the `PUT`; the worker records payload-sent → job-frame-received.
+ *
+ * After {@link ContributorPool.failOver}, a worker whose socket drops comes back on one of the
+ * given coordinators (a load balancer's survivors) with the same identity, after the real
+ * worker's first reconnect delay (worker/network/connection.ts, full jitter under 500 ms).
  */
 import WebSocket, { type RawData } from 'ws';
 import { type CoordinatorMessage, helloMessage, PROTOCOL_VERSION } from '../../protocol/wire.ts';
+import { backoffDelay } from '../../worker/network/connection.ts';
 import { epochMs, filler, pool, readStamp, Samples, withTimeout } from './stats.ts';
 
 export interface ContributorPoolOptions {
@@ -47,21 +52,57 @@ function text(data: RawData): string {
   return data.toString('utf8');
 }
 
+/** What the workers that lost their coordinator after {@link ContributorPool.failOver} did, ms after its `since`. */
+export interface FailoverReport {
+  /** Workers whose socket dropped. */
+  dropped: number;
+  /** When each noticed its socket closed. */
+  closedMs: number[];
+  /** When each was welcomed again, capabilities and lease taken, on a survivor. */
+  backMs: number[];
+  /** When each received its first job there. */
+  servingMs: number[];
+  /** Reconnect attempts that failed (each is tried again). */
+  failedAttempts: number;
+}
+
+/** A worker's key pair and what its hello says. */
+interface Identity {
+  privateKey: CryptoKey;
+  identityKey: string;
+  hpkeKey: string;
+}
+
 /** One simulated worker. */
 class Contributor {
-  readonly ws: WebSocket;
+  ws: WebSocket;
   contributorId = '';
   /** Welcomed, capabilities and lease taken: the pool's pings go to it from now on. */
   ready = false;
+  /** After a fail-over: when its socket closed, it was back, and it got its first job there (epoch ms). */
+  lost: { closedAt: number; backAt?: number; servingAt?: number } | null = null;
+  /** Coming back after a drop: closes of the sockets it tries meanwhile are its own retries' business. */
+  reconnecting = false;
   #waiting: { type: CoordinatorMessage['type']; resolve: (m: CoordinatorMessage) => void } | null = null;
 
   constructor(
     url: string,
     private readonly pool: ContributorPool,
+    readonly identity: Identity,
   ) {
-    this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/contributor`, { perMessageDeflate: false });
-    this.ws.on('message', (data) => this.#onMessage(data));
-    this.ws.on('error', () => {});
+    this.ws = this.open(url);
+  }
+
+  /** A new socket to `url`, replacing the current one. */
+  open(url: string): WebSocket {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/contributor`, { perMessageDeflate: false });
+    this.ws = ws;
+    ws.on('message', (data) => this.#onMessage(data));
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      if (this.ws === ws) this.pool.onClose(this);
+    });
+    return ws;
   }
 
   /** Resolves with the next message of `type` (only one wait at a time; used during the handshake). */
@@ -99,6 +140,8 @@ export class ContributorPool {
   readonly #resultEnc: string;
   #recording: (Recording & { offsetMs: number; from: number; to: number }) | null = null;
   #ping: NodeJS.Timeout | undefined;
+  #closing = false;
+  #failover: { urls: readonly string[]; since: number; next: number; failedAttempts: number } | null = null;
   /** Jobs received since connecting. */
   jobs = 0;
   /** Unusual messages by kind (`error CODE`, `cancel`, `drain`). */
@@ -150,9 +193,62 @@ export class ContributorPool {
     this.unusual.set(what, (this.unusual.get(what) ?? 0) + 1);
   }
 
+  /**
+   * From now on a worker whose socket drops reconnects to one of `urls` (round robin), as the
+   * real worker does behind a load balancer; {@link failoverReport} says how long it took,
+   * counted from `since` (epoch ms).
+   */
+  failOver(urls: readonly string[], since: number): void {
+    this.#failover = { urls, since, next: 0, failedAttempts: 0 };
+  }
+
+  failoverReport(): FailoverReport {
+    const since = this.#failover?.since ?? 0;
+    const lost = this.#workers.flatMap((w) => (w.lost === null ? [] : [w.lost]));
+    const after = (times: (number | undefined)[]): number[] => times.flatMap((t) => (t === undefined ? [] : [t - since]));
+    return {
+      dropped: lost.length,
+      closedMs: after(lost.map((l) => l.closedAt)),
+      backMs: after(lost.map((l) => l.backAt)),
+      servingMs: after(lost.map((l) => l.servingAt)),
+      failedAttempts: this.#failover?.failedAttempts ?? 0,
+    };
+  }
+
+  /** @internal A worker's socket closed: after {@link failOver}, it comes back on a survivor. */
+  onClose(worker: Contributor): void {
+    worker.ready = false;
+    const failover = this.#failover;
+    if (this.#closing || failover === null || worker.reconnecting) return;
+    worker.reconnecting = true;
+    worker.lost ??= { closedAt: epochMs() };
+    const retry = (attempt: number): void => {
+      setTimeout(
+        () => {
+          if (this.#closing) return;
+          const url = failover.urls[failover.next++ % failover.urls.length] ?? '';
+          worker.open(url);
+          this.#handshake(worker).then(
+            () => {
+              worker.reconnecting = false;
+              if (worker.lost !== null) worker.lost.backAt ??= epochMs();
+            },
+            () => {
+              failover.failedAttempts++;
+              if (attempt < 20) retry(attempt + 1);
+            },
+          );
+        },
+        backoffDelay(attempt, Math.random),
+      );
+    };
+    retry(0);
+  }
+
   /** @internal A job frame arrived: answer with one final chunk at once, then lease the slot again. */
   onJob(worker: Contributor, job: Extract<CoordinatorMessage, { type: 'job' }>, receivedAt: number): void {
     this.jobs++;
+    if (worker.lost?.backAt !== undefined) worker.lost.servingAt ??= receivedAt;
     const recording = this.#recording;
     if (recording !== null && receivedAt >= recording.from && receivedAt < recording.to) {
       recording.jobs++;
@@ -174,6 +270,7 @@ export class ContributorPool {
 
   /** Closes every socket and waits (bounded) for the closes. */
   async close(timeoutMs = 5_000): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#ping);
     const closed = this.#workers.map(
       (w) =>
@@ -190,53 +287,60 @@ export class ContributorPool {
   }
 
   async #connectAll(): Promise<void> {
-    const { url, count, connectParallel, model, slots, stepTimeoutMs } = this.#o;
+    const { url, count, connectParallel } = this.#o;
     await pool(count, connectParallel, async () => {
       const identity = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
       const identityKey = b64(await crypto.subtle.exportKey('raw', identity.publicKey));
       const hpkeKey = b64(crypto.getRandomValues(new Uint8Array(32)));
-      const worker = new Contributor(url, this);
+      const worker = new Contributor(url, this, { privateKey: identity.privateKey, identityKey, hpkeKey });
       this.#workers.push(worker);
-      const challenge = worker.next('challenge', stepTimeoutMs);
-      await withTimeout(
-        new Promise<void>((resolve, reject) => worker.ws.once('open', () => resolve()).once('error', reject)),
-        stepTimeoutMs,
-        'opening a contributor socket',
-      );
-      const c = await challenge;
-      if (c.type !== 'challenge') throw new Error('expected a challenge');
-      const signature = b64(
-        await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, new Uint8Array(helloMessage(c.nonce, identityKey, hpkeKey))),
-      );
-      const welcome = worker.next('welcome', stepTimeoutMs);
-      const helloAt = performance.now();
-      worker.send({
-        v: PROTOCOL_VERSION,
-        type: 'hello',
-        identityKey,
-        hpkeKey,
-        nonce: c.nonce,
-        signature,
-        client: { name: 'bench-dispatch', version: '0' },
-      });
-      const w = await welcome;
-      this.#o.helloMs?.add(performance.now() - helloAt);
-      if (w.type !== 'welcome') throw new Error('expected a welcome');
-      worker.contributorId = w.contributorId;
-      const pong = worker.next('pong', stepTimeoutMs);
-      worker.send({
-        v: PROTOCOL_VERSION,
-        type: 'capabilities',
-        adapter: null,
-        models: [{ id: model, state: 'loaded' }],
-        consent: ['chat'],
-        engineClass: 'bench',
-      });
-      worker.send({ v: PROTOCOL_VERSION, type: 'lease', slots });
-      // Frames are handled in order: the pong means capabilities and lease were taken.
-      worker.send({ v: PROTOCOL_VERSION, type: 'ping', t: 0 });
-      await pong;
-      worker.ready = true;
+      await this.#handshake(worker);
     });
+  }
+
+  /** On the worker's new socket: challenge, signed hello, welcome, capabilities, lease, and a pong that says they were taken. */
+  async #handshake(worker: Contributor): Promise<void> {
+    const { model, slots, stepTimeoutMs } = this.#o;
+    const { ws, identity } = worker;
+    const challenge = worker.next('challenge', stepTimeoutMs);
+    challenge.catch(() => undefined); // awaited below, unless opening the socket fails first
+    await withTimeout(
+      new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject)),
+      stepTimeoutMs,
+      'opening a contributor socket',
+    );
+    const c = await challenge;
+    if (c.type !== 'challenge') throw new Error('expected a challenge');
+    const signed = helloMessage(c.nonce, identity.identityKey, identity.hpkeKey);
+    const signature = b64(await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, new Uint8Array(signed)));
+    const welcome = worker.next('welcome', stepTimeoutMs);
+    const helloAt = performance.now();
+    worker.send({
+      v: PROTOCOL_VERSION,
+      type: 'hello',
+      identityKey: identity.identityKey,
+      hpkeKey: identity.hpkeKey,
+      nonce: c.nonce,
+      signature,
+      client: { name: 'bench-dispatch', version: '0' },
+    });
+    const w = await welcome;
+    this.#o.helloMs?.add(performance.now() - helloAt);
+    if (w.type !== 'welcome') throw new Error('expected a welcome');
+    worker.contributorId = w.contributorId;
+    const pong = worker.next('pong', stepTimeoutMs);
+    worker.send({
+      v: PROTOCOL_VERSION,
+      type: 'capabilities',
+      adapter: null,
+      models: [{ id: model, state: 'loaded' }],
+      consent: ['chat'],
+      engineClass: 'bench',
+    });
+    worker.send({ v: PROTOCOL_VERSION, type: 'lease', slots });
+    // Frames are handled in order: the pong means capabilities and lease were taken.
+    worker.send({ v: PROTOCOL_VERSION, type: 'ping', t: 0 });
+    await pong;
+    worker.ready = true;
   }
 }

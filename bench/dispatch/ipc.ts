@@ -1,6 +1,6 @@
 /**
- * The dispatch benchmark runs each server (the coordinator, or the raw echo server) in a
- * child process of its own — so it has a core to itself, as it would in production, and its
+ * The dispatch benchmark runs each server (the coordinator, a coordinator replica of several,
+ * or the raw echo server) in a child process of its own — so it has a core to itself, as it would in production, and its
  * memory is measured alone — and drives it from the parent over Node's IPC channel.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -10,7 +10,15 @@ import type { EchoResult, EchoRunOptions } from './echo.ts';
 import type { LoadResult } from './requesters.ts';
 import { withTimeout } from './stats.ts';
 
-export type ChildMode = 'coordinator' | 'echo';
+export type ChildMode = 'coordinator' | 'echo' | 'replica';
+
+/** A replica's place (mode `replica`): its id, the PostgreSQL schema it shares, and NATS. */
+export interface ReplicaPlace {
+  replicaId: string;
+  databaseUrl: string;
+  schema: string;
+  natsUrl: string;
+}
 
 export interface MemorySample {
   heapUsed: number;
@@ -58,6 +66,7 @@ export type ChildRequest =
   | { cmd: 'cpu' }
   | { cmd: 'clock' }
   | { cmd: 'connected' }
+  | { cmd: 'peers' }
   | { cmd: 'report' }
   | { cmd: 'load'; options: InProcessLoad }
   | { cmd: 'echo'; options: EchoRunOptions }
@@ -68,6 +77,8 @@ export interface ChildResults {
   cpu: CpuSample;
   clock: number;
   connected: number;
+  /** Replica only: the live peers it hears. */
+  peers: number;
   report: CoordinatorReport;
   load: LoadResult;
   echo: EchoResult;
@@ -116,15 +127,19 @@ export class Child {
     });
   }
 
-  /** Forks `child.ts` in `mode` with `--expose-gc` (TypeScript through tsx) and waits until it listens (3 minutes: a loaded machine starts it slowly). */
-  static async spawn(mode: ChildMode, lanes: number, timeoutMs = 180_000): Promise<Child> {
+  /**
+   * Forks `child.ts` in `mode` with `--expose-gc` (TypeScript through tsx) and waits until it
+   * listens (3 minutes: a loaded machine starts it slowly). `place`: mode `replica` only.
+   */
+  static async spawn(mode: ChildMode, lanes: number, timeoutMs = 180_000, place?: ReplicaPlace): Promise<Child> {
     const entry = fileURLToPath(new URL('./child.ts', import.meta.url));
     const env = { ...process.env };
     // The embedded store: PGlite in memory.
     delete env['DATABASE_URL'];
     // BENCH_DISPATCH_PROFILE=<folder>: a V8 CPU profile of each server process, written when it exits.
     const profile = process.env['BENCH_DISPATCH_PROFILE'];
-    const child = fork(entry, [mode, String(lanes)], {
+    const args = place === undefined ? [] : [JSON.stringify(place)];
+    const child = fork(entry, [mode, String(lanes), ...args], {
       execArgv: ['--expose-gc', '--import', 'tsx', ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [])],
       env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -151,6 +166,12 @@ export class Child {
       this.#process.send({ id, request } satisfies ToChild);
     });
     return withTimeout(result as Promise<ChildResults[C]>, timeoutMs, `server process: ${request.cmd}`);
+  }
+
+  /** Ends the process at once, as a crash or an operator's `kill -9` does; resolves when it has exited. */
+  async kill(): Promise<void> {
+    if (!this.#gone) this.#process.kill('SIGKILL');
+    await this.#exited;
   }
 
   /** Asks the process to close, and kills it if it has not exited within `timeoutMs`. */

@@ -77,6 +77,14 @@ export function filler(bytes: number): Buffer {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(Math.max(bytes, 16))));
 }
 
+/** The integer in environment variable `name`, or `fallback` when unset; throws naming the variable when out of [min, max]. */
+export function envNumber(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name} must be a number from ${min} to ${max}, got ${raw}`);
+  return Math.round(value);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,5 +1,8 @@
 /**
- * `BENCH_ONLY=replicas npm run bench`: what routing a job through another replica costs. Two
+ * `BENCH_ONLY=replicas npm run bench`: what routing a job through another replica costs, in two
+ * parts (`BENCH_REPLICAS_PARTS`, default `embed,load`): `load`, the dispatch bench's channel
+ * load over 1, 2 and 3 replica processes and a replica killed mid-load (load.ts); and `embed`,
+ * below. Two
  * coordinators in this process share one PostgreSQL schema and a NATS server (as
  * `cluster.nats` wires them); contributors (the real worker loop, embedding runtime) are on
  * replica B only. The same requester code runs `tiny-embed` jobs on B (same replica: the
@@ -25,6 +28,18 @@ const quiet = { info: () => undefined, warn: () => undefined, error: (m: string,
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
 export async function runReplicasBench(): Promise<void> {
+  const parts = (process.env['BENCH_REPLICAS_PARTS'] ?? 'embed,load').split(',').map((p) => p.trim());
+  const unknown = parts.filter((p) => p !== 'embed' && p !== 'load');
+  if (unknown.length > 0) throw new Error(`BENCH_REPLICAS_PARTS lists embed and load, got ${unknown.join(', ')}`);
+  if (parts.includes('embed')) await embedBench();
+  if (parts.includes('load')) {
+    const { runReplicaLoadBench } = await import('./load.ts');
+    await runReplicaLoadBench();
+  }
+}
+
+/** Tiny-embed jobs end to end through the same replica and through another. */
+async function embedBench(): Promise<void> {
   const schema = uniqueSchema('bench_replicas');
   const stores = [
     await openStore({ databaseUrl: TEST_DATABASE_URL, schema, replicaId: 'a' }),
