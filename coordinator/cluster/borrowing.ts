@@ -6,11 +6,18 @@
 import * as v from 'valibot';
 import { Granted, type RemoteView, type Up } from '../../protocol/cluster.ts';
 import type { CoordinatorMessage } from '../../protocol/wire.ts';
+import type { Job } from '../jobs/job.ts';
+import type { Relay } from '../leases/relay.ts';
+import { errorText } from '../log.ts';
 import { RemoteContributor, type RoutingContext } from './routing-context.ts';
 
 const key = (home: string, contributorId: string): string => `${home}/${contributorId}`;
 /** Remote contributors remembered for canaries. */
 const RECENT_REMOTE = 10_000;
+/** Claims out at once, at most (each one job's; a granted slot serves whichever waiting job fits it). */
+const MAX_IN_FLIGHT = 256;
+/** How long a waiting job that no replica could take waits before it asks again, ms. */
+const RETRY_MS = 250;
 
 export class Borrowing {
   readonly #x: RoutingContext;
@@ -18,9 +25,10 @@ export class Borrowing {
   readonly #proxies = new Map<string, RemoteContributor>();
   /** Contributors of other replicas that held this replica's jobs lately, and their replica (a canary may follow). */
   readonly #recent = new Map<string, string>();
-  /** When each waiting job last asked the other replicas, so one nobody can take does not spin. */
+  /** When each waiting job last asked the other replicas or heard their answers, so one nobody can take does not spin. */
   readonly #claimedAt = new Map<string, number>();
-  #claiming = false;
+  /** Waiting jobs with a claim out now. */
+  readonly #inFlight = new Set<string>();
   #rr = 0;
 
   constructor(context: RoutingContext) {
@@ -37,56 +45,62 @@ export class Borrowing {
     return this.#recent.get(contributorId);
   }
 
-  /** Waiting jobs (32 at most, each at most every 250 ms) ask the live `peers` in turn for a slot. */
-  async claim(peers: readonly string[]): Promise<void> {
+  /**
+   * Waiting jobs ask the other replicas for a slot, each without waiting for the others' answers
+   * (at most {@link MAX_IN_FLIGHT} claims out at once, one per job; a job nobody could take asks
+   * again {@link RETRY_MS} after the last refusal); `peersFor` says whom to ask for a model and kind, in order. Slots held
+   * and not used since the last call go back.
+   */
+  claim(peersFor: (model: string, kind: string) => readonly string[]): void {
     const relay = this.#x.relay();
-    if (relay === null || this.#claiming) return;
-    const { bus, replicaId, clock, claimTimeoutMs } = this.#x.options;
-    const now = clock.now();
-    const due = [];
+    if (relay === null) return;
+    const now = this.#x.options.clock.now();
     for (const job of relay.waitingJobs()) {
-      if (due.length >= 32) break;
-      if (now - (this.#claimedAt.get(job.id) ?? -Infinity) >= 250) due.push(job);
+      if (this.#inFlight.size >= MAX_IN_FLIGHT) break;
+      if (this.#inFlight.has(job.id) || now - (this.#claimedAt.get(job.id) ?? -Infinity) < RETRY_MS) continue;
+      const peers = peersFor(job.model, job.kind);
+      if (peers.length === 0) continue;
+      this.#claimedAt.set(job.id, now);
+      this.#inFlight.add(job.id);
+      void this.#claimFor(relay, job, peers)
+        .catch((err: unknown) => this.#x.options.logger.error('claiming a slot failed', { jobId: job.id, error: errorText(err) }))
+        .finally(() => {
+          this.#inFlight.delete(job.id);
+          this.#claimedAt.set(job.id, this.#x.options.clock.now());
+        });
     }
-    if (due.length === 0 || peers.length === 0) {
-      this.returnUnused();
-      return;
+    for (const id of this.#claimedAt.keys()) {
+      if (!this.#inFlight.has(id) && relay.jobById(id)?.state !== 'waiting') this.#claimedAt.delete(id);
     }
-    this.#claiming = true;
-    try {
-      await Promise.all(
-        due.map(async (job) => {
-          this.#claimedAt.set(job.id, now);
-          const start = this.#rr++;
-          for (let k = 0; k < peers.length && job.state === 'waiting'; k++) {
-            const peer = peers[(start + k) % peers.length] ?? '';
-            const target = relay.targetOf(job.id);
-            const excluded = relay.excludedFrom(job.id);
-            const excludeWallets = excluded.wallets.slice(0, 16);
-            const body = {
-              owner: replicaId,
-              jobId: job.id,
-              model: job.model,
-              kind: job.kind,
-              exclude: [...new Set([...excluded.contributors, ...job.triedBy])].slice(0, 64),
-              ...(excludeWallets.length > 0 && { excludeWallets }),
-              ...(target !== undefined && { target }),
-            };
-            this.#x.counts.claimsSent++;
-            const answer = await bus.request(this.#x.subjects.claim(peer), body, claimTimeoutMs).catch(() => null);
-            const granted = answer === null ? null : parseGranted(answer);
-            if (granted !== null) {
-              this.#x.counts.claimsGranted++;
-              this.#hold(peer, granted);
-              return;
-            }
-          }
-        }),
-      );
-    } finally {
-      this.#claiming = false;
-      for (const id of this.#claimedAt.keys()) if (relay.jobById(id)?.state !== 'waiting') this.#claimedAt.delete(id);
-      this.returnUnused();
+    this.returnUnused();
+  }
+
+  /** Asks `peers` in turn (from a rotating start) for a slot for `job`, until one grants it or the job no longer waits. */
+  async #claimFor(relay: Relay, job: Job, peers: readonly string[]): Promise<void> {
+    const { bus, replicaId, claimTimeoutMs } = this.#x.options;
+    const start = this.#rr++;
+    for (let k = 0; k < peers.length && job.state === 'waiting'; k++) {
+      const peer = peers[(start + k) % peers.length] ?? '';
+      const target = relay.targetOf(job.id);
+      const excluded = relay.excludedFrom(job.id);
+      const excludeWallets = excluded.wallets.slice(0, 16);
+      const body = {
+        owner: replicaId,
+        jobId: job.id,
+        model: job.model,
+        kind: job.kind,
+        exclude: [...new Set([...excluded.contributors, ...job.triedBy])].slice(0, 64),
+        ...(excludeWallets.length > 0 && { excludeWallets }),
+        ...(target !== undefined && { target }),
+      };
+      this.#x.counts.claimsSent++;
+      const answer = await bus.request(this.#x.subjects.claim(peer), body, claimTimeoutMs).catch(() => null);
+      const granted = answer === null ? null : parseGranted(answer);
+      if (granted !== null) {
+        this.#x.counts.claimsGranted++;
+        this.#hold(peer, granted);
+        return;
+      }
     }
   }
 

@@ -49,7 +49,8 @@ export interface Bus {
 
 /** Connects to NATS at `url`; `name` shows in the server's connection list. */
 export async function connectBus(url: string, name: string, onError: (message: string, err: unknown) => void): Promise<Bus> {
-  const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  // noAsyncTraces: no stack trace captured per request (a timeout's error says only the subject).
+  const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true });
   const subs: Subscription[] = [];
   let dropped = 0;
   const encode = (body: unknown): string => JSON.stringify(body);
