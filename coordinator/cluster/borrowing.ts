@@ -8,6 +8,7 @@ import { Granted, type RemoteView, type Up } from '../../protocol/cluster.ts';
 import type { CoordinatorMessage } from '../../protocol/wire.ts';
 import type { Job } from '../jobs/job.ts';
 import type { Relay } from '../leases/relay.ts';
+import { randomId } from '../ids.ts';
 import { errorText } from '../log.ts';
 import { RemoteContributor, type RoutingContext } from './routing-context.ts';
 
@@ -18,6 +19,12 @@ const RECENT_REMOTE = 10_000;
 const MAX_IN_FLIGHT = 256;
 /** How long a waiting job that no replica could take waits before it asks again, ms. */
 const RETRY_MS = 250;
+/** Slots of one model and kind claimed ahead of this replica's next jobs, at most. */
+const AHEAD = 64;
+/** How long a held slot no job used is kept before it goes back to its contributor's replica, ms. */
+const KEEP_MS = 250;
+
+const modelKind = (model: string, kind: string): string => `${model}\n${kind}`;
 
 export class Borrowing {
   readonly #x: RoutingContext;
@@ -29,6 +36,13 @@ export class Borrowing {
   readonly #claimedAt = new Map<string, number>();
   /** Waiting jobs with a claim out now. */
   readonly #inFlight = new Set<string>();
+  /**
+   * Slots claimed ahead, per `<model>\n<kind>`: `started` jobs of it started on a held slot since the
+   * last tick (each is replaced by one claimed ahead), `out` claims ahead not answered yet.
+   */
+  readonly #ahead = new Map<string, { model: string; kind: Job['kind']; started: number; out: number }>();
+  /** When each held remote contributor last got an unused slot (unused ones go back {@link KEEP_MS} after). */
+  readonly #keptAt = new Map<string, number>();
   #rr = 0;
 
   constructor(context: RoutingContext) {
@@ -72,14 +86,55 @@ export class Borrowing {
     for (const id of this.#claimedAt.keys()) {
       if (!this.#inFlight.has(id) && relay.jobById(id)?.state !== 'waiting') this.#claimedAt.delete(id);
     }
+    this.#claimAhead(relay, peersFor);
     this.returnUnused();
   }
 
-  /** Asks `peers` in turn (from a rotating start) for a slot for `job`, until one grants it or the job no longer waits. */
-  async #claimFor(relay: Relay, job: Job, peers: readonly string[]): Promise<void> {
+  /**
+   * Each job that started on a held slot since the last tick has one slot of its model and kind
+   * claimed ahead for the job after it, so that one does not wait for a claim's round trip (at
+   * most {@link AHEAD} held or asked for per model and kind); one no job used goes back after
+   * {@link KEEP_MS} and is not replaced.
+   */
+  #claimAhead(relay: Relay, peersFor: (model: string, kind: string) => readonly string[]): void {
+    for (const [mk, a] of this.#ahead) {
+      const want = Math.min(a.started, AHEAD - a.out - this.#openFor(a.model, a.kind), MAX_IN_FLIGHT - this.#inFlight.size);
+      a.started = 0;
+      const peers = want > 0 ? peersFor(a.model, a.kind) : [];
+      for (let i = 0; i < want && peers.length > 0; i++) {
+        const id = randomId(12);
+        a.out++;
+        this.#inFlight.add(id);
+        void this.#claimFor(relay, { id, model: a.model, kind: a.kind }, peers)
+          .catch((err: unknown) => this.#x.options.logger.error('claiming a slot ahead failed', { error: errorText(err) }))
+          .finally(() => {
+            this.#inFlight.delete(id);
+            a.out--;
+          });
+      }
+      if (a.out === 0 && a.started === 0) this.#ahead.delete(mk);
+    }
+  }
+
+  /** Unused slots held now of contributors serving `model` and `kind`. */
+  #openFor(model: string, kind: Job['kind']): number {
+    let n = 0;
+    for (const proxy of this.#proxies.values()) {
+      const caps = proxy.capabilities;
+      if (proxy.openSlots > 0 && caps !== null && caps.consent.includes(kind) && caps.models.some((m) => m.id === model))
+        n += proxy.openSlots;
+    }
+    return n;
+  }
+
+  /**
+   * Asks `peers` in turn (from a rotating start) for a slot for `job` (a waiting job, or a job to
+   * come, claimed ahead), until one grants it or the job no longer waits.
+   */
+  async #claimFor(relay: Relay, job: Pick<Job, 'id' | 'model' | 'kind'> & Partial<Job>, peers: readonly string[]): Promise<void> {
     const { bus, replicaId, claimTimeoutMs } = this.#x.options;
     const start = this.#rr++;
-    for (let k = 0; k < peers.length && job.state === 'waiting'; k++) {
+    for (let k = 0; k < peers.length && (job.state ?? 'waiting') === 'waiting'; k++) {
       const peer = peers[(start + k) % peers.length] ?? '';
       const target = relay.targetOf(job.id);
       const excluded = relay.excludedFrom(job.id);
@@ -89,7 +144,7 @@ export class Borrowing {
         jobId: job.id,
         model: job.model,
         kind: job.kind,
-        exclude: [...new Set([...excluded.contributors, ...job.triedBy])].slice(0, 64),
+        exclude: [...new Set([...excluded.contributors, ...(job.triedBy ?? [])])].slice(0, 64),
         ...(excludeWallets.length > 0 && { excludeWallets }),
         ...(target !== undefined && { target }),
       };
@@ -123,8 +178,9 @@ export class Borrowing {
     let proxy = this.#proxies.get(k);
     if (proxy === undefined || local !== proxy) {
       proxy = new RemoteContributor(home, view, (message) => {
-        if (bus.publish(this.#x.subjects.down(home), { owner: replicaId, contributorId: view.id, message })) return;
         const job = message.type === 'job' ? relay.jobById(message.jobId) : undefined;
+        if (job !== undefined) this.#started(job.model, job.kind);
+        if (bus.publish(this.#x.subjects.down(home), { owner: replicaId, contributorId: view.id, message })) return;
         // Outside the relay's call that sent it: the job fails, typed, rather than waiting for its lease to expire.
         if (job !== undefined) {
           const error = {
@@ -139,23 +195,35 @@ export class Borrowing {
       relay.join(proxy);
     }
     proxy.openSlots++;
+    this.#keptAt.set(k, this.#x.options.clock.now());
     relay.schedule();
   }
 
+  /** A job of `model` and `kind` started on a held slot: one more is claimed ahead at the next tick. */
+  #started(model: string, kind: Job['kind']): void {
+    const mk = modelKind(model, kind);
+    const a = this.#ahead.get(mk) ?? { model, kind, started: 0, out: 0 };
+    a.started++;
+    this.#ahead.set(mk, a);
+  }
+
   /**
-   * Slots held from other replicas that the relay did not use go back; a remote contributor that
-   * holds nothing of this replica's any more leaves its relay (placement, device counts and
-   * `hasPeer` see only what this replica holds).
+   * Slots held from other replicas that no job used for {@link KEEP_MS} (all of them while this
+   * replica drains) go back; a remote contributor that holds nothing of this replica's any more
+   * leaves its relay (placement, device counts and `hasPeer` see only what this replica holds).
    */
   returnUnused(): void {
-    const { bus, replicaId } = this.#x.options;
+    const { bus, replicaId, clock } = this.#x.options;
+    const now = clock.now();
+    const all = this.#x.relay()?.draining ?? true;
     for (const [k, proxy] of this.#proxies) {
-      if (proxy.openSlots > 0) {
+      if (proxy.openSlots > 0 && (all || now - (this.#keptAt.get(k) ?? -Infinity) >= KEEP_MS)) {
         bus.publish(this.#x.subjects.release(proxy.home), { owner: replicaId, contributorId: proxy.id, slots: proxy.openSlots });
         proxy.openSlots = 0;
       }
-      if (proxy.leases.size === 0) {
+      if (proxy.leases.size === 0 && proxy.openSlots <= 0) {
         this.#proxies.delete(k);
+        this.#keptAt.delete(k);
         this.#x.relay()?.leave(proxy, 'holds nothing of this replica');
       }
     }
@@ -187,6 +255,7 @@ export class Borrowing {
     const proxy = this.#proxies.get(k);
     if (proxy === undefined) return;
     this.#proxies.delete(k);
+    this.#keptAt.delete(k);
     proxy.openSlots = 0;
     this.#x.relay()?.leave(proxy, `its replica ${home}: ${why}`);
   }

@@ -3,10 +3,12 @@
  * on a real relay and a recording bus (the bus itself is exercised on NATS in routing.test.ts):
  * every waiting job's claim goes out at once instead of in serialized batches, never twice for one
  * job, only to the peers whose heartbeat says they serve the job's model (every peer when none
- * says so), and a granted slot is placed at once.
+ * says so); a granted slot is placed at once, kept 250 ms when no job needs it, and each job that
+ * starts on a held slot has the next one claimed ahead.
  */
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../jobs/job.ts';
+import type { CoordinatorMessage } from '../../protocol/wire.ts';
 import { ConnectedContributor } from '../leases/contributor.ts';
 import { Relay } from '../leases/relay.ts';
 import { Metrics } from '../metrics/metrics.ts';
@@ -159,8 +161,8 @@ describe('claiming slots of other replicas', () => {
     expect(bus.requests[5]?.subject).not.toBe(first?.subject);
   });
 
-  it('gives back a granted slot no waiting job could use', async () => {
-    const { relay, bus, borrowing, jobs } = setUp();
+  it('gives back a granted slot no job used within 250 ms', async () => {
+    const { clock, relay, bus, borrowing, jobs } = setUp();
     const [job] = jobs(1);
     borrowing.claim(() => ['b']);
     // A local contributor takes the job while the claim is out.
@@ -171,8 +173,49 @@ describe('claiming slots of other replicas', () => {
     expect(job).toMatchObject({ state: 'queued', contributorId: 'local' });
     bus.requests[0]?.answer({ contributor: { id: 'remote-1', hpkeKey: 'k'.repeat(43), wallet: null, capabilities: capabilities('m') } });
     await settle();
+    const release = { subject: 'p.r.b.release', body: { owner: 'a', contributorId: 'remote-1', slots: 1 } };
+    clock.advance(249);
     borrowing.claim(() => ['b']);
-    expect(bus.published).toContainEqual({ subject: 'p.r.b.release', body: { owner: 'a', contributorId: 'remote-1', slots: 1 } });
+    expect(bus.published).not.toContainEqual(release);
+    expect(borrowing.holding).toBe(1);
+    clock.advance(1);
+    borrowing.claim(() => ['b']);
+    expect(bus.published).toContainEqual(release);
     expect(borrowing.holding).toBe(0);
+  });
+
+  it('claims one slot ahead for each job that started on a held slot, and the next job takes it without a claim', async () => {
+    const { clock, relay, bus, borrowing, jobs } = setUp();
+    const view = { id: 'remote-1', hpkeKey: 'k'.repeat(43), wallet: null, capabilities: capabilities('m') };
+    const [first] = jobs(1);
+    borrowing.claim(() => ['b']);
+    bus.requests[0]?.answer({ contributor: view });
+    await settle();
+    expect(first).toMatchObject({ state: 'queued', contributorId: 'remote-1' });
+    borrowing.claim(() => ['b']);
+    expect(bus.requests).toHaveLength(1); // assigned, but nothing has started on the slot yet
+
+    // Its payload goes down (as the relay sends it once the requester sealed it): one slot is claimed ahead.
+    const job = { v: 1, type: 'job', jobId: first?.id, leaseId: first?.leaseId, attempt: 1 } as unknown as CoordinatorMessage;
+    relay.contributors.get('remote-1')?.send(job);
+    expect(bus.published.filter((m) => m.subject === 'p.r.b.down')).toHaveLength(1);
+    borrowing.claim(() => ['b']);
+    expect(bus.requests).toHaveLength(2);
+    const ahead = bus.requests[1];
+    expect(ahead?.body).toMatchObject({ owner: 'a', model: 'm', kind: 'chat', exclude: [] });
+    expect(relay.jobById(ahead?.body.jobId ?? '')).toBeUndefined(); // no job of that id: a slot for the next one
+    ahead?.answer({ contributor: view });
+    await settle();
+    borrowing.claim(() => ['b']);
+    expect(bus.requests).toHaveLength(2); // one started, one claimed ahead
+
+    // Kept (under 250 ms), the next job is placed on it at once, with no claim of its own.
+    clock.advance(200);
+    borrowing.claim(() => ['b']);
+    expect(bus.published.some((m) => m.subject === 'p.r.b.release')).toBe(false);
+    const [next] = jobs(1);
+    expect(next).toMatchObject({ state: 'queued', contributorId: 'remote-1' });
+    borrowing.claim(() => ['b']);
+    expect(bus.requests).toHaveLength(2);
   });
 });
