@@ -97,6 +97,7 @@ export class Borrowing {
    * {@link KEEP_MS} and is not replaced.
    */
   #claimAhead(relay: Relay, peersFor: (model: string, kind: string) => readonly string[]): void {
+    if (relay.draining) return this.#ahead.clear();
     for (const [mk, a] of this.#ahead) {
       const want = Math.min(a.started, AHEAD - a.out - this.#openFor(a.model, a.kind), MAX_IN_FLIGHT - this.#inFlight.size);
       a.started = 0;
@@ -149,7 +150,10 @@ export class Borrowing {
         ...(target !== undefined && { target }),
       };
       this.#x.counts.claimsSent++;
-      const answer = await bus.request(this.#x.subjects.claim(peer), body, claimTimeoutMs).catch(() => null);
+      const answer = await bus.request(this.#x.subjects.claim(peer), body, claimTimeoutMs).catch(() => {
+        this.#unanswered(peer);
+        return null;
+      });
       const granted = answer === null ? null : parseGranted(answer);
       if (granted !== null) {
         this.#x.counts.claimsGranted++;
@@ -197,6 +201,19 @@ export class Borrowing {
     proxy.openSlots++;
     this.#keptAt.set(k, this.#x.options.clock.now());
     relay.schedule();
+  }
+
+  /**
+   * `home` did not answer a claim (no one listens: it died or restarted; or it timed out): its
+   * unused slots held here go back now, so no job is placed on them while its silence is timed.
+   */
+  #unanswered(home: string): void {
+    const { bus, replicaId } = this.#x.options;
+    for (const proxy of this.#proxies.values()) {
+      if (proxy.home !== home || proxy.openSlots <= 0) continue;
+      bus.publish(this.#x.subjects.release(home), { owner: replicaId, contributorId: proxy.id, slots: proxy.openSlots });
+      proxy.openSlots = 0;
+    }
   }
 
   /** A job of `model` and `kind` started on a held slot: one more is claimed ahead at the next tick. */

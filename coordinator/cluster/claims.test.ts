@@ -31,7 +31,7 @@ const capabilities = (model: string) => ({
 
 /** Records what is published and requested; a request resolves when the test answers it. */
 class RecordingBus implements Bus {
-  readonly requests: { subject: string; body: { jobId: string }; answer: (body: unknown) => void }[] = [];
+  readonly requests: { subject: string; body: { jobId: string }; answer: (body: unknown) => void; fail: (err: Error) => void }[] = [];
   readonly published: { subject: string; body: unknown }[] = [];
   readonly dropped = 0;
   readonly maxPayload = 1024 * 1024;
@@ -40,7 +40,7 @@ class RecordingBus implements Bus {
     return true;
   }
   request(subject: string, body: unknown): Promise<unknown> {
-    return new Promise((answer) => this.requests.push({ subject, body: body as { jobId: string }, answer }));
+    return new Promise((answer, fail) => this.requests.push({ subject, body: body as { jobId: string }, answer, fail }));
   }
   subscribe(): void {}
   async close(): Promise<void> {}
@@ -217,5 +217,29 @@ describe('claiming slots of other replicas', () => {
     expect(next).toMatchObject({ state: 'queued', contributorId: 'remote-1' });
     borrowing.claim(() => ['b']);
     expect(bus.requests).toHaveLength(2);
+  });
+
+  it('gives back at once the held slots of a replica that did not answer a claim', async () => {
+    const { relay, bus, borrowing, jobs } = setUp();
+    const [job] = jobs(1);
+    borrowing.claim(() => ['b']);
+    const local = new ConnectedContributor({ id: 'local', hpkeKey: 'k'.repeat(43), send: () => {} });
+    local.capabilities = capabilities('m');
+    relay.join(local);
+    relay.offer(local, 1);
+    expect(job).toMatchObject({ state: 'queued', contributorId: 'local' });
+    bus.requests[0]?.answer({ contributor: { id: 'remote-1', hpkeKey: 'k'.repeat(43), wallet: null, capabilities: capabilities('m') } });
+    await settle();
+    expect(relay.contributors.get('remote-1')?.openSlots).toBe(1); // kept for the next job
+
+    // A job of another model asks B, and no one listens there (B died): B's kept slot goes back now.
+    jobs(1, 'n');
+    borrowing.claim(() => ['b']);
+    bus.requests[1]?.fail(new Error('no responders'));
+    await settle();
+    expect(relay.contributors.get('remote-1')?.openSlots ?? 0).toBe(0);
+    expect(bus.published).toContainEqual({ subject: 'p.r.b.release', body: { owner: 'a', contributorId: 'remote-1', slots: 1 } });
+    jobs(1); // placed on no slot of B's: it waits
+    expect([...relay.waitingJobs()].map((j) => j.model)).toEqual(['n', 'm']);
   });
 });
