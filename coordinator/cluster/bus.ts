@@ -56,7 +56,8 @@ export const DROP_LOG_MS = 10_000;
 
 /** Connects to NATS at `url`; `name` shows in the server's connection list. */
 export async function connectBus(url: string, name: string, onError: (message: string, err: unknown) => void): Promise<Bus> {
-  const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  // noAsyncTraces: no stack trace captured per request (a timeout's error says only the subject).
+  const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true });
   const subs: Subscription[] = [];
   let dropped = 0;
   /** Per subject: when a drop was last logged, and how many since were not. */

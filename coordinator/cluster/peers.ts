@@ -22,7 +22,7 @@ export function servedBy(relay: Relay | null): string[] {
 
 /** Peers heard from: their boot id, when, and what their contributors serve. */
 export class Peers {
-  readonly #peers = new Map<string, { boot: string; seenAt: number; serves: ReadonlySet<string> }>();
+  readonly #peers = new Map<string, { boot: string; seenAt: number; serves: ReadonlySet<string>; modelKinds: ReadonlySet<string> }>();
 
   /**
    * @param me this replica, whose own heartbeats are not a peer's
@@ -46,11 +46,23 @@ export class Peers {
   /** Whether a live peer has a contributor serving `model` and `kind` (and `engineClass`, when given). */
   serve(model: string, kind: string, engineClass?: string): boolean {
     const exact = engineClass === undefined ? null : `${model}\n${kind}\n${engineClass}`;
-    const prefix = `${model}\n${kind}\n`;
+    const modelKind = `${model}\n${kind}`;
     for (const peer of this.#peers.values()) {
-      if (exact !== null ? peer.serves.has(exact) : [...peer.serves].some((s) => s.startsWith(prefix))) return true;
+      if (exact !== null ? peer.serves.has(exact) : peer.modelKinds.has(modelKind)) return true;
     }
     return false;
+  }
+
+  /**
+   * The peers to ask for a slot of `model` and `kind`: those whose last heartbeat says a
+   * contributor of theirs serves it; every live peer when none says so (a contributor that
+   * joined since, or a list cut at 256 entries).
+   */
+  forClaim(model: string, kind: string): string[] {
+    const modelKind = `${model}\n${kind}`;
+    const serving: string[] = [];
+    for (const [replica, peer] of this.#peers) if (peer.modelKinds.has(modelKind)) serving.push(replica);
+    return serving.length > 0 ? serving : this.list();
   }
 
   /**
@@ -66,7 +78,8 @@ export class Peers {
       this.#drop(replica, 'restarted');
     }
     if (known === undefined && this.#peers.size >= MAX_PEERS) return this.o.refused();
-    this.#peers.set(replica, { boot, seenAt: now, serves: new Set(serves) });
+    const modelKinds = new Set(serves.map((s) => s.slice(0, s.lastIndexOf('\n'))));
+    this.#peers.set(replica, { boot, seenAt: now, serves: new Set(serves), modelKinds });
   }
 
   /** Peers silent longer than `deadAfterMs` at `now` (ms) are lost. */

@@ -137,8 +137,16 @@ export class Routing {
     };
     beat();
     this.#timers.push(setInterval(beat, heartbeatMs));
-    const claim = (): Promise<void> => this.#borrowing.claim(this.#peers.list());
-    this.#timers.push(setInterval(() => void claim().catch(fail('claiming slots failed')), claimEveryMs));
+    const claim = (): void => this.#borrowing.claim((model, kind) => this.#peers.forClaim(model, kind));
+    this.#timers.push(
+      setInterval(() => {
+        try {
+          claim();
+        } catch (err) {
+          fail('claiming slots failed')(err);
+        }
+      }, claimEveryMs),
+    );
     for (const t of this.#timers) t.unref();
   }
 
