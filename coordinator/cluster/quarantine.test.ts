@@ -229,6 +229,23 @@ describe('quarantine across replicas', () => {
       expect((await lift(undefined, liftBody)).status).toBe(401);
       expect((await lift(keyA.secret, liftBody)).status).toBe(401);
       expect((await lift(OPERATOR, { ...liftBody, reason: '' })).status).toBe(400);
+      // Hostile input, typed before any SQL: NUL bytes, ids off the protocol's patterns, a huge body, one never quarantined.
+      for (const hostile of [
+        { ...liftBody, reason: 'a\u0000b' },
+        { ...liftBody, by: 'x\u0000' },
+        { ...liftBody, id: 'dev\u0000ice' },
+        { ...liftBody, id: `wallet:${'a'.repeat(101)}` },
+        { ...liftBody, id: 'a'.repeat(65) },
+        { ...liftBody, extra: 1 },
+      ]) {
+        const refused = await lift(OPERATOR, hostile);
+        expect(refused.status, JSON.stringify(hostile)).toBe(400);
+        expect(await refused.json()).toMatchObject({ error: { code: 'BAD_MESSAGE' } });
+      }
+      expect((await lift(OPERATOR, { ...liftBody, reason: 'x'.repeat(5_000) })).status).toBe(413);
+      const unknown = await lift(OPERATOR, { ...liftBody, id: 'never-quarantined-device' });
+      expect(unknown.status).toBe(404);
+      expect(await unknown.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
       const listed = (await (await list(OPERATOR)).json()) as { quarantines: { id: string }[] };
       expect(listed.quarantines.map((q) => q.id).sort()).toEqual([liarId, `wallet:${wallet}`].sort());
 
